@@ -1,0 +1,11 @@
+//! Stepwise: sales-engagement sequences whose every step type and criteria
+//! predicate is a sandboxed WebAssembly component.
+//!
+//! Code map: [`plugins`] is the plugin platform (the only module touching
+//! wasmtime); [`model`] holds the records plugins see; [`templates`]
+//! renders tokens; [`runner`] runs one plugin against fixtures.
+
+pub mod model;
+pub mod plugins;
+pub mod runner;
+pub mod templates;

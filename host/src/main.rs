@@ -1,0 +1,178 @@
+//! The `stepwise` command: a thin shell over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use stepwise::plugins::{Limits, NetPolicy, Runtime, RuntimeConfig};
+use stepwise::runner::{self, Mode, RunOptions, Source};
+
+/// Stepwise: sales-engagement sequences whose every step is a sandboxed
+/// WebAssembly component.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// List the built-in plugins.
+    List,
+    /// Print a component's manifest, WIT version, capabilities and size.
+    Inspect {
+        /// A `.wasm` component, or `builtin:<name>`.
+        component: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a component against fixture JSON and print what it did.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// A `.wasm` component, or `builtin:<name>`.
+    component: String,
+    /// The step's configuration (JSON file); `{}` when absent.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The contact (JSON file): a contact, or `{"contact", "owner", "company"}`.
+    #[arg(long)]
+    contact: Option<PathBuf>,
+    /// The action's owner (JSON file).
+    #[arg(long)]
+    owner: Option<PathBuf>,
+    /// The contact's company (JSON file).
+    #[arg(long)]
+    company: Option<PathBuf>,
+    /// Users the directory knows (JSON file with a list of users).
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// Step context overrides (JSON file).
+    #[arg(long)]
+    step: Option<PathBuf>,
+    /// A capability to grant: `log`, `render-template`, `send-email`,
+    /// `send-sms`, `lookup-user`, `http-fetch=URL-PATTERN[,…]`,
+    /// `update-contact=FIELD[,…]`. Repeat for more. Nothing is granted
+    /// unless named.
+    #[arg(long = "grant", value_name = "CAPABILITY")]
+    grants: Vec<String>,
+    /// What to call.
+    #[arg(long, value_enum, default_value = "auto")]
+    mode: Mode,
+    /// Complete a manual step with this result.
+    #[arg(long)]
+    result: Option<String>,
+    /// Let `http-fetch` reach private and loopback addresses (for a local
+    /// test server).
+    #[arg(long)]
+    allow_private_network: bool,
+    /// Wall-clock limit of the call, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Memory limit of the instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Plugin(PluginCommand::List) => {
+            for (name, bytes) in stepwise::plugins::builtin::BUILTIN {
+                println!("builtin:{name:<12} {} bytes", bytes.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Inspect { component, json }) => {
+            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let report = runner::inspect_component(&runtime, &Source::parse(&component)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Run(args)) => run(*args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not valid JSON", path.display()))?;
+            text
+        }
+        None => "{}".to_owned(),
+    };
+    let subject = match &args.contact {
+        Some(path) => runner::read_subject(path)?,
+        None => Default::default(),
+    };
+    let owner = args.owner.as_deref().map(runner::read_json).transpose()?;
+    let company = args.company.as_deref().map(runner::read_json).transpose()?;
+    let options = RunOptions {
+        config,
+        subject: runner::merge_subject(subject, owner, company),
+        users: args.users.as_deref().map(runner::read_json).transpose()?.unwrap_or_default(),
+        grants: args.grants,
+        result: args.result,
+        step: args.step.as_deref().map(runner::read_json).transpose()?,
+    };
+    let limits = Limits {
+        call_timeout: std::time::Duration::from_millis(args.timeout_ms),
+        memory_bytes: args.memory_mib << 20,
+        concurrent_calls: 4,
+        ..Limits::default()
+    };
+    let net = NetPolicy { allow_private: args.allow_private_network, ..NetPolicy::default() };
+    let runtime = Runtime::new(RuntimeConfig { limits, net, cache_dir: None })?;
+    let report = runner::run(&runtime, &Source::parse(&args.component), args.mode, options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}

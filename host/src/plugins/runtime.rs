@@ -1,0 +1,479 @@
+//! The one wasmtime engine of the host: how it is configured, how plugins
+//! are loaded, and how every call is bounded and classified.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use super::error::{CallError, LoadError, PluginError};
+use super::limits::{LimitExceeded, Limits};
+use super::loader::{ArtifactCache, Inspection, inspect};
+use super::net::{HttpClient, NetPolicy};
+use super::report::CallReport;
+use super::state::{AccountGrant, CallState, Invocation};
+use super::types::{Capability, ConfigProblem, EngageItem, Manifest, Outcome, PluginKind, StepContext};
+use super::wit::v0_1_0;
+use crate::model::Subject;
+
+/// How the runtime is set up.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Limits of every call.
+    pub limits: Limits,
+    /// Rules of outbound HTTP.
+    pub net: NetPolicy,
+    /// Where compiled artifacts are cached; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// How often the epoch advances. A call's deadline is counted in ticks, so
+/// this bounds how late a runaway guest is stopped.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The plugin runtime: one engine, one linker, the HTTP client plugins reach
+/// the network through, and a bound on concurrent calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("limits", &self.inner.limits).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<CallState>,
+    limits: Arc<Limits>,
+    http: Arc<HttpClient>,
+    cache: Option<ArtifactCache>,
+    permits: Semaphore,
+    deadline_ticks: u64,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A loaded plugin, ready to call.
+pub struct Plugin {
+    manifest: Manifest,
+    inspection: Inspection,
+    declared: Arc<[Capability]>,
+    pre: Versioned,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("id", &self.manifest.id)
+            .field("version", &self.manifest.version)
+            .field("wit_version", &self.inspection.wit_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The plugin's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The contract version it was built for.
+    pub fn wit_version(&self) -> &'static str {
+        self.inspection.wit_version
+    }
+
+    /// SHA-256 of its bytes, hex.
+    pub fn digest(&self) -> &str {
+        &self.inspection.digest
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> usize {
+        self.inspection.size
+    }
+}
+
+/// One pre-instantiated component per supported contract version.
+enum Versioned {
+    V0_1_0(v0_1_0::Pre),
+}
+
+/// A successful call: the plugin's answer and what the call did.
+#[derive(Debug, Clone)]
+pub struct Call<T> {
+    /// The answer.
+    pub value: T,
+    /// Host calls, logs, messages, changes, time and memory.
+    pub report: CallReport,
+}
+
+impl Runtime {
+    /// Builds the engine and starts its epoch ticker.
+    ///
+    /// # Errors
+    ///
+    /// When the engine cannot be configured as asked (for example a pool
+    /// larger than the address space) or the cache directory cannot be made.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let limits = config.limits;
+        let engine = Engine::new(&engine_config(&limits)).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        v0_1_0::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(ArtifactCache::new(dir, &engine)?),
+            None => None,
+        };
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), stop_ticker.clone());
+        let ticks = limits.call_timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                http: Arc::new(HttpClient::new(config.net)?),
+                cache,
+                permits: Semaphore::new(limits.concurrent_calls as usize),
+                deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX),
+                limits: Arc::new(limits),
+                stop_ticker,
+            }),
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Loads a component: checks its world and contract version, compiles
+    /// it (or takes the cached artifact), links it and reads its manifest.
+    ///
+    /// # Errors
+    ///
+    /// A [`LoadError`] naming what is wrong with the component.
+    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        let inspection = inspect(bytes)?;
+        let component = self.compile(&inspection, bytes).await?;
+        let instance_pre =
+            self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = match inspection.wit_version {
+            v0_1_0::VERSION => Versioned::V0_1_0(
+                v0_1_0::Pre::new(instance_pre, inspection.kind).map_err(|e| LoadError::Link(format!("{e:#}")))?,
+            ),
+            other => unreachable!("inspect accepted unsupported version {other}"),
+        };
+        let mut plugin = Plugin {
+            manifest: placeholder_manifest(inspection.kind),
+            inspection,
+            declared: Arc::from(Vec::new()),
+            pre,
+        };
+        let invocation = Invocation::detached(AccountGrant::none());
+        let call = self
+            .invoke(&plugin, invocation, v0_1_0::Request::Describe, 0)
+            .await
+            .map_err(|e| LoadError::Describe(e.error))?;
+        let v0_1_0::Response::Manifest(manifest) = call.value else { unreachable!("describe answers with a manifest") };
+        check_manifest(&manifest, plugin.inspection.kind)?;
+        plugin.declared = Arc::from(manifest.capabilities.clone());
+        plugin.manifest = manifest;
+        Ok(Arc::new(plugin))
+    }
+
+    async fn compile(&self, inspection: &Inspection, bytes: &[u8]) -> Result<Component, LoadError> {
+        let engine = self.inner.engine.clone();
+        let cache = self.inner.cache.clone();
+        let digest = inspection.digest.clone();
+        let bytes = bytes.to_vec();
+        // Compiling takes long enough to stall other tasks on this thread.
+        tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => cache.load_or_compile(&engine, &digest, &bytes),
+            None => Component::new(&engine, &bytes).map_err(|e| LoadError::Compile(format!("{e:#}"))),
+        })
+        .await
+        .map_err(|e| LoadError::Compile(e.to_string()))?
+    }
+
+    /// Validates a step's configuration.
+    ///
+    /// # Errors
+    ///
+    /// A [`CallError`] when the plugin could not answer.
+    pub async fn validate_config(
+        &self,
+        plugin: &Plugin,
+        grant: Arc<AccountGrant>,
+        config: &str,
+    ) -> Result<Call<Vec<ConfigProblem>>, CallError> {
+        let call = self
+            .invoke(plugin, Invocation::detached_arc(grant), v0_1_0::Request::Validate(config), config.len())
+            .await?;
+        match call.value {
+            v0_1_0::Response::Problems(problems) => Ok(Call { value: problems, report: call.report }),
+            _ => unreachable!("validate answers with problems"),
+        }
+    }
+
+    /// Prepares the to-do item of a manual step.
+    ///
+    /// # Errors
+    ///
+    /// A [`CallError`] when the plugin could not answer.
+    pub async fn prepare(
+        &self,
+        plugin: &Plugin,
+        invocation: Invocation,
+        config: &str,
+    ) -> Result<Call<Result<EngageItem, String>>, CallError> {
+        let size = input_size(config, &invocation.subject);
+        let call = self.invoke(plugin, invocation, v0_1_0::Request::Prepare(config), size).await?;
+        match call.value {
+            v0_1_0::Response::Item(item) => Ok(Call { value: item, report: call.report }),
+            _ => unreachable!("prepare answers with an item"),
+        }
+    }
+
+    /// Executes a step.
+    ///
+    /// # Errors
+    ///
+    /// A [`CallError`] when the plugin could not answer; a step that fails
+    /// on its own terms answers [`Outcome::Failed`] instead.
+    pub async fn execute(
+        &self,
+        plugin: &Plugin,
+        invocation: Invocation,
+        config: &str,
+    ) -> Result<Call<Outcome>, CallError> {
+        let size = input_size(config, &invocation.subject);
+        let call = self.invoke(plugin, invocation, v0_1_0::Request::Execute(config), size).await?;
+        match call.value {
+            v0_1_0::Response::Outcome(outcome) => Ok(Call { value: outcome, report: call.report }),
+            _ => unreachable!("execute answers with an outcome"),
+        }
+    }
+
+    /// Evaluates a predicate.
+    ///
+    /// # Errors
+    ///
+    /// A [`CallError`] when the plugin could not answer.
+    pub async fn evaluate(
+        &self,
+        plugin: &Plugin,
+        invocation: Invocation,
+        config: &str,
+    ) -> Result<Call<Result<bool, String>>, CallError> {
+        let size = input_size(config, &invocation.subject);
+        let call = self.invoke(plugin, invocation, v0_1_0::Request::Evaluate(config), size).await?;
+        match call.value {
+            v0_1_0::Response::Verdict(verdict) => Ok(Call { value: verdict, report: call.report }),
+            _ => unreachable!("evaluate answers with a verdict"),
+        }
+    }
+
+    /// Runs one call in a fresh store, within every limit.
+    async fn invoke(
+        &self,
+        plugin: &Plugin,
+        invocation: Invocation,
+        request: v0_1_0::Request<'_>,
+        input_size: usize,
+    ) -> Result<Call<v0_1_0::Response>, CallError> {
+        let inner = &*self.inner;
+        let limits = &inner.limits;
+        let started = Instant::now();
+        let fail = |error: PluginError, mut report: CallReport| {
+            report.wall = started.elapsed();
+            Err(CallError { error, report: Box::new(report) })
+        };
+        if input_size > limits.input_bytes {
+            let error = PluginError::InputTooLarge { size: input_size, limit: limits.input_bytes };
+            return fail(error, CallReport::default());
+        }
+        let wrong_kind = match (&request, plugin.inspection.kind) {
+            (v0_1_0::Request::Evaluate(_), PluginKind::Action) => Some("a step plugin cannot evaluate criteria"),
+            (v0_1_0::Request::Prepare(_) | v0_1_0::Request::Execute(_), PluginKind::Predicate) => {
+                Some("a predicate plugin cannot prepare or execute a step")
+            }
+            _ => None,
+        };
+        if let Some(message) = wrong_kind {
+            return fail(PluginError::WrongKind(message.to_owned()), CallReport::default());
+        }
+
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = inner.permits.acquire().await.ok();
+        let state = CallState::new(limits, plugin.declared.clone(), invocation, inner.http.clone());
+        let mut store = Store::new(&inner.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Epochs stop a guest that spins; the tokio timeout below stops a
+        // call stuck in a host function, which epochs cannot interrupt.
+        store.set_epoch_deadline(inner.deadline_ticks);
+        store.epoch_deadline_trap();
+        let outcome = match &plugin.pre {
+            Versioned::V0_1_0(pre) => {
+                tokio::time::timeout(limits.call_timeout, v0_1_0::call(pre, &mut store, request)).await
+            }
+        };
+        let stderr_tail = store.data().stderr_tail();
+        let mut report = store.into_data().into_report();
+        report.wall = started.elapsed();
+        match outcome {
+            Err(_elapsed) => fail(PluginError::Timeout { limit: limits.call_timeout }, report),
+            Ok(Err(error)) => fail(classify(&error, limits, &stderr_tail), report),
+            Ok(Ok((_, size))) if size > limits.output_bytes => {
+                fail(PluginError::OutputTooLarge { size, limit: limits.output_bytes }, report)
+            }
+            Ok(Ok((value, _))) => Ok(Call { value, report }),
+        }
+    }
+}
+
+/// Tells the limits and traps apart.
+fn classify(error: &wasmtime::Error, limits: &Limits, stderr_tail: &str) -> PluginError {
+    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+        return match *limit {
+            LimitExceeded::Memory { wanted, limit } => PluginError::MemoryLimit { wanted, limit },
+            LimitExceeded::TableElements { limit, .. } => PluginError::TableLimit { limit },
+            LimitExceeded::Log { limit } => PluginError::LogLimit { limit },
+            LimitExceeded::HostData { limit } => PluginError::HostDataLimit { limit },
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginError::Timeout { limit: limits.call_timeout },
+        Some(trap) => {
+            let mut message = trap.to_string();
+            if !stderr_tail.is_empty() {
+                message = format!("{message}; stderr: {stderr_tail}");
+            }
+            PluginError::Trap { message }
+        }
+        None => PluginError::Instantiate(format!("{error:#}")),
+    }
+}
+
+fn engine_config(limits: &Limits) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.memory_init_cow(true);
+    let slots = limits.concurrent_calls.max(1);
+    let per_component = u32::try_from(limits.instances).unwrap_or(u32::MAX);
+    let tables = u32::try_from(limits.tables).unwrap_or(u32::MAX);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(per_component))
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(tables))
+        .total_stacks(slots)
+        .max_core_instances_per_component(per_component)
+        .max_memories_per_component(2)
+        .max_tables_per_component(tables)
+        .max_memory_size(limits.memory_bytes)
+        .table_elements(limits.table_elements);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+fn spawn_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new().name("stepwise-epoch".into()).spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(EPOCH_TICK);
+            engine.increment_epoch();
+        }
+    });
+    if let Err(error) = spawned {
+        // Without a ticker, deadlines fall back to the tokio timeout alone.
+        tracing::error!(%error, "cannot start the epoch ticker");
+    }
+}
+
+fn input_size(config: &str, subject: &Subject) -> usize {
+    config.len() + subject.approx_size()
+}
+
+fn placeholder_manifest(kind: PluginKind) -> Manifest {
+    Manifest {
+        id: String::new(),
+        version: String::new(),
+        kind,
+        title: String::new(),
+        description: String::new(),
+        config_schema: serde_json::Value::Null,
+        channel: None,
+        default_activation: super::types::Activation::Automatic,
+        results: Vec::new(),
+        capabilities: Vec::new(),
+    }
+}
+
+fn check_manifest(manifest: &Manifest, kind: PluginKind) -> Result<(), LoadError> {
+    let bad = |message: String| Err(LoadError::InvalidManifest(message));
+    let id_ok = !manifest.id.is_empty()
+        && manifest.id.len() <= 64
+        && manifest.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !manifest.id.starts_with('-');
+    if !id_ok {
+        return bad(format!("id `{}` must be 1 to 64 lowercase letters, digits and dashes", manifest.id));
+    }
+    if manifest.kind != kind {
+        return bad(format!("kind {:?} does not match the exported world {kind:?}", manifest.kind));
+    }
+    let version_ok = manifest.version.split('.').count() == 3
+        && manifest.version.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !version_ok {
+        return bad(format!("version `{}` is not MAJOR.MINOR.PATCH", manifest.version));
+    }
+    if !manifest.config_schema.is_object() && !manifest.config_schema.is_boolean() {
+        return bad("config-schema must be a JSON Schema object".to_owned());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for result in &manifest.results {
+        let code_ok = !result.code.is_empty()
+            && result.code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !code_ok {
+            return bad(format!("result code `{}` must be snake_case", result.code));
+        }
+        if !seen.insert(result.code.as_str()) {
+            return bad(format!("result code `{}` is declared twice", result.code));
+        }
+        if result.ends_enrollment != result.outcome.is_some() {
+            return bad(format!("result `{}` must name an outcome exactly when it ends the enrollment", result.code));
+        }
+    }
+    if kind == PluginKind::Action && manifest.results.is_empty() {
+        return bad("a step must declare at least one result".to_owned());
+    }
+    Ok(())
+}
+
+impl Invocation {
+    /// An invocation outside any enrollment, for `describe` and
+    /// `validate-config`.
+    pub fn detached(grant: AccountGrant) -> Self {
+        Self::detached_arc(Arc::new(grant))
+    }
+
+    fn detached_arc(grant: Arc<AccountGrant>) -> Self {
+        Self {
+            grant,
+            step: StepContext::default(),
+            subject: Subject::default(),
+            directory: Arc::new(super::directory::StaticDirectory::default()),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `stepwise:plugin/log@0.1.0`: the plugin's log.
+
+use super::action_world::stepwise::plugin::log::{Host, Level};
+use crate::plugins::capability::Need;
+use crate::plugins::report::LogLevel;
+use crate::plugins::state::HostCtx;
+use crate::plugins::types::Capability;
+
+impl Host for HostCtx {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        // Charged before the check so that a denied plugin cannot flood the
+        // report with denials for free.
+        self.charge(message.len())?;
+        if self.authorize("log.log", "", Need::Plain(Capability::Log)).is_err() {
+            // `log` has no error channel: the denial is recorded and the
+            // line dropped.
+            return Ok(());
+        }
+        let level = match level {
+            Level::Trace => LogLevel::Trace,
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        self.log(level, message)
+    }
+}

@@ -1,0 +1,63 @@
+//! `stepwise:plugin/templates@0.1.0`: token rendering for the current subject.
+
+use super::action_world::stepwise::plugin::templates::Host;
+use super::wit::{ErrorCode, HostError};
+use super::{code_name, host_error};
+use crate::plugins::capability::Need;
+use crate::plugins::report::HostCallResult;
+use crate::plugins::state::HostCtx;
+use crate::plugins::types::Capability;
+
+impl HostCtx {
+    /// The common part of `render` and `check`: authorization, budget and
+    /// recording. `work` does the template work itself.
+    fn template_call(
+        &mut self,
+        function: &str,
+        template: &str,
+        work: impl FnOnce(&Self) -> Result<String, crate::templates::TemplateError>,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        self.charge(template.len())?;
+        let detail = preview(template);
+        if let Err(denial) = self.authorize(function, &detail, Need::Plain(Capability::RenderTemplate)) {
+            return Ok(Err(host_error(ErrorCode::Denied, denial.to_string())));
+        }
+        match work(self) {
+            Ok(text) => {
+                self.charge(text.len())?;
+                self.record(function, &detail, HostCallResult::Ok);
+                Ok(Ok(text))
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let code = code_name(ErrorCode::Invalid).to_owned();
+                self.record(function, &detail, HostCallResult::Error { code, message: message.clone() });
+                Ok(Err(host_error(ErrorCode::Invalid, message)))
+            }
+        }
+    }
+}
+
+impl Host for HostCtx {
+    async fn render(&mut self, template: String) -> wasmtime::Result<Result<String, HostError>> {
+        self.template_call("templates.render", &template, |ctx| {
+            crate::templates::render(&template, &ctx.invocation.subject)
+        })
+    }
+
+    async fn check(&mut self, template: String) -> wasmtime::Result<Result<(), HostError>> {
+        let checked = self.template_call("templates.check", &template, |_| {
+            crate::templates::check(&template).map(|()| String::new())
+        })?;
+        Ok(checked.map(drop))
+    }
+}
+
+/// The first characters of a template, for the report.
+fn preview(template: &str) -> String {
+    const MAX: usize = 60;
+    match template.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &template[..cut]),
+        None => template.to_owned(),
+    }
+}
