@@ -1,0 +1,125 @@
+//! A guest that makes one host call of its config's choosing, including calls
+//! it has not declared: the host must enforce capabilities and budgets.
+
+use serde_json::{Value, json};
+use stepwise_plugin_sdk::ErrorCode;
+use stepwise_plugin_sdk::contacts::ContactUpdate;
+use stepwise_plugin_sdk::messaging::Email;
+use stepwise_plugin_sdk::prelude::*;
+use stepwise_plugin_sdk::users::UserRef;
+
+/// Which host call to make, and with what.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The call.
+    pub call: Call,
+    /// The URL to fetch.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The template to render.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// How many lines `log-flood` writes; 100 000 unless set.
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// The host calls this guest can make.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Call {
+    /// One info line.
+    Log,
+    /// `count` lines of 1 KiB each.
+    LogFlood,
+    /// Renders `template` (`Hi {{contact.first_name}}` unless set).
+    Render,
+    /// GETs `url` (`https://example.com/` unless set).
+    Fetch,
+    /// Emails the contact (not declared).
+    SendEmail,
+    /// Sets the contact type to `Clients` (not declared).
+    UpdateContact,
+    /// Looks up the contact's owner by id.
+    LookupUser,
+}
+
+/// An automatic step declaring log, render-template, http-fetch and
+/// lookup-user, but not send-email, send-sms or update-contact.
+#[derive(Debug)]
+pub struct HostCaller;
+
+impl Action for HostCaller {
+    type Config = Config;
+
+    fn manifest() -> Manifest {
+        Manifest::action("host-caller", "Host caller")
+            .automatic()
+            .result(ResultSpec::continues("done", "Done"))
+            .capability(Capability::Log)
+            .capability(Capability::RenderTemplate)
+            .capability(Capability::HttpFetch)
+            .capability(Capability::LookupUser)
+    }
+
+    fn execute(_: &StepContext, config: Config, subject: &Subject) -> Outcome {
+        match call(&config, subject) {
+            Ok(output) => Outcome::done_with("done", &output),
+            Err(error) => Outcome::failed_with(
+                "host call failed",
+                &json!({"code": error.code.as_str(), "message": error.message}),
+            ),
+        }
+    }
+}
+
+/// Makes the call `config` asks for and describes its result.
+fn call(config: &Config, subject: &Subject) -> Result<Value, HostError> {
+    let contact = &subject.contact;
+    Ok(match config.call {
+        Call::Log => {
+            log::info("hello from host-caller");
+            json!({"logged": 1})
+        }
+        Call::LogFlood => {
+            let count = config.count.unwrap_or(100_000);
+            let line = "x".repeat(1024);
+            for _ in 0..count {
+                log::info(&line);
+            }
+            json!({"logged": count})
+        }
+        Call::Render => {
+            let template = config.template.as_deref().unwrap_or("Hi {{contact.first_name}}");
+            json!({"rendered": templates::render(template)?})
+        }
+        Call::Fetch => {
+            let url = config.url.as_deref().unwrap_or("https://example.com/");
+            let response = http::Request::get(url).send()?;
+            json!({"status": response.status(), "body": response.text()})
+        }
+        Call::SendEmail => {
+            let email = Email {
+                to: contact.email.clone().unwrap_or_else(|| "nobody@example.com".into()),
+                subject: "hello".into(),
+                text: "hello from host-caller".into(),
+                html: None,
+            };
+            json!({"message_id": messaging::send_email(&email)?})
+        }
+        Call::UpdateContact => {
+            let update = ContactUpdate { contact_type: Some("Clients".into()), ..ContactUpdate::default() };
+            json!({"contact_type": contacts::update(&update)?.contact_type})
+        }
+        Call::LookupUser => {
+            let id = contact.owner_id.clone().unwrap_or_default();
+            let user = users::lookup(&UserRef::Id(id))?;
+            json!({"user": user.map(|u| json!({"id": u.id, "name": u.name, "email": u.email}))})
+        }
+    })
+}
+
+/// The WIT name of `code`, such as `too-large`.
+
+stepwise_plugin_sdk::export_action!(HostCaller);

@@ -1,0 +1,234 @@
+//! Every test guest against the runtime: each misbehaviour ends in its own
+//! error, and the next call on the same runtime succeeds.
+
+use stepwise::plugins::report::HostCallResult;
+use stepwise::plugins::{LoadError, PluginError, Runtime};
+use stepwise_tests::{ada, guests, invocation, runtime};
+
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[expect(unused_imports, reason = "only checks that the test exists")]
+        use self::$name as _;
+    };
+}
+stepwise_tests::foreach_guest!(assert_test_exists);
+
+/// After a misbehaving call, a well-behaved one on the same runtime works.
+async fn still_serving(runtime: &Runtime) {
+    let plugin = runtime.load(guests::TRIVIAL).await.expect("trivial loads");
+    let call = runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.expect("trivial runs");
+    assert!(matches!(call.value, stepwise::plugins::types::Outcome::Done { .. }), "{:?}", call.value);
+}
+
+#[tokio::test]
+async fn trivial() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::TRIVIAL).await.unwrap();
+    assert_eq!(plugin.wit_version(), "0.1.0");
+    for _ in 0..3 {
+        still_serving(&runtime).await;
+    }
+}
+
+#[tokio::test]
+async fn infinite_loop() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::INFINITE_LOOP).await.unwrap();
+    let failure = runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap_err();
+    assert!(matches!(failure.error, PluginError::Timeout { .. }), "{:?}", failure.error);
+    assert!(failure.error.to_string().contains("timed out after 500 ms"), "{}", failure.error);
+    still_serving(&runtime).await;
+}
+
+#[tokio::test]
+async fn memory_bomb() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::MEMORY_BOMB).await.unwrap();
+    let failure = runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap_err();
+    assert!(
+        matches!(failure.error, PluginError::MemoryLimit { limit, .. } if limit == 32 << 20),
+        "{:?}",
+        failure.error
+    );
+    assert!(failure.report.peak_memory <= 32 << 20);
+    still_serving(&runtime).await;
+}
+
+#[tokio::test]
+async fn oversized_output() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::OVERSIZED_OUTPUT).await.unwrap();
+    let failure = runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap_err();
+    assert!(
+        matches!(failure.error, PluginError::OutputTooLarge { size, limit } if size > limit && limit == 1 << 20),
+        "{:?}",
+        failure.error
+    );
+    still_serving(&runtime).await;
+}
+
+#[tokio::test]
+async fn trap() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::TRAP).await.unwrap();
+    let failure = runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap_err();
+    let PluginError::Trap { message } = &failure.error else { panic!("{:?}", failure.error) };
+    assert!(message.contains("deliberate panic in execute"), "{message}");
+    still_serving(&runtime).await;
+}
+
+#[tokio::test]
+async fn oversized_input_is_refused_before_the_call() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::TRIVIAL).await.unwrap();
+    let config = format!("{{\"pad\": \"{}\"}}", "x".repeat(2 << 20));
+    let failure = runtime.execute(&plugin, invocation(ada(), &[]), &config).await.unwrap_err();
+    assert!(matches!(failure.error, PluginError::InputTooLarge { .. }), "{:?}", failure.error);
+    still_serving(&runtime).await;
+}
+
+/// Runs `host-caller` with `config` under `grants`; returns the outcome as
+/// JSON and the report.
+async fn host_call(
+    runtime: &Runtime,
+    config: serde_json::Value,
+    grants: &[&str],
+) -> Result<(serde_json::Value, stepwise::plugins::CallReport), stepwise::plugins::CallError> {
+    let plugin = runtime.load(guests::HOST_CALLER).await.unwrap();
+    let call = runtime.execute(&plugin, invocation(ada(), grants), &config.to_string()).await?;
+    Ok((serde_json::to_value(&call.value).unwrap(), call.report))
+}
+
+#[tokio::test]
+async fn host_caller() {
+    let runtime = runtime(false);
+    let config = serde_json::json!({"call": "render", "template": "Hi {{contact.first_name}}"});
+    let (outcome, report) = host_call(&runtime, config, &["render-template"]).await.unwrap();
+    assert_eq!(outcome["status"], "done", "{outcome}");
+    assert_eq!(outcome["output"]["rendered"], "Hi Ada", "{outcome}");
+    assert_eq!(report.host_calls.len(), 1);
+    assert_eq!(report.host_calls[0].result, HostCallResult::Ok);
+}
+
+#[tokio::test]
+async fn undeclared_capability_is_denied_even_when_granted() {
+    let runtime = runtime(false);
+    let config = serde_json::json!({"call": "send-email"});
+    let (outcome, report) = host_call(&runtime, config, &["send-email"]).await.unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert_eq!(outcome["details"]["code"], "denied", "{outcome}");
+    let denial: Vec<_> = report.denials().collect();
+    assert_eq!(denial.len(), 1);
+    assert_eq!(denial[0].function, "messaging.send-email");
+    let HostCallResult::Denied { reason } = &denial[0].result else { unreachable!() };
+    assert!(reason.contains("not declared"), "{reason}");
+    assert!(report.messages.is_empty());
+}
+
+#[tokio::test]
+async fn declared_but_ungranted_capability_is_denied() {
+    let runtime = runtime(false);
+    for (config, function) in [
+        (serde_json::json!({"call": "fetch", "url": "https://example.com/"}), "http.fetch"),
+        (serde_json::json!({"call": "render", "template": "x"}), "templates.render"),
+        (serde_json::json!({"call": "lookup-user"}), "users.lookup-user"),
+    ] {
+        let (outcome, report) = host_call(&runtime, config, &[]).await.unwrap();
+        assert_eq!(outcome["details"]["code"], "denied", "{outcome}");
+        let denial: Vec<_> = report.denials().collect();
+        assert_eq!(denial.len(), 1, "{function}");
+        assert_eq!(denial[0].function, function);
+        let HostCallResult::Denied { reason } = &denial[0].result else { unreachable!() };
+        assert!(reason.contains("not granted"), "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn denied_log_lines_are_recorded_and_dropped() {
+    let runtime = runtime(false);
+    let (outcome, report) = host_call(&runtime, serde_json::json!({"call": "log"}), &[]).await.unwrap();
+    assert_eq!(outcome["status"], "done", "{outcome}");
+    assert!(report.logs.iter().all(|l| l.source != stepwise::plugins::report::LogSource::Plugin));
+    assert_eq!(report.denials().count(), 1);
+}
+
+#[tokio::test]
+async fn log_flood_hits_the_log_limit() {
+    let runtime = runtime(false);
+    let failure =
+        host_call(&runtime, serde_json::json!({"call": "log-flood", "count": 1000}), &["log"]).await.unwrap_err();
+    assert!(matches!(failure.error, PluginError::LogLimit { limit } if limit == 16 << 10), "{:?}", failure.error);
+    assert!(!failure.report.logs.is_empty(), "lines before the limit are kept");
+    still_serving(&runtime).await;
+}
+
+#[tokio::test]
+async fn update_contact_needs_the_field_declared() {
+    let runtime = runtime(false);
+    let config = serde_json::json!({"call": "update-contact"});
+    let (outcome, report) = host_call(&runtime, config, &["update-contact=contact_type"]).await.unwrap();
+    assert_eq!(outcome["details"]["code"], "denied", "{outcome}");
+    assert!(report.contact_changes.is_empty());
+}
+
+#[tokio::test]
+async fn predicate_even() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::PREDICATE_EVEN).await.unwrap();
+    let mut subject = ada();
+    subject.contact.attributes.insert("n".into(), stepwise::model::AttributeValue::Number(4.0));
+    let call = runtime.evaluate(&plugin, invocation(subject.clone(), &[]), "{}").await.unwrap();
+    assert_eq!(call.value, Ok(true));
+    subject.contact.attributes.insert("n".into(), stepwise::model::AttributeValue::Number(3.0));
+    let call = runtime.evaluate(&plugin, invocation(subject, &[]), "{}").await.unwrap();
+    assert_eq!(call.value, Ok(false));
+    let call = runtime.evaluate(&plugin, invocation(ada(), &[]), "{}").await.unwrap();
+    assert!(call.value.is_err(), "a missing attribute is an error, not false");
+    let failure = runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap_err();
+    assert!(matches!(failure.error, PluginError::WrongKind(_)), "{:?}", failure.error);
+}
+
+#[tokio::test]
+async fn wrong_world() {
+    let runtime = runtime(false);
+    let error = runtime.load(guests::WRONG_WORLD).await.unwrap_err();
+    assert!(matches!(error, LoadError::UnknownWorld { .. }), "{error:?}");
+    assert!(error.to_string().contains("wasi:cli/run"), "{error}");
+    still_serving(&runtime).await;
+}
+
+#[tokio::test]
+async fn future_wit() {
+    let runtime = runtime(false);
+    let error = runtime.load(guests::FUTURE_WIT).await.unwrap_err();
+    assert!(matches!(&error, LoadError::UnsupportedWitVersion { found, .. } if found == "0.2.0"), "{error:?}");
+    assert!(error.to_string().contains("supported: 0.1.0"), "{error}");
+}
+
+#[tokio::test]
+async fn core_module_is_not_a_component() {
+    let runtime = runtime(false);
+    // The smallest core module: magic and version 1.
+    let error = runtime.load(b"\0asm\x01\0\0\0").await.unwrap_err();
+    assert!(error.to_string().contains("core WebAssembly module"), "{error}");
+    let error = runtime.load(b"not wasm at all").await.unwrap_err();
+    assert!(matches!(error, LoadError::NotAComponent(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn calls_run_concurrently_on_one_runtime() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::TRIVIAL).await.unwrap();
+    let looping = runtime.load(guests::INFINITE_LOOP).await.unwrap();
+    let slow = {
+        let runtime = runtime.clone();
+        let looping = looping.clone();
+        tokio::spawn(async move { runtime.execute(&looping, invocation(ada(), &[]), "{}").await })
+    };
+    // While one call spins until its deadline, others complete.
+    for _ in 0..20 {
+        runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap();
+    }
+    assert!(!slow.is_finished(), "the spinning call is still running");
+    assert!(slow.await.unwrap().is_err());
+}
