@@ -29,7 +29,10 @@ pub fn test_limits() -> Limits {
 /// the loopback servers tests start.
 pub fn runtime(allow_private: bool) -> Runtime {
     let net = NetPolicy { allow_private, timeout: Duration::from_secs(5), ..NetPolicy::default() };
-    Runtime::new(RuntimeConfig { limits: test_limits(), net, cache_dir: None }).expect("runtime starts")
+    // The artifact cache is shared by every test (it is keyed by component
+    // digest and engine), so each guest is compiled once per machine.
+    let cache_dir = Some(std::env::temp_dir().join("stepwise-test-artifacts"));
+    Runtime::new(RuntimeConfig { limits: test_limits(), net, cache_dir }).expect("runtime starts")
 }
 
 /// Ada, a contact with an owner.

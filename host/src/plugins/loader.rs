@@ -134,7 +134,9 @@ impl ArtifactCache {
         let mut file = Sha256::digest(&artifact).to_vec();
         file.extend_from_slice(&artifact);
         // Written beside and renamed, so that a reader never sees half a file.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
         if let Err(error) = std::fs::write(&tmp, &file).and_then(|()| std::fs::rename(&tmp, &path)) {
             tracing::warn!(%error, path = %path.display(), "cannot cache a compiled artifact");
         }

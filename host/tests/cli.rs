@@ -1,0 +1,130 @@
+//! The `stepwise plugin` commands, run as a user runs them.
+
+use std::process::Command;
+
+fn stepwise(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_stepwise"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn inspect_prints_manifest_version_capabilities_and_size() {
+    let (ok, out, err) = stepwise(&["plugin", "inspect", "builtin:task"]);
+    assert!(ok, "{err}");
+    for expected in [
+        "plugin       task 0.1.0 (Action)",
+        "wit          stepwise:plugin@0.1.0",
+        "activation   Manual",
+        "none",
+        "positive",
+        "ends the enrollment (positive)",
+        "capabilities render-template",
+        "size         ",
+        "config schema",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+}
+
+#[test]
+fn inspect_json_of_the_webhook() {
+    let (ok, out, err) = stepwise(&["plugin", "inspect", "builtin:webhook", "--json"]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["manifest"]["id"], "webhook");
+    assert_eq!(report["wit_version"], "0.1.0");
+    assert_eq!(report["manifest"]["default_activation"], "automatic");
+    let caps = report["manifest"]["capabilities"].as_array().unwrap();
+    assert!(caps.contains(&serde_json::json!("http-fetch")), "{caps:?}");
+    assert!(report["size"].as_u64().unwrap() > 1000);
+}
+
+#[test]
+fn run_prepares_the_task_from_fixtures() {
+    let (ok, out, err) = stepwise(&[
+        "plugin",
+        "run",
+        "builtin:task",
+        "--config",
+        "host/fixtures/task.json",
+        "--contact",
+        "host/fixtures/contact.json",
+        "--grant",
+        "render-template",
+        "--mode",
+        "prepare",
+    ]);
+    assert!(ok, "{err}\n{out}");
+    assert!(out.contains("Call Ada about the pro plan"), "{out}");
+    assert!(out.contains("templates.render"), "host calls are listed: {out}");
+    assert!(out.contains("wall time"), "{out}");
+    assert!(out.contains("peak mem"), "{out}");
+}
+
+#[test]
+fn run_shows_denied_host_calls() {
+    let (ok, out, _) = stepwise(&[
+        "plugin",
+        "run",
+        "builtin:task",
+        "--config",
+        "host/fixtures/task.json",
+        "--contact",
+        "host/fixtures/contact.json",
+        "--mode",
+        "prepare",
+        "--json",
+    ]);
+    // The task cannot render without the grant: prepare answers an error.
+    assert!(ok, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let calls = report["report"]["host_calls"].as_array().unwrap();
+    assert_eq!(calls[0]["result"]["status"], "denied", "{calls:?}");
+    assert!(calls[0]["result"]["reason"].as_str().unwrap().contains("not granted"));
+}
+
+#[test]
+fn run_completes_a_manual_step_with_a_result() {
+    let (ok, out, err) = stepwise(&[
+        "plugin",
+        "run",
+        "builtin:task",
+        "--config",
+        "host/fixtures/task.json",
+        "--contact",
+        "host/fixtures/contact.json",
+        "--result",
+        "positive",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["answer"], serde_json::json!({"status": "done", "result": "positive", "output": null}));
+    let (ok, _, err) = stepwise(&["plugin", "run", "builtin:task", "--result", "maybe"]);
+    assert!(!ok);
+    assert!(err.contains("`maybe` is not a result of task (results: none, positive, negative)"), "{err}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let (ok, _, err) = stepwise(&["plugin", "inspect", "builtin:nope"]);
+    assert!(!ok);
+    assert!(err.contains("no built-in plugin `nope` (built-ins: task, webhook)"), "{err}");
+    let (ok, _, err) = stepwise(&["plugin", "inspect", "Cargo.toml"]);
+    assert!(!ok);
+    assert!(err.contains("not a WebAssembly component"), "{err}");
+    let (ok, _, err) = stepwise(&["plugin", "run", "builtin:task", "--grant", "teleport"]);
+    assert!(!ok);
+    assert!(err.contains("unknown capability `teleport`"), "{err}");
+    let (ok, _, err) = stepwise(&["plugin", "run", "builtin:task", "--contact", "Cargo.toml"]);
+    assert!(!ok);
+    assert!(err.contains("Cargo.toml is not valid JSON"), "{err}");
+}
