@@ -74,6 +74,10 @@ async fn trap() {
     let failure = runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap_err();
     let PluginError::Trap { message } = &failure.error else { panic!("{:?}", failure.error) };
     assert!(message.contains("deliberate panic in execute"), "{message}");
+    // stderr is captured into the plugin's log, not the host's.
+    let stderr: Vec<_> =
+        failure.report.logs.iter().filter(|l| l.source == stepwise::plugins::report::LogSource::Stderr).collect();
+    assert!(stderr.iter().any(|l| l.message.contains("deliberate panic")), "{:?}", failure.report.logs);
     still_serving(&runtime).await;
 }
 
