@@ -3,9 +3,12 @@
 //!
 //! Code map: [`plugins`] is the plugin platform (the only module touching
 //! wasmtime); [`model`] holds the records plugins see; [`templates`]
-//! renders tokens; [`runner`] runs one plugin against fixtures.
+//! renders tokens; [`runner`] runs one plugin against fixtures; [`store`]
+//! is the only module issuing SQL, persisting [`model`] and [`domain`] records.
 
+pub mod domain;
 pub mod model;
 pub mod plugins;
 pub mod runner;
+pub mod store;
 pub mod templates;

@@ -1,6 +1,8 @@
 //! Shared pieces of Stepwise's end-to-end tests: the guest components built
 //! for them, a runtime with test limits, fixtures and a local HTTP server.
 
+pub mod db;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -124,6 +124,15 @@ impl Registry {
     ///
     /// [`RegistryError::BadRequirement`] when the requirement does not parse.
     pub fn get(&self, id: &str, requirement: &str) -> Result<Option<Arc<Plugin>>, RegistryError> {
+        Ok(self.find(id, requirement)?.map(|r| r.plugin))
+    }
+
+    /// Like [`Registry::get`], with where the plugin came from.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::BadRequirement`] when the requirement does not parse.
+    pub fn find(&self, id: &str, requirement: &str) -> Result<Option<Registered>, RegistryError> {
         let requirement = semver::VersionReq::parse(requirement).map_err(|e| RegistryError::BadRequirement {
             requirement: requirement.to_owned(),
             reason: e.to_string(),
@@ -132,7 +141,7 @@ impl Registry {
         Ok(plugins
             .get(id)
             .and_then(|versions| versions.iter().rev().find(|(v, _)| requirement.matches(v)))
-            .map(|(_, r)| r.plugin.clone()))
+            .map(|(_, r)| r.clone()))
     }
 
     /// Every registered plugin, by id then version.

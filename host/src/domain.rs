@@ -1,0 +1,728 @@
+//! The records of the sequence engine that plugins do not see: accounts,
+//! sequences and their versions, enrollments, actions, events, plugin
+//! enablement and the outbox (SPEC §1). Contacts, users and companies live in
+//! [`crate::model`], which plugins see. The store persists both.
+
+use chrono::{DateTime, NaiveTime, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+
+/// A string that is not one of an enum's names; the store reports it when a
+/// row holds a value its code does not know (a newer host wrote it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownVariant {
+    /// The enum, such as `action status`.
+    pub kind: &'static str,
+    /// The value found.
+    pub value: String,
+}
+
+/// Declares a closed enum stored and serialized as snake_case text, with
+/// `as_str`, `FromStr`, `Display` and the list of every variant. The names
+/// are the ones the schema's CHECK constraints list, so both are kept in step
+/// by the tests that write every variant.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($kind:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and serialized name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownVariant;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $( $text => Ok($name::$variant), )+
+                    _ => Err(UnknownVariant { kind: $kind, value: s.to_owned() }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// An account: an enterprise or one of its sub-accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Identifier (`acc_…`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The parent account; the hierarchy is acyclic.
+    pub parent_id: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A contact type of an account (`Clients`, `Employees`, …), renamable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactType {
+    /// Identifier (`cty_…`).
+    pub id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// The name contacts show.
+    pub name: String,
+    /// Display order.
+    pub position: i64,
+}
+
+/// The contact types every new account starts with (SPEC §1).
+pub const DEFAULT_CONTACT_TYPES: [&str; 5] = ["Clients", "Employees", "Partners", "Vendors", "Other"];
+
+text_enum! {
+    /// What a sequence is for [P].
+    PlanType("plan type") {
+        /// First contact.
+        Connection = "connection",
+        /// Lead to customer.
+        Conversion = "conversion",
+        /// Keeping customers.
+        Retention = "retention",
+        /// Around an event date.
+        Event = "event",
+        /// Seasonal campaigns.
+        Seasonal = "seasonal",
+        /// Anything else.
+        General = "general",
+    }
+}
+
+text_enum! {
+    /// The life of a sequence: `draft` → `active` ⇄ `paused` → `archived`.
+    SequenceState("sequence state") {
+        /// Being edited; accepts no enrollments.
+        Draft = "draft",
+        /// Accepts enrollments.
+        Active = "active",
+        /// Unperformed actions are disabled until resumed.
+        Paused = "paused",
+        /// Retired.
+        Archived = "archived",
+    }
+}
+
+text_enum! {
+    /// How step due dates are computed (SPEC §3).
+    TimingMode("timing mode") {
+        /// A step is due its delay after the previous one completed.
+        AfterPrevious = "after_previous",
+        /// A step is due its offset after enrollment.
+        FromStart = "from_start",
+        /// A step is due its offset before or after the enrollment's event date.
+        FromEvent = "from_event",
+    }
+}
+
+text_enum! {
+    /// What a reply does to an enrollment.
+    OnReply("on-reply behaviour") {
+        /// The enrollment ends as `replied`.
+        Stop = "stop",
+        /// The enrollment continues.
+        Continue = "continue",
+    }
+}
+
+/// When automatic sends may go out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessHours {
+    /// IANA timezone the hours are in.
+    pub timezone: String,
+    /// Open days.
+    pub weekdays: Vec<Weekday>,
+    /// Opening time.
+    pub start: NaiveTime,
+    /// Closing time.
+    pub end: NaiveTime,
+}
+
+/// A sequence's settings (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SequenceSettings {
+    /// What a reply does.
+    pub on_reply: OnReply,
+    /// Maximum enrollments running at once; `None` is unlimited.
+    pub drip_limit: Option<u32>,
+    /// Business hours for automatic sends; `None` is always open.
+    pub business_hours: Option<BusinessHours>,
+    /// Whether emails carry an unsubscribe link.
+    pub unsubscribe_link: bool,
+    /// The sequence to enroll into after completion.
+    pub next_sequence_id: Option<String>,
+    /// The sales cycle set on enrollment.
+    pub sales_cycle: Option<String>,
+    /// New leads with this source are enrolled automatically.
+    pub lead_source: Option<String>,
+    /// Shared read-only with sub-accounts.
+    pub shared_locked: bool,
+}
+
+impl Default for SequenceSettings {
+    fn default() -> Self {
+        Self {
+            on_reply: OnReply::Stop,
+            drip_limit: None,
+            business_hours: None,
+            unsubscribe_link: false,
+            next_sequence_id: None,
+            sales_cycle: None,
+            lead_source: None,
+            shared_locked: false,
+        }
+    }
+}
+
+/// A sequence (cadence, action plan). Its steps live in [`SequenceVersion`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// Identifier (`seq_…`).
+    pub id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// What it is for.
+    pub plan_type: PlanType,
+    /// Where it is in its life.
+    pub state: SequenceState,
+    /// How due dates are computed.
+    pub timing_mode: TimingMode,
+    /// Settings.
+    pub settings: SequenceSettings,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A plugin named by id and a semver requirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRef {
+    /// Plugin id, such as `email`.
+    pub id: String,
+    /// Version requirement, such as `^0.1`.
+    pub version: String,
+}
+
+/// Before or after an event date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relative {
+    /// Before the event date.
+    Before,
+    /// After the event date.
+    After,
+}
+
+/// When a step is due, by timing mode (SPEC §3). Durations are milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepTiming {
+    /// `after_previous`: this long after the previous step completed.
+    Delay {
+        /// Milliseconds.
+        ms: i64,
+    },
+    /// `from_start`: this long after enrollment.
+    Offset {
+        /// Milliseconds.
+        ms: i64,
+    },
+    /// `from_event`: this long before or after the event date.
+    Event {
+        /// Milliseconds.
+        ms: i64,
+        /// Before or after.
+        relative: Relative,
+    },
+}
+
+text_enum! {
+    /// Whether a person or the host performs an action.
+    Activation("activation") {
+        /// Put on the owner's Engage view.
+        Manual = "manual",
+        /// Executed by the host.
+        Automatic = "automatic",
+    }
+}
+
+/// Who owns a step's action [S].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum OwnerRule {
+    /// The user who enrolled the contact.
+    Initiator,
+    /// A named user.
+    SpecificUser {
+        /// The user.
+        user_id: String,
+    },
+    /// The contact's owner.
+    ContactOwner,
+    /// The owner of the contact's company.
+    CompanyOwner,
+}
+
+text_enum! {
+    /// What an unmet criterion does to its action (SPEC §4).
+    OnUnmet("on-unmet behaviour") {
+        /// Stay `future`, re-evaluated later; the sequence does not advance.
+        Hold = "hold",
+        /// Skip the action (evaluated once).
+        Skip = "skip",
+    }
+}
+
+/// A predicate plugin call that must hold before a step is performed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Criterion {
+    /// The predicate plugin.
+    pub plugin: PluginRef,
+    /// Its config.
+    pub config: serde_json::Value,
+    /// What happens when it does not hold.
+    pub on_unmet: OnUnmet,
+}
+
+/// A step of a sequence version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Position in the sequence, from 0; actions carry it as their step number.
+    pub position: u32,
+    /// Name.
+    pub name: String,
+    /// The action plugin.
+    pub plugin: PluginRef,
+    /// Its config, validated by the plugin.
+    pub config: serde_json::Value,
+    /// When it is due.
+    pub timing: StepTiming,
+    /// Manual or automatic.
+    pub activation: Activation,
+    /// Who owns the action.
+    pub owner: OwnerRule,
+    /// Predicates that must hold.
+    #[serde(default)]
+    pub criteria: Vec<Criterion>,
+    /// Notify the owner when the action becomes active.
+    #[serde(default)]
+    pub notify: bool,
+    /// An opportunity reference the action is about.
+    #[serde(default)]
+    pub regarding: Option<String>,
+}
+
+/// An immutable version of a sequence's steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceVersion {
+    /// The sequence.
+    pub sequence_id: String,
+    /// From 1, increasing.
+    pub version: i64,
+    /// The steps, by position.
+    pub steps: Vec<Step>,
+    /// Who published it.
+    pub created_by: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+text_enum! {
+    /// Where an enrollment is (SPEC §5). The last five are final.
+    EnrollmentStatus("enrollment status") {
+        /// Added; the first step is not yet processed.
+        Pending = "pending",
+        /// Waiting for a drip slot.
+        Queued = "queued",
+        /// Running.
+        Running = "running",
+        /// Paused, with a reason.
+        Paused = "paused",
+        /// All steps done or an ending result.
+        Completed = "completed",
+        /// Cancelled by a user.
+        Cancelled = "cancelled",
+        /// The contact unsubscribed.
+        OptedOut = "opted_out",
+        /// The contact replied and on-reply is `stop`.
+        Replied = "replied",
+        /// An email bounced.
+        Bounced = "bounced",
+    }
+}
+
+impl EnrollmentStatus {
+    /// Whether the enrollment is unfinished (may still act); the schema
+    /// allows one unfinished enrollment per contact and sequence.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Queued | Self::Running | Self::Paused)
+    }
+}
+
+text_enum! {
+    /// Why an enrollment is paused.
+    PauseReason("pause reason") {
+        /// A user paused (stopped) it.
+        Manual = "manual",
+        /// The contact is out of office.
+        OutOfOffice = "out_of_office",
+        /// An automatic step failed.
+        Error = "error",
+    }
+}
+
+text_enum! {
+    /// How a completed enrollment ended.
+    Outcome("outcome") {
+        /// A positive result.
+        Positive = "positive",
+        /// A negative result.
+        Negative = "negative",
+        /// Ran out of steps.
+        Neutral = "neutral",
+    }
+}
+
+/// A contact in a pinned version of a sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// Identifier (`enr_…`).
+    pub id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// The contact.
+    pub contact_id: String,
+    /// The sequence.
+    pub sequence_id: String,
+    /// The pinned version.
+    pub version: i64,
+    /// Who enrolled the contact.
+    pub initiated_by: Option<String>,
+    /// Status.
+    pub status: EnrollmentStatus,
+    /// Set exactly when paused.
+    pub pause_reason: Option<PauseReason>,
+    /// Set only when completed.
+    pub outcome: Option<Outcome>,
+    /// The step the enrollment is at.
+    pub current_step: i64,
+    /// Start date.
+    pub started_at: DateTime<Utc>,
+    /// When the last action completed.
+    pub last_action_completed_at: Option<DateTime<Utc>>,
+    /// When the next action is due.
+    pub next_action_at: Option<DateTime<Utc>>,
+    /// The event date of `from_event` sequences.
+    pub event_date: Option<DateTime<Utc>>,
+    /// Out-of-office return date.
+    pub resume_at: Option<DateTime<Utc>>,
+    /// When it was queued for a drip slot (FIFO order).
+    pub queued_at: Option<DateTime<Utc>>,
+    /// When it reached a final status.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+text_enum! {
+    /// Where an action is.
+    ActionStatus("action status") {
+        /// Not yet performed.
+        Future = "future",
+        /// On the owner's Engage view.
+        Active = "active",
+        /// Done.
+        Completed = "completed",
+        /// Skipped by a user or a rule.
+        Skipped = "skipped",
+        /// Its sequence is paused.
+        Disabled = "disabled",
+        /// Its automatic execution failed.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// Why the system holds an action back: the closed enum of SPEC §4.
+    DeferralReason("deferral reason") {
+        /// The enrollment waits for a drip slot.
+        Queued = "queued",
+        /// The owner is inactive.
+        OwnerInactive = "owner_inactive",
+        /// The owner is a delegate, who may not own actions.
+        DelegatedOwner = "delegated_owner",
+        /// The contact has no email address.
+        MissingEmail = "missing_email",
+        /// The contact has no phone number.
+        MissingPhone = "missing_phone",
+        /// The owner's mailbox is not connected for automatic email.
+        SenderNotConnected = "sender_not_connected",
+        /// The step's plugin is not enabled for the account.
+        PluginDisabled = "plugin_disabled",
+        /// The template uses legacy merge syntax.
+        LegacyMergeSyntax = "legacy_merge_syntax",
+        /// The contact opted out of the channel.
+        OptedOut = "opted_out",
+        /// A hold criterion is unmet.
+        CriteriaUnmet = "criteria_unmet",
+        /// Outside the sequence's business hours.
+        OutsideBusinessHours = "outside_business_hours",
+        /// An earlier send attempt was never confirmed.
+        DuplicateAttempt = "duplicate_attempt",
+    }
+}
+
+impl DeferralReason {
+    /// The sentence users see for the reason (Engage view, explain).
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Self::Queued => "the enrollment is queued: the sequence's drip limit is reached",
+            Self::OwnerInactive => "the action's owner is missing or inactive",
+            Self::DelegatedOwner => "the action's owner is a delegate, who may not own actions",
+            Self::MissingEmail => "the contact has no email address",
+            Self::MissingPhone => "the contact has no phone number",
+            Self::SenderNotConnected => "the owner's mailbox is not connected for automatic email",
+            Self::PluginDisabled => "the step's plugin is not enabled for the account",
+            Self::LegacyMergeSyntax => "the step's template uses legacy merge syntax such as {!Contact.FirstName}",
+            Self::OptedOut => "the contact opted out of the step's channel",
+            Self::CriteriaUnmet => "the step's criteria are not met",
+            Self::OutsideBusinessHours => "it is outside the sequence's business hours",
+            Self::DuplicateAttempt => "an earlier send attempt was never confirmed; it is not sent twice",
+        }
+    }
+}
+
+/// A step of an enrollment, projected from enrollment on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// Identifier (`act_…`); also the idempotency key of what it sends.
+    pub id: String,
+    /// The enrollment.
+    pub enrollment_id: String,
+    /// The step's position.
+    pub step: i64,
+    /// The step's plugin id.
+    pub plugin_id: String,
+    /// Manual or automatic.
+    pub activation: Activation,
+    /// The owning user.
+    pub owner_id: Option<String>,
+    /// Status.
+    pub status: ActionStatus,
+    /// Expected execution date.
+    pub due_at: Option<DateTime<Utc>>,
+    /// On the owner's Engage view.
+    pub show_on_engage: bool,
+    /// Why the system holds it back.
+    pub deferral_reason: Option<DeferralReason>,
+    /// Skipped because the contact opted out.
+    pub opt_out: bool,
+    /// Result or disposition.
+    pub result: Option<String>,
+    /// The plugin's output.
+    pub output: Option<serde_json::Value>,
+    /// Execution attempts.
+    pub attempts: i64,
+    /// Skip criteria were evaluated (they are evaluated once).
+    pub skip_criteria_evaluated: bool,
+    /// Completion time.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Who completed it; `None` for the system.
+    pub completed_by: Option<String>,
+    /// The enrollment's one current action.
+    pub current: bool,
+    /// The lease token of the host working on it.
+    pub lease_token: Option<String>,
+    /// When that lease expires.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// An automatic send was attempted at this time (duplicate-attempt failsafe).
+    pub send_attempted_at: Option<DateTime<Utc>>,
+}
+
+/// An action leased to one host by [`crate::store::Store::claim_due_actions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedAction {
+    /// The action.
+    pub id: String,
+    /// Its enrollment.
+    pub enrollment_id: String,
+    /// Its step.
+    pub step: i64,
+    /// Its plugin id.
+    pub plugin_id: String,
+    /// Manual or automatic.
+    pub activation: Activation,
+    /// When it was due.
+    pub due_at: DateTime<Utc>,
+    /// Execution attempts so far.
+    pub attempts: i64,
+    /// The token completing or rescheduling it must present.
+    pub lease_token: String,
+    /// When the lease expires and the action becomes claimable again.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+text_enum! {
+    /// How loud an event is.
+    Level("event level") {
+        /// A state change.
+        Info = "info",
+        /// Something to look at.
+        Warning = "warning",
+        /// A failure.
+        Error = "error",
+    }
+}
+
+/// A timeline and audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Identifier (`evt_…`).
+    pub id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// The contact concerned.
+    pub contact_id: Option<String>,
+    /// The company concerned.
+    pub company_id: Option<String>,
+    /// The enrollment concerned.
+    pub enrollment_id: Option<String>,
+    /// The action concerned.
+    pub action_id: Option<String>,
+    /// What happened, such as `action.completed`.
+    pub kind: String,
+    /// Who did it: a user id, `system`, or `plugin:<id>`.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// State before.
+    pub before: Option<serde_json::Value>,
+    /// State after.
+    pub after: Option<serde_json::Value>,
+    /// Level.
+    pub level: Level,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+text_enum! {
+    /// What a plugin exports.
+    PluginKind("plugin kind") {
+        /// A step type.
+        Action = "action",
+        /// A criteria predicate.
+        Predicate = "predicate",
+    }
+}
+
+/// A plugin version known to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// Plugin id.
+    pub id: String,
+    /// Semver version.
+    pub version: String,
+    /// Action or predicate.
+    pub kind: PluginKind,
+    /// The manifest as JSON.
+    pub manifest: String,
+    /// SHA-256 of the component, hex.
+    pub wasm_digest: String,
+    /// The component bytes of an add-on; `None` for a built-in.
+    #[serde(skip)]
+    pub wasm: Option<Vec<u8>>,
+    /// Embedded in the host.
+    pub builtin: bool,
+}
+
+/// A plugin's enablement and capability grants for one account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginAccount {
+    /// The account.
+    pub account_id: String,
+    /// The plugin id (all its versions).
+    pub plugin_id: String,
+    /// Enabled for the account.
+    pub enabled: bool,
+    /// The grant, as the plugin platform reads it.
+    pub grants: serde_json::Value,
+    /// The capabilities an admin approved; a version asking for more needs
+    /// re-approval.
+    pub approved_capabilities: Vec<String>,
+}
+
+text_enum! {
+    /// How an outbox message travels.
+    Channel("channel") {
+        /// Email.
+        Email = "email",
+        /// Text message.
+        Sms = "sms",
+    }
+}
+
+text_enum! {
+    /// Where an outbox message is.
+    OutboxState("outbox state") {
+        /// Waiting for the dispatcher.
+        Queued = "queued",
+        /// Handed to the transport.
+        Sent = "sent",
+        /// Given up.
+        Failed = "failed",
+    }
+}
+
+/// An outgoing message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Identifier (`msg_…`).
+    pub id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// The action that produced it.
+    pub action_id: Option<String>,
+    /// Email or SMS.
+    pub channel: Channel,
+    /// What to send.
+    pub payload: serde_json::Value,
+    /// Unique: the same key is never queued twice.
+    pub idempotency_key: String,
+    /// State.
+    pub state: OutboxState,
+    /// Delivery attempts.
+    pub attempts: i64,
+    /// The last delivery error.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+}

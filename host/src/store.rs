@@ -1,0 +1,430 @@
+//! The store: the only module that issues SQL. SQLite (one file, WAL) is the
+//! embedded default and PostgreSQL serves scale-out; one database URL chooses.
+//!
+//! # Two backends, one query text
+//!
+//! Every query is written once, with `$1`-style placeholders that both
+//! SQLite and PostgreSQL accept, and executed through [`on_tx!`] or
+//! [`on_pool!`], which expand the same code once per backend over the
+//! concrete `sqlx` connection type. Only where the SQL must differ (the lease
+//! claim) is it written per backend. Row structs derive `FromRow`, which is
+//! generic over the row type, so decoding is written once too.
+//!
+//! `sqlx::Any` was not chosen: it would erase the types the two drivers
+//! decode natively (booleans, `BYTEA`), route every value through its own
+//! boxed representation, and still need per-backend SQL for the claim. The
+//! enum costs one `match` per query and keeps each driver's native path.
+//!
+//! # Conventions
+//!
+//! Time is passed in by the caller (`now`) and stored as Unix milliseconds;
+//! the store never reads the clock, so tests run virtual time. Ids are
+//! prefixed random strings ([`new_id`]). Reads and writes run inside a
+//! [`Tx`] so that the engine commits an action's new state, the next
+//! action's due date, its events and its outbox rows together or not at all.
+//! Invariants live in the schema (`migrations/`): one current action per
+//! enrollment, one unfinished enrollment per contact and sequence, unique
+//! outbox keys, foreign keys and CHECKs on every enum column; the store maps
+//! their violations to [`StoreError`] variants.
+
+mod accounts;
+mod actions;
+mod contacts;
+mod enrollments;
+mod events;
+mod outbox;
+mod plugins;
+mod sequences;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+pub use actions::{ActionCompletion, NewAction};
+pub use enrollments::NewEnrollment;
+pub use events::{NewEvent, Timeline};
+pub use outbox::NewOutboxMessage;
+pub use sequences::NewSequence;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// How long a SQLite connection waits for another writer before failing.
+/// Writers are serialized by SQLite; transactions are short, so a few
+/// seconds only matter under pathological load.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The database behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record does not exist (or belongs to another account).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What was looked up, such as `contact`.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A uniqueness rule refused the write.
+    #[error("conflict: {what}")]
+    Conflict {
+        /// The schema constraint, named as on PostgreSQL on both backends
+        /// (such as `enrollments_one_open_per_contact`).
+        constraint: String,
+        /// What conflicted, in words.
+        what: String,
+    },
+    /// The write would break a rule: a cycle, a missing referenced record,
+    /// a value outside its CHECK, an immutable row.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The lease token no longer matches: another host claimed the action
+    /// after this one's lease expired, or it was already completed.
+    #[error("lease lost on action {0}")]
+    LeaseLost(String),
+    /// A stored value this host cannot read.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Connecting or migrating failed.
+    #[error("cannot open the database: {0}")]
+    Connect(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+/// The unique constraints the store knows by name: the PostgreSQL name, the
+/// columns SQLite lists in its message, and what conflicted in words.
+const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
+    (
+        "enrollments_one_open_per_contact",
+        "enrollments.sequence_id, enrollments.contact_id",
+        "the contact already has an unfinished enrollment in this sequence",
+    ),
+    ("actions_one_current_per_enrollment", "actions.enrollment_id", "the enrollment already has a current action"),
+    ("actions_enrollment_id_step_key", "actions.enrollment_id, actions.step", "the enrollment already has this step"),
+    ("outbox_idempotency_key_key", "outbox.idempotency_key", "the outbox idempotency key is already used"),
+    ("users_account_id_email_key", "users.account_id, users.email", "the email is already used in this account"),
+    (
+        "contact_types_account_id_name_key",
+        "contact_types.account_id, contact_types.name",
+        "the contact type name is already used in this account",
+    ),
+    (
+        "sequence_versions_pkey",
+        "sequence_versions.sequence_id, sequence_versions.version",
+        "the sequence version already exists",
+    ),
+    ("plugins_pkey", "plugins.id, plugins.version", "the plugin version already exists"),
+    (
+        "plugin_accounts_pkey",
+        "plugin_accounts.account_id, plugin_accounts.plugin_id",
+        "the plugin already has settings for this account",
+    ),
+];
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind;
+        let sqlx::Error::Database(db) = &error else {
+            return StoreError::Database(error);
+        };
+        let message = db.message();
+        match db.kind() {
+            ErrorKind::UniqueViolation => {
+                // PostgreSQL names the constraint; SQLite lists its columns
+                // after "UNIQUE constraint failed: ".
+                let sqlite_columns = message.split_once(": ").map(|(_, c)| c);
+                let known = UNIQUE_CONSTRAINTS
+                    .iter()
+                    .find(|(name, columns, _)| db.constraint() == Some(*name) || sqlite_columns == Some(*columns));
+                match known {
+                    Some((name, _, what)) => {
+                        StoreError::Conflict { constraint: (*name).to_owned(), what: (*what).to_owned() }
+                    }
+                    None => {
+                        let name = db.constraint().or(sqlite_columns).unwrap_or("unique").to_owned();
+                        StoreError::Conflict { what: format!("duplicate value for {name}"), constraint: name }
+                    }
+                }
+            }
+            ErrorKind::ForeignKeyViolation => {
+                StoreError::Invalid(format!("a referenced record does not exist or is still referenced ({message})"))
+            }
+            ErrorKind::CheckViolation | ErrorKind::NotNullViolation => {
+                StoreError::Invalid(format!("a value breaks a schema rule ({message})"))
+            }
+            // Triggers raise these (sequence versions are immutable).
+            _ if message.contains("immutable") => StoreError::Invalid(message.to_owned()),
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+impl From<crate::domain::UnknownVariant> for StoreError {
+    fn from(error: crate::domain::UnknownVariant) -> Self {
+        StoreError::Corrupt(error.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(error: serde_json::Error) -> Self {
+        StoreError::Corrupt(format!("stored json does not parse: {error}"))
+    }
+}
+
+/// Shorthand for store results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The store: a pool of connections to one database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Debug)]
+enum TxInner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// A transaction. Every read and write of the store takes one; nothing is
+/// visible to others until [`Tx::commit`], and dropping it rolls back.
+///
+/// After a method returns an error from the database, drop the transaction:
+/// PostgreSQL refuses every further statement in it.
+#[derive(Debug)]
+pub struct Tx {
+    inner: TxInner,
+}
+
+/// Runs `$body` once per backend with `$c` bound to the transaction's
+/// concrete connection (`&mut SqliteConnection` or `&mut PgConnection`).
+/// Write `&mut *$c` where a query takes the executor, so it can be reused.
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match &mut $tx.inner {
+            $crate::store::TxInner::Sqlite(t) => {
+                let $c: &mut ::sqlx::SqliteConnection = &mut **t;
+                $body
+            }
+            $crate::store::TxInner::Postgres(t) => {
+                let $c: &mut ::sqlx::PgConnection = &mut **t;
+                $body
+            }
+        }
+    };
+}
+use on_tx;
+
+/// Runs `$body` once per backend with `$p` bound to the concrete pool, for
+/// single statements that need no transaction around them.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+use on_pool;
+
+impl Store {
+    /// Connects to `url` (`sqlite://path?mode=rwc`, `postgres://…`) and
+    /// applies the migrations of its backend.
+    ///
+    /// SQLite is opened in WAL mode (readers never block the writer), with
+    /// foreign keys on, a busy timeout, and `synchronous=NORMAL` (durable
+    /// across application crashes; a power loss may lose the last
+    /// transactions but never corrupts the file).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Connect`] when the URL is neither SQLite nor PostgreSQL,
+    /// does not parse, the database cannot be reached, or a migration fails.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let connect = |e: &dyn std::fmt::Display| StoreError::Connect(e.to_string());
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| connect(&e))?
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .synchronous(SqliteSynchronous::Normal);
+            let pool =
+                SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(|e| connect(&e))?;
+            SQLITE_MIGRATIONS.run(&pool).await.map_err(|e| connect(&e))?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).map_err(|e| connect(&e))?;
+            let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await.map_err(|e| connect(&e))?;
+            POSTGRES_MIGRATIONS.run(&pool).await.map_err(|e| connect(&e))?;
+            Pool::Postgres(pool)
+        } else {
+            return Err(StoreError::Connect("the database url must start with sqlite: or postgres:".into()));
+        };
+        Ok(Store { pool })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Starts a transaction.
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: it takes the write lock at once,
+    /// waiting up to the busy timeout, instead of failing with `SQLITE_BUSY`
+    /// when a transaction that has read tries to upgrade to a write while
+    /// another writer committed (which busy-waiting cannot resolve).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when no connection can be had.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match &self.pool {
+            Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { inner })
+    }
+
+    /// Starts a transaction for reading only. On SQLite it is a deferred
+    /// `BEGIN`, which takes no write lock, so reads (and the plugin calls
+    /// that follow them) never hold up writers; a write inside it may fail
+    /// with `SQLITE_BUSY`, so only read in it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when no connection can be had.
+    pub async fn begin_read(&self) -> Result<Tx> {
+        let inner = match &self.pool {
+            Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN").await?),
+            Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { inner })
+    }
+
+    /// When the next out-of-office enrollment is due back.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn next_resume_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let next: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT MIN(resume_at) FROM enrollments WHERE resume_at IS NOT NULL AND status = 'paused'"
+        )
+        .fetch_one(p)
+        .await?);
+        time_opt(next)
+    }
+
+    /// Executes one statement as written, outside the typed API. It exists
+    /// for tests that check the schema refuses what the API never writes,
+    /// and for maintenance; application code never calls it.
+    ///
+    /// # Errors
+    ///
+    /// As the statement fails, mapped like every other query.
+    #[doc(hidden)]
+    pub async fn execute_unchecked(&self, sql: &str) -> Result<u64> {
+        Ok(on_pool!(self, |p| sqlx::query(sql).execute(p).await?.rows_affected()))
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+}
+
+impl Tx {
+    /// Commits.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the commit fails; nothing was written.
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Rolls back (dropping the transaction does too).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the connection fails.
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A new id: `prefix`, an underscore and 128 random bits in hex (UUID v4,
+/// which takes them from the operating system's generator).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A time as stored: Unix milliseconds.
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// An optional time as stored.
+fn ms_opt(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(ms)
+}
+
+/// A stored time.
+fn time(ms: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms} is out of range")))
+}
+
+/// An optional stored time.
+fn time_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+    ms.map(time).transpose()
+}
+
+/// An optional stored enum.
+fn parse_opt<T: FromStr<Err = crate::domain::UnknownVariant>>(s: Option<String>) -> Result<Option<T>> {
+    Ok(s.map(|s| s.parse()).transpose()?)
+}
+
+/// Optional stored JSON.
+fn json_opt(s: Option<String>) -> Result<Option<serde_json::Value>> {
+    Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
+}
+
+/// `NotFound` when a lookup found nothing.
+fn found<T>(row: Option<T>, what: &'static str, id: &str) -> Result<T> {
+    row.ok_or_else(|| StoreError::NotFound { what, id: id.to_owned() })
+}

@@ -1,0 +1,333 @@
+//! Accounts and their hierarchy, contact types and users.
+
+use chrono::{DateTime, Utc};
+
+use super::{Result, StoreError, Tx, found, ms, new_id, on_tx, time};
+use crate::domain::{Account, ContactType, DEFAULT_CONTACT_TYPES};
+use crate::model::{Role, User};
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    name: String,
+    parent_id: Option<String>,
+    created_at: i64,
+}
+
+impl AccountRow {
+    fn into_domain(self) -> Result<Account> {
+        Ok(Account { id: self.id, name: self.name, parent_id: self.parent_id, created_at: time(self.created_at)? })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ContactTypeRow {
+    id: String,
+    account_id: String,
+    name: String,
+    position: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    name: String,
+    email: String,
+    role: String,
+    active: bool,
+    delegate: bool,
+    timezone: String,
+    signature: String,
+    sender_connected: bool,
+}
+
+impl UserRow {
+    fn into_domain(self) -> Result<User> {
+        Ok(User {
+            id: self.id,
+            name: self.name,
+            email: self.email,
+            role: parse_role(&self.role)?,
+            active: self.active,
+            delegate: self.delegate,
+            timezone: self.timezone,
+            signature: self.signature,
+            sender_connected: self.sender_connected,
+        })
+    }
+}
+
+pub(super) fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "admin",
+        Role::Agent => "agent",
+        Role::Viewer => "viewer",
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role> {
+    match s {
+        "admin" => Ok(Role::Admin),
+        "agent" => Ok(Role::Agent),
+        "viewer" => Ok(Role::Viewer),
+        other => Err(StoreError::Corrupt(format!("unknown role `{other}`"))),
+    }
+}
+
+/// Whether `ancestor` is `id` or one of its ancestors in `table` (accounts or
+/// companies, both with `id` and `parent_id`). `UNION` rather than `UNION ALL`
+/// so that the walk ends even on a cycle that somehow exists.
+pub(super) async fn is_self_or_ancestor(tx: &mut Tx, table: Hierarchy, id: &str, ancestor: &str) -> Result<bool> {
+    let sql = match table {
+        Hierarchy::Accounts => {
+            "WITH RECURSIVE up(id, parent_id) AS (
+                 SELECT id, parent_id FROM accounts WHERE id = $1
+                 UNION SELECT a.id, a.parent_id FROM accounts a JOIN up ON a.id = up.parent_id)
+             SELECT COUNT(*) FROM up WHERE id = $2"
+        }
+        Hierarchy::Companies => {
+            "WITH RECURSIVE up(id, parent_id) AS (
+                 SELECT id, parent_id FROM companies WHERE id = $1
+                 UNION SELECT c.id, c.parent_id FROM companies c JOIN up ON c.id = up.parent_id)
+             SELECT COUNT(*) FROM up WHERE id = $2"
+        }
+    };
+    let count: i64 = on_tx!(tx, |c| sqlx::query_scalar(sql).bind(id).bind(ancestor).fetch_one(&mut *c).await?);
+    Ok(count > 0)
+}
+
+/// The two acyclic hierarchies.
+#[derive(Clone, Copy)]
+pub(super) enum Hierarchy {
+    Accounts,
+    Companies,
+}
+
+/// Serializes changes to a hierarchy on PostgreSQL, where two concurrent
+/// reparentings (A under B, B under A) could each pass the cycle check under
+/// READ COMMITTED. SQLite needs nothing: `BEGIN IMMEDIATE` already serializes
+/// writers.
+pub(super) async fn lock_hierarchy(tx: &mut Tx, key: &str) -> Result<()> {
+    if let super::TxInner::Postgres(t) = &mut tx.inner {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(key).execute(&mut **t).await?;
+    }
+    Ok(())
+}
+
+impl Tx {
+    /// Creates an account under `parent_id`, with the default contact types.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the parent does not exist.
+    pub async fn create_account(&mut self, name: &str, parent_id: Option<&str>, now: DateTime<Utc>) -> Result<Account> {
+        let id = new_id("acc");
+        on_tx!(self, |c| sqlx::query("INSERT INTO accounts (id, name, parent_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(name)
+            .bind(parent_id)
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        for (position, name) in DEFAULT_CONTACT_TYPES.iter().enumerate() {
+            self.create_contact_type(&id, name, position as i64).await?;
+        }
+        self.account(&id).await
+    }
+
+    /// The account `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn account(&mut self, id: &str) -> Result<Account> {
+        let row: Option<AccountRow> =
+            on_tx!(self, |c| sqlx::query_as("SELECT id, name, parent_id, created_at FROM accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?);
+        found(row, "account", id)?.into_domain()
+    }
+
+    /// The direct sub-accounts of `id`, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn sub_accounts(&mut self, id: &str) -> Result<Vec<Account>> {
+        let rows: Vec<AccountRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name, parent_id, created_at FROM accounts WHERE parent_id = $1 ORDER BY name, id"
+        )
+        .bind(id)
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(AccountRow::into_domain).collect()
+    }
+
+    /// Moves account `id` under `parent_id` (or to the top).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the parent is the account itself or one
+    /// of its descendants, or does not exist; [`StoreError::NotFound`].
+    pub async fn set_account_parent(&mut self, id: &str, parent_id: Option<&str>) -> Result<()> {
+        lock_hierarchy(self, "accounts").await?;
+        if let Some(parent) = parent_id
+            && is_self_or_ancestor(self, Hierarchy::Accounts, parent, id).await?
+        {
+            return Err(StoreError::Invalid(format!("account {parent} is {id} or one of its descendants")));
+        }
+        let done = on_tx!(self, |c| sqlx::query("UPDATE accounts SET parent_id = $2 WHERE id = $1")
+            .bind(id)
+            .bind(parent_id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        found((done > 0).then_some(()), "account", id)
+    }
+
+    /// Adds a contact type to an account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the name is taken in the account.
+    pub async fn create_contact_type(&mut self, account_id: &str, name: &str, position: i64) -> Result<ContactType> {
+        let id = new_id("cty");
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO contact_types (id, account_id, name, position) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(name)
+        .bind(position)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(ContactType { id, account_id: account_id.to_owned(), name: name.to_owned(), position })
+    }
+
+    /// The contact types of an account, in display order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn contact_types(&mut self, account_id: &str) -> Result<Vec<ContactType>> {
+        let rows: Vec<ContactTypeRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, account_id, name, position FROM contact_types WHERE account_id = $1 ORDER BY position, id"
+        )
+        .bind(account_id)
+        .fetch_all(&mut *c)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| ContactType { id: r.id, account_id: r.account_id, name: r.name, position: r.position })
+            .collect())
+    }
+
+    /// Renames a contact type; its contacts follow, since they reference it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the name is taken; [`StoreError::NotFound`].
+    pub async fn rename_contact_type(&mut self, account_id: &str, id: &str, name: &str) -> Result<()> {
+        let done =
+            on_tx!(self, |c| sqlx::query("UPDATE contact_types SET name = $3 WHERE account_id = $1 AND id = $2")
+                .bind(account_id)
+                .bind(id)
+                .bind(name)
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
+        found((done > 0).then_some(()), "contact type", id)
+    }
+
+    /// Creates a user in `account_id`; an empty `user.id` gets a new one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the email is taken in the account.
+    pub async fn create_user(&mut self, account_id: &str, user: &User, now: DateTime<Utc>) -> Result<User> {
+        let id = if user.id.is_empty() { new_id("usr") } else { user.id.clone() };
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO users (id, account_id, name, email, role, active, delegate, timezone, signature,
+                                sender_connected, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(role_str(user.role))
+        .bind(user.active)
+        .bind(user.delegate)
+        .bind(&user.timezone)
+        .bind(&user.signature)
+        .bind(user.sender_connected)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(User { id, ..user.clone() })
+    }
+
+    /// The user `id` of `account_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn user(&mut self, account_id: &str, id: &str) -> Result<User> {
+        let row: Option<UserRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+             FROM users WHERE account_id = $1 AND id = $2"
+        )
+        .bind(account_id)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?);
+        found(row, "user", id)?.into_domain()
+    }
+
+    /// The users of an account, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn users(&mut self, account_id: &str) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+             FROM users WHERE account_id = $1 ORDER BY name, id"
+        )
+        .bind(account_id)
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(UserRow::into_domain).collect()
+    }
+
+    /// Replaces every field of user `user.id` of `account_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the new email is taken; [`StoreError::NotFound`].
+    pub async fn update_user(&mut self, account_id: &str, user: &User) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE users SET name = $3, email = $4, role = $5, active = $6, delegate = $7, timezone = $8,
+                              signature = $9, sender_connected = $10
+             WHERE account_id = $1 AND id = $2"
+        )
+        .bind(account_id)
+        .bind(&user.id)
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(role_str(user.role))
+        .bind(user.active)
+        .bind(user.delegate)
+        .bind(&user.timezone)
+        .bind(&user.signature)
+        .bind(user.sender_connected)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        found((done > 0).then_some(()), "user", &user.id)
+    }
+}

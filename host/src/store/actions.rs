@@ -1,0 +1,677 @@
+//! Actions: the steps of an enrollment, the lease-based claim of due ones,
+//! and the lease-checked transitions that complete or reschedule them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    Result, Store, StoreError, Tx, found, json_opt, ms, ms_opt, new_id, on_pool, on_tx, parse_opt, time, time_opt,
+};
+use crate::domain::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
+
+/// What [`Tx::insert_action`] needs. Actions are created `future`, projected
+/// from enrollment on; only one per enrollment may be current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAction {
+    /// The enrollment.
+    pub enrollment_id: String,
+    /// The step's position.
+    pub step: i64,
+    /// The step's plugin id.
+    pub plugin_id: String,
+    /// Manual or automatic.
+    pub activation: Activation,
+    /// The owner chosen by the step's owner rule.
+    pub owner_id: Option<String>,
+    /// The projected due date.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Whether it is the enrollment's current action.
+    pub current: bool,
+}
+
+/// How an action ends, for [`Tx::complete_action`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionCompletion {
+    /// `completed`, `skipped` or `failed`.
+    pub status: ActionStatus,
+    /// Result or disposition, such as `left_voicemail`.
+    pub result: Option<String>,
+    /// The plugin's output.
+    pub output: Option<serde_json::Value>,
+    /// The user who completed it; `None` for the system.
+    pub completed_by: Option<String>,
+    /// Skipped because the contact opted out.
+    pub opt_out: bool,
+    /// Why the system skipped it, when it did.
+    pub deferral_reason: Option<DeferralReason>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ActionRow {
+    id: String,
+    enrollment_id: String,
+    step: i64,
+    plugin_id: String,
+    activation: String,
+    owner_id: Option<String>,
+    status: String,
+    due_at: Option<i64>,
+    show_on_engage: bool,
+    deferral_reason: Option<String>,
+    opt_out: bool,
+    result: Option<String>,
+    output: Option<String>,
+    attempts: i64,
+    skip_criteria_evaluated: bool,
+    completed_at: Option<i64>,
+    completed_by: Option<String>,
+    is_current: bool,
+    lease_token: Option<String>,
+    lease_expires_at: Option<i64>,
+    send_attempted_at: Option<i64>,
+}
+
+impl ActionRow {
+    fn into_domain(self) -> Result<Action> {
+        Ok(Action {
+            id: self.id,
+            enrollment_id: self.enrollment_id,
+            step: self.step,
+            plugin_id: self.plugin_id,
+            activation: self.activation.parse()?,
+            owner_id: self.owner_id,
+            status: self.status.parse()?,
+            due_at: time_opt(self.due_at)?,
+            show_on_engage: self.show_on_engage,
+            deferral_reason: parse_opt(self.deferral_reason)?,
+            opt_out: self.opt_out,
+            result: self.result,
+            output: json_opt(self.output)?,
+            attempts: self.attempts,
+            skip_criteria_evaluated: self.skip_criteria_evaluated,
+            completed_at: time_opt(self.completed_at)?,
+            completed_by: self.completed_by,
+            current: self.is_current,
+            lease_token: self.lease_token,
+            lease_expires_at: time_opt(self.lease_expires_at)?,
+            send_attempted_at: time_opt(self.send_attempted_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: String,
+    enrollment_id: String,
+    step: i64,
+    plugin_id: String,
+    activation: String,
+    due_at: i64,
+    attempts: i64,
+    lease_token: String,
+    lease_expires_at: i64,
+}
+
+impl ClaimedRow {
+    fn into_domain(self) -> Result<ClaimedAction> {
+        Ok(ClaimedAction {
+            id: self.id,
+            enrollment_id: self.enrollment_id,
+            step: self.step,
+            plugin_id: self.plugin_id,
+            activation: self.activation.parse()?,
+            due_at: time(self.due_at)?,
+            attempts: self.attempts,
+            lease_token: self.lease_token,
+            lease_expires_at: time(self.lease_expires_at)?,
+        })
+    }
+}
+
+const ACTION_COLUMNS: &str = "id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at, show_on_engage,
+    deferral_reason, opt_out, result, output, attempts, skip_criteria_evaluated, completed_at, completed_by,
+    is_current, lease_token, lease_expires_at, send_attempted_at";
+
+const CLAIMED_COLUMNS: &str =
+    "id, enrollment_id, step, plugin_id, activation, due_at, attempts, lease_token, lease_expires_at";
+
+/// Claimable: the enrollment's current action, `future`, due, and not under a
+/// live lease. The text matches the partial index `actions_due` so both
+/// planners use it.
+const CLAIMABLE: &str =
+    "is_current AND status = 'future' AND due_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)";
+
+/// The lease check of every transition: `$2` is the caller's token. With a
+/// token, it must be the one stored (an expired lease nobody re-claimed still
+/// matches: no other host did the work). Without one (a user acting from the
+/// Engage view), no live lease may exist.
+const LEASE_HELD: &str = "(lease_token = $2 OR ($2 IS NULL AND (lease_token IS NULL OR lease_expires_at <= $3)))";
+
+impl Store {
+    /// Leases up to `limit` due actions to the caller for `lease_for`:
+    /// current, `future`, `due_at <= now`, and not leased or with an expired
+    /// lease. Each gets the same fresh token, which
+    /// [`Tx::complete_action`] and [`Tx::reschedule_action`] check; when the
+    /// lease expires first, the action is claimable again, so a crashed host
+    /// loses nothing.
+    ///
+    /// On PostgreSQL, concurrent claimers skip each other's rows (`FOR UPDATE
+    /// SKIP LOCKED`) instead of waiting; on SQLite the single `UPDATE …
+    /// RETURNING` runs under the database's one write lock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn claim_due_actions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<ClaimedAction>> {
+        let token = new_id("lse");
+        let lease_ms = i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
+        let expires = ms(now).saturating_add(lease_ms);
+        let rows: Vec<ClaimedRow> = match self.backend() {
+            super::Backend::Postgres => {
+                let sql = format!(
+                    "WITH due AS (
+                         SELECT id FROM actions WHERE {CLAIMABLE}
+                         ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     UPDATE actions SET lease_token = $3, lease_expires_at = $4
+                     WHERE id IN (SELECT id FROM due) RETURNING {CLAIMED_COLUMNS}"
+                );
+                on_pool!(self, |p| sqlx::query_as(&sql)
+                    .bind(ms(now))
+                    .bind(i64::from(limit))
+                    .bind(&token)
+                    .bind(expires)
+                    .fetch_all(p)
+                    .await?)
+            }
+            super::Backend::Sqlite => {
+                let sql = format!(
+                    "UPDATE actions SET lease_token = $3, lease_expires_at = $4
+                     WHERE id IN (SELECT id FROM actions WHERE {CLAIMABLE} ORDER BY due_at, id LIMIT $2)
+                     RETURNING {CLAIMED_COLUMNS}"
+                );
+                on_pool!(self, |p| sqlx::query_as(&sql)
+                    .bind(ms(now))
+                    .bind(i64::from(limit))
+                    .bind(&token)
+                    .bind(expires)
+                    .fetch_all(p)
+                    .await?)
+            }
+        };
+        let mut claimed = rows.into_iter().map(ClaimedRow::into_domain).collect::<Result<Vec<_>>>()?;
+        // RETURNING gives no order; the engine processes oldest first.
+        claimed.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
+        Ok(claimed)
+    }
+
+    /// When the next claimable work falls due: the earliest due date of a
+    /// current `future` action, or its lease expiry when that is later. The
+    /// scheduler sleeps until then (or until woken by new work).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let next: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN lease_expires_at > due_at THEN lease_expires_at ELSE due_at END)
+             FROM actions WHERE is_current AND status = 'future' AND due_at IS NOT NULL"
+        )
+        .fetch_one(p)
+        .await?);
+        time_opt(next)
+    }
+}
+
+impl Tx {
+    /// Adds an action to an enrollment.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] with constraint
+    /// `actions_one_current_per_enrollment` when it is current and the
+    /// enrollment already has a current action, or
+    /// `actions_enrollment_id_step_key` when the step has an action.
+    pub async fn insert_action(&mut self, new: &NewAction, now: DateTime<Utc>) -> Result<Action> {
+        let id = new_id("act");
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at,
+                                  show_on_engage, opt_out, attempts, skip_criteria_evaluated, is_current,
+                                  created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'future', $7, FALSE, FALSE, 0, FALSE, $8, $9, $9)"
+        )
+        .bind(&id)
+        .bind(&new.enrollment_id)
+        .bind(new.step)
+        .bind(&new.plugin_id)
+        .bind(new.activation.as_str())
+        .bind(&new.owner_id)
+        .bind(ms_opt(new.due_at))
+        .bind(new.current)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        self.action(&id).await
+    }
+
+    /// The action `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn action(&mut self, id: &str) -> Result<Action> {
+        let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id = $1");
+        let row: Option<ActionRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_optional(&mut *c).await?);
+        found(row, "action", id)?.into_domain()
+    }
+
+    /// The actions of an enrollment, by step.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn actions_of_enrollment(&mut self, enrollment_id: &str) -> Result<Vec<Action>> {
+        let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE enrollment_id = $1 ORDER BY step");
+        let rows: Vec<ActionRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(enrollment_id).fetch_all(&mut *c).await?);
+        rows.into_iter().map(ActionRow::into_domain).collect()
+    }
+
+    /// A user's Engage view: their active actions shown on Engage, by due date.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn engage_actions(&mut self, owner_id: &str) -> Result<Vec<Action>> {
+        let sql = format!(
+            "SELECT {ACTION_COLUMNS} FROM actions
+             WHERE owner_id = $1 AND status = 'active' AND show_on_engage ORDER BY due_at, id"
+        );
+        let rows: Vec<ActionRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(owner_id).fetch_all(&mut *c).await?);
+        rows.into_iter().map(ActionRow::into_domain).collect()
+    }
+
+    /// Makes `action_id` the enrollment's one current action (`None`: none).
+    /// The previous current action is cleared first, so the partial unique
+    /// index never sees two.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when `action_id` is not an action of the enrollment.
+    pub async fn set_current_action(
+        &mut self,
+        enrollment_id: &str,
+        action_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE actions SET is_current = FALSE, updated_at = $2 WHERE enrollment_id = $1 AND is_current"
+        )
+        .bind(enrollment_id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        if let Some(action_id) = action_id {
+            let done = on_tx!(self, |c| sqlx::query(
+                "UPDATE actions SET is_current = TRUE, updated_at = $3 WHERE enrollment_id = $1 AND id = $2"
+            )
+            .bind(enrollment_id)
+            .bind(action_id)
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+            found((done > 0).then_some(()), "action", action_id)?;
+        }
+        Ok(())
+    }
+
+    /// Sets a projected due date (of an action not yet current, or when
+    /// due dates are recomputed after a completion).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn set_action_due_at(
+        &mut self,
+        id: &str,
+        due_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query("UPDATE actions SET due_at = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(ms_opt(due_at))
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        found((done > 0).then_some(()), "action", id)
+    }
+
+    /// Sets the owner of an action (the step's owner rule is applied again
+    /// when the action is processed, since the contact's owner may change).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn set_action_owner(&mut self, id: &str, owner_id: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query("UPDATE actions SET owner_id = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(owner_id)
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        found((done > 0).then_some(()), "action", id)
+    }
+
+    /// Ends an action as `completion.status`, releases its lease and clears
+    /// its current flag (the engine then makes the next one current).
+    /// `lease_token` is the claim's token, or `None` for a user acting from
+    /// the Engage view, which succeeds only while no live lease exists.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] when the lease does not match (or the action
+    /// is gone); [`StoreError::Invalid`] when the status is not a final one.
+    pub async fn complete_action(
+        &mut self,
+        id: &str,
+        lease_token: Option<&str>,
+        completion: &ActionCompletion,
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        if !matches!(completion.status, ActionStatus::Completed | ActionStatus::Skipped | ActionStatus::Failed) {
+            return Err(StoreError::Invalid(format!("{} is not a final action status", completion.status)));
+        }
+        let output = completion.output.as_ref().map(serde_json::to_string).transpose()?;
+        let sql = format!(
+            "UPDATE actions SET status = $4, result = $5, output = $6, completed_by = $7, opt_out = $8,
+                                deferral_reason = $9, completed_at = $3, updated_at = $3, show_on_engage = FALSE,
+                                is_current = FALSE, lease_token = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND {LEASE_HELD}"
+        );
+        let done = on_tx!(self, |c| sqlx::query(&sql)
+            .bind(id)
+            .bind(lease_token)
+            .bind(ms(now))
+            .bind(completion.status.as_str())
+            .bind(&completion.result)
+            .bind(&output)
+            .bind(&completion.completed_by)
+            .bind(completion.opt_out)
+            .bind(completion.deferral_reason.map(|d| d.as_str()))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        self.after_leased_update(id, done).await
+    }
+
+    /// Puts an action back to `future` with a new due date and, when the
+    /// system holds it back, the reason; it leaves the Engage view and its
+    /// lease is released. A `None` due date parks it until something (a
+    /// drip slot, a person) makes it due again.
+    ///
+    /// With `confirm_send`, an earlier send attempt is forgotten: the caller
+    /// knows its outcome (the plugin answered "retry", or a user chose to
+    /// try again), so the duplicate-attempt failsafe must not hold it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] when the lease does not match.
+    pub async fn reschedule_action(
+        &mut self,
+        id: &str,
+        lease_token: Option<&str>,
+        due_at: Option<DateTime<Utc>>,
+        deferral: Option<DeferralReason>,
+        confirm_send: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        let sql = format!(
+            "UPDATE actions SET status = 'future', due_at = $4, deferral_reason = $5, show_on_engage = FALSE,
+                                updated_at = $3, lease_token = NULL, lease_expires_at = NULL,
+                                send_attempted_at = CASE WHEN $6 THEN NULL ELSE send_attempted_at END
+             WHERE id = $1 AND {LEASE_HELD}"
+        );
+        let done = on_tx!(self, |c| sqlx::query(&sql)
+            .bind(id)
+            .bind(lease_token)
+            .bind(ms(now))
+            .bind(ms_opt(due_at))
+            .bind(deferral.map(|d| d.as_str()))
+            .bind(confirm_send)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        self.after_leased_update(id, done).await
+    }
+
+    /// Makes a manual action `active` on its owner's Engage view, releasing
+    /// the lease; `skip_criteria_evaluated` records that skip criteria were
+    /// run (they are evaluated once).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] when the lease does not match.
+    pub async fn activate_action(
+        &mut self,
+        id: &str,
+        lease_token: Option<&str>,
+        skip_criteria_evaluated: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        let sql = format!(
+            "UPDATE actions SET status = 'active', show_on_engage = TRUE, deferral_reason = NULL,
+                                skip_criteria_evaluated = $4, updated_at = $3, lease_token = NULL,
+                                lease_expires_at = NULL
+             WHERE id = $1 AND {LEASE_HELD}"
+        );
+        let done = on_tx!(self, |c| sqlx::query(&sql)
+            .bind(id)
+            .bind(lease_token)
+            .bind(ms(now))
+            .bind(skip_criteria_evaluated)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        self.after_leased_update(id, done).await
+    }
+
+    /// Records that an automatic send is being attempted now, before the
+    /// plugin runs, and counts the attempt. A later claim that finds
+    /// `send_attempted_at` set without a completion defers with
+    /// `duplicate_attempt` instead of sending twice. Keeps the lease.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] when the lease does not match.
+    pub async fn record_send_attempt(&mut self, id: &str, lease_token: &str, now: DateTime<Utc>) -> Result<Action> {
+        let sql = format!(
+            "UPDATE actions SET send_attempted_at = $3, attempts = attempts + 1, updated_at = $3
+             WHERE id = $1 AND {LEASE_HELD}"
+        );
+        let done = on_tx!(self, |c| sqlx::query(&sql)
+            .bind(id)
+            .bind(Some(lease_token))
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        self.after_leased_update(id, done).await
+    }
+
+    /// Marks an automatic action `failed` with the failure's details as its
+    /// output. Unlike [`Tx::complete_action`] it stays the enrollment's
+    /// current action: the engine pauses the enrollment, and resuming it
+    /// tries the step again ([`Tx::enable_actions`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] when the lease does not match.
+    pub async fn fail_action(
+        &mut self,
+        id: &str,
+        lease_token: Option<&str>,
+        output: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        let output = serde_json::to_string(output)?;
+        let sql = format!(
+            "UPDATE actions SET status = 'failed', output = $4, show_on_engage = FALSE, updated_at = $3,
+                                send_attempted_at = NULL, lease_token = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND {LEASE_HELD}"
+        );
+        let done = on_tx!(self, |c| sqlx::query(&sql)
+            .bind(id)
+            .bind(lease_token)
+            .bind(ms(now))
+            .bind(&output)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        self.after_leased_update(id, done).await
+    }
+
+    /// Takes a user's "show on Engage = false": the action goes back to
+    /// `future`, due now, with its skip criteria to be evaluated again
+    /// (SPEC §4.4).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] when a host holds a live lease on it.
+    pub async fn reset_show_on_engage(&mut self, id: &str, now: DateTime<Utc>) -> Result<Action> {
+        let sql = format!(
+            "UPDATE actions SET status = 'future', show_on_engage = FALSE, skip_criteria_evaluated = FALSE,
+                                deferral_reason = NULL, due_at = $3, updated_at = $3
+             WHERE id = $1 AND {LEASE_HELD}"
+        );
+        let done = on_tx!(self, |c| sqlx::query(&sql)
+            .bind(id)
+            .bind(None::<&str>)
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        self.after_leased_update(id, done).await
+    }
+
+    /// Disables the unperformed actions of an enrollment (`future`,
+    /// `active`, `failed`): its enrollment or sequence is paused. They leave
+    /// the Engage view and cannot be claimed; leases are dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn disable_actions(&mut self, enrollment_id: &str, now: DateTime<Utc>) -> Result<u64> {
+        Ok(on_tx!(self, |c| sqlx::query(
+            "UPDATE actions SET status = 'disabled', show_on_engage = FALSE, lease_token = NULL,
+                                lease_expires_at = NULL, updated_at = $2
+             WHERE enrollment_id = $1 AND status IN ('future', 'active', 'failed')"
+        )
+        .bind(enrollment_id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected()))
+    }
+
+    /// Makes the disabled (and failed) actions of an enrollment `future`
+    /// again: they are processed anew when due, so a manual action returns
+    /// to the Engage view and a failed automatic one is tried again.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn enable_actions(&mut self, enrollment_id: &str, now: DateTime<Utc>) -> Result<u64> {
+        Ok(on_tx!(self, |c| sqlx::query(
+            "UPDATE actions SET status = 'future', deferral_reason = NULL, send_attempted_at = NULL,
+                                updated_at = $2
+             WHERE enrollment_id = $1 AND status IN ('disabled', 'failed')"
+        )
+        .bind(enrollment_id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected()))
+    }
+
+    /// Disables or enables the unperformed actions of every unfinished
+    /// enrollment of a sequence (the sequence is paused or resumed). Enabling
+    /// leaves the actions of enrollments that are themselves paused alone.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn set_sequence_actions_disabled(
+        &mut self,
+        sequence_id: &str,
+        disabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let sql = if disabled {
+            "UPDATE actions SET status = 'disabled', show_on_engage = FALSE, lease_token = NULL,
+                                lease_expires_at = NULL, updated_at = $2
+             WHERE status IN ('future', 'active') AND enrollment_id IN (
+                 SELECT id FROM enrollments WHERE sequence_id = $1 AND status IN ('pending', 'queued', 'running'))"
+        } else {
+            "UPDATE actions SET status = 'future', updated_at = $2
+             WHERE status = 'disabled' AND enrollment_id IN (
+                 SELECT id FROM enrollments WHERE sequence_id = $1 AND status IN ('pending', 'queued', 'running'))"
+        };
+        Ok(on_tx!(self, |c| sqlx::query(sql).bind(sequence_id).bind(ms(now)).execute(&mut *c).await?.rows_affected()))
+    }
+
+    /// Closes every unperformed action of an enrollment that ended: they
+    /// become `skipped` with `result`, leave the Engage view and stop being
+    /// current, so no unperformed action outlives its enrollment.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn close_open_actions(&mut self, enrollment_id: &str, result: &str, now: DateTime<Utc>) -> Result<u64> {
+        Ok(on_tx!(self, |c| sqlx::query(
+            "UPDATE actions SET status = 'skipped', result = $2, show_on_engage = FALSE, is_current = FALSE,
+                                lease_token = NULL, lease_expires_at = NULL, completed_at = $3, updated_at = $3
+             WHERE enrollment_id = $1 AND status IN ('future', 'active', 'disabled', 'failed')"
+        )
+        .bind(enrollment_id)
+        .bind(result)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected()))
+    }
+
+    /// Deletes the unperformed actions of an enrollment from step `from` on,
+    /// before they are projected anew from another version.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn delete_unperformed_actions(&mut self, enrollment_id: &str, from: i64) -> Result<u64> {
+        Ok(on_tx!(self, |c| sqlx::query(
+            "DELETE FROM actions
+             WHERE enrollment_id = $1 AND step >= $2 AND status IN ('future', 'active', 'disabled', 'failed')"
+        )
+        .bind(enrollment_id)
+        .bind(from)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()))
+    }
+
+    async fn after_leased_update(&mut self, id: &str, rows: u64) -> Result<Action> {
+        if rows == 0 {
+            return Err(StoreError::LeaseLost(id.to_owned()));
+        }
+        self.action(id).await
+    }
+}

@@ -1,0 +1,274 @@
+//! Companies (an acyclic hierarchy) and contacts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::accounts::{Hierarchy, is_self_or_ancestor, lock_hierarchy};
+use super::{Result, StoreError, Tx, found, ms, ms_opt, new_id, on_tx, time_opt};
+use crate::model::{Company, Contact, ContactKind, OptOuts};
+
+#[derive(sqlx::FromRow)]
+struct CompanyRow {
+    id: String,
+    name: String,
+    owner_id: Option<String>,
+    parent_id: Option<String>,
+}
+
+impl From<CompanyRow> for Company {
+    fn from(r: CompanyRow) -> Self {
+        Company { id: r.id, name: r.name, owner_id: r.owner_id, parent_id: r.parent_id }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ContactRow {
+    id: String,
+    kind: String,
+    first_name: String,
+    last_name: String,
+    email: Option<String>,
+    phone: Option<String>,
+    owner_id: Option<String>,
+    company_id: Option<String>,
+    contact_type: String,
+    lead_source: Option<String>,
+    sales_cycle: Option<String>,
+    timezone: Option<String>,
+    opt_out_email: bool,
+    opt_out_sms: bool,
+    opt_out_phone: bool,
+    attributes: String,
+    last_engaged: Option<i64>,
+    last_contacted: Option<i64>,
+}
+
+impl ContactRow {
+    fn into_domain(self) -> Result<Contact> {
+        let kind = match self.kind.as_str() {
+            "lead" => ContactKind::Lead,
+            "contact" => ContactKind::Contact,
+            other => return Err(StoreError::Corrupt(format!("unknown contact kind `{other}`"))),
+        };
+        Ok(Contact {
+            id: self.id,
+            kind,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            email: self.email,
+            phone: self.phone,
+            owner_id: self.owner_id,
+            company_id: self.company_id,
+            contact_type: self.contact_type,
+            lead_source: self.lead_source,
+            sales_cycle: self.sales_cycle,
+            timezone: self.timezone,
+            opt_outs: OptOuts { email: self.opt_out_email, sms: self.opt_out_sms, phone: self.opt_out_phone },
+            attributes: serde_json::from_str::<BTreeMap<_, _>>(&self.attributes)?,
+            last_engaged: time_opt(self.last_engaged)?,
+            last_contacted: time_opt(self.last_contacted)?,
+        })
+    }
+}
+
+fn kind_str(kind: ContactKind) -> &'static str {
+    match kind {
+        ContactKind::Lead => "lead",
+        ContactKind::Contact => "contact",
+    }
+}
+
+const SELECT_CONTACT: &str = "
+    SELECT c.id, c.kind, c.first_name, c.last_name, c.email, c.phone, c.owner_id, c.company_id,
+           t.name AS contact_type, c.lead_source, c.sales_cycle, c.timezone, c.opt_out_email, c.opt_out_sms,
+           c.opt_out_phone, c.attributes, c.last_engaged, c.last_contacted
+    FROM contacts c JOIN contact_types t ON t.id = c.contact_type_id";
+
+impl Tx {
+    /// Creates a company; an empty `company.id` gets a new one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the owner or parent is not in the account.
+    pub async fn create_company(&mut self, account_id: &str, company: &Company, now: DateTime<Utc>) -> Result<Company> {
+        let id = if company.id.is_empty() { new_id("com") } else { company.id.clone() };
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO companies (id, account_id, name, owner_id, parent_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(&company.name)
+        .bind(&company.owner_id)
+        .bind(&company.parent_id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(Company { id, ..company.clone() })
+    }
+
+    /// The company `id` of `account_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn company(&mut self, account_id: &str, id: &str) -> Result<Company> {
+        let row: Option<CompanyRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 AND id = $2"
+        )
+        .bind(account_id)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?);
+        Ok(found(row, "company", id)?.into())
+    }
+
+    /// Replaces the name, owner and parent of company `company.id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the new parent is the company itself or
+    /// one of its descendants; [`StoreError::NotFound`].
+    pub async fn update_company(&mut self, account_id: &str, company: &Company) -> Result<()> {
+        lock_hierarchy(self, account_id).await?;
+        if let Some(parent) = &company.parent_id
+            && is_self_or_ancestor(self, Hierarchy::Companies, parent, &company.id).await?
+        {
+            return Err(StoreError::Invalid(format!("company {parent} is {} or one of its descendants", company.id)));
+        }
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE companies SET name = $3, owner_id = $4, parent_id = $5 WHERE account_id = $1 AND id = $2"
+        )
+        .bind(account_id)
+        .bind(&company.id)
+        .bind(&company.name)
+        .bind(&company.owner_id)
+        .bind(&company.parent_id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        found((done > 0).then_some(()), "company", &company.id)
+    }
+
+    /// Creates a contact; an empty `contact.id` gets a new one. The contact
+    /// type is named as the account names it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the contact type, owner or company is not
+    /// in the account.
+    pub async fn create_contact(&mut self, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<Contact> {
+        let id = if contact.id.is_empty() { new_id("con") } else { contact.id.clone() };
+        let type_id = self.contact_type_id(account_id, &contact.contact_type).await?;
+        let attributes = serde_json::to_string(&contact.attributes)?;
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO contacts (id, account_id, kind, first_name, last_name, email, phone, owner_id, company_id,
+                                   contact_type_id, lead_source, sales_cycle, timezone, opt_out_email, opt_out_sms,
+                                   opt_out_phone, attributes, last_engaged, last_contacted, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(kind_str(contact.kind))
+        .bind(&contact.first_name)
+        .bind(&contact.last_name)
+        .bind(&contact.email)
+        .bind(&contact.phone)
+        .bind(&contact.owner_id)
+        .bind(&contact.company_id)
+        .bind(&type_id)
+        .bind(&contact.lead_source)
+        .bind(&contact.sales_cycle)
+        .bind(&contact.timezone)
+        .bind(contact.opt_outs.email)
+        .bind(contact.opt_outs.sms)
+        .bind(contact.opt_outs.phone)
+        .bind(&attributes)
+        .bind(ms_opt(contact.last_engaged))
+        .bind(ms_opt(contact.last_contacted))
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(Contact { id, ..contact.clone() })
+    }
+
+    /// The contact `id` of `account_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn contact(&mut self, account_id: &str, id: &str) -> Result<Contact> {
+        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id = $2");
+        let row: Option<ContactRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).bind(id).fetch_optional(&mut *c).await?);
+        found(row, "contact", id)?.into_domain()
+    }
+
+    /// Replaces every field of contact `contact.id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] as for [`Tx::create_contact`]; [`StoreError::NotFound`].
+    pub async fn update_contact(&mut self, account_id: &str, contact: &Contact) -> Result<()> {
+        let type_id = self.contact_type_id(account_id, &contact.contact_type).await?;
+        let attributes = serde_json::to_string(&contact.attributes)?;
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE contacts SET kind = $3, first_name = $4, last_name = $5, email = $6, phone = $7, owner_id = $8,
+                                 company_id = $9, contact_type_id = $10, lead_source = $11, sales_cycle = $12,
+                                 timezone = $13, opt_out_email = $14, opt_out_sms = $15, opt_out_phone = $16,
+                                 attributes = $17, last_engaged = $18, last_contacted = $19
+             WHERE account_id = $1 AND id = $2"
+        )
+        .bind(account_id)
+        .bind(&contact.id)
+        .bind(kind_str(contact.kind))
+        .bind(&contact.first_name)
+        .bind(&contact.last_name)
+        .bind(&contact.email)
+        .bind(&contact.phone)
+        .bind(&contact.owner_id)
+        .bind(&contact.company_id)
+        .bind(&type_id)
+        .bind(&contact.lead_source)
+        .bind(&contact.sales_cycle)
+        .bind(&contact.timezone)
+        .bind(contact.opt_outs.email)
+        .bind(contact.opt_outs.sms)
+        .bind(contact.opt_outs.phone)
+        .bind(&attributes)
+        .bind(ms_opt(contact.last_engaged))
+        .bind(ms_opt(contact.last_contacted))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        found((done > 0).then_some(()), "contact", &contact.id)
+    }
+
+    /// Deletes a contact with its enrollments, actions and events.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn delete_contact(&mut self, account_id: &str, id: &str) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query("DELETE FROM contacts WHERE account_id = $1 AND id = $2")
+            .bind(account_id)
+            .bind(id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        found((done > 0).then_some(()), "contact", id)
+    }
+
+    async fn contact_type_id(&mut self, account_id: &str, name: &str) -> Result<String> {
+        let id: Option<String> =
+            on_tx!(self, |c| sqlx::query_scalar("SELECT id FROM contact_types WHERE account_id = $1 AND name = $2")
+                .bind(account_id)
+                .bind(name)
+                .fetch_optional(&mut *c)
+                .await?);
+        id.ok_or_else(|| StoreError::Invalid(format!("the account has no contact type named `{name}`")))
+    }
+}

@@ -1,0 +1,247 @@
+//! Enrollments: a contact in a pinned version of a sequence.
+
+use chrono::{DateTime, Utc};
+
+use super::{Result, Tx, found, ms, ms_opt, new_id, on_tx, parse_opt, time, time_opt};
+use crate::domain::{Enrollment, EnrollmentStatus};
+
+/// What [`Tx::create_enrollment`] needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnrollment {
+    /// The contact.
+    pub contact_id: String,
+    /// The sequence.
+    pub sequence_id: String,
+    /// The pinned version.
+    pub version: i64,
+    /// Who enrolled the contact.
+    pub initiated_by: Option<String>,
+    /// `pending`, or `queued` when the drip limit is reached.
+    pub status: EnrollmentStatus,
+    /// The event date of `from_event` sequences.
+    pub event_date: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EnrollmentRow {
+    id: String,
+    account_id: String,
+    contact_id: String,
+    sequence_id: String,
+    version: i64,
+    initiated_by: Option<String>,
+    status: String,
+    pause_reason: Option<String>,
+    outcome: Option<String>,
+    current_step: i64,
+    started_at: i64,
+    last_action_completed_at: Option<i64>,
+    next_action_at: Option<i64>,
+    event_date: Option<i64>,
+    resume_at: Option<i64>,
+    queued_at: Option<i64>,
+    ended_at: Option<i64>,
+}
+
+impl EnrollmentRow {
+    fn into_domain(self) -> Result<Enrollment> {
+        Ok(Enrollment {
+            id: self.id,
+            account_id: self.account_id,
+            contact_id: self.contact_id,
+            sequence_id: self.sequence_id,
+            version: self.version,
+            initiated_by: self.initiated_by,
+            status: self.status.parse()?,
+            pause_reason: parse_opt(self.pause_reason)?,
+            outcome: parse_opt(self.outcome)?,
+            current_step: self.current_step,
+            started_at: time(self.started_at)?,
+            last_action_completed_at: time_opt(self.last_action_completed_at)?,
+            next_action_at: time_opt(self.next_action_at)?,
+            event_date: time_opt(self.event_date)?,
+            resume_at: time_opt(self.resume_at)?,
+            queued_at: time_opt(self.queued_at)?,
+            ended_at: time_opt(self.ended_at)?,
+        })
+    }
+}
+
+const SELECT_ENROLLMENT: &str = "
+    SELECT id, account_id, contact_id, sequence_id, version, initiated_by, status, pause_reason, outcome,
+           current_step, started_at, last_action_completed_at, next_action_at, event_date, resume_at, queued_at,
+           ended_at
+    FROM enrollments";
+
+impl Tx {
+    /// Enrolls a contact, starting now at step 0.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) with constraint
+    /// `enrollments_one_open_per_contact` when the contact has an unfinished
+    /// enrollment in the sequence; [`StoreError::Invalid`](super::StoreError::Invalid)
+    /// when the contact, sequence, version or user is not in the account.
+    pub async fn create_enrollment(
+        &mut self,
+        account_id: &str,
+        new: &NewEnrollment,
+        now: DateTime<Utc>,
+    ) -> Result<Enrollment> {
+        let id = new_id("enr");
+        let queued_at = (new.status == EnrollmentStatus::Queued).then_some(ms(now));
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
+                                      current_step, started_at, event_date, queued_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(&new.contact_id)
+        .bind(&new.sequence_id)
+        .bind(new.version)
+        .bind(&new.initiated_by)
+        .bind(new.status.as_str())
+        .bind(ms(now))
+        .bind(ms_opt(new.event_date))
+        .bind(queued_at)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        self.enrollment(&id).await
+    }
+
+    /// The enrollment `id` (ids are unique across accounts; callers serving
+    /// an account check [`Enrollment::account_id`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn enrollment(&mut self, id: &str) -> Result<Enrollment> {
+        let sql = format!("{SELECT_ENROLLMENT} WHERE id = $1");
+        let row: Option<EnrollmentRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_optional(&mut *c).await?);
+        found(row, "enrollment", id)?.into_domain()
+    }
+
+    /// The enrollments of a contact, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn enrollments_of_contact(&mut self, contact_id: &str) -> Result<Vec<Enrollment>> {
+        let sql = format!("{SELECT_ENROLLMENT} WHERE contact_id = $1 ORDER BY started_at DESC, id");
+        let rows: Vec<EnrollmentRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(contact_id).fetch_all(&mut *c).await?);
+        rows.into_iter().map(EnrollmentRow::into_domain).collect()
+    }
+
+    /// Writes every mutable field of `enrollment` (status, pause reason,
+    /// outcome, step, dates). The schema refuses a paused enrollment without
+    /// a reason, a reason without a pause, and an outcome before completion.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when a CHECK
+    /// refuses it; [`StoreError::Conflict`](super::StoreError::Conflict) when
+    /// reopening would make two unfinished enrollments;
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn save_enrollment(&mut self, enrollment: &Enrollment) -> Result<()> {
+        let e = enrollment;
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE enrollments SET version = $2, status = $3, pause_reason = $4, outcome = $5, current_step = $6,
+                                    last_action_completed_at = $7, next_action_at = $8, event_date = $9,
+                                    resume_at = $10, queued_at = $11, ended_at = $12
+             WHERE id = $1"
+        )
+        .bind(&e.id)
+        .bind(e.version)
+        .bind(e.status.as_str())
+        .bind(e.pause_reason.map(|r| r.as_str()))
+        .bind(e.outcome.map(|o| o.as_str()))
+        .bind(e.current_step)
+        .bind(ms_opt(e.last_action_completed_at))
+        .bind(ms_opt(e.next_action_at))
+        .bind(ms_opt(e.event_date))
+        .bind(ms_opt(e.resume_at))
+        .bind(ms_opt(e.queued_at))
+        .bind(ms_opt(e.ended_at))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        found((done > 0).then_some(()), "enrollment", &e.id)
+    }
+
+    /// How many enrollments of a sequence hold a drip slot: every
+    /// unfinished one that is not queued (`pending`, `running`, `paused`).
+    /// Counting only `running` would let a burst of new, still `pending`
+    /// enrollments overshoot the limit.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn running_count(&mut self, sequence_id: &str) -> Result<i64> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM enrollments WHERE sequence_id = $1 AND status IN ('pending', 'running', 'paused')"
+        )
+        .bind(sequence_id)
+        .fetch_one(&mut *c)
+        .await?))
+    }
+
+    /// The enrollment of a sequence queued the longest (FIFO dequeue).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn oldest_queued(&mut self, sequence_id: &str) -> Result<Option<Enrollment>> {
+        let sql =
+            format!("{SELECT_ENROLLMENT} WHERE sequence_id = $1 AND status = 'queued' ORDER BY queued_at, id LIMIT 1");
+        let row: Option<EnrollmentRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(sequence_id).fetch_optional(&mut *c).await?);
+        row.map(EnrollmentRow::into_domain).transpose()
+    }
+
+    /// Out-of-office enrollments whose return date has come, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn enrollments_to_resume(&mut self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Enrollment>> {
+        let sql = format!(
+            "{SELECT_ENROLLMENT} WHERE resume_at IS NOT NULL AND resume_at <= $1 AND status = 'paused'
+             ORDER BY resume_at, id LIMIT $2"
+        );
+        let rows: Vec<EnrollmentRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(ms(now)).bind(i64::from(limit)).fetch_all(&mut *c).await?);
+        rows.into_iter().map(EnrollmentRow::into_domain).collect()
+    }
+
+    /// The enrollments of a sequence, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn enrollments_of_sequence(&mut self, sequence_id: &str) -> Result<Vec<Enrollment>> {
+        let sql = format!("{SELECT_ENROLLMENT} WHERE sequence_id = $1 ORDER BY started_at DESC, id");
+        let rows: Vec<EnrollmentRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(sequence_id).fetch_all(&mut *c).await?);
+        rows.into_iter().map(EnrollmentRow::into_domain).collect()
+    }
+
+    /// Removes an enrollment and all its history: its actions, events and
+    /// outbox rows go with it through the schema's cascades (SPEC §5
+    /// "remove"; it cannot be recovered).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn delete_enrollment(&mut self, id: &str) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query("DELETE FROM enrollments WHERE id = $1")
+            .bind(id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        found((done > 0).then_some(()), "enrollment", id)
+    }
+}

@@ -1,0 +1,156 @@
+//! Plugins known to the host and their per-account enablement and grants.
+
+use chrono::{DateTime, Utc};
+
+use super::{Result, Tx, found, ms, on_tx};
+use crate::domain::{PluginAccount, PluginRecord};
+
+#[derive(sqlx::FromRow)]
+struct PluginRow {
+    id: String,
+    version: String,
+    kind: String,
+    manifest: String,
+    wasm_digest: String,
+    wasm: Option<Vec<u8>>,
+    builtin: bool,
+}
+
+impl PluginRow {
+    fn into_domain(self) -> Result<PluginRecord> {
+        Ok(PluginRecord {
+            id: self.id,
+            version: self.version,
+            kind: self.kind.parse()?,
+            manifest: self.manifest,
+            wasm_digest: self.wasm_digest,
+            wasm: self.wasm,
+            builtin: self.builtin,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PluginAccountRow {
+    account_id: String,
+    plugin_id: String,
+    enabled: bool,
+    grants: String,
+    approved_capabilities: String,
+}
+
+impl PluginAccountRow {
+    fn into_domain(self) -> Result<PluginAccount> {
+        Ok(PluginAccount {
+            account_id: self.account_id,
+            plugin_id: self.plugin_id,
+            enabled: self.enabled,
+            grants: serde_json::from_str(&self.grants)?,
+            approved_capabilities: serde_json::from_str(&self.approved_capabilities)?,
+        })
+    }
+}
+
+const SELECT_PLUGIN: &str = "SELECT id, version, kind, manifest, wasm_digest, wasm, builtin FROM plugins";
+
+impl Tx {
+    /// Records a plugin version. Recording the same id, version and digest
+    /// again is a no-op (every host registers its built-ins at start).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) when the id and
+    /// version exist with another digest: a released version never changes.
+    pub async fn save_plugin(&mut self, plugin: &PluginRecord, now: DateTime<Utc>) -> Result<()> {
+        if let Some(existing) = self.plugin(&plugin.id, &plugin.version).await.ok()
+            && existing.wasm_digest == plugin.wasm_digest
+        {
+            return Ok(());
+        }
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO plugins (id, version, kind, manifest, wasm_digest, wasm, builtin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )
+        .bind(&plugin.id)
+        .bind(&plugin.version)
+        .bind(plugin.kind.as_str())
+        .bind(&plugin.manifest)
+        .bind(&plugin.wasm_digest)
+        .bind(&plugin.wasm)
+        .bind(plugin.builtin)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// The plugin `id` at `version`, with its bytes when it is an add-on.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn plugin(&mut self, id: &str, version: &str) -> Result<PluginRecord> {
+        let sql = format!("{SELECT_PLUGIN} WHERE id = $1 AND version = $2");
+        let row: Option<PluginRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(id).bind(version).fetch_optional(&mut *c).await?);
+        found(row, "plugin", &format!("{id}@{version}"))?.into_domain()
+    }
+
+    /// Every plugin version, by id and version text.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn plugins(&mut self) -> Result<Vec<PluginRecord>> {
+        let sql = format!("{SELECT_PLUGIN} ORDER BY id, version");
+        let rows: Vec<PluginRow> = on_tx!(self, |c| sqlx::query_as(&sql).fetch_all(&mut *c).await?);
+        rows.into_iter().map(PluginRow::into_domain).collect()
+    }
+
+    /// Sets a plugin's enablement and grants for an account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when the account
+    /// does not exist.
+    pub async fn set_plugin_account(&mut self, settings: &PluginAccount, now: DateTime<Utc>) -> Result<()> {
+        let grants = serde_json::to_string(&settings.grants)?;
+        let approved = serde_json::to_string(&settings.approved_capabilities)?;
+        // `ON CONFLICT … DO UPDATE` is the same text on both backends.
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO plugin_accounts (account_id, plugin_id, enabled, grants, approved_capabilities, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (account_id, plugin_id) DO UPDATE SET enabled = excluded.enabled, grants = excluded.grants,
+                 approved_capabilities = excluded.approved_capabilities, updated_at = excluded.updated_at"
+        )
+        .bind(&settings.account_id)
+        .bind(&settings.plugin_id)
+        .bind(settings.enabled)
+        .bind(&grants)
+        .bind(&approved)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// A plugin's enablement and grants for an account; `None` means never
+    /// enabled (deny by default).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn plugin_account(&mut self, account_id: &str, plugin_id: &str) -> Result<Option<PluginAccount>> {
+        let row: Option<PluginAccountRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT account_id, plugin_id, enabled, grants, approved_capabilities
+             FROM plugin_accounts WHERE account_id = $1 AND plugin_id = $2"
+        )
+        .bind(account_id)
+        .bind(plugin_id)
+        .fetch_optional(&mut *c)
+        .await?);
+        row.map(PluginAccountRow::into_domain).transpose()
+    }
+}
