@@ -7,6 +7,7 @@
 //! is the only module issuing SQL, persisting [`model`] and [`domain`] records.
 
 pub mod domain;
+pub mod engine;
 pub mod model;
 pub mod plugins;
 pub mod runner;

@@ -2,6 +2,7 @@
 //! for them, a runtime with test limits, fixtures and a local HTTP server.
 
 pub mod db;
+pub mod scenario;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -236,3 +236,21 @@ async fn calls_run_concurrently_on_one_runtime() {
     assert!(!slow.is_finished(), "the spinning call is still running");
     assert!(slow.await.unwrap().is_err());
 }
+
+#[tokio::test]
+async fn scripted() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::SCRIPTED).await.unwrap();
+    assert_eq!(plugin.manifest().channel, Some(stepwise::plugins::types::Channel::Email));
+    let config = r#"{"send": true, "set": {"stage": "warm"}}"#;
+    let granted = invocation(ada(), &["send-email", "update-contact=attributes"]);
+    let call = runtime.execute(&plugin, granted, config).await.unwrap();
+    assert!(matches!(&call.value, stepwise::plugins::types::Outcome::Done { result, .. } if result == "sent"), "{:?}", call.value);
+    assert_eq!(call.report.messages.len(), 1, "the email is queued with the call");
+    assert_eq!(call.report.contact_changes.len(), 1);
+    // Without the grant, sending is denied and the step fails on its own terms.
+    let call = runtime.execute(&plugin, invocation(ada(), &[]), config).await.unwrap();
+    assert!(matches!(&call.value, stepwise::plugins::types::Outcome::Failed { message, .. } if message.starts_with("send-email")), "{:?}", call.value);
+    assert!(call.report.messages.is_empty());
+    assert_eq!(call.report.denials().count(), 1);
+}

@@ -355,6 +355,23 @@ impl Tx {
         found((done > 0).then_some(()), "action", id)
     }
 
+    /// Counts an execution attempt of an action whose attempt was not
+    /// recorded beforehand ([`Tx::record_send_attempt`] counts its own).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn count_attempt(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let done =
+            on_tx!(self, |c| sqlx::query("UPDATE actions SET attempts = attempts + 1, updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(ms(now))
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
+        found((done > 0).then_some(()), "action", id)
+    }
+
     /// Sets the owner of an action (the step's owner rule is applied again
     /// when the action is processed, since the contact's owner may change).
     ///

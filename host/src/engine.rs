@@ -1,0 +1,384 @@
+//! The sequence engine: enrolls contacts, makes each step due at the right
+//! moment, runs automatic steps through the plugin runtime and puts manual
+//! ones on their owner's Engage view (SPEC §2–§6).
+//!
+//! # Scheduling
+//!
+//! The scheduler is continuous: [`Engine::run`] sleeps until the earliest
+//! due time (or an out-of-office return date), or until new work wakes it,
+//! and then claims due actions in batches under a lease. Each claimed action
+//! is processed on its own task; its new state, the next action's due date,
+//! its events and its outbox rows commit in one transaction. A host that
+//! dies holding a lease loses nothing: the lease expires and another host
+//! claims the action again.
+//!
+//! # Time
+//!
+//! Every time comes from the injected [`Clock`]; tests drive a
+//! [`ManualClock`] with [`Engine::run_until`] through weeks of sequence time
+//! in milliseconds.
+
+mod checks;
+mod clock;
+mod explain;
+mod lifecycle;
+mod outbox;
+mod process;
+mod signals;
+pub mod timing;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, Semaphore};
+
+pub use checks::{Facts, Requirement, first_unmet, opted_out, requirements, uses_legacy_merge};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use explain::{Check, Explanation};
+pub use lifecycle::{Disposition, EnrollRequest};
+pub use outbox::{Delivery, RecordingTransport, Transport, TransportError};
+pub use signals::{Signal, SignalKind};
+
+use crate::domain::SequenceVersion;
+use crate::plugins::Registry;
+use crate::store::{Store, StoreError};
+
+/// How the engine works; every field has a sane default.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Due actions claimed per batch.
+    pub batch_size: u32,
+    /// How long a claim holds an action before another host may take it.
+    /// Longer than the plugin call timeout, so a slow call is not done twice.
+    pub lease: Duration,
+    /// Actions processed at once.
+    pub concurrency: usize,
+    /// When a deferred action (unmet requirement or hold criteria) is looked
+    /// at again.
+    pub recheck_after: Duration,
+    /// The longest the scheduler sleeps without looking at the database,
+    /// so that work written by another host is seen even if nothing wakes
+    /// this one.
+    pub max_idle: Duration,
+    /// Attempts of an automatic step that keeps answering "retry" before it
+    /// counts as failed.
+    pub max_attempts: u32,
+    /// Outbox messages handed to the transport per round.
+    pub outbox_batch: u32,
+    /// Delivery attempts of a message before it is given up.
+    pub outbox_max_attempts: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            lease: Duration::from_secs(60),
+            concurrency: 64,
+            recheck_after: Duration::from_secs(15 * 60),
+            max_idle: Duration::from_secs(5),
+            max_attempts: 5,
+            outbox_batch: 100,
+            outbox_max_attempts: 5,
+        }
+    }
+}
+
+/// What can go wrong when asking the engine for something.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The record does not exist in the account.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What was looked up.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The contact already has an unfinished enrollment in the sequence.
+    #[error("contact {contact_id} is already enrolled in sequence {sequence_id} and that enrollment is unfinished")]
+    AlreadyEnrolled {
+        /// The contact.
+        contact_id: String,
+        /// The sequence.
+        sequence_id: String,
+    },
+    /// The contact waits in a drip queue and may not be enrolled elsewhere.
+    #[error("contact {contact_id} is queued in drip sequence {sequence_id} and cannot be enrolled anywhere until it runs")]
+    QueuedElsewhere {
+        /// The contact.
+        contact_id: String,
+        /// The sequence it is queued in.
+        sequence_id: String,
+    },
+    /// The operation does not fit the record's current state.
+    #[error("{0}")]
+    InvalidState(String),
+    /// The request itself is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// A plugin could not answer.
+    #[error("plugin {plugin}: {message}")]
+    Plugin {
+        /// The plugin id.
+        plugin: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { what, id } => EngineError::NotFound { what, id },
+            StoreError::Invalid(message) => EngineError::Invalid(message),
+            other => EngineError::Store(other),
+        }
+    }
+}
+
+/// Shorthand for engine results.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// The engine. Cheap to clone: clones share everything.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    transport: Arc<dyn Transport>,
+    /// Woken when work may have become due sooner than the scheduler knows.
+    wake: Notify,
+    /// Woken when messages were queued.
+    outbox_wake: Notify,
+    /// Bounds the actions processed at once.
+    permits: Arc<Semaphore>,
+    /// Sequence versions are immutable, so they are cached forever.
+    versions: Mutex<HashMap<(String, i64), Arc<SequenceVersion>>>,
+}
+
+impl Engine {
+    /// An engine over `store`, running plugins from `registry`, reading time
+    /// from `clock` and handing messages to `transport`.
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+        transport: Arc<dyn Transport>,
+        config: EngineConfig,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                clock,
+                config,
+                transport,
+                wake: Notify::new(),
+                outbox_wake: Notify::new(),
+                permits,
+                versions: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The plugin registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    /// The engine's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Tells the scheduler that work may be due sooner than it thinks.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// A version of a sequence, from the cache or the store.
+    async fn version(&self, tx: &mut crate::store::Tx, sequence_id: &str, version: i64) -> Result<Arc<SequenceVersion>> {
+        let key = (sequence_id.to_owned(), version);
+        if let Some(found) = self.inner.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
+            return Ok(found.clone());
+        }
+        let loaded = Arc::new(tx.sequence_version(sequence_id, version).await?);
+        self.inner.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Processes everything due now once: out-of-office returns, then one
+    /// batch of due actions. Returns how many were handled.
+    ///
+    /// # Errors
+    ///
+    /// A store error while claiming; errors of single actions are logged and
+    /// their leases left to expire, so they are tried again.
+    pub async fn tick(&self) -> Result<usize> {
+        let now = self.now();
+        let resumed = self.resume_returning(now).await?;
+        let claimed = self.inner.store.claim_due_actions(now, self.inner.config.batch_size, self.inner.config.lease).await?;
+        let count = claimed.len();
+        let mut tasks = tokio::task::JoinSet::new();
+        for action in claimed {
+            let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let engine = self.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                let id = action.id.clone();
+                if let Err(error) = engine.process(action).await {
+                    tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
+                }
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "an action task panicked");
+            }
+        }
+        Ok(count + resumed)
+    }
+
+    /// Runs [`Engine::tick`] until nothing is due now, then delivers the
+    /// outbox. Returns how many actions and returns were handled.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::tick`].
+    pub async fn run_until_idle(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let handled = self.tick().await?;
+            if handled == 0 {
+                break;
+            }
+            total += handled;
+        }
+        self.dispatch_outbox().await?;
+        Ok(total)
+    }
+
+    /// With a [`ManualClock`], moves time forward to `until`, stopping at
+    /// every due time on the way and processing what is due there, as the
+    /// real scheduler would. Returns how many actions were handled.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::tick`].
+    pub async fn run_until(&self, clock: &ManualClock, until: DateTime<Utc>) -> Result<usize> {
+        let mut total = self.run_until_idle().await?;
+        loop {
+            let next = self.next_wakeup().await?;
+            match next {
+                Some(next) if next <= until => {
+                    clock.set(next);
+                    total += self.run_until_idle().await?;
+                    // A due time in the past that still holds work would
+                    // loop forever; it cannot, since processing moves every
+                    // claimed action's due date or ends it.
+                }
+                _ => break,
+            }
+        }
+        clock.set(until);
+        total += self.run_until_idle().await?;
+        Ok(total)
+    }
+
+    /// When the scheduler next has something to do.
+    async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
+        let due = self.inner.store.next_due_at().await?;
+        let resume = self.inner.store.next_resume_at().await?;
+        Ok(match (due, resume) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// The scheduler and the outbox dispatcher, until `shutdown` resolves.
+    /// In-flight actions finish before it returns.
+    ///
+    /// # Errors
+    ///
+    /// Never while the database answers; store errors are logged and the
+    /// loop goes on after a pause.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let dispatcher = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.dispatch_forever().await })
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let sleep = match self.tick().await {
+                Ok(handled) if handled > 0 => Duration::ZERO,
+                Ok(_) => self.idle_time().await,
+                Err(error) => {
+                    tracing::error!(%error, "the scheduler could not claim work");
+                    Duration::from_secs(1)
+                }
+            };
+            if sleep.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(sleep) => {}
+                () = self.inner.wake.notified() => {}
+            }
+        }
+        dispatcher.abort();
+        Ok(())
+    }
+
+    /// How long the scheduler may sleep: until the next due time, at most
+    /// `max_idle`.
+    async fn idle_time(&self) -> Duration {
+        let max = self.inner.config.max_idle;
+        match self.next_wakeup().await {
+            Ok(Some(next)) => (next - self.now()).to_std().unwrap_or(Duration::ZERO).min(max),
+            Ok(None) => max,
+            Err(error) => {
+                tracing::error!(%error, "the scheduler could not read the next due time");
+                max
+            }
+        }
+    }
+
+    async fn dispatch_forever(&self) {
+        loop {
+            match self.dispatch_outbox().await {
+                Ok(sent) if sent > 0 => continue,
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "the outbox dispatcher failed"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.inner.config.max_idle) => {}
+                () = self.inner.outbox_wake.notified() => {}
+            }
+        }
+    }
+}

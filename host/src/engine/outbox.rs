@@ -1,0 +1,104 @@
+//! The outbox dispatcher: messages that completing actions queued are handed
+//! to a transport, each under its idempotency key, and their delivery is
+//! recorded. Real SMTP and SMS transports plug in behind [`Transport`].
+
+use std::sync::Mutex;
+
+use super::{Engine, Result};
+use crate::domain::OutboxMessage;
+
+/// A transport's successful delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The provider's id for the message, when it gives one.
+    pub provider_id: Option<String>,
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Worth trying again later (a timeout, a 4xx SMTP reply).
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    /// Never going to work (a 5xx SMTP reply, an invalid recipient).
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+/// Hands messages to the outside world. Implementations must pass the
+/// message's idempotency key on (a Message-ID, a provider's idempotency
+/// header), so that a message handed over twice is delivered once.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    /// Delivers one message.
+    ///
+    /// # Errors
+    ///
+    /// A [`TransportError`] saying whether to try again.
+    async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError>;
+}
+
+/// A transport that records what it is handed and delivers each
+/// idempotency key once: the default until a real transport is configured,
+/// and what tests read.
+#[derive(Debug, Default)]
+pub struct RecordingTransport {
+    delivered: Mutex<Vec<OutboxMessage>>,
+}
+
+impl RecordingTransport {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every message delivered, in order, once per idempotency key.
+    pub fn delivered(&self) -> Vec<OutboxMessage> {
+        self.delivered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for RecordingTransport {
+    async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError> {
+        let mut delivered = self.delivered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !delivered.iter().any(|m| m.idempotency_key == message.idempotency_key) {
+            delivered.push(message.clone());
+        }
+        Ok(Delivery { provider_id: Some(message.idempotency_key.clone()) })
+    }
+}
+
+impl Engine {
+    /// Delivers one batch of queued messages. Returns how many were
+    /// delivered; a message that failed for now waits for the next round.
+    ///
+    /// # Errors
+    ///
+    /// A store error; a transport's failure is recorded on the message.
+    pub async fn dispatch_outbox(&self) -> Result<usize> {
+        let messages = {
+            let mut tx = self.store().begin_read().await?;
+            tx.queued_messages(self.config().outbox_batch).await?
+        };
+        let mut delivered = 0;
+        for message in messages {
+            let outcome = self.inner.transport.deliver(&message).await;
+            let now = self.now();
+            let give_up = match &outcome {
+                Ok(_) => false,
+                Err(TransportError::Permanent(_)) => true,
+                Err(TransportError::Temporary(_)) => message.attempts + 1 >= i64::from(self.config().outbox_max_attempts),
+            };
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            let mut tx = self.store().begin().await?;
+            tx.record_delivery(&message.id, error.as_deref().map_or(Ok(()), Err), give_up, now).await?;
+            tx.commit().await?;
+            match error {
+                Some(error) => tracing::warn!(message = %message.id, %error, give_up, "delivery failed"),
+                None => delivered += 1,
+            }
+        }
+        Ok(delivered)
+    }
+}

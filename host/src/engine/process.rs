@@ -1,0 +1,711 @@
+//! Processing one due action in the order of SPEC §4, and applying what a
+//! plugin answered (SPEC §5): the heart of the scheduler.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::checks::{self, Facts};
+use super::timing;
+use super::{Engine, EngineError, Result};
+use crate::domain::{
+    Action, ActionStatus, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet,
+    Outcome as EnrollmentOutcome, OwnerRule, PauseReason, PluginRef, Sequence, SequenceState, SequenceVersion, Step,
+};
+use crate::model::{Company, Contact, Subject, User};
+use crate::plugins::report::{CallReport, QueuedMessage};
+use crate::plugins::types::{Capability, Completion, EnrollmentOutcome as PluginOutcome, Outcome, StepContext};
+use crate::plugins::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
+use crate::store::{ActionCompletion, NewEvent, NewOutboxMessage, Store, StoreError, Tx};
+
+/// Everything processing an action looks at, read in one snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub action: Action,
+    pub enrollment: Enrollment,
+    pub sequence: Sequence,
+    pub version: Arc<SequenceVersion>,
+    pub step: Step,
+    pub contact: Contact,
+    pub company: Option<Company>,
+    pub owner: Option<User>,
+    /// The step's plugin, or why it cannot run for the account.
+    pub plugin: Result<Arc<Plugin>, String>,
+    pub grant: Arc<AccountGrant>,
+}
+
+impl Context {
+    pub fn subject(&self) -> Subject {
+        Subject { contact: self.contact.clone(), owner: self.owner.clone(), company: self.company.clone() }
+    }
+
+    pub fn channel(&self) -> Option<crate::plugins::types::Channel> {
+        self.plugin.as_ref().ok().and_then(|p| p.manifest().channel)
+    }
+
+    pub fn facts(&self) -> Facts<'_> {
+        Facts {
+            channel: self.channel(),
+            activation: self.step.activation,
+            owner: self.owner.as_ref(),
+            contact: &self.contact,
+            plugin: self.plugin.as_ref().map(|_| ()).map_err(String::as_str),
+            legacy_merge: checks::uses_legacy_merge(&self.step.config),
+        }
+    }
+
+    /// An event about this action's enrollment.
+    pub fn event(&self, kind: &str, actor: &str) -> NewEvent {
+        enrollment_event(&self.enrollment, self.contact.company_id.clone(), Some(&self.action.id), kind, actor)
+    }
+
+    pub fn step_context(&self, now: DateTime<Utc>, completion: Option<Completion>) -> StepContext {
+        StepContext {
+            account_id: self.enrollment.account_id.clone(),
+            sequence_id: self.sequence.id.clone(),
+            sequence_version: u32::try_from(self.enrollment.version).unwrap_or(u32::MAX),
+            enrollment_id: self.enrollment.id.clone(),
+            action_id: self.action.id.clone(),
+            step_number: u32::try_from(self.action.step + 1).unwrap_or(u32::MAX),
+            attempt: u32::try_from(self.action.attempts.max(0) + 1).unwrap_or(u32::MAX),
+            // The action id never changes across retries of the action.
+            idempotency_key: self.action.id.clone(),
+            now,
+            event_date: self.enrollment.event_date,
+            activation: match self.step.activation {
+                Activation::Manual => crate::plugins::types::Activation::Manual,
+                Activation::Automatic => crate::plugins::types::Activation::Automatic,
+            },
+            completion,
+        }
+    }
+}
+
+/// An event about an enrollment, to be completed with reason, change and level.
+pub(crate) fn enrollment_event(
+    enrollment: &Enrollment,
+    company_id: Option<String>,
+    action_id: Option<&str>,
+    kind: &str,
+    actor: &str,
+) -> NewEvent {
+    NewEvent {
+        account_id: enrollment.account_id.clone(),
+        contact_id: Some(enrollment.contact_id.clone()),
+        company_id,
+        enrollment_id: Some(enrollment.id.clone()),
+        action_id: action_id.map(str::to_owned),
+        kind: kind.to_owned(),
+        actor: actor.to_owned(),
+        reason: None,
+        before: None,
+        after: None,
+        level: Level::Info,
+    }
+}
+
+/// Builder helpers on events.
+pub(crate) trait EventExt {
+    fn reason(self, reason: impl Into<String>) -> Self;
+    fn change(self, before: serde_json::Value, after: serde_json::Value) -> Self;
+    fn level(self, level: Level) -> Self;
+}
+
+impl EventExt for NewEvent {
+    fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    fn change(mut self, before: serde_json::Value, after: serde_json::Value) -> Self {
+        self.before = Some(before);
+        self.after = Some(after);
+        self
+    }
+
+    fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+}
+
+/// The actor recorded for what the scheduler does.
+pub(crate) const SYSTEM: &str = "system";
+
+/// User lookups of plugins, answered by the store within the account.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreDirectory {
+    pub store: Store,
+}
+
+#[async_trait::async_trait]
+impl Directory for StoreDirectory {
+    async fn user(&self, account_id: &str, who: &UserRef) -> std::result::Result<Option<User>, String> {
+        let mut tx = self.store.begin_read().await.map_err(|e| e.to_string())?;
+        let users = tx.users(account_id).await.map_err(|e| e.to_string())?;
+        Ok(users.into_iter().find(|u| match who {
+            UserRef::Id(id) => &u.id == id,
+            UserRef::Email(email) => u.email.eq_ignore_ascii_case(email),
+        }))
+    }
+}
+
+/// Whether a plugin can have effects outside the host that must never be
+/// repeated by accident (it sends or calls out), so its automatic attempts
+/// are recorded before it runs (the duplicate-attempt failsafe).
+fn has_outside_effects(plugin: &Plugin) -> bool {
+    plugin.manifest().capabilities.iter().any(|c| matches!(c, Capability::SendEmail | Capability::SendSms | Capability::HttpFetch))
+}
+
+impl Engine {
+    /// Which plugin a step runs and under which grant, or why it cannot run
+    /// for the account. Built-in plugins are enabled with what their
+    /// manifest declares unless an admin says otherwise; add-ons run only
+    /// once an admin enabled them and approved every capability the version
+    /// asks for.
+    pub(crate) async fn access(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        plugin: &PluginRef,
+    ) -> Result<(Result<Arc<Plugin>, String>, Arc<AccountGrant>)> {
+        let none = Arc::new(AccountGrant::none());
+        let registered = match self.registry().find(&plugin.id, &plugin.version) {
+            Ok(Some(registered)) => registered,
+            Ok(None) => {
+                let why = format!("no plugin `{}` matching version `{}` is installed", plugin.id, plugin.version);
+                return Ok((Err(why), none));
+            }
+            Err(error) => return Ok((Err(error.to_string()), none)),
+        };
+        let manifest = registered.plugin.manifest();
+        let settings = tx.plugin_account(account_id, &plugin.id).await?;
+        let grant = match settings {
+            Some(settings) if !settings.enabled => {
+                return Ok((Err(format!("plugin `{}` is disabled for the account", plugin.id)), none));
+            }
+            Some(settings) => {
+                let grant: Grant = match serde_json::from_value(settings.grants.clone()) {
+                    Ok(grant) => grant,
+                    Err(error) => return Ok((Err(format!("the grant of plugin `{}` does not parse: {error}", plugin.id)), none)),
+                };
+                let unapproved: Vec<&str> = manifest
+                    .capabilities
+                    .iter()
+                    .map(Capability::name)
+                    .filter(|name| !settings.approved_capabilities.iter().any(|a| a == name))
+                    .collect();
+                if !unapproved.is_empty() && registered.origin == Origin::AddOn {
+                    let why = format!(
+                        "version {} of plugin `{}` asks for capabilities an admin has not approved: {}",
+                        manifest.version,
+                        plugin.id,
+                        unapproved.join(", ")
+                    );
+                    return Ok((Err(why), none));
+                }
+                grant
+            }
+            None if registered.origin == Origin::Builtin => {
+                Grant { capabilities: manifest.capabilities.clone(), http_allow: Vec::new() }
+            }
+            None => return Ok((Err(format!("add-on plugin `{}` is not enabled for the account", plugin.id)), none)),
+        };
+        match AccountGrant::new(grant) {
+            Ok(grant) => Ok((Ok(registered.plugin), Arc::new(grant))),
+            Err(why) => Ok((Err(format!("the grant of plugin `{}` is invalid: {why}", plugin.id)), none)),
+        }
+    }
+
+    /// The user a step's owner rule names for an enrollment (SPEC §7).
+    pub(crate) fn owner_of(
+        rule: &OwnerRule,
+        enrollment: &Enrollment,
+        contact: &Contact,
+        company: Option<&Company>,
+    ) -> Option<String> {
+        match rule {
+            OwnerRule::Initiator => enrollment.initiated_by.clone(),
+            OwnerRule::SpecificUser { user_id } => Some(user_id.clone()),
+            OwnerRule::ContactOwner => contact.owner_id.clone(),
+            OwnerRule::CompanyOwner => company.and_then(|c| c.owner_id.clone()),
+        }
+    }
+
+    /// Reads everything about an action. With `account`, an action of
+    /// another account is "not found".
+    pub(crate) async fn load_context(&self, action_id: &str, account: Option<&str>) -> Result<Context> {
+        let mut tx = self.store().begin_read().await?;
+        let action = tx.action(action_id).await?;
+        let enrollment = tx.enrollment(&action.enrollment_id).await?;
+        if account.is_some_and(|a| a != enrollment.account_id) {
+            return Err(EngineError::NotFound { what: "action", id: action_id.to_owned() });
+        }
+        let account_id = enrollment.account_id.clone();
+        let sequence = tx.sequence(&account_id, &enrollment.sequence_id).await?;
+        let version = self.version(&mut tx, &sequence.id, enrollment.version).await?;
+        let step = version
+            .steps
+            .iter()
+            .find(|s| i64::from(s.position) == action.step)
+            .cloned()
+            .ok_or_else(|| EngineError::Invalid(format!("version {} has no step {}", version.version, action.step)))?;
+        let contact = tx.contact(&account_id, &enrollment.contact_id).await?;
+        let company = match &contact.company_id {
+            Some(id) => Some(tx.company(&account_id, id).await?),
+            None => None,
+        };
+        let owner = match Self::owner_of(&step.owner, &enrollment, &contact, company.as_ref()) {
+            Some(id) => match tx.user(&account_id, &id).await {
+                Ok(user) => Some(user),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(other) => return Err(other.into()),
+            },
+            None => None,
+        };
+        let (plugin, grant) = self.access(&mut tx, &account_id, &step.plugin).await?;
+        tx.rollback().await?;
+        Ok(Context { action, enrollment, sequence, version, step, contact, company, owner, plugin, grant })
+    }
+
+    /// An invocation of the step's plugin for this context.
+    pub(crate) fn invocation(&self, ctx: &Context, grant: Arc<AccountGrant>, completion: Option<Completion>) -> Invocation {
+        Invocation {
+            grant,
+            step: ctx.step_context(self.now(), completion),
+            subject: ctx.subject(),
+            directory: Arc::new(StoreDirectory { store: self.store().clone() }),
+        }
+    }
+
+    /// Processes one claimed action (SPEC §4).
+    pub(crate) async fn process(&self, claimed: ClaimedAction) -> Result<()> {
+        let ctx = self.load_context(&claimed.id, None).await?;
+        let lease = Some(claimed.lease_token.as_str());
+        let now = self.now();
+
+        // The enrollment or the sequence may have changed since the action
+        // became due; the action then follows them.
+        if !ctx.enrollment.status.is_open() {
+            let mut tx = self.store().begin().await?;
+            tx.close_open_actions(&ctx.enrollment.id, "enrollment_ended", now).await?;
+            return Ok(tx.commit().await?);
+        }
+        if ctx.enrollment.status == EnrollmentStatus::Paused || ctx.sequence.state != SequenceState::Active {
+            let mut tx = self.store().begin().await?;
+            tx.disable_actions(&ctx.enrollment.id, now).await?;
+            return Ok(tx.commit().await?);
+        }
+
+        // 1. Queued behind a drip limit: parked until a slot frees.
+        if ctx.enrollment.status == EnrollmentStatus::Queued {
+            return self.defer(&ctx, lease, DeferralReason::Queued, None, "waiting for a drip slot".into()).await;
+        }
+
+        // 2. Requirements, re-evaluated later.
+        if let Some(unmet) = checks::first_unmet(&ctx.facts()) {
+            let again = now + self.recheck();
+            return self.defer(&ctx, lease, unmet.reason, Some(again), unmet.detail).await;
+        }
+        let Ok(plugin) = ctx.plugin.clone() else { unreachable!("an unusable plugin is an unmet requirement") };
+
+        // 3. Channel opt-out: skipped at once, no criteria needed.
+        if checks::opted_out(plugin.manifest().channel, &ctx.contact) {
+            let completion = ActionCompletion {
+                status: ActionStatus::Skipped,
+                result: Some("opted_out".into()),
+                output: None,
+                completed_by: None,
+                opt_out: true,
+                deferral_reason: Some(DeferralReason::OptedOut),
+            };
+            return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await;
+        }
+
+        // 4. Criteria. Skip criteria are evaluated once per stay on Engage.
+        for criterion in &ctx.step.criteria {
+            if criterion.on_unmet == OnUnmet::Skip && ctx.action.skip_criteria_evaluated {
+                continue;
+            }
+            match self.evaluate(&ctx, criterion).await {
+                Ok(true) => {}
+                Ok(false) if criterion.on_unmet == OnUnmet::Skip => {
+                    let completion = ActionCompletion {
+                        status: ActionStatus::Skipped,
+                        result: Some("criteria_unmet".into()),
+                        output: None,
+                        completed_by: None,
+                        opt_out: false,
+                        deferral_reason: Some(DeferralReason::CriteriaUnmet),
+                    };
+                    return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await;
+                }
+                Ok(false) => {
+                    let detail = format!("criterion `{}` does not hold", criterion.plugin.id);
+                    return self.defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail).await;
+                }
+                Err(why) => {
+                    // A criterion that cannot answer holds the action rather
+                    // than skipping it: a broken predicate must not silently
+                    // drop steps.
+                    let detail = format!("criterion `{}` could not be evaluated: {why}", criterion.plugin.id);
+                    return self.defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail).await;
+                }
+            }
+        }
+
+        // 5. Manual: on the owner's Engage view.
+        if ctx.step.activation == Activation::Manual {
+            return self.activate(&ctx, lease, now).await;
+        }
+
+        // 6. Automatic: business hours, the duplicate-attempt failsafe, then run.
+        if let Some(hours) = &ctx.sequence.settings.business_hours {
+            match timing::next_opening(hours, now) {
+                Ok(None) => {}
+                Ok(Some(opening)) => {
+                    let detail = format!("the sequence's business hours open again at {opening}");
+                    return self.defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(opening), detail).await;
+                }
+                Err(why) => {
+                    let detail = format!("the sequence's business hours are invalid: {why}");
+                    return self.defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(now + self.recheck()), detail).await;
+                }
+            }
+        }
+        if ctx.action.send_attempted_at.is_some() {
+            let detail = "an earlier attempt was never confirmed: skip the action or reschedule it to try again".into();
+            return self.defer(&ctx, lease, DeferralReason::DuplicateAttempt, None, detail).await;
+        }
+        let mut ctx = ctx;
+        if has_outside_effects(&plugin) {
+            let mut tx = self.store().begin().await?;
+            ctx.action = tx.record_send_attempt(&ctx.action.id, &claimed.lease_token, now).await?;
+            tx.commit().await?;
+            // The attempt counter now includes this attempt.
+            ctx.action.attempts -= 1;
+        }
+        let config = ctx.step.config.to_string();
+        let invocation = self.invocation(&ctx, ctx.grant.clone(), None);
+        let (outcome, report) = match self.registry().runtime().execute(&plugin, invocation, &config).await {
+            Ok(call) => (call.value, call.report),
+            Err(error) => {
+                let message = error.error.to_string();
+                (Outcome::Failed { message, details: json!({ "kind": "plugin_error" }) }, *error.report)
+            }
+        };
+        self.finish(&ctx, lease, None, outcome, report).await
+    }
+
+    fn recheck(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config().recheck_after).unwrap_or(chrono::Duration::minutes(15))
+    }
+
+    /// Evaluates a criterion for [`Engine::explain`].
+    pub(crate) async fn evaluate_for_explain(&self, ctx: &Context, criterion: &crate::domain::Criterion) -> std::result::Result<bool, String> {
+        self.evaluate(ctx, criterion).await
+    }
+
+    /// Evaluates one criterion against the action's subject.
+    async fn evaluate(&self, ctx: &Context, criterion: &crate::domain::Criterion) -> std::result::Result<bool, String> {
+        let mut tx = self.store().begin_read().await.map_err(|e| e.to_string())?;
+        let (plugin, grant) = self.access(&mut tx, &ctx.enrollment.account_id, &criterion.plugin).await.map_err(|e| e.to_string())?;
+        drop(tx);
+        let plugin = plugin?;
+        let invocation = self.invocation(ctx, grant, None);
+        let call = self
+            .registry()
+            .runtime()
+            .evaluate(&plugin, invocation, &criterion.config.to_string())
+            .await
+            .map_err(|e| e.error.to_string())?;
+        call.value
+    }
+
+    /// Holds an action back for `reason`: due again at `until`, or parked
+    /// (`None`) until something makes it due. An event is written when the
+    /// reason changes, not at every re-check.
+    async fn defer(
+        &self,
+        ctx: &Context,
+        lease: Option<&str>,
+        reason: DeferralReason,
+        until: Option<DateTime<Utc>>,
+        detail: String,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        tx.reschedule_action(&ctx.action.id, lease, until.or(if reason == DeferralReason::Queued || reason == DeferralReason::DuplicateAttempt { None } else { Some(now) }), Some(reason), false, now)
+            .await?;
+        if ctx.action.deferral_reason != Some(reason) {
+            let level = if reason == DeferralReason::DuplicateAttempt { Level::Warning } else { Level::Info };
+            let event = ctx
+                .event("action.deferred", SYSTEM)
+                .reason(format!("{}: {detail}", reason.sentence()))
+                .change(json!({ "deferral_reason": ctx.action.deferral_reason }), json!({ "deferral_reason": reason, "due_at": until }))
+                .level(level);
+            tx.record_event(&event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a manual action on its owner's Engage view.
+    async fn activate(&self, ctx: &Context, lease: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.store().begin().await?;
+        let owner = ctx.owner.as_ref().map(|o| o.id.as_str());
+        if ctx.action.owner_id.as_deref() != owner {
+            tx.set_action_owner(&ctx.action.id, owner, now).await?;
+        }
+        let has_skip_criteria = ctx.step.criteria.iter().any(|c| c.on_unmet == OnUnmet::Skip);
+        tx.activate_action(&ctx.action.id, lease, has_skip_criteria, now).await?;
+        let mut enrollment = ctx.enrollment.clone();
+        if enrollment.status == EnrollmentStatus::Pending {
+            enrollment.status = EnrollmentStatus::Running;
+            tx.save_enrollment(&enrollment).await?;
+        }
+        let event = ctx
+            .event("action.activated", SYSTEM)
+            .reason(format!("on the Engage view of {}", owner.unwrap_or("nobody")))
+            .change(json!({ "status": ctx.action.status }), json!({ "status": ActionStatus::Active, "owner_id": owner }));
+        tx.record_event(&event, now).await?;
+        if ctx.step.notify {
+            let notice = ctx
+                .event("notification", SYSTEM)
+                .reason(format!("step {} ({}) is on your Engage view", ctx.action.step + 1, ctx.step.name))
+                .change(json!(null), json!({ "user_id": owner }));
+            tx.record_event(&notice, now).await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// Skips an action and moves the enrollment on.
+    pub(crate) async fn skip_and_advance(
+        &self,
+        ctx: &Context,
+        lease: Option<&str>,
+        completion: ActionCompletion,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.store().begin().await?;
+        tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
+        let event = ctx
+            .event("action.skipped", actor)
+            .reason(completion.result.clone().unwrap_or_default())
+            .change(json!({ "status": ctx.action.status }), json!({ "status": ActionStatus::Skipped, "opt_out": completion.opt_out }));
+        tx.record_event(&event, now).await?;
+        let mut enrollment = ctx.enrollment.clone();
+        self.advance(&mut tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?;
+        tx.commit().await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Applies what a step's plugin answered (SPEC §5), in one transaction.
+    pub(crate) async fn finish(
+        &self,
+        ctx: &Context,
+        lease: Option<&str>,
+        by: Option<&str>,
+        outcome: Outcome,
+        report: CallReport,
+    ) -> Result<()> {
+        match self.try_finish(ctx, lease, by, outcome, &report).await {
+            // What the plugin asked for cannot be written (say, a contact
+            // type the account does not have): the step failed.
+            Err(EngineError::Invalid(why)) if by.is_none() => {
+                let failed = Outcome::Failed { message: why, details: json!({ "kind": "invalid_effect" }) };
+                self.try_finish(ctx, lease, by, failed, &CallReport::default()).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_finish(
+        &self,
+        ctx: &Context,
+        lease: Option<&str>,
+        by: Option<&str>,
+        outcome: Outcome,
+        report: &CallReport,
+    ) -> Result<()> {
+        let now = self.now();
+        let actor = by.map_or_else(|| format!("plugin:{}", ctx.step.plugin.id), str::to_owned);
+        let mut tx = self.store().begin().await?;
+        let mut enrollment = ctx.enrollment.clone();
+        match outcome {
+            Outcome::Done { result, output } => {
+                let spec = ctx.plugin.as_ref().ok().and_then(|p| p.manifest().result(&result).cloned());
+                let completion = ActionCompletion {
+                    status: ActionStatus::Completed,
+                    result: Some(result.clone()),
+                    output: Some(output),
+                    completed_by: by.map(str::to_owned),
+                    opt_out: false,
+                    deferral_reason: None,
+                };
+                tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
+                self.apply_effects(&mut tx, ctx, report, &actor, now).await?;
+                let event = ctx
+                    .event("action.completed", &actor)
+                    .reason(format!("result `{result}`"))
+                    .change(json!({ "status": ctx.action.status }), json!({ "status": ActionStatus::Completed, "result": result }));
+                tx.record_event(&event, now).await?;
+                match spec.filter(|s| s.ends_enrollment) {
+                    Some(spec) => {
+                        let outcome = match spec.outcome {
+                            Some(PluginOutcome::Positive) => EnrollmentOutcome::Positive,
+                            Some(PluginOutcome::Negative) => EnrollmentOutcome::Negative,
+                            Some(PluginOutcome::Neutral) | None => EnrollmentOutcome::Neutral,
+                        };
+                        let why = format!("step {} ended with `{result}`", ctx.action.step + 1);
+                        self.end_enrollment(&mut tx, &mut enrollment, &ctx.sequence, EnrollmentStatus::Completed, Some(outcome), &actor, &why, now)
+                            .await?;
+                    }
+                    None => self.advance(&mut tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?,
+                }
+            }
+            Outcome::Skipped { reason } => {
+                let completion = ActionCompletion {
+                    status: ActionStatus::Skipped,
+                    result: Some(reason.clone()),
+                    output: None,
+                    completed_by: by.map(str::to_owned),
+                    opt_out: false,
+                    deferral_reason: None,
+                };
+                tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
+                self.apply_effects(&mut tx, ctx, report, &actor, now).await?;
+                let event = ctx.event("action.skipped", &actor).reason(reason);
+                tx.record_event(&event, now).await?;
+                self.advance(&mut tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?;
+            }
+            Outcome::Retry { after, reason } if i64::from(self.config().max_attempts) > ctx.action.attempts + 1 => {
+                let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::minutes(1));
+                // `confirm_send`: the plugin answered, so the attempt is known.
+                tx.reschedule_action(&ctx.action.id, lease, Some(now + after), None, true, now).await?;
+                if ctx.action.send_attempted_at.is_none() {
+                    tx.count_attempt(&ctx.action.id, now).await?;
+                }
+                let event = ctx.event("action.retry", &actor).reason(reason).level(Level::Warning);
+                tx.record_event(&event, now).await?;
+            }
+            Outcome::Retry { reason, .. } => {
+                let message = format!("gave up after {} attempts: {reason}", ctx.action.attempts + 1);
+                self.fail(&mut tx, ctx, &mut enrollment, lease, &actor, message, json!({ "kind": "retries_exhausted" }), now).await?;
+            }
+            Outcome::Failed { message, details } => {
+                self.fail(&mut tx, ctx, &mut enrollment, lease, &actor, message, details, now).await?;
+            }
+        }
+        tx.commit().await?;
+        if !report.messages.is_empty() {
+            self.inner.outbox_wake.notify_one();
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// An automatic step failed: the action keeps the details, the
+    /// enrollment pauses with reason `error`, and an error event says why.
+    #[expect(clippy::too_many_arguments, reason = "one transaction's worth of context")]
+    async fn fail(
+        &self,
+        tx: &mut Tx,
+        ctx: &Context,
+        enrollment: &mut Enrollment,
+        lease: Option<&str>,
+        actor: &str,
+        message: String,
+        details: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let output = json!({ "error": message, "details": details });
+        tx.fail_action(&ctx.action.id, lease, &output, now).await?;
+        let before = json!({ "status": enrollment.status });
+        enrollment.status = EnrollmentStatus::Paused;
+        enrollment.pause_reason = Some(PauseReason::Error);
+        tx.save_enrollment(enrollment).await?;
+        let event = ctx
+            .event("action.failed", actor)
+            .reason(message)
+            .change(before, json!({ "status": EnrollmentStatus::Paused, "pause_reason": PauseReason::Error, "details": details }))
+            .level(Level::Error);
+        tx.record_event(&event, now).await?;
+        Ok(())
+    }
+
+    /// Writes what the plugin did besides answering: queued messages go to
+    /// the outbox, contact changes to the contact.
+    async fn apply_effects(&self, tx: &mut Tx, ctx: &Context, report: &CallReport, actor: &str, now: DateTime<Utc>) -> Result<()> {
+        for message in &report.messages {
+            let (channel, key, payload) = match message {
+                QueuedMessage::Email { id, .. } => (crate::domain::Channel::Email, id, serde_json::to_value(message).unwrap_or_default()),
+                QueuedMessage::Sms { id, .. } => (crate::domain::Channel::Sms, id, serde_json::to_value(message).unwrap_or_default()),
+            };
+            let new = NewOutboxMessage {
+                account_id: ctx.enrollment.account_id.clone(),
+                action_id: Some(ctx.action.id.clone()),
+                channel,
+                payload,
+                idempotency_key: key.clone(),
+            };
+            match tx.enqueue_message(&new, now).await {
+                Ok(_) => {}
+                // Queued by an earlier attempt of the same action: never twice.
+                Err(StoreError::Conflict { constraint, .. }) if constraint == "outbox_idempotency_key_key" => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if !report.messages.is_empty() {
+            let mut contact = tx.contact(&ctx.enrollment.account_id, &ctx.contact.id).await?;
+            contact.last_contacted = Some(now);
+            tx.update_contact(&ctx.enrollment.account_id, &contact).await?;
+        }
+        for change in &report.contact_changes {
+            let mut contact = tx.contact(&ctx.enrollment.account_id, &ctx.contact.id).await?;
+            let before = serde_json::to_value(&contact).unwrap_or_default();
+            if let Some(owner) = &change.owner {
+                contact.owner_id = owner.clone();
+            }
+            if let Some(contact_type) = &change.contact_type {
+                contact.contact_type = contact_type.clone();
+            }
+            if let Some(cycle) = &change.sales_cycle {
+                contact.sales_cycle = Some(cycle.clone());
+            }
+            for (name, value) in &change.attributes {
+                contact.attributes.insert(name.clone(), value.clone());
+            }
+            tx.update_contact(&ctx.enrollment.account_id, &contact).await?;
+            let event = NewEvent {
+                enrollment_id: Some(ctx.enrollment.id.clone()),
+                action_id: Some(ctx.action.id.clone()),
+                before: Some(before),
+                after: Some(serde_json::to_value(&contact).unwrap_or_default()),
+                ..contact_event(&ctx.enrollment.account_id, &contact, "contact.updated", actor)
+            };
+            tx.record_event(&event, now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An event about a contact, outside any enrollment.
+pub(crate) fn contact_event(account_id: &str, contact: &Contact, kind: &str, actor: &str) -> NewEvent {
+    NewEvent {
+        account_id: account_id.to_owned(),
+        contact_id: Some(contact.id.clone()),
+        company_id: contact.company_id.clone(),
+        enrollment_id: None,
+        action_id: None,
+        kind: kind.to_owned(),
+        actor: actor.to_owned(),
+        reason: None,
+        before: None,
+        after: None,
+        level: Level::Info,
+    }
+}
