@@ -192,6 +192,8 @@ impl Engine {
         ));
         let summary = if on_engage {
             format!("on the Engage view of {}", a.owner_id.as_deref().unwrap_or("nobody"))
+        } else if let (Some(reason), true) = (a.deferral_reason, unperformed) {
+            format!("held back: {}", reason.sentence())
         } else {
             checks
                 .iter()

@@ -379,7 +379,9 @@ impl Engine {
         let before = json!({ "status": enrollment.status, "pause_reason": enrollment.pause_reason });
         tx.enable_actions(&enrollment.id, now).await?;
         let actions = tx.actions_of_enrollment(&enrollment.id).await?;
-        enrollment.status = if actions.iter().any(|a| a.completed_at.is_some()) { EnrollmentStatus::Running } else { EnrollmentStatus::Pending };
+        // A resumed enrollment runs: pausing keeps no record of whether its
+        // first step had been processed, and it may be again at once.
+        enrollment.status = EnrollmentStatus::Running;
         enrollment.pause_reason = None;
         enrollment.resume_at = None;
         tx.save_enrollment(enrollment).await?;

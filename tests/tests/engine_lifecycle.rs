@@ -1,0 +1,350 @@
+//! Results, failures, stop and resume, remove, drip queues, chaining,
+//! auto-enrolment, ownership rules, versions and sequence states (SPEC §2,
+//! §5), on both backends.
+
+use serde_json::json;
+use stepwise::domain::{
+    ActionStatus, EnrollmentStatus, Level, Outcome, OwnerRule, PauseReason, SequenceSettings, SequenceState, TimingMode,
+};
+use stepwise::engine::{Disposition, EngineError};
+use stepwise::model::{Company, ContactKind, User};
+use stepwise::store::Timeline;
+use stepwise_tests::db::{at, for_each_backend};
+use stepwise_tests::scenario::{DAY, HOUR, World, scripted, settings, task, trivial};
+
+#[tokio::test]
+async fn results_continue_or_end_the_enrollment_with_their_outcome() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0), task(0), task(0)]).await;
+        for (result, outcome) in [("positive", Outcome::Positive), ("negative", Outcome::Negative)] {
+            let contact = w.contact(|c| c.email = Some(format!("{result}@example.com"))).await;
+            let e = w.enroll(&contact, &seq).await;
+            w.run().await;
+            let first = w.action(&e.id, 0).await;
+            let bad = w.engine.complete_action(&w.account, &first.id, &w.agent, "maybe").await.unwrap_err();
+            assert!(matches!(bad, EngineError::Invalid(ref m) if m.contains("none, positive, negative")), "{bad}");
+            let done = w.engine.complete_action(&w.account, &first.id, &w.agent, "none").await.unwrap();
+            assert_eq!((done.status, done.completed_by.as_deref()), (ActionStatus::Completed, Some(w.agent.as_str())));
+            w.run().await;
+            let second = w.action(&e.id, 1).await;
+            w.engine.complete_action(&w.account, &second.id, &w.agent, result).await.unwrap();
+            let enrollment = w.enrollment(&e.id).await;
+            assert_eq!((enrollment.status, enrollment.outcome), (EnrollmentStatus::Completed, Some(outcome)));
+            assert_eq!(w.action(&e.id, 2).await.status, ActionStatus::Skipped, "no unperformed action outlives it");
+            let again = w.engine.complete_action(&w.account, &second.id, &w.agent, "none").await.unwrap_err();
+            assert!(matches!(again, EngineError::InvalidState(_)), "{again}");
+        }
+        // A plugin's own ending result.
+        let won = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"result": "won"}), 0), task(0)]).await;
+        let contact = w.contact(|c| c.email = Some("won@example.com".into())).await;
+        let e = w.enroll(&contact, &won).await;
+        w.run().await;
+        let enrollment = w.enrollment(&e.id).await;
+        assert_eq!((enrollment.status, enrollment.outcome), (EnrollmentStatus::Completed, Some(Outcome::Positive)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_automatic_step_pauses_the_enrollment_and_resuming_tries_again() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"outcome": "fail"}), 0), task(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        let enrollment = w.enrollment(&e.id).await;
+        assert_eq!((enrollment.status, enrollment.pause_reason), (EnrollmentStatus::Paused, Some(PauseReason::Error)));
+        let action = w.action(&e.id, 0).await;
+        assert_eq!(action.status, ActionStatus::Failed);
+        assert_eq!(action.output.as_ref().unwrap()["error"], "scripted failure");
+        let events = w.events(&e.id).await;
+        let failure = events.iter().find(|e| e.kind == "action.failed").expect("an error event");
+        assert_eq!(failure.level, Level::Error);
+        w.run_to(60).await;
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Failed, "nothing runs while paused");
+
+        w.engine.resume(&w.account, &e.id, &w.agent).await.unwrap();
+        w.run().await;
+        assert_eq!(w.action(&e.id, 0).await.attempts, 2, "tried again, failed again");
+        assert_eq!(w.enrollment(&e.id).await.pause_reason, Some(PauseReason::Error));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_step_asking_to_retry_is_rescheduled_until_attempts_run_out() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"outcome": "retry"}), 0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        let action = w.action(&e.id, 0).await;
+        assert_eq!((action.status, action.attempts, action.due_at), (ActionStatus::Future, 1, Some(at(1))));
+        w.run_to(10).await;
+        let action = w.action(&e.id, 0).await;
+        assert_eq!((action.status, action.attempts), (ActionStatus::Failed, 5), "the default allows five attempts");
+        assert_eq!(w.enrollment(&e.id).await.pause_reason, Some(PauseReason::Error));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stop_disposes_of_the_open_action_and_resume_continues() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0), task(HOUR), task(HOUR)]).await;
+        for (i, disposition) in [Disposition::Complete, Disposition::Skip, Disposition::Keep].into_iter().enumerate() {
+            let contact = w.contact(|c| c.email = Some(format!("s{i}@example.com"))).await;
+            let e = w.enroll(&contact, &seq).await;
+            w.run().await;
+            let stopped = w.engine.stop(&w.account, &e.id, &w.agent, disposition).await.unwrap();
+            assert_eq!((stopped.status, stopped.pause_reason), (EnrollmentStatus::Paused, Some(PauseReason::Manual)));
+            let first = w.action(&e.id, 0).await;
+            let expected = match disposition {
+                Disposition::Complete => ActionStatus::Completed,
+                Disposition::Skip => ActionStatus::Skipped,
+                Disposition::Keep => ActionStatus::Disabled,
+            };
+            assert_eq!(first.status, expected);
+            assert!(w.engage(&w.agent).await.iter().all(|a| a.enrollment_id != e.id), "off Engage while stopped");
+            let again = w.engine.stop(&w.account, &e.id, &w.agent, disposition).await.unwrap_err();
+            assert!(matches!(again, EngineError::InvalidState(_)));
+
+            let resumed = w.engine.resume(&w.account, &e.id, &w.agent).await.unwrap();
+            assert_eq!(resumed.status, EnrollmentStatus::Running);
+            w.run_to(i64::try_from(i).unwrap() * 200 + 60).await;
+            let current = if disposition == Disposition::Keep { 0 } else { 1 };
+            assert_eq!(w.action(&e.id, current).await.status, ActionStatus::Active, "{disposition:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn remove_deletes_the_enrollment_and_its_history_and_cancel_ends_it() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0), task(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        w.engine.remove(&w.account, &e.id, &w.agent).await.unwrap();
+        let mut tx = w.store().begin_read().await.unwrap();
+        assert!(tx.enrollment(&e.id).await.is_err());
+        assert!(tx.actions_of_enrollment(&e.id).await.unwrap().is_empty());
+        assert!(tx.events(Timeline::Enrollment(&e.id)).await.unwrap().is_empty());
+        drop(tx);
+        let missing = w.engine.remove(&w.account, &e.id, &w.agent).await.unwrap_err();
+        assert!(matches!(missing, EngineError::NotFound { .. }));
+
+        let e = w.enroll(&contact, &seq).await;
+        let cancelled = w.engine.cancel(&w.account, &e.id, &w.agent).await.unwrap();
+        assert_eq!(cancelled.status, EnrollmentStatus::Cancelled);
+        assert!(matches!(w.engine.cancel(&w.account, &e.id, &w.agent).await, Err(EngineError::InvalidState(_))));
+        assert!(matches!(w.engine.cancel("acc_other", &e.id, &w.agent).await, Err(EngineError::NotFound { .. })));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn drip_sequences_queue_enrollments_and_start_the_oldest_first() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let drip = SequenceSettings { drip_limit: Some(1), ..settings() };
+        let seq = w.sequence(TimingMode::AfterPrevious, drip, vec![task(0)]).await;
+        let other = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0)]).await;
+        let mut enrollments = Vec::new();
+        for i in 0..3 {
+            let contact = w.contact(|c| c.email = Some(format!("d{i}@example.com"))).await;
+            w.clock.advance(chrono::Duration::minutes(1));
+            enrollments.push((contact.clone(), w.enroll(&contact, &seq).await));
+        }
+        let statuses: Vec<_> = enrollments.iter().map(|(_, e)| e.status).collect();
+        assert_eq!(statuses, vec![EnrollmentStatus::Pending, EnrollmentStatus::Queued, EnrollmentStatus::Queued]);
+        // A queued contact cannot be enrolled anywhere.
+        let error = w.engine.enroll(&w.account, &w.request(&enrollments[1].0, &other)).await.unwrap_err();
+        assert!(matches!(error, EngineError::QueuedElsewhere { .. }), "{error}");
+
+        w.run().await;
+        let first = w.action(&enrollments[0].1.id, 0).await;
+        w.engine.complete_action(&w.account, &first.id, &w.agent, "positive").await.unwrap();
+        assert_eq!(w.enrollment(&enrollments[1].1.id).await.status, EnrollmentStatus::Pending, "the oldest starts");
+        assert_eq!(w.enrollment(&enrollments[2].1.id).await.status, EnrollmentStatus::Queued);
+        w.run().await;
+        assert_eq!(w.action(&enrollments[1].1.id, 0).await.status, ActionStatus::Active);
+        w.engine.cancel(&w.account, &enrollments[1].1.id, &w.agent).await.unwrap();
+        assert_eq!(w.enrollment(&enrollments[2].1.id).await.status, EnrollmentStatus::Pending);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_completed_enrollment_chains_into_the_next_sequence() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let next = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0)]).await;
+        let chained = SequenceSettings { next_sequence_id: Some(next.clone()), ..settings() };
+        let first = w.sequence(TimingMode::AfterPrevious, chained, vec![trivial(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &first).await;
+        w.run().await;
+        assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Completed);
+        let mut tx = w.store().begin_read().await.unwrap();
+        let all = tx.enrollments_of_contact(&contact).await.unwrap();
+        let there = all.iter().find(|x| x.sequence_id == next).expect("enrolled in the next sequence");
+        assert_eq!(there.initiated_by.as_deref(), Some(w.agent.as_str()));
+        assert!(w.event_kinds(&e.id).await.contains(&"enrollment.chained".to_owned()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn new_leads_are_enrolled_by_lead_source_and_get_the_sales_cycle() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let auto = SequenceSettings { lead_source: Some("webinar".into()), sales_cycle: Some("nurture".into()), ..settings() };
+        let seq = w.sequence(TimingMode::AfterPrevious, auto, vec![task(0)]).await;
+        let lead = w.contact(|c| c.lead_source = Some("webinar".into())).await;
+        let mut tx = w.store().begin_read().await.unwrap();
+        let enrolled = tx.enrollments_of_contact(&lead).await.unwrap();
+        drop(tx);
+        assert_eq!(enrolled.len(), 1);
+        assert_eq!(enrolled[0].sequence_id, seq);
+        assert_eq!(w.get_contact(&lead).await.sales_cycle.as_deref(), Some("nurture"));
+
+        // Contacts (not leads) and other sources are not.
+        let contact = w.contact(|c| {
+            c.kind = ContactKind::Contact;
+            c.lead_source = Some("webinar".into());
+            c.email = Some("c@example.com".into());
+        })
+        .await;
+        let other = w.contact(|c| {
+            c.lead_source = Some("trade show".into());
+            c.email = Some("o@example.com".into());
+        })
+        .await;
+        let mut tx = w.store().begin_read().await.unwrap();
+        assert!(tx.enrollments_of_contact(&contact).await.unwrap().is_empty());
+        assert!(tx.enrollments_of_contact(&other).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn owner_rules_pick_the_initiator_a_user_the_contact_owner_or_the_company_owner() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let named = w.user(User { name: "Nia".into(), email: "nia@example.com".into(), ..User::default() }).await;
+        let boss = w.user(User { name: "Bo".into(), email: "bo@example.com".into(), ..User::default() }).await;
+        let initiator = w.user(User { name: "Ian".into(), email: "ian@example.com".into(), ..User::default() }).await;
+        let mut tx = w.store().begin().await.unwrap();
+        let company = Company { name: "Initech".into(), owner_id: Some(boss.clone()), ..Company::default() };
+        let company = tx.create_company(&w.account, &company, w.now()).await.unwrap().id;
+        tx.commit().await.unwrap();
+        let rules = [
+            (OwnerRule::Initiator, initiator.clone()),
+            (OwnerRule::SpecificUser { user_id: named.clone() }, named.clone()),
+            (OwnerRule::ContactOwner, w.agent.clone()),
+            (OwnerRule::CompanyOwner, boss.clone()),
+        ];
+        let steps = rules
+            .iter()
+            .map(|(rule, _)| {
+                let mut s = task(0);
+                s.owner = rule.clone();
+                s
+            })
+            .collect();
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), steps).await;
+        let contact = w.contact(|c| c.company_id = Some(company.clone())).await;
+        let request = stepwise::engine::EnrollRequest { initiated_by: Some(initiator.clone()), ..w.request(&contact, &seq) };
+        let e = w.engine.enroll(&w.account, &request).await.unwrap();
+        for (step, (rule, owner)) in rules.iter().enumerate() {
+            w.run().await;
+            let action = w.action(&e.id, i64::try_from(step).unwrap()).await;
+            assert_eq!(action.owner_id.as_deref(), Some(owner.as_str()), "{rule:?}");
+            assert_eq!(w.engage(owner).await.len(), 1, "{rule:?}");
+            w.engine.complete_action(&w.account, &action.id, owner, "none").await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn running_enrollments_keep_their_version_until_migrated() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0), task(DAY)]).await;
+        let contact = w.contact(|_| {}).await;
+        let old = w.enroll(&contact, &seq).await;
+        w.run().await;
+        let v2 = w.publish(&seq, vec![task(0), trivial(HOUR), task(HOUR)]).await;
+        assert_eq!(v2, 2);
+        assert_eq!(w.enrollment(&old.id).await.version, 1);
+        assert_eq!(w.actions(&old.id).await.len(), 2, "its steps did not change underneath it");
+
+        let newcomer = w.contact(|c| c.email = Some("n@example.com".into())).await;
+        let fresh = w.enroll(&newcomer, &seq).await;
+        assert_eq!((fresh.version, w.actions(&fresh.id).await.len()), (2, 3));
+
+        let first = w.action(&old.id, 0).await;
+        w.engine.complete_action(&w.account, &first.id, &w.agent, "none").await.unwrap();
+        let moved = w.engine.migrate(&w.account, &old.id, 2, &w.agent).await.unwrap();
+        assert_eq!((moved.version, moved.current_step), (2, 1));
+        let actions = w.actions(&old.id).await;
+        let plugins: Vec<_> = actions.iter().map(|a| (a.step, a.plugin_id.as_str(), a.status)).collect();
+        assert_eq!(plugins, vec![(0, "task", ActionStatus::Completed), (1, "trivial", ActionStatus::Future), (2, "task", ActionStatus::Future)]);
+        assert!(actions[1].current);
+        w.run_to(60).await;
+        assert_eq!(w.action(&old.id, 2).await.status, ActionStatus::Future, "an hour after the migrated step ran");
+        w.run_to(120).await;
+        assert_eq!(w.action(&old.id, 2).await.status, ActionStatus::Active);
+        let error = w.engine.migrate(&w.account, &old.id, 9, &w.agent).await.unwrap_err();
+        assert!(matches!(error, EngineError::NotFound { .. }), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pausing_a_sequence_disables_its_unperformed_actions_until_resumed() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0), task(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        w.engine.set_sequence_state(&w.account, &seq, SequenceState::Paused, &w.agent).await.unwrap();
+        assert!(w.actions(&e.id).await.iter().all(|a| a.status == ActionStatus::Disabled));
+        assert!(w.engage(&w.agent).await.is_empty());
+        let other = w.contact(|c| c.email = Some("p@example.com".into())).await;
+        assert!(matches!(w.engine.enroll(&w.account, &w.request(&other, &seq)).await, Err(EngineError::InvalidState(_))));
+        w.engine.set_sequence_state(&w.account, &seq, SequenceState::Active, &w.agent).await.unwrap();
+        w.run().await;
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Active);
+        let archived = w.engine.set_sequence_state(&w.account, &seq, SequenceState::Archived, &w.agent).await.unwrap_err();
+        assert!(archived.to_string().contains("unfinished"), "{archived}");
+        let back = w.engine.set_sequence_state(&w.account, &seq, SequenceState::Draft, &w.agent).await.unwrap_err();
+        assert!(back.to_string().contains("cannot go from active to draft"), "{back}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_contact_is_never_enrolled_twice_in_a_sequence_at_once() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        let error = w.engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap_err();
+        assert!(matches!(error, EngineError::AlreadyEnrolled { .. }), "{error}");
+        assert!(error.to_string().contains("already enrolled"));
+        w.engine.cancel(&w.account, &e.id, &w.agent).await.unwrap();
+        w.enroll(&contact, &seq).await;
+    })
+    .await;
+}

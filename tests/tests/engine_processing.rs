@@ -1,0 +1,299 @@
+//! The processing order of SPEC §4: every deferral reason, opt-outs, hold
+//! and skip criteria, business hours, manual and automatic activation, the
+//! duplicate-attempt failsafe and explain, on both backends.
+
+use std::time::Duration;
+
+use chrono::{NaiveTime, Weekday};
+use serde_json::json;
+use stepwise::domain::{
+    ActionStatus, BusinessHours, DeferralReason, EnrollmentStatus, OnUnmet, PluginAccount, SequenceSettings, TimingMode,
+};
+use stepwise::engine::EngineConfig;
+use stepwise::model::{AttributeValue, User};
+use stepwise_tests::db::{at, for_each_backend, t0};
+use stepwise_tests::scenario::{World, even, scripted, settings, task};
+
+/// Runs a one-step sequence for a contact and returns the step's action.
+async fn one_step(w: &World, step: stepwise::domain::Step, contact: &str) -> (String, stepwise::domain::Action) {
+    let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![step, task(0)]).await;
+    let e = w.enroll(contact, &seq).await;
+    w.run().await;
+    let action = w.action(&e.id, 0).await;
+    (e.id, action)
+}
+
+#[tokio::test]
+async fn a_manual_step_goes_on_its_owners_engage_view_and_an_automatic_one_runs() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let contact = w.contact(|_| {}).await;
+        let (e, action) = one_step(&w, task(0), &contact).await;
+        assert_eq!(action.status, ActionStatus::Active);
+        assert!(action.show_on_engage);
+        assert_eq!(action.owner_id.as_deref(), Some(w.agent.as_str()));
+        assert_eq!(w.engage(&w.agent).await.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), vec![action.id.clone()]);
+        assert_eq!(w.enrollment(&e).await.status, EnrollmentStatus::Running);
+
+        let other = w.contact(|c| c.email = Some("bob@example.com".into())).await;
+        let (_, action) = one_step(&w, scripted(json!({}), 0), &other).await;
+        assert_eq!(action.status, ActionStatus::Completed);
+        assert!(!action.show_on_engage, "automatic actions never show on Engage");
+        assert_eq!(action.result.as_deref(), Some("sent"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_requirement_defers_with_its_reason_and_is_re_evaluated_later() {
+    for_each_backend(|store| async move {
+        let config = EngineConfig { recheck_after: Duration::from_secs(600), ..EngineConfig::default() };
+        let w = World::with_config(store, config).await;
+
+        // The owner is inactive, then reactivated.
+        let sleeper = w.user(User { name: "Sam".into(), email: "sam@example.com".into(), active: false, ..User::default() }).await;
+        let contact = w.contact(|c| c.owner_id = Some(sleeper.clone())).await;
+        let (e, action) = one_step(&w, task(0), &contact).await;
+        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(DeferralReason::OwnerInactive)));
+        assert_eq!(action.due_at, Some(at(10)), "looked at again after recheck_after");
+        w.update_user(&sleeper, |u| u.active = true).await;
+        w.run_to(10).await;
+        assert_eq!(w.action(&e, 0).await.status, ActionStatus::Active, "re-evaluated and activated");
+
+        // A delegate may not own actions.
+        let delegate = w.user(User { name: "Dee".into(), email: "dee@example.com".into(), delegate: true, ..User::default() }).await;
+        let contact = w.contact(|c| {
+            c.owner_id = Some(delegate.clone());
+            c.email = Some("d@example.com".into());
+        })
+        .await;
+        let (_, action) = one_step(&w, task(0), &contact).await;
+        assert_eq!(action.deferral_reason, Some(DeferralReason::DelegatedOwner));
+
+        // Email steps need an address; automatic email needs a connected mailbox.
+        let contact = w.contact(|c| c.email = None).await;
+        let (_, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
+        assert_eq!(action.deferral_reason, Some(DeferralReason::MissingEmail));
+        let offline = w.user(User { name: "Off".into(), email: "off@example.com".into(), ..User::default() }).await;
+        let contact = w.contact(|c| {
+            c.owner_id = Some(offline.clone());
+            c.email = Some("e@example.com".into());
+        })
+        .await;
+        let (_, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
+        assert_eq!(action.deferral_reason, Some(DeferralReason::SenderNotConnected));
+
+        // Legacy merge syntax in the step's config.
+        let contact = w.contact(|c| c.email = Some("f@example.com".into())).await;
+        let legacy = stepwise_tests::scenario::step(
+            "task",
+            json!({"title": "Call {!Contact.FirstName}"}),
+            stepwise::domain::Activation::Manual,
+            stepwise::domain::StepTiming::Delay { ms: 0 },
+        );
+        let (_, action) = one_step(&w, legacy, &contact).await;
+        assert_eq!(action.deferral_reason, Some(DeferralReason::LegacyMergeSyntax));
+
+        // An admin disables the plugin for the account.
+        let mut tx = w.store().begin().await.unwrap();
+        let off = PluginAccount {
+            account_id: w.account.clone(),
+            plugin_id: "scripted".into(),
+            enabled: false,
+            grants: json!({}),
+            approved_capabilities: vec![],
+        };
+        tx.set_plugin_account(&off, t0()).await.unwrap();
+        tx.commit().await.unwrap();
+        let contact = w.contact(|c| c.email = Some("g@example.com".into())).await;
+        let (e, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
+        assert_eq!(action.deferral_reason, Some(DeferralReason::PluginDisabled));
+        let explained = w.engine.explain(&w.account, &action.id).await.unwrap();
+        let check = explained.checks.iter().find(|c| c.name == "plugin_enabled").unwrap();
+        assert!(!check.ok && check.answer.contains("disabled"), "{check:?}");
+        let events = w.events(&e).await;
+        let deferred = events.iter().filter(|e| e.kind == "action.deferred").count();
+        w.run_to(30).await;
+        assert_eq!(w.events(&e).await.iter().filter(|e| e.kind == "action.deferred").count(), deferred, "no event per re-check");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_opted_out_channel_skips_the_step_at_once() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let contact = w.contact(|c| c.opt_outs.email = true).await;
+        let (e, action) = one_step(&w, scripted(json!({"send": true}), 0), &contact).await;
+        assert_eq!(action.status, ActionStatus::Skipped);
+        assert!(action.opt_out);
+        assert_eq!(action.deferral_reason, Some(DeferralReason::OptedOut));
+        assert_eq!(w.action(&e, 1).await.status, ActionStatus::Active, "the sequence moves on");
+        assert!(w.transport.delivered().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hold_criteria_wait_and_skip_criteria_are_evaluated_once() {
+    for_each_backend(|store| async move {
+        let config = EngineConfig { recheck_after: Duration::from_secs(600), ..EngineConfig::default() };
+        let w = World::with_config(store, config).await;
+        let n = |v: f64| move |c: &mut stepwise::model::Contact| {
+            c.attributes.insert("n".into(), AttributeValue::Number(v));
+        };
+
+        // Hold: the sequence does not advance until the criterion holds.
+        let mut held = task(0);
+        held.criteria = vec![even(OnUnmet::Hold)];
+        let contact = w.contact(n(1.0)).await;
+        let (e, action) = one_step(&w, held, &contact).await;
+        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(DeferralReason::CriteriaUnmet)));
+        assert!(!w.action(&e, 1).await.current);
+        w.update_contact(&contact, n(2.0)).await;
+        w.run_to(10).await;
+        assert_eq!(w.action(&e, 0).await.status, ActionStatus::Active);
+
+        // Skip: unmet at processing time, the step is skipped.
+        let mut skipping = task(0);
+        skipping.criteria = vec![even(OnUnmet::Skip)];
+        let contact = w.contact(|c| {
+            c.email = Some("s@example.com".into());
+            c.attributes.insert("n".into(), AttributeValue::Number(3.0));
+        })
+        .await;
+        let (e, action) = one_step(&w, skipping.clone(), &contact).await;
+        assert_eq!((action.status, action.result.as_deref()), (ActionStatus::Skipped, Some("criteria_unmet")));
+        assert_eq!(w.action(&e, 1).await.status, ActionStatus::Active);
+
+        // Met once, the action stays on Engage even when it stops holding…
+        let contact = w.contact(|c| {
+            c.email = Some("t@example.com".into());
+            c.attributes.insert("n".into(), AttributeValue::Number(4.0));
+        })
+        .await;
+        let (e, action) = one_step(&w, skipping, &contact).await;
+        assert_eq!(action.status, ActionStatus::Active);
+        w.update_contact(&contact, n(5.0)).await;
+        w.run_to(60).await;
+        assert_eq!(w.action(&e, 0).await.status, ActionStatus::Active, "skip criteria are evaluated once");
+        // …until show-on-Engage is set back to false: then it is evaluated again.
+        let reset = w.engine.hide_from_engage(&w.account, &action.id, &w.agent).await.unwrap();
+        assert!(!reset.show_on_engage && !reset.skip_criteria_evaluated);
+        w.run().await;
+        assert_eq!(w.action(&e, 0).await.status, ActionStatus::Skipped);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn automatic_steps_wait_for_business_hours_in_the_sequences_timezone() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let hours = BusinessHours {
+            timezone: "America/New_York".into(),
+            weekdays: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+            start: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+        };
+        let settings = SequenceSettings { business_hours: Some(hours), ..settings() };
+        let seq = w.sequence(TimingMode::AfterPrevious, settings, vec![scripted(json!({}), 0), task(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        // t0 is 09:00 UTC, 04:00 in New York: the step waits for 09:00 there.
+        let action = w.action(&e.id, 0).await;
+        assert_eq!(action.deferral_reason, Some(DeferralReason::OutsideBusinessHours));
+        assert_eq!(action.due_at, Some(at(5 * 60)));
+        w.run_to(5 * 60 - 1).await;
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Future);
+        w.run_to(5 * 60).await;
+        let action = w.action(&e.id, 0).await;
+        assert_eq!((action.status, action.completed_at), (ActionStatus::Completed, Some(at(5 * 60))));
+        // Manual steps are not bound by business hours.
+        assert_eq!(w.action(&e.id, 1).await.status, ActionStatus::Active);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unconfirmed_send_attempt_is_never_repeated() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        // A host claims the action, records its attempt and dies before the
+        // outcome is written.
+        let claimed = w.store().claim_due_actions(t0(), 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        let mut tx = w.store().begin().await.unwrap();
+        tx.record_send_attempt(&claimed[0].id, &claimed[0].lease_token, t0()).await.unwrap();
+        tx.commit().await.unwrap();
+        // Its lease expires; the next host defers instead of sending again.
+        w.run_to(2).await;
+        let action = w.action(&e.id, 0).await;
+        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(DeferralReason::DuplicateAttempt)));
+        assert_eq!(action.due_at, None, "parked until a person decides");
+        assert!(w.transport.delivered().is_empty());
+        let explained = w.engine.explain(&w.account, &action.id).await.unwrap();
+        assert!(explained.summary.contains("never confirmed"), "{}", explained.summary);
+        // Rescheduling is the person's "try again".
+        w.engine.reschedule_action(&w.account, &action.id, &w.agent, at(5)).await.unwrap();
+        w.run_to(5).await;
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Completed);
+        assert_eq!(w.transport.delivered().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn explain_answers_each_check_of_the_troubleshooting_list() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let contact = w.contact(|c| c.email = None).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({}), 0), task(0)]).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        let first = w.action(&e.id, 0).await;
+        let x = w.engine.explain(&w.account, &first.id).await.unwrap();
+        assert!(!x.on_engage);
+        assert_eq!(x.deferral_reason, Some(DeferralReason::MissingEmail));
+        let names: Vec<&str> = x.checks.iter().map(|c| c.name.as_str()).collect();
+        for expected in ["previous_completed", "due", "processed", "sequence_active", "enrollment_active", "manual", "contact_email", "sender_connected", "plugin_enabled", "legacy_merge_syntax", "opt_out", "deferral_reason", "status"] {
+            assert!(names.contains(&expected), "missing check {expected} in {names:?}");
+        }
+        let email = x.checks.iter().find(|c| c.name == "contact_email").unwrap();
+        assert!(!email.ok && email.answer.contains("no email"), "{email:?}");
+        assert!(x.checks.iter().find(|c| c.name == "manual").is_some_and(|c| !c.ok), "automatic never shows on Engage");
+
+        let second = w.action(&e.id, 1).await;
+        let x = w.engine.explain(&w.account, &second.id).await.unwrap();
+        let previous = x.checks.iter().find(|c| c.name == "previous_completed").unwrap();
+        assert!(!previous.ok && previous.answer.contains("step 1"), "{previous:?}");
+
+        // Another account's action is not found.
+        let error = w.engine.explain("acc_other", &first.id).await.unwrap_err();
+        assert!(matches!(error, stepwise::engine::EngineError::NotFound { .. }), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_queued_enrollments_actions_never_become_active() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let drip = SequenceSettings { drip_limit: Some(1), ..settings() };
+        let seq = w.sequence(TimingMode::AfterPrevious, drip, vec![task(0)]).await;
+        let first = w.contact(|_| {}).await;
+        let second = w.contact(|c| c.email = Some("q@example.com".into())).await;
+        w.enroll(&first, &seq).await;
+        let queued = w.enroll(&second, &seq).await;
+        assert_eq!(queued.status, EnrollmentStatus::Queued);
+        w.run_to(60).await;
+        let action = w.action(&queued.id, 0).await;
+        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(DeferralReason::Queued)));
+        assert_eq!(w.enrollment(&queued.id).await.status, EnrollmentStatus::Queued);
+    })
+    .await;
+}

@@ -1,0 +1,188 @@
+//! Inbound signals (SPEC §6), the outbox and the scheduler's lease and
+//! real-time behaviour, on both backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use stepwise::domain::{ActionStatus, EnrollmentStatus, OnReply, OutboxState, PauseReason, SequenceSettings, TimingMode};
+use stepwise::engine::{Engine, EngineConfig, RecordingTransport, Signal, SignalKind, SystemClock};
+use stepwise_tests::db::{at, for_each_backend, t0};
+use stepwise_tests::scenario::{DAY, World, registry, scripted, settings, task, trivial};
+
+fn signal(kind: SignalKind, contact: &str) -> Signal {
+    Signal { kind, contact_id: contact.into(), enrollment_id: None, action_id: None, return_date: None }
+}
+
+#[tokio::test]
+async fn a_reply_stops_or_continues_per_the_sequence_and_sets_last_engaged() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let stop = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0), task(DAY)]).await;
+        let go_on = SequenceSettings { on_reply: OnReply::Continue, ..settings() };
+        let cont = w.sequence(TimingMode::AfterPrevious, go_on, vec![task(0), task(DAY)]).await;
+        let contact = w.contact(|_| {}).await;
+        let stopped = w.enroll(&contact, &stop).await;
+        let continued = w.enroll(&contact, &cont).await;
+        w.run().await;
+        w.clock.advance(chrono::Duration::minutes(5));
+        let changed = w.engine.signal(&w.account, &signal(SignalKind::Reply, &contact)).await.unwrap();
+        assert_eq!(changed.len(), 2);
+        assert_eq!(w.enrollment(&stopped.id).await.status, EnrollmentStatus::Replied);
+        assert_eq!(w.enrollment(&continued.id).await.status, EnrollmentStatus::Running);
+        assert_eq!(w.get_contact(&contact).await.last_engaged, Some(at(5)));
+        assert!(w.engage(&w.agent).await.iter().all(|a| a.enrollment_id == continued.id));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bounce_and_unsubscribe_end_enrollments_and_ended_ones_stay_ended() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0)]).await;
+        let other = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let first = w.enroll(&contact, &seq).await;
+        let second = w.enroll(&contact, &other).await;
+        let bounce = Signal { enrollment_id: Some(first.id.clone()), ..signal(SignalKind::Bounce, &contact) };
+        w.engine.signal(&w.account, &bounce).await.unwrap();
+        assert_eq!(w.enrollment(&first.id).await.status, EnrollmentStatus::Bounced);
+        assert_eq!(w.enrollment(&second.id).await.status, EnrollmentStatus::Pending, "only the named enrollment");
+
+        w.engine.signal(&w.account, &signal(SignalKind::Unsubscribe, &contact)).await.unwrap();
+        assert!(w.get_contact(&contact).await.opt_outs.email);
+        assert_eq!(w.enrollment(&second.id).await.status, EnrollmentStatus::OptedOut);
+        assert_eq!(w.enrollment(&first.id).await.status, EnrollmentStatus::Bounced, "never reopened or changed");
+        w.engine.signal(&w.account, &signal(SignalKind::Reply, &contact)).await.unwrap();
+        assert_eq!(w.enrollment(&second.id).await.status, EnrollmentStatus::OptedOut);
+
+        let stranger = Signal { enrollment_id: Some(first.id.clone()), ..signal(SignalKind::Bounce, "con_nobody") };
+        assert!(w.engine.signal(&w.account, &stranger).await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn out_of_office_pauses_until_the_return_date_or_a_resume() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0), task(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        let away = Signal { return_date: Some(at(3 * 24 * 60)), ..signal(SignalKind::OutOfOffice, &contact) };
+        w.engine.signal(&w.account, &away).await.unwrap();
+        let paused = w.enrollment(&e.id).await;
+        assert_eq!((paused.status, paused.pause_reason), (EnrollmentStatus::Paused, Some(PauseReason::OutOfOffice)));
+        assert!(w.engage(&w.agent).await.is_empty());
+        w.run_to(3 * 24 * 60 - 1).await;
+        assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Paused);
+        w.run_to(3 * 24 * 60).await;
+        assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Running, "back on the return date");
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Active);
+
+        // Without a date, it waits for a person.
+        w.engine.signal(&w.account, &signal(SignalKind::OutOfOffice, &contact)).await.unwrap();
+        w.run_to(30 * 24 * 60).await;
+        assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Paused);
+        w.engine.resume(&w.account, &e.id, &w.agent).await.unwrap();
+        w.run().await;
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Active);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clicks_and_opens_set_last_engaged_only() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        for (minutes, kind) in [(1, SignalKind::Open), (2, SignalKind::Click)] {
+            w.clock.set(at(minutes));
+            w.engine.signal(&w.account, &signal(kind, &contact)).await.unwrap();
+            assert_eq!(w.get_contact(&contact).await.last_engaged, Some(at(minutes)));
+        }
+        assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Pending);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sent_messages_go_through_the_outbox_once_under_the_actions_key() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true, "set": {"stage": "warm"}}), 0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        let action = w.action(&e.id, 0).await;
+        let delivered = w.transport.delivered();
+        assert_eq!(delivered.len(), 1);
+        let message = &delivered[0];
+        assert_eq!(message.action_id.as_deref(), Some(action.id.as_str()));
+        assert!(message.idempotency_key.contains(&action.id), "{} from {}", message.idempotency_key, action.id);
+        assert_eq!(message.payload["to"], "ada@example.com");
+        let mut tx = w.store().begin_read().await.unwrap();
+        assert_eq!(tx.message(&message.id).await.unwrap().state, OutboxState::Sent);
+        drop(tx);
+        assert_eq!(w.engine.dispatch_outbox().await.unwrap(), 0, "nothing is sent twice");
+        let contact = w.get_contact(&contact).await;
+        assert_eq!(contact.last_contacted, Some(t0()));
+        assert_eq!(contact.attributes.get("stage").map(ToString::to_string).as_deref(), Some("warm"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_crashed_hosts_lease_expires_and_another_host_does_the_work() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![trivial(0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        let crashed = w.store().claim_due_actions(t0(), 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(crashed.len(), 1);
+        w.run().await;
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Future, "leased to the crashed host");
+        w.run_to(1).await;
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Completed);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_running_scheduler_acts_within_a_second_of_the_due_time() {
+    for_each_backend(|store| async move {
+        // The real clock: enroll in a step due half a second from now.
+        let transport = Arc::new(RecordingTransport::new());
+        let engine = Engine::new(store.clone(), registry().await, Arc::new(SystemClock), transport, EngineConfig::default());
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![trivial(500)]).await;
+        let contact = w.contact(|_| {}).await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runner = {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.run(async { stopped.await.unwrap_or(()) }).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let e = engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        let due = w.action(&e.id, 0).await.due_at.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let done = loop {
+            let action = w.action(&e.id, 0).await;
+            if action.status == ActionStatus::Completed || tokio::time::Instant::now() > deadline {
+                break action;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        stop.send(()).unwrap();
+        runner.await.unwrap().unwrap();
+        assert_eq!(done.status, ActionStatus::Completed);
+        let late = done.completed_at.unwrap() - due;
+        assert!(late >= chrono::Duration::zero() && late < chrono::Duration::seconds(1), "acted {late} after the due time");
+    })
+    .await;
+}
