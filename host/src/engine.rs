@@ -249,16 +249,24 @@ impl Engine {
             tasks.spawn(async move {
                 let _permit = permit;
                 let id = action.id.clone();
-                if let Err(error) = engine.process(action).await {
-                    tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
+                match engine.process(action).await {
+                    Ok(pending) => pending,
+                    Err(error) => {
+                        tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
+                        None
+                    }
                 }
             });
         }
+        let mut answers = Vec::with_capacity(count);
         while let Some(joined) = tasks.join_next().await {
-            if let Err(error) = joined {
-                tracing::error!(%error, "an action task panicked");
+            match joined {
+                Ok(Some(pending)) => answers.push(pending),
+                Ok(None) => {}
+                Err(error) => tracing::error!(%error, "an action task panicked"),
             }
         }
+        self.finish_batch(answers).await?;
         Ok(count + resumed)
     }
 
@@ -340,11 +348,9 @@ impl Engine {
                     Duration::from_secs(1)
                 }
             };
-            if sleep.is_zero() {
-                tokio::task::yield_now().await;
-                continue;
-            }
+            // Biased: a shutdown is seen even while work keeps coming.
             tokio::select! {
+                biased;
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(sleep) => {}
                 () = self.inner.wake.notified() => {}

@@ -22,6 +22,24 @@ enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run the sequence scheduler against the database until interrupted
+    /// (SIGINT or SIGTERM): due actions are processed continuously and the
+    /// outbox is delivered. In-flight actions finish before it exits.
+    Scheduler(SchedulerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SchedulerArgs {
+    /// The database: `sqlite://PATH?mode=rwc` (the embedded default) or
+    /// `postgres://USER@HOST/DB` for several hosts sharing one database.
+    #[arg(long, env = "STEPWISE_DATABASE_URL", default_value = "sqlite://stepwise.db?mode=rwc", hide_env_values = true)]
+    database_url: String,
+    /// Where compiled plugins are cached.
+    #[arg(long, env = "STEPWISE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Process what is due now, deliver the outbox, and exit.
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +151,51 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Run(args)) => run(*args).await,
+        Command::Scheduler(args) => scheduler(args).await,
+    }
+}
+
+async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
+    use stepwise::engine::{Engine, EngineConfig, RecordingTransport, SystemClock};
+    // The URL may carry a password: errors name the backend, never the URL.
+    let store = stepwise::store::Store::connect(&args.database_url).await.context("cannot open the database")?;
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: args.cache_dir, ..RuntimeConfig::default() })?;
+    let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
+    let transport = std::sync::Arc::new(RecordingTransport::new());
+    let engine = Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, EngineConfig::default());
+    if args.once {
+        let handled = engine.run_until_idle().await?;
+        println!("processed {handled} due actions on {:?}", store.backend());
+        store.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("stepwise scheduler running on {:?}; stop with Ctrl-C", store.backend());
+    engine.run(shutdown_signal()).await?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }
 

@@ -200,6 +200,10 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite has one writer at a time. Writers of this process queue here,
+    /// asynchronously, instead of inside SQLite's busy handler, which
+    /// sleeps in steps of milliseconds between retries.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug)]
@@ -216,6 +220,8 @@ enum TxInner {
 #[derive(Debug)]
 pub struct Tx {
     inner: TxInner,
+    /// Held for the life of a SQLite write transaction.
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// Runs `$body` once per backend with `$c` bound to the transaction's
@@ -283,7 +289,7 @@ impl Store {
         } else {
             return Err(StoreError::Connect("the database url must start with sqlite: or postgres:".into()));
         };
-        Ok(Store { pool })
+        Ok(Store { pool, writer: std::sync::Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     /// Which database this is.
@@ -305,11 +311,13 @@ impl Store {
     ///
     /// [`StoreError::Database`] when no connection can be had.
     pub async fn begin(&self) -> Result<Tx> {
-        let inner = match &self.pool {
-            Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
-        };
-        Ok(Tx { inner })
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => {
+                let writer = self.writer.clone().lock_owned().await;
+                Tx { inner: TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?), _writer: Some(writer) }
+            }
+            Pool::Postgres(pool) => Tx { inner: TxInner::Postgres(pool.begin().await?), _writer: None },
+        })
     }
 
     /// Starts a transaction for reading only. On SQLite it is a deferred
@@ -325,7 +333,7 @@ impl Store {
             Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN").await?),
             Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner })
+        Ok(Tx { inner, _writer: None })
     }
 
     /// When the next out-of-office enrollment is due back.
@@ -367,6 +375,8 @@ impl Tx {
     ///
     /// [`StoreError::Database`] when the commit fails; nothing was written.
     pub async fn commit(self) -> Result<()> {
+        // The writer lock (if any) is released when `self` is dropped here,
+        // after the commit.
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,

@@ -19,6 +19,15 @@ use crate::plugins::types::{Capability, Completion, EnrollmentOutcome as PluginO
 use crate::plugins::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
 use crate::store::{ActionCompletion, NewEvent, NewOutboxMessage, Store, StoreError, Tx};
 
+/// A plugin's answer for a claimed action, waiting to be written.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub ctx: Context,
+    pub lease: String,
+    pub outcome: Outcome,
+    pub report: CallReport,
+}
+
 /// Everything processing an action looks at, read in one snapshot.
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
@@ -279,8 +288,10 @@ impl Engine {
         }
     }
 
-    /// Processes one claimed action (SPEC §4).
-    pub(crate) async fn process(&self, claimed: ClaimedAction) -> Result<()> {
+    /// Processes one claimed action (SPEC §4). Every outcome but a plugin's
+    /// answer is written here; a plugin's answer is returned, so that the
+    /// scheduler writes a whole batch of them in one transaction.
+    pub(crate) async fn process(&self, claimed: ClaimedAction) -> Result<Option<Pending>> {
         let ctx = self.load_context(&claimed.id, None).await?;
         let lease = Some(claimed.lease_token.as_str());
         let now = self.now();
@@ -290,23 +301,25 @@ impl Engine {
         if !ctx.enrollment.status.is_open() {
             let mut tx = self.store().begin().await?;
             tx.close_open_actions(&ctx.enrollment.id, "enrollment_ended", now).await?;
-            return Ok(tx.commit().await?);
+            tx.commit().await?;
+            return Ok(None);
         }
         if ctx.enrollment.status == EnrollmentStatus::Paused || ctx.sequence.state != SequenceState::Active {
             let mut tx = self.store().begin().await?;
             tx.disable_actions(&ctx.enrollment.id, now).await?;
-            return Ok(tx.commit().await?);
+            tx.commit().await?;
+            return Ok(None);
         }
 
         // 1. Queued behind a drip limit: parked until a slot frees.
         if ctx.enrollment.status == EnrollmentStatus::Queued {
-            return self.defer(&ctx, lease, DeferralReason::Queued, None, "waiting for a drip slot".into()).await;
+            return self.defer(&ctx, lease, DeferralReason::Queued, None, "waiting for a drip slot".into()).await.map(|()| None);
         }
 
         // 2. Requirements, re-evaluated later.
         if let Some(unmet) = checks::first_unmet(&ctx.facts()) {
             let again = now + self.recheck();
-            return self.defer(&ctx, lease, unmet.reason, Some(again), unmet.detail).await;
+            return self.defer(&ctx, lease, unmet.reason, Some(again), unmet.detail).await.map(|()| None);
         }
         let Ok(plugin) = ctx.plugin.clone() else { unreachable!("an unusable plugin is an unmet requirement") };
 
@@ -320,7 +333,7 @@ impl Engine {
                 opt_out: true,
                 deferral_reason: Some(DeferralReason::OptedOut),
             };
-            return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await;
+            return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await.map(|()| None);
         }
 
         // 4. Criteria. Skip criteria are evaluated once per stay on Engage.
@@ -339,25 +352,25 @@ impl Engine {
                         opt_out: false,
                         deferral_reason: Some(DeferralReason::CriteriaUnmet),
                     };
-                    return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await;
+                    return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await.map(|()| None);
                 }
                 Ok(false) => {
                     let detail = format!("criterion `{}` does not hold", criterion.plugin.id);
-                    return self.defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail).await;
+                    return self.defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail).await.map(|()| None);
                 }
                 Err(why) => {
                     // A criterion that cannot answer holds the action rather
                     // than skipping it: a broken predicate must not silently
                     // drop steps.
                     let detail = format!("criterion `{}` could not be evaluated: {why}", criterion.plugin.id);
-                    return self.defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail).await;
+                    return self.defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail).await.map(|()| None);
                 }
             }
         }
 
         // 5. Manual: on the owner's Engage view.
         if ctx.step.activation == Activation::Manual {
-            return self.activate(&ctx, lease, now).await;
+            return self.activate(&ctx, lease, now).await.map(|()| None);
         }
 
         // 6. Automatic: business hours, the duplicate-attempt failsafe, then run.
@@ -366,17 +379,17 @@ impl Engine {
                 Ok(None) => {}
                 Ok(Some(opening)) => {
                     let detail = format!("the sequence's business hours open again at {opening}");
-                    return self.defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(opening), detail).await;
+                    return self.defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(opening), detail).await.map(|()| None);
                 }
                 Err(why) => {
                     let detail = format!("the sequence's business hours are invalid: {why}");
-                    return self.defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(now + self.recheck()), detail).await;
+                    return self.defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(now + self.recheck()), detail).await.map(|()| None);
                 }
             }
         }
         if ctx.action.send_attempted_at.is_some() {
             let detail = "an earlier attempt was never confirmed: skip the action or reschedule it to try again".into();
-            return self.defer(&ctx, lease, DeferralReason::DuplicateAttempt, None, detail).await;
+            return self.defer(&ctx, lease, DeferralReason::DuplicateAttempt, None, detail).await.map(|()| None);
         }
         let mut ctx = ctx;
         if has_outside_effects(&plugin) {
@@ -395,7 +408,7 @@ impl Engine {
                 (Outcome::Failed { message, details: json!({ "kind": "plugin_error" }) }, *error.report)
             }
         };
-        self.finish(&ctx, lease, None, outcome, report).await
+        Ok(Some(Pending { ctx, lease: claimed.lease_token, outcome, report }))
     }
 
     fn recheck(&self) -> chrono::Duration {
@@ -512,19 +525,82 @@ impl Engine {
         outcome: Outcome,
         report: CallReport,
     ) -> Result<()> {
-        match self.try_finish(ctx, lease, by, outcome, &report).await {
+        match self.finish_alone(ctx, lease, by, outcome, &report).await {
             // What the plugin asked for cannot be written (say, a contact
             // type the account does not have): the step failed.
             Err(EngineError::Invalid(why)) if by.is_none() => {
                 let failed = Outcome::Failed { message: why, details: json!({ "kind": "invalid_effect" }) };
-                self.try_finish(ctx, lease, by, failed, &CallReport::default()).await
+                self.finish_alone(ctx, lease, by, failed, &CallReport::default()).await
             }
             other => other,
         }
     }
 
-    async fn try_finish(
+    async fn finish_alone(
         &self,
+        ctx: &Context,
+        lease: Option<&str>,
+        by: Option<&str>,
+        outcome: Outcome,
+        report: &CallReport,
+    ) -> Result<()> {
+        let mut tx = self.store().begin().await?;
+        self.apply_outcome(&mut tx, ctx, lease, by, outcome, report).await?;
+        tx.commit().await?;
+        self.after_outcomes(!report.messages.is_empty());
+        Ok(())
+    }
+
+    /// Writes a batch of plugin answers in one transaction (group commit).
+    /// A lost lease skips its action (nothing of it was written); any other
+    /// error rolls the batch back and each answer is written on its own, so
+    /// one bad answer never holds up the others.
+    pub(crate) async fn finish_batch(&self, batch: Vec<Pending>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let messages = batch.iter().any(|p| !p.report.messages.is_empty());
+        let mut tx = self.store().begin().await?;
+        let mut failed = false;
+        for p in &batch {
+            match self.apply_outcome(&mut tx, &p.ctx, Some(&p.lease), None, p.outcome.clone(), &p.report).await {
+                Ok(()) | Err(EngineError::Store(StoreError::LeaseLost(_))) => {}
+                Err(error) => {
+                    tracing::debug!(action = %p.ctx.action.id, %error, "a batched outcome failed; writing one by one");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if !failed {
+            match tx.commit().await {
+                Ok(()) => {
+                    self.after_outcomes(messages);
+                    return Ok(());
+                }
+                Err(error) => tracing::warn!(%error, "a batch of outcomes did not commit; writing one by one"),
+            }
+        } else {
+            drop(tx);
+        }
+        for p in batch {
+            if let Err(error) = self.finish(&p.ctx, Some(&p.lease), None, p.outcome, p.report).await {
+                tracing::warn!(action = %p.ctx.action.id, %error, "the outcome was not written; the action is retried when its lease expires");
+            }
+        }
+        Ok(())
+    }
+
+    fn after_outcomes(&self, messages: bool) {
+        if messages {
+            self.inner.outbox_wake.notify_one();
+        }
+        self.wake();
+    }
+
+    async fn apply_outcome(
+        &self,
+        tx: &mut Tx,
         ctx: &Context,
         lease: Option<&str>,
         by: Option<&str>,
@@ -533,7 +609,7 @@ impl Engine {
     ) -> Result<()> {
         let now = self.now();
         let actor = by.map_or_else(|| format!("plugin:{}", ctx.step.plugin.id), str::to_owned);
-        let mut tx = self.store().begin().await?;
+        let tx = &mut *tx;
         let mut enrollment = ctx.enrollment.clone();
         match outcome {
             Outcome::Done { result, output } => {
@@ -547,7 +623,7 @@ impl Engine {
                     deferral_reason: None,
                 };
                 tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
-                self.apply_effects(&mut tx, ctx, report, &actor, now).await?;
+                self.apply_effects(tx, ctx, report, &actor, now).await?;
                 let event = ctx
                     .event("action.completed", &actor)
                     .reason(format!("result `{result}`"))
@@ -561,10 +637,10 @@ impl Engine {
                             Some(PluginOutcome::Neutral) | None => EnrollmentOutcome::Neutral,
                         };
                         let why = format!("step {} ended with `{result}`", ctx.action.step + 1);
-                        self.end_enrollment(&mut tx, &mut enrollment, &ctx.sequence, EnrollmentStatus::Completed, Some(outcome), &actor, &why, now)
+                        self.end_enrollment(tx, &mut enrollment, &ctx.sequence, EnrollmentStatus::Completed, Some(outcome), &actor, &why, now)
                             .await?;
                     }
-                    None => self.advance(&mut tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?,
+                    None => self.advance(tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?,
                 }
             }
             Outcome::Skipped { reason } => {
@@ -577,10 +653,10 @@ impl Engine {
                     deferral_reason: None,
                 };
                 tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
-                self.apply_effects(&mut tx, ctx, report, &actor, now).await?;
+                self.apply_effects(tx, ctx, report, &actor, now).await?;
                 let event = ctx.event("action.skipped", &actor).reason(reason);
                 tx.record_event(&event, now).await?;
-                self.advance(&mut tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?;
+                self.advance(tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?;
             }
             Outcome::Retry { after, reason } if i64::from(self.config().max_attempts) > ctx.action.attempts + 1 => {
                 let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::minutes(1));
@@ -594,17 +670,12 @@ impl Engine {
             }
             Outcome::Retry { reason, .. } => {
                 let message = format!("gave up after {} attempts: {reason}", ctx.action.attempts + 1);
-                self.fail(&mut tx, ctx, &mut enrollment, lease, &actor, message, json!({ "kind": "retries_exhausted" }), now).await?;
+                self.fail(tx, ctx, &mut enrollment, lease, &actor, message, json!({ "kind": "retries_exhausted" }), now).await?;
             }
             Outcome::Failed { message, details } => {
-                self.fail(&mut tx, ctx, &mut enrollment, lease, &actor, message, details, now).await?;
+                self.fail(tx, ctx, &mut enrollment, lease, &actor, message, details, now).await?;
             }
         }
-        tx.commit().await?;
-        if !report.messages.is_empty() {
-            self.inner.outbox_wake.notify_one();
-        }
-        self.wake();
         Ok(())
     }
 

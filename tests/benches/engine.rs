@@ -1,0 +1,222 @@
+//! Benchmark of the sequence engine: throughput of automatic actions and the
+//! real-time latency from due to executed, on SQLite and (when
+//! `STEPWISE_TEST_POSTGRES_URL` is set) PostgreSQL.
+//!
+//! Throughput: N contacts are enrolled in a five-step automatic sequence of
+//! the trivial plugin, all due at once, and the scheduler runs them to
+//! completion; each action is claimed under a lease, runs the WASM plugin,
+//! and commits its completion, the next step's due date and its event.
+//!
+//! Latency: with the scheduler running on the system clock and otherwise
+//! idle, enrollments whose one step falls due at spread-out times; the
+//! difference between each action's due time and its completion is
+//! reported (p50, p99).
+//!
+//! Run with `cargo bench -p stepwise-tests --bench engine` (options after
+//! `--`: `--contacts N`, `--latency-actions N`, `--backend sqlite|postgres`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stepwise::domain::{Activation, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step, StepTiming, TimingMode};
+use stepwise::engine::{Clock, EnrollRequest, Engine, EngineConfig, ManualClock, RecordingTransport, SystemClock};
+use stepwise::model::{Contact, User};
+use stepwise::plugins::{Limits, NetPolicy, Registry, Runtime, RuntimeConfig};
+use stepwise::store::{NewSequence, Store};
+
+struct Options {
+    contacts: usize,
+    latency_actions: usize,
+    backends: Vec<String>,
+}
+
+fn options() -> Options {
+    let mut o = Options { contacts: 4_000, latency_actions: 400, backends: Vec::new() };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--contacts" => o.contacts = args.next().and_then(|v| v.parse().ok()).expect("--contacts N"),
+            "--latency-actions" => o.latency_actions = args.next().and_then(|v| v.parse().ok()).expect("--latency-actions N"),
+            "--backend" => o.backends.push(args.next().expect("--backend sqlite|postgres")),
+            // cargo bench passes --bench; anything else is ignored.
+            _ => {}
+        }
+    }
+    if o.backends.is_empty() {
+        o.backends.push("sqlite".into());
+        if std::env::var("STEPWISE_TEST_POSTGRES_URL").is_ok() {
+            o.backends.push("postgres".into());
+        }
+    }
+    o
+}
+
+fn main() {
+    let o = options();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    rt.block_on(async {
+        let runtime = Runtime::new(RuntimeConfig {
+            limits: Limits { concurrent_calls: 256, ..Limits::default() },
+            net: NetPolicy::default(),
+            cache_dir: Some(std::env::temp_dir().join("stepwise-test-artifacts")),
+        })
+        .expect("runtime");
+        let registry = Registry::with_builtins(runtime).await.expect("built-ins");
+        registry.add(stepwise_tests::guests::TRIVIAL).await.expect("trivial loads");
+        let registry = Arc::new(registry);
+        for backend in &o.backends {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let (store, cleanup) = open(backend, &dir).await;
+            throughput(&store, &registry, backend, o.contacts).await;
+            store.close().await;
+            cleanup.await;
+            let (store, cleanup) = open(backend, &dir).await;
+            latency(&store, &registry, backend, o.latency_actions).await;
+            store.close().await;
+            cleanup.await;
+        }
+    });
+}
+
+type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+async fn open(backend: &str, dir: &tempfile::TempDir) -> (Store, Cleanup) {
+    match backend {
+        "sqlite" => {
+            let path = dir.path().join(format!("bench-{}.db", uuid::Uuid::new_v4().simple()));
+            let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.expect("sqlite");
+            (store, Box::pin(async {}))
+        }
+        "postgres" => {
+            let admin_url = std::env::var("STEPWISE_TEST_POSTGRES_URL").expect("STEPWISE_TEST_POSTGRES_URL");
+            let admin = sqlx::PgPool::connect(&admin_url).await.expect("postgres");
+            let schema = format!("stepwise_bench_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("schema");
+            let separator = if admin_url.contains('?') { '&' } else { '?' };
+            let store = Store::connect(&format!("{admin_url}{separator}options[search_path]={schema}")).await.expect("store");
+            let cleanup = Box::pin(async move {
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.expect("drop");
+                admin.close().await;
+            });
+            (store, cleanup)
+        }
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+/// An account with an agent, the trivial add-on enabled, and an active
+/// sequence of `steps` trivial steps `delay_ms` apart.
+async fn setup(store: &Store, steps: usize, delay_ms: i64, now: chrono::DateTime<chrono::Utc>) -> (String, String, String) {
+    let mut tx = store.begin().await.unwrap();
+    let account = tx.create_account("Bench", None, now).await.unwrap().id;
+    let user = User { name: "Agent".into(), email: "agent@example.com".into(), ..User::default() };
+    let user = tx.create_user(&account, &user, now).await.unwrap().id;
+    let settings = PluginAccount {
+        account_id: account.clone(),
+        plugin_id: "trivial".into(),
+        enabled: true,
+        grants: serde_json::json!({}),
+        approved_capabilities: vec![],
+    };
+    tx.set_plugin_account(&settings, now).await.unwrap();
+    let new = NewSequence {
+        name: "Bench".into(),
+        description: String::new(),
+        plan_type: PlanType::General,
+        timing_mode: TimingMode::AfterPrevious,
+        settings: SequenceSettings::default(),
+    };
+    let sequence = tx.create_sequence(&account, &new, now).await.unwrap().id;
+    let steps: Vec<Step> = (0..steps)
+        .map(|i| Step {
+            position: u32::try_from(i).unwrap(),
+            name: format!("step {i}"),
+            plugin: PluginRef { id: "trivial".into(), version: "*".into() },
+            config: serde_json::json!({}),
+            timing: StepTiming::Delay { ms: delay_ms },
+            activation: Activation::Automatic,
+            owner: OwnerRule::ContactOwner,
+            criteria: vec![],
+            notify: false,
+            regarding: None,
+        })
+        .collect();
+    tx.publish_version(&account, &sequence, &steps, Some(&user), now).await.unwrap();
+    tx.set_sequence_state(&account, &sequence, SequenceState::Active, now).await.unwrap();
+    tx.commit().await.unwrap();
+    (account, user, sequence)
+}
+
+async fn contacts(engine: &Engine, account: &str, user: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let contact = Contact {
+            first_name: format!("Contact {i}"),
+            email: Some(format!("c{i}@example.com")),
+            owner_id: Some(user.to_owned()),
+            contact_type: "Clients".into(),
+            ..Contact::default()
+        };
+        ids.push(engine.create_contact(account, &contact, user).await.unwrap().0.id);
+    }
+    ids
+}
+
+async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: usize) {
+    const STEPS: usize = 5;
+    let start = chrono::Utc::now();
+    let clock = Arc::new(ManualClock::new(start));
+    let engine = Engine::new(store.clone(), registry.clone(), clock.clone(), Arc::new(RecordingTransport::new()), EngineConfig::default());
+    let (account, user, sequence) = setup(store, STEPS, 0, clock.now()).await;
+    let contacts = contacts(&engine, &account, &user, n).await;
+    let enrolling = Instant::now();
+    for contact in &contacts {
+        let request = EnrollRequest { contact_id: contact.clone(), sequence_id: sequence.clone(), initiated_by: Some(user.clone()), event_date: None };
+        engine.enroll(&account, &request).await.unwrap();
+    }
+    let enrolled = enrolling.elapsed();
+    let running = Instant::now();
+    let handled = engine.run_until_idle().await.unwrap();
+    let ran = running.elapsed();
+    assert_eq!(handled, n * STEPS, "every action ran");
+    println!("{backend}: throughput, {n} enrollments x {STEPS} automatic steps (trivial plugin)");
+    println!("  enroll          {:>10.0} enrollments/s ({:.2} s)", n as f64 / enrolled.as_secs_f64(), enrolled.as_secs_f64());
+    println!("  run to the end  {:>10.0} actions/s ({} actions in {:.2} s)", handled as f64 / ran.as_secs_f64(), handled, ran.as_secs_f64());
+}
+
+async fn latency(store: &Store, registry: &Arc<Registry>, backend: &str, n: usize) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = Engine::new(store.clone(), registry.clone(), clock.clone(), Arc::new(RecordingTransport::new()), EngineConfig::default());
+    let spread = Duration::from_millis(10);
+    let (account, user, sequence) = setup(store, 1, 200, clock.now()).await;
+    let contacts = contacts(&engine, &account, &user, n).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(async { stopped.await.unwrap_or(()) }).await })
+    };
+    // One enrollment every 10 ms, each due 200 ms after it is made, so the
+    // scheduler sleeps between due times, as when idle.
+    let mut enrollments = Vec::with_capacity(n);
+    for contact in &contacts {
+        let request = EnrollRequest { contact_id: contact.clone(), sequence_id: sequence.clone(), initiated_by: Some(user.clone()), event_date: None };
+        let enrollment = engine.enroll(&account, &request).await.unwrap();
+        enrollments.push(enrollment.id);
+        tokio::time::sleep(spread).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send(()).unwrap();
+    runner.await.unwrap().unwrap();
+    let mut lateness = Vec::with_capacity(n);
+    let mut tx = store.begin_read().await.unwrap();
+    for id in &enrollments {
+        let actions = tx.actions_of_enrollment(id).await.unwrap();
+        let a = &actions[0];
+        let late = a.completed_at.expect("completed") - a.due_at.expect("due");
+        lateness.push(late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+    }
+    lateness.sort_by(f64::total_cmp);
+    let pick = |q: f64| lateness[((lateness.len() as f64 * q) as usize).min(lateness.len() - 1)];
+    println!("{backend}: due-to-executed latency, {n} actions due 10 ms apart, scheduler otherwise idle");
+    println!("  p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms", pick(0.5), pick(0.99), pick(1.0));
+}
