@@ -242,14 +242,22 @@ impl Engine {
         let resumed = self.resume_returning(now).await?;
         let claimed = self.inner.store.claim_due_actions(now, self.inner.config.batch_size, self.inner.config.lease).await?;
         let count = claimed.len();
+        let contexts = self.load_contexts(&claimed).await?;
         let mut tasks = tokio::task::JoinSet::new();
-        for action in claimed {
+        for (action, ctx) in claimed.into_iter().zip(contexts) {
+            let ctx = match ctx {
+                Ok(ctx) => ctx,
+                Err(error) => {
+                    tracing::warn!(action = %action.id, %error, "cannot read the action; it is retried when its lease expires");
+                    continue;
+                }
+            };
             let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
             let engine = self.clone();
             tasks.spawn(async move {
                 let _permit = permit;
                 let id = action.id.clone();
-                match engine.process(action).await {
+                match engine.process(action, ctx).await {
                     Ok(pending) => pending,
                     Err(error) => {
                         tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");

@@ -45,7 +45,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
-pub use actions::{ActionCompletion, NewAction};
+pub use actions::{ActionCompletion, BatchCompletion, NewAction, Schedule};
 pub use enrollments::NewEnrollment;
 pub use events::{NewEvent, Timeline};
 pub use outbox::NewOutboxMessage;
@@ -243,6 +243,22 @@ macro_rules! on_tx {
 }
 use on_tx;
 
+/// Fetches every row of `$sql`, binding the strings of `$leading` and then
+/// those of `$ids` (for an `IN (…)` list built with [`placeholders`]).
+macro_rules! fetch_in {
+    ($tx:expr, $sql:expr, $leading:expr, $ids:expr) => {{
+        let leading = $leading;
+        on_tx!($tx, |c| {
+            let mut q = ::sqlx::query_as($sql);
+            for value in leading.iter().chain($ids.iter()) {
+                q = q.bind(value.as_str());
+            }
+            q.fetch_all(&mut *c).await?
+        })
+    }};
+}
+use fetch_in;
+
 /// Runs `$body` once per backend with `$p` bound to the concrete pool, for
 /// single statements that need no transaction around them.
 macro_rules! on_pool {
@@ -402,6 +418,26 @@ impl Tx {
 /// which takes them from the operating system's generator).
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// No leading values for [`fetch_in!`].
+const NONE: [String; 0] = [];
+
+/// `$first, $first+1, …`: the placeholders of an `IN (…)` list of `count`
+/// values. Callers never pass an empty list (`IN ()` is not SQL).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `($a, $b), ($c, $d), …`: `rows` rows of `columns` placeholders for a
+/// `VALUES` list, numbered from `first`. Both backends name the columns
+/// `column1`, `column2`, … so `UPDATE … FROM (VALUES …) AS v` reads the
+/// same on each.
+fn value_rows(first: usize, rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(first + r * columns, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A time as stored: Unix milliseconds.

@@ -1,6 +1,7 @@
 //! Processing one due action in the order of SPEC §4, and applying what a
 //! plugin answered (SPEC §5): the heart of the scheduler.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -10,14 +11,14 @@ use super::checks::{self, Facts};
 use super::timing;
 use super::{Engine, EngineError, Result};
 use crate::domain::{
-    Action, ActionStatus, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet,
+    Action, PluginAccount, ActionStatus, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet,
     Outcome as EnrollmentOutcome, OwnerRule, PauseReason, PluginRef, Sequence, SequenceState, SequenceVersion, Step,
 };
 use crate::model::{Company, Contact, Subject, User};
 use crate::plugins::report::{CallReport, QueuedMessage};
 use crate::plugins::types::{Capability, Completion, EnrollmentOutcome as PluginOutcome, Outcome, StepContext};
 use crate::plugins::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
-use crate::store::{ActionCompletion, NewEvent, NewOutboxMessage, Store, StoreError, Tx};
+use crate::store::{ActionCompletion, BatchCompletion, NewEvent, NewOutboxMessage, Schedule, Store, StoreError, Tx};
 
 /// A plugin's answer for a claimed action, waiting to be written.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub(crate) struct Context {
     /// The step's plugin, or why it cannot run for the account.
     pub plugin: Result<Arc<Plugin>, String>,
     pub grant: Arc<AccountGrant>,
+    /// Every action of the enrollment, by step, as read with the rest.
+    pub siblings: Vec<Action>,
 }
 
 impl Context {
@@ -89,6 +92,75 @@ impl Context {
             completion,
         }
     }
+}
+
+/// The set-wise write of one plugin answer (see [`Engine::write_fast`]).
+#[derive(Debug)]
+struct FastPlan {
+    completion: BatchCompletion,
+    /// `(action, due, current)` for the next action and the ones after it.
+    schedules: Vec<(String, Option<DateTime<Utc>>, bool)>,
+    enrollment_id: String,
+    next_step: i64,
+    next_due: Option<DateTime<Utc>>,
+    event: NewEvent,
+}
+
+/// Whether an answer takes the set-wise path, and what it writes: done with
+/// a result that does not end the enrollment (or skipped by the plugin),
+/// nothing sent, no contact changed, and a next step to move to.
+fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
+    if !p.report.messages.is_empty() || !p.report.contact_changes.is_empty() {
+        return None;
+    }
+    let ctx = &p.ctx;
+    let actor = format!("plugin:{}", ctx.step.plugin.id);
+    let (status, result, output, event) = match &p.outcome {
+        Outcome::Done { result, output } => {
+            let ends = ctx.plugin.as_ref().ok().and_then(|pl| pl.manifest().result(result).map(|r| r.ends_enrollment));
+            if ends != Some(false) {
+                return None;
+            }
+            let event = ctx
+                .event("action.completed", &actor)
+                .reason(format!("result `{result}`"))
+                .change(json!({ "status": ctx.action.status }), json!({ "status": ActionStatus::Completed, "result": result }));
+            (ActionStatus::Completed, result.clone(), Some(output.clone()), event)
+        }
+        Outcome::Skipped { reason } => (ActionStatus::Skipped, reason.clone(), None, ctx.event("action.skipped", &actor).reason(reason.clone())),
+        Outcome::Retry { .. } | Outcome::Failed { .. } => return None,
+    };
+    let next = ctx.siblings.iter().find(|a| a.step > ctx.action.step && a.status == ActionStatus::Future)?;
+    let from = usize::try_from(next.step).ok()?;
+    let mut schedules = Vec::new();
+    let mut next_due = next.due_at;
+    match timing::recompute_after(ctx.sequence.timing_mode, &ctx.version.steps, from, now) {
+        Some(dues) => {
+            for (step, due) in (next.step..).zip(dues) {
+                if let Some(a) = ctx.siblings.iter().find(|a| a.step == step && a.status == ActionStatus::Future) {
+                    schedules.push((a.id.clone(), Some(due), a.id == next.id));
+                    if a.id == next.id {
+                        next_due = Some(due);
+                    }
+                }
+            }
+        }
+        None => schedules.push((next.id.clone(), next.due_at, true)),
+    }
+    Some(FastPlan {
+        completion: BatchCompletion { id: ctx.action.id.clone(), lease_token: p.lease.clone(), status, result: Some(result), output },
+        schedules,
+        enrollment_id: ctx.enrollment.id.clone(),
+        next_step: next.step,
+        next_due,
+        event,
+    })
+}
+
+/// The distinct values of `items`, in first-seen order.
+fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    items.filter(|i| seen.insert(i.clone())).collect()
 }
 
 /// An event about an enrollment, to be completed with reason, change and level.
@@ -179,25 +251,34 @@ impl Engine {
         account_id: &str,
         plugin: &PluginRef,
     ) -> Result<(Result<Arc<Plugin>, String>, Arc<AccountGrant>)> {
+        let settings = tx.plugin_account(account_id, &plugin.id).await?;
+        Ok(self.access_with(settings.as_ref(), plugin))
+    }
+
+    /// [`Engine::access`] with the account's settings for the plugin read.
+    pub(crate) fn access_with(
+        &self,
+        settings: Option<&PluginAccount>,
+        plugin: &PluginRef,
+    ) -> (Result<Arc<Plugin>, String>, Arc<AccountGrant>) {
         let none = Arc::new(AccountGrant::none());
         let registered = match self.registry().find(&plugin.id, &plugin.version) {
             Ok(Some(registered)) => registered,
             Ok(None) => {
                 let why = format!("no plugin `{}` matching version `{}` is installed", plugin.id, plugin.version);
-                return Ok((Err(why), none));
+                return (Err(why), none);
             }
-            Err(error) => return Ok((Err(error.to_string()), none)),
+            Err(error) => return (Err(error.to_string()), none),
         };
         let manifest = registered.plugin.manifest();
-        let settings = tx.plugin_account(account_id, &plugin.id).await?;
         let grant = match settings {
             Some(settings) if !settings.enabled => {
-                return Ok((Err(format!("plugin `{}` is disabled for the account", plugin.id)), none));
+                return (Err(format!("plugin `{}` is disabled for the account", plugin.id)), none);
             }
             Some(settings) => {
                 let grant: Grant = match serde_json::from_value(settings.grants.clone()) {
                     Ok(grant) => grant,
-                    Err(error) => return Ok((Err(format!("the grant of plugin `{}` does not parse: {error}", plugin.id)), none)),
+                    Err(error) => return (Err(format!("the grant of plugin `{}` does not parse: {error}", plugin.id)), none),
                 };
                 let unapproved: Vec<&str> = manifest
                     .capabilities
@@ -212,18 +293,18 @@ impl Engine {
                         plugin.id,
                         unapproved.join(", ")
                     );
-                    return Ok((Err(why), none));
+                    return (Err(why), none);
                 }
                 grant
             }
             None if registered.origin == Origin::Builtin => {
                 Grant { capabilities: manifest.capabilities.clone(), http_allow: Vec::new() }
             }
-            None => return Ok((Err(format!("add-on plugin `{}` is not enabled for the account", plugin.id)), none)),
+            None => return (Err(format!("add-on plugin `{}` is not enabled for the account", plugin.id)), none),
         };
         match AccountGrant::new(grant) {
-            Ok(grant) => Ok((Ok(registered.plugin), Arc::new(grant))),
-            Err(why) => Ok((Err(format!("the grant of plugin `{}` is invalid: {why}", plugin.id)), none)),
+            Ok(grant) => (Ok(registered.plugin), Arc::new(grant)),
+            Err(why) => (Err(format!("the grant of plugin `{}` is invalid: {why}", plugin.id)), none),
         }
     }
 
@@ -274,8 +355,90 @@ impl Engine {
             None => None,
         };
         let (plugin, grant) = self.access(&mut tx, &account_id, &step.plugin).await?;
+        let siblings = tx.actions_of_enrollment(&enrollment.id).await?;
         tx.rollback().await?;
-        Ok(Context { action, enrollment, sequence, version, step, contact, company, owner, plugin, grant })
+        Ok(Context { action, enrollment, sequence, version, step, contact, company, owner, plugin, grant, siblings })
+    }
+
+    /// Reads the contexts of a batch of claimed actions with a handful of
+    /// queries for the whole batch rather than several per action. An
+    /// action whose records cannot be read gets its error.
+    pub(crate) async fn load_contexts(&self, claimed: &[ClaimedAction]) -> Result<Vec<Result<Context>>> {
+        let mut tx = self.store().begin_read().await?;
+        let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+        let actions: HashMap<String, Action> = tx.actions_by_ids(&ids).await?.into_iter().map(|a| (a.id.clone(), a)).collect();
+        let enrollment_ids: Vec<String> = unique(actions.values().map(|a| a.enrollment_id.clone()));
+        let enrollments: HashMap<String, Enrollment> =
+            tx.enrollments_by_ids(&enrollment_ids).await?.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let mut siblings: HashMap<String, Vec<Action>> = HashMap::new();
+        for a in tx.actions_of_enrollments(&enrollment_ids).await? {
+            siblings.entry(a.enrollment_id.clone()).or_default().push(a);
+        }
+        let mut sequences = HashMap::new();
+        let mut contacts = HashMap::new();
+        let mut companies = HashMap::new();
+        let mut users = HashMap::new();
+        let mut settings: HashMap<(String, String), PluginAccount> = HashMap::new();
+        let accounts = unique(enrollments.values().map(|e| e.account_id.clone()));
+        for account in &accounts {
+            let of_account = || enrollments.values().filter(move |e| &e.account_id == account);
+            let sequence_ids = unique(of_account().map(|e| e.sequence_id.clone()));
+            for q in tx.sequences_in(account, &sequence_ids).await? {
+                sequences.insert(q.id.clone(), q);
+            }
+            let contact_ids = unique(of_account().map(|e| e.contact_id.clone()));
+            let found = tx.contacts_in(account, &contact_ids).await?;
+            let company_ids = unique(found.iter().filter_map(|c| c.company_id.clone()));
+            for c in found {
+                contacts.insert(c.id.clone(), c);
+            }
+            for c in tx.companies_in(account, &company_ids).await? {
+                companies.insert(c.id.clone(), c);
+            }
+            for pa in tx.plugin_accounts(account).await? {
+                settings.insert((pa.account_id.clone(), pa.plugin_id.clone()), pa);
+            }
+        }
+        // Owners depend on each step's rule, so they are read last.
+        let mut steps = HashMap::new();
+        let mut owner_ids: HashMap<String, Vec<String>> = HashMap::new();
+        for a in actions.values() {
+            let Some(e) = enrollments.get(&a.enrollment_id) else { continue };
+            let (Some(sequence), Some(contact)) = (sequences.get(&e.sequence_id), contacts.get(&e.contact_id)) else {
+                continue;
+            };
+            let version = self.version(&mut tx, &sequence.id, e.version).await?;
+            let Some(step) = version.steps.iter().find(|s| i64::from(s.position) == a.step).cloned() else { continue };
+            let company = contact.company_id.as_ref().and_then(|id| companies.get(id));
+            if let Some(owner) = Self::owner_of(&step.owner, e, contact, company) {
+                owner_ids.entry(e.account_id.clone()).or_default().push(owner);
+            }
+            steps.insert(a.id.clone(), (version, step));
+        }
+        for (account, ids) in owner_ids {
+            for u in tx.users_in(&account, &unique(ids.into_iter())).await? {
+                users.insert(u.id.clone(), u);
+            }
+        }
+        tx.rollback().await?;
+
+        Ok(claimed
+            .iter()
+            .map(|c| {
+                let missing = |what: &'static str, id: &str| EngineError::NotFound { what, id: id.to_owned() };
+                let action = actions.get(&c.id).cloned().ok_or_else(|| missing("action", &c.id))?;
+                let enrollment = enrollments.get(&action.enrollment_id).cloned().ok_or_else(|| missing("enrollment", &action.enrollment_id))?;
+                let sequence = sequences.get(&enrollment.sequence_id).cloned().ok_or_else(|| missing("sequence", &enrollment.sequence_id))?;
+                let contact = contacts.get(&enrollment.contact_id).cloned().ok_or_else(|| missing("contact", &enrollment.contact_id))?;
+                let (version, step) = steps.get(&action.id).cloned().ok_or_else(|| missing("step of action", &action.id))?;
+                let company = contact.company_id.as_ref().and_then(|id| companies.get(id)).cloned();
+                let owner = Self::owner_of(&step.owner, &enrollment, &contact, company.as_ref()).and_then(|id| users.get(&id).cloned());
+                let key = (enrollment.account_id.clone(), step.plugin.id.clone());
+                let (plugin, grant) = self.access_with(settings.get(&key), &step.plugin);
+                let siblings = siblings.get(&enrollment.id).cloned().unwrap_or_default();
+                Ok(Context { action, enrollment, sequence, version, step, contact, company, owner, plugin, grant, siblings })
+            })
+            .collect())
     }
 
     /// An invocation of the step's plugin for this context.
@@ -291,8 +454,7 @@ impl Engine {
     /// Processes one claimed action (SPEC §4). Every outcome but a plugin's
     /// answer is written here; a plugin's answer is returned, so that the
     /// scheduler writes a whole batch of them in one transaction.
-    pub(crate) async fn process(&self, claimed: ClaimedAction) -> Result<Option<Pending>> {
-        let ctx = self.load_context(&claimed.id, None).await?;
+    pub(crate) async fn process(&self, claimed: ClaimedAction, ctx: Context) -> Result<Option<Pending>> {
         let lease = Some(claimed.lease_token.as_str());
         let now = self.now();
 
@@ -559,6 +721,16 @@ impl Engine {
         if batch.is_empty() {
             return Ok(());
         }
+        let now = self.now();
+        let (plans, batch): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (fast_plan(&p, now), p)).partition(|(plan, _)| plan.is_some());
+        let plans: Vec<FastPlan> = plans.into_iter().filter_map(|(plan, _)| plan).collect();
+        let batch: Vec<Pending> = batch.into_iter().map(|(_, p)| p).collect();
+        if !plans.is_empty() {
+            self.write_fast(plans, now).await?;
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
         let messages = batch.iter().any(|p| !p.report.messages.is_empty());
         let mut tx = self.store().begin().await?;
         let mut failed = false;
@@ -588,6 +760,29 @@ impl Engine {
                 tracing::warn!(action = %p.ctx.action.id, %error, "the outcome was not written; the action is retried when its lease expires");
             }
         }
+        Ok(())
+    }
+
+    /// Writes the common case set-wise: a batch of automatic actions done
+    /// (or skipped by their plugin) with nothing sent or changed, each
+    /// moving its enrollment to a next step. Four statements for the whole
+    /// batch; an action whose lease was lost is left out of every one.
+    async fn write_fast(&self, plans: Vec<FastPlan>, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.store().begin().await?;
+        let completions: Vec<BatchCompletion> = plans.iter().map(|p| p.completion.clone()).collect();
+        let done: std::collections::HashSet<String> = tx.complete_actions(&completions, now).await?.into_iter().collect();
+        let plans: Vec<&FastPlan> = plans.iter().filter(|p| done.contains(&p.completion.id)).collect();
+        let schedules: Vec<Schedule<'_>> = plans
+            .iter()
+            .flat_map(|p| p.schedules.iter().map(|(id, due, current)| Schedule { id, due_at: *due, current: *current }))
+            .collect();
+        tx.schedule_actions(&schedules, now).await?;
+        let enrollments: Vec<_> = plans.iter().map(|p| (p.enrollment_id.as_str(), EnrollmentStatus::Running, p.next_step, p.next_due)).collect();
+        tx.advance_enrollments(&enrollments, now).await?;
+        let events: Vec<NewEvent> = plans.iter().map(|p| p.event.clone()).collect();
+        tx.record_events(&events, now).await?;
+        tx.commit().await?;
+        self.after_outcomes(false);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, StoreError, Tx, found, ms, new_id, on_tx, time};
+use super::{Result, StoreError, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
 use crate::domain::{Account, ContactType, DEFAULT_CONTACT_TYPES};
 use crate::model::{Role, User};
 
@@ -286,6 +286,24 @@ impl Tx {
         .fetch_optional(&mut *c)
         .await?);
         found(row, "user", id)?.into_domain()
+    }
+
+    /// The users of `account_id` with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn users_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+             FROM users WHERE account_id = $1 AND id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let rows: Vec<UserRow> = fetch_in!(self, &sql, [account_id.to_owned()], ids);
+        rows.into_iter().map(UserRow::into_domain).collect()
     }
 
     /// The users of an account, by name.

@@ -6,7 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Result, Store, StoreError, Tx, found, json_opt, ms, ms_opt, new_id, on_pool, on_tx, parse_opt, time, time_opt,
+    NONE, Result, Store, StoreError, Tx, fetch_in, found, json_opt, ms, ms_opt, new_id, on_pool, on_tx, parse_opt,
+    placeholders, time, time_opt, value_rows,
 };
 use crate::domain::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
 
@@ -27,6 +28,32 @@ pub struct NewAction {
     /// The projected due date.
     pub due_at: Option<DateTime<Utc>>,
     /// Whether it is the enrollment's current action.
+    pub current: bool,
+}
+
+/// One action of a batch ended by [`Tx::complete_actions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchCompletion {
+    /// The action.
+    pub id: String,
+    /// The lease token the claim gave.
+    pub lease_token: String,
+    /// `completed` or `skipped`.
+    pub status: ActionStatus,
+    /// Result.
+    pub result: Option<String>,
+    /// The plugin's output.
+    pub output: Option<serde_json::Value>,
+}
+
+/// One action of a batch rescheduled by [`Tx::schedule_actions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule<'a> {
+    /// The action.
+    pub id: &'a str,
+    /// Its due date.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Whether it is now its enrollment's current action.
     pub current: bool,
 }
 
@@ -683,6 +710,97 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected()))
+    }
+
+    /// The actions with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn actions_by_ids(&mut self, ids: &[String]) -> Result<Vec<Action>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id IN ({})", placeholders(1, ids.len()));
+        let rows: Vec<ActionRow> = fetch_in!(self, &sql, NONE, ids);
+        rows.into_iter().map(ActionRow::into_domain).collect()
+    }
+
+    /// Every action of these enrollments, by enrollment and step.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn actions_of_enrollments(&mut self, ids: &[String]) -> Result<Vec<Action>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {ACTION_COLUMNS} FROM actions WHERE enrollment_id IN ({}) ORDER BY enrollment_id, step",
+            placeholders(1, ids.len())
+        );
+        let rows: Vec<ActionRow> = fetch_in!(self, &sql, NONE, ids);
+        rows.into_iter().map(ActionRow::into_domain).collect()
+    }
+
+    /// Ends a batch of leased actions in one statement, each checked against
+    /// its lease as [`Tx::complete_action`] does. Returns the ids that were
+    /// ended; an action whose lease was lost is left alone.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when a status is not `completed` or `skipped`.
+    pub async fn complete_actions(&mut self, batch: &[BatchCompletion], now: DateTime<Utc>) -> Result<Vec<String>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(b) = batch.iter().find(|b| !matches!(b.status, ActionStatus::Completed | ActionStatus::Skipped)) {
+            return Err(StoreError::Invalid(format!("{} is not a status a batch completes with", b.status)));
+        }
+        let outputs = batch.iter().map(|b| b.output.as_ref().map(serde_json::to_string).transpose()).collect::<Result<Vec<_>, _>>()?;
+        let sql = format!(
+            "UPDATE actions SET status = v.column3, result = v.column4, output = v.column5, completed_at = $1,
+                                updated_at = $1, show_on_engage = FALSE, is_current = FALSE, lease_token = NULL,
+                                lease_expires_at = NULL
+             FROM (VALUES {}) AS v
+             WHERE actions.id = v.column1 AND actions.lease_token = v.column2
+             RETURNING actions.id",
+            value_rows(2, batch.len(), 5)
+        );
+        Ok(on_tx!(self, |c| {
+            let mut q = sqlx::query_scalar(&sql).bind(ms(now));
+            for (b, output) in batch.iter().zip(&outputs) {
+                q = q.bind(&b.id).bind(&b.lease_token).bind(b.status.as_str()).bind(&b.result).bind(output);
+            }
+            q.fetch_all(&mut *c).await?
+        }))
+    }
+
+    /// Sets the due date and current flag of a batch of actions in one
+    /// statement. Clear the old current action of an enrollment before
+    /// making another current.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when two actions of an enrollment would be
+    /// current.
+    pub async fn schedule_actions(&mut self, batch: &[Schedule<'_>], now: DateTime<Utc>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE actions SET due_at = v.column2, is_current = v.column3, updated_at = $1
+             FROM (VALUES {}) AS v WHERE actions.id = v.column1",
+            value_rows(2, batch.len(), 3)
+        );
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql).bind(ms(now));
+            for b in batch {
+                q = q.bind(b.id).bind(ms_opt(b.due_at)).bind(b.current);
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(())
     }
 
     async fn after_leased_update(&mut self, id: &str, rows: u64) -> Result<Action> {

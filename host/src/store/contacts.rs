@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::accounts::{Hierarchy, is_self_or_ancestor, lock_hierarchy};
-use super::{Result, StoreError, Tx, found, ms, ms_opt, new_id, on_tx, time_opt};
+use super::{Result, StoreError, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, placeholders, time_opt};
 use crate::model::{Company, Contact, ContactKind, OptOuts};
 
 #[derive(sqlx::FromRow)]
@@ -205,6 +205,37 @@ impl Tx {
         let row: Option<ContactRow> =
             on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).bind(id).fetch_optional(&mut *c).await?);
         found(row, "contact", id)?.into_domain()
+    }
+
+    /// The contacts of `account_id` with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn contacts_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<Contact>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id IN ({})", placeholders(2, ids.len()));
+        let rows: Vec<ContactRow> = fetch_in!(self, &sql, [account_id.to_owned()], ids);
+        rows.into_iter().map(ContactRow::into_domain).collect()
+    }
+
+    /// The companies of `account_id` with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn companies_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<Company>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 AND id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let rows: Vec<CompanyRow> = fetch_in!(self, &sql, [account_id.to_owned()], ids);
+        Ok(rows.into_iter().map(Company::from).collect())
     }
 
     /// Replaces every field of contact `contact.id`.

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Tx, found, ms, ms_opt, new_id, on_tx, parse_opt, time, time_opt};
+use super::{NONE, Result, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, parse_opt, placeholders, time, time_opt, value_rows};
 use crate::domain::{Enrollment, EnrollmentStatus};
 
 /// What [`Tx::create_enrollment`] needs.
@@ -200,6 +200,52 @@ impl Tx {
         let row: Option<EnrollmentRow> =
             on_tx!(self, |c| sqlx::query_as(&sql).bind(sequence_id).fetch_optional(&mut *c).await?);
         row.map(EnrollmentRow::into_domain).transpose()
+    }
+
+    /// The enrollments with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn enrollments_by_ids(&mut self, ids: &[String]) -> Result<Vec<Enrollment>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{SELECT_ENROLLMENT} WHERE id IN ({})", placeholders(1, ids.len()));
+        let rows: Vec<EnrollmentRow> = fetch_in!(self, &sql, NONE, ids);
+        rows.into_iter().map(EnrollmentRow::into_domain).collect()
+    }
+
+    /// Moves a batch of running enrollments on in one statement: each
+    /// `(enrollment, status, current step, next action on)` after an action
+    /// completed at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when a status
+    /// breaks a schema rule.
+    pub async fn advance_enrollments(
+        &mut self,
+        batch: &[(&str, EnrollmentStatus, i64, Option<DateTime<Utc>>)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE enrollments SET status = v.column2, current_step = v.column3, next_action_at = v.column4,
+                                    last_action_completed_at = $1
+             FROM (VALUES {}) AS v WHERE enrollments.id = v.column1",
+            value_rows(2, batch.len(), 4)
+        );
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql).bind(ms(now));
+            for (id, status, step, next) in batch {
+                q = q.bind(*id).bind(status.as_str()).bind(*step).bind(ms_opt(*next));
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(())
     }
 
     /// Out-of-office enrollments whose return date has come, oldest first.

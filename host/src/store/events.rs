@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Tx, json_opt, ms, new_id, on_tx, time};
+use super::{Result, Tx, json_opt, ms, new_id, on_tx, time, value_rows};
 use crate::domain::{Event, Level};
 
 /// What [`Tx::record_event`] needs.
@@ -127,6 +127,53 @@ impl Tx {
             level: event.level,
             at: time(ms(at))?,
         })
+    }
+
+    /// Records a batch of events at `at` in one statement.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when a referenced
+    /// record does not exist.
+    pub async fn record_events(&mut self, events: &[NewEvent], at: DateTime<Utc>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let changes = events
+            .iter()
+            .map(|e| {
+                let before = e.before.as_ref().map(serde_json::to_string).transpose()?;
+                let after = e.after.as_ref().map(serde_json::to_string).transpose()?;
+                Ok((before, after))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let sql = format!(
+            "INSERT INTO events (id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor,
+                                 reason, before, after, level, at)
+             VALUES {}",
+            value_rows(1, events.len(), 13)
+        );
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql);
+            for (e, (before, after)) in events.iter().zip(&changes) {
+                q = q
+                    .bind(new_id("evt"))
+                    .bind(&e.account_id)
+                    .bind(&e.contact_id)
+                    .bind(&e.company_id)
+                    .bind(&e.enrollment_id)
+                    .bind(&e.action_id)
+                    .bind(&e.kind)
+                    .bind(&e.actor)
+                    .bind(&e.reason)
+                    .bind(before)
+                    .bind(after)
+                    .bind(e.level.as_str())
+                    .bind(ms(at));
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(())
     }
 
     /// The events of a timeline, oldest first.

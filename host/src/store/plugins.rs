@@ -136,6 +136,22 @@ impl Tx {
         Ok(())
     }
 
+    /// Every plugin's enablement and grants for an account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn plugin_accounts(&mut self, account_id: &str) -> Result<Vec<PluginAccount>> {
+        let rows: Vec<PluginAccountRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT account_id, plugin_id, enabled, grants, approved_capabilities
+             FROM plugin_accounts WHERE account_id = $1"
+        )
+        .bind(account_id)
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(PluginAccountRow::into_domain).collect()
+    }
+
     /// A plugin's enablement and grants for an account; `None` means never
     /// enabled (deny by default).
     ///

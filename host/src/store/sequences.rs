@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Tx, found, ms, new_id, on_tx, time};
+use super::{Result, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
 use crate::domain::{PlanType, Sequence, SequenceSettings, SequenceState, SequenceVersion, Step, TimingMode};
 
 /// What [`Tx::create_sequence`] needs; a sequence starts in `draft`.
@@ -136,6 +136,20 @@ impl Tx {
         let row: Option<SequenceRow> =
             on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).bind(id).fetch_optional(&mut *c).await?);
         found(row, "sequence", id)?.into_domain()
+    }
+
+    /// The sequences of `account_id` with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn sequences_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<Sequence>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 AND id IN ({})", placeholders(2, ids.len()));
+        let rows: Vec<SequenceRow> = fetch_in!(self, &sql, [account_id.to_owned()], ids);
+        rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 
     /// The active sequences of an account that auto-enroll leads of `lead_source`.
