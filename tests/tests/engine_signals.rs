@@ -186,3 +186,27 @@ async fn the_running_scheduler_acts_within_a_second_of_the_due_time() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_sharing_a_database_run_every_action_exactly_once() {
+    for_each_backend(|store| async move {
+        let w = World::new(store.clone()).await;
+        // A second host: its own engine over the same database and clock.
+        let other = Engine::new(store, registry().await, w.clock.clone(), Arc::new(RecordingTransport::new()), EngineConfig { batch_size: 7, ..EngineConfig::default() });
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), (0..4).map(|_| trivial(0)).collect()).await;
+        let mut enrollments = Vec::new();
+        for i in 0..40 {
+            let contact = w.contact(|c| c.email = Some(format!("h{i}@example.com"))).await;
+            enrollments.push(w.enroll(&contact, &seq).await.id);
+        }
+        let (a, b) = tokio::join!(w.engine.run_until_idle(), other.run_until_idle());
+        let handled = a.unwrap() + b.unwrap() + w.engine.run_until_idle().await.unwrap();
+        assert_eq!(handled, 160, "each of the 160 actions was handled once, by one host or the other");
+        for e in enrollments {
+            assert_eq!(w.enrollment(&e).await.status, EnrollmentStatus::Completed);
+            let events = w.events(&e).await;
+            assert_eq!(events.iter().filter(|e| e.kind == "action.completed").count(), 4, "no action ran twice");
+        }
+    })
+    .await;
+}

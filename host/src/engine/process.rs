@@ -101,14 +101,17 @@ struct FastPlan {
     /// `(action, due, current)` for the next action and the ones after it.
     schedules: Vec<(String, Option<DateTime<Utc>>, bool)>,
     enrollment_id: String,
-    next_step: i64,
-    next_due: Option<DateTime<Utc>>,
-    event: NewEvent,
+    /// The step the enrollment moves to and when it is due; `None` when
+    /// this was its last step and it completes.
+    next: Option<(i64, Option<DateTime<Utc>>)>,
+    events: Vec<NewEvent>,
 }
 
 /// Whether an answer takes the set-wise path, and what it writes: done with
 /// a result that does not end the enrollment (or skipped by the plugin),
-/// nothing sent, no contact changed, and a next step to move to.
+/// nothing sent, no contact changed, and either a next step to move to or,
+/// for the last step, an enrollment that simply completes (no drip queue to
+/// serve, no next sequence to chain into).
 fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
     if !p.report.messages.is_empty() || !p.report.contact_changes.is_empty() {
         return None;
@@ -130,7 +133,21 @@ fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
         Outcome::Skipped { reason } => (ActionStatus::Skipped, reason.clone(), None, ctx.event("action.skipped", &actor).reason(reason.clone())),
         Outcome::Retry { .. } | Outcome::Failed { .. } => return None,
     };
-    let next = ctx.siblings.iter().find(|a| a.step > ctx.action.step && a.status == ActionStatus::Future)?;
+    let completion = BatchCompletion { id: ctx.action.id.clone(), lease_token: p.lease.clone(), status, result: Some(result), output };
+    let Some(next) = ctx.siblings.iter().find(|a| a.step > ctx.action.step && a.status == ActionStatus::Future) else {
+        let settings = &ctx.sequence.settings;
+        let open = ctx.siblings.iter().any(|a| a.id != ctx.action.id && matches!(a.status, ActionStatus::Future | ActionStatus::Active | ActionStatus::Disabled | ActionStatus::Failed));
+        if settings.drip_limit.is_some() || settings.next_sequence_id.is_some() || open {
+            return None;
+        }
+        let ended = enrollment_event(&ctx.enrollment, ctx.contact.company_id.clone(), None, "enrollment.ended", SYSTEM)
+            .reason("every step is done")
+            .change(
+                json!({ "status": ctx.enrollment.status, "pause_reason": null }),
+                json!({ "status": EnrollmentStatus::Completed, "outcome": EnrollmentOutcome::Neutral }),
+            );
+        return Some(FastPlan { completion, schedules: Vec::new(), enrollment_id: ctx.enrollment.id.clone(), next: None, events: vec![event, ended] });
+    };
     let from = usize::try_from(next.step).ok()?;
     let mut schedules = Vec::new();
     let mut next_due = next.due_at;
@@ -147,14 +164,7 @@ fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
         }
         None => schedules.push((next.id.clone(), next.due_at, true)),
     }
-    Some(FastPlan {
-        completion: BatchCompletion { id: ctx.action.id.clone(), lease_token: p.lease.clone(), status, result: Some(result), output },
-        schedules,
-        enrollment_id: ctx.enrollment.id.clone(),
-        next_step: next.step,
-        next_due,
-        event,
-    })
+    Some(FastPlan { completion, schedules, enrollment_id: ctx.enrollment.id.clone(), next: Some((next.step, next_due)), events: vec![event] })
 }
 
 /// The distinct values of `items`, in first-seen order.
@@ -777,9 +787,14 @@ impl Engine {
             .flat_map(|p| p.schedules.iter().map(|(id, due, current)| Schedule { id, due_at: *due, current: *current }))
             .collect();
         tx.schedule_actions(&schedules, now).await?;
-        let enrollments: Vec<_> = plans.iter().map(|p| (p.enrollment_id.as_str(), EnrollmentStatus::Running, p.next_step, p.next_due)).collect();
-        tx.advance_enrollments(&enrollments, now).await?;
-        let events: Vec<NewEvent> = plans.iter().map(|p| p.event.clone()).collect();
+        let moving: Vec<_> = plans
+            .iter()
+            .filter_map(|p| p.next.map(|(step, due)| (p.enrollment_id.as_str(), EnrollmentStatus::Running, step, due)))
+            .collect();
+        tx.advance_enrollments(&moving, now).await?;
+        let ending: Vec<&str> = plans.iter().filter(|p| p.next.is_none()).map(|p| p.enrollment_id.as_str()).collect();
+        tx.complete_enrollments(&ending, now).await?;
+        let events: Vec<NewEvent> = plans.iter().flat_map(|p| p.events.iter().cloned()).collect();
         tx.record_events(&events, now).await?;
         tx.commit().await?;
         self.after_outcomes(false);

@@ -302,7 +302,7 @@ impl Tx {
              FROM users WHERE account_id = $1 AND id IN ({})",
             placeholders(2, ids.len())
         );
-        let rows: Vec<UserRow> = fetch_in!(self, &sql, [account_id.to_owned()], ids);
+        let rows: Vec<UserRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
         rows.into_iter().map(UserRow::into_domain).collect()
     }
 

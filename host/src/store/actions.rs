@@ -722,7 +722,7 @@ impl Tx {
             return Ok(Vec::new());
         }
         let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id IN ({})", placeholders(1, ids.len()));
-        let rows: Vec<ActionRow> = fetch_in!(self, &sql, NONE, ids);
+        let rows: Vec<ActionRow> = fetch_in!(self, sql, NONE, ids);
         rows.into_iter().map(ActionRow::into_domain).collect()
     }
 
@@ -739,7 +739,7 @@ impl Tx {
             "SELECT {ACTION_COLUMNS} FROM actions WHERE enrollment_id IN ({}) ORDER BY enrollment_id, step",
             placeholders(1, ids.len())
         );
-        let rows: Vec<ActionRow> = fetch_in!(self, &sql, NONE, ids);
+        let rows: Vec<ActionRow> = fetch_in!(self, sql, NONE, ids);
         rows.into_iter().map(ActionRow::into_domain).collect()
     }
 
@@ -760,15 +760,16 @@ impl Tx {
         let outputs = batch.iter().map(|b| b.output.as_ref().map(serde_json::to_string).transpose()).collect::<Result<Vec<_>, _>>()?;
         let sql = format!(
             "UPDATE actions SET status = v.column3, result = v.column4, output = v.column5, completed_at = $1,
-                                updated_at = $1, show_on_engage = FALSE, is_current = FALSE, lease_token = NULL,
+                                updated_at = $2, show_on_engage = FALSE, is_current = FALSE, lease_token = NULL,
                                 lease_expires_at = NULL
              FROM (VALUES {}) AS v
              WHERE actions.id = v.column1 AND actions.lease_token = v.column2
              RETURNING actions.id",
-            value_rows(2, batch.len(), 5)
+            value_rows(3, batch.len(), 5)
         );
+        let sql = self.bulk_sql(sql);
         Ok(on_tx!(self, |c| {
-            let mut q = sqlx::query_scalar(&sql).bind(ms(now));
+            let mut q = sqlx::query_scalar(&sql).bind(ms(now)).bind(ms(now));
             for (b, output) in batch.iter().zip(&outputs) {
                 q = q.bind(&b.id).bind(&b.lease_token).bind(b.status.as_str()).bind(&b.result).bind(output);
             }
@@ -793,6 +794,7 @@ impl Tx {
              FROM (VALUES {}) AS v WHERE actions.id = v.column1",
             value_rows(2, batch.len(), 3)
         );
+        let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
             let mut q = sqlx::query(&sql).bind(ms(now));
             for b in batch {

@@ -217,7 +217,7 @@ impl Tx {
             return Ok(Vec::new());
         }
         let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id IN ({})", placeholders(2, ids.len()));
-        let rows: Vec<ContactRow> = fetch_in!(self, &sql, [account_id.to_owned()], ids);
+        let rows: Vec<ContactRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
         rows.into_iter().map(ContactRow::into_domain).collect()
     }
 
@@ -234,7 +234,7 @@ impl Tx {
             "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 AND id IN ({})",
             placeholders(2, ids.len())
         );
-        let rows: Vec<CompanyRow> = fetch_in!(self, &sql, [account_id.to_owned()], ids);
+        let rows: Vec<CompanyRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
         Ok(rows.into_iter().map(Company::from).collect())
     }
 

@@ -212,7 +212,7 @@ impl Tx {
             return Ok(Vec::new());
         }
         let sql = format!("{SELECT_ENROLLMENT} WHERE id IN ({})", placeholders(1, ids.len()));
-        let rows: Vec<EnrollmentRow> = fetch_in!(self, &sql, NONE, ids);
+        let rows: Vec<EnrollmentRow> = fetch_in!(self, sql, NONE, ids);
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
     }
 
@@ -238,10 +238,39 @@ impl Tx {
              FROM (VALUES {}) AS v WHERE enrollments.id = v.column1",
             value_rows(2, batch.len(), 4)
         );
+        let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
             let mut q = sqlx::query(&sql).bind(ms(now));
             for (id, status, step, next) in batch {
                 q = q.bind(*id).bind(status.as_str()).bind(*step).bind(ms_opt(*next));
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Completes a batch of enrollments whose last step is done, with a
+    /// neutral outcome, in one statement.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn complete_enrollments(&mut self, ids: &[&str], now: DateTime<Utc>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE enrollments SET status = 'completed', outcome = 'neutral', pause_reason = NULL, resume_at = NULL,
+                                    queued_at = NULL, next_action_at = NULL, ended_at = $1,
+                                    last_action_completed_at = $2
+             WHERE id IN ({})",
+            placeholders(3, ids.len())
+        );
+        let sql = self.bulk_sql(sql);
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now));
+            for id in ids {
+                q = q.bind(*id);
             }
             q.execute(&mut *c).await?.rows_affected()
         });

@@ -153,6 +153,7 @@ impl Tx {
              VALUES {}",
             value_rows(1, events.len(), 13)
         );
+        let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
             let mut q = sqlx::query(&sql);
             for (e, (before, after)) in events.iter().zip(&changes) {

@@ -148,7 +148,7 @@ impl Tx {
             return Ok(Vec::new());
         }
         let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 AND id IN ({})", placeholders(2, ids.len()));
-        let rows: Vec<SequenceRow> = fetch_in!(self, &sql, [account_id.to_owned()], ids);
+        let rows: Vec<SequenceRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
         rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 
