@@ -106,7 +106,9 @@ pub enum EngineError {
         sequence_id: String,
     },
     /// The contact waits in a drip queue and may not be enrolled elsewhere.
-    #[error("contact {contact_id} is queued in drip sequence {sequence_id} and cannot be enrolled anywhere until it runs")]
+    #[error(
+        "contact {contact_id} is queued in drip sequence {sequence_id} and cannot be enrolled anywhere until it runs"
+    )]
     QueuedElsewhere {
         /// The contact.
         contact_id: String,
@@ -220,7 +222,12 @@ impl Engine {
     }
 
     /// A version of a sequence, from the cache or the store.
-    async fn version(&self, tx: &mut crate::store::Tx, sequence_id: &str, version: i64) -> Result<Arc<SequenceVersion>> {
+    async fn version(
+        &self,
+        tx: &mut crate::store::Tx,
+        sequence_id: &str,
+        version: i64,
+    ) -> Result<Arc<SequenceVersion>> {
         let key = (sequence_id.to_owned(), version);
         if let Some(found) = self.inner.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
             return Ok(found.clone());
@@ -240,7 +247,8 @@ impl Engine {
     pub async fn tick(&self) -> Result<usize> {
         let now = self.now();
         let resumed = self.resume_returning(now).await?;
-        let claimed = self.inner.store.claim_due_actions(now, self.inner.config.batch_size, self.inner.config.lease).await?;
+        let claimed =
+            self.inner.store.claim_due_actions(now, self.inner.config.batch_size, self.inner.config.lease).await?;
         let count = claimed.len();
         let contexts = self.load_contexts(&claimed).await?;
         let mut tasks = tokio::task::JoinSet::new();

@@ -478,10 +478,7 @@ fn placeholders(first: usize, count: usize) -> String {
 /// `column1`, `column2`, … so `UPDATE … FROM (VALUES …) AS v` reads the
 /// same on each.
 fn value_rows(first: usize, rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(first + r * columns, columns)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (0..rows).map(|r| format!("({})", placeholders(first + r * columns, columns))).collect::<Vec<_>>().join(", ")
 }
 
 /// A time as stored: Unix milliseconds.
@@ -525,9 +522,16 @@ mod tests {
 
     #[test]
     fn bulk_statements_use_anonymous_parameters_on_sqlite_only() {
-        let sql = format!("UPDATE t SET a = $1 FROM (VALUES {}) AS v WHERE t.id IN ({})", value_rows(2, 2, 2), placeholders(6, 2));
+        let sql = format!(
+            "UPDATE t SET a = $1 FROM (VALUES {}) AS v WHERE t.id IN ({})",
+            value_rows(2, 2, 2),
+            placeholders(6, 2)
+        );
         assert_eq!(sql, "UPDATE t SET a = $1 FROM (VALUES ($2, $3), ($4, $5)) AS v WHERE t.id IN ($6, $7)");
-        assert_eq!(positional(Backend::Sqlite, sql.clone()), "UPDATE t SET a = ? FROM (VALUES (?, ?), (?, ?)) AS v WHERE t.id IN (?, ?)");
+        assert_eq!(
+            positional(Backend::Sqlite, sql.clone()),
+            "UPDATE t SET a = ? FROM (VALUES (?, ?), (?, ?)) AS v WHERE t.id IN (?, ?)"
+        );
         assert_eq!(positional(Backend::Postgres, sql.clone()), sql);
     }
 }

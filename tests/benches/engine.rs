@@ -18,8 +18,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stepwise::domain::{Activation, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step, StepTiming, TimingMode};
-use stepwise::engine::{Clock, EnrollRequest, Engine, EngineConfig, ManualClock, RecordingTransport, SystemClock};
+use stepwise::domain::{
+    Activation, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step, StepTiming,
+    TimingMode,
+};
+use stepwise::engine::{Clock, Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport, SystemClock};
 use stepwise::model::{Contact, User};
 use stepwise::plugins::{Limits, NetPolicy, Registry, Runtime, RuntimeConfig};
 use stepwise::store::{NewSequence, Store};
@@ -36,7 +39,9 @@ fn options() -> Options {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--contacts" => o.contacts = args.next().and_then(|v| v.parse().ok()).expect("--contacts N"),
-            "--latency-actions" => o.latency_actions = args.next().and_then(|v| v.parse().ok()).expect("--latency-actions N"),
+            "--latency-actions" => {
+                o.latency_actions = args.next().and_then(|v| v.parse().ok()).expect("--latency-actions N")
+            }
             "--backend" => o.backends.push(args.next().expect("--backend sqlite|postgres")),
             // cargo bench passes --bench; anything else is ignored.
             _ => {}
@@ -78,7 +83,7 @@ fn main() {
     });
 }
 
-type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+type Cleanup = std::pin::Pin<Box<dyn Future<Output = ()>>>;
 
 async fn open(backend: &str, dir: &tempfile::TempDir) -> (Store, Cleanup) {
     match backend {
@@ -93,7 +98,8 @@ async fn open(backend: &str, dir: &tempfile::TempDir) -> (Store, Cleanup) {
             let schema = format!("stepwise_bench_{}", uuid::Uuid::new_v4().simple());
             sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("schema");
             let separator = if admin_url.contains('?') { '&' } else { '?' };
-            let store = Store::connect(&format!("{admin_url}{separator}options[search_path]={schema}")).await.expect("store");
+            let store =
+                Store::connect(&format!("{admin_url}{separator}options[search_path]={schema}")).await.expect("store");
             let cleanup = Box::pin(async move {
                 sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.expect("drop");
                 admin.close().await;
@@ -106,7 +112,12 @@ async fn open(backend: &str, dir: &tempfile::TempDir) -> (Store, Cleanup) {
 
 /// An account with an agent, the trivial add-on enabled, and an active
 /// sequence of `steps` trivial steps `delay_ms` apart.
-async fn setup(store: &Store, steps: usize, delay_ms: i64, now: chrono::DateTime<chrono::Utc>) -> (String, String, String) {
+async fn setup(
+    store: &Store,
+    steps: usize,
+    delay_ms: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (String, String, String) {
     let mut tx = store.begin().await.unwrap();
     let account = tx.create_account("Bench", None, now).await.unwrap().id;
     let user = User { name: "Agent".into(), email: "agent@example.com".into(), ..User::default() };
@@ -166,12 +177,23 @@ async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: u
     const STEPS: usize = 5;
     let start = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(start));
-    let engine = Engine::new(store.clone(), registry.clone(), clock.clone(), Arc::new(RecordingTransport::new()), EngineConfig::default());
+    let engine = Engine::new(
+        store.clone(),
+        registry.clone(),
+        clock.clone(),
+        Arc::new(RecordingTransport::new()),
+        EngineConfig::default(),
+    );
     let (account, user, sequence) = setup(store, STEPS, 0, clock.now()).await;
     let contacts = contacts(&engine, &account, &user, n).await;
     let enrolling = Instant::now();
     for contact in &contacts {
-        let request = EnrollRequest { contact_id: contact.clone(), sequence_id: sequence.clone(), initiated_by: Some(user.clone()), event_date: None };
+        let request = EnrollRequest {
+            contact_id: contact.clone(),
+            sequence_id: sequence.clone(),
+            initiated_by: Some(user.clone()),
+            event_date: None,
+        };
         engine.enroll(&account, &request).await.unwrap();
     }
     let enrolled = enrolling.elapsed();
@@ -180,13 +202,28 @@ async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: u
     let ran = running.elapsed();
     assert_eq!(handled, n * STEPS, "every action ran");
     println!("{backend}: throughput, {n} enrollments x {STEPS} automatic steps (trivial plugin)");
-    println!("  enroll          {:>10.0} enrollments/s ({:.2} s)", n as f64 / enrolled.as_secs_f64(), enrolled.as_secs_f64());
-    println!("  run to the end  {:>10.0} actions/s ({} actions in {:.2} s)", handled as f64 / ran.as_secs_f64(), handled, ran.as_secs_f64());
+    println!(
+        "  enroll          {:>10.0} enrollments/s ({:.2} s)",
+        n as f64 / enrolled.as_secs_f64(),
+        enrolled.as_secs_f64()
+    );
+    println!(
+        "  run to the end  {:>10.0} actions/s ({} actions in {:.2} s)",
+        handled as f64 / ran.as_secs_f64(),
+        handled,
+        ran.as_secs_f64()
+    );
 }
 
 async fn latency(store: &Store, registry: &Arc<Registry>, backend: &str, n: usize) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Engine::new(store.clone(), registry.clone(), clock.clone(), Arc::new(RecordingTransport::new()), EngineConfig::default());
+    let engine = Engine::new(
+        store.clone(),
+        registry.clone(),
+        clock.clone(),
+        Arc::new(RecordingTransport::new()),
+        EngineConfig::default(),
+    );
     let spread = Duration::from_millis(10);
     let (account, user, sequence) = setup(store, 1, 200, clock.now()).await;
     let contacts = contacts(&engine, &account, &user, n).await;
@@ -199,7 +236,12 @@ async fn latency(store: &Store, registry: &Arc<Registry>, backend: &str, n: usiz
     // scheduler sleeps between due times, as when idle.
     let mut enrollments = Vec::with_capacity(n);
     for contact in &contacts {
-        let request = EnrollRequest { contact_id: contact.clone(), sequence_id: sequence.clone(), initiated_by: Some(user.clone()), event_date: None };
+        let request = EnrollRequest {
+            contact_id: contact.clone(),
+            sequence_id: sequence.clone(),
+            initiated_by: Some(user.clone()),
+            event_date: None,
+        };
         let enrollment = engine.enroll(&account, &request).await.unwrap();
         enrollments.push(enrollment.id);
         tokio::time::sleep(spread).await;

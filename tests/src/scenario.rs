@@ -10,7 +10,7 @@ use stepwise::domain::{
     Action, Activation, Criterion, Enrollment, Event, OnUnmet, OwnerRule, PlanType, PluginAccount, PluginRef,
     SequenceSettings, SequenceState, Step, StepTiming, TimingMode,
 };
-use stepwise::engine::{EnrollRequest, Engine, EngineConfig, ManualClock, RecordingTransport};
+use stepwise::engine::{Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport};
 use stepwise::model::{Contact, User};
 use stepwise::plugins::Registry;
 use stepwise::store::{NewSequence, Store, Timeline};
@@ -75,12 +75,8 @@ impl World {
         let engine = Engine::new(store.clone(), registry().await, clock.clone(), transport.clone(), config);
         let mut tx = store.begin().await.unwrap();
         let account = tx.create_account("Acme", None, t0()).await.unwrap().id;
-        let agent = User {
-            name: "Grace".into(),
-            email: "grace@example.com".into(),
-            sender_connected: true,
-            ..User::default()
-        };
+        let agent =
+            User { name: "Grace".into(), email: "grace@example.com".into(), sender_connected: true, ..User::default() };
         let agent = tx.create_user(&account, &agent, t0()).await.unwrap().id;
         for (plugin, capabilities) in ADD_ONS {
             let grants = json!({ "capabilities": grant_list(capabilities) });
@@ -185,7 +181,8 @@ impl World {
     /// Publishes `steps` as the sequence's next version.
     pub async fn publish(&self, sequence: &str, steps: Vec<Step>) -> i64 {
         let mut tx = self.store().begin().await.unwrap();
-        let v = tx.publish_version(&self.account, sequence, &numbered(steps), Some(&self.agent), self.now()).await.unwrap();
+        let v =
+            tx.publish_version(&self.account, sequence, &numbered(steps), Some(&self.agent), self.now()).await.unwrap();
         tx.commit().await.unwrap();
         v.version
     }
@@ -253,11 +250,7 @@ fn grant_list(capabilities: &[&str]) -> Value {
 }
 
 fn numbered(steps: Vec<Step>) -> Vec<Step> {
-    steps
-        .into_iter()
-        .enumerate()
-        .map(|(i, step)| Step { position: u32::try_from(i).unwrap(), ..step })
-        .collect()
+    steps.into_iter().enumerate().map(|(i, step)| Step { position: u32::try_from(i).unwrap(), ..step }).collect()
 }
 
 /// A step running `plugin` with `config`, due after `timing`.
@@ -278,7 +271,12 @@ pub fn step(plugin: &str, config: Value, activation: Activation, timing: StepTim
 
 /// A manual task due `delay_ms` after the previous step.
 pub fn task(delay_ms: i64) -> Step {
-    step("task", json!({ "title": "Call {{contact.first_name}}" }), Activation::Manual, StepTiming::Delay { ms: delay_ms })
+    step(
+        "task",
+        json!({ "title": "Call {{contact.first_name}}" }),
+        Activation::Manual,
+        StepTiming::Delay { ms: delay_ms },
+    )
 }
 
 /// An automatic scripted email step due `delay_ms` after the previous one.

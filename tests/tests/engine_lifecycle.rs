@@ -36,7 +36,9 @@ async fn results_continue_or_end_the_enrollment_with_their_outcome() {
             assert!(matches!(again, EngineError::InvalidState(_)), "{again}");
         }
         // A plugin's own ending result.
-        let won = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"result": "won"}), 0), task(0)]).await;
+        let won = w
+            .sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"result": "won"}), 0), task(0)])
+            .await;
         let contact = w.contact(|c| c.email = Some("won@example.com".into())).await;
         let e = w.enroll(&contact, &won).await;
         w.run().await;
@@ -50,7 +52,9 @@ async fn results_continue_or_end_the_enrollment_with_their_outcome() {
 async fn a_failed_automatic_step_pauses_the_enrollment_and_resuming_tries_again() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
-        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"outcome": "fail"}), 0), task(0)]).await;
+        let seq = w
+            .sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"outcome": "fail"}), 0), task(0)])
+            .await;
         let contact = w.contact(|_| {}).await;
         let e = w.enroll(&contact, &seq).await;
         w.run().await;
@@ -77,7 +81,8 @@ async fn a_failed_automatic_step_pauses_the_enrollment_and_resuming_tries_again(
 async fn a_step_asking_to_retry_is_rescheduled_until_attempts_run_out() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
-        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"outcome": "retry"}), 0)]).await;
+        let seq =
+            w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"outcome": "retry"}), 0)]).await;
         let contact = w.contact(|_| {}).await;
         let e = w.enroll(&contact, &seq).await;
         w.run().await;
@@ -127,7 +132,8 @@ async fn stop_disposes_of_the_open_action_and_resume_continues() {
 async fn remove_deletes_the_enrollment_and_its_history_and_cancel_ends_it() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
-        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0), task(0)]).await;
+        let seq =
+            w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0), task(0)]).await;
         let contact = w.contact(|_| {}).await;
         let e = w.enroll(&contact, &seq).await;
         w.run().await;
@@ -205,7 +211,8 @@ async fn a_completed_enrollment_chains_into_the_next_sequence() {
 async fn new_leads_are_enrolled_by_lead_source_and_get_the_sales_cycle() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
-        let auto = SequenceSettings { lead_source: Some("webinar".into()), sales_cycle: Some("nurture".into()), ..settings() };
+        let auto =
+            SequenceSettings { lead_source: Some("webinar".into()), sales_cycle: Some("nurture".into()), ..settings() };
         let seq = w.sequence(TimingMode::AfterPrevious, auto, vec![task(0)]).await;
         let lead = w.contact(|c| c.lead_source = Some("webinar".into())).await;
         let mut tx = w.store().begin_read().await.unwrap();
@@ -216,17 +223,19 @@ async fn new_leads_are_enrolled_by_lead_source_and_get_the_sales_cycle() {
         assert_eq!(w.get_contact(&lead).await.sales_cycle.as_deref(), Some("nurture"));
 
         // Contacts (not leads) and other sources are not.
-        let contact = w.contact(|c| {
-            c.kind = ContactKind::Contact;
-            c.lead_source = Some("webinar".into());
-            c.email = Some("c@example.com".into());
-        })
-        .await;
-        let other = w.contact(|c| {
-            c.lead_source = Some("trade show".into());
-            c.email = Some("o@example.com".into());
-        })
-        .await;
+        let contact = w
+            .contact(|c| {
+                c.kind = ContactKind::Contact;
+                c.lead_source = Some("webinar".into());
+                c.email = Some("c@example.com".into());
+            })
+            .await;
+        let other = w
+            .contact(|c| {
+                c.lead_source = Some("trade show".into());
+                c.email = Some("o@example.com".into());
+            })
+            .await;
         let mut tx = w.store().begin_read().await.unwrap();
         assert!(tx.enrollments_of_contact(&contact).await.unwrap().is_empty());
         assert!(tx.enrollments_of_contact(&other).await.unwrap().is_empty());
@@ -261,7 +270,8 @@ async fn owner_rules_pick_the_initiator_a_user_the_contact_owner_or_the_company_
             .collect();
         let seq = w.sequence(TimingMode::AfterPrevious, settings(), steps).await;
         let contact = w.contact(|c| c.company_id = Some(company.clone())).await;
-        let request = stepwise::engine::EnrollRequest { initiated_by: Some(initiator.clone()), ..w.request(&contact, &seq) };
+        let request =
+            stepwise::engine::EnrollRequest { initiated_by: Some(initiator.clone()), ..w.request(&contact, &seq) };
         let e = w.engine.enroll(&w.account, &request).await.unwrap();
         for (step, (rule, owner)) in rules.iter().enumerate() {
             w.run().await;
@@ -297,7 +307,14 @@ async fn running_enrollments_keep_their_version_until_migrated() {
         assert_eq!((moved.version, moved.current_step), (2, 1));
         let actions = w.actions(&old.id).await;
         let plugins: Vec<_> = actions.iter().map(|a| (a.step, a.plugin_id.as_str(), a.status)).collect();
-        assert_eq!(plugins, vec![(0, "task", ActionStatus::Completed), (1, "trivial", ActionStatus::Future), (2, "task", ActionStatus::Future)]);
+        assert_eq!(
+            plugins,
+            vec![
+                (0, "task", ActionStatus::Completed),
+                (1, "trivial", ActionStatus::Future),
+                (2, "task", ActionStatus::Future)
+            ]
+        );
         assert!(actions[1].current);
         w.run_to(60).await;
         assert_eq!(w.action(&old.id, 2).await.status, ActionStatus::Future, "an hour after the migrated step ran");
@@ -321,11 +338,15 @@ async fn pausing_a_sequence_disables_its_unperformed_actions_until_resumed() {
         assert!(w.actions(&e.id).await.iter().all(|a| a.status == ActionStatus::Disabled));
         assert!(w.engage(&w.agent).await.is_empty());
         let other = w.contact(|c| c.email = Some("p@example.com".into())).await;
-        assert!(matches!(w.engine.enroll(&w.account, &w.request(&other, &seq)).await, Err(EngineError::InvalidState(_))));
+        assert!(matches!(
+            w.engine.enroll(&w.account, &w.request(&other, &seq)).await,
+            Err(EngineError::InvalidState(_))
+        ));
         w.engine.set_sequence_state(&w.account, &seq, SequenceState::Active, &w.agent).await.unwrap();
         w.run().await;
         assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Active);
-        let archived = w.engine.set_sequence_state(&w.account, &seq, SequenceState::Archived, &w.agent).await.unwrap_err();
+        let archived =
+            w.engine.set_sequence_state(&w.account, &seq, SequenceState::Archived, &w.agent).await.unwrap_err();
         assert!(archived.to_string().contains("unfinished"), "{archived}");
         let back = w.engine.set_sequence_state(&w.account, &seq, SequenceState::Draft, &w.agent).await.unwrap_err();
         assert!(back.to_string().contains("cannot go from active to draft"), "{back}");

@@ -51,22 +51,30 @@ async fn each_requirement_defers_with_its_reason_and_is_re_evaluated_later() {
         let w = World::with_config(store, config).await;
 
         // The owner is inactive, then reactivated.
-        let sleeper = w.user(User { name: "Sam".into(), email: "sam@example.com".into(), active: false, ..User::default() }).await;
+        let sleeper = w
+            .user(User { name: "Sam".into(), email: "sam@example.com".into(), active: false, ..User::default() })
+            .await;
         let contact = w.contact(|c| c.owner_id = Some(sleeper.clone())).await;
         let (e, action) = one_step(&w, task(0), &contact).await;
-        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(DeferralReason::OwnerInactive)));
+        assert_eq!(
+            (action.status, action.deferral_reason),
+            (ActionStatus::Future, Some(DeferralReason::OwnerInactive))
+        );
         assert_eq!(action.due_at, Some(at(10)), "looked at again after recheck_after");
         w.update_user(&sleeper, |u| u.active = true).await;
         w.run_to(10).await;
         assert_eq!(w.action(&e, 0).await.status, ActionStatus::Active, "re-evaluated and activated");
 
         // A delegate may not own actions.
-        let delegate = w.user(User { name: "Dee".into(), email: "dee@example.com".into(), delegate: true, ..User::default() }).await;
-        let contact = w.contact(|c| {
-            c.owner_id = Some(delegate.clone());
-            c.email = Some("d@example.com".into());
-        })
-        .await;
+        let delegate = w
+            .user(User { name: "Dee".into(), email: "dee@example.com".into(), delegate: true, ..User::default() })
+            .await;
+        let contact = w
+            .contact(|c| {
+                c.owner_id = Some(delegate.clone());
+                c.email = Some("d@example.com".into());
+            })
+            .await;
         let (_, action) = one_step(&w, task(0), &contact).await;
         assert_eq!(action.deferral_reason, Some(DeferralReason::DelegatedOwner));
 
@@ -75,11 +83,12 @@ async fn each_requirement_defers_with_its_reason_and_is_re_evaluated_later() {
         let (_, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
         assert_eq!(action.deferral_reason, Some(DeferralReason::MissingEmail));
         let offline = w.user(User { name: "Off".into(), email: "off@example.com".into(), ..User::default() }).await;
-        let contact = w.contact(|c| {
-            c.owner_id = Some(offline.clone());
-            c.email = Some("e@example.com".into());
-        })
-        .await;
+        let contact = w
+            .contact(|c| {
+                c.owner_id = Some(offline.clone());
+                c.email = Some("e@example.com".into());
+            })
+            .await;
         let (_, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
         assert_eq!(action.deferral_reason, Some(DeferralReason::SenderNotConnected));
 
@@ -114,7 +123,11 @@ async fn each_requirement_defers_with_its_reason_and_is_re_evaluated_later() {
         let events = w.events(&e).await;
         let deferred = events.iter().filter(|e| e.kind == "action.deferred").count();
         w.run_to(30).await;
-        assert_eq!(w.events(&e).await.iter().filter(|e| e.kind == "action.deferred").count(), deferred, "no event per re-check");
+        assert_eq!(
+            w.events(&e).await.iter().filter(|e| e.kind == "action.deferred").count(),
+            deferred,
+            "no event per re-check"
+        );
     })
     .await;
 }
@@ -139,8 +152,10 @@ async fn hold_criteria_wait_and_skip_criteria_are_evaluated_once() {
     for_each_backend(|store| async move {
         let config = EngineConfig { recheck_after: Duration::from_secs(600), ..EngineConfig::default() };
         let w = World::with_config(store, config).await;
-        let n = |v: f64| move |c: &mut stepwise::model::Contact| {
-            c.attributes.insert("n".into(), AttributeValue::Number(v));
+        let n = |v: f64| {
+            move |c: &mut stepwise::model::Contact| {
+                c.attributes.insert("n".into(), AttributeValue::Number(v));
+            }
         };
 
         // Hold: the sequence does not advance until the criterion holds.
@@ -148,7 +163,10 @@ async fn hold_criteria_wait_and_skip_criteria_are_evaluated_once() {
         held.criteria = vec![even(OnUnmet::Hold)];
         let contact = w.contact(n(1.0)).await;
         let (e, action) = one_step(&w, held, &contact).await;
-        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(DeferralReason::CriteriaUnmet)));
+        assert_eq!(
+            (action.status, action.deferral_reason),
+            (ActionStatus::Future, Some(DeferralReason::CriteriaUnmet))
+        );
         assert!(!w.action(&e, 1).await.current);
         w.update_contact(&contact, n(2.0)).await;
         w.run_to(10).await;
@@ -157,21 +175,23 @@ async fn hold_criteria_wait_and_skip_criteria_are_evaluated_once() {
         // Skip: unmet at processing time, the step is skipped.
         let mut skipping = task(0);
         skipping.criteria = vec![even(OnUnmet::Skip)];
-        let contact = w.contact(|c| {
-            c.email = Some("s@example.com".into());
-            c.attributes.insert("n".into(), AttributeValue::Number(3.0));
-        })
-        .await;
+        let contact = w
+            .contact(|c| {
+                c.email = Some("s@example.com".into());
+                c.attributes.insert("n".into(), AttributeValue::Number(3.0));
+            })
+            .await;
         let (e, action) = one_step(&w, skipping.clone(), &contact).await;
         assert_eq!((action.status, action.result.as_deref()), (ActionStatus::Skipped, Some("criteria_unmet")));
         assert_eq!(w.action(&e, 1).await.status, ActionStatus::Active);
 
         // Met once, the action stays on Engage even when it stops holding…
-        let contact = w.contact(|c| {
-            c.email = Some("t@example.com".into());
-            c.attributes.insert("n".into(), AttributeValue::Number(4.0));
-        })
-        .await;
+        let contact = w
+            .contact(|c| {
+                c.email = Some("t@example.com".into());
+                c.attributes.insert("n".into(), AttributeValue::Number(4.0));
+            })
+            .await;
         let (e, action) = one_step(&w, skipping, &contact).await;
         assert_eq!(action.status, ActionStatus::Active);
         w.update_contact(&contact, n(5.0)).await;
@@ -233,7 +253,10 @@ async fn an_unconfirmed_send_attempt_is_never_repeated() {
         // Its lease expires; the next host defers instead of sending again.
         w.run_to(2).await;
         let action = w.action(&e.id, 0).await;
-        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(DeferralReason::DuplicateAttempt)));
+        assert_eq!(
+            (action.status, action.deferral_reason),
+            (ActionStatus::Future, Some(DeferralReason::DuplicateAttempt))
+        );
         assert_eq!(action.due_at, None, "parked until a person decides");
         assert!(w.transport.delivered().is_empty());
         let explained = w.engine.explain(&w.account, &action.id).await.unwrap();
@@ -260,7 +283,21 @@ async fn explain_answers_each_check_of_the_troubleshooting_list() {
         assert!(!x.on_engage);
         assert_eq!(x.deferral_reason, Some(DeferralReason::MissingEmail));
         let names: Vec<&str> = x.checks.iter().map(|c| c.name.as_str()).collect();
-        for expected in ["previous_completed", "due", "processed", "sequence_active", "enrollment_active", "manual", "contact_email", "sender_connected", "plugin_enabled", "legacy_merge_syntax", "opt_out", "deferral_reason", "status"] {
+        for expected in [
+            "previous_completed",
+            "due",
+            "processed",
+            "sequence_active",
+            "enrollment_active",
+            "manual",
+            "contact_email",
+            "sender_connected",
+            "plugin_enabled",
+            "legacy_merge_syntax",
+            "opt_out",
+            "deferral_reason",
+            "status",
+        ] {
             assert!(names.contains(&expected), "missing check {expected} in {names:?}");
         }
         let email = x.checks.iter().find(|c| c.name == "contact_email").unwrap();

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use stepwise::domain::{ActionStatus, EnrollmentStatus, OnReply, OutboxState, PauseReason, SequenceSettings, TimingMode};
+use stepwise::domain::{
+    ActionStatus, EnrollmentStatus, OnReply, OutboxState, PauseReason, SequenceSettings, TimingMode,
+};
 use stepwise::engine::{Engine, EngineConfig, RecordingTransport, Signal, SignalKind, SystemClock};
 use stepwise_tests::db::{at, for_each_backend, t0};
 use stepwise_tests::scenario::{DAY, World, registry, scripted, settings, task, trivial};
@@ -114,7 +116,13 @@ async fn clicks_and_opens_set_last_engaged_only() {
 async fn sent_messages_go_through_the_outbox_once_under_the_actions_key() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
-        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true, "set": {"stage": "warm"}}), 0)]).await;
+        let seq = w
+            .sequence(
+                TimingMode::AfterPrevious,
+                settings(),
+                vec![scripted(json!({"send": true, "set": {"stage": "warm"}}), 0)],
+            )
+            .await;
         let contact = w.contact(|_| {}).await;
         let e = w.enroll(&contact, &seq).await;
         w.run().await;
@@ -158,7 +166,8 @@ async fn the_running_scheduler_acts_within_a_second_of_the_due_time() {
     for_each_backend(|store| async move {
         // The real clock: enroll in a step due half a second from now.
         let transport = Arc::new(RecordingTransport::new());
-        let engine = Engine::new(store.clone(), registry().await, Arc::new(SystemClock), transport, EngineConfig::default());
+        let engine =
+            Engine::new(store.clone(), registry().await, Arc::new(SystemClock), transport, EngineConfig::default());
         let w = World::new(store).await;
         let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![trivial(500)]).await;
         let contact = w.contact(|_| {}).await;
@@ -182,7 +191,10 @@ async fn the_running_scheduler_acts_within_a_second_of_the_due_time() {
         runner.await.unwrap().unwrap();
         assert_eq!(done.status, ActionStatus::Completed);
         let late = done.completed_at.unwrap() - due;
-        assert!(late >= chrono::Duration::zero() && late < chrono::Duration::seconds(1), "acted {late} after the due time");
+        assert!(
+            late >= chrono::Duration::zero() && late < chrono::Duration::seconds(1),
+            "acted {late} after the due time"
+        );
     })
     .await;
 }
@@ -192,7 +204,13 @@ async fn two_hosts_sharing_a_database_run_every_action_exactly_once() {
     for_each_backend(|store| async move {
         let w = World::new(store.clone()).await;
         // A second host: its own engine over the same database and clock.
-        let other = Engine::new(store, registry().await, w.clock.clone(), Arc::new(RecordingTransport::new()), EngineConfig { batch_size: 7, ..EngineConfig::default() });
+        let other = Engine::new(
+            store,
+            registry().await,
+            w.clock.clone(),
+            Arc::new(RecordingTransport::new()),
+            EngineConfig { batch_size: 7, ..EngineConfig::default() },
+        );
         let seq = w.sequence(TimingMode::AfterPrevious, settings(), (0..4).map(|_| trivial(0)).collect()).await;
         let mut enrollments = Vec::new();
         for i in 0..40 {

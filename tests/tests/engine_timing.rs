@@ -42,7 +42,8 @@ async fn from_start_steps_with_the_same_offset_run_one_at_a_time_in_displayed_or
     for_each_backend(|store| async move {
         let w = World::new(store).await;
         let offset = |ms| step("trivial", json!({}), Activation::Automatic, StepTiming::Offset { ms });
-        let seq = w.sequence(TimingMode::FromStart, settings(), vec![offset(HOUR), offset(HOUR), offset(30 * MINUTE)]).await;
+        let seq =
+            w.sequence(TimingMode::FromStart, settings(), vec![offset(HOUR), offset(HOUR), offset(30 * MINUTE)]).await;
         let contact = w.contact(|_| {}).await;
         let e = w.enroll(&contact, &seq).await;
         let dues: Vec<_> = w.actions(&e.id).await.iter().map(|a| a.due_at).collect();
@@ -65,7 +66,9 @@ async fn from_start_steps_with_the_same_offset_run_one_at_a_time_in_displayed_or
 async fn from_event_skips_late_before_steps_and_clearing_the_date_cancels_the_rest() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
-        let event = |ms, relative| step("task", json!({"title": "prepare"}), Activation::Manual, StepTiming::Event { ms, relative });
+        let event = |ms, relative| {
+            step("task", json!({"title": "prepare"}), Activation::Manual, StepTiming::Event { ms, relative })
+        };
         let steps = vec![event(7 * DAY, Relative::Before), event(DAY, Relative::Before), event(HOUR, Relative::After)];
         let seq = w.sequence(TimingMode::FromEvent, settings(), steps).await;
         let contact = w.contact(|_| {}).await;

@@ -86,7 +86,8 @@ pub fn requirements(f: &Facts<'_>) -> Vec<Requirement> {
         Requirement {
             reason: DeferralReason::SenderNotConnected,
             applies: email_channel && f.activation == Activation::Automatic,
-            met: !(email_channel && f.activation == Activation::Automatic) || f.owner.is_some_and(|o| o.sender_connected),
+            met: !(email_channel && f.activation == Activation::Automatic)
+                || f.owner.is_some_and(|o| o.sender_connected),
             detail: match f.owner {
                 Some(o) if o.sender_connected => format!("the mailbox of {owner_name} is connected"),
                 Some(_) => format!("the mailbox of {owner_name} is not connected"),
@@ -152,7 +153,12 @@ mod tests {
         Contact { email: Some("ada@example.com".into()), phone: Some("+15550100".into()), ..Contact::default() }
     }
 
-    fn unmet(channel: Option<Channel>, activation: Activation, owner: Option<&User>, contact: &Contact) -> Option<DeferralReason> {
+    fn unmet(
+        channel: Option<Channel>,
+        activation: Activation,
+        owner: Option<&User>,
+        contact: &Contact,
+    ) -> Option<DeferralReason> {
         let facts = Facts { channel, activation, owner, contact, plugin: Ok(()), legacy_merge: false };
         first_unmet(&facts).map(|r| r.reason)
     }
@@ -169,15 +175,38 @@ mod tests {
         let delegate = User { delegate: true, ..owner() };
         assert_eq!(unmet(None, Activation::Manual, Some(&delegate), &c), Some(DeferralReason::DelegatedOwner));
         let no_email = Contact { email: None, ..contact() };
-        assert_eq!(unmet(Some(Channel::Email), Activation::Manual, Some(&ok), &no_email), Some(DeferralReason::MissingEmail));
+        assert_eq!(
+            unmet(Some(Channel::Email), Activation::Manual, Some(&ok), &no_email),
+            Some(DeferralReason::MissingEmail)
+        );
         let no_phone = Contact { phone: Some("  ".into()), ..contact() };
-        assert_eq!(unmet(Some(Channel::Sms), Activation::Manual, Some(&ok), &no_phone), Some(DeferralReason::MissingPhone));
-        assert_eq!(unmet(Some(Channel::Phone), Activation::Manual, Some(&ok), &no_phone), Some(DeferralReason::MissingPhone));
+        assert_eq!(
+            unmet(Some(Channel::Sms), Activation::Manual, Some(&ok), &no_phone),
+            Some(DeferralReason::MissingPhone)
+        );
+        assert_eq!(
+            unmet(Some(Channel::Phone), Activation::Manual, Some(&ok), &no_phone),
+            Some(DeferralReason::MissingPhone)
+        );
         let offline = User { sender_connected: false, ..owner() };
-        assert_eq!(unmet(Some(Channel::Email), Activation::Automatic, Some(&offline), &c), Some(DeferralReason::SenderNotConnected));
-        assert_eq!(unmet(Some(Channel::Email), Activation::Manual, Some(&offline), &c), None, "manual email needs no mailbox");
+        assert_eq!(
+            unmet(Some(Channel::Email), Activation::Automatic, Some(&offline), &c),
+            Some(DeferralReason::SenderNotConnected)
+        );
+        assert_eq!(
+            unmet(Some(Channel::Email), Activation::Manual, Some(&offline), &c),
+            None,
+            "manual email needs no mailbox"
+        );
 
-        let facts = Facts { channel: None, activation: Activation::Manual, owner: Some(&ok), contact: &c, plugin: Err("disabled by an admin"), legacy_merge: false };
+        let facts = Facts {
+            channel: None,
+            activation: Activation::Manual,
+            owner: Some(&ok),
+            contact: &c,
+            plugin: Err("disabled by an admin"),
+            legacy_merge: false,
+        };
         let r = first_unmet(&facts).unwrap();
         assert_eq!((r.reason, r.detail.as_str()), (DeferralReason::PluginDisabled, "disabled by an admin"));
         let facts = Facts { plugin: Ok(()), legacy_merge: true, ..facts };

@@ -68,7 +68,11 @@ impl Engine {
             if a.current {
                 "yes: it is the enrollment's current action".to_owned()
             } else if unperformed {
-                format!("no: the enrollment is at step {}; this is step {}", ctx.enrollment.current_step + 1, a.step + 1)
+                format!(
+                    "no: the enrollment is at step {}; this is step {}",
+                    ctx.enrollment.current_step + 1,
+                    a.step + 1
+                )
             } else {
                 format!("it is already {}", a.status)
             },
@@ -86,10 +90,17 @@ impl Engine {
         checks.push(check(
             "processed",
             "Has the scheduler processed it since it became due?",
-            !(a.current && a.status == ActionStatus::Future && a.due_at.is_some_and(|d| d <= now) && a.deferral_reason.is_none()),
+            !(a.current
+                && a.status == ActionStatus::Future
+                && a.due_at.is_some_and(|d| d <= now)
+                && a.deferral_reason.is_none()),
             if a.lease_token.is_some() {
                 "it is being processed right now".to_owned()
-            } else if a.current && a.status == ActionStatus::Future && a.due_at.is_some_and(|d| d <= now) && a.deferral_reason.is_none() {
+            } else if a.current
+                && a.status == ActionStatus::Future
+                && a.due_at.is_some_and(|d| d <= now)
+                && a.deferral_reason.is_none()
+            {
                 "not yet: due actions are processed continuously, within a second of their due time".to_owned()
             } else {
                 "yes, or it is not due yet: due actions are processed continuously, not in batches".to_owned()
@@ -122,10 +133,18 @@ impl Engine {
         for requirement in checks::requirements(&ctx.facts()).into_iter().filter(|r| r.applies) {
             let (name, question) = match requirement.reason {
                 DeferralReason::OwnerInactive => ("owner_active", "Is the owner an active user?"),
-                DeferralReason::DelegatedOwner => ("owner_not_delegate", "Is the owner a user who may own actions (not a delegate)?"),
-                DeferralReason::MissingEmail => ("contact_email", "Does the contact have an email address (email actions)?"),
-                DeferralReason::MissingPhone => ("contact_phone", "Does the contact have a phone number (call and SMS actions)?"),
-                DeferralReason::SenderNotConnected => ("sender_connected", "Is the owner's mailbox connected (automatic email)?"),
+                DeferralReason::DelegatedOwner => {
+                    ("owner_not_delegate", "Is the owner a user who may own actions (not a delegate)?")
+                }
+                DeferralReason::MissingEmail => {
+                    ("contact_email", "Does the contact have an email address (email actions)?")
+                }
+                DeferralReason::MissingPhone => {
+                    ("contact_phone", "Does the contact have a phone number (call and SMS actions)?")
+                }
+                DeferralReason::SenderNotConnected => {
+                    ("sender_connected", "Is the owner's mailbox connected (automatic email)?")
+                }
                 DeferralReason::PluginDisabled => ("plugin_enabled", "Is the step's plugin enabled for the account?"),
                 _ => ("legacy_merge_syntax", "Is the template free of legacy merge syntax?"),
             };
@@ -160,15 +179,15 @@ impl Engine {
                 answer,
             ));
         }
-        if ctx.step.activation == Activation::Automatic {
-            if let Some(hours) = &ctx.sequence.settings.business_hours {
-                let answer = match timing::next_opening(hours, now) {
-                    Ok(None) => (true, "yes".to_owned()),
-                    Ok(Some(open)) => (false, format!("no: they open again at {open}")),
-                    Err(why) => (false, why),
-                };
-                checks.push(check("business_hours", "Is it within the sequence's business hours?", answer.0, answer.1));
-            }
+        if ctx.step.activation == Activation::Automatic
+            && let Some(hours) = &ctx.sequence.settings.business_hours
+        {
+            let answer = match timing::next_opening(hours, now) {
+                Ok(None) => (true, "yes".to_owned()),
+                Ok(Some(open)) => (false, format!("no: they open again at {open}")),
+                Err(why) => (false, why),
+            };
+            checks.push(check("business_hours", "Is it within the sequence's business hours?", answer.0, answer.1));
         }
         checks.push(check(
             "deferral_reason",
@@ -195,10 +214,10 @@ impl Engine {
         } else if let (Some(reason), true) = (a.deferral_reason, unperformed) {
             format!("held back: {}", reason.sentence())
         } else {
-            checks
-                .iter()
-                .find(|c| !c.ok)
-                .map_or_else(|| format!("{}: every check passes; it is processed when due", a.status), |c| c.answer.clone())
+            checks.iter().find(|c| !c.ok).map_or_else(
+                || format!("{}: every check passes; it is processed when due", a.status),
+                |c| c.answer.clone(),
+            )
         };
         Ok(Explanation {
             action_id: a.id.clone(),

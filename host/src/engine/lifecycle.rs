@@ -95,7 +95,10 @@ impl Engine {
         };
         let version = self.version(tx, &sequence.id, latest.version).await?;
         if version.steps.is_empty() {
-            return Err(EngineError::InvalidState(format!("version {} of sequence {} has no steps", version.version, sequence.id)));
+            return Err(EngineError::InvalidState(format!(
+                "version {} of sequence {} has no steps",
+                version.version, sequence.id
+            )));
         }
         if sequence.timing_mode == TimingMode::FromEvent && request.event_date.is_none() {
             return Err(EngineError::Invalid(format!(
@@ -138,16 +141,16 @@ impl Engine {
             .change(json!(null), json!({ "status": status, "version": version.version }));
         tx.record_event(&event, now).await?;
 
-        if let Some(cycle) = &sequence.settings.sales_cycle {
-            if contact.sales_cycle.as_ref() != Some(cycle) {
-                let before = json!({ "sales_cycle": contact.sales_cycle });
-                contact.sales_cycle = Some(cycle.clone());
-                tx.update_contact(account_id, &contact).await?;
-                let event = contact_event(account_id, &contact, "contact.updated", actor)
-                    .reason(format!("sales cycle set by sequence {}", sequence.name))
-                    .change(before, json!({ "sales_cycle": cycle }));
-                tx.record_event(&event, now).await?;
-            }
+        if let Some(cycle) = &sequence.settings.sales_cycle
+            && contact.sales_cycle.as_ref() != Some(cycle)
+        {
+            let before = json!({ "sales_cycle": contact.sales_cycle });
+            contact.sales_cycle = Some(cycle.clone());
+            tx.update_contact(account_id, &contact).await?;
+            let event = contact_event(account_id, &contact, "contact.updated", actor)
+                .reason(format!("sales cycle set by sequence {}", sequence.name))
+                .change(before, json!({ "sales_cycle": cycle }));
+            tx.record_event(&event, now).await?;
         }
 
         // Every step gets its action now, with its projected due date. A
@@ -180,8 +183,14 @@ impl Engine {
                     deferral_reason: None,
                 };
                 tx.complete_action(&action.id, None, &skipped, now).await?;
-                let event = enrollment_event(&enrollment, contact.company_id.clone(), Some(&action.id), "action.skipped", SYSTEM)
-                    .reason("the step falls before the event date, which had already passed at enrollment");
+                let event = enrollment_event(
+                    &enrollment,
+                    contact.company_id.clone(),
+                    Some(&action.id),
+                    "action.skipped",
+                    SYSTEM,
+                )
+                .reason("the step falls before the event date, which had already passed at enrollment");
                 tx.record_event(&event, now).await?;
             } else if is_current {
                 current = Some((action.id, action.step, due));
@@ -194,8 +203,17 @@ impl Engine {
                 tx.save_enrollment(&enrollment).await?;
             }
             None => {
-                self.end_enrollment(tx, &mut enrollment, &sequence, EnrollmentStatus::Completed, Some(Outcome::Neutral), SYSTEM, "every step was already past", now)
-                    .await?;
+                self.end_enrollment(
+                    tx,
+                    &mut enrollment,
+                    &sequence,
+                    EnrollmentStatus::Completed,
+                    Some(Outcome::Neutral),
+                    SYSTEM,
+                    "every step was already past",
+                    now,
+                )
+                .await?;
             }
         }
         Ok(enrollment)
@@ -220,7 +238,16 @@ impl Engine {
         let Some(next) = next else {
             enrollment.last_action_completed_at = Some(now);
             return self
-                .end_enrollment(tx, enrollment, sequence, EnrollmentStatus::Completed, Some(Outcome::Neutral), SYSTEM, "every step is done", now)
+                .end_enrollment(
+                    tx,
+                    enrollment,
+                    sequence,
+                    EnrollmentStatus::Completed,
+                    Some(Outcome::Neutral),
+                    SYSTEM,
+                    "every step is done",
+                    now,
+                )
                 .await;
         };
         let mut next_due = next.due_at;
@@ -284,24 +311,34 @@ impl Engine {
         if held_slot && sequence.settings.drip_limit.is_some() {
             self.dequeue(tx, sequence, now).await?;
         }
-        if status == EnrollmentStatus::Completed {
-            if let Some(next) = &sequence.settings.next_sequence_id {
-                let request = EnrollRequest {
-                    contact_id: enrollment.contact_id.clone(),
-                    sequence_id: next.clone(),
-                    initiated_by: enrollment.initiated_by.clone(),
-                    event_date: None,
-                };
-                // Boxed: enrolling may end an enrollment, which may enroll.
-                let outcome = Box::pin(self.enroll_in(tx, &enrollment.account_id, &request, SYSTEM, now)).await;
-                let (kind, level, reason) = match &outcome {
-                    Ok(next_enrollment) => ("enrollment.chained", Level::Info, format!("enrolled in the next sequence as {}", next_enrollment.id)),
-                    Err(EngineError::Store(_)) => return outcome.map(|_| ()),
-                    Err(error) => ("enrollment.chain_failed", Level::Warning, format!("could not enroll in the next sequence {next}: {error}")),
-                };
-                let event = enrollment_event(enrollment, contact.company_id.clone(), None, kind, SYSTEM).reason(reason).level(level);
-                tx.record_event(&event, now).await?;
-            }
+        if status == EnrollmentStatus::Completed
+            && let Some(next) = &sequence.settings.next_sequence_id
+        {
+            let request = EnrollRequest {
+                contact_id: enrollment.contact_id.clone(),
+                sequence_id: next.clone(),
+                initiated_by: enrollment.initiated_by.clone(),
+                event_date: None,
+            };
+            // Boxed: enrolling may end an enrollment, which may enroll.
+            let outcome = Box::pin(self.enroll_in(tx, &enrollment.account_id, &request, SYSTEM, now)).await;
+            let (kind, level, reason) = match &outcome {
+                Ok(next_enrollment) => (
+                    "enrollment.chained",
+                    Level::Info,
+                    format!("enrolled in the next sequence as {}", next_enrollment.id),
+                ),
+                Err(EngineError::Store(_)) => return outcome.map(|_| ()),
+                Err(error) => (
+                    "enrollment.chain_failed",
+                    Level::Warning,
+                    format!("could not enroll in the next sequence {next}: {error}"),
+                ),
+            };
+            let event = enrollment_event(enrollment, contact.company_id.clone(), None, kind, SYSTEM)
+                .reason(reason)
+                .level(level);
+            tx.record_event(&event, now).await?;
         }
         Ok(())
     }
@@ -353,7 +390,10 @@ impl Engine {
         };
         let mut current_due = None;
         for (step, due) in (first_open.step..).zip(dues) {
-            if let Some(action) = actions.iter().find(|a| a.step == step && matches!(a.status, ActionStatus::Future | ActionStatus::Disabled)) {
+            if let Some(action) = actions
+                .iter()
+                .find(|a| a.step == step && matches!(a.status, ActionStatus::Future | ActionStatus::Disabled))
+            {
                 tx.set_action_due_at(&action.id, due, now).await?;
                 if action.current {
                     current_due = due;
@@ -375,7 +415,14 @@ impl Engine {
         Ok(count)
     }
 
-    async fn resume_in(&self, tx: &mut Tx, enrollment: &mut Enrollment, actor: &str, why: &str, now: DateTime<Utc>) -> Result<()> {
+    async fn resume_in(
+        &self,
+        tx: &mut Tx,
+        enrollment: &mut Enrollment,
+        actor: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let before = json!({ "status": enrollment.status, "pause_reason": enrollment.pause_reason });
         tx.enable_actions(&enrollment.id, now).await?;
         let actions = tx.actions_of_enrollment(&enrollment.id).await?;
@@ -393,8 +440,17 @@ impl Engine {
         if !actions.iter().any(|a| a.current) {
             // Stopping completed or skipped the last open action.
             let sequence = tx.sequence(&enrollment.account_id, &enrollment.sequence_id).await?;
-            self.end_enrollment(tx, enrollment, &sequence, EnrollmentStatus::Completed, Some(Outcome::Neutral), actor, "every step is done", now)
-                .await?;
+            self.end_enrollment(
+                tx,
+                enrollment,
+                &sequence,
+                EnrollmentStatus::Completed,
+                Some(Outcome::Neutral),
+                actor,
+                "every step is done",
+                now,
+            )
+            .await?;
         }
         self.wake();
         Ok(())
@@ -404,7 +460,9 @@ impl Engine {
     async fn enrollment_of(&self, tx: &mut Tx, account_id: &str, id: &str) -> Result<Enrollment> {
         match tx.enrollment(id).await {
             Ok(e) if e.account_id == account_id => Ok(e),
-            Ok(_) | Err(StoreError::NotFound { .. }) => Err(EngineError::NotFound { what: "enrollment", id: id.to_owned() }),
+            Ok(_) | Err(StoreError::NotFound { .. }) => {
+                Err(EngineError::NotFound { what: "enrollment", id: id.to_owned() })
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -416,7 +474,13 @@ impl Engine {
     ///
     /// [`EngineError::NotFound`]; [`EngineError::InvalidState`] unless it
     /// is pending or running.
-    pub async fn stop(&self, account_id: &str, enrollment_id: &str, actor: &str, disposition: Disposition) -> Result<Enrollment> {
+    pub async fn stop(
+        &self,
+        account_id: &str,
+        enrollment_id: &str,
+        actor: &str,
+        disposition: Disposition,
+    ) -> Result<Enrollment> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut enrollment = self.enrollment_of(&mut tx, account_id, enrollment_id).await?;
@@ -427,7 +491,9 @@ impl Engine {
             )));
         }
         let actions = tx.actions_of_enrollment(&enrollment.id).await?;
-        if let Some(open) = actions.iter().find(|a| a.current && matches!(a.status, ActionStatus::Future | ActionStatus::Active)) {
+        if let Some(open) =
+            actions.iter().find(|a| a.current && matches!(a.status, ActionStatus::Future | ActionStatus::Active))
+        {
             let status = match disposition {
                 Disposition::Complete => Some(ActionStatus::Completed),
                 Disposition::Skip => Some(ActionStatus::Skipped),
@@ -458,7 +524,10 @@ impl Engine {
         tx.save_enrollment(&enrollment).await?;
         let contact = tx.contact(account_id, &enrollment.contact_id).await?;
         let event = enrollment_event(&enrollment, contact.company_id, None, "enrollment.stopped", actor)
-            .reason(format!("stopped; open action {}", serde_json::to_value(disposition).unwrap_or_default().as_str().unwrap_or("kept")))
+            .reason(format!(
+                "stopped; open action {}",
+                serde_json::to_value(disposition).unwrap_or_default().as_str().unwrap_or("kept")
+            ))
             .change(before, json!({ "status": EnrollmentStatus::Paused, "pause_reason": PauseReason::Manual }));
         tx.record_event(&event, now).await?;
         tx.commit().await?;
@@ -475,7 +544,10 @@ impl Engine {
         let mut tx = self.store().begin().await?;
         let mut enrollment = self.enrollment_of(&mut tx, account_id, enrollment_id).await?;
         if enrollment.status != EnrollmentStatus::Paused {
-            return Err(EngineError::InvalidState(format!("enrollment {enrollment_id} is {}, not paused", enrollment.status)));
+            return Err(EngineError::InvalidState(format!(
+                "enrollment {enrollment_id} is {}, not paused",
+                enrollment.status
+            )));
         }
         self.resume_in(&mut tx, &mut enrollment, actor, "resumed", now).await?;
         tx.commit().await?;
@@ -493,11 +565,23 @@ impl Engine {
         let mut tx = self.store().begin().await?;
         let mut enrollment = self.enrollment_of(&mut tx, account_id, enrollment_id).await?;
         if !enrollment.status.is_open() {
-            return Err(EngineError::InvalidState(format!("enrollment {enrollment_id} already ended as {}", enrollment.status)));
+            return Err(EngineError::InvalidState(format!(
+                "enrollment {enrollment_id} already ended as {}",
+                enrollment.status
+            )));
         }
         let sequence = tx.sequence(account_id, &enrollment.sequence_id).await?;
-        self.end_enrollment(&mut tx, &mut enrollment, &sequence, EnrollmentStatus::Cancelled, None, actor, "cancelled by a user", now)
-            .await?;
+        self.end_enrollment(
+            &mut tx,
+            &mut enrollment,
+            &sequence,
+            EnrollmentStatus::Cancelled,
+            None,
+            actor,
+            "cancelled by a user",
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(enrollment)
     }
@@ -533,12 +617,21 @@ impl Engine {
     ///
     /// [`EngineError::NotFound`] for an unknown enrollment or version;
     /// [`EngineError::InvalidState`] when the enrollment has ended.
-    pub async fn migrate(&self, account_id: &str, enrollment_id: &str, to_version: i64, actor: &str) -> Result<Enrollment> {
+    pub async fn migrate(
+        &self,
+        account_id: &str,
+        enrollment_id: &str,
+        to_version: i64,
+        actor: &str,
+    ) -> Result<Enrollment> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut enrollment = self.enrollment_of(&mut tx, account_id, enrollment_id).await?;
         if !enrollment.status.is_open() {
-            return Err(EngineError::InvalidState(format!("enrollment {enrollment_id} already ended as {}", enrollment.status)));
+            return Err(EngineError::InvalidState(format!(
+                "enrollment {enrollment_id} already ended as {}",
+                enrollment.status
+            )));
         }
         if enrollment.version == to_version {
             return Ok(enrollment);
@@ -556,7 +649,10 @@ impl Engine {
                 .into_iter()
                 .map(Some)
                 .collect(),
-            mode => timing::project(mode, &version.steps, enrollment.started_at, enrollment.event_date).into_iter().skip(start).collect(),
+            mode => timing::project(mode, &version.steps, enrollment.started_at, enrollment.event_date)
+                .into_iter()
+                .skip(start)
+                .collect(),
         };
         let mut current = None;
         for (step, due) in version.steps.iter().skip(start).zip(dues) {
@@ -591,8 +687,17 @@ impl Engine {
             }
             None => {
                 tx.save_enrollment(&enrollment).await?;
-                self.end_enrollment(&mut tx, &mut enrollment, &sequence, EnrollmentStatus::Completed, Some(Outcome::Neutral), actor, "the new version has no further steps", now)
-                    .await?;
+                self.end_enrollment(
+                    &mut tx,
+                    &mut enrollment,
+                    &sequence,
+                    EnrollmentStatus::Completed,
+                    Some(Outcome::Neutral),
+                    actor,
+                    "the new version has no further steps",
+                    now,
+                )
+                .await?;
             }
         }
         let event = enrollment_event(&enrollment, contact.company_id, None, "enrollment.migrated", actor)
@@ -612,7 +717,13 @@ impl Engine {
     /// [`EngineError::NotFound`]; [`EngineError::Invalid`] when the sequence
     /// is not timed from an event; [`EngineError::InvalidState`] when the
     /// enrollment has ended.
-    pub async fn set_event_date(&self, account_id: &str, enrollment_id: &str, date: Option<DateTime<Utc>>, actor: &str) -> Result<Enrollment> {
+    pub async fn set_event_date(
+        &self,
+        account_id: &str,
+        enrollment_id: &str,
+        date: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<Enrollment> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut enrollment = self.enrollment_of(&mut tx, account_id, enrollment_id).await?;
@@ -621,23 +732,37 @@ impl Engine {
             return Err(EngineError::Invalid(format!("sequence {} is not timed from an event date", sequence.id)));
         }
         if !enrollment.status.is_open() {
-            return Err(EngineError::InvalidState(format!("enrollment {enrollment_id} already ended as {}", enrollment.status)));
+            return Err(EngineError::InvalidState(format!(
+                "enrollment {enrollment_id} already ended as {}",
+                enrollment.status
+            )));
         }
         match date {
             None => {
                 enrollment.event_date = None;
-                self.end_enrollment(&mut tx, &mut enrollment, &sequence, EnrollmentStatus::Cancelled, None, actor, "the event date was cleared: the remaining steps are cancelled", now)
-                    .await?;
+                self.end_enrollment(
+                    &mut tx,
+                    &mut enrollment,
+                    &sequence,
+                    EnrollmentStatus::Cancelled,
+                    None,
+                    actor,
+                    "the event date was cleared: the remaining steps are cancelled",
+                    now,
+                )
+                .await?;
             }
             Some(date) => {
                 let before = json!({ "event_date": enrollment.event_date });
                 enrollment.event_date = Some(date);
                 let version = self.version(&mut tx, &sequence.id, enrollment.version).await?;
-                enrollment.next_action_at = self.reproject(&mut tx, &enrollment, &sequence, &version, enrollment.started_at, now).await?;
+                enrollment.next_action_at =
+                    self.reproject(&mut tx, &enrollment, &sequence, &version, enrollment.started_at, now).await?;
                 tx.save_enrollment(&enrollment).await?;
                 let contact = tx.contact(account_id, &enrollment.contact_id).await?;
-                let event = enrollment_event(&enrollment, contact.company_id, None, "enrollment.event_date_changed", actor)
-                    .change(before, json!({ "event_date": date }));
+                let event =
+                    enrollment_event(&enrollment, contact.company_id, None, "enrollment.event_date_changed", actor)
+                        .change(before, json!({ "event_date": date }));
                 tx.record_event(&event, now).await?;
             }
         }
@@ -655,7 +780,13 @@ impl Engine {
     ///
     /// [`EngineError::NotFound`]; [`EngineError::InvalidState`] for any
     /// other transition.
-    pub async fn set_sequence_state(&self, account_id: &str, sequence_id: &str, state: SequenceState, actor: &str) -> Result<Sequence> {
+    pub async fn set_sequence_state(
+        &self,
+        account_id: &str,
+        sequence_id: &str,
+        state: SequenceState,
+        actor: &str,
+    ) -> Result<Sequence> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut sequence = tx.sequence(account_id, sequence_id).await?;
@@ -673,7 +804,9 @@ impl Engine {
         if state == SequenceState::Active && tx.latest_version(sequence_id).await?.is_none() {
             return Err(EngineError::InvalidState(format!("sequence {sequence_id} has no published version to run")));
         }
-        if state == SequenceState::Archived && tx.enrollments_of_sequence(sequence_id).await?.iter().any(|e| e.status.is_open()) {
+        if state == SequenceState::Archived
+            && tx.enrollments_of_sequence(sequence_id).await?.iter().any(|e| e.status.is_open())
+        {
             return Err(EngineError::InvalidState(format!(
                 "sequence {sequence_id} still has unfinished enrollments; end or remove them before archiving"
             )));
@@ -716,7 +849,12 @@ impl Engine {
     ///
     /// [`EngineError::Invalid`] when the contact names a contact type,
     /// owner or company the account does not have.
-    pub async fn create_contact(&self, account_id: &str, contact: &Contact, actor: &str) -> Result<(Contact, Vec<Enrollment>)> {
+    pub async fn create_contact(
+        &self,
+        account_id: &str,
+        contact: &Contact,
+        actor: &str,
+    ) -> Result<(Contact, Vec<Enrollment>)> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let contact = tx.create_contact(account_id, contact, now).await?;
@@ -757,7 +895,13 @@ impl Engine {
     /// action is active; [`EngineError::Invalid`] for a result the step type
     /// does not declare; [`EngineError::Plugin`] when the plugin fails, in
     /// which case nothing changes.
-    pub async fn complete_action(&self, account_id: &str, action_id: &str, user_id: &str, result: &str) -> Result<Action> {
+    pub async fn complete_action(
+        &self,
+        account_id: &str,
+        action_id: &str,
+        user_id: &str,
+        result: &str,
+    ) -> Result<Action> {
         let ctx = self.load_context(action_id, Some(account_id)).await?;
         if ctx.action.status != ActionStatus::Active {
             return Err(EngineError::InvalidState(format!(
@@ -788,7 +932,10 @@ impl Engine {
                 return Err(EngineError::Plugin { plugin: manifest.id.clone(), message });
             }
             PluginOutcome::Retry { reason, .. } => {
-                return Err(EngineError::Plugin { plugin: manifest.id.clone(), message: format!("asked to try again later: {reason}") });
+                return Err(EngineError::Plugin {
+                    plugin: manifest.id.clone(),
+                    message: format!("asked to try again later: {reason}"),
+                });
             }
             outcome => self.finish(&ctx, None, Some(user_id), outcome, call.report).await.map_err(lease_busy)?,
         }
@@ -811,7 +958,10 @@ impl Engine {
             )));
         }
         if !matches!(ctx.enrollment.status, EnrollmentStatus::Pending | EnrollmentStatus::Running) {
-            return Err(EngineError::InvalidState(format!("the enrollment of action {action_id} is {}", ctx.enrollment.status)));
+            return Err(EngineError::InvalidState(format!(
+                "the enrollment of action {action_id} is {}",
+                ctx.enrollment.status
+            )));
         }
         Ok(ctx)
     }
@@ -843,7 +993,13 @@ impl Engine {
     /// # Errors
     ///
     /// As [`Engine::skip_action`].
-    pub async fn reschedule_action(&self, account_id: &str, action_id: &str, user_id: &str, due_at: DateTime<Utc>) -> Result<Action> {
+    pub async fn reschedule_action(
+        &self,
+        account_id: &str,
+        action_id: &str,
+        user_id: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<Action> {
         let ctx = self.user_context(account_id, action_id).await?;
         let now = self.now();
         let mut tx = self.store().begin().await?;
@@ -851,9 +1007,10 @@ impl Engine {
         let mut enrollment = ctx.enrollment.clone();
         enrollment.next_action_at = Some(due_at);
         tx.save_enrollment(&enrollment).await?;
-        let event = ctx
-            .event("action.rescheduled", user_id)
-            .change(json!({ "due_at": ctx.action.due_at, "status": ctx.action.status }), json!({ "due_at": due_at, "status": ActionStatus::Future }));
+        let event = ctx.event("action.rescheduled", user_id).change(
+            json!({ "due_at": ctx.action.due_at, "status": ctx.action.status }),
+            json!({ "due_at": due_at, "status": ActionStatus::Future }),
+        );
         tx.record_event(&event, now).await?;
         tx.commit().await?;
         self.wake();

@@ -88,7 +88,9 @@ impl Engine {
             let give_up = match &outcome {
                 Ok(_) => false,
                 Err(TransportError::Permanent(_)) => true,
-                Err(TransportError::Temporary(_)) => message.attempts + 1 >= i64::from(self.config().outbox_max_attempts),
+                Err(TransportError::Temporary(_)) => {
+                    message.attempts + 1 >= i64::from(self.config().outbox_max_attempts)
+                }
             };
             let error = outcome.as_ref().err().map(ToString::to_string);
             let mut tx = self.store().begin().await?;

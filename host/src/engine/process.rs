@@ -11,8 +11,9 @@ use super::checks::{self, Facts};
 use super::timing;
 use super::{Engine, EngineError, Result};
 use crate::domain::{
-    Action, PluginAccount, ActionStatus, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet,
-    Outcome as EnrollmentOutcome, OwnerRule, PauseReason, PluginRef, Sequence, SequenceState, SequenceVersion, Step,
+    Action, ActionStatus, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet,
+    Outcome as EnrollmentOutcome, OwnerRule, PauseReason, PluginAccount, PluginRef, Sequence, SequenceState,
+    SequenceVersion, Step,
 };
 use crate::model::{Company, Contact, Subject, User};
 use crate::plugins::report::{CallReport, QueuedMessage};
@@ -124,19 +125,33 @@ fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
             if ends != Some(false) {
                 return None;
             }
-            let event = ctx
-                .event("action.completed", &actor)
-                .reason(format!("result `{result}`"))
-                .change(json!({ "status": ctx.action.status }), json!({ "status": ActionStatus::Completed, "result": result }));
+            let event = ctx.event("action.completed", &actor).reason(format!("result `{result}`")).change(
+                json!({ "status": ctx.action.status }),
+                json!({ "status": ActionStatus::Completed, "result": result }),
+            );
             (ActionStatus::Completed, result.clone(), Some(output.clone()), event)
         }
-        Outcome::Skipped { reason } => (ActionStatus::Skipped, reason.clone(), None, ctx.event("action.skipped", &actor).reason(reason.clone())),
+        Outcome::Skipped { reason } => {
+            (ActionStatus::Skipped, reason.clone(), None, ctx.event("action.skipped", &actor).reason(reason.clone()))
+        }
         Outcome::Retry { .. } | Outcome::Failed { .. } => return None,
     };
-    let completion = BatchCompletion { id: ctx.action.id.clone(), lease_token: p.lease.clone(), status, result: Some(result), output };
+    let completion = BatchCompletion {
+        id: ctx.action.id.clone(),
+        lease_token: p.lease.clone(),
+        status,
+        result: Some(result),
+        output,
+    };
     let Some(next) = ctx.siblings.iter().find(|a| a.step > ctx.action.step && a.status == ActionStatus::Future) else {
         let settings = &ctx.sequence.settings;
-        let open = ctx.siblings.iter().any(|a| a.id != ctx.action.id && matches!(a.status, ActionStatus::Future | ActionStatus::Active | ActionStatus::Disabled | ActionStatus::Failed));
+        let open = ctx.siblings.iter().any(|a| {
+            a.id != ctx.action.id
+                && matches!(
+                    a.status,
+                    ActionStatus::Future | ActionStatus::Active | ActionStatus::Disabled | ActionStatus::Failed
+                )
+        });
         if settings.drip_limit.is_some() || settings.next_sequence_id.is_some() || open {
             return None;
         }
@@ -146,7 +161,13 @@ fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
                 json!({ "status": ctx.enrollment.status, "pause_reason": null }),
                 json!({ "status": EnrollmentStatus::Completed, "outcome": EnrollmentOutcome::Neutral }),
             );
-        return Some(FastPlan { completion, schedules: Vec::new(), enrollment_id: ctx.enrollment.id.clone(), next: None, events: vec![event, ended] });
+        return Some(FastPlan {
+            completion,
+            schedules: Vec::new(),
+            enrollment_id: ctx.enrollment.id.clone(),
+            next: None,
+            events: vec![event, ended],
+        });
     };
     let from = usize::try_from(next.step).ok()?;
     let mut schedules = Vec::new();
@@ -164,7 +185,13 @@ fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
         }
         None => schedules.push((next.id.clone(), next.due_at, true)),
     }
-    Some(FastPlan { completion, schedules, enrollment_id: ctx.enrollment.id.clone(), next: Some((next.step, next_due)), events: vec![event] })
+    Some(FastPlan {
+        completion,
+        schedules,
+        enrollment_id: ctx.enrollment.id.clone(),
+        next: Some((next.step, next_due)),
+        events: vec![event],
+    })
 }
 
 /// The distinct values of `items`, in first-seen order.
@@ -246,7 +273,11 @@ impl Directory for StoreDirectory {
 /// repeated by accident (it sends or calls out), so its automatic attempts
 /// are recorded before it runs (the duplicate-attempt failsafe).
 fn has_outside_effects(plugin: &Plugin) -> bool {
-    plugin.manifest().capabilities.iter().any(|c| matches!(c, Capability::SendEmail | Capability::SendSms | Capability::HttpFetch))
+    plugin
+        .manifest()
+        .capabilities
+        .iter()
+        .any(|c| matches!(c, Capability::SendEmail | Capability::SendSms | Capability::HttpFetch))
 }
 
 impl Engine {
@@ -288,7 +319,9 @@ impl Engine {
             Some(settings) => {
                 let grant: Grant = match serde_json::from_value(settings.grants.clone()) {
                     Ok(grant) => grant,
-                    Err(error) => return (Err(format!("the grant of plugin `{}` does not parse: {error}", plugin.id)), none),
+                    Err(error) => {
+                        return (Err(format!("the grant of plugin `{}` does not parse: {error}", plugin.id)), none);
+                    }
                 };
                 let unapproved: Vec<&str> = manifest
                     .capabilities
@@ -345,12 +378,10 @@ impl Engine {
         let account_id = enrollment.account_id.clone();
         let sequence = tx.sequence(&account_id, &enrollment.sequence_id).await?;
         let version = self.version(&mut tx, &sequence.id, enrollment.version).await?;
-        let step = version
-            .steps
-            .iter()
-            .find(|s| i64::from(s.position) == action.step)
-            .cloned()
-            .ok_or_else(|| EngineError::Invalid(format!("version {} has no step {}", version.version, action.step)))?;
+        let step =
+            version.steps.iter().find(|s| i64::from(s.position) == action.step).cloned().ok_or_else(|| {
+                EngineError::Invalid(format!("version {} has no step {}", version.version, action.step))
+            })?;
         let contact = tx.contact(&account_id, &enrollment.contact_id).await?;
         let company = match &contact.company_id {
             Some(id) => Some(tx.company(&account_id, id).await?),
@@ -376,7 +407,8 @@ impl Engine {
     pub(crate) async fn load_contexts(&self, claimed: &[ClaimedAction]) -> Result<Vec<Result<Context>>> {
         let mut tx = self.store().begin_read().await?;
         let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-        let actions: HashMap<String, Action> = tx.actions_by_ids(&ids).await?.into_iter().map(|a| (a.id.clone(), a)).collect();
+        let actions: HashMap<String, Action> =
+            tx.actions_by_ids(&ids).await?.into_iter().map(|a| (a.id.clone(), a)).collect();
         let enrollment_ids: Vec<String> = unique(actions.values().map(|a| a.enrollment_id.clone()));
         let enrollments: HashMap<String, Enrollment> =
             tx.enrollments_by_ids(&enrollment_ids).await?.into_iter().map(|e| (e.id.clone(), e)).collect();
@@ -437,22 +469,50 @@ impl Engine {
             .map(|c| {
                 let missing = |what: &'static str, id: &str| EngineError::NotFound { what, id: id.to_owned() };
                 let action = actions.get(&c.id).cloned().ok_or_else(|| missing("action", &c.id))?;
-                let enrollment = enrollments.get(&action.enrollment_id).cloned().ok_or_else(|| missing("enrollment", &action.enrollment_id))?;
-                let sequence = sequences.get(&enrollment.sequence_id).cloned().ok_or_else(|| missing("sequence", &enrollment.sequence_id))?;
-                let contact = contacts.get(&enrollment.contact_id).cloned().ok_or_else(|| missing("contact", &enrollment.contact_id))?;
-                let (version, step) = steps.get(&action.id).cloned().ok_or_else(|| missing("step of action", &action.id))?;
+                let enrollment = enrollments
+                    .get(&action.enrollment_id)
+                    .cloned()
+                    .ok_or_else(|| missing("enrollment", &action.enrollment_id))?;
+                let sequence = sequences
+                    .get(&enrollment.sequence_id)
+                    .cloned()
+                    .ok_or_else(|| missing("sequence", &enrollment.sequence_id))?;
+                let contact = contacts
+                    .get(&enrollment.contact_id)
+                    .cloned()
+                    .ok_or_else(|| missing("contact", &enrollment.contact_id))?;
+                let (version, step) =
+                    steps.get(&action.id).cloned().ok_or_else(|| missing("step of action", &action.id))?;
                 let company = contact.company_id.as_ref().and_then(|id| companies.get(id)).cloned();
-                let owner = Self::owner_of(&step.owner, &enrollment, &contact, company.as_ref()).and_then(|id| users.get(&id).cloned());
+                let owner = Self::owner_of(&step.owner, &enrollment, &contact, company.as_ref())
+                    .and_then(|id| users.get(&id).cloned());
                 let key = (enrollment.account_id.clone(), step.plugin.id.clone());
                 let (plugin, grant) = self.access_with(settings.get(&key), &step.plugin);
                 let siblings = siblings.get(&enrollment.id).cloned().unwrap_or_default();
-                Ok(Context { action, enrollment, sequence, version, step, contact, company, owner, plugin, grant, siblings })
+                Ok(Context {
+                    action,
+                    enrollment,
+                    sequence,
+                    version,
+                    step,
+                    contact,
+                    company,
+                    owner,
+                    plugin,
+                    grant,
+                    siblings,
+                })
             })
             .collect())
     }
 
     /// An invocation of the step's plugin for this context.
-    pub(crate) fn invocation(&self, ctx: &Context, grant: Arc<AccountGrant>, completion: Option<Completion>) -> Invocation {
+    pub(crate) fn invocation(
+        &self,
+        ctx: &Context,
+        grant: Arc<AccountGrant>,
+        completion: Option<Completion>,
+    ) -> Invocation {
         Invocation {
             grant,
             step: ctx.step_context(self.now(), completion),
@@ -485,7 +545,10 @@ impl Engine {
 
         // 1. Queued behind a drip limit: parked until a slot frees.
         if ctx.enrollment.status == EnrollmentStatus::Queued {
-            return self.defer(&ctx, lease, DeferralReason::Queued, None, "waiting for a drip slot".into()).await.map(|()| None);
+            return self
+                .defer(&ctx, lease, DeferralReason::Queued, None, "waiting for a drip slot".into())
+                .await
+                .map(|()| None);
         }
 
         // 2. Requirements, re-evaluated later.
@@ -528,14 +591,20 @@ impl Engine {
                 }
                 Ok(false) => {
                     let detail = format!("criterion `{}` does not hold", criterion.plugin.id);
-                    return self.defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail).await.map(|()| None);
+                    return self
+                        .defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail)
+                        .await
+                        .map(|()| None);
                 }
                 Err(why) => {
                     // A criterion that cannot answer holds the action rather
                     // than skipping it: a broken predicate must not silently
                     // drop steps.
                     let detail = format!("criterion `{}` could not be evaluated: {why}", criterion.plugin.id);
-                    return self.defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail).await.map(|()| None);
+                    return self
+                        .defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail)
+                        .await
+                        .map(|()| None);
                 }
             }
         }
@@ -551,11 +620,17 @@ impl Engine {
                 Ok(None) => {}
                 Ok(Some(opening)) => {
                     let detail = format!("the sequence's business hours open again at {opening}");
-                    return self.defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(opening), detail).await.map(|()| None);
+                    return self
+                        .defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(opening), detail)
+                        .await
+                        .map(|()| None);
                 }
                 Err(why) => {
                     let detail = format!("the sequence's business hours are invalid: {why}");
-                    return self.defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(now + self.recheck()), detail).await.map(|()| None);
+                    return self
+                        .defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(now + self.recheck()), detail)
+                        .await
+                        .map(|()| None);
                 }
             }
         }
@@ -588,14 +663,19 @@ impl Engine {
     }
 
     /// Evaluates a criterion for [`Engine::explain`].
-    pub(crate) async fn evaluate_for_explain(&self, ctx: &Context, criterion: &crate::domain::Criterion) -> std::result::Result<bool, String> {
+    pub(crate) async fn evaluate_for_explain(
+        &self,
+        ctx: &Context,
+        criterion: &crate::domain::Criterion,
+    ) -> std::result::Result<bool, String> {
         self.evaluate(ctx, criterion).await
     }
 
     /// Evaluates one criterion against the action's subject.
     async fn evaluate(&self, ctx: &Context, criterion: &crate::domain::Criterion) -> std::result::Result<bool, String> {
         let mut tx = self.store().begin_read().await.map_err(|e| e.to_string())?;
-        let (plugin, grant) = self.access(&mut tx, &ctx.enrollment.account_id, &criterion.plugin).await.map_err(|e| e.to_string())?;
+        let (plugin, grant) =
+            self.access(&mut tx, &ctx.enrollment.account_id, &criterion.plugin).await.map_err(|e| e.to_string())?;
         drop(tx);
         let plugin = plugin?;
         let invocation = self.invocation(ctx, grant, None);
@@ -621,14 +701,28 @@ impl Engine {
     ) -> Result<()> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        tx.reschedule_action(&ctx.action.id, lease, until.or(if reason == DeferralReason::Queued || reason == DeferralReason::DuplicateAttempt { None } else { Some(now) }), Some(reason), false, now)
-            .await?;
+        tx.reschedule_action(
+            &ctx.action.id,
+            lease,
+            until.or(if reason == DeferralReason::Queued || reason == DeferralReason::DuplicateAttempt {
+                None
+            } else {
+                Some(now)
+            }),
+            Some(reason),
+            false,
+            now,
+        )
+        .await?;
         if ctx.action.deferral_reason != Some(reason) {
             let level = if reason == DeferralReason::DuplicateAttempt { Level::Warning } else { Level::Info };
             let event = ctx
                 .event("action.deferred", SYSTEM)
                 .reason(format!("{}: {detail}", reason.sentence()))
-                .change(json!({ "deferral_reason": ctx.action.deferral_reason }), json!({ "deferral_reason": reason, "due_at": until }))
+                .change(
+                    json!({ "deferral_reason": ctx.action.deferral_reason }),
+                    json!({ "deferral_reason": reason, "due_at": until }),
+                )
                 .level(level);
             tx.record_event(&event, now).await?;
         }
@@ -653,7 +747,10 @@ impl Engine {
         let event = ctx
             .event("action.activated", SYSTEM)
             .reason(format!("on the Engage view of {}", owner.unwrap_or("nobody")))
-            .change(json!({ "status": ctx.action.status }), json!({ "status": ActionStatus::Active, "owner_id": owner }));
+            .change(
+                json!({ "status": ctx.action.status }),
+                json!({ "status": ActionStatus::Active, "owner_id": owner }),
+            );
         tx.record_event(&event, now).await?;
         if ctx.step.notify {
             let notice = ctx
@@ -676,10 +773,10 @@ impl Engine {
     ) -> Result<()> {
         let mut tx = self.store().begin().await?;
         tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
-        let event = ctx
-            .event("action.skipped", actor)
-            .reason(completion.result.clone().unwrap_or_default())
-            .change(json!({ "status": ctx.action.status }), json!({ "status": ActionStatus::Skipped, "opt_out": completion.opt_out }));
+        let event = ctx.event("action.skipped", actor).reason(completion.result.clone().unwrap_or_default()).change(
+            json!({ "status": ctx.action.status }),
+            json!({ "status": ActionStatus::Skipped, "opt_out": completion.opt_out }),
+        );
         tx.record_event(&event, now).await?;
         let mut enrollment = ctx.enrollment.clone();
         self.advance(&mut tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?;
@@ -732,7 +829,8 @@ impl Engine {
             return Ok(());
         }
         let now = self.now();
-        let (plans, batch): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (fast_plan(&p, now), p)).partition(|(plan, _)| plan.is_some());
+        let (plans, batch): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (fast_plan(&p, now), p)).partition(|(plan, _)| plan.is_some());
         let plans: Vec<FastPlan> = plans.into_iter().filter_map(|(plan, _)| plan).collect();
         let batch: Vec<Pending> = batch.into_iter().map(|(_, p)| p).collect();
         if !plans.is_empty() {
@@ -780,7 +878,8 @@ impl Engine {
     async fn write_fast(&self, plans: Vec<FastPlan>, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.store().begin().await?;
         let completions: Vec<BatchCompletion> = plans.iter().map(|p| p.completion.clone()).collect();
-        let done: std::collections::HashSet<String> = tx.complete_actions(&completions, now).await?.into_iter().collect();
+        let done: std::collections::HashSet<String> =
+            tx.complete_actions(&completions, now).await?.into_iter().collect();
         let plans: Vec<&FastPlan> = plans.iter().filter(|p| done.contains(&p.completion.id)).collect();
         let schedules: Vec<Schedule<'_>> = plans
             .iter()
@@ -834,10 +933,10 @@ impl Engine {
                 };
                 tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
                 self.apply_effects(tx, ctx, report, &actor, now).await?;
-                let event = ctx
-                    .event("action.completed", &actor)
-                    .reason(format!("result `{result}`"))
-                    .change(json!({ "status": ctx.action.status }), json!({ "status": ActionStatus::Completed, "result": result }));
+                let event = ctx.event("action.completed", &actor).reason(format!("result `{result}`")).change(
+                    json!({ "status": ctx.action.status }),
+                    json!({ "status": ActionStatus::Completed, "result": result }),
+                );
                 tx.record_event(&event, now).await?;
                 match spec.filter(|s| s.ends_enrollment) {
                     Some(spec) => {
@@ -847,10 +946,21 @@ impl Engine {
                             Some(PluginOutcome::Neutral) | None => EnrollmentOutcome::Neutral,
                         };
                         let why = format!("step {} ended with `{result}`", ctx.action.step + 1);
-                        self.end_enrollment(tx, &mut enrollment, &ctx.sequence, EnrollmentStatus::Completed, Some(outcome), &actor, &why, now)
-                            .await?;
+                        self.end_enrollment(
+                            tx,
+                            &mut enrollment,
+                            &ctx.sequence,
+                            EnrollmentStatus::Completed,
+                            Some(outcome),
+                            &actor,
+                            &why,
+                            now,
+                        )
+                        .await?;
                     }
-                    None => self.advance(tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?,
+                    None => {
+                        self.advance(tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?
+                    }
                 }
             }
             Outcome::Skipped { reason } => {
@@ -880,7 +990,17 @@ impl Engine {
             }
             Outcome::Retry { reason, .. } => {
                 let message = format!("gave up after {} attempts: {reason}", ctx.action.attempts + 1);
-                self.fail(tx, ctx, &mut enrollment, lease, &actor, message, json!({ "kind": "retries_exhausted" }), now).await?;
+                self.fail(
+                    tx,
+                    ctx,
+                    &mut enrollment,
+                    lease,
+                    &actor,
+                    message,
+                    json!({ "kind": "retries_exhausted" }),
+                    now,
+                )
+                .await?;
             }
             Outcome::Failed { message, details } => {
                 self.fail(tx, ctx, &mut enrollment, lease, &actor, message, details, now).await?;
@@ -912,7 +1032,10 @@ impl Engine {
         let event = ctx
             .event("action.failed", actor)
             .reason(message)
-            .change(before, json!({ "status": EnrollmentStatus::Paused, "pause_reason": PauseReason::Error, "details": details }))
+            .change(
+                before,
+                json!({ "status": EnrollmentStatus::Paused, "pause_reason": PauseReason::Error, "details": details }),
+            )
             .level(Level::Error);
         tx.record_event(&event, now).await?;
         Ok(())
@@ -920,11 +1043,22 @@ impl Engine {
 
     /// Writes what the plugin did besides answering: queued messages go to
     /// the outbox, contact changes to the contact.
-    async fn apply_effects(&self, tx: &mut Tx, ctx: &Context, report: &CallReport, actor: &str, now: DateTime<Utc>) -> Result<()> {
+    async fn apply_effects(
+        &self,
+        tx: &mut Tx,
+        ctx: &Context,
+        report: &CallReport,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         for message in &report.messages {
             let (channel, key, payload) = match message {
-                QueuedMessage::Email { id, .. } => (crate::domain::Channel::Email, id, serde_json::to_value(message).unwrap_or_default()),
-                QueuedMessage::Sms { id, .. } => (crate::domain::Channel::Sms, id, serde_json::to_value(message).unwrap_or_default()),
+                QueuedMessage::Email { id, .. } => {
+                    (crate::domain::Channel::Email, id, serde_json::to_value(message).unwrap_or_default())
+                }
+                QueuedMessage::Sms { id, .. } => {
+                    (crate::domain::Channel::Sms, id, serde_json::to_value(message).unwrap_or_default())
+                }
             };
             let new = NewOutboxMessage {
                 account_id: ctx.enrollment.account_id.clone(),

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::process::{EventExt, contact_event, enrollment_event};
 use super::{Engine, EngineError, Result};
-use crate::domain::{EnrollmentStatus, OnReply, PauseReason, Enrollment};
+use crate::domain::{Enrollment, EnrollmentStatus, OnReply, PauseReason};
 use crate::store::{StoreError, Tx};
 
 /// What happened.
@@ -96,21 +96,54 @@ impl Engine {
             let sequence = tx.sequence(account_id, &enrollment.sequence_id).await?;
             match signal.kind {
                 SignalKind::Reply if sequence.settings.on_reply == OnReply::Stop => {
-                    self.end_enrollment(&mut tx, &mut enrollment, &sequence, EnrollmentStatus::Replied, None, &actor, "the contact replied", now)
-                        .await?;
+                    self.end_enrollment(
+                        &mut tx,
+                        &mut enrollment,
+                        &sequence,
+                        EnrollmentStatus::Replied,
+                        None,
+                        &actor,
+                        "the contact replied",
+                        now,
+                    )
+                    .await?;
                 }
                 SignalKind::Reply => {
-                    let event = enrollment_event(&enrollment, contact.company_id.clone(), None, "enrollment.reply_received", &actor)
-                        .reason("the contact replied; the sequence continues on reply");
+                    let event = enrollment_event(
+                        &enrollment,
+                        contact.company_id.clone(),
+                        None,
+                        "enrollment.reply_received",
+                        &actor,
+                    )
+                    .reason("the contact replied; the sequence continues on reply");
                     tx.record_event(&event, now).await?;
                 }
                 SignalKind::Bounce => {
-                    self.end_enrollment(&mut tx, &mut enrollment, &sequence, EnrollmentStatus::Bounced, None, &actor, "an email to the contact bounced", now)
-                        .await?;
+                    self.end_enrollment(
+                        &mut tx,
+                        &mut enrollment,
+                        &sequence,
+                        EnrollmentStatus::Bounced,
+                        None,
+                        &actor,
+                        "an email to the contact bounced",
+                        now,
+                    )
+                    .await?;
                 }
                 SignalKind::Unsubscribe => {
-                    self.end_enrollment(&mut tx, &mut enrollment, &sequence, EnrollmentStatus::OptedOut, None, &actor, "the contact unsubscribed", now)
-                        .await?;
+                    self.end_enrollment(
+                        &mut tx,
+                        &mut enrollment,
+                        &sequence,
+                        EnrollmentStatus::OptedOut,
+                        None,
+                        &actor,
+                        "the contact unsubscribed",
+                        now,
+                    )
+                    .await?;
                 }
                 SignalKind::OutOfOffice => {
                     let before = json!({ "status": enrollment.status, "pause_reason": enrollment.pause_reason });
@@ -153,7 +186,9 @@ impl Engine {
             (Some(id), _) => Some(id.clone()),
             (None, Some(action)) => match tx.action(action).await {
                 Ok(action) => Some(action.enrollment_id),
-                Err(StoreError::NotFound { .. }) => return Err(EngineError::NotFound { what: "action", id: action.clone() }),
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(EngineError::NotFound { what: "action", id: action.clone() });
+                }
                 Err(other) => return Err(other.into()),
             },
             (None, None) => None,

@@ -163,7 +163,11 @@ mod tests {
 
     #[test]
     fn after_previous_chains_delays_and_recomputes_from_the_completion() {
-        let steps = [step(StepTiming::Delay { ms: 0 }), step(StepTiming::Delay { ms: HOUR }), step(StepTiming::Delay { ms: 2 * HOUR })];
+        let steps = [
+            step(StepTiming::Delay { ms: 0 }),
+            step(StepTiming::Delay { ms: HOUR }),
+            step(StepTiming::Delay { ms: 2 * HOUR }),
+        ];
         let due = project(TimingMode::AfterPrevious, &steps, t(6, 9, 0), None);
         assert_eq!(due, vec![Some(t(6, 9, 0)), Some(t(6, 10, 0)), Some(t(6, 12, 0))]);
         // Step 0 completed a day late: the rest move with it.

@@ -757,7 +757,10 @@ impl Tx {
         if let Some(b) = batch.iter().find(|b| !matches!(b.status, ActionStatus::Completed | ActionStatus::Skipped)) {
             return Err(StoreError::Invalid(format!("{} is not a status a batch completes with", b.status)));
         }
-        let outputs = batch.iter().map(|b| b.output.as_ref().map(serde_json::to_string).transpose()).collect::<Result<Vec<_>, _>>()?;
+        let outputs = batch
+            .iter()
+            .map(|b| b.output.as_ref().map(serde_json::to_string).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         let sql = format!(
             "UPDATE actions SET status = v.column3, result = v.column4, output = v.column5, completed_at = $1,
                                 updated_at = $2, show_on_engage = FALSE, is_current = FALSE, lease_token = NULL,

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{NONE, Result, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, parse_opt, placeholders, time, time_opt, value_rows};
+use super::{
+    NONE, Result, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, parse_opt, placeholders, time, time_opt, value_rows,
+};
 use crate::domain::{Enrollment, EnrollmentStatus};
 
 /// What [`Tx::create_enrollment`] needs.
