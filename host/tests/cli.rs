@@ -128,3 +128,23 @@ fn bad_input_gets_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("Cargo.toml is not valid JSON"), "{err}");
 }
+
+#[test]
+fn scheduler_once_creates_the_schema_and_processes_what_is_due() {
+    let dir = std::env::temp_dir().join(format!("stepwise-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("stepwise.db").display());
+    let (ok, out, err) = stepwise(&["scheduler", "--once", "--database-url", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("processed 0 due actions on Sqlite"), "{out}");
+    assert!(dir.join("stepwise.db").exists(), "the database file was created");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scheduler_refuses_a_database_url_it_does_not_know() {
+    let (ok, _, err) = stepwise(&["scheduler", "--once", "--database-url", "mysql://root:secret@localhost/db"]);
+    assert!(!ok);
+    assert!(err.contains("the database url must start with sqlite: or postgres:"), "{err}");
+    assert!(!err.contains("secret"), "the url's password is never printed: {err}");
+}
