@@ -34,7 +34,9 @@ pub async fn registry() -> Arc<Registry> {
     REGISTRY
         .get_or_init(|| async {
             let registry = Registry::with_builtins(crate::runtime(true)).await.expect("built-ins load");
-            for bytes in [crate::guests::SCRIPTED, crate::guests::TRIVIAL, crate::guests::PREDICATE_EVEN] {
+            for bytes in
+                [crate::guests::SCRIPTED, crate::guests::TEXTER, crate::guests::TRIVIAL, crate::guests::PREDICATE_EVEN]
+            {
                 registry.add(bytes).await.expect("test guest loads");
             }
             Arc::new(registry)
@@ -59,8 +61,12 @@ pub struct World {
 }
 
 /// The add-ons every world enables, with what they may do.
-const ADD_ONS: [(&str, &[&str]); 3] =
-    [("scripted", &["send-email", "update-contact"]), ("trivial", &[]), ("predicate-even", &[])];
+const ADD_ONS: [(&str, &[&str]); 4] = [
+    ("scripted", &["send-email", "update-contact"]),
+    ("texter", &["send-sms"]),
+    ("trivial", &[]),
+    ("predicate-even", &[]),
+];
 
 impl World {
     /// A world over `store`.

@@ -133,6 +133,42 @@ async fn each_requirement_defers_with_its_reason_and_is_re_evaluated_later() {
 }
 
 #[tokio::test]
+async fn text_steps_need_a_phone_number_and_skip_on_the_sms_opt_out() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let text = || {
+            stepwise_tests::scenario::step(
+                "texter",
+                json!({}),
+                stepwise::domain::Activation::Automatic,
+                stepwise::domain::StepTiming::Delay { ms: 0 },
+            )
+        };
+        let contact = w.contact(|c| c.phone = None).await;
+        let (e, action) = one_step(&w, text(), &contact).await;
+        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(DeferralReason::MissingPhone)));
+        w.update_contact(&contact, |c| c.phone = Some("+15550199".into())).await;
+        w.engine.reschedule_action(&w.account, &action.id, &w.agent, at(1)).await.unwrap();
+        w.run_to(1).await;
+        assert_eq!(w.action(&e, 0).await.status, ActionStatus::Completed);
+        let sms = w.transport.delivered();
+        assert_eq!((sms.len(), sms[0].channel), (1, stepwise::domain::Channel::Sms));
+        assert_eq!(sms[0].payload["to"], "+15550199");
+
+        let quiet = w
+            .contact(|c| {
+                c.email = Some("quiet@example.com".into());
+                c.opt_outs.sms = true;
+            })
+            .await;
+        let (_, action) = one_step(&w, text(), &quiet).await;
+        assert_eq!((action.status, action.opt_out), (ActionStatus::Skipped, true));
+        assert_eq!(w.transport.delivered().len(), 1, "nothing texted to an opted-out contact");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_opted_out_channel_skips_the_step_at_once() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;

@@ -245,12 +245,36 @@ async fn scripted() {
     let config = r#"{"send": true, "set": {"stage": "warm"}}"#;
     let granted = invocation(ada(), &["send-email", "update-contact=attributes"]);
     let call = runtime.execute(&plugin, granted, config).await.unwrap();
-    assert!(matches!(&call.value, stepwise::plugins::types::Outcome::Done { result, .. } if result == "sent"), "{:?}", call.value);
+    assert!(
+        matches!(&call.value, stepwise::plugins::types::Outcome::Done { result, .. } if result == "sent"),
+        "{:?}",
+        call.value
+    );
     assert_eq!(call.report.messages.len(), 1, "the email is queued with the call");
     assert_eq!(call.report.contact_changes.len(), 1);
     // Without the grant, sending is denied and the step fails on its own terms.
     let call = runtime.execute(&plugin, invocation(ada(), &[]), config).await.unwrap();
-    assert!(matches!(&call.value, stepwise::plugins::types::Outcome::Failed { message, .. } if message.starts_with("send-email")), "{:?}", call.value);
+    assert!(
+        matches!(&call.value, stepwise::plugins::types::Outcome::Failed { message, .. } if message.starts_with("send-email")),
+        "{:?}",
+        call.value
+    );
     assert!(call.report.messages.is_empty());
     assert_eq!(call.report.denials().count(), 1);
+}
+
+#[tokio::test]
+async fn texter() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::TEXTER).await.unwrap();
+    assert_eq!(plugin.manifest().channel, Some(stepwise::plugins::types::Channel::Sms));
+    let call = runtime.execute(&plugin, invocation(ada(), &["send-sms"]), "{}").await.unwrap();
+    assert!(
+        matches!(&call.value, stepwise::plugins::types::Outcome::Done { result, .. } if result == "sent"),
+        "{:?}",
+        call.value
+    );
+    assert!(
+        matches!(&call.report.messages[..], [stepwise::plugins::report::QueuedMessage::Sms { to, .. }] if to == "+15550100")
+    );
 }
