@@ -156,48 +156,45 @@ impl Engine {
         // Every step gets its action now, with its projected due date. A
         // "before" step already past at enrollment is skipped (SPEC §3).
         let dues = timing::project(sequence.timing_mode, &version.steps, now, request.event_date);
-        let mut current: Option<(String, i64, Option<DateTime<Utc>>)> = None;
+        let mut current: Option<(i64, Option<DateTime<Utc>>)> = None;
+        let mut news = Vec::with_capacity(version.steps.len());
+        let mut late = Vec::new();
         for (step, due) in version.steps.iter().zip(dues) {
-            let late = sequence.timing_mode == TimingMode::FromEvent
+            let is_late = sequence.timing_mode == TimingMode::FromEvent
                 && timing::is_before_event(step)
                 && due.is_some_and(|d| d < now);
-            let is_current = current.is_none() && !late;
-            let owner = Self::owner_of(&step.owner, &enrollment, &contact, None);
-            let new = NewAction {
+            let is_current = current.is_none() && !is_late;
+            if is_current {
+                current = Some((i64::from(step.position), due));
+            }
+            late.push(is_late);
+            news.push(NewAction {
                 enrollment_id: enrollment.id.clone(),
                 step: i64::from(step.position),
                 plugin_id: step.plugin.id.clone(),
                 activation: step.activation,
-                owner_id: owner,
+                owner_id: Self::owner_of(&step.owner, &enrollment, &contact, None),
                 due_at: due,
                 current: is_current,
+            });
+        }
+        let ids = tx.insert_actions(&news, now).await?;
+        for (id, _) in ids.iter().zip(&late).filter(|(_, late)| **late) {
+            let skipped = ActionCompletion {
+                status: ActionStatus::Skipped,
+                result: Some("event_date_passed".into()),
+                output: None,
+                completed_by: None,
+                opt_out: false,
+                deferral_reason: None,
             };
-            let action = tx.insert_action(&new, now).await?;
-            if late {
-                let skipped = ActionCompletion {
-                    status: ActionStatus::Skipped,
-                    result: Some("event_date_passed".into()),
-                    output: None,
-                    completed_by: None,
-                    opt_out: false,
-                    deferral_reason: None,
-                };
-                tx.complete_action(&action.id, None, &skipped, now).await?;
-                let event = enrollment_event(
-                    &enrollment,
-                    contact.company_id.clone(),
-                    Some(&action.id),
-                    "action.skipped",
-                    SYSTEM,
-                )
+            tx.complete_action(id, None, &skipped, now).await?;
+            let event = enrollment_event(&enrollment, contact.company_id.clone(), Some(id), "action.skipped", SYSTEM)
                 .reason("the step falls before the event date, which had already passed at enrollment");
-                tx.record_event(&event, now).await?;
-            } else if is_current {
-                current = Some((action.id, action.step, due));
-            }
+            tx.record_event(&event, now).await?;
         }
         match current {
-            Some((_, step, due)) => {
+            Some((step, due)) => {
                 enrollment.current_step = step;
                 enrollment.next_action_at = due;
                 tx.save_enrollment(&enrollment).await?;

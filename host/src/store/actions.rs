@@ -287,6 +287,46 @@ impl Tx {
         self.action(&id).await
     }
 
+    /// Adds a batch of actions in one statement and returns their ids, in
+    /// order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tx::insert_action`].
+    pub async fn insert_actions(&mut self, batch: &[NewAction], now: DateTime<Utc>) -> Result<Vec<String>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = batch.iter().map(|_| new_id("act")).collect();
+        let sql = format!(
+            "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, due_at, is_current,
+                                  created_at, updated_at, status, show_on_engage, opt_out, attempts,
+                                  skip_criteria_evaluated)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
+                    v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE
+             FROM (VALUES {}) AS v",
+            value_rows(1, batch.len(), 9)
+        );
+        let sql = self.bulk_sql(sql);
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql);
+            for (id, new) in ids.iter().zip(batch) {
+                q = q
+                    .bind(id)
+                    .bind(&new.enrollment_id)
+                    .bind(new.step)
+                    .bind(&new.plugin_id)
+                    .bind(new.activation.as_str())
+                    .bind(&new.owner_id)
+                    .bind(ms_opt(new.due_at))
+                    .bind(new.current)
+                    .bind(ms(now));
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(ids)
+    }
+
     /// The action `id`.
     ///
     /// # Errors
