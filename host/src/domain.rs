@@ -725,4 +725,16 @@ pub struct OutboxMessage {
     pub created_at: DateTime<Utc>,
     /// When it was sent.
     pub sent_at: Option<DateTime<Utc>>,
+    /// When the dispatcher may (re)try it.
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+/// An outbox message leased to one dispatcher by
+/// [`crate::store::Store::claim_messages`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedMessage {
+    /// The message.
+    pub message: OutboxMessage,
+    /// The token recording its delivery must present.
+    pub lease_token: String,
 }

@@ -304,9 +304,17 @@ CREATE TABLE outbox (
     last_error       TEXT,
     created_at       BIGINT NOT NULL,
     sent_at          BIGINT,
-    CHECK ((state = 'sent') = (sent_at IS NOT NULL))
+    -- When the dispatcher may (re)try it: its creation, then a backoff
+    -- after each temporary failure.
+    next_attempt_at  BIGINT NOT NULL,
+    -- Like actions, a message is leased to one dispatcher at a time, so
+    -- hosts sharing the database never hand the same message over twice.
+    lease_token      TEXT,
+    lease_expires_at BIGINT,
+    CHECK ((state = 'sent') = (sent_at IS NOT NULL)),
+    CHECK ((lease_token IS NULL) = (lease_expires_at IS NULL))
 );
--- The dispatcher takes queued messages oldest first.
-CREATE INDEX outbox_queued ON outbox (created_at) WHERE state = 'queued';
+-- The dispatcher claims queued messages by when they may be tried.
+CREATE INDEX outbox_queued ON outbox (next_attempt_at) WHERE state = 'queued';
 -- The cascade from actions.
 CREATE INDEX outbox_action ON outbox (action_id);

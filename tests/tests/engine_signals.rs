@@ -228,3 +228,61 @@ async fn two_hosts_sharing_a_database_run_every_action_exactly_once() {
     })
     .await;
 }
+
+/// A transport that fails the first `temporary` deliveries for now, then
+/// refuses anything addressed to `bad@example.com` for good.
+#[derive(Debug, Default)]
+struct Flaky {
+    temporary: std::sync::Mutex<u32>,
+    delivered: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl stepwise::engine::Transport for Flaky {
+    async fn deliver(
+        &self,
+        message: &stepwise::domain::OutboxMessage,
+    ) -> Result<stepwise::engine::Delivery, stepwise::engine::TransportError> {
+        use stepwise::engine::TransportError;
+        if message.payload["to"] == "bad@example.com" {
+            return Err(TransportError::Permanent("550 no such mailbox".into()));
+        }
+        let mut left = self.temporary.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err(TransportError::Temporary("421 try again later".into()));
+        }
+        self.delivered.lock().unwrap().push(message.idempotency_key.clone());
+        Ok(stepwise::engine::Delivery { provider_id: None })
+    }
+}
+
+#[tokio::test]
+async fn failed_deliveries_back_off_and_permanent_ones_are_given_up() {
+    for_each_backend(|store| async move {
+        let w = World::new(store.clone()).await;
+        let flaky = Arc::new(Flaky { temporary: std::sync::Mutex::new(1), ..Flaky::default() });
+        let engine = Engine::new(store, registry().await, w.clock.clone(), flaky.clone(), EngineConfig::default());
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let good = w.contact(|_| {}).await;
+        let bad = w.contact(|c| c.email = Some("bad@example.com".into())).await;
+        let first = engine.enroll(&w.account, &w.request(&good, &seq)).await.unwrap();
+        engine.enroll(&w.account, &w.request(&bad, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+        assert!(flaky.delivered.lock().unwrap().is_empty(), "the first attempt failed for now");
+        let mut tx = w.store().begin_read().await.unwrap();
+        let messages = tx.queued_messages(10).await.unwrap();
+        drop(tx);
+        assert_eq!(messages.len(), 1, "the permanent failure left the queue");
+        assert_eq!(messages[0].next_attempt_at, at(0) + chrono::Duration::seconds(30), "tried again after a backoff");
+        assert_eq!(messages[0].last_error.as_deref(), Some("temporary failure: 421 try again later"));
+        assert_eq!(engine.dispatch_outbox().await.unwrap(), 0, "not before its time");
+        w.clock.advance(chrono::Duration::seconds(30));
+        assert_eq!(engine.dispatch_outbox().await.unwrap(), 1);
+        let key = flaky.delivered.lock().unwrap()[0].clone();
+        assert!(key.contains(&w.action(&first.id, 0).await.id));
+        let mut tx = w.store().begin_read().await.unwrap();
+        assert!(tx.queued_messages(10).await.unwrap().is_empty());
+    })
+    .await;
+}

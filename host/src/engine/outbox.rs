@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use super::{Engine, Result};
-use crate::domain::OutboxMessage;
+use crate::domain::{ClaimedMessage, OutboxMessage};
 
 /// A transport's successful delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,27 +77,30 @@ impl Engine {
     ///
     /// A store error; a transport's failure is recorded on the message.
     pub async fn dispatch_outbox(&self) -> Result<usize> {
-        let messages = {
-            let mut tx = self.store().begin_read().await?;
-            tx.queued_messages(self.config().outbox_batch).await?
-        };
+        let now = self.now();
+        let claimed = self.store().claim_messages(now, self.config().outbox_batch, self.config().lease).await?;
         let mut delivered = 0;
-        for message in messages {
+        for ClaimedMessage { message, lease_token } in claimed {
             let outcome = self.inner.transport.deliver(&message).await;
             let now = self.now();
-            let give_up = match &outcome {
-                Ok(_) => false,
-                Err(TransportError::Permanent(_)) => true,
-                Err(TransportError::Temporary(_)) => {
-                    message.attempts + 1 >= i64::from(self.config().outbox_max_attempts)
+            let attempts = message.attempts + 1;
+            let retry_at = match &outcome {
+                Err(TransportError::Temporary(_)) if attempts < i64::from(self.config().outbox_max_attempts) => {
+                    // Exponential backoff: 30 s, 1 min, 2 min, … capped at an hour.
+                    let delay = 30_i64.saturating_mul(1 << attempts.clamp(1, 7).saturating_sub(1)).min(3600);
+                    Some(now + chrono::Duration::seconds(delay))
                 }
+                Ok(_) => Some(now),
+                Err(_) => None,
             };
             let error = outcome.as_ref().err().map(ToString::to_string);
             let mut tx = self.store().begin().await?;
-            tx.record_delivery(&message.id, error.as_deref().map_or(Ok(()), Err), give_up, now).await?;
+            tx.record_delivery(&message.id, &lease_token, error.as_deref().map_or(Ok(()), Err), retry_at, now).await?;
             tx.commit().await?;
             match error {
-                Some(error) => tracing::warn!(message = %message.id, %error, give_up, "delivery failed"),
+                Some(error) => {
+                    tracing::warn!(message = %message.id, %error, gave_up = retry_at.is_none(), "delivery failed")
+                }
                 None => delivered += 1,
             }
         }
