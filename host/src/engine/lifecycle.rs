@@ -180,14 +180,7 @@ impl Engine {
         }
         let ids = tx.insert_actions(&news, now).await?;
         for (id, _) in ids.iter().zip(&late).filter(|(_, late)| **late) {
-            let skipped = ActionCompletion {
-                status: ActionStatus::Skipped,
-                result: Some("event_date_passed".into()),
-                output: None,
-                completed_by: None,
-                opt_out: false,
-                deferral_reason: None,
-            };
+            let skipped = ActionCompletion::skipped("event_date_passed", None, None);
             tx.complete_action(id, None, &skipped, now).await?;
             let event = enrollment_event(&enrollment, contact.company_id.clone(), Some(id), "action.skipped", SYSTEM)
                 .reason("the step falls before the event date, which had already passed at enrollment");
@@ -971,14 +964,7 @@ impl Engine {
     /// the current unperformed action of a pending or running enrollment.
     pub async fn skip_action(&self, account_id: &str, action_id: &str, user_id: &str) -> Result<Action> {
         let ctx = self.user_context(account_id, action_id).await?;
-        let completion = ActionCompletion {
-            status: ActionStatus::Skipped,
-            result: Some("skipped_by_user".into()),
-            output: None,
-            completed_by: Some(user_id.to_owned()),
-            opt_out: false,
-            deferral_reason: None,
-        };
+        let completion = ActionCompletion::skipped("skipped_by_user", Some(user_id), None);
         self.skip_and_advance(&ctx, None, completion, user_id, self.now()).await.map_err(lease_busy)?;
         self.action_of(account_id, action_id).await
     }

@@ -560,14 +560,7 @@ impl Engine {
 
         // 3. Channel opt-out: skipped at once, no criteria needed.
         if checks::opted_out(plugin.manifest().channel, &ctx.contact) {
-            let completion = ActionCompletion {
-                status: ActionStatus::Skipped,
-                result: Some("opted_out".into()),
-                output: None,
-                completed_by: None,
-                opt_out: true,
-                deferral_reason: Some(DeferralReason::OptedOut),
-            };
+            let completion = ActionCompletion::skipped("opted_out", None, Some(DeferralReason::OptedOut));
             return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await.map(|()| None);
         }
 
@@ -579,14 +572,8 @@ impl Engine {
             match self.evaluate(&ctx, criterion).await {
                 Ok(true) => {}
                 Ok(false) if criterion.on_unmet == OnUnmet::Skip => {
-                    let completion = ActionCompletion {
-                        status: ActionStatus::Skipped,
-                        result: Some("criteria_unmet".into()),
-                        output: None,
-                        completed_by: None,
-                        opt_out: false,
-                        deferral_reason: Some(DeferralReason::CriteriaUnmet),
-                    };
+                    let completion =
+                        ActionCompletion::skipped("criteria_unmet", None, Some(DeferralReason::CriteriaUnmet));
                     return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await.map(|()| None);
                 }
                 Ok(false) => {
@@ -964,14 +951,7 @@ impl Engine {
                 }
             }
             Outcome::Skipped { reason } => {
-                let completion = ActionCompletion {
-                    status: ActionStatus::Skipped,
-                    result: Some(reason.clone()),
-                    output: None,
-                    completed_by: by.map(str::to_owned),
-                    opt_out: false,
-                    deferral_reason: None,
-                };
+                let completion = ActionCompletion::skipped(&reason, by, None);
                 tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
                 self.apply_effects(tx, ctx, report, &actor, now).await?;
                 let event = ctx.event("action.skipped", &actor).reason(reason);

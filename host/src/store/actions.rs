@@ -74,6 +74,22 @@ pub struct ActionCompletion {
     pub deferral_reason: Option<DeferralReason>,
 }
 
+impl ActionCompletion {
+    /// A skip with `result`, by a user or (`None`) the system, for a
+    /// deferral reason when a rule skipped it; `opted_out` sets the
+    /// action's opt-out flag.
+    pub fn skipped(result: &str, by: Option<&str>, reason: Option<DeferralReason>) -> Self {
+        Self {
+            status: ActionStatus::Skipped,
+            result: Some(result.to_owned()),
+            output: None,
+            completed_by: by.map(str::to_owned),
+            opt_out: reason == Some(DeferralReason::OptedOut),
+            deferral_reason: reason,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct ActionRow {
     id: String,
