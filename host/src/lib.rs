@@ -6,6 +6,8 @@
 //! renders tokens; [`runner`] runs one plugin against fixtures; [`store`]
 //! is the only module issuing SQL, persisting [`model`] and [`domain`] records.
 
+pub mod api;
+pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod model;

@@ -22,6 +22,15 @@ enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Serve the HTTP API and run the scheduler in one process, until
+    /// SIGINT or SIGTERM. Creates or migrates the schema; on a database with
+    /// no account, creates one with an admin and prints the admin's API key
+    /// once.
+    #[command(after_help = environment_help())]
+    Serve(ServeArgs),
+    /// Administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Run the sequence scheduler against the database until interrupted
     /// (SIGINT or SIGTERM): due actions are processed continuously and the
     /// outbox is delivered. In-flight actions finish before it exits.
@@ -29,10 +38,39 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// A TOML file of settings (keys: listen, database_url, cache_dir,
+    /// [scheduler] batch_size, concurrency, lease_seconds, max_idle_ms).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// On a database with no account, create one with an admin user and
+    /// print the admin's API key (shown once).
+    #[command(after_help = environment_help())]
+    Bootstrap(ServeArgs),
+}
+
+fn environment_help() -> String {
+    let mut help = String::from("Settings: defaults, then the file, then these environment variables:\n");
+    for (name, what) in stepwise::config::ENVIRONMENT {
+        help.push_str(&format!("  {name:<34} {what}\n"));
+    }
+    help
+}
+
+#[derive(Debug, clap::Args)]
 struct SchedulerArgs {
     /// The database: `sqlite://PATH?mode=rwc` (the embedded default) or
     /// `postgres://USER@HOST/DB` for several hosts sharing one database.
-    #[arg(long, env = "STEPWISE_DATABASE_URL", default_value = "sqlite://stepwise.db?mode=rwc", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STEPWISE_DATABASE_URL",
+        default_value = "sqlite://stepwise.db?mode=rwc",
+        hide_env_values = true
+    )]
     database_url: String,
     /// Where compiled plugins are cached.
     #[arg(long, env = "STEPWISE_CACHE_DIR")]
@@ -152,7 +190,83 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Plugin(PluginCommand::Run(args)) => run(*args).await,
         Command::Scheduler(args) => scheduler(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Admin(AdminCommand::Bootstrap(args)) => bootstrap(args).await,
     }
+}
+
+fn settings(args: &ServeArgs) -> anyhow::Result<stepwise::config::Settings> {
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("STEPWISE_")).collect();
+    Ok(stepwise::config::Settings::load(args.config.as_deref(), &env)?)
+}
+
+async fn open_store(settings: &stepwise::config::Settings) -> anyhow::Result<stepwise::store::Store> {
+    stepwise::store::Store::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", stepwise::config::redact(&settings.database_url)))
+}
+
+fn print_bootstrap(made: &stepwise::api::Bootstrapped) {
+    println!("created account {} with admin {} <{}>", made.account_id, made.admin.id, made.admin.email);
+    println!("admin API key (shown once; keep it safe): {}", made.secret);
+}
+
+async fn bootstrap(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(&args)?;
+    let store = open_store(&settings).await?;
+    let made = stepwise::api::bootstrap(&store, chrono::Utc::now()).await?;
+    store.close().await;
+    match made {
+        Some(made) => {
+            print_bootstrap(&made);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => anyhow::bail!("the database already has an account; make further keys through the API"),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use stepwise::engine::{Engine, RecordingTransport, SystemClock};
+    let settings = settings(&args)?;
+    let store = open_store(&settings).await?;
+    if let Some(made) = stepwise::api::bootstrap(&store, chrono::Utc::now()).await? {
+        print_bootstrap(&made);
+    }
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: settings.cache_dir.clone(), ..RuntimeConfig::default() })?;
+    let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
+    let transport = std::sync::Arc::new(RecordingTransport::new());
+    let engine = Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, settings.engine());
+    let app = stepwise::api::Application::build(engine.clone(), settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    eprintln!("stepwise listening on http://{} ({:?} database); stop with Ctrl-C", app.local_addr()?, store.backend());
+    // One signal stops both: the API finishes its requests, the scheduler
+    // its actions in flight.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let api = tokio::spawn(app.run({
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    }));
+    let scheduler = {
+        let engine = engine.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            engine
+                .run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+    shutdown_signal().await;
+    eprintln!("stopping: finishing requests and actions in flight");
+    let _ = stop.send(true);
+    api.await??;
+    scheduler.await??;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
@@ -162,7 +276,8 @@ async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new(RuntimeConfig { cache_dir: args.cache_dir, ..RuntimeConfig::default() })?;
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
     let transport = std::sync::Arc::new(RecordingTransport::new());
-    let engine = Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, EngineConfig::default());
+    let engine =
+        Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, EngineConfig::default());
     if args.once {
         let handled = engine.run_until_idle().await?;
         println!("processed {handled} due actions on {:?}", store.backend());

@@ -32,6 +32,7 @@ mod actions;
 mod contacts;
 mod enrollments;
 mod events;
+mod keys;
 mod outbox;
 mod plugins;
 mod sequences;
@@ -48,6 +49,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub use actions::{ActionCompletion, BatchCompletion, NewAction, Schedule};
 pub use enrollments::NewEnrollment;
 pub use events::{NewEvent, Timeline};
+pub use keys::{ApiKey, KeyHolder};
 pub use outbox::NewOutboxMessage;
 pub use sequences::NewSequence;
 
@@ -58,6 +60,20 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 /// Writers are serialized by SQLite; transactions are short, so a few
 /// seconds only matter under pathological load.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The figures of `/metrics`, read from the database so that every host
+/// reports the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    /// Current actions due now and not yet processed.
+    pub due_backlog: i64,
+    /// `(plugin, status, count)`.
+    pub actions: Vec<(String, String, i64)>,
+    /// `(deferral reason, count)` of unperformed actions.
+    pub deferrals: Vec<(String, i64)>,
+    /// `(state, count)` of outbox messages.
+    pub outbox: Vec<(String, i64)>,
+}
 
 /// The database behind a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,6 +381,46 @@ impl Store {
         .fetch_one(p)
         .await?);
         time_opt(next)
+    }
+
+    /// Checks the database answers.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when it does not.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// The figures `/metrics` reports.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn metrics(&self, now: DateTime<Utc>) -> Result<Metrics> {
+        let due_backlog: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM actions WHERE is_current AND status = 'future' AND due_at <= $1"
+        )
+        .bind(ms(now))
+        .fetch_one(p)
+        .await?);
+        let actions: Vec<(String, String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT plugin_id, status, COUNT(*) FROM actions GROUP BY plugin_id, status ORDER BY plugin_id, status"
+        )
+        .fetch_all(p)
+        .await?);
+        let deferrals: Vec<(String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT deferral_reason, COUNT(*) FROM actions
+             WHERE deferral_reason IS NOT NULL AND status = 'future' GROUP BY deferral_reason ORDER BY deferral_reason"
+        )
+        .fetch_all(p)
+        .await?);
+        let outbox: Vec<(String, i64)> =
+            on_pool!(self, |p| sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
+                .fetch_all(p)
+                .await?);
+        Ok(Metrics { due_backlog, actions, deferrals, outbox })
     }
 
     /// Executes one statement as written, outside the typed API. It exists

@@ -148,3 +148,38 @@ fn scheduler_refuses_a_database_url_it_does_not_know() {
     assert!(err.contains("the database url must start with sqlite: or postgres:"), "{err}");
     assert!(!err.contains("secret"), "the url's password is never printed: {err}");
 }
+
+#[tokio::test]
+async fn serve_bootstraps_an_admin_serves_and_stops_on_sigterm() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepwise"))
+        .arg("serve")
+        .env("STEPWISE_LISTEN", "127.0.0.1:0")
+        .env("STEPWISE_DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let _created = out.next().unwrap().unwrap();
+    let key_line = out.next().unwrap().unwrap();
+    let key = key_line.rsplit(' ').next().unwrap().to_owned();
+    assert!(key.starts_with("sw_"), "{key_line}");
+    let listening = err.find_map(|l| l.ok().filter(|l| l.contains("listening on"))).expect("it says where it listens");
+    let base = listening.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let me = client.get(format!("{base}/v1/me")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    assert!(me.text().await.unwrap().contains("admin@localhost"));
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a clean stop on SIGTERM: {status}");
+    assert!(err.any(|l| l.is_ok_and(|l| l.contains("stopping"))), "it says it is stopping");
+}

@@ -1,6 +1,7 @@
 //! Shared pieces of Stepwise's end-to-end tests: the guest components built
 //! for them, a runtime with test limits, fixtures and a local HTTP server.
 
+pub mod app;
 pub mod db;
 pub mod scenario;
 

@@ -1,0 +1,109 @@
+//! The HTTP API (axum): the only module that knows HTTP. Handlers turn
+//! requests into engine and store calls and their answers into JSON; errors
+//! are RFC 9457 problem documents ([`error::ApiError`]).
+
+pub mod auth;
+pub mod error;
+mod health;
+mod me;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::engine::Engine;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The engine (and through it the store and the plugins).
+    pub engine: Engine,
+}
+
+/// The API bound to its listener, ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `addr` (port 0 picks a free port) and builds the routes.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound.
+    pub async fn build(engine: Engine, addr: SocketAddr) -> std::io::Result<Application> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Ok(Application { listener, router: router(AppState { engine }) })
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    ///
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    ///
+    /// # Errors
+    ///
+    /// When accepting connections fails.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/me", get(me::me))
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+/// What a fresh install's bootstrap made.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    /// The account.
+    pub account_id: String,
+    /// Its admin.
+    pub admin: crate::model::User,
+    /// The admin's API key; shown once, kept only as a hash.
+    pub secret: String,
+}
+
+/// On a database with no account: creates one, with an admin user and an
+/// API key for them. Does nothing (`None`) when an account exists.
+///
+/// # Errors
+///
+/// A store error.
+pub async fn bootstrap(
+    store: &crate::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::store::Result<Option<Bootstrapped>> {
+    let mut tx = store.begin().await?;
+    if tx.account_count().await? > 0 {
+        return Ok(None);
+    }
+    let account = tx.create_account("Default", None, now).await?;
+    let admin = crate::model::User {
+        name: "Administrator".into(),
+        email: "admin@localhost".into(),
+        role: crate::model::Role::Admin,
+        ..crate::model::User::default()
+    };
+    let admin = tx.create_user(&account.id, &admin, now).await?;
+    let (_, secret) = tx.create_api_key(&account.id, &admin.id, "bootstrap", now).await?;
+    tx.commit().await?;
+    Ok(Some(Bootstrapped { account_id: account.id, admin, secret }))
+}

@@ -1,0 +1,51 @@
+//! Who is calling: `Authorization: Bearer <key>`, checked on every request
+//! that names a caller.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::model::{Role, User};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The caller's account: everything they see is scoped to it.
+    pub account_id: String,
+    /// The caller.
+    pub user: User,
+    /// The key used.
+    pub key_id: String,
+}
+
+impl Caller {
+    /// The caller's role.
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("send an API key as `Authorization: Bearer <key>`".into()))?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <key>`".into()))?;
+        let holder =
+            state.engine.store().authenticate(secret, state.engine.now()).await?.ok_or_else(|| {
+                ApiError::Unauthorized("the API key is unknown, revoked, or its user is inactive".into())
+            })?;
+        Ok(Caller { account_id: holder.account_id, user: holder.user, key_id: holder.key_id })
+    }
+}

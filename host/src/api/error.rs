@@ -1,0 +1,128 @@
+//! The one error type of the API, answered as an RFC 9457
+//! `application/problem+json` document with a stable `type`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::engine::EngineError;
+use crate::store::StoreError;
+
+/// A field of a request and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    /// JSON Pointer of the field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What the API answers when it cannot do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: no key, or a key that authenticates nobody.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller's role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such record in the caller's account (another account's
+    /// records are "not found" too, never "forbidden").
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the request conflicts with the record's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the request is well-formed but its content is wrong.
+    #[error("{detail}")]
+    Validation {
+        /// In words.
+        detail: String,
+        /// Each field and what is wrong with it.
+        fields: Vec<FieldProblem>,
+    },
+    /// 500: a fault of the host; logged, never shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "<[FieldProblem]>::is_empty")]
+    errors: &'a [FieldProblem],
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.parts();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let fields: &[FieldProblem] = match &self {
+            ApiError::Validation { fields, .. } => fields,
+            _ => &[],
+        };
+        let body = Problem {
+            kind: format!("urn:stepwise:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            errors: fields,
+        };
+        let mut response = (status, Json(body)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { what, id } => ApiError::NotFound(format!("{what} {id} not found")),
+            StoreError::Conflict { what, .. } => ApiError::Conflict(what),
+            StoreError::Invalid(message) => ApiError::Validation { detail: message, fields: Vec::new() },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::NotFound { .. } => ApiError::NotFound(error.to_string()),
+            EngineError::AlreadyEnrolled { .. }
+            | EngineError::QueuedElsewhere { .. }
+            | EngineError::InvalidState(_) => ApiError::Conflict(error.to_string()),
+            EngineError::Invalid(message) => ApiError::Validation { detail: message, fields: Vec::new() },
+            EngineError::Plugin { .. } => ApiError::Conflict(error.to_string()),
+            EngineError::Store(store) => store.into(),
+        }
+    }
+}
+
+/// The answer to a route that does not exist.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route {}", uri.path()))
+}

@@ -1,0 +1,60 @@
+//! Liveness, readiness and Prometheus metrics: unauthenticated, for the
+//! operator's probes and scrapers.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The process is up.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The database answers.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.engine.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n".to_owned())
+        }
+    }
+}
+
+/// Prometheus text format: due backlog, actions by plugin and status,
+/// deferrals by reason, outbox depth by state.
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let m = state.engine.store().metrics(state.engine.now()).await?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP stepwise_due_actions Current actions whose due time has passed and that wait to be processed."
+    );
+    let _ = writeln!(out, "# TYPE stepwise_due_actions gauge");
+    let _ = writeln!(out, "stepwise_due_actions {}", m.due_backlog);
+    let _ = writeln!(out, "# HELP stepwise_actions Actions by plugin and status.");
+    let _ = writeln!(out, "# TYPE stepwise_actions gauge");
+    for (plugin, status, n) in &m.actions {
+        let _ = writeln!(out, "stepwise_actions{{plugin=\"{}\",status=\"{status}\"}} {n}", escape(plugin));
+    }
+    let _ = writeln!(out, "# HELP stepwise_deferred_actions Unperformed actions held back, by deferral reason.");
+    let _ = writeln!(out, "# TYPE stepwise_deferred_actions gauge");
+    for (reason, n) in &m.deferrals {
+        let _ = writeln!(out, "stepwise_deferred_actions{{reason=\"{reason}\"}} {n}");
+    }
+    let _ = writeln!(out, "# HELP stepwise_outbox_messages Outbox messages by state.");
+    let _ = writeln!(out, "# TYPE stepwise_outbox_messages gauge");
+    for (state, n) in &m.outbox {
+        let _ = writeln!(out, "stepwise_outbox_messages{{state=\"{state}\"}} {n}");
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

@@ -1,0 +1,203 @@
+//! API keys: made for a user, shown once, kept as a hash, revocable.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::{Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
+use crate::model::User;
+
+/// What distinguishes a Stepwise key from other secrets in a config file.
+const KEY_PREFIX: &str = "sw_";
+
+/// How often a key's last use is written.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKey {
+    /// Identifier (`key_…`).
+    pub id: String,
+    /// The account.
+    pub account_id: String,
+    /// The user it acts as.
+    pub user_id: String,
+    /// A name the user gave it.
+    pub name: String,
+    /// The secret's first characters, to tell keys apart.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was last used.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was revoked; a revoked key authenticates nobody.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Who a key authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    /// The key.
+    pub key_id: String,
+    /// Its account.
+    pub account_id: String,
+    /// Its user.
+    pub user: User,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    account_id: String,
+    user_id: String,
+    name: String,
+    prefix: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl KeyRow {
+    fn into_domain(self) -> Result<ApiKey> {
+        Ok(ApiKey {
+            id: self.id,
+            account_id: self.account_id,
+            user_id: self.user_id,
+            name: self.name,
+            prefix: self.prefix,
+            created_at: time(self.created_at)?,
+            last_used_at: time_opt(self.last_used_at)?,
+            revoked_at: time_opt(self.revoked_at)?,
+        })
+    }
+}
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl Tx {
+    /// Makes a key for a user of the account. Returns it and its secret,
+    /// which is not kept and cannot be shown again.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when the user is
+    /// not in the account.
+    pub async fn create_api_key(
+        &mut self,
+        account_id: &str,
+        user_id: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKey, String)> {
+        // Two version-4 UUIDs: 244 bits from the operating system's generator.
+        let secret = format!("{KEY_PREFIX}{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let prefix: String = secret.chars().take(KEY_PREFIX.len() + 8).collect();
+        let id = new_id("key");
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO api_keys (id, account_id, user_id, name, prefix, secret_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(user_id)
+        .bind(name)
+        .bind(&prefix)
+        .bind(hash(&secret))
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        let key = ApiKey {
+            id,
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            name: name.to_owned(),
+            prefix,
+            created_at: time(ms(now))?,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        Ok((key, secret))
+    }
+
+    /// The keys of a user, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn api_keys(&mut self, account_id: &str, user_id: &str) -> Result<Vec<ApiKey>> {
+        let rows: Vec<KeyRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, account_id, user_id, name, prefix, created_at, last_used_at, revoked_at
+             FROM api_keys WHERE account_id = $1 AND user_id = $2 ORDER BY created_at DESC, id"
+        )
+        .bind(account_id)
+        .bind(user_id)
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(KeyRow::into_domain).collect()
+    }
+
+    /// Revokes a key of the account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn revoke_api_key(&mut self, account_id: &str, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE account_id = $1 AND id = $2"
+        )
+        .bind(account_id)
+        .bind(id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        found((done > 0).then_some(()), "api key", id)
+    }
+
+    /// How many accounts exist (none: a fresh install to bootstrap).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn account_count(&mut self) -> Result<i64> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(&mut *c).await?))
+    }
+}
+
+impl Store {
+    /// Who a secret authenticates: its key must exist, not be revoked, and
+    /// its user be active. Records the key's use at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn authenticate(&self, secret: &str, now: DateTime<Utc>) -> Result<Option<KeyHolder>> {
+        if !secret.starts_with(KEY_PREFIX) {
+            return Ok(None);
+        }
+        let row: Option<(String, String, String, Option<i64>)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, account_id, user_id, last_used_at FROM api_keys
+             WHERE secret_hash = $1 AND revoked_at IS NULL"
+        )
+        .bind(hash(secret))
+        .fetch_optional(p)
+        .await?);
+        let Some((key_id, account_id, user_id, last_used)) = row else { return Ok(None) };
+        let mut tx = self.begin_read().await?;
+        let user = tx.user(&account_id, &user_id).await?;
+        tx.rollback().await?;
+        // The last use is recorded to the minute, so that reading with a key
+        // does not write on every request.
+        if last_used.is_none_or(|t| ms(now) - t >= LAST_USED_RESOLUTION_MS) {
+            on_pool!(self, |p| sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                .bind(&key_id)
+                .bind(ms(now))
+                .execute(p)
+                .await?
+                .rows_affected());
+        }
+        Ok(user.active.then_some(KeyHolder { key_id, account_id, user }))
+    }
+}

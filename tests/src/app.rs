@@ -1,0 +1,82 @@
+//! The API on a real server on port 0, over a [`World`], with an HTTP
+//! client and keys for an admin and an agent.
+
+use std::net::SocketAddr;
+
+use stepwise::api::Application;
+use stepwise::model::{Role, User};
+use stepwise::store::Store;
+
+use crate::scenario::World;
+
+/// A served API.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The world behind it.
+    pub world: World,
+    /// An admin's API key.
+    pub admin_key: String,
+    /// The world's agent's API key.
+    pub agent_key: String,
+    /// The client.
+    pub client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as JSON, or `Null` when it is not JSON.
+    pub json: serde_json::Value,
+    /// The body as text.
+    pub text: String,
+}
+
+impl TestApp {
+    /// Serves the API over a new world on `store`.
+    pub async fn spawn(store: Store) -> TestApp {
+        let world = World::new(store).await;
+        let app = Application::build(world.engine.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("binds");
+        let base = format!("http://{}", app.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        let admin =
+            User { name: "Ada Admin".into(), email: "admin@example.com".into(), role: Role::Admin, ..User::default() };
+        let admin = world.user(admin).await;
+        let mut tx = world.store().begin().await.unwrap();
+        let (_, admin_key) = tx.create_api_key(&world.account, &admin, "test", world.now()).await.unwrap();
+        let (_, agent_key) = tx.create_api_key(&world.account, &world.agent, "test", world.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        TestApp { base, world, admin_key, agent_key, client: reqwest::Client::new(), _stop: stop }
+    }
+
+    /// Sends `request` and reads the answer.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Answer { status, content_type, headers, json, text }
+    }
+
+    /// `GET path` with `key` (none when `None`).
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Answer {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        self.send(request).await
+    }
+}

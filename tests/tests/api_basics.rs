@@ -1,0 +1,115 @@
+//! The API's foundation: health, readiness, metrics, keys and problem
+//! documents, against a real server, on both backends.
+
+use serde_json::json;
+use stepwise::domain::TimingMode;
+use stepwise_tests::app::TestApp;
+use stepwise_tests::db::for_each_backend;
+use stepwise_tests::scenario::{scripted, settings};
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_a_key() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let health = app.get("/healthz", None).await;
+        assert_eq!((health.status, health.text.as_str()), (200, "ok\n"));
+        assert_eq!(app.get("/readyz", None).await.status, 200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_malformed_unknown_or_revoked_key_is_a_401_problem() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let missing = app.get("/v1/me", None).await;
+        assert_eq!(missing.status, 401);
+        assert_eq!(missing.content_type, "application/problem+json");
+        assert_eq!(missing.json["type"], "urn:stepwise:problem:unauthorized");
+        assert_eq!(missing.json["status"], 401);
+        assert!(missing.json["detail"].as_str().unwrap().contains("Bearer"), "{}", missing.text);
+        assert_eq!(missing.headers.get("www-authenticate").unwrap(), "Bearer");
+
+        let malformed =
+            app.send(app.client.get(format!("{}/v1/me", app.base)).header("authorization", "Basic abc")).await;
+        assert_eq!(malformed.status, 401);
+        assert_eq!(app.get("/v1/me", Some("sw_0000")).await.status, 401);
+
+        let me = app.get("/v1/me", Some(&app.agent_key)).await;
+        assert_eq!(me.status, 200, "{}", me.text);
+        assert_eq!(me.json["user"]["email"], "grace@example.com");
+        assert_eq!(me.json["account_id"], app.world.account.as_str());
+
+        let mut tx = app.world.store().begin().await.unwrap();
+        let key_id = me.json["key_id"].as_str().unwrap();
+        tx.revoke_api_key(&app.world.account, key_id, app.world.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(app.get("/v1/me", Some(&app.agent_key)).await.status, 401, "revoked");
+
+        // An inactive user's keys stop working.
+        app.world.update_user(&app.world.agent, |u| u.active = false).await;
+        let mut tx = app.world.store().begin().await.unwrap();
+        let (_, fresh) =
+            tx.create_api_key(&app.world.account, &app.world.agent, "again", app.world.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(app.get("/v1/me", Some(&fresh)).await.status, 401, "inactive user");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let answer = app.get("/v1/nothing-here", Some(&app.admin_key)).await;
+        assert_eq!(answer.status, 404);
+        assert_eq!(answer.json["type"], "urn:stepwise:problem:not-found");
+        assert_eq!(answer.json["detail"], "no route /v1/nothing-here");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_report_the_backlog_actions_deferrals_and_outbox() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let sent = w.contact(|_| {}).await;
+        let unreachable = w.contact(|c| c.email = None).await;
+        w.enroll(&sent, &seq).await;
+        let waiting = w.enroll(&unreachable, &seq).await;
+        let before = app.get("/metrics", None).await;
+        assert!(before.text.contains("stepwise_due_actions 2\n"), "{}", before.text);
+        w.engine.run_until_idle().await.unwrap();
+        let after = app.get("/metrics", None).await;
+        assert_eq!(after.status, 200);
+        assert!(after.content_type.starts_with("text/plain"), "{}", after.content_type);
+        for line in [
+            "stepwise_due_actions 0\n",
+            "stepwise_actions{plugin=\"scripted\",status=\"completed\"} 1\n",
+            "stepwise_actions{plugin=\"scripted\",status=\"future\"} 1\n",
+            "stepwise_deferred_actions{reason=\"missing_email\"} 1\n",
+            "stepwise_outbox_messages{state=\"sent\"} 1\n",
+        ] {
+            assert!(after.text.contains(line), "missing {line:?} in\n{}", after.text);
+        }
+        assert!(!waiting.id.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bootstrap_makes_an_admin_key_once() {
+    for_each_backend(|store| async move {
+        let made = stepwise::api::bootstrap(&store, stepwise_tests::db::t0()).await.unwrap().expect("a fresh database");
+        let holder = store.authenticate(&made.secret, stepwise_tests::db::t0()).await.unwrap().expect("the key works");
+        assert_eq!(holder.user.role, stepwise::model::Role::Admin);
+        assert!(stepwise::api::bootstrap(&store, stepwise_tests::db::t0()).await.unwrap().is_none(), "only once");
+        let mut tx = store.begin_read().await.unwrap();
+        let keys = tx.api_keys(&made.account_id, &made.admin.id).await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(made.secret.starts_with(&keys[0].prefix), "listed by its prefix, never its secret");
+    })
+    .await;
+}
