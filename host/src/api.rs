@@ -2,16 +2,22 @@
 //! requests into engine and store calls and their answers into JSON; errors
 //! are RFC 9457 problem documents ([`error::ApiError`]).
 
+mod actions;
 pub mod auth;
+mod contacts;
+mod enrollments;
 pub mod error;
 mod health;
+pub mod json;
 mod me;
+mod sequences;
+mod signals;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 
 use crate::engine::Engine;
 
@@ -66,6 +72,32 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/me", get(me::me))
+        .route("/v1/contacts", get(contacts::list).post(contacts::create))
+        .route("/v1/contacts/{id}", get(contacts::get).put(contacts::replace).delete(contacts::delete))
+        .route("/v1/contacts/{id}/enrollments", get(contacts::enrollments))
+        .route("/v1/contacts/{id}/timeline", get(contacts::timeline))
+        .route("/v1/sequences", get(sequences::list).post(sequences::create))
+        .route("/v1/sequences/{id}", get(sequences::get))
+        .route("/v1/sequences/{id}/versions", post(sequences::publish))
+        .route("/v1/sequences/{id}/versions/{n}", get(sequences::version))
+        .route("/v1/sequences/{id}/state", post(sequences::set_state))
+        .route("/v1/sequences/{id}/enrollments", get(sequences::enrollments))
+        .route("/v1/enrollments", post(enrollments::enroll))
+        .route("/v1/enrollments/{id}", get(enrollments::get).delete(enrollments::remove))
+        .route("/v1/enrollments/{id}/stop", post(enrollments::stop))
+        .route("/v1/enrollments/{id}/pause", post(enrollments::pause))
+        .route("/v1/enrollments/{id}/resume", post(enrollments::resume))
+        .route("/v1/enrollments/{id}/cancel", post(enrollments::cancel))
+        .route("/v1/enrollments/{id}/migrate", post(enrollments::migrate))
+        .route("/v1/enrollments/{id}/event-date", put(enrollments::event_date))
+        .route("/v1/engage", get(actions::engage))
+        .route("/v1/actions/{id}", get(actions::get))
+        .route("/v1/actions/{id}/complete", post(actions::complete))
+        .route("/v1/actions/{id}/skip", post(actions::skip))
+        .route("/v1/actions/{id}/reschedule", post(actions::reschedule))
+        .route("/v1/actions/{id}/hide", post(actions::hide))
+        .route("/v1/actions/{id}/explain", get(actions::explain))
+        .route("/v1/signals", post(signals::signal))
         .fallback(error::not_found)
         .with_state(state)
 }

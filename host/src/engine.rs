@@ -26,6 +26,7 @@ mod outbox;
 mod process;
 mod signals;
 pub mod timing;
+mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,7 @@ pub use explain::{Check, Explanation};
 pub use lifecycle::{Disposition, EnrollRequest};
 pub use outbox::{Delivery, RecordingTransport, Transport, TransportError};
 pub use signals::{Signal, SignalKind};
+pub use validate::StepProblem;
 
 use crate::domain::SequenceVersion;
 use crate::plugins::Registry;

@@ -20,10 +20,28 @@ pub struct Caller {
     pub key_id: String,
 }
 
+/// Roles that may change contacts, enroll and work actions.
+pub const WORKERS: &[Role] = &[Role::Admin, Role::Agent];
+/// Roles that may manage sequences, users and plugins, and remove records.
+pub const ADMINS: &[Role] = &[Role::Admin];
+
 impl Caller {
     /// The caller's role.
     pub fn role(&self) -> Role {
         self.user.role
+    }
+
+    /// Allows the request only to `roles` (the matrix in the README).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Forbidden`] naming what needs which role.
+    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
+        if roles.contains(&self.user.role) {
+            return Ok(());
+        }
+        let names: Vec<String> = roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+        Err(ApiError::Forbidden(format!("{what} needs the role {}", names.join(" or "))))
     }
 }
 

@@ -21,6 +21,15 @@ pub struct FieldProblem {
 /// What the API answers when it cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 400: the request cannot be read (broken JSON, a bad query string).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 413: the body is larger than the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: the body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 401: no key, or a key that authenticates nobody.
     #[error("{0}")]
     Unauthorized(String),
@@ -61,6 +70,11 @@ struct Problem<'a> {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request too large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),

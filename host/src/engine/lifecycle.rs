@@ -932,7 +932,12 @@ impl Engine {
         self.action_of(account_id, action_id).await
     }
 
-    async fn action_of(&self, account_id: &str, action_id: &str) -> Result<Action> {
+    /// The action `action_id` of the account.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NotFound`] when it is not the account's.
+    pub async fn action_of(&self, account_id: &str, action_id: &str) -> Result<Action> {
         Ok(self.load_context(action_id, Some(account_id)).await?.action)
     }
 

@@ -207,6 +207,23 @@ impl Tx {
         found(row, "contact", id)?.into_domain()
     }
 
+    /// A page of the account's contacts, by id, after `after` (the last id
+    /// of the previous page).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn contacts(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<Contact>> {
+        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3");
+        let rows: Vec<ContactRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(account_id)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(ContactRow::into_domain).collect()
+    }
+
     /// The contacts of `account_id` with these ids, in no particular order.
     ///
     /// # Errors

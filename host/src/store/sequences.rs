@@ -138,6 +138,18 @@ impl Tx {
         found(row, "sequence", id)?.into_domain()
     }
 
+    /// The sequences of an account, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn sequences(&mut self, account_id: &str) -> Result<Vec<Sequence>> {
+        let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 ORDER BY name, id");
+        let rows: Vec<SequenceRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).fetch_all(&mut *c).await?);
+        rows.into_iter().map(SequenceRow::into_domain).collect()
+    }
+
     /// The sequences of `account_id` with these ids, in no particular order.
     ///
     /// # Errors

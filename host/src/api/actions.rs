@@ -1,0 +1,158 @@
+//! The Engage view and what a rep does from it: complete with a result,
+//! skip, reschedule, hide (show-on-Engage back to false), and explain.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{Caller, WORKERS};
+use super::error::ApiError;
+use super::json::Body;
+use crate::domain::Action;
+use crate::model::Role;
+
+/// Filters and order of the Engage view.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngageQuery {
+    /// Whose list (admins only; the caller's own otherwise).
+    pub user: Option<String>,
+    /// Only actions of this step type (plugin id).
+    #[serde(rename = "type")]
+    pub plugin: Option<String>,
+    /// Only actions of this sequence.
+    pub sequence: Option<String>,
+    /// Only actions due at or before this time.
+    pub due_before: Option<DateTime<Utc>>,
+    /// `due` (oldest first, the default) or `-due`.
+    pub sort: Option<String>,
+}
+
+/// A result for a completion.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    /// One of the step type's results.
+    pub result: String,
+}
+
+/// A new due date.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleBody {
+    /// When the action is due again.
+    pub due_at: DateTime<Utc>,
+}
+
+/// `GET /v1/engage`: a user's active actions.
+pub async fn engage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EngageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = match &q.user {
+        Some(user) if *user != caller.user.id => {
+            caller.require(&[Role::Admin], "reading another user's Engage view")?;
+            user.clone()
+        }
+        _ => caller.user.id.clone(),
+    };
+    let descending = match q.sort.as_deref() {
+        None | Some("due") => false,
+        Some("-due") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("sort `{other}` is not `due` or `-due`"))),
+    };
+    let mut tx = state.engine.store().begin_read().await?;
+    let mut actions = tx.engage_actions(&user).await?;
+    if let Some(sequence) = &q.sequence {
+        let ids: Vec<String> = actions.iter().map(|a| a.enrollment_id.clone()).collect();
+        let of_sequence: std::collections::HashSet<String> = tx
+            .enrollments_by_ids(&ids)
+            .await?
+            .into_iter()
+            .filter(|e| &e.sequence_id == sequence)
+            .map(|e| e.id)
+            .collect();
+        actions.retain(|a| of_sequence.contains(&a.enrollment_id));
+    }
+    actions.retain(|a| q.plugin.as_ref().is_none_or(|p| &a.plugin_id == p));
+    actions.retain(|a| q.due_before.is_none_or(|before| a.due_at.is_some_and(|d| d <= before)));
+    if descending {
+        actions.reverse();
+    }
+    Ok(Json(json!({ "user_id": user, "actions": actions })))
+}
+
+/// Only the action's owner or an admin works an action.
+async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Action, ApiError> {
+    caller.require(WORKERS, "working an action")?;
+    let action = state.engine.action_of(&caller.account_id, id).await?;
+    if caller.role() != Role::Admin && action.owner_id.as_deref() != Some(caller.user.id.as_str()) {
+        return Err(ApiError::Forbidden(format!("action {id} is not yours; its owner or an admin may work it")));
+    }
+    Ok(action)
+}
+
+/// `GET /v1/actions/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Action>, ApiError> {
+    Ok(Json(state.engine.action_of(&caller.account_id, &id).await?))
+}
+
+/// `POST /v1/actions/{id}/complete`.
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<CompleteBody>,
+) -> Result<Json<Action>, ApiError> {
+    owned(&state, &caller, &id).await?;
+    Ok(Json(state.engine.complete_action(&caller.account_id, &id, &caller.user.id, &body.result).await?))
+}
+
+/// `POST /v1/actions/{id}/skip`.
+pub async fn skip(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Action>, ApiError> {
+    owned(&state, &caller, &id).await?;
+    Ok(Json(state.engine.skip_action(&caller.account_id, &id, &caller.user.id).await?))
+}
+
+/// `POST /v1/actions/{id}/reschedule`.
+pub async fn reschedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<RescheduleBody>,
+) -> Result<Json<Action>, ApiError> {
+    owned(&state, &caller, &id).await?;
+    Ok(Json(state.engine.reschedule_action(&caller.account_id, &id, &caller.user.id, body.due_at).await?))
+}
+
+/// `POST /v1/actions/{id}/hide`: show-on-Engage back to false; the action
+/// is processed again, skip criteria included.
+pub async fn hide(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Action>, ApiError> {
+    owned(&state, &caller, &id).await?;
+    Ok(Json(state.engine.hide_from_engage(&caller.account_id, &id, &caller.user.id).await?))
+}
+
+/// `GET /v1/actions/{id}/explain`: why it is (not) on the Engage view.
+pub async fn explain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.engine.explain(&caller.account_id, &id).await?)))
+}

@@ -1,0 +1,171 @@
+//! `/v1/contacts`: create (new leads are auto-enrolled by lead source), read,
+//! replace, delete and list contacts; a contact's sequences and timeline.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{ADMINS, Caller, WORKERS};
+use super::error::{ApiError, FieldProblem};
+use super::json::Body;
+use crate::model::Contact;
+use crate::store::Timeline;
+
+/// Paging of lists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// The last id of the previous page.
+    pub after: Option<String>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<u32>,
+}
+
+impl Page {
+    pub(super) fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(100),
+            Some(n @ 1..=500) => Ok(n),
+            Some(n) => Err(ApiError::Validation {
+                detail: format!("limit {n} is outside 1 to 500"),
+                fields: vec![FieldProblem { field: "/limit".into(), message: "between 1 and 500".into() }],
+            }),
+        }
+    }
+}
+
+/// Checks a contact's own fields (references are checked by the store).
+fn check(contact: &Contact) -> Result<(), ApiError> {
+    let mut fields = Vec::new();
+    if contact.first_name.trim().is_empty() && contact.last_name.trim().is_empty() && contact.email.is_none() {
+        fields.push(FieldProblem { field: "/first_name".into(), message: "a contact needs a name or an email".into() });
+    }
+    if let Some(email) = &contact.email {
+        let valid = email.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.'));
+        if !valid {
+            fields.push(FieldProblem { field: "/email".into(), message: format!("`{email}` is not an email address") });
+        }
+    }
+    if let Some(tz) = &contact.timezone
+        && tz.parse::<chrono_tz::Tz>().is_err()
+    {
+        fields.push(FieldProblem { field: "/timezone".into(), message: format!("unknown timezone `{tz}`") });
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation { detail: "the contact is invalid".into(), fields })
+    }
+}
+
+fn with_defaults(mut contact: Contact) -> Contact {
+    if contact.contact_type.trim().is_empty() {
+        contact.contact_type = "Other".into();
+    }
+    contact
+}
+
+/// `POST /v1/contacts`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(contact): Body<Contact>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(WORKERS, "creating a contact")?;
+    if !contact.id.is_empty() {
+        return Err(ApiError::Validation {
+            detail: "ids are assigned by Stepwise".into(),
+            fields: vec![FieldProblem { field: "/id".into(), message: "leave it out".into() }],
+        });
+    }
+    let contact = with_defaults(contact);
+    check(&contact)?;
+    let (contact, enrolled) = state.engine.create_contact(&caller.account_id, &contact, &caller.user.id).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "contact": contact, "enrollments": enrolled }))))
+}
+
+/// `GET /v1/contacts`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
+    let mut tx = state.engine.store().begin_read().await?;
+    let contacts = tx.contacts(&caller.account_id, page.after.as_deref(), limit).await?;
+    let next = (contacts.len() == limit as usize).then(|| contacts.last().map(|c| c.id.clone())).flatten();
+    Ok(Json(json!({ "contacts": contacts, "next_after": next })))
+}
+
+/// `GET /v1/contacts/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Contact>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(Json(tx.contact(&caller.account_id, &id).await?))
+}
+
+/// `PUT /v1/contacts/{id}`: replaces every field.
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(contact): Body<Contact>,
+) -> Result<Json<Contact>, ApiError> {
+    caller.require(WORKERS, "changing a contact")?;
+    if !contact.id.is_empty() && contact.id != id {
+        return Err(ApiError::Validation {
+            detail: format!("the body's id {} is not the path's {id}", contact.id),
+            fields: vec![FieldProblem { field: "/id".into(), message: "must match the path or be left out".into() }],
+        });
+    }
+    let contact = with_defaults(Contact { id: id.clone(), ..contact });
+    check(&contact)?;
+    let mut tx = state.engine.store().begin().await?;
+    tx.contact(&caller.account_id, &id).await?;
+    tx.update_contact(&caller.account_id, &contact).await?;
+    let saved = tx.contact(&caller.account_id, &id).await?;
+    tx.commit().await?;
+    state.engine.wake();
+    Ok(Json(saved))
+}
+
+/// `DELETE /v1/contacts/{id}`: the contact, its enrollments and history.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(ADMINS, "deleting a contact")?;
+    let mut tx = state.engine.store().begin().await?;
+    tx.delete_contact(&caller.account_id, &id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/contacts/{id}/enrollments`: the contact's sequences.
+pub async fn enrollments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    tx.contact(&caller.account_id, &id).await?;
+    Ok(Json(json!({ "enrollments": tx.enrollments_of_contact(&id).await? })))
+}
+
+/// `GET /v1/contacts/{id}/timeline`: every event about the contact.
+pub async fn timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    tx.contact(&caller.account_id, &id).await?;
+    Ok(Json(json!({ "events": tx.events(Timeline::Contact(&id)).await? })))
+}

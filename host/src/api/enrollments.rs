@@ -1,0 +1,169 @@
+//! `/v1/enrollments`: enroll, read with actions, pause, stop, resume,
+//! cancel, remove, migrate to another version, change the event date.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{ADMINS, Caller, WORKERS};
+use super::error::ApiError;
+use super::json::Body;
+use crate::engine::{Disposition, EnrollRequest};
+
+/// An enrollment request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollBody {
+    /// The contact.
+    pub contact_id: String,
+    /// The sequence.
+    pub sequence_id: String,
+    /// The event date of a `from_event` sequence.
+    #[serde(default)]
+    pub event_date: Option<DateTime<Utc>>,
+}
+
+/// What to do with the open action when stopping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopBody {
+    /// `complete`, `skip` or `keep` (the default).
+    #[serde(default = "keep")]
+    pub disposition: Disposition,
+}
+
+fn keep() -> Disposition {
+    Disposition::Keep
+}
+
+/// A version to move to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateBody {
+    /// The version.
+    pub version: i64,
+}
+
+/// A new event date; `null` clears it and cancels the remaining steps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventDateBody {
+    /// The date.
+    pub event_date: Option<DateTime<Utc>>,
+}
+
+/// `POST /v1/enrollments`: the caller is the initiating user.
+pub async fn enroll(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<EnrollBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(WORKERS, "enrolling a contact")?;
+    let request = EnrollRequest {
+        contact_id: body.contact_id,
+        sequence_id: body.sequence_id,
+        initiated_by: Some(caller.user.id.clone()),
+        event_date: body.event_date,
+    };
+    let enrollment = state.engine.enroll(&caller.account_id, &request).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "enrollment": enrollment }))))
+}
+
+/// `GET /v1/enrollments/{id}`: the enrollment with its actions.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    let enrollment = tx.enrollment(&id).await?;
+    if enrollment.account_id != caller.account_id {
+        return Err(ApiError::NotFound(format!("enrollment {id} not found")));
+    }
+    let actions = tx.actions_of_enrollment(&id).await?;
+    Ok(Json(json!({ "enrollment": enrollment, "actions": actions })))
+}
+
+/// `POST /v1/enrollments/{id}/stop` with a disposition for the open action.
+pub async fn stop(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<StopBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WORKERS, "stopping an enrollment")?;
+    let enrollment = state.engine.stop(&caller.account_id, &id, &caller.user.id, body.disposition).await?;
+    Ok(Json(json!({ "enrollment": enrollment })))
+}
+
+/// `POST /v1/enrollments/{id}/pause`: a stop that keeps the open action.
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WORKERS, "pausing an enrollment")?;
+    let enrollment = state.engine.stop(&caller.account_id, &id, &caller.user.id, Disposition::Keep).await?;
+    Ok(Json(json!({ "enrollment": enrollment })))
+}
+
+/// `POST /v1/enrollments/{id}/resume`.
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WORKERS, "resuming an enrollment")?;
+    let enrollment = state.engine.resume(&caller.account_id, &id, &caller.user.id).await?;
+    Ok(Json(json!({ "enrollment": enrollment })))
+}
+
+/// `POST /v1/enrollments/{id}/cancel`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WORKERS, "cancelling an enrollment")?;
+    let enrollment = state.engine.cancel(&caller.account_id, &id, &caller.user.id).await?;
+    Ok(Json(json!({ "enrollment": enrollment })))
+}
+
+/// `DELETE /v1/enrollments/{id}`: removes it with all its history.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(ADMINS, "removing an enrollment")?;
+    state.engine.remove(&caller.account_id, &id, &caller.user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/enrollments/{id}/migrate`.
+pub async fn migrate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<MigrateBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(ADMINS, "migrating an enrollment")?;
+    let enrollment = state.engine.migrate(&caller.account_id, &id, body.version, &caller.user.id).await?;
+    Ok(Json(json!({ "enrollment": enrollment })))
+}
+
+/// `PUT /v1/enrollments/{id}/event-date`.
+pub async fn event_date(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<EventDateBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WORKERS, "changing an event date")?;
+    let enrollment = state.engine.set_event_date(&caller.account_id, &id, body.event_date, &caller.user.id).await?;
+    Ok(Json(json!({ "enrollment": enrollment })))
+}

@@ -1,0 +1,216 @@
+//! `/v1/sequences`: create with steps (checked by their plugins), read,
+//! list, publish a new version of the steps, and change the state.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{ADMINS, Caller};
+use super::error::{ApiError, FieldProblem};
+use super::json::Body;
+use crate::domain::{PlanType, SequenceSettings, SequenceState, Step, TimingMode};
+use crate::store::NewSequence;
+
+/// A new sequence.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSequenceBody {
+    /// Name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// What it is for (`general` unless set).
+    #[serde(default = "general")]
+    pub plan_type: PlanType,
+    /// How due dates are computed (`after_previous` unless set).
+    #[serde(default = "after_previous")]
+    pub timing_mode: TimingMode,
+    /// Settings.
+    #[serde(default)]
+    pub settings: SequenceSettings,
+    /// The steps of version 1; none leaves the sequence without a version.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+fn general() -> PlanType {
+    PlanType::General
+}
+
+fn after_previous() -> TimingMode {
+    TimingMode::AfterPrevious
+}
+
+/// New steps for a sequence.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepsBody {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// A state change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateBody {
+    /// `active`, `paused` or `archived`.
+    pub state: SequenceState,
+}
+
+/// Numbers the steps by their order and checks them with their plugins.
+async fn checked_steps(
+    state: &AppState,
+    account: &str,
+    mode: TimingMode,
+    steps: Vec<Step>,
+) -> Result<Vec<Step>, ApiError> {
+    let steps: Vec<Step> = steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, step)| Step { position: u32::try_from(i).unwrap_or(u32::MAX), ..step })
+        .collect();
+    let problems = state.engine.validate_steps(account, mode, &steps).await?;
+    if problems.is_empty() {
+        return Ok(steps);
+    }
+    Err(ApiError::Validation {
+        detail: format!("{} problem(s) in the steps", problems.len()),
+        fields: problems.into_iter().map(|p| FieldProblem { field: p.field, message: p.message }).collect(),
+    })
+}
+
+fn check_settings(settings: &SequenceSettings) -> Result<(), ApiError> {
+    if let Some(hours) = &settings.business_hours {
+        crate::engine::timing::validate_hours(hours).map_err(|message| ApiError::Validation {
+            detail: message.clone(),
+            fields: vec![FieldProblem { field: "/settings/business_hours".into(), message }],
+        })?;
+    }
+    if settings.drip_limit == Some(0) {
+        return Err(ApiError::Validation {
+            detail: "a drip limit of 0 would queue every enrollment forever".into(),
+            fields: vec![FieldProblem {
+                field: "/settings/drip_limit".into(),
+                message: "at least 1, or leave it out".into(),
+            }],
+        });
+    }
+    Ok(())
+}
+
+/// `POST /v1/sequences`: a draft, with version 1 of its steps when given.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<NewSequenceBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(ADMINS, "creating a sequence")?;
+    if body.name.trim().is_empty() {
+        return Err(ApiError::Validation {
+            detail: "a sequence needs a name".into(),
+            fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
+        });
+    }
+    check_settings(&body.settings)?;
+    let steps = if body.steps.is_empty() {
+        Vec::new()
+    } else {
+        checked_steps(&state, &caller.account_id, body.timing_mode, body.steps).await?
+    };
+    let now = state.engine.now();
+    let mut tx = state.engine.store().begin().await?;
+    let new = NewSequence {
+        name: body.name,
+        description: body.description,
+        plan_type: body.plan_type,
+        timing_mode: body.timing_mode,
+        settings: body.settings,
+    };
+    let sequence = tx.create_sequence(&caller.account_id, &new, now).await?;
+    let version = if steps.is_empty() {
+        None
+    } else {
+        Some(tx.publish_version(&caller.account_id, &sequence.id, &steps, Some(&caller.user.id), now).await?)
+    };
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({ "sequence": sequence, "version": version }))))
+}
+
+/// `GET /v1/sequences`.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(Json(json!({ "sequences": tx.sequences(&caller.account_id).await? })))
+}
+
+/// `GET /v1/sequences/{id}`: the sequence and its newest version.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    let sequence = tx.sequence(&caller.account_id, &id).await?;
+    let version = tx.latest_version(&id).await?;
+    Ok(Json(json!({ "sequence": sequence, "version": version })))
+}
+
+/// `POST /v1/sequences/{id}/versions`: publishes new steps. Running
+/// enrollments keep their version; new ones get this one.
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<StepsBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(ADMINS, "publishing a version")?;
+    let mut tx = state.engine.store().begin_read().await?;
+    let sequence = tx.sequence(&caller.account_id, &id).await?;
+    drop(tx);
+    if sequence.state == SequenceState::Archived {
+        return Err(ApiError::Conflict(format!("sequence {id} is archived")));
+    }
+    let steps = checked_steps(&state, &caller.account_id, sequence.timing_mode, body.steps).await?;
+    let mut tx = state.engine.store().begin().await?;
+    let version =
+        tx.publish_version(&caller.account_id, &id, &steps, Some(&caller.user.id), state.engine.now()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({ "version": version }))))
+}
+
+/// `GET /v1/sequences/{id}/versions/{n}`.
+pub async fn version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, n)): Path<(String, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    tx.sequence(&caller.account_id, &id).await?;
+    Ok(Json(json!({ "version": tx.sequence_version(&id, n).await? })))
+}
+
+/// `POST /v1/sequences/{id}/state`.
+pub async fn set_state(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<StateBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(ADMINS, "changing a sequence's state")?;
+    let sequence = state.engine.set_sequence_state(&caller.account_id, &id, body.state, &caller.user.id).await?;
+    Ok(Json(json!({ "sequence": sequence })))
+}
+
+/// `GET /v1/sequences/{id}/enrollments`.
+pub async fn enrollments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    tx.sequence(&caller.account_id, &id).await?;
+    Ok(Json(json!({ "enrollments": tx.enrollments_of_sequence(&id).await? })))
+}

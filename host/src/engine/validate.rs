@@ -1,0 +1,130 @@
+//! Checking a sequence's steps before they are saved: each step's plugin
+//! exists and is a step type, its timing fits the sequence's mode, its
+//! config passes the plugin's own validation (tokens included), its owner
+//! exists, and each criterion is a predicate whose config passes too.
+
+use std::sync::Arc;
+
+use super::{Engine, Result};
+use crate::domain::{OwnerRule, PluginRef, Step, StepTiming, TimingMode};
+use crate::plugins::types::PluginKind;
+use crate::plugins::{AccountGrant, Plugin};
+
+/// One problem of a step, with the JSON Pointer of its field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepProblem {
+    /// Such as `/steps/2/config/url`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Engine {
+    /// Every problem of `steps` for a sequence timed by `mode`; empty when
+    /// they can be saved. Positions are taken from the order of `steps`.
+    ///
+    /// # Errors
+    ///
+    /// A store error while looking up owners.
+    pub async fn validate_steps(&self, account_id: &str, mode: TimingMode, steps: &[Step]) -> Result<Vec<StepProblem>> {
+        let mut problems = Vec::new();
+        if steps.is_empty() {
+            problems.push(StepProblem { field: "/steps".into(), message: "a sequence needs at least one step".into() });
+        }
+        let mut tx = self.store().begin_read().await?;
+        let users = tx.users(account_id).await?;
+        drop(tx);
+        for (i, step) in steps.iter().enumerate() {
+            let at = |field: &str| format!("/steps/{i}{field}");
+            let mut problem = |field: String, message: String| problems.push(StepProblem { field, message });
+            let timing_ok = matches!(
+                (mode, step.timing),
+                (TimingMode::AfterPrevious, StepTiming::Delay { .. })
+                    | (TimingMode::FromStart, StepTiming::Offset { .. })
+                    | (TimingMode::FromEvent, StepTiming::Event { .. })
+            );
+            if !timing_ok {
+                let expected = match mode {
+                    TimingMode::AfterPrevious => "`delay` (after the previous step)",
+                    TimingMode::FromStart => "`offset` (after enrollment)",
+                    TimingMode::FromEvent => "`event` (before or after the event date)",
+                };
+                problem(at("/timing"), format!("a {mode} sequence times its steps by {expected}"));
+            }
+            let ms = match step.timing {
+                StepTiming::Delay { ms } | StepTiming::Offset { ms } | StepTiming::Event { ms, .. } => ms,
+            };
+            if ms < 0 {
+                problem(at("/timing/ms"), "must not be negative".into());
+            }
+            if let OwnerRule::SpecificUser { user_id } = &step.owner {
+                match users.iter().find(|u| &u.id == user_id) {
+                    None => problem(at("/owner/user_id"), format!("no user {user_id} in the account")),
+                    Some(u) if !u.active => problem(at("/owner/user_id"), format!("user {user_id} is inactive")),
+                    Some(u) if u.delegate => {
+                        problem(at("/owner/user_id"), format!("user {user_id} is a delegate, who may not own actions"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (field, message) in self.check_config(&step.plugin, PluginKind::Action, &step.config).await {
+                problems.push(StepProblem { field: at(&field), message });
+            }
+            for (c, criterion) in step.criteria.iter().enumerate() {
+                for (field, message) in
+                    self.check_config(&criterion.plugin, PluginKind::Predicate, &criterion.config).await
+                {
+                    let field = field.replacen("/config", &format!("/criteria/{c}/config"), 1).replacen(
+                        "/plugin",
+                        &format!("/criteria/{c}/plugin"),
+                        1,
+                    );
+                    problems.push(StepProblem { field: at(&field), message });
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Problems of one plugin reference and its config, with fields relative
+    /// to the step (`/plugin`, `/config/...`).
+    async fn check_config(
+        &self,
+        plugin: &PluginRef,
+        kind: PluginKind,
+        config: &serde_json::Value,
+    ) -> Vec<(String, String)> {
+        let found: Arc<Plugin> = match self.registry().find(&plugin.id, &plugin.version) {
+            Ok(Some(registered)) => registered.plugin,
+            Ok(None) => {
+                return vec![(
+                    "/plugin".into(),
+                    format!("no plugin `{}` matching version `{}` is installed", plugin.id, plugin.version),
+                )];
+            }
+            Err(error) => return vec![("/plugin/version".into(), error.to_string())],
+        };
+        if found.manifest().kind != kind {
+            let wanted = match kind {
+                PluginKind::Action => "a step type",
+                PluginKind::Predicate => "a criteria predicate",
+            };
+            return vec![("/plugin".into(), format!("plugin `{}` is not {wanted}", plugin.id))];
+        }
+        // Validation may check tokens, and nothing else: it is granted
+        // render-template when the plugin declares it, never more.
+        let render = crate::plugins::types::Capability::RenderTemplate;
+        let grant = match found.manifest().capabilities.contains(&render) {
+            true => AccountGrant::new(crate::plugins::Grant { capabilities: vec![render], http_allow: Vec::new() })
+                .unwrap_or_default(),
+            false => AccountGrant::none(),
+        };
+        let grant = Arc::new(grant);
+        match self.registry().runtime().validate_config(&found, grant, &config.to_string()).await {
+            Ok(call) => call.value.into_iter().map(|p| (format!("/config{}", p.field), p.message)).collect(),
+            Err(error) => {
+                vec![("/config".into(), format!("plugin `{}` could not check the config: {}", plugin.id, error.error))]
+            }
+        }
+    }
+}

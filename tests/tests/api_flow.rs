@@ -1,0 +1,235 @@
+//! The API as users drive it: sequences, contacts, enrollments, the Engage
+//! view, signals; roles, account isolation and bad input, on both backends.
+
+use serde_json::{Value, json};
+use stepwise::model::{Role, User};
+use stepwise_tests::app::{Answer, TestApp};
+use stepwise_tests::db::for_each_backend;
+
+async fn post(app: &TestApp, path: &str, key: &str, body: Value) -> Answer {
+    let request = app.client.post(format!("{}{path}", app.base)).bearer_auth(key);
+    app.send(request.header("content-type", "application/json").body(body.to_string())).await
+}
+
+fn task_step(title: &str) -> Value {
+    json!({
+        "position": 0, "name": "call", "plugin": {"id": "task", "version": "*"},
+        "config": {"title": title}, "timing": {"kind": "delay", "ms": 0},
+        "activation": "manual", "owner": {"rule": "contact_owner"}
+    })
+}
+
+/// An active sequence of one task step, made over the API.
+async fn sequence(app: &TestApp) -> String {
+    let made = post(
+        app,
+        "/v1/sequences",
+        &app.admin_key,
+        json!({"name": "Welcome", "steps": [task_step("Call {{contact.first_name}}")]}),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let id = made.json["sequence"]["id"].as_str().unwrap().to_owned();
+    let active = post(app, &format!("/v1/sequences/{id}/state"), &app.admin_key, json!({"state": "active"})).await;
+    assert_eq!(active.status, 200, "{}", active.text);
+    id
+}
+
+#[tokio::test]
+async fn a_rep_works_a_sequence_from_contact_to_completion() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        // Steps are checked by their plugins when saved: unknown tokens and
+        // missing plugins are named with their field.
+        let bad = post(
+            &app,
+            "/v1/sequences",
+            &app.admin_key,
+            json!({
+                "name": "Broken",
+                "steps": [task_step("Hi {{contact.nickname}}"), {
+                    "position": 1, "name": "x", "plugin": {"id": "nope", "version": "*"}, "config": {},
+                    "timing": {"kind": "offset", "ms": 0}, "activation": "automatic", "owner": {"rule": "initiator"}
+                }]
+            }),
+        )
+        .await;
+        assert_eq!(bad.status, 422, "{}", bad.text);
+        let fields: Vec<&str> =
+            bad.json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert!(fields.contains(&"/steps/0/config/title"), "{fields:?}");
+        assert!(fields.contains(&"/steps/1/plugin") && fields.contains(&"/steps/1/timing"), "{fields:?}");
+        assert!(
+            app.get("/v1/sequences", Some(&app.admin_key)).await.json["sequences"].as_array().unwrap().is_empty(),
+            "nothing saved"
+        );
+
+        let seq = sequence(&app).await;
+        let contact = post(
+            &app,
+            "/v1/contacts",
+            &app.agent_key,
+            json!({"first_name": "Ada", "email": "ada@example.com", "owner_id": app.world.agent}),
+        )
+        .await;
+        assert_eq!(contact.status, 201, "{}", contact.text);
+        let contact_id = contact.json["contact"]["id"].as_str().unwrap().to_owned();
+        let enrolled =
+            post(&app, "/v1/enrollments", &app.agent_key, json!({"contact_id": contact_id, "sequence_id": seq})).await;
+        assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+        let enrollment_id = enrolled.json["enrollment"]["id"].as_str().unwrap().to_owned();
+        let twice =
+            post(&app, "/v1/enrollments", &app.agent_key, json!({"contact_id": contact_id, "sequence_id": seq})).await;
+        assert_eq!((twice.status, twice.json["type"].as_str()), (409, Some("urn:stepwise:problem:conflict")));
+
+        app.world.run().await;
+        let engage = app.get("/v1/engage", Some(&app.agent_key)).await;
+        let actions = engage.json["actions"].as_array().unwrap();
+        assert_eq!(actions.len(), 1, "{}", engage.text);
+        let action = actions[0]["id"].as_str().unwrap().to_owned();
+        let explained = app.get(&format!("/v1/actions/{action}/explain"), Some(&app.agent_key)).await;
+        assert_eq!(explained.json["on_engage"], true, "{}", explained.text);
+
+        let wrong =
+            post(&app, &format!("/v1/actions/{action}/complete"), &app.agent_key, json!({"result": "maybe"})).await;
+        assert_eq!(wrong.status, 422, "{}", wrong.text);
+        let done =
+            post(&app, &format!("/v1/actions/{action}/complete"), &app.agent_key, json!({"result": "positive"})).await;
+        assert_eq!((done.status, done.json["status"].as_str()), (200, Some("completed")), "{}", done.text);
+        let read = app.get(&format!("/v1/enrollments/{enrollment_id}"), Some(&app.agent_key)).await;
+        assert_eq!(read.json["enrollment"]["status"], "completed");
+        assert_eq!(read.json["enrollment"]["outcome"], "positive");
+        let timeline = app.get(&format!("/v1/contacts/{contact_id}/timeline"), Some(&app.agent_key)).await;
+        let kinds: Vec<&str> =
+            timeline.json["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        for kind in
+            ["contact.created", "enrollment.created", "action.activated", "action.completed", "enrollment.ended"]
+        {
+            assert!(kinds.contains(&kind), "missing {kind} in {kinds:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn roles_limit_what_a_caller_may_do() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let viewer = app
+            .world
+            .user(User { name: "Vi".into(), email: "vi@example.com".into(), role: Role::Viewer, ..User::default() })
+            .await;
+        let mut tx = app.world.store().begin().await.unwrap();
+        let (_, viewer_key) = tx.create_api_key(&app.world.account, &viewer, "t", app.world.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let seq = sequence(&app).await;
+
+        assert_eq!(app.get("/v1/sequences", Some(&viewer_key)).await.status, 200, "viewers read");
+        let denied = post(&app, "/v1/contacts", &viewer_key, json!({"first_name": "X"})).await;
+        assert_eq!((denied.status, denied.json["type"].as_str()), (403, Some("urn:stepwise:problem:forbidden")));
+        assert_eq!(
+            post(&app, "/v1/sequences", &app.agent_key, json!({"name": "Mine"})).await.status,
+            403,
+            "agents do not manage sequences"
+        );
+
+        // Another rep's action is not the agent's to complete.
+        let other = app.world.user(User { name: "Oz".into(), email: "oz@example.com".into(), ..User::default() }).await;
+        let contact = app.world.contact(|c| c.owner_id = Some(other.clone())).await;
+        let enrolled = app.world.enroll(&contact, &seq).await;
+        app.world.run().await;
+        let action = app.world.action(&enrolled.id, 0).await.id;
+        let not_yours = post(&app, &format!("/v1/actions/{action}/skip"), &app.agent_key, json!({})).await;
+        assert_eq!(not_yours.status, 403, "{}", not_yours.text);
+        assert_eq!(app.get(&format!("/v1/engage?user={other}"), Some(&app.agent_key)).await.status, 403);
+        let as_admin = app.get(&format!("/v1/engage?user={other}"), Some(&app.admin_key)).await;
+        assert_eq!(as_admin.json["actions"].as_array().unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_accounts_records_are_not_found() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store.clone()).await;
+        let seq = sequence(&app).await;
+        let contact = app.world.contact(|_| {}).await;
+        // A second account with its own admin.
+        let mut tx = store.begin().await.unwrap();
+        let other = tx.create_account("Globex", None, app.world.now()).await.unwrap().id;
+        let admin =
+            User { name: "Hank".into(), email: "hank@globex.example".into(), role: Role::Admin, ..User::default() };
+        let admin = tx.create_user(&other, &admin, app.world.now()).await.unwrap().id;
+        let (_, key) = tx.create_api_key(&other, &admin, "t", app.world.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        for path in [
+            format!("/v1/contacts/{contact}"),
+            format!("/v1/sequences/{seq}"),
+            format!("/v1/contacts/{contact}/timeline"),
+        ] {
+            let answer = app.get(&path, Some(&key)).await;
+            assert_eq!(answer.status, 404, "{path}: {}", answer.text);
+        }
+        let enroll = post(&app, "/v1/enrollments", &key, json!({"contact_id": contact, "sequence_id": seq})).await;
+        assert_eq!(enroll.status, 404, "{}", enroll.text);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_problem_and_changes_nothing() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let url = format!("{}/v1/contacts", app.base);
+        let broken = app
+            .send(
+                app.client
+                    .post(&url)
+                    .bearer_auth(&app.agent_key)
+                    .header("content-type", "application/json")
+                    .body("{\"first_name\": "),
+            )
+            .await;
+        assert_eq!(
+            (broken.status, broken.json["type"].as_str()),
+            (400, Some("urn:stepwise:problem:bad-request")),
+            "{}",
+            broken.text
+        );
+        let text = app.send(app.client.post(&url).bearer_auth(&app.agent_key).body("first_name=Ada")).await;
+        assert_eq!(text.status, 415, "{}", text.text);
+        let unknown = post(&app, "/v1/contacts", &app.agent_key, json!({"first_name": "Ada", "nick": "A"})).await;
+        assert_eq!(unknown.status, 422, "{}", unknown.text);
+        assert!(unknown.json["detail"].as_str().unwrap().contains("unknown field `nick`"), "{}", unknown.text);
+        let email =
+            post(&app, "/v1/contacts", &app.agent_key, json!({"first_name": "Ada", "email": "not-an-address"})).await;
+        assert_eq!(email.status, 422);
+        assert_eq!(email.json["errors"][0]["field"], "/email");
+        let kind =
+            post(&app, "/v1/contacts", &app.agent_key, json!({"first_name": "Ada", "contact_type": "Martians"})).await;
+        assert_eq!(kind.status, 422, "{}", kind.text);
+        assert!(kind.json["detail"].as_str().unwrap().contains("Martians"), "{}", kind.text);
+        let limit = app.get("/v1/contacts?limit=9999", Some(&app.agent_key)).await;
+        assert_eq!(limit.status, 422);
+        let listed = app.get("/v1/contacts", Some(&app.agent_key)).await;
+        assert!(listed.json["contacts"].as_array().unwrap().is_empty(), "nothing was created: {}", listed.text);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reply_signal_ends_the_enrollment() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let seq = sequence(&app).await;
+        let contact = app.world.contact(|_| {}).await;
+        let enrolled = app.world.enroll(&contact, &seq).await;
+        let replied = post(&app, "/v1/signals", &app.agent_key, json!({"kind": "reply", "contact_id": contact})).await;
+        assert_eq!(replied.status, 200, "{}", replied.text);
+        assert_eq!(replied.json["enrollments"][0]["status"], "replied");
+        assert_eq!(app.world.enrollment(&enrolled.id).await.status, stepwise::domain::EnrollmentStatus::Replied);
+        let unknown = post(&app, "/v1/signals", &app.agent_key, json!({"kind": "sneeze", "contact_id": contact})).await;
+        assert_eq!(unknown.status, 422, "{}", unknown.text);
+    })
+    .await;
+}
