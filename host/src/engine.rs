@@ -39,7 +39,7 @@ pub use checks::{Facts, Requirement, first_unmet, opted_out, requirements, uses_
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use explain::{Check, Explanation};
 pub use lifecycle::{Disposition, EnrollRequest};
-pub use outbox::{Delivery, RecordingTransport, Transport, TransportError};
+pub use outbox::{Delivery, RecordingTransport, Transport, TransportError, Unconfigured};
 pub use signals::{Signal, SignalKind};
 pub use validate::StepProblem;
 

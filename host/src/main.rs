@@ -226,7 +226,7 @@ async fn bootstrap(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    use stepwise::engine::{Engine, RecordingTransport, SystemClock};
+    use stepwise::engine::{Engine, SystemClock, Unconfigured};
     let settings = settings(&args)?;
     let store = open_store(&settings).await?;
     if let Some(made) = stepwise::api::bootstrap(&store, chrono::Utc::now()).await? {
@@ -234,7 +234,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = Runtime::new(RuntimeConfig { cache_dir: settings.cache_dir.clone(), ..RuntimeConfig::default() })?;
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
-    let transport = std::sync::Arc::new(RecordingTransport::new());
+    // Until an email or SMS provider is configured, messages stay queued in
+    // the outbox.
+    let transport = std::sync::Arc::new(Unconfigured);
     let engine = Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, settings.engine());
     let app = stepwise::api::Application::build(engine.clone(), settings.listen)
         .await
@@ -270,12 +272,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
-    use stepwise::engine::{Engine, EngineConfig, RecordingTransport, SystemClock};
+    use stepwise::engine::{Engine, EngineConfig, SystemClock, Unconfigured};
     // The URL may carry a password: errors name the backend, never the URL.
     let store = stepwise::store::Store::connect(&args.database_url).await.context("cannot open the database")?;
     let runtime = Runtime::new(RuntimeConfig { cache_dir: args.cache_dir, ..RuntimeConfig::default() })?;
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
-    let transport = std::sync::Arc::new(RecordingTransport::new());
+    let transport = std::sync::Arc::new(Unconfigured);
     let engine =
         Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, EngineConfig::default());
     if args.once {

@@ -286,3 +286,30 @@ async fn failed_deliveries_back_off_and_permanent_ones_are_given_up() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn without_a_transport_messages_stay_queued_in_the_outbox() {
+    for_each_backend(|store| async move {
+        let w = World::new(store.clone()).await;
+        let engine = Engine::new(
+            store,
+            registry().await,
+            w.clock.clone(),
+            Arc::new(stepwise::engine::Unconfigured),
+            EngineConfig::default(),
+        );
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let contact = w.contact(|_| {}).await;
+        engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+        assert_eq!(engine.dispatch_outbox().await.unwrap(), 0);
+        let mut tx = w.store().begin_read().await.unwrap();
+        let queued = tx.queued_messages(10).await.unwrap();
+        assert_eq!(
+            (queued.len(), queued[0].attempts, queued[0].state),
+            (1, 0, OutboxState::Queued),
+            "kept, untouched, visible"
+        );
+    })
+    .await;
+}

@@ -36,6 +36,28 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     ///
     /// A [`TransportError`] saying whether to try again.
     async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError>;
+
+    /// Whether messages can go out at all. An unconfigured transport leaves
+    /// them queued in the outbox, visible, never dropped.
+    fn configured(&self) -> bool {
+        true
+    }
+}
+
+/// The transport of a fresh install with no email or SMS provider set up:
+/// the dispatcher leaves every message queued in the outbox.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unconfigured;
+
+#[async_trait::async_trait]
+impl Transport for Unconfigured {
+    async fn deliver(&self, _: &OutboxMessage) -> Result<Delivery, TransportError> {
+        Err(TransportError::Temporary("no email or SMS transport is configured".into()))
+    }
+
+    fn configured(&self) -> bool {
+        false
+    }
 }
 
 /// A transport that records what it is handed and delivers each
@@ -77,6 +99,9 @@ impl Engine {
     ///
     /// A store error; a transport's failure is recorded on the message.
     pub async fn dispatch_outbox(&self) -> Result<usize> {
+        if !self.inner.transport.configured() {
+            return Ok(0);
+        }
         let now = self.now();
         let claimed = self.store().claim_messages(now, self.config().outbox_batch, self.config().lease).await?;
         let mut delivered = 0;
