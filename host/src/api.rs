@@ -12,6 +12,7 @@ pub mod json;
 mod me;
 mod sequences;
 mod signals;
+mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -72,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/me", get(me::me))
+        .route("/v1/users", get(users::list).post(users::create))
+        .route("/v1/users/{id}", get(users::get).put(users::replace))
+        .route("/v1/keys", get(users::keys).post(users::create_key))
+        .route("/v1/keys/{id}", axum::routing::delete(users::revoke))
         .route("/v1/contacts", get(contacts::list).post(contacts::create))
         .route("/v1/contacts/{id}", get(contacts::get).put(contacts::replace).delete(contacts::delete))
         .route("/v1/contacts/{id}/enrollments", get(contacts::enrollments))

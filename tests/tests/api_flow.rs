@@ -233,3 +233,45 @@ async fn a_reply_signal_ends_the_enrollment() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn admins_manage_users_and_everyone_their_own_keys() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let made = post(
+            &app,
+            "/v1/users",
+            &app.admin_key,
+            json!({"name": "Sam", "email": "sam@example.com", "role": "agent"}),
+        )
+        .await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        let sam = made.json["id"].as_str().unwrap().to_owned();
+        let again = post(&app, "/v1/users", &app.admin_key, json!({"name": "Sam", "email": "sam@example.com"})).await;
+        assert_eq!(again.status, 409, "one login per address: {}", again.text);
+        let bad =
+            post(&app, "/v1/users", &app.admin_key, json!({"name": "", "email": "x", "timezone": "Mars/Base"})).await;
+        let fields: Vec<&str> =
+            bad.json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["/name", "/email", "/timezone"]);
+        assert_eq!(
+            post(&app, "/v1/users", &app.agent_key, json!({"name": "Eve", "email": "eve@example.com"})).await.status,
+            403
+        );
+
+        // An agent makes a key of their own; the secret is shown once.
+        let key = post(&app, "/v1/keys", &app.agent_key, json!({"name": "laptop"})).await;
+        assert_eq!(key.status, 201, "{}", key.text);
+        let secret = key.json["secret"].as_str().unwrap().to_owned();
+        assert_eq!(app.get("/v1/me", Some(&secret)).await.status, 200);
+        let listed = app.get("/v1/keys", Some(&app.agent_key)).await;
+        assert!(!listed.text.contains(&secret), "never listed");
+        assert_eq!(post(&app, "/v1/keys", &app.agent_key, json!({"name": "x", "user_id": sam})).await.status, 403);
+        let key_id = key.json["key"]["id"].as_str().unwrap();
+        let revoked =
+            app.send(app.client.delete(format!("{}/v1/keys/{key_id}", app.base)).bearer_auth(&app.agent_key)).await;
+        assert_eq!(revoked.status, 204);
+        assert_eq!(app.get("/v1/me", Some(&secret)).await.status, 401);
+    })
+    .await;
+}

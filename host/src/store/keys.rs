@@ -138,6 +138,21 @@ impl Tx {
         rows.into_iter().map(KeyRow::into_domain).collect()
     }
 
+    /// The user a key of the account belongs to.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn api_key_owner(&mut self, account_id: &str, id: &str) -> Result<String> {
+        let owner: Option<String> =
+            on_tx!(self, |c| sqlx::query_scalar("SELECT user_id FROM api_keys WHERE account_id = $1 AND id = $2")
+                .bind(account_id)
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?);
+        found(owner, "api key", id)
+    }
+
     /// Revokes a key of the account.
     ///
     /// # Errors

@@ -1,0 +1,157 @@
+//! `/v1/users` and `/v1/keys`: the account's users (admins manage them) and
+//! API keys (each user their own; admins anyone's), shown once, revocable.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{ADMINS, Caller};
+use super::error::{ApiError, FieldProblem};
+use super::json::Body;
+use crate::model::{Role, User};
+
+fn check(user: &User) -> Result<(), ApiError> {
+    let mut fields = Vec::new();
+    if user.name.trim().is_empty() {
+        fields.push(FieldProblem { field: "/name".into(), message: "must not be empty".into() });
+    }
+    if !user.email.split_once('@').is_some_and(|(u, h)| !u.is_empty() && h.contains('.')) {
+        fields.push(FieldProblem {
+            field: "/email".into(),
+            message: format!("`{}` is not an email address", user.email),
+        });
+    }
+    if user.timezone.parse::<chrono_tz::Tz>().is_err() {
+        fields
+            .push(FieldProblem { field: "/timezone".into(), message: format!("unknown timezone `{}`", user.timezone) });
+    }
+    if fields.is_empty() { Ok(()) } else { Err(ApiError::Validation { detail: "the user is invalid".into(), fields }) }
+}
+
+/// `GET /v1/users`.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(Json(json!({ "users": tx.users(&caller.account_id).await? })))
+}
+
+/// `POST /v1/users`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(user): Body<User>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    caller.require(ADMINS, "creating a user")?;
+    if !user.id.is_empty() {
+        return Err(ApiError::Validation {
+            detail: "ids are assigned by Stepwise".into(),
+            fields: vec![FieldProblem { field: "/id".into(), message: "leave it out".into() }],
+        });
+    }
+    check(&user)?;
+    let mut tx = state.engine.store().begin().await?;
+    let user = tx.create_user(&caller.account_id, &user, state.engine.now()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// `GET /v1/users/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(Json(tx.user(&caller.account_id, &id).await?))
+}
+
+/// `PUT /v1/users/{id}`: replaces every field (deactivate with `active: false`).
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(user): Body<User>,
+) -> Result<Json<User>, ApiError> {
+    caller.require(ADMINS, "changing a user")?;
+    if !user.id.is_empty() && user.id != id {
+        return Err(ApiError::Validation {
+            detail: format!("the body's id {} is not the path's {id}", user.id),
+            fields: vec![FieldProblem { field: "/id".into(), message: "must match the path or be left out".into() }],
+        });
+    }
+    let user = User { id: id.clone(), ..user };
+    check(&user)?;
+    if id == caller.user.id && (user.role != Role::Admin || !user.active) {
+        return Err(ApiError::Conflict("admins cannot demote or deactivate themselves".into()));
+    }
+    let mut tx = state.engine.store().begin().await?;
+    tx.user(&caller.account_id, &id).await?;
+    tx.update_user(&caller.account_id, &user).await?;
+    tx.commit().await?;
+    state.engine.wake();
+    Ok(Json(user))
+}
+
+/// A new key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// What the key is for.
+    pub name: String,
+    /// Whose key (admins only; the caller's own otherwise).
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+fn key_owner(caller: &Caller, user_id: Option<&str>) -> Result<String, ApiError> {
+    match user_id {
+        Some(user) if user != caller.user.id => {
+            caller.require(ADMINS, "managing another user's keys")?;
+            Ok(user.to_owned())
+        }
+        _ => Ok(caller.user.id.clone()),
+    }
+}
+
+/// `GET /v1/keys`: the caller's keys, never their secrets.
+pub async fn keys(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(Json(json!({ "keys": tx.api_keys(&caller.account_id, &caller.user.id).await? })))
+}
+
+/// `POST /v1/keys`: the secret is in this answer and nowhere else, ever.
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<NewKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let owner = key_owner(&caller, body.user_id.as_deref())?;
+    if body.name.trim().is_empty() {
+        return Err(ApiError::Validation {
+            detail: "a key needs a name".into(),
+            fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
+        });
+    }
+    let mut tx = state.engine.store().begin().await?;
+    tx.user(&caller.account_id, &owner).await?;
+    let (key, secret) = tx.create_api_key(&caller.account_id, &owner, &body.name, state.engine.now()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({ "key": key, "secret": secret }))))
+}
+
+/// `DELETE /v1/keys/{id}`: revokes a key of the caller (or, for admins, of
+/// anyone in the account).
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.engine.store().begin().await?;
+    let owner = tx.api_key_owner(&caller.account_id, &id).await?;
+    key_owner(&caller, Some(&owner))?;
+    tx.revoke_api_key(&caller.account_id, &id, state.engine.now()).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
