@@ -10,6 +10,7 @@ pub mod error;
 mod health;
 pub mod json;
 mod me;
+mod plugins;
 mod sequences;
 mod signals;
 mod users;
@@ -103,6 +104,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/actions/{id}/hide", post(actions::hide))
         .route("/v1/actions/{id}/explain", get(actions::explain))
         .route("/v1/signals", post(signals::signal))
+        .route(
+            "/v1/plugins",
+            get(plugins::list)
+                .post(plugins::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(plugins::MAX_COMPONENT_BYTES)),
+        )
+        .route("/v1/plugins/{id}/account", put(plugins::set_account))
         .fallback(error::not_found)
         .with_state(state)
 }
@@ -116,6 +124,30 @@ pub struct Bootstrapped {
     pub admin: crate::model::User,
     /// The admin's API key; shown once, kept only as a hash.
     pub secret: String,
+}
+
+/// Registers every add-on stored in the database, so a host that starts
+/// serves the add-ons uploaded through any host. Returns how many loaded; one
+/// that no longer loads is logged and skipped.
+///
+/// # Errors
+///
+/// A store error.
+pub async fn load_add_ons(engine: &Engine) -> crate::store::Result<usize> {
+    let mut tx = engine.store().begin_read().await?;
+    let records = tx.plugins().await?;
+    drop(tx);
+    let mut loaded = 0;
+    for record in records.into_iter().filter(|r| !r.builtin) {
+        let Some(bytes) = &record.wasm else { continue };
+        match engine.registry().add(bytes).await {
+            Ok(_) => loaded += 1,
+            Err(error) => {
+                tracing::error!(plugin = %record.id, version = %record.version, %error, "a stored add-on does not load")
+            }
+        }
+    }
+    Ok(loaded)
 }
 
 /// On a database with no account: creates one, with an admin user and an

@@ -238,6 +238,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // the outbox.
     let transport = std::sync::Arc::new(Unconfigured);
     let engine = Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, settings.engine());
+    let add_ons = stepwise::api::load_add_ons(&engine).await?;
+    if add_ons > 0 {
+        eprintln!("loaded {add_ons} add-on plugin(s) from the database");
+    }
     let app = stepwise::api::Application::build(engine.clone(), settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

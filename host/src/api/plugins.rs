@@ -1,0 +1,138 @@
+//! `/v1/plugins`: the step types and predicates the account can use; admins
+//! upload add-on components (usable at once, no restart), enable or disable
+//! them, and grant their capabilities. A new version asking for more than
+//! was approved stays off until an admin grants again.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{ADMINS, Caller};
+use super::error::{ApiError, FieldProblem};
+use super::json::Body;
+use crate::domain::{PluginAccount, PluginKind, PluginRecord};
+use crate::plugins::types::Capability;
+use crate::plugins::{AccountGrant, Grant, Origin, RegistryError};
+
+/// The largest component an admin may upload.
+pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+
+/// `GET /v1/plugins`: every plugin version with its manifest and the
+/// account's settings for it.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    let settings = tx.plugin_accounts(&caller.account_id).await?;
+    drop(tx);
+    let plugins: Vec<Value> = state
+        .engine
+        .registry()
+        .list()
+        .into_iter()
+        .map(|r| {
+            let manifest = r.plugin.manifest();
+            let account = settings.iter().find(|s| s.plugin_id == manifest.id);
+            json!({
+                "id": manifest.id,
+                "version": manifest.version,
+                "origin": match r.origin { Origin::Builtin => "builtin", Origin::AddOn => "add-on" },
+                "wit_version": r.plugin.wit_version(),
+                "digest": r.plugin.digest(),
+                "size": r.plugin.size(),
+                "manifest": manifest,
+                "account": account,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "plugins": plugins })))
+}
+
+/// `POST /v1/plugins`: uploads an add-on (`Content-Type: application/wasm`).
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(ADMINS, "uploading a plugin")?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type != "application/wasm" {
+        return Err(ApiError::UnsupportedMediaType("send the component with `Content-Type: application/wasm`".into()));
+    }
+    let bytes = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge(format!("a component may be at most {MAX_COMPONENT_BYTES} bytes"))
+        }
+        _ => ApiError::BadRequest(rejection.body_text()),
+    })?;
+    let plugin = state.engine.registry().add(&bytes).await.map_err(|error| match error {
+        RegistryError::Load(load) => ApiError::Validation { detail: load.to_string(), fields: Vec::new() },
+        other => ApiError::Conflict(other.to_string()),
+    })?;
+    let manifest = plugin.manifest();
+    let record = PluginRecord {
+        id: manifest.id.clone(),
+        version: manifest.version.clone(),
+        kind: match manifest.kind {
+            crate::plugins::types::PluginKind::Action => PluginKind::Action,
+            crate::plugins::types::PluginKind::Predicate => PluginKind::Predicate,
+        },
+        manifest: serde_json::to_string(manifest).map_err(|e| ApiError::Internal(e.to_string()))?,
+        wasm_digest: plugin.digest().to_owned(),
+        wasm: Some(bytes.to_vec()),
+        builtin: false,
+    };
+    let mut tx = state.engine.store().begin().await?;
+    tx.save_plugin(&record, state.engine.now()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": manifest.id, "version": manifest.version, "manifest": manifest }))))
+}
+
+/// An account's settings for a plugin.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountBody {
+    /// Whether the account may use it.
+    pub enabled: bool,
+    /// What it may do; nothing unless named.
+    #[serde(default)]
+    pub grant: Grant,
+}
+
+/// `PUT /v1/plugins/{id}/account`: enable or disable a plugin for the
+/// account and grant its capabilities. Granting approves what the newest
+/// version asks for.
+pub async fn set_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<AccountBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(ADMINS, "enabling a plugin")?;
+    let newest = state
+        .engine
+        .registry()
+        .get(&id, "*")
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("plugin {id} not found")))?;
+    AccountGrant::new(body.grant.clone()).map_err(|message| ApiError::Validation {
+        detail: message.clone(),
+        fields: vec![FieldProblem { field: "/grant/http_allow".into(), message }],
+    })?;
+    let settings = PluginAccount {
+        account_id: caller.account_id.clone(),
+        plugin_id: id.clone(),
+        enabled: body.enabled,
+        grants: serde_json::to_value(&body.grant).map_err(|e| ApiError::Internal(e.to_string()))?,
+        approved_capabilities: newest.manifest().capabilities.iter().map(|c| Capability::name(c).to_owned()).collect(),
+    };
+    let mut tx = state.engine.store().begin().await?;
+    tx.set_plugin_account(&settings, state.engine.now()).await?;
+    tx.commit().await?;
+    state.engine.wake();
+    Ok(Json(json!({ "account": settings })))
+}

@@ -1,0 +1,107 @@
+//! Plugins over the API: listing, uploading add-ons, enabling and granting
+//! them per account, and loading stored add-ons at start, on both backends.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use stepwise::domain::{ActionStatus, DeferralReason, TimingMode};
+use stepwise::engine::{Engine, EngineConfig, Unconfigured};
+use stepwise::plugins::Registry;
+use stepwise_tests::app::{Answer, TestApp};
+use stepwise_tests::db::for_each_backend;
+use stepwise_tests::scenario::{scripted, settings};
+use stepwise_tests::{guests, runtime};
+
+async fn upload(app: &TestApp, key: &str, content_type: &str, bytes: &[u8]) -> Answer {
+    let request = app.client.post(format!("{}/v1/plugins", app.base)).bearer_auth(key);
+    app.send(request.header("content-type", content_type).body(bytes.to_vec())).await
+}
+
+async fn set_account(app: &TestApp, plugin: &str, body: Value) -> Answer {
+    let request = app.client.put(format!("{}/v1/plugins/{plugin}/account", app.base)).bearer_auth(&app.admin_key);
+    app.send(request.header("content-type", "application/json").body(body.to_string())).await
+}
+
+#[tokio::test]
+async fn admins_upload_add_ons_and_bad_components_are_refused_by_name() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store.clone()).await;
+        let listed = app.get("/v1/plugins", Some(&app.agent_key)).await;
+        let ids: Vec<&str> =
+            listed.json["plugins"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&"task") && ids.contains(&"webhook") && ids.contains(&"scripted"), "{ids:?}");
+
+        assert_eq!(upload(&app, &app.agent_key, "application/wasm", guests::TRIVIAL).await.status, 403);
+        assert_eq!(upload(&app, &app.admin_key, "application/octet-stream", guests::TRIVIAL).await.status, 415);
+        let wrong = upload(&app, &app.admin_key, "application/wasm", guests::WRONG_WORLD).await;
+        assert_eq!(wrong.status, 422, "{}", wrong.text);
+        assert!(wrong.json["detail"].as_str().unwrap().contains("stepwise:plugin"), "{}", wrong.text);
+        let future = upload(&app, &app.admin_key, "application/wasm", guests::FUTURE_WIT).await;
+        assert_eq!(future.status, 422, "{}", future.text);
+        let (_, task) = stepwise::plugins::builtin::BUILTIN.iter().find(|(name, _)| *name == "task").unwrap();
+        let taken = upload(&app, &app.admin_key, "application/wasm", task).await;
+        assert_eq!(taken.status, 409, "{}", taken.text);
+
+        let added = upload(&app, &app.admin_key, "application/wasm", guests::TRIVIAL).await;
+        assert_eq!(added.status, 201, "{}", added.text);
+        assert_eq!(added.json["id"], "trivial");
+        let mut tx = store.begin_read().await.unwrap();
+        let record = tx.plugin("trivial", added.json["version"].as_str().unwrap()).await.unwrap();
+        assert_eq!(record.wasm.as_deref(), Some(guests::TRIVIAL), "stored so every host can load it");
+        drop(tx);
+
+        // A host starting on this database loads it from there.
+        let fresh = Arc::new(Registry::with_builtins(runtime(false)).await.unwrap());
+        assert!(fresh.get("trivial", "*").unwrap().is_none());
+        let engine =
+            Engine::new(store, fresh.clone(), app.world.clock.clone(), Arc::new(Unconfigured), EngineConfig::default());
+        assert_eq!(stepwise::api::load_add_ons(&engine).await.unwrap(), 1);
+        assert!(fresh.get("trivial", "*").unwrap().is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn enabling_and_granting_decide_what_an_add_on_may_do_at_once() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let off = set_account(&app, "scripted", json!({"enabled": false})).await;
+        assert_eq!(off.status, 200, "{}", off.text);
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        assert_eq!(w.action(&e.id, 0).await.deferral_reason, Some(DeferralReason::PluginDisabled));
+
+        // Enabled without the send-email grant: the plugin runs, is denied,
+        // and the step fails on its own terms.
+        assert_eq!(set_account(&app, "scripted", json!({"enabled": true})).await.status, 200);
+        w.engine.reschedule_action(&w.account, &w.action(&e.id, 0).await.id, &w.agent, w.now()).await.unwrap();
+        w.run().await;
+        let failed = w.action(&e.id, 0).await;
+        assert_eq!(failed.status, ActionStatus::Failed);
+        assert!(failed.output.unwrap()["error"].as_str().unwrap().contains("send-email"));
+
+        let granted = set_account(
+            &app,
+            "scripted",
+            json!({"enabled": true, "grant": {"capabilities": ["send-email", {"update-contact": ["attributes"]}]}}),
+        )
+        .await;
+        assert_eq!(granted.status, 200, "{}", granted.text);
+        assert_eq!(granted.json["account"]["approved_capabilities"], json!(["send-email", "update-contact"]));
+        w.engine.resume(&w.account, &e.id, &w.agent).await.unwrap();
+        w.run().await;
+        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Completed, "usable at once, no restart");
+
+        let bad =
+            set_account(&app, "scripted", json!({"enabled": true, "grant": {"capabilities": ["teleport"]}})).await;
+        assert_eq!(bad.status, 422, "{}", bad.text);
+        let allow =
+            set_account(&app, "scripted", json!({"enabled": true, "grant": {"http_allow": ["ftp://nope"]}})).await;
+        assert_eq!(allow.status, 422, "{}", allow.text);
+        assert_eq!(set_account(&app, "nothing", json!({"enabled": true})).await.status, 404);
+    })
+    .await;
+}
