@@ -4,6 +4,7 @@
 
 mod actions;
 pub mod auth;
+mod companies;
 mod contacts;
 mod enrollments;
 pub mod error;
@@ -82,7 +83,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/contacts/{id}", get(contacts::get).put(contacts::replace).delete(contacts::delete))
         .route("/v1/contacts/{id}/enrollments", get(contacts::enrollments))
         .route("/v1/contacts/{id}/timeline", get(contacts::timeline))
+        .route("/v1/companies", get(companies::list).post(companies::create))
+        .route("/v1/companies/{id}", get(companies::get).put(companies::replace))
+        .route("/v1/companies/{id}/timeline", get(companies::timeline))
         .route("/v1/sequences", get(sequences::list).post(sequences::create))
+        .route("/v1/sequences/{id}/report", get(sequences::report))
         .route("/v1/sequences/{id}", get(sequences::get))
         .route("/v1/sequences/{id}/versions", post(sequences::publish))
         .route("/v1/sequences/{id}/versions/{n}", get(sequences::version))

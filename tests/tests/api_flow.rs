@@ -275,3 +275,71 @@ async fn admins_manage_users_and_everyone_their_own_keys() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn company_hierarchies_refuse_cycles_and_gather_their_timeline() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let parent = post(&app, "/v1/companies", &app.agent_key, json!({"name": "Holding"})).await;
+        assert_eq!(parent.status, 201, "{}", parent.text);
+        let parent = parent.json["id"].as_str().unwrap().to_owned();
+        let child = post(&app, "/v1/companies", &app.agent_key, json!({"name": "Branch", "parent_id": parent})).await;
+        let child = child.json["id"].as_str().unwrap().to_owned();
+        let cycle = app
+            .send(
+                app.client
+                    .put(format!("{}/v1/companies/{parent}", app.base))
+                    .bearer_auth(&app.agent_key)
+                    .header("content-type", "application/json")
+                    .body(json!({"name": "Holding", "parent_id": child}).to_string()),
+            )
+            .await;
+        assert_eq!(cycle.status, 422, "{}", cycle.text);
+        assert_eq!(cycle.json["errors"][0]["field"], "/parent_id");
+        let missing =
+            post(&app, "/v1/companies", &app.agent_key, json!({"name": "Orphan", "parent_id": "com_nope"})).await;
+        assert_eq!(missing.status, 422, "{}", missing.text);
+
+        let contact =
+            post(&app, "/v1/contacts", &app.agent_key, json!({"first_name": "Bo", "company_id": child})).await;
+        assert_eq!(contact.status, 201, "{}", contact.text);
+        let timeline = app.get(&format!("/v1/companies/{child}/timeline"), Some(&app.agent_key)).await;
+        assert_eq!(timeline.json["events"][0]["kind"], "contact.created", "{}", timeline.text);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sequence_report_counts_statuses_outcomes_and_steps() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let seq = sequence(&app).await;
+        let w = &app.world;
+        let mut actions = Vec::new();
+        for i in 0..3 {
+            let contact = w.contact(|c| c.email = Some(format!("r{i}@example.com"))).await;
+            let e = w.enroll(&contact, &seq).await;
+            w.run().await;
+            actions.push((contact, w.action(&e.id, 0).await.id));
+        }
+        w.engine.complete_action(&w.account, &actions[0].1, &w.agent, "positive").await.unwrap();
+        w.engine.skip_action(&w.account, &actions[1].1, &w.agent).await.unwrap();
+        let reply = stepwise::engine::Signal {
+            kind: stepwise::engine::SignalKind::Reply,
+            contact_id: actions[2].0.clone(),
+            enrollment_id: None,
+            action_id: None,
+            return_date: None,
+        };
+        w.engine.signal(&w.account, &reply).await.unwrap();
+        let report = app.get(&format!("/v1/sequences/{seq}/report"), Some(&app.agent_key)).await;
+        assert_eq!(report.status, 200, "{}", report.text);
+        assert_eq!(report.json["enrolled"], 3);
+        assert_eq!(report.json["by_status"], json!({"completed": 2, "replied": 1}));
+        assert_eq!(report.json["outcomes"], json!({"positive": 1, "neutral": 1}));
+        assert_eq!(report.json["replies"], 1);
+        assert_eq!(report.json["steps"][0]["completed"], 1);
+        assert_eq!(report.json["steps"][0]["skipped"], json!({"skipped_by_user": 1, "enrollment_replied": 1}));
+    })
+    .await;
+}

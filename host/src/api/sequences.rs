@@ -214,3 +214,53 @@ pub async fn enrollments(
     tx.sequence(&caller.account_id, &id).await?;
     Ok(Json(json!({ "enrollments": tx.enrollments_of_sequence(&id).await? })))
 }
+
+/// `GET /v1/sequences/{id}/report`: enrolled, by status, outcomes, replies,
+/// bounces, and per step how many actions were completed, skipped (by
+/// reason) and failed.
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    use std::collections::BTreeMap;
+
+    use crate::domain::{ActionStatus, EnrollmentStatus};
+    let mut tx = state.engine.store().begin_read().await?;
+    let sequence = tx.sequence(&caller.account_id, &id).await?;
+    let enrollments = tx.enrollments_of_sequence(&id).await?;
+    let ids: Vec<String> = enrollments.iter().map(|e| e.id.clone()).collect();
+    let actions = tx.actions_of_enrollments(&ids).await?;
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &enrollments {
+        *by_status.entry(e.status.as_str()).or_default() += 1;
+        if let Some(outcome) = e.outcome {
+            *outcomes.entry(outcome.as_str()).or_default() += 1;
+        }
+    }
+    let mut steps: BTreeMap<i64, (usize, BTreeMap<String, usize>, usize)> = BTreeMap::new();
+    for a in &actions {
+        let entry = steps.entry(a.step).or_default();
+        match a.status {
+            ActionStatus::Completed => entry.0 += 1,
+            ActionStatus::Skipped => *entry.1.entry(a.result.clone().unwrap_or_default()).or_default() += 1,
+            ActionStatus::Failed => entry.2 += 1,
+            _ => {}
+        }
+    }
+    let count = |status: EnrollmentStatus| enrollments.iter().filter(|e| e.status == status).count();
+    let steps: Vec<Value> = steps
+        .into_iter()
+        .map(|(step, (completed, skipped, failed))| json!({ "step": step, "completed": completed, "skipped": skipped, "failed": failed }))
+        .collect();
+    Ok(Json(json!({
+        "sequence_id": sequence.id,
+        "enrolled": enrollments.len(),
+        "by_status": by_status,
+        "outcomes": outcomes,
+        "replies": count(EnrollmentStatus::Replied),
+        "bounces": count(EnrollmentStatus::Bounced),
+        "steps": steps,
+    })))
+}

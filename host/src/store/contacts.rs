@@ -125,6 +125,21 @@ impl Tx {
         Ok(found(row, "company", id)?.into())
     }
 
+    /// The companies of an account, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn companies(&mut self, account_id: &str) -> Result<Vec<Company>> {
+        let rows: Vec<CompanyRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 ORDER BY name, id"
+        )
+        .bind(account_id)
+        .fetch_all(&mut *c)
+        .await?);
+        Ok(rows.into_iter().map(Company::from).collect())
+    }
+
     /// Replaces the name, owner and parent of company `company.id`.
     ///
     /// # Errors

@@ -1,0 +1,101 @@
+//! `/v1/companies`: companies in an acyclic hierarchy (a cycle is a 422),
+//! and a company's timeline.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{Caller, WORKERS};
+use super::error::{ApiError, FieldProblem};
+use super::json::Body;
+use crate::model::Company;
+use crate::store::Timeline;
+
+fn check(company: &Company) -> Result<(), ApiError> {
+    if company.name.trim().is_empty() {
+        return Err(ApiError::Validation {
+            detail: "a company needs a name".into(),
+            fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
+        });
+    }
+    Ok(())
+}
+
+/// `GET /v1/companies`.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(Json(json!({ "companies": tx.companies(&caller.account_id).await? })))
+}
+
+/// `POST /v1/companies`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(company): Body<Company>,
+) -> Result<(StatusCode, Json<Company>), ApiError> {
+    caller.require(WORKERS, "creating a company")?;
+    if !company.id.is_empty() {
+        return Err(ApiError::Validation {
+            detail: "ids are assigned by Stepwise".into(),
+            fields: vec![FieldProblem { field: "/id".into(), message: "leave it out".into() }],
+        });
+    }
+    check(&company)?;
+    let mut tx = state.engine.store().begin().await?;
+    let company = tx.create_company(&caller.account_id, &company, state.engine.now()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(company)))
+}
+
+/// `GET /v1/companies/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Company>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(Json(tx.company(&caller.account_id, &id).await?))
+}
+
+/// `PUT /v1/companies/{id}`: name, owner and parent; a parent that would
+/// make a cycle is refused.
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(company): Body<Company>,
+) -> Result<Json<Company>, ApiError> {
+    caller.require(WORKERS, "changing a company")?;
+    if !company.id.is_empty() && company.id != id {
+        return Err(ApiError::Validation {
+            detail: format!("the body's id {} is not the path's {id}", company.id),
+            fields: vec![FieldProblem { field: "/id".into(), message: "must match the path or be left out".into() }],
+        });
+    }
+    let company = Company { id: id.clone(), ..company };
+    check(&company)?;
+    let mut tx = state.engine.store().begin().await?;
+    tx.company(&caller.account_id, &id).await?;
+    tx.update_company(&caller.account_id, &company).await.map_err(|error| match ApiError::from(error) {
+        ApiError::Validation { detail, .. } => ApiError::Validation {
+            fields: vec![FieldProblem { field: "/parent_id".into(), message: detail.clone() }],
+            detail,
+        },
+        other => other,
+    })?;
+    tx.commit().await?;
+    Ok(Json(company))
+}
+
+/// `GET /v1/companies/{id}/timeline`: every event about the company's contacts.
+pub async fn timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    tx.company(&caller.account_id, &id).await?;
+    Ok(Json(json!({ "events": tx.events(Timeline::Company(&id)).await? })))
+}
