@@ -68,6 +68,10 @@ impl Application {
     }
 }
 
+/// The body limit of bulk routes (10,000 rows); other bodies keep axum's
+/// 2 MiB.
+const BULK_BODY_BYTES: usize = 16 << 20;
+
 /// Every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -80,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys", get(users::keys).post(users::create_key))
         .route("/v1/keys/{id}", axum::routing::delete(users::revoke))
         .route("/v1/contacts", get(contacts::list).post(contacts::create))
+        .route(
+            "/v1/contacts/import",
+            post(contacts::import).layer(axum::extract::DefaultBodyLimit::max(BULK_BODY_BYTES)),
+        )
         .route("/v1/contacts/{id}", get(contacts::get).put(contacts::replace).delete(contacts::delete))
         .route("/v1/contacts/{id}/enrollments", get(contacts::enrollments))
         .route("/v1/contacts/{id}/timeline", get(contacts::timeline))
@@ -94,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sequences/{id}/state", post(sequences::set_state))
         .route("/v1/sequences/{id}/enrollments", get(sequences::enrollments))
         .route("/v1/enrollments", post(enrollments::enroll))
+        .route(
+            "/v1/enrollments/bulk",
+            post(enrollments::enroll_many).layer(axum::extract::DefaultBodyLimit::max(BULK_BODY_BYTES)),
+        )
         .route("/v1/enrollments/{id}", get(enrollments::get).delete(enrollments::remove))
         .route("/v1/enrollments/{id}/stop", post(enrollments::stop))
         .route("/v1/enrollments/{id}/pause", post(enrollments::pause))

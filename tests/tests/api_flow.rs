@@ -343,3 +343,37 @@ async fn the_sequence_report_counts_statuses_outcomes_and_steps() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn imports_and_bulk_enrollments_answer_row_by_row() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let seq = sequence(&app).await;
+        let rows = json!({"contacts": [
+            {"first_name": "Ann", "email": "ann@example.com"},
+            {"first_name": "Bad", "email": "nope"},
+            {"first_name": "Cy", "shoe_size": 44},
+            {"first_name": "Di", "email": "di@example.com"}
+        ]});
+        let imported = post(&app, "/v1/contacts/import", &app.agent_key, rows).await;
+        assert_eq!(imported.status, 200, "{}", imported.text);
+        assert_eq!((imported.json["created"].as_u64(), imported.json["failed"].as_u64()), (Some(2), Some(2)));
+        let results = imported.json["results"].as_array().unwrap();
+        assert_eq!(results[1]["errors"][0]["field"], "/email");
+        assert!(results[2]["error"].as_str().unwrap().contains("shoe_size"), "{}", imported.text);
+        let ids = [results[0]["id"].as_str().unwrap(), results[3]["id"].as_str().unwrap()];
+
+        let body = json!({"sequence_id": seq, "contact_ids": [ids[0], "con_missing", ids[1], ids[0]]});
+        let enrolled = post(&app, "/v1/enrollments/bulk", &app.agent_key, body).await;
+        assert_eq!(enrolled.status, 200, "{}", enrolled.text);
+        assert_eq!((enrolled.json["enrolled"].as_u64(), enrolled.json["failed"].as_u64()), (Some(2), Some(2)));
+        let results = enrolled.json["results"].as_array().unwrap();
+        assert!(results[1]["error"].as_str().unwrap().contains("not found"), "{}", enrolled.text);
+        assert!(results[3]["error"].as_str().unwrap().contains("already enrolled"), "{}", enrolled.text);
+
+        let too_many: Vec<Value> = (0..10_001).map(|_| json!({"first_name": "x"})).collect();
+        let refused = post(&app, "/v1/contacts/import", &app.agent_key, json!({"contacts": too_many})).await;
+        assert_eq!(refused.status, 413, "{}", refused.text);
+    })
+    .await;
+}

@@ -169,3 +169,62 @@ pub async fn timeline(
     tx.contact(&caller.account_id, &id).await?;
     Ok(Json(json!({ "events": tx.events(Timeline::Contact(&id)).await? })))
 }
+
+/// The most contacts one import takes.
+pub const MAX_IMPORT: usize = 10_000;
+
+/// A bulk import.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    /// The contacts, as for `POST /v1/contacts`.
+    pub contacts: Vec<Value>,
+}
+
+/// `POST /v1/contacts/import`: up to 10,000 contacts, each created on its
+/// own; the answer has a result per row, in order. A bad row never stops
+/// the others.
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<ImportBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WORKERS, "importing contacts")?;
+    if body.contacts.len() > MAX_IMPORT {
+        return Err(ApiError::TooLarge(format!(
+            "{} contacts in one import; at most {MAX_IMPORT}",
+            body.contacts.len()
+        )));
+    }
+    let mut results = Vec::with_capacity(body.contacts.len());
+    let (mut created, mut failed) = (0, 0);
+    for (row, value) in body.contacts.into_iter().enumerate() {
+        let outcome = async {
+            let contact: Contact = serde_json::from_value(value)
+                .map_err(|e| ApiError::Validation { detail: e.to_string(), fields: Vec::new() })?;
+            if !contact.id.is_empty() {
+                return Err(ApiError::Validation { detail: "ids are assigned by Stepwise".into(), fields: Vec::new() });
+            }
+            let contact = with_defaults(contact);
+            check(&contact)?;
+            Ok(state.engine.create_contact(&caller.account_id, &contact, &caller.user.id).await?)
+        }
+        .await;
+        match outcome {
+            Ok((contact, enrolled)) => {
+                created += 1;
+                let enrolled: Vec<&str> = enrolled.iter().map(|e| e.id.as_str()).collect();
+                results.push(json!({ "row": row, "id": contact.id, "enrollments": enrolled }));
+            }
+            Err(error) => {
+                failed += 1;
+                let fields = match &error {
+                    ApiError::Validation { fields, .. } => fields.clone(),
+                    _ => Vec::new(),
+                };
+                results.push(json!({ "row": row, "error": error.to_string(), "errors": fields }));
+            }
+        }
+    }
+    Ok(Json(json!({ "created": created, "failed": failed, "results": results })))
+}

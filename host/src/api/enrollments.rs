@@ -167,3 +167,54 @@ pub async fn event_date(
     let enrollment = state.engine.set_event_date(&caller.account_id, &id, body.event_date, &caller.user.id).await?;
     Ok(Json(json!({ "enrollment": enrollment })))
 }
+
+/// Many contacts into one sequence.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollManyBody {
+    /// The sequence.
+    pub sequence_id: String,
+    /// The contacts (at most 10,000).
+    pub contact_ids: Vec<String>,
+    /// The event date of a `from_event` sequence, for all of them.
+    #[serde(default)]
+    pub event_date: Option<DateTime<Utc>>,
+}
+
+/// `POST /v1/enrollments/bulk`: a result per contact, in order; a contact
+/// that cannot be enrolled (already enrolled, queued elsewhere, unknown)
+/// never stops the others.
+pub async fn enroll_many(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<EnrollManyBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(WORKERS, "enrolling contacts")?;
+    if body.contact_ids.len() > super::contacts::MAX_IMPORT {
+        return Err(ApiError::TooLarge(format!("at most {} contacts at once", super::contacts::MAX_IMPORT)));
+    }
+    let mut results = Vec::with_capacity(body.contact_ids.len());
+    let (mut enrolled, mut failed) = (0, 0);
+    for contact_id in body.contact_ids {
+        let request = EnrollRequest {
+            contact_id: contact_id.clone(),
+            sequence_id: body.sequence_id.clone(),
+            initiated_by: Some(caller.user.id.clone()),
+            event_date: body.event_date,
+        };
+        match state.engine.enroll(&caller.account_id, &request).await {
+            Ok(enrollment) => {
+                enrolled += 1;
+                results.push(
+                    json!({ "contact_id": contact_id, "enrollment_id": enrollment.id, "status": enrollment.status }),
+                );
+            }
+            Err(crate::engine::EngineError::Store(error)) => return Err(ApiError::from(error)),
+            Err(error) => {
+                failed += 1;
+                results.push(json!({ "contact_id": contact_id, "error": error.to_string() }));
+            }
+        }
+    }
+    Ok(Json(json!({ "enrolled": enrolled, "failed": failed, "results": results })))
+}
