@@ -377,3 +377,39 @@ async fn imports_and_bulk_enrollments_answer_row_by_row() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sequences_export_as_json_and_csv_and_import_again() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let seq = sequence(&app).await;
+        let edited = app
+            .send(
+                app.client
+                    .patch(format!("{}/v1/sequences/{seq}", app.base))
+                    .bearer_auth(&app.admin_key)
+                    .header("content-type", "application/json")
+                    .body(json!({"description": "first touch, \"warm\""}).to_string()),
+            )
+            .await;
+        assert_eq!(edited.status, 200, "{}", edited.text);
+        let exported = app.get(&format!("/v1/sequences/{seq}/export"), Some(&app.agent_key)).await;
+        assert_eq!(exported.json["format"], "stepwise.sequence/1");
+        assert_eq!(exported.json["steps"][0]["plugin"]["id"], "task");
+        let csv = app.get(&format!("/v1/sequences/{seq}/export?format=csv"), Some(&app.agent_key)).await;
+        assert!(csv.content_type.starts_with("text/csv"), "{}", csv.content_type);
+        let lines: Vec<&str> = csv.text.lines().collect();
+        assert_eq!(lines[0], "position,name,plugin,version,activation,timing,owner,criteria,notify,config");
+        assert!(lines[1].starts_with("0,call,task,*,manual,\"{\"\"kind\"\":\"\"delay\"\""), "{}", lines[1]);
+
+        let imported = post(&app, "/v1/sequences/import", &app.admin_key, exported.json.clone()).await;
+        assert_eq!(imported.status, 201, "{}", imported.text);
+        assert_eq!(imported.json["sequence"]["description"], "first touch, \"warm\"");
+        assert_eq!(imported.json["sequence"]["state"], "draft");
+        assert_eq!(imported.json["version"]["steps"], exported.json["steps"]);
+        let mut wrong = exported.json.clone();
+        wrong["format"] = json!("other/9");
+        assert_eq!(post(&app, "/v1/sequences/import", &app.admin_key, wrong).await.status, 422);
+    })
+    .await;
+}

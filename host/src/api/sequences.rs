@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -263,4 +263,169 @@ pub async fn report(
         "bounces": count(EnrollmentStatus::Bounced),
         "steps": steps,
     })))
+}
+
+/// The export format's name and version.
+const EXPORT_FORMAT: &str = "stepwise.sequence/1";
+
+/// A sequence as exported, and as imported again.
+#[derive(Debug, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exported {
+    /// Always `stepwise.sequence/1`.
+    pub format: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// What it is for.
+    pub plan_type: PlanType,
+    /// How due dates are computed.
+    pub timing_mode: TimingMode,
+    /// Settings.
+    #[serde(default)]
+    pub settings: SequenceSettings,
+    /// The steps of its newest version.
+    pub steps: Vec<Step>,
+}
+
+/// Which export.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `json` (the default, importable) or `csv` (for review).
+    pub format: Option<String>,
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// `GET /v1/sequences/{id}/export?format=json|csv`.
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ExportQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let mut tx = state.engine.store().begin_read().await?;
+    let sequence = tx.sequence(&caller.account_id, &id).await?;
+    let steps = tx.latest_version(&id).await?.map(|v| v.steps).unwrap_or_default();
+    let exported = Exported {
+        format: EXPORT_FORMAT.into(),
+        name: sequence.name,
+        description: sequence.description,
+        plan_type: sequence.plan_type,
+        timing_mode: sequence.timing_mode,
+        settings: sequence.settings,
+        steps,
+    };
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(exported).into_response()),
+        Some("csv") => {
+            let mut out = String::from("position,name,plugin,version,activation,timing,owner,criteria,notify,config\n");
+            for step in &exported.steps {
+                let cells = [
+                    step.position.to_string(),
+                    step.name.clone(),
+                    step.plugin.id.clone(),
+                    step.plugin.version.clone(),
+                    step.activation.as_str().to_owned(),
+                    serde_json::to_string(&step.timing).unwrap_or_default(),
+                    serde_json::to_string(&step.owner).unwrap_or_default(),
+                    step.criteria.len().to_string(),
+                    step.notify.to_string(),
+                    step.config.to_string(),
+                ];
+                let row: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response())
+        }
+        Some(other) => Err(ApiError::BadRequest(format!("format `{other}` is not `json` or `csv`"))),
+    }
+}
+
+/// `POST /v1/sequences/import`: a draft made from an export, its steps
+/// checked as when created.
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(exported): Body<Exported>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if exported.format != EXPORT_FORMAT {
+        return Err(ApiError::Validation {
+            detail: format!("format `{}` is not `{EXPORT_FORMAT}`", exported.format),
+            fields: vec![FieldProblem { field: "/format".into(), message: format!("must be `{EXPORT_FORMAT}`") }],
+        });
+    }
+    let body = NewSequenceBody {
+        name: exported.name,
+        description: exported.description,
+        plan_type: exported.plan_type,
+        timing_mode: exported.timing_mode,
+        settings: exported.settings,
+        steps: exported.steps,
+    };
+    create(State(state), caller, Body(body)).await
+}
+
+/// What may change of a sequence besides its steps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditBody {
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// What it is for.
+    pub plan_type: Option<PlanType>,
+    /// Settings, replaced whole.
+    pub settings: Option<SequenceSettings>,
+}
+
+/// `PATCH /v1/sequences/{id}`: name, description, plan type and settings.
+/// Steps change by publishing a version; the timing mode never changes
+/// once set, since every version's timings follow it.
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<EditBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(ADMINS, "editing a sequence")?;
+    if let Some(settings) = &body.settings {
+        check_settings(settings)?;
+    }
+    if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::Validation {
+            detail: "a sequence needs a name".into(),
+            fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
+        });
+    }
+    let now = state.engine.now();
+    let mut tx = state.engine.store().begin().await?;
+    let mut sequence = tx.sequence(&caller.account_id, &id).await?;
+    if let Some(name) = body.name {
+        sequence.name = name;
+    }
+    if let Some(description) = body.description {
+        sequence.description = description;
+    }
+    if let Some(plan_type) = body.plan_type {
+        sequence.plan_type = plan_type;
+    }
+    if let Some(settings) = body.settings {
+        sequence.settings = settings;
+    }
+    tx.update_sequence(&sequence, now).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "sequence": sequence })))
 }
