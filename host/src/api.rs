@@ -14,6 +14,7 @@ mod me;
 mod plugins;
 mod sequences;
 mod signals;
+mod unsubscribe;
 mod users;
 
 use std::future::Future;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/u/{token}", get(unsubscribe::unsubscribe).post(unsubscribe::unsubscribe))
         .route("/v1/me", get(me::me))
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/users/{id}", get(users::get).put(users::replace))

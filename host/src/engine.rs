@@ -26,6 +26,7 @@ mod outbox;
 mod process;
 mod signals;
 pub mod timing;
+mod unsubscribe;
 mod validate;
 
 use std::collections::HashMap;

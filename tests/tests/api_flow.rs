@@ -413,3 +413,37 @@ async fn sequences_export_as_json_and_csv_and_import_again() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_signed_unsubscribe_link_opts_the_contact_out_and_cannot_be_forged() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let seq = sequence(&app).await;
+        let contact = app.world.contact(|_| {}).await;
+        let enrolled = app.world.enroll(&contact, &seq).await;
+        let token = app.world.engine.unsubscribe_token(&app.world.account, &contact).await.unwrap();
+        assert_eq!(token, app.world.engine.unsubscribe_token(&app.world.account, &contact).await.unwrap(), "stable");
+
+        // Altered: another contact's id with this signature.
+        let other = app.world.contact(|c| c.email = Some("o@example.com".into())).await;
+        let forged =
+            format!("{}.{}", hex_of(&format!("{}:{other}", app.world.account)), token.split_once('.').unwrap().1);
+        for bad in [forged.as_str(), "nonsense", "00.00"] {
+            let answer = app.get(&format!("/u/{bad}"), None).await;
+            assert_eq!(answer.status, 404, "{bad}: {}", answer.text);
+        }
+        assert!(!app.world.get_contact(&other).await.opt_outs.email);
+
+        let answer = app.send(app.client.post(format!("{}/u/{token}", app.base))).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert!(answer.content_type.starts_with("text/html") && answer.text.contains("unsubscribed"));
+        assert!(app.world.get_contact(&contact).await.opt_outs.email);
+        assert_eq!(app.world.enrollment(&enrolled.id).await.status, stepwise::domain::EnrollmentStatus::OptedOut);
+        assert_eq!(app.get(&format!("/u/{token}"), None).await.status, 200, "using it twice is harmless");
+    })
+    .await;
+}
+
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}

@@ -216,3 +216,29 @@ impl Store {
         Ok(user.active.then_some(KeyHolder { key_id, account_id, user }))
     }
 }
+
+impl Store {
+    /// The shared secret `name`, made (256 random bits, hex) by the first
+    /// host that asks. Concurrent first askers agree on one value.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn host_secret(&self, name: &str, now: DateTime<Utc>) -> Result<String> {
+        let candidate = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO host_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
+        )
+        .bind(name)
+        .bind(&candidate)
+        .bind(ms(now))
+        .execute(p)
+        .await?
+        .rows_affected());
+        let value: String = on_pool!(self, |p| sqlx::query_scalar("SELECT value FROM host_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(p)
+            .await?);
+        Ok(value)
+    }
+}
