@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/u/{token}", get(unsubscribe::unsubscribe).post(unsubscribe::unsubscribe))
         .route("/v1/me", get(me::me))
+        .route("/v1/notifications", get(me::notifications))
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/users/{id}", get(users::get).put(users::replace))
         .route("/v1/keys", get(users::keys).post(users::create_key))

@@ -447,3 +447,25 @@ async fn the_signed_unsubscribe_link_opts_the_contact_out_and_cannot_be_forged()
 fn hex_of(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn a_step_with_notify_on_notifies_its_owner() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let mut step = task_step("Call {{contact.first_name}}");
+        step["notify"] = json!(true);
+        let made = post(&app, "/v1/sequences", &app.admin_key, json!({"name": "Notify", "steps": [step]})).await;
+        let seq = made.json["sequence"]["id"].as_str().unwrap().to_owned();
+        post(&app, &format!("/v1/sequences/{seq}/state"), &app.admin_key, json!({"state": "active"})).await;
+        let contact = app.world.contact(|_| {}).await;
+        app.world.enroll(&contact, &seq).await;
+        app.world.run().await;
+        let mine = app.get("/v1/notifications", Some(&app.agent_key)).await;
+        let list = mine.json["notifications"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{}", mine.text);
+        assert!(list[0]["reason"].as_str().unwrap().contains("on your Engage view"));
+        let admins = app.get("/v1/notifications", Some(&app.admin_key)).await;
+        assert!(admins.json["notifications"].as_array().unwrap().is_empty(), "only the owner is told");
+    })
+    .await;
+}

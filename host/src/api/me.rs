@@ -1,4 +1,5 @@
-//! `GET /v1/me`: who the key belongs to.
+//! `GET /v1/me`: who the key belongs to; `GET /v1/notifications`: what
+//! the caller was told (steps with notify on, failures to look at).
 
 use axum::Json;
 use serde_json::{Value, json};
@@ -8,4 +9,21 @@ use super::auth::Caller;
 /// The caller, their account and their key.
 pub async fn me(caller: Caller) -> Json<Value> {
     Json(json!({ "account_id": caller.account_id, "user": caller.user, "key_id": caller.key_id }))
+}
+
+/// `GET /v1/notifications`: the caller's newest notifications.
+pub async fn notifications(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, super::error::ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    let events = tx.events_of_kind(&caller.account_id, "notification", 1_000).await?;
+    let mine: Vec<_> = events
+        .into_iter()
+        .filter(|e| {
+            e.after.as_ref().and_then(|a| a.get("user_id")).and_then(Value::as_str) == Some(caller.user.id.as_str())
+        })
+        .take(100)
+        .collect();
+    Ok(Json(json!({ "notifications": mine })))
 }

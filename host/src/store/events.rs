@@ -196,4 +196,23 @@ impl Tx {
         let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_all(&mut *c).await?);
         rows.into_iter().map(EventRow::into_domain).collect()
     }
+
+    /// The newest `limit` events of an account of one kind, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn events_of_kind(&mut self, account_id: &str, kind: &str, limit: u32) -> Result<Vec<Event>> {
+        let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
+                    after, level, at
+             FROM events WHERE account_id = $1 AND kind = $2 ORDER BY at DESC, id DESC LIMIT $3"
+        )
+        .bind(account_id)
+        .bind(kind)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(EventRow::into_domain).collect()
+    }
 }
