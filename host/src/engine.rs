@@ -22,6 +22,7 @@ mod checks;
 mod clock;
 mod explain;
 mod lifecycle;
+mod metrics;
 mod outbox;
 mod process;
 mod signals;
@@ -40,6 +41,7 @@ pub use checks::{Facts, Requirement, first_unmet, opted_out, requirements, uses_
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use explain::{Check, Explanation};
 pub use lifecycle::{Disposition, EnrollRequest};
+pub use metrics::CallMetrics;
 pub use outbox::{Delivery, RecordingTransport, Transport, TransportError, Unconfigured};
 pub use signals::{Signal, SignalKind};
 pub use validate::StepProblem;
@@ -169,6 +171,8 @@ struct Inner {
     outbox_wake: Notify,
     /// Bounds the actions processed at once.
     permits: Arc<Semaphore>,
+    /// Plugin call latencies of this host.
+    calls: CallMetrics,
     /// Sequence versions are immutable, so they are cached forever.
     versions: Mutex<HashMap<(String, i64), Arc<SequenceVersion>>>,
 }
@@ -194,6 +198,7 @@ impl Engine {
                 wake: Notify::new(),
                 outbox_wake: Notify::new(),
                 permits,
+                calls: CallMetrics::default(),
                 versions: Mutex::new(HashMap::new()),
             }),
         }
@@ -217,6 +222,11 @@ impl Engine {
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Plugin call latencies of this host, for `/metrics`.
+    pub fn call_metrics(&self) -> &CallMetrics {
+        &self.inner.calls
     }
 
     /// Tells the scheduler that work may be due sooner than it thinks.

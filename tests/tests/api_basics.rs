@@ -91,6 +91,7 @@ async fn metrics_report_the_backlog_actions_deferrals_and_outbox() {
             "stepwise_actions{plugin=\"scripted\",status=\"future\"} 1\n",
             "stepwise_deferred_actions{reason=\"missing_email\"} 1\n",
             "stepwise_outbox_messages{state=\"sent\"} 1\n",
+            "stepwise_plugin_call_seconds_count{plugin=\"scripted\",call=\"execute\"} 1\n",
         ] {
             assert!(after.text.contains(line), "missing {line:?} in\n{}", after.text);
         }

@@ -27,7 +27,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text format: due backlog, actions by plugin and status,
-/// deferrals by reason, outbox depth by state.
+/// deferrals by reason, outbox depth by state, and this host's plugin call
+/// latency by plugin.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let m = state.engine.store().metrics(state.engine.now()).await?;
     let mut out = String::new();
@@ -52,6 +53,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     for (state, n) in &m.outbox {
         let _ = writeln!(out, "stepwise_outbox_messages{{state=\"{state}\"}} {n}");
     }
+    state.engine.call_metrics().render(&mut out);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 

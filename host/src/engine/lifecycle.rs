@@ -916,6 +916,7 @@ impl Engine {
             .runtime()
             .execute(&plugin, invocation, &ctx.step.config.to_string())
             .await
+            .inspect(|call| self.call_metrics().record(&manifest.id, "execute", call.report.wall))
             .map_err(|e| EngineError::Plugin { plugin: manifest.id.clone(), message: e.error.to_string() })?;
         match call.value {
             PluginOutcome::Failed { message, .. } => {

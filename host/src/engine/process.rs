@@ -636,8 +636,12 @@ impl Engine {
         let config = ctx.step.config.to_string();
         let invocation = self.invocation(&ctx, ctx.grant.clone(), None);
         let (outcome, report) = match self.registry().runtime().execute(&plugin, invocation, &config).await {
-            Ok(call) => (call.value, call.report),
+            Ok(call) => {
+                self.inner.calls.record(&ctx.step.plugin.id, "execute", call.report.wall);
+                (call.value, call.report)
+            }
             Err(error) => {
+                self.inner.calls.record(&ctx.step.plugin.id, "execute", error.report.wall);
                 let message = error.error.to_string();
                 (Outcome::Failed { message, details: json!({ "kind": "plugin_error" }) }, *error.report)
             }
@@ -666,13 +670,13 @@ impl Engine {
         drop(tx);
         let plugin = plugin?;
         let invocation = self.invocation(ctx, grant, None);
-        let call = self
-            .registry()
-            .runtime()
-            .evaluate(&plugin, invocation, &criterion.config.to_string())
-            .await
-            .map_err(|e| e.error.to_string())?;
-        call.value
+        let call = self.registry().runtime().evaluate(&plugin, invocation, &criterion.config.to_string()).await;
+        let wall = match &call {
+            Ok(call) => call.report.wall,
+            Err(error) => error.report.wall,
+        };
+        self.inner.calls.record(&criterion.plugin.id, "evaluate", wall);
+        call.map_err(|e| e.error.to_string())?.value
     }
 
     /// Holds an action back for `reason`: due again at `until`, or parked
