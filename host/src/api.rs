@@ -2,6 +2,7 @@
 //! requests into engine and store calls and their answers into JSON; errors
 //! are RFC 9457 problem documents ([`error::ApiError`]).
 
+mod accounts;
 mod actions;
 pub mod auth;
 mod companies;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/u/{token}", get(unsubscribe::unsubscribe).post(unsubscribe::unsubscribe))
         .route("/v1/me", get(me::me))
+        .route("/v1/accounts", get(accounts::get).post(accounts::create))
         .route("/v1/notifications", get(me::notifications))
         .route("/v1/users", get(users::list).post(users::create))
         .route("/v1/users/{id}", get(users::get).put(users::replace))

@@ -469,3 +469,60 @@ async fn a_step_with_notify_on_notifies_its_owner() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sub_accounts_read_their_parents_locked_sequences_only() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let shared = post(
+            &app,
+            "/v1/sequences",
+            &app.admin_key,
+            json!({"name": "Shared", "settings": {"shared_locked": true}, "steps": [task_step("Call")]}),
+        )
+        .await;
+        let shared = shared.json["sequence"]["id"].as_str().unwrap().to_owned();
+        let private = sequence(&app).await;
+        let sub = post(
+            &app,
+            "/v1/accounts",
+            &app.admin_key,
+            json!({"name": "Branch", "admin_name": "Bea", "admin_email": "bea@branch.example"}),
+        )
+        .await;
+        assert_eq!(sub.status, 201, "{}", sub.text);
+        let key = sub.json["secret"].as_str().unwrap().to_owned();
+        let mine = app.get("/v1/accounts", Some(&key)).await;
+        assert_eq!(mine.json["parent"]["id"], app.world.account.as_str());
+        let parents = app.get("/v1/accounts", Some(&app.admin_key)).await;
+        assert_eq!(parents.json["sub_accounts"][0]["name"], "Branch");
+
+        let listed = app.get("/v1/sequences", Some(&key)).await;
+        let seen: Vec<(&str, bool)> = listed.json["sequences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["sequence"]["id"].as_str().unwrap(), s["locked"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(seen, vec![(shared.as_str(), true)], "the locked one, read-only; never the private one");
+        assert_eq!(app.get(&format!("/v1/sequences/{shared}"), Some(&key)).await.json["locked"], true);
+        assert_eq!(app.get(&format!("/v1/sequences/{private}"), Some(&key)).await.status, 404);
+        let write = post(&app, &format!("/v1/sequences/{shared}/state"), &key, json!({"state": "active"})).await;
+        assert_eq!(write.status, 403, "{}", write.text);
+        // A copy can be made: export there, import here.
+        let exported = app.get(&format!("/v1/sequences/{shared}/export"), Some(&key)).await;
+        assert_eq!(post(&app, "/v1/sequences/import", &key, exported.json).await.status, 201);
+        assert_eq!(
+            post(
+                &app,
+                "/v1/accounts",
+                &app.agent_key,
+                json!({"name": "X", "admin_name": "Y", "admin_email": "y@x.example"})
+            )
+            .await
+            .status,
+            403
+        );
+    })
+    .await;
+}

@@ -140,10 +140,55 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!({ "sequence": sequence, "version": version }))))
 }
 
-/// `GET /v1/sequences`.
+/// `GET /v1/sequences`: the account's own, then those its parent shares
+/// locked (read-only), marked `"locked": true`.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let mut tx = state.engine.store().begin_read().await?;
-    Ok(Json(json!({ "sequences": tx.sequences(&caller.account_id).await? })))
+    let mut sequences: Vec<Value> = tx
+        .sequences(&caller.account_id)
+        .await?
+        .into_iter()
+        .map(|s| json!({ "sequence": s, "locked": false }))
+        .collect();
+    if let Some(parent) = tx.account(&caller.account_id).await?.parent_id {
+        sequences
+            .extend(tx.locked_sequences(&parent).await?.into_iter().map(|s| json!({ "sequence": s, "locked": true })));
+    }
+    Ok(Json(json!({ "sequences": sequences })))
+}
+
+/// A sequence the caller may read: their account's, or one their parent
+/// account shares locked (then `true`: read-only).
+async fn visible(
+    tx: &mut crate::store::Tx,
+    caller: &Caller,
+    id: &str,
+) -> Result<(crate::domain::Sequence, bool), ApiError> {
+    match tx.sequence(&caller.account_id, id).await {
+        Ok(sequence) => Ok((sequence, false)),
+        Err(crate::store::StoreError::NotFound { .. }) => {
+            let parent = tx.account(&caller.account_id).await?.parent_id;
+            if let Some(parent) = parent
+                && let Ok(sequence) = tx.sequence(&parent, id).await
+                && sequence.settings.shared_locked
+            {
+                return Ok((sequence, true));
+            }
+            Err(ApiError::NotFound(format!("sequence {id} not found")))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Refuses changes to a parent's locked sequence, which sub-accounts read only.
+async fn writable(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    match visible(&mut tx, caller, id).await? {
+        (_, true) => {
+            Err(ApiError::Forbidden(format!("sequence {id} is shared locked by the parent account: read-only here")))
+        }
+        (_, false) => Ok(()),
+    }
 }
 
 /// `GET /v1/sequences/{id}`: the sequence and its newest version.
@@ -153,9 +198,9 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut tx = state.engine.store().begin_read().await?;
-    let sequence = tx.sequence(&caller.account_id, &id).await?;
+    let (sequence, locked) = visible(&mut tx, &caller, &id).await?;
     let version = tx.latest_version(&id).await?;
-    Ok(Json(json!({ "sequence": sequence, "version": version })))
+    Ok(Json(json!({ "sequence": sequence, "version": version, "locked": locked })))
 }
 
 /// `POST /v1/sequences/{id}/versions`: publishes new steps. Running
@@ -167,6 +212,7 @@ pub async fn publish(
     Body(body): Body<StepsBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(ADMINS, "publishing a version")?;
+    writable(&state, &caller, &id).await?;
     let mut tx = state.engine.store().begin_read().await?;
     let sequence = tx.sequence(&caller.account_id, &id).await?;
     drop(tx);
@@ -200,6 +246,7 @@ pub async fn set_state(
     Body(body): Body<StateBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(ADMINS, "changing a sequence's state")?;
+    writable(&state, &caller, &id).await?;
     let sequence = state.engine.set_sequence_state(&caller.account_id, &id, body.state, &caller.user.id).await?;
     Ok(Json(json!({ "sequence": sequence })))
 }
@@ -315,7 +362,7 @@ pub async fn export(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let mut tx = state.engine.store().begin_read().await?;
-    let sequence = tx.sequence(&caller.account_id, &id).await?;
+    let (sequence, _) = visible(&mut tx, &caller, &id).await?;
     let steps = tx.latest_version(&id).await?.map(|v| v.steps).unwrap_or_default();
     let exported = Exported {
         format: EXPORT_FORMAT.into(),
@@ -401,6 +448,7 @@ pub async fn edit(
     Body(body): Body<EditBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(ADMINS, "editing a sequence")?;
+    writable(&state, &caller, &id).await?;
     if let Some(settings) = &body.settings {
         check_settings(settings)?;
     }

@@ -145,8 +145,19 @@ impl Tx {
     /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
     pub async fn sequences(&mut self, account_id: &str) -> Result<Vec<Sequence>> {
         let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 ORDER BY name, id");
-        let rows: Vec<SequenceRow> =
-            on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).fetch_all(&mut *c).await?);
+        let rows: Vec<SequenceRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).fetch_all(&mut *c).await?);
+        rows.into_iter().map(SequenceRow::into_domain).collect()
+    }
+
+    /// The sequences an account shares locked (read-only) with its
+    /// sub-accounts, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn locked_sequences(&mut self, account_id: &str) -> Result<Vec<Sequence>> {
+        let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 AND shared_locked ORDER BY name, id");
+        let rows: Vec<SequenceRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).fetch_all(&mut *c).await?);
         rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 
