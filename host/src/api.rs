@@ -11,6 +11,7 @@ mod enrollments;
 pub mod error;
 mod health;
 pub mod json;
+pub mod limit;
 mod me;
 mod plugins;
 mod sequences;
@@ -31,7 +32,12 @@ use crate::engine::Engine;
 pub struct AppState {
     /// The engine (and through it the store and the plugins).
     pub engine: Engine,
+    /// The rate limit of `/v1` routes.
+    pub limiter: std::sync::Arc<limit::RateLimiter>,
 }
+
+/// Requests per second each API key may make by default, and its burst.
+pub const DEFAULT_RATE: (u32, u32) = (100, 200);
 
 /// The API bound to its listener, ready to serve.
 #[derive(Debug)]
@@ -47,8 +53,19 @@ impl Application {
     ///
     /// When the address cannot be bound.
     pub async fn build(engine: Engine, addr: SocketAddr) -> std::io::Result<Application> {
+        Self::build_with_rate(engine, addr, DEFAULT_RATE).await
+    }
+
+    /// [`Application::build`] with a rate limit of `(per second, burst)`
+    /// requests per API key.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound.
+    pub async fn build_with_rate(engine: Engine, addr: SocketAddr, rate: (u32, u32)) -> std::io::Result<Application> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        Ok(Application { listener, router: router(AppState { engine }) })
+        let limiter = std::sync::Arc::new(limit::RateLimiter::new(rate.0, rate.1));
+        Ok(Application { listener, router: router(AppState { engine, limiter }) })
     }
 
     /// The address it listens on.
@@ -66,7 +83,8 @@ impl Application {
     ///
     /// When accepting connections fails.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await
     }
 }
 
@@ -76,10 +94,11 @@ const BULK_BODY_BYTES: usize = 16 << 20;
 
 /// Every route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(health::metrics));
+    let limited = Router::new()
         .route("/u/{token}", get(unsubscribe::unsubscribe).post(unsubscribe::unsubscribe))
         .route("/v1/me", get(me::me))
         .route("/v1/accounts", get(accounts::get).post(accounts::create))
@@ -135,8 +154,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(plugins::MAX_COMPONENT_BYTES)),
         )
         .route("/v1/plugins/{id}/account", put(plugins::set_account))
-        .fallback(error::not_found)
-        .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::limit));
+    open.merge(limited).fallback(error::not_found).with_state(state)
 }
 
 /// What a fresh install's bootstrap made.

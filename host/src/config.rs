@@ -22,6 +22,10 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// How the scheduler works.
     pub scheduler: SchedulerSettings,
+    /// Requests per second each API key may make.
+    pub rate_limit_per_second: u32,
+    /// How many requests a key may make at once above that rate.
+    pub rate_limit_burst: u32,
 }
 
 /// The scheduler's settings.
@@ -46,6 +50,8 @@ impl Default for Settings {
             database_url: "sqlite://stepwise.db?mode=rwc".into(),
             cache_dir: None,
             scheduler: SchedulerSettings::default(),
+            rate_limit_per_second: crate::api::DEFAULT_RATE.0,
+            rate_limit_burst: crate::api::DEFAULT_RATE.1,
         }
     }
 }
@@ -69,6 +75,8 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &redact(&self.database_url))
             .field("cache_dir", &self.cache_dir)
             .field("scheduler", &self.scheduler)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("rate_limit_burst", &self.rate_limit_burst)
             .finish()
     }
 }
@@ -95,6 +103,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_SCHEDULER_CONCURRENCY", "actions processed at once (64)"),
     ("STEPWISE_SCHEDULER_LEASE_SECONDS", "seconds a claim holds an action (60)"),
     ("STEPWISE_SCHEDULER_MAX_IDLE_MS", "longest sleep before looking for other hosts' work (5000)"),
+    ("STEPWISE_RATE_LIMIT_PER_SECOND", "requests per second each API key may make (100)"),
+    ("STEPWISE_RATE_LIMIT_BURST", "requests a key may make at once above that rate (200)"),
 ];
 
 /// A setting that could not be read, naming where it came from.
@@ -146,8 +156,16 @@ impl Settings {
                 "STEPWISE_SCHEDULER_CONCURRENCY" => settings.scheduler.concurrency = parsed(name, &value)?,
                 "STEPWISE_SCHEDULER_LEASE_SECONDS" => settings.scheduler.lease_seconds = parsed(name, &value)?,
                 "STEPWISE_SCHEDULER_MAX_IDLE_MS" => settings.scheduler.max_idle_ms = parsed(name, &value)?,
+                "STEPWISE_RATE_LIMIT_PER_SECOND" => settings.rate_limit_per_second = parsed(name, &value)?,
+                "STEPWISE_RATE_LIMIT_BURST" => settings.rate_limit_burst = parsed(name, &value)?,
                 _ => {}
             }
+        }
+        if settings.rate_limit_per_second == 0 || settings.rate_limit_burst == 0 {
+            return Err(SettingsError {
+                source_name: "rate_limit".into(),
+                message: "rate_limit_per_second and rate_limit_burst must be at least 1".into(),
+            });
         }
         if settings.scheduler.batch_size == 0 || settings.scheduler.concurrency == 0 {
             return Err(SettingsError {

@@ -40,7 +40,8 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// A TOML file of settings (keys: listen, database_url, cache_dir,
-    /// [scheduler] batch_size, concurrency, lease_seconds, max_idle_ms).
+    /// rate_limit_per_second, rate_limit_burst, [scheduler] batch_size,
+    /// concurrency, lease_seconds, max_idle_ms).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -242,7 +243,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if add_ons > 0 {
         eprintln!("loaded {add_ons} add-on plugin(s) from the database");
     }
-    let app = stepwise::api::Application::build(engine.clone(), settings.listen)
+    let rate = (settings.rate_limit_per_second, settings.rate_limit_burst);
+    let app = stepwise::api::Application::build_with_rate(engine.clone(), settings.listen, rate)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     eprintln!("stepwise listening on http://{} ({:?} database); stop with Ctrl-C", app.local_addr()?, store.backend());

@@ -114,3 +114,30 @@ async fn bootstrap_makes_an_admin_key_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_key_over_its_rate_gets_a_429_with_retry_after() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let limited = stepwise::api::Application::build_with_rate(
+            app.world.engine.clone(),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            (1, 2),
+        )
+        .await
+        .unwrap();
+        let base = format!("http://{}", limited.local_addr().unwrap());
+        tokio::spawn(limited.run(std::future::pending()));
+        let get = || app.client.get(format!("{base}/v1/me")).bearer_auth(&app.agent_key);
+        assert_eq!(app.send(get()).await.status, 200);
+        assert_eq!(app.send(get()).await.status, 200);
+        let over = app.send(get()).await;
+        assert_eq!(over.status, 429, "{}", over.text);
+        assert_eq!(over.json["type"], "urn:stepwise:problem:rate-limited");
+        assert_eq!(over.headers.get("retry-after").unwrap(), "1");
+        let other = app.send(app.client.get(format!("{base}/v1/me")).bearer_auth(&app.admin_key)).await;
+        assert_eq!(other.status, 200, "another key has its own bucket");
+        assert_eq!(app.send(app.client.get(format!("{base}/healthz"))).await.status, 200, "probes are never limited");
+    })
+    .await;
+}

@@ -51,6 +51,9 @@ pub enum ApiError {
         /// Each field and what is wrong with it.
         fields: Vec<FieldProblem>,
     },
+    /// 429: over the rate limit.
+    #[error("{0}")]
+    TooMany(String),
     /// 500: a fault of the host; logged, never shown.
     #[error("internal error")]
     Internal(String),
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
+            ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
