@@ -26,6 +26,9 @@ pub struct Settings {
     pub rate_limit_per_second: u32,
     /// How many requests a key may make at once above that rate.
     pub rate_limit_burst: u32,
+    /// Let plugins' `http-fetch` reach private, loopback and link-local
+    /// addresses (off: only public addresses, whatever the grant says).
+    pub allow_private_network: bool,
 }
 
 /// The scheduler's settings.
@@ -52,6 +55,7 @@ impl Default for Settings {
             scheduler: SchedulerSettings::default(),
             rate_limit_per_second: crate::api::DEFAULT_RATE.0,
             rate_limit_burst: crate::api::DEFAULT_RATE.1,
+            allow_private_network: false,
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::fmt::Debug for Settings {
             .field("scheduler", &self.scheduler)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("allow_private_network", &self.allow_private_network)
             .finish()
     }
 }
@@ -105,6 +110,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_SCHEDULER_MAX_IDLE_MS", "longest sleep before looking for other hosts' work (5000)"),
     ("STEPWISE_RATE_LIMIT_PER_SECOND", "requests per second each API key may make (100)"),
     ("STEPWISE_RATE_LIMIT_BURST", "requests a key may make at once above that rate (200)"),
+    ("STEPWISE_ALLOW_PRIVATE_NETWORK", "let plugins reach private and loopback addresses: true or false (false)"),
 ];
 
 /// A setting that could not be read, naming where it came from.
@@ -158,6 +164,7 @@ impl Settings {
                 "STEPWISE_SCHEDULER_MAX_IDLE_MS" => settings.scheduler.max_idle_ms = parsed(name, &value)?,
                 "STEPWISE_RATE_LIMIT_PER_SECOND" => settings.rate_limit_per_second = parsed(name, &value)?,
                 "STEPWISE_RATE_LIMIT_BURST" => settings.rate_limit_burst = parsed(name, &value)?,
+                "STEPWISE_ALLOW_PRIVATE_NETWORK" => settings.allow_private_network = parsed(name, &value)?,
                 _ => {}
             }
         }

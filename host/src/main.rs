@@ -233,7 +233,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(made) = stepwise::api::bootstrap(&store, chrono::Utc::now()).await? {
         print_bootstrap(&made);
     }
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: settings.cache_dir.clone(), ..RuntimeConfig::default() })?;
+    let net = NetPolicy { allow_private: settings.allow_private_network, ..NetPolicy::default() };
+    let runtime =
+        Runtime::new(RuntimeConfig { cache_dir: settings.cache_dir.clone(), net, ..RuntimeConfig::default() })?;
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
     // Until an email or SMS provider is configured, messages stay queued in
     // the outbox.
