@@ -10,6 +10,7 @@ mod contacts;
 mod enrollments;
 pub mod error;
 mod health;
+mod idempotency;
 pub mod json;
 pub mod limit;
 mod me;
@@ -154,6 +155,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(plugins::MAX_COMPONENT_BYTES)),
         )
         .route("/v1/plugins/{id}/account", put(plugins::set_account))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::limit));
     open.merge(limited).fallback(error::not_found).with_state(state)
 }

@@ -49,7 +49,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub use actions::{ActionCompletion, BatchCompletion, NewAction, Schedule};
 pub use enrollments::NewEnrollment;
 pub use events::{NewEvent, Timeline};
-pub use keys::{ApiKey, KeyHolder};
+pub use keys::{ApiKey, Idempotent, KeyHolder};
 pub use outbox::NewOutboxMessage;
 pub use sequences::NewSequence;
 

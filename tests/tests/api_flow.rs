@@ -526,3 +526,41 @@ async fn sub_accounts_read_their_parents_locked_sequences_only() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let keyed = |body: Value| {
+            app.client
+                .post(format!("{}/v1/contacts", app.base))
+                .bearer_auth(&app.agent_key)
+                .header("content-type", "application/json")
+                .header("idempotency-key", "import-42")
+                .body(body.to_string())
+        };
+        let first = app.send(keyed(json!({"first_name": "Ada"}))).await;
+        assert_eq!(first.status, 201, "{}", first.text);
+        let again = app.send(keyed(json!({"first_name": "Ada"}))).await;
+        assert_eq!((again.status, again.text.as_str()), (201, first.text.as_str()), "the first answer, again");
+        assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+        let listed = app.get("/v1/contacts", Some(&app.agent_key)).await;
+        assert_eq!(listed.json["contacts"].as_array().unwrap().len(), 1, "created once");
+        let other = app.send(keyed(json!({"first_name": "Bob"}))).await;
+        assert_eq!(other.status, 422, "{}", other.text);
+        assert!(other.json["detail"].as_str().unwrap().contains("different request"));
+        // Another API key has its own keys.
+        let theirs = app
+            .send(
+                app.client
+                    .post(format!("{}/v1/contacts", app.base))
+                    .bearer_auth(&app.admin_key)
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", "import-42")
+                    .body(json!({"first_name": "Bob"}).to_string()),
+            )
+            .await;
+        assert_eq!(theirs.status, 201, "{}", theirs.text);
+    })
+    .await;
+}

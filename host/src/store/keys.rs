@@ -242,3 +242,94 @@ impl Store {
         Ok(value)
     }
 }
+
+/// What a store knows of an `Idempotency-Key` when a request arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotent {
+    /// First use: the caller answers, then records the answer.
+    New,
+    /// Answered before: `(status, content type, body)`.
+    Replay(u16, String, String),
+    /// The key was used for a different request.
+    Mismatch,
+    /// The first request under the key is still being answered.
+    InProgress,
+}
+
+impl Store {
+    /// Reserves `key` in `scope` for a request with `fingerprint`, or says
+    /// why not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Idempotent> {
+        let inserted = on_pool!(self, |p| sqlx::query(
+            "INSERT INTO idempotent_requests (scope, key, fingerprint, status, content_type, body, created_at)
+             VALUES ($1, $2, $3, 0, '', '', $4) ON CONFLICT (scope, key) DO NOTHING"
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(ms(now))
+        .execute(p)
+        .await?
+        .rows_affected());
+        if inserted == 1 {
+            return Ok(Idempotent::New);
+        }
+        let (stored, status, content_type, body): (String, i64, String, String) = on_pool!(self, |p| sqlx::query_as(
+            "SELECT fingerprint, status, content_type, body FROM idempotent_requests WHERE scope = $1 AND key = $2"
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_one(p)
+        .await?);
+        Ok(if stored != fingerprint {
+            Idempotent::Mismatch
+        } else if status == 0 {
+            Idempotent::InProgress
+        } else {
+            Idempotent::Replay(u16::try_from(status).unwrap_or(500), content_type, body)
+        })
+    }
+
+    /// Records the answer to a reserved key; `None` forgets the reservation
+    /// (the request failed on the host's side and may be tried again).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn idempotency_finish(&self, scope: &str, key: &str, answer: Option<(u16, &str, &str)>) -> Result<()> {
+        match answer {
+            Some((status, content_type, body)) => {
+                on_pool!(self, |p| {
+                    sqlx::query(
+                "UPDATE idempotent_requests SET status = $3, content_type = $4, body = $5 WHERE scope = $1 AND key = $2"
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(i64::from(status))
+            .bind(content_type)
+            .bind(body)
+            .execute(p)
+            .await?
+            .rows_affected()
+                })
+            }
+            None => on_pool!(self, |p| sqlx::query("DELETE FROM idempotent_requests WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key)
+                .execute(p)
+                .await?
+                .rows_affected()),
+        };
+        Ok(())
+    }
+}
