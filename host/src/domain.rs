@@ -660,6 +660,8 @@ pub struct PluginRecord {
     pub wasm: Option<Vec<u8>>,
     /// Embedded in the host.
     pub builtin: bool,
+    /// The account that uploaded an add-on, the only one that sees it.
+    pub uploaded_by: Option<String>,
 }
 
 /// A plugin's enablement and capability grants for one account.

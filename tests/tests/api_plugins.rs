@@ -29,7 +29,8 @@ async fn admins_upload_add_ons_and_bad_components_are_refused_by_name() {
         let listed = app.get("/v1/plugins", Some(&app.agent_key)).await;
         let ids: Vec<&str> =
             listed.json["plugins"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
-        assert!(ids.contains(&"task") && ids.contains(&"webhook") && ids.contains(&"scripted"), "{ids:?}");
+        assert!(ids.contains(&"task") && ids.contains(&"webhook"), "{ids:?}");
+        assert!(!ids.contains(&"trivial"), "an add-on shows only to the account that uploaded it: {ids:?}");
 
         assert_eq!(upload(&app, &app.agent_key, "application/wasm", guests::TRIVIAL).await.status, 403);
         assert_eq!(upload(&app, &app.admin_key, "application/octet-stream", guests::TRIVIAL).await.status, 415);
@@ -50,6 +51,30 @@ async fn admins_upload_add_ons_and_bad_components_are_refused_by_name() {
         assert_eq!(record.wasm.as_deref(), Some(guests::TRIVIAL), "stored so every host can load it");
         drop(tx);
 
+        let mine = app.get("/v1/plugins", Some(&app.admin_key)).await;
+        assert!(mine.text.contains("\"trivial\""), "the uploader sees it");
+
+        // Another account neither sees nor enables it.
+        let mut tx = store.begin().await.unwrap();
+        let other = tx.create_account("Globex", None, app.world.now()).await.unwrap().id;
+        let admin = stepwise::model::User {
+            name: "Hank".into(),
+            email: "hank@globex.example".into(),
+            role: stepwise::model::Role::Admin,
+            ..stepwise::model::User::default()
+        };
+        let admin = tx.create_user(&other, &admin, app.world.now()).await.unwrap().id;
+        let (_, key) = tx.create_api_key(&other, &admin, "t", app.world.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let theirs = app.get("/v1/plugins", Some(&key)).await;
+        assert!(!theirs.text.contains("\"trivial\""), "{}", theirs.text);
+        let request = app.client.put(format!("{}/v1/plugins/trivial/account", app.base)).bearer_auth(&key);
+        let enable = app
+            .send(request.header("content-type", "application/json").body(json!({"enabled": true}).to_string()))
+            .await;
+        assert_eq!(enable.status, 404, "{}", enable.text);
+        assert_eq!(upload(&app, &key, "application/wasm", guests::TRIVIAL).await.status, 409, "not theirs to install");
+
         // A host starting on this database loads it from there.
         let fresh = Arc::new(Registry::with_builtins(runtime(false)).await.unwrap());
         assert!(fresh.get("trivial", "*").unwrap().is_none());
@@ -66,6 +91,7 @@ async fn enabling_and_granting_decide_what_an_add_on_may_do_at_once() {
     for_each_backend(|store| async move {
         let app = TestApp::spawn(store).await;
         let w = &app.world;
+        assert_eq!(upload(&app, &app.admin_key, "application/wasm", guests::SCRIPTED).await.status, 201);
         let off = set_account(&app, "scripted", json!({"enabled": false})).await;
         assert_eq!(off.status, 200, "{}", off.text);
         let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;

@@ -165,6 +165,7 @@ async fn events_outbox_and_plugins_round_trip() {
         assert!(tx.queued_messages(10).await.unwrap().is_empty());
 
         let plugin = PluginRecord {
+            uploaded_by: None,
             id: "invoice-paid".into(),
             version: "0.1.0".into(),
             kind: PluginKind::Predicate,

@@ -22,9 +22,22 @@ use crate::plugins::{AccountGrant, Grant, Origin, RegistryError};
 /// The largest component an admin may upload.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
 
-/// `GET /v1/plugins`: every plugin version with its manifest and the
-/// account's settings for it.
+/// The add-on versions an account uploaded: the only add-ons it sees.
+async fn own_add_ons(state: &AppState, account_id: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(tx
+        .plugins()
+        .await?
+        .into_iter()
+        .filter(|p| p.uploaded_by.as_deref() == Some(account_id))
+        .map(|p| (p.id, p.version))
+        .collect())
+}
+
+/// `GET /v1/plugins`: the built-in plugins and the account's own add-ons,
+/// each version with its manifest and the account's settings for it.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let own = own_add_ons(&state, &caller.account_id).await?;
     let mut tx = state.engine.store().begin_read().await?;
     let settings = tx.plugin_accounts(&caller.account_id).await?;
     drop(tx);
@@ -33,6 +46,10 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
         .registry()
         .list()
         .into_iter()
+        .filter(|r| {
+            let m = r.plugin.manifest();
+            r.origin == Origin::Builtin || own.iter().any(|(id, version)| *id == m.id && *version == m.version)
+        })
         .map(|r| {
             let manifest = r.plugin.manifest();
             let account = settings.iter().find(|s| s.plugin_id == manifest.id);
@@ -85,6 +102,7 @@ pub async fn upload(
         wasm_digest: plugin.digest().to_owned(),
         wasm: Some(bytes.to_vec()),
         builtin: false,
+        uploaded_by: Some(caller.account_id.clone()),
     };
     let mut tx = state.engine.store().begin().await?;
     tx.save_plugin(&record, state.engine.now()).await?;
@@ -113,6 +131,11 @@ pub async fn set_account(
     Body(body): Body<AccountBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(ADMINS, "enabling a plugin")?;
+    let builtin =
+        state.engine.registry().list().iter().any(|r| r.origin == Origin::Builtin && r.plugin.manifest().id == id);
+    if !builtin && !own_add_ons(&state, &caller.account_id).await?.iter().any(|(own, _)| *own == id) {
+        return Err(ApiError::NotFound(format!("plugin {id} not found")));
+    }
     let newest = state
         .engine
         .registry()

@@ -14,6 +14,7 @@ struct PluginRow {
     wasm_digest: String,
     wasm: Option<Vec<u8>>,
     builtin: bool,
+    uploaded_by: Option<String>,
 }
 
 impl PluginRow {
@@ -26,6 +27,7 @@ impl PluginRow {
             wasm_digest: self.wasm_digest,
             wasm: self.wasm,
             builtin: self.builtin,
+            uploaded_by: self.uploaded_by,
         })
     }
 }
@@ -51,7 +53,7 @@ impl PluginAccountRow {
     }
 }
 
-const SELECT_PLUGIN: &str = "SELECT id, version, kind, manifest, wasm_digest, wasm, builtin FROM plugins";
+const SELECT_PLUGIN: &str = "SELECT id, version, kind, manifest, wasm_digest, wasm, builtin, uploaded_by FROM plugins";
 
 impl Tx {
     /// Records a plugin version. Recording the same id, version and digest
@@ -65,11 +67,20 @@ impl Tx {
         if let Some(existing) = self.plugin(&plugin.id, &plugin.version).await.ok()
             && existing.wasm_digest == plugin.wasm_digest
         {
+            if existing.uploaded_by != plugin.uploaded_by {
+                return Err(super::StoreError::Conflict {
+                    constraint: "plugins_pkey".into(),
+                    what: format!(
+                        "plugin {} {} is already installed; publish it under your own id",
+                        plugin.id, plugin.version
+                    ),
+                });
+            }
             return Ok(());
         }
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO plugins (id, version, kind, manifest, wasm_digest, wasm, builtin, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO plugins (id, version, kind, manifest, wasm_digest, wasm, builtin, created_at, uploaded_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         )
         .bind(&plugin.id)
         .bind(&plugin.version)
@@ -79,6 +90,7 @@ impl Tx {
         .bind(&plugin.wasm)
         .bind(plugin.builtin)
         .bind(ms(now))
+        .bind(&plugin.uploaded_by)
         .execute(&mut *c)
         .await?
         .rows_affected());
