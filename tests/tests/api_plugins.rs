@@ -131,3 +131,26 @@ async fn enabling_and_granting_decide_what_an_add_on_may_do_at_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_step_of_another_accounts_add_on_cannot_be_saved() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let step = json!({"position": 0, "name": "x", "plugin": {"id": "trivial", "version": "*"}, "config": {},
+                          "timing": {"kind": "delay", "ms": 0}, "activation": "automatic", "owner": {"rule": "initiator"}});
+        let body = json!({"name": "Uses an add-on", "steps": [step]});
+        let send = || {
+            app.client
+                .post(format!("{}/v1/sequences", app.base))
+                .bearer_auth(&app.admin_key)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+        };
+        let refused = app.send(send()).await;
+        assert_eq!(refused.status, 422, "not uploaded by this account: {}", refused.text);
+        assert_eq!(refused.json["errors"][0]["field"], "/steps/0/plugin");
+        assert_eq!(upload(&app, &app.admin_key, "application/wasm", guests::TRIVIAL).await.status, 201);
+        assert_eq!(app.send(send()).await.status, 201, "its own add-on is fine");
+    })
+    .await;
+}

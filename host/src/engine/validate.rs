@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{Engine, Result};
 use crate::domain::{OwnerRule, PluginRef, Step, StepTiming, TimingMode};
 use crate::plugins::types::PluginKind;
-use crate::plugins::{AccountGrant, Plugin};
+use crate::plugins::{AccountGrant, Origin, Plugin};
 
 /// One problem of a step, with the JSON Pointer of its field.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -33,6 +33,15 @@ impl Engine {
         }
         let mut tx = self.store().begin_read().await?;
         let users = tx.users(account_id).await?;
+        // Add-ons are the uploading account's alone: another account's are
+        // "not installed" here, never revealed.
+        let own: Vec<String> = tx
+            .plugins()
+            .await?
+            .into_iter()
+            .filter(|p| p.uploaded_by.as_deref() == Some(account_id))
+            .map(|p| p.id)
+            .collect();
         drop(tx);
         for (i, step) in steps.iter().enumerate() {
             let at = |field: &str| format!("/steps/{i}{field}");
@@ -67,12 +76,12 @@ impl Engine {
                     Some(_) => {}
                 }
             }
-            for (field, message) in self.check_config(&step.plugin, PluginKind::Action, &step.config).await {
+            for (field, message) in self.check_config(&step.plugin, PluginKind::Action, &step.config, &own).await {
                 problems.push(StepProblem { field: at(&field), message });
             }
             for (c, criterion) in step.criteria.iter().enumerate() {
                 for (field, message) in
-                    self.check_config(&criterion.plugin, PluginKind::Predicate, &criterion.config).await
+                    self.check_config(&criterion.plugin, PluginKind::Predicate, &criterion.config, &own).await
                 {
                     let field = field.replacen("/config", &format!("/criteria/{c}/config"), 1).replacen(
                         "/plugin",
@@ -93,10 +102,13 @@ impl Engine {
         plugin: &PluginRef,
         kind: PluginKind,
         config: &serde_json::Value,
+        own: &[String],
     ) -> Vec<(String, String)> {
         let found: Arc<Plugin> = match self.registry().find(&plugin.id, &plugin.version) {
-            Ok(Some(registered)) => registered.plugin,
-            Ok(None) => {
+            Ok(Some(registered)) if registered.origin == Origin::Builtin || own.contains(&plugin.id) => {
+                registered.plugin
+            }
+            Ok(Some(_) | None) => {
                 return vec![(
                     "/plugin".into(),
                     format!("no plugin `{}` matching version `{}` is installed", plugin.id, plugin.version),
