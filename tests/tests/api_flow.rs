@@ -564,3 +564,39 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn lists_page_by_cursor() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        for i in 0..3 {
+            let user = json!({"name": format!("U{i}"), "email": format!("u{i}@example.com")});
+            assert_eq!(post(&app, "/v1/users", &app.admin_key, user).await.status, 201);
+            assert_eq!(
+                post(&app, "/v1/contacts", &app.agent_key, json!({"first_name": format!("C{i}")})).await.status,
+                201
+            );
+        }
+        for (path, field, total) in [("/v1/users", "users", 5), ("/v1/contacts", "contacts", 3)] {
+            let mut seen = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let cursor = after.as_ref().map_or(String::new(), |a| format!("&after={a}"));
+                let page = app.get(&format!("{path}?limit=2{cursor}"), Some(&app.admin_key)).await;
+                assert_eq!(page.status, 200, "{}", page.text);
+                let items = page.json[field].as_array().unwrap();
+                assert!(items.len() <= 2);
+                seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+                match page.json["next_after"].as_str() {
+                    Some(next) => after = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            let mut unique = seen.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!((seen.len(), unique.len()), (total, total), "{path}: every item once");
+        }
+    })
+    .await;
+}

@@ -23,10 +23,17 @@ fn check(company: &Company) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `GET /v1/companies`.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// `GET /v1/companies`, paged.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
-    Ok(Json(json!({ "companies": tx.companies(&caller.account_id).await? })))
+    let companies = tx.companies_page(&caller.account_id, page.after.as_deref(), limit).await?;
+    let next = page.next(&companies, |c| &c.id);
+    Ok(Json(json!({ "companies": companies, "next_after": next })))
 }
 
 /// `POST /v1/companies`.

@@ -14,7 +14,8 @@ use super::json::Body;
 use crate::model::Contact;
 use crate::store::Timeline;
 
-/// Paging of lists.
+/// Paging of lists: by id, `after` the last id of the previous page; the
+/// answer's `next_after` is the cursor of the next page (`null` at the end).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
@@ -25,6 +26,12 @@ pub struct Page {
 }
 
 impl Page {
+    /// The cursor of the page after `items`, whose ids `id` reads.
+    pub(super) fn next<T>(&self, items: &[T], id: impl Fn(&T) -> &str) -> Option<String> {
+        let full = self.limit().is_ok_and(|limit| items.len() == limit as usize);
+        if full { items.last().map(|last| id(last).to_owned()) } else { None }
+    }
+
     pub(super) fn limit(&self) -> Result<u32, ApiError> {
         match self.limit {
             None => Ok(100),
@@ -96,7 +103,7 @@ pub async fn list(
     let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
     let contacts = tx.contacts(&caller.account_id, page.after.as_deref(), limit).await?;
-    let next = (contacts.len() == limit as usize).then(|| contacts.last().map(|c| c.id.clone())).flatten();
+    let next = page.next(&contacts, |c| &c.id);
     Ok(Json(json!({ "contacts": contacts, "next_after": next })))
 }
 
@@ -148,15 +155,19 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/contacts/{id}/enrollments`: the contact's sequences.
+/// `GET /v1/contacts/{id}/enrollments`: the contact's sequences, paged.
 pub async fn enrollments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
     tx.contact(&caller.account_id, &id).await?;
-    Ok(Json(json!({ "enrollments": tx.enrollments_of_contact(&id).await? })))
+    let enrollments = tx.enrollments_page(&id, true, page.after.as_deref(), limit).await?;
+    let next = page.next(&enrollments, |e| &e.id);
+    Ok(Json(json!({ "enrollments": enrollments, "next_after": next })))
 }
 
 /// `GET /v1/contacts/{id}/timeline`: every event about the contact.

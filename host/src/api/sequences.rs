@@ -140,21 +140,23 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!({ "sequence": sequence, "version": version }))))
 }
 
-/// `GET /v1/sequences`: the account's own, then those its parent shares
-/// locked (read-only), marked `"locked": true`.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// `GET /v1/sequences`: a page of the account's own, and (on every page)
+/// those its parent shares locked, read-only, marked `"locked": true`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
-    let mut sequences: Vec<Value> = tx
-        .sequences(&caller.account_id)
-        .await?
-        .into_iter()
-        .map(|s| json!({ "sequence": s, "locked": false }))
-        .collect();
+    let own = tx.sequences_page(&caller.account_id, page.after.as_deref(), limit).await?;
+    let next = page.next(&own, |s| &s.id);
+    let mut sequences: Vec<Value> = own.into_iter().map(|s| json!({ "sequence": s, "locked": false })).collect();
     if let Some(parent) = tx.account(&caller.account_id).await?.parent_id {
         sequences
             .extend(tx.locked_sequences(&parent).await?.into_iter().map(|s| json!({ "sequence": s, "locked": true })));
     }
-    Ok(Json(json!({ "sequences": sequences })))
+    Ok(Json(json!({ "sequences": sequences, "next_after": next })))
 }
 
 /// A sequence the caller may read: their account's, or one their parent
@@ -251,15 +253,19 @@ pub async fn set_state(
     Ok(Json(json!({ "sequence": sequence })))
 }
 
-/// `GET /v1/sequences/{id}/enrollments`.
+/// `GET /v1/sequences/{id}/enrollments`, paged.
 pub async fn enrollments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
 ) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
     tx.sequence(&caller.account_id, &id).await?;
-    Ok(Json(json!({ "enrollments": tx.enrollments_of_sequence(&id).await? })))
+    let enrollments = tx.enrollments_page(&id, false, page.after.as_deref(), limit).await?;
+    let next = page.next(&enrollments, |e| &e.id);
+    Ok(Json(json!({ "enrollments": enrollments, "next_after": next })))
 }
 
 /// `GET /v1/sequences/{id}/report`: enrolled, by status, outcomes, replies,

@@ -31,10 +31,17 @@ fn check(user: &User) -> Result<(), ApiError> {
     if fields.is_empty() { Ok(()) } else { Err(ApiError::Validation { detail: "the user is invalid".into(), fields }) }
 }
 
-/// `GET /v1/users`.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// `GET /v1/users`, paged.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
-    Ok(Json(json!({ "users": tx.users(&caller.account_id).await? })))
+    let users = tx.users_page(&caller.account_id, page.after.as_deref(), limit).await?;
+    let next = page.next(&users, |u| &u.id);
+    Ok(Json(json!({ "users": users, "next_after": next })))
 }
 
 /// `POST /v1/users`.

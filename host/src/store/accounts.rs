@@ -306,6 +306,24 @@ impl Tx {
         rows.into_iter().map(UserRow::into_domain).collect()
     }
 
+    /// A page of an account's users, by id, after `after`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn users_page(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+             FROM users WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        )
+        .bind(account_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(UserRow::into_domain).collect()
+    }
+
     /// The users of an account, by name.
     ///
     /// # Errors

@@ -125,6 +125,26 @@ impl Tx {
         Ok(found(row, "company", id)?.into())
     }
 
+    /// A page of an account's companies, by id, after `after`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn companies_page(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<Company>> {
+        let rows: Vec<CompanyRow> =
+            on_tx!(self, |c| {
+                sqlx::query_as(
+            "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        )
+        .bind(account_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await?
+            });
+        Ok(rows.into_iter().map(Company::from).collect())
+    }
+
     /// The companies of an account, by name.
     ///
     /// # Errors

@@ -306,6 +306,30 @@ impl Tx {
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
     }
 
+    /// A page of the enrollments of a sequence (or, with `by_contact`, of a
+    /// contact), by id, after `after`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn enrollments_page(
+        &mut self,
+        of: &str,
+        by_contact: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Enrollment>> {
+        let column = if by_contact { "contact_id" } else { "sequence_id" };
+        let sql = format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND id > $2 ORDER BY id LIMIT $3");
+        let rows: Vec<EnrollmentRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(of)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(EnrollmentRow::into_domain).collect()
+    }
+
     /// Removes an enrollment and all its history: its actions, events and
     /// outbox rows go with it through the schema's cascades (SPEC §5
     /// "remove"; it cannot be recovered).

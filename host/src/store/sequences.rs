@@ -149,6 +149,22 @@ impl Tx {
         rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 
+    /// A page of an account's sequences, by id, after `after`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn sequences_page(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<Sequence>> {
+        let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        let rows: Vec<SequenceRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(account_id)
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(SequenceRow::into_domain).collect()
+    }
+
     /// The sequences an account shares locked (read-only) with its
     /// sub-accounts, by name.
     ///
