@@ -176,7 +176,8 @@ async fn the_running_scheduler_acts_within_a_second_of_the_due_time() {
             let engine = engine.clone();
             tokio::spawn(async move { engine.run(async { stopped.await.unwrap_or(()) }).await })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // No pause for the runner to start: enrolling wakes it, and a wake-up
+        // sent before it waits is kept.
         let e = engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
         let due = w.action(&e.id, 0).await.due_at.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

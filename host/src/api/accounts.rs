@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::{ADMINS, Caller};
-use super::error::{ApiError, FieldProblem};
+use super::error::{ApiError, FieldProblem, is_email};
 use super::json::Body;
 use crate::model::{Role, User};
 
@@ -49,7 +49,7 @@ pub async fn create(
     if body.name.trim().is_empty() {
         fields.push(FieldProblem { field: "/name".into(), message: "must not be empty".into() });
     }
-    if !body.admin_email.split_once('@').is_some_and(|(u, h)| !u.is_empty() && h.contains('.')) {
+    if !is_email(&body.admin_email) {
         fields.push(FieldProblem { field: "/admin_email".into(), message: "is not an email address".into() });
     }
     if !fields.is_empty() {

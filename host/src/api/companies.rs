@@ -8,17 +8,14 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::{Caller, WORKERS};
-use super::error::{ApiError, FieldProblem};
+use super::error::{ApiError, FieldProblem, no_client_id, same_id};
 use super::json::Body;
 use crate::model::Company;
 use crate::store::Timeline;
 
 fn check(company: &Company) -> Result<(), ApiError> {
     if company.name.trim().is_empty() {
-        return Err(ApiError::Validation {
-            detail: "a company needs a name".into(),
-            fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
-        });
+        return Err(ApiError::field("/name", "must not be empty", "a company needs a name"));
     }
     Ok(())
 }
@@ -43,12 +40,7 @@ pub async fn create(
     Body(company): Body<Company>,
 ) -> Result<(StatusCode, Json<Company>), ApiError> {
     caller.require(WORKERS, "creating a company")?;
-    if !company.id.is_empty() {
-        return Err(ApiError::Validation {
-            detail: "ids are assigned by Stepwise".into(),
-            fields: vec![FieldProblem { field: "/id".into(), message: "leave it out".into() }],
-        });
-    }
+    no_client_id(&company.id)?;
     check(&company)?;
     let mut tx = state.engine.store().begin().await?;
     let company = tx.create_company(&caller.account_id, &company, state.engine.now()).await?;
@@ -75,12 +67,7 @@ pub async fn replace(
     Body(company): Body<Company>,
 ) -> Result<Json<Company>, ApiError> {
     caller.require(WORKERS, "changing a company")?;
-    if !company.id.is_empty() && company.id != id {
-        return Err(ApiError::Validation {
-            detail: format!("the body's id {} is not the path's {id}", company.id),
-            fields: vec![FieldProblem { field: "/id".into(), message: "must match the path or be left out".into() }],
-        });
-    }
+    same_id(&company.id, &id)?;
     let company = Company { id: id.clone(), ..company };
     check(&company)?;
     let mut tx = state.engine.store().begin().await?;

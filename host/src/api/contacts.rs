@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::{ADMINS, Caller, WORKERS};
-use super::error::{ApiError, FieldProblem};
+use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use crate::model::Contact;
 use crate::store::Timeline;
@@ -36,10 +36,7 @@ impl Page {
         match self.limit {
             None => Ok(100),
             Some(n @ 1..=500) => Ok(n),
-            Some(n) => Err(ApiError::Validation {
-                detail: format!("limit {n} is outside 1 to 500"),
-                fields: vec![FieldProblem { field: "/limit".into(), message: "between 1 and 500".into() }],
-            }),
+            Some(n) => Err(ApiError::field("/limit", "between 1 and 500", format!("limit {n} is outside 1 to 500"))),
         }
     }
 }
@@ -50,11 +47,10 @@ fn check(contact: &Contact) -> Result<(), ApiError> {
     if contact.first_name.trim().is_empty() && contact.last_name.trim().is_empty() && contact.email.is_none() {
         fields.push(FieldProblem { field: "/first_name".into(), message: "a contact needs a name or an email".into() });
     }
-    if let Some(email) = &contact.email {
-        let valid = email.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.'));
-        if !valid {
-            fields.push(FieldProblem { field: "/email".into(), message: format!("`{email}` is not an email address") });
-        }
+    if let Some(email) = &contact.email
+        && !is_email(email)
+    {
+        fields.push(FieldProblem { field: "/email".into(), message: format!("`{email}` is not an email address") });
     }
     if let Some(tz) = &contact.timezone
         && tz.parse::<chrono_tz::Tz>().is_err()
@@ -82,12 +78,7 @@ pub async fn create(
     Body(contact): Body<Contact>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(WORKERS, "creating a contact")?;
-    if !contact.id.is_empty() {
-        return Err(ApiError::Validation {
-            detail: "ids are assigned by Stepwise".into(),
-            fields: vec![FieldProblem { field: "/id".into(), message: "leave it out".into() }],
-        });
-    }
+    no_client_id(&contact.id)?;
     let contact = with_defaults(contact);
     check(&contact)?;
     let (contact, enrolled) = state.engine.create_contact(&caller.account_id, &contact, &caller.user.id).await?;
@@ -125,12 +116,7 @@ pub async fn replace(
     Body(contact): Body<Contact>,
 ) -> Result<Json<Contact>, ApiError> {
     caller.require(WORKERS, "changing a contact")?;
-    if !contact.id.is_empty() && contact.id != id {
-        return Err(ApiError::Validation {
-            detail: format!("the body's id {} is not the path's {id}", contact.id),
-            fields: vec![FieldProblem { field: "/id".into(), message: "must match the path or be left out".into() }],
-        });
-    }
+    same_id(&contact.id, &id)?;
     let contact = with_defaults(Contact { id: id.clone(), ..contact });
     check(&contact)?;
     let mut tx = state.engine.store().begin().await?;
@@ -213,9 +199,7 @@ pub async fn import(
         let outcome = async {
             let contact: Contact = serde_json::from_value(value)
                 .map_err(|e| ApiError::Validation { detail: e.to_string(), fields: Vec::new() })?;
-            if !contact.id.is_empty() {
-                return Err(ApiError::Validation { detail: "ids are assigned by Stepwise".into(), fields: Vec::new() });
-            }
+            no_client_id(&contact.id)?;
             let contact = with_defaults(contact);
             check(&contact)?;
             Ok(state.engine.create_contact(&caller.account_id, &contact, &caller.user.id).await?)

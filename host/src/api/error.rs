@@ -140,6 +140,46 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A 422 about one field.
+    pub fn field(field: &str, message: impl Into<String>, detail: impl Into<String>) -> ApiError {
+        ApiError::Validation {
+            detail: detail.into(),
+            fields: vec![FieldProblem { field: field.to_owned(), message: message.into() }],
+        }
+    }
+}
+
+/// Refuses a client-chosen id in a new record's body.
+///
+/// # Errors
+///
+/// A 422 on `/id`.
+pub fn no_client_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() { Ok(()) } else { Err(ApiError::field("/id", "leave it out", "ids are assigned by Stepwise")) }
+}
+
+/// Refuses a body whose id is not the path's.
+///
+/// # Errors
+///
+/// A 422 on `/id`.
+pub fn same_id(body: &str, path: &str) -> Result<(), ApiError> {
+    if body.is_empty() || body == path {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "/id",
+        "must match the path or be left out",
+        format!("the body's id {body} is not the path's {path}"),
+    ))
+}
+
+/// Whether `text` looks like an email address (someone@host.domain).
+pub fn is_email(text: &str) -> bool {
+    text.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+}
+
 /// The answer to a route that does not exist.
 pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route {}", uri.path()))

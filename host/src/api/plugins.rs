@@ -25,13 +25,7 @@ pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
 /// The add-on versions an account uploaded: the only add-ons it sees.
 async fn own_add_ons(state: &AppState, account_id: &str) -> Result<Vec<(String, String)>, ApiError> {
     let mut tx = state.engine.store().begin_read().await?;
-    Ok(tx
-        .plugins()
-        .await?
-        .into_iter()
-        .filter(|p| p.uploaded_by.as_deref() == Some(account_id))
-        .map(|p| (p.id, p.version))
-        .collect())
+    Ok(tx.add_ons_of(account_id).await?)
 }
 
 /// `GET /v1/plugins`: the built-in plugins and the account's own add-ons,

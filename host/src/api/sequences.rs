@@ -414,10 +414,11 @@ pub async fn import(
     Body(exported): Body<Exported>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if exported.format != EXPORT_FORMAT {
-        return Err(ApiError::Validation {
-            detail: format!("format `{}` is not `{EXPORT_FORMAT}`", exported.format),
-            fields: vec![FieldProblem { field: "/format".into(), message: format!("must be `{EXPORT_FORMAT}`") }],
-        });
+        return Err(ApiError::field(
+            "/format",
+            format!("must be `{EXPORT_FORMAT}`"),
+            format!("format `{}` is not `{EXPORT_FORMAT}`", exported.format),
+        ));
     }
     let body = NewSequenceBody {
         name: exported.name,
@@ -459,10 +460,7 @@ pub async fn edit(
         check_settings(settings)?;
     }
     if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(ApiError::Validation {
-            detail: "a sequence needs a name".into(),
-            fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
-        });
+        return Err(ApiError::field("/name", "must not be empty", "a sequence needs a name"));
     }
     let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::{ADMINS, Caller};
-use super::error::{ApiError, FieldProblem};
+use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use crate::model::{Role, User};
 
@@ -18,7 +18,7 @@ fn check(user: &User) -> Result<(), ApiError> {
     if user.name.trim().is_empty() {
         fields.push(FieldProblem { field: "/name".into(), message: "must not be empty".into() });
     }
-    if !user.email.split_once('@').is_some_and(|(u, h)| !u.is_empty() && h.contains('.')) {
+    if !is_email(&user.email) {
         fields.push(FieldProblem {
             field: "/email".into(),
             message: format!("`{}` is not an email address", user.email),
@@ -51,12 +51,7 @@ pub async fn create(
     Body(user): Body<User>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     caller.require(ADMINS, "creating a user")?;
-    if !user.id.is_empty() {
-        return Err(ApiError::Validation {
-            detail: "ids are assigned by Stepwise".into(),
-            fields: vec![FieldProblem { field: "/id".into(), message: "leave it out".into() }],
-        });
-    }
+    no_client_id(&user.id)?;
     check(&user)?;
     let mut tx = state.engine.store().begin().await?;
     let user = tx.create_user(&caller.account_id, &user, state.engine.now()).await?;
@@ -82,12 +77,7 @@ pub async fn replace(
     Body(user): Body<User>,
 ) -> Result<Json<User>, ApiError> {
     caller.require(ADMINS, "changing a user")?;
-    if !user.id.is_empty() && user.id != id {
-        return Err(ApiError::Validation {
-            detail: format!("the body's id {} is not the path's {id}", user.id),
-            fields: vec![FieldProblem { field: "/id".into(), message: "must match the path or be left out".into() }],
-        });
-    }
+    same_id(&user.id, &id)?;
     let user = User { id: id.clone(), ..user };
     check(&user)?;
     if id == caller.user.id && (user.role != Role::Admin || !user.active) {

@@ -261,11 +261,15 @@ pub(crate) struct StoreDirectory {
 impl Directory for StoreDirectory {
     async fn user(&self, account_id: &str, who: &UserRef) -> std::result::Result<Option<User>, String> {
         let mut tx = self.store.begin_read().await.map_err(|e| e.to_string())?;
-        let users = tx.users(account_id).await.map_err(|e| e.to_string())?;
-        Ok(users.into_iter().find(|u| match who {
-            UserRef::Id(id) => &u.id == id,
-            UserRef::Email(email) => u.email.eq_ignore_ascii_case(email),
-        }))
+        let found = match who {
+            UserRef::Id(id) => match tx.user(account_id, id).await {
+                Ok(user) => Ok(Some(user)),
+                Err(StoreError::NotFound { .. }) => Ok(None),
+                Err(other) => Err(other),
+            },
+            UserRef::Email(email) => tx.user_by_email(account_id, email).await,
+        };
+        found.map_err(|e| e.to_string())
     }
 }
 

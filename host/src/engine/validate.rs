@@ -35,13 +35,7 @@ impl Engine {
         let users = tx.users(account_id).await?;
         // Add-ons are the uploading account's alone: another account's are
         // "not installed" here, never revealed.
-        let own: Vec<String> = tx
-            .plugins()
-            .await?
-            .into_iter()
-            .filter(|p| p.uploaded_by.as_deref() == Some(account_id))
-            .map(|p| p.id)
-            .collect();
+        let own: Vec<String> = tx.add_ons_of(account_id).await?.into_iter().map(|(id, _)| id).collect();
         drop(tx);
         for (i, step) in steps.iter().enumerate() {
             let at = |field: &str| format!("/steps/{i}{field}");

@@ -288,6 +288,23 @@ impl Tx {
         found(row, "user", id)?.into_domain()
     }
 
+    /// The user of `account_id` with this email address, case-insensitive.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn user_by_email(&mut self, account_id: &str, email: &str) -> Result<Option<User>> {
+        let row: Option<UserRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+             FROM users WHERE account_id = $1 AND LOWER(email) = LOWER($2)"
+        )
+        .bind(account_id)
+        .bind(email)
+        .fetch_optional(&mut *c)
+        .await?);
+        row.map(UserRow::into_domain).transpose()
+    }
+
     /// The users of `account_id` with these ids, in no particular order.
     ///
     /// # Errors

@@ -131,9 +131,8 @@ impl Tx {
     ///
     /// [`StoreError::Database`](super::StoreError::Database).
     pub async fn companies_page(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<Company>> {
-        let rows: Vec<CompanyRow> =
-            on_tx!(self, |c| {
-                sqlx::query_as(
+        let rows: Vec<CompanyRow> = on_tx!(self, |c| {
+            sqlx::query_as(
             "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"
         )
         .bind(account_id)
@@ -141,22 +140,7 @@ impl Tx {
         .bind(i64::from(limit))
         .fetch_all(&mut *c)
         .await?
-            });
-        Ok(rows.into_iter().map(Company::from).collect())
-    }
-
-    /// The companies of an account, by name.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn companies(&mut self, account_id: &str) -> Result<Vec<Company>> {
-        let rows: Vec<CompanyRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 ORDER BY name, id"
-        )
-        .bind(account_id)
-        .fetch_all(&mut *c)
-        .await?);
+        });
         Ok(rows.into_iter().map(Company::from).collect())
     }
 

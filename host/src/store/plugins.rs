@@ -109,6 +109,21 @@ impl Tx {
         found(row, "plugin", &format!("{id}@{version}"))?.into_domain()
     }
 
+    /// The `(id, version)` of every add-on an account uploaded, without
+    /// their bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn add_ons_of(&mut self, account_id: &str) -> Result<Vec<(String, String)>> {
+        Ok(on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, version FROM plugins WHERE uploaded_by = $1 ORDER BY id, version"
+        )
+        .bind(account_id)
+        .fetch_all(&mut *c)
+        .await?))
+    }
+
     /// Every plugin version, by id and version text.
     ///
     /// # Errors

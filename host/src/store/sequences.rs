@@ -138,17 +138,6 @@ impl Tx {
         found(row, "sequence", id)?.into_domain()
     }
 
-    /// The sequences of an account, by name.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn sequences(&mut self, account_id: &str) -> Result<Vec<Sequence>> {
-        let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 ORDER BY name, id");
-        let rows: Vec<SequenceRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).fetch_all(&mut *c).await?);
-        rows.into_iter().map(SequenceRow::into_domain).collect()
-    }
-
     /// A page of an account's sequences, by id, after `after`.
     ///
     /// # Errors
