@@ -395,6 +395,11 @@ impl Engine {
 
     /// Resumes out-of-office enrollments whose return date has come.
     pub(crate) async fn resume_returning(&self, now: DateTime<Utc>) -> Result<usize> {
+        // Every tick asks; a read answers the usual "nobody", so no write
+        // transaction (SQLite's one write lock) is taken for nothing.
+        if self.store().next_resume_at().await?.is_none_or(|at| at > now) {
+            return Ok(0);
+        }
         let mut tx = self.store().begin().await?;
         let returning = tx.enrollments_to_resume(now, self.config().batch_size).await?;
         let count = returning.len();

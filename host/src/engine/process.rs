@@ -410,14 +410,16 @@ impl Engine {
     /// action whose records cannot be read gets its error.
     pub(crate) async fn load_contexts(&self, claimed: &[ClaimedAction]) -> Result<Vec<Result<Context>>> {
         let mut tx = self.store().begin_read().await?;
-        let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-        let actions: HashMap<String, Action> =
-            tx.actions_by_ids(&ids).await?.into_iter().map(|a| (a.id.clone(), a)).collect();
-        let enrollment_ids: Vec<String> = unique(actions.values().map(|a| a.enrollment_id.clone()));
+        // The claimed actions are read with the rest of their enrollments'.
+        let enrollment_ids: Vec<String> = unique(claimed.iter().map(|c| c.enrollment_id.clone()));
         let enrollments: HashMap<String, Enrollment> =
             tx.enrollments_by_ids(&enrollment_ids).await?.into_iter().map(|e| (e.id.clone(), e)).collect();
         let mut siblings: HashMap<String, Vec<Action>> = HashMap::new();
+        let mut actions: HashMap<String, Action> = HashMap::new();
         for a in tx.actions_of_enrollments(&enrollment_ids).await? {
+            if claimed.iter().any(|c| c.id == a.id) {
+                actions.insert(a.id.clone(), a.clone());
+            }
             siblings.entry(a.enrollment_id.clone()).or_default().push(a);
         }
         let mut sequences = HashMap::new();
@@ -632,10 +634,11 @@ impl Engine {
         let mut ctx = ctx;
         if has_outside_effects(&plugin) {
             let mut tx = self.store().begin().await?;
-            ctx.action = tx.record_send_attempt(&ctx.action.id, &claimed.lease_token, now).await?;
+            // The context keeps the attempts made before this one; the
+            // recorded send marks this attempt as counted.
+            let attempted = tx.record_send_attempt(&ctx.action.id, &claimed.lease_token, now).await?;
             tx.commit().await?;
-            // The attempt counter now includes this attempt.
-            ctx.action.attempts -= 1;
+            ctx.action.send_attempted_at = attempted.send_attempted_at;
         }
         let config = ctx.step.config.to_string();
         let invocation = self.invocation(&ctx, ctx.grant.clone(), None);

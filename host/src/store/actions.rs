@@ -768,20 +768,6 @@ impl Tx {
         .rows_affected()))
     }
 
-    /// The actions with these ids, in no particular order.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn actions_by_ids(&mut self, ids: &[String]) -> Result<Vec<Action>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id IN ({})", placeholders(1, ids.len()));
-        let rows: Vec<ActionRow> = fetch_in!(self, sql, NONE, ids);
-        rows.into_iter().map(ActionRow::into_domain).collect()
-    }
-
     /// Every action of these enrollments, by enrollment and step.
     ///
     /// # Errors
