@@ -14,6 +14,7 @@ mod idempotency;
 pub mod json;
 pub mod limit;
 mod me;
+mod openapi;
 mod plugins;
 mod sequences;
 mod signals;
@@ -24,7 +25,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::routing::{get, post, put};
 
 use crate::engine::Engine;
 
@@ -93,71 +93,214 @@ impl Application {
 /// 2 MiB.
 const BULK_BODY_BYTES: usize = 16 << 20;
 
-/// Every route.
+/// Every route, from the table that also makes the OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    let open = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics));
-    let limited = Router::new()
-        .route("/u/{token}", get(unsubscribe::unsubscribe).post(unsubscribe::unsubscribe))
-        .route("/v1/me", get(me::me))
-        .route("/v1/accounts", get(accounts::get).post(accounts::create))
-        .route("/v1/notifications", get(me::notifications))
-        .route("/v1/users", get(users::list).post(users::create))
-        .route("/v1/users/{id}", get(users::get).put(users::replace))
-        .route("/v1/keys", get(users::keys).post(users::create_key))
-        .route("/v1/keys/{id}", axum::routing::delete(users::revoke))
-        .route("/v1/contacts", get(contacts::list).post(contacts::create))
-        .route(
-            "/v1/contacts/import",
-            post(contacts::import).layer(axum::extract::DefaultBodyLimit::max(BULK_BODY_BYTES)),
+    table(state.clone()).fallback(error::not_found).with_state(state)
+}
+
+/// The route table: each route's ops, who may call them, what they read and
+/// answer. `/v1` routes are rate-limited per key and honour
+/// `Idempotency-Key`; the probes and the document are open.
+fn table(state: AppState) -> Router<AppState> {
+    use crate::domain::{Action, Event, Sequence};
+    use crate::engine::Signal;
+    use crate::model::{Company, Contact, User};
+    use auth::{ADMINS, WORKERS};
+    use openapi::{delete, get, patch, post, put};
+
+    let work = "Only the action's owner, or an admin, may work it.";
+    let routes = openapi::Routes::new(state.clone())
+        .at("/healthz", [get(health::healthz, "Liveness: the process answers").open()])
+        .at("/readyz", [get(health::readyz, "Readiness: the database answers").open()])
+        .at("/metrics", [get(health::metrics, "Prometheus metrics").open().media("text/plain")]);
+    let limited = openapi::Routes::new(state.clone())
+        .at("/u/{token}", [
+            get(unsubscribe::unsubscribe, "The signed unsubscribe link of an email: opts the contact out of email")
+                .open()
+                .media("text/html"),
+            post(unsubscribe::unsubscribe, "One-click unsubscribe (RFC 8058)").open().media("text/html"),
+        ])
+        .at("/v1/me", [get(me::me, "The key's user and account")])
+        .at("/v1/accounts", [
+            get(accounts::get, "The caller's account, its parent and its sub-accounts"),
+            post(accounts::create, "Create a sub-account with its own admin (whose key is shown once)")
+                .roles(ADMINS)
+                .body::<accounts::NewSubAccount>()
+                .status(201),
+        ])
+        .at("/v1/notifications", [get(me::notifications, "The caller's newest notifications")])
+        .at("/v1/users", [
+            get(users::list, "The account's users").query::<contacts::Page>().pages::<User>("users"),
+            post(users::create, "Create a user").roles(ADMINS).body::<User>().answers::<User>(201),
+        ])
+        .at("/v1/users/{id}", [
+            get(users::get, "A user").answers::<User>(200),
+            put(users::replace, "Replace a user")
+                .describe("`\"active\": false` deactivates the user: their keys stop working. An admin cannot demote themselves.")
+                .roles(ADMINS)
+                .body::<User>()
+                .answers::<User>(200),
+        ])
+        .at("/v1/keys", [
+            get(users::keys, "The caller's API keys, never their secrets"),
+            post(users::create_key, "Create an API key: its secret is in this answer only")
+                .body::<users::NewKey>()
+                .guarded("Anyone may create their own key; only an admin may create another user's.")
+                .status(201),
+        ])
+        .at("/v1/keys/{id}", [delete(users::revoke, "Revoke an API key")
+            .guarded("Anyone may revoke their own key; only an admin may revoke another user's.")
+            .empty(204)])
+        .at("/v1/contacts", [
+            get(contacts::list, "The account's contacts").query::<contacts::Page>().pages::<Contact>("contacts"),
+            post(contacts::create, "Create a contact; a new lead is enrolled by its lead source")
+                .roles(WORKERS)
+                .body::<Contact>()
+                .wraps::<Contact>(201, "contact"),
+        ])
+        .at("/v1/contacts/import", [post(contacts::import, "Import up to 10,000 contacts, with a result per row")
+            .roles(WORKERS)
+            .body::<contacts::ImportBody>()
+            .body_limit(BULK_BODY_BYTES)])
+        .at("/v1/contacts/{id}", [
+            get(contacts::get, "A contact").answers::<Contact>(200),
+            put(contacts::replace, "Replace a contact").roles(WORKERS).body::<Contact>().answers::<Contact>(200),
+            delete(contacts::delete, "Delete a contact with its enrollments and history").roles(ADMINS).empty(204),
+        ])
+        .at("/v1/contacts/{id}/enrollments", [get(contacts::enrollments, "A contact's enrollments")
+            .query::<contacts::Page>()
+            .pages::<crate::domain::Enrollment>("enrollments")])
+        .at("/v1/contacts/{id}/timeline", [get(contacts::timeline, "A contact's events, oldest first")
+            .query::<contacts::Page>()
+            .pages::<Event>("events")])
+        .at("/v1/companies", [
+            get(companies::list, "The account's companies").query::<contacts::Page>().pages::<Company>("companies"),
+            post(companies::create, "Create a company; a parent that would make a cycle is a 422")
+                .roles(WORKERS)
+                .body::<Company>()
+                .answers::<Company>(201),
+        ])
+        .at("/v1/companies/{id}", [
+            get(companies::get, "A company").answers::<Company>(200),
+            put(companies::replace, "Replace a company's name, owner and parent")
+                .roles(WORKERS)
+                .body::<Company>()
+                .answers::<Company>(200),
+        ])
+        .at("/v1/companies/{id}/timeline", [get(companies::timeline, "The events of a company's contacts, oldest first")
+            .query::<contacts::Page>()
+            .pages::<Event>("events")])
+        .at("/v1/sequences", [
+            get(sequences::list, "The account's sequences, and those its parent shares locked")
+                .query::<contacts::Page>()
+                .pages::<Sequence>("sequences"),
+            post(sequences::create, "Create a draft sequence, with version 1 of its steps when given")
+                .roles(ADMINS)
+                .body::<sequences::NewSequenceBody>()
+                .status(201),
+        ])
+        .at("/v1/sequences/import", [post(sequences::import, "Import an exported sequence as a draft")
+            .roles(ADMINS)
+            .body::<sequences::Exported>()
+            .status(201)])
+        .at("/v1/sequences/{id}", [
+            get(sequences::get, "A sequence and its newest version"),
+            patch(sequences::edit, "Edit a sequence's name, description, plan type and settings")
+                .roles(ADMINS)
+                .body::<sequences::EditBody>(),
+        ])
+        .at("/v1/sequences/{id}/report", [get(
+            sequences::report,
+            "Enrolled, by status, outcomes, replies and bounces; per step completed, skipped by reason and failed",
+        )])
+        .at("/v1/sequences/{id}/export", [get(sequences::export, "Export as JSON (imports again) or CSV")
+            .query::<sequences::ExportQuery>()
+            .media("application/json, text/csv")])
+        .at("/v1/sequences/{id}/versions", [post(
+            sequences::publish,
+            "Publish new steps as a new version; running enrollments keep theirs",
         )
-        .route("/v1/contacts/{id}", get(contacts::get).put(contacts::replace).delete(contacts::delete))
-        .route("/v1/contacts/{id}/enrollments", get(contacts::enrollments))
-        .route("/v1/contacts/{id}/timeline", get(contacts::timeline))
-        .route("/v1/companies", get(companies::list).post(companies::create))
-        .route("/v1/companies/{id}", get(companies::get).put(companies::replace))
-        .route("/v1/companies/{id}/timeline", get(companies::timeline))
-        .route("/v1/sequences", get(sequences::list).post(sequences::create))
-        .route("/v1/sequences/{id}/report", get(sequences::report))
-        .route("/v1/sequences/import", post(sequences::import))
-        .route("/v1/sequences/{id}", get(sequences::get).patch(sequences::edit))
-        .route("/v1/sequences/{id}/export", get(sequences::export))
-        .route("/v1/sequences/{id}/versions", post(sequences::publish))
-        .route("/v1/sequences/{id}/versions/{n}", get(sequences::version))
-        .route("/v1/sequences/{id}/state", post(sequences::set_state))
-        .route("/v1/sequences/{id}/enrollments", get(sequences::enrollments))
-        .route("/v1/enrollments", post(enrollments::enroll))
-        .route(
-            "/v1/enrollments/bulk",
-            post(enrollments::enroll_many).layer(axum::extract::DefaultBodyLimit::max(BULK_BODY_BYTES)),
+        .roles(ADMINS)
+        .body::<sequences::StepsBody>()
+        .status(201)])
+        .at("/v1/sequences/{id}/versions/{n}", [get(sequences::version, "One version of a sequence's steps")])
+        .at("/v1/sequences/{id}/state", [post(
+            sequences::set_state,
+            "Activate, pause (its unperformed actions are disabled) or archive",
         )
-        .route("/v1/enrollments/{id}", get(enrollments::get).delete(enrollments::remove))
-        .route("/v1/enrollments/{id}/stop", post(enrollments::stop))
-        .route("/v1/enrollments/{id}/pause", post(enrollments::pause))
-        .route("/v1/enrollments/{id}/resume", post(enrollments::resume))
-        .route("/v1/enrollments/{id}/cancel", post(enrollments::cancel))
-        .route("/v1/enrollments/{id}/migrate", post(enrollments::migrate))
-        .route("/v1/enrollments/{id}/event-date", put(enrollments::event_date))
-        .route("/v1/engage", get(actions::engage))
-        .route("/v1/actions/{id}", get(actions::get))
-        .route("/v1/actions/{id}/complete", post(actions::complete))
-        .route("/v1/actions/{id}/skip", post(actions::skip))
-        .route("/v1/actions/{id}/reschedule", post(actions::reschedule))
-        .route("/v1/actions/{id}/hide", post(actions::hide))
-        .route("/v1/actions/{id}/explain", get(actions::explain))
-        .route("/v1/signals", post(signals::signal))
-        .route(
-            "/v1/plugins",
-            get(plugins::list)
-                .post(plugins::upload)
-                .layer(axum::extract::DefaultBodyLimit::max(plugins::MAX_COMPONENT_BYTES)),
-        )
-        .route("/v1/plugins/{id}/account", put(plugins::set_account))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::limit));
-    open.merge(limited).fallback(error::not_found).with_state(state)
+        .roles(ADMINS)
+        .body::<sequences::StateBody>()])
+        .at("/v1/sequences/{id}/enrollments", [get(sequences::enrollments, "A sequence's enrollments")
+            .query::<contacts::Page>()
+            .pages::<crate::domain::Enrollment>("enrollments")])
+        .at("/v1/enrollments", [post(enrollments::enroll, "Enroll a contact; the caller initiates")
+            .roles(WORKERS)
+            .body::<enrollments::EnrollBody>()
+            .status(201)])
+        .at("/v1/enrollments/bulk", [post(enrollments::enroll_many, "Enroll many contacts, with a result per contact")
+            .roles(WORKERS)
+            .body::<enrollments::EnrollManyBody>()
+            .body_limit(BULK_BODY_BYTES)])
+        .at("/v1/enrollments/{id}", [
+            get(enrollments::get, "An enrollment with its actions"),
+            delete(enrollments::remove, "Remove an enrollment with all its history").roles(ADMINS).empty(204),
+        ])
+        .at("/v1/enrollments/{id}/stop", [post(enrollments::stop, "Stop, with a disposition for the open action")
+            .roles(WORKERS)
+            .body::<enrollments::StopBody>()])
+        .at("/v1/enrollments/{id}/pause", [post(enrollments::pause, "Pause, keeping the open action").roles(WORKERS)])
+        .at("/v1/enrollments/{id}/resume", [post(enrollments::resume, "Resume a paused enrollment").roles(WORKERS)])
+        .at("/v1/enrollments/{id}/cancel", [post(enrollments::cancel, "Cancel an enrollment").roles(WORKERS)])
+        .at("/v1/enrollments/{id}/migrate", [post(enrollments::migrate, "Move an enrollment to another version")
+            .roles(ADMINS)
+            .body::<enrollments::MigrateBody>()])
+        .at("/v1/enrollments/{id}/event-date", [put(enrollments::event_date, "Change the event date of an event plan")
+            .roles(WORKERS)
+            .body::<enrollments::EventDateBody>()])
+        .at("/v1/engage", [get(actions::engage, "A user's Engage view: the actions they should work")
+            .describe("Manual actions that are due, and automatic ones held for review, by due date; filter by step type, sequence and due date.")
+            .query::<actions::EngageQuery>()
+            .guarded("Only an admin may read another user's view (`?user=`).")
+            .pages::<Action>("actions")])
+        .at("/v1/actions/{id}", [get(actions::get, "An action").answers::<Action>(200)])
+        .at("/v1/actions/{id}/explain", [get(actions::explain, "Why an action is, or is not, on the Engage view")])
+        .at("/v1/actions/{id}/complete", [post(actions::complete, "Complete an action with one of its results")
+            .roles(WORKERS)
+            .guarded(work)
+            .body::<actions::CompleteBody>()
+            .answers::<Action>(200)])
+        .at("/v1/actions/{id}/skip", [post(actions::skip, "Skip an action").roles(WORKERS).guarded(work).answers::<Action>(200)])
+        .at("/v1/actions/{id}/reschedule", [post(actions::reschedule, "Move an action's due date")
+            .roles(WORKERS)
+            .guarded(work)
+            .body::<actions::RescheduleBody>()
+            .answers::<Action>(200)])
+        .at("/v1/actions/{id}/hide", [post(actions::hide, "Take an action off the Engage view (show-on-Engage false)")
+            .roles(WORKERS)
+            .guarded(work)
+            .answers::<Action>(200)])
+        .at("/v1/signals", [post(signals::signal, "Apply a reply, bounce, out-of-office, unsubscribe, click or open")
+            .describe("Replies, bounces and unsubscribes end the contact's enrollments as their sequences' settings say; an out-of-office pauses them until its `return_date`.")
+            .roles(WORKERS)
+            .body::<Signal>()])
+        .at("/v1/plugins", [
+            get(plugins::list, "The built-in plugins and the account's add-ons, with manifests and settings"),
+            post(plugins::upload, "Upload an add-on component: checked, stored and usable at once")
+                .roles(ADMINS)
+                .wasm()
+                .body_limit(plugins::MAX_COMPONENT_BYTES)
+                .status(201),
+        ])
+        .at("/v1/plugins/{id}/account", [put(plugins::set_account, "Enable or disable a plugin and grant what it may touch")
+            .describe("Granting approves what the newest version asks for; a version that asks for more stays off until granted again. Another account's add-on is a 404.")
+            .roles(ADMINS)
+            .body::<plugins::AccountBody>()]);
+    let limited = limited.layered(|router| {
+        router
+            .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
+            .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::limit))
+    });
+    routes.merge(limited).finish()
 }
 
 /// What a fresh install's bootstrap made.

@@ -29,7 +29,7 @@ macro_rules! text_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
         }
@@ -66,7 +66,7 @@ macro_rules! text_enum {
 }
 
 /// An account: an enterprise or one of its sub-accounts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Account {
     /// Identifier (`acc_…`).
     pub id: String,
@@ -79,7 +79,7 @@ pub struct Account {
 }
 
 /// A contact type of an account (`Clients`, `Employees`, …), renamable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContactType {
     /// Identifier (`cty_…`).
     pub id: String,
@@ -149,7 +149,7 @@ text_enum! {
 }
 
 /// When automatic sends may go out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BusinessHours {
     /// IANA timezone the hours are in.
     pub timezone: String,
@@ -162,7 +162,7 @@ pub struct BusinessHours {
 }
 
 /// A sequence's settings (SPEC §2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SequenceSettings {
     /// What a reply does.
@@ -199,7 +199,7 @@ impl Default for SequenceSettings {
 }
 
 /// A sequence (cadence, action plan). Its steps live in [`SequenceVersion`]s.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sequence {
     /// Identifier (`seq_…`).
     pub id: String,
@@ -224,7 +224,7 @@ pub struct Sequence {
 }
 
 /// A plugin named by id and a semver requirement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginRef {
     /// Plugin id, such as `email`.
     pub id: String,
@@ -233,7 +233,7 @@ pub struct PluginRef {
 }
 
 /// Before or after an event date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Relative {
     /// Before the event date.
@@ -243,7 +243,7 @@ pub enum Relative {
 }
 
 /// When a step is due, by timing mode (SPEC §3). Durations are milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StepTiming {
     /// `after_previous`: this long after the previous step completed.
@@ -276,7 +276,7 @@ text_enum! {
 }
 
 /// Who owns a step's action [S].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum OwnerRule {
     /// The user who enrolled the contact.
@@ -303,7 +303,7 @@ text_enum! {
 }
 
 /// A predicate plugin call that must hold before a step is performed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Criterion {
     /// The predicate plugin.
     pub plugin: PluginRef,
@@ -314,7 +314,7 @@ pub struct Criterion {
 }
 
 /// A step of a sequence version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Step {
     /// Position in the sequence, from 0; actions carry it as their step number.
     pub position: u32,
@@ -342,7 +342,7 @@ pub struct Step {
 }
 
 /// An immutable version of a sequence's steps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SequenceVersion {
     /// The sequence.
     pub sequence_id: String,
@@ -413,7 +413,7 @@ text_enum! {
 }
 
 /// A contact in a pinned version of a sequence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Enrollment {
     /// Identifier (`enr_…`).
     pub id: String,
@@ -520,7 +520,7 @@ impl DeferralReason {
 }
 
 /// A step of an enrollment, projected from enrollment on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Action {
     /// Identifier (`act_…`); also the idempotency key of what it sends.
     pub id: String,
@@ -602,7 +602,7 @@ text_enum! {
 }
 
 /// A timeline and audit entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     /// Identifier (`evt_…`).
     pub id: String,
@@ -643,7 +643,7 @@ text_enum! {
 }
 
 /// A plugin version known to the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginRecord {
     /// Plugin id.
     pub id: String,
@@ -665,7 +665,7 @@ pub struct PluginRecord {
 }
 
 /// A plugin's enablement and capability grants for one account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginAccount {
     /// The account.
     pub account_id: String,
@@ -703,7 +703,7 @@ text_enum! {
 }
 
 /// An outgoing message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OutboxMessage {
     /// Identifier (`msg_…`).
     pub id: String,

@@ -46,7 +46,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
-pub use actions::{ActionCompletion, BatchCompletion, NewAction, Schedule};
+pub use actions::{ActionCompletion, BatchCompletion, EngageFilter, NewAction, Schedule};
 pub use enrollments::NewEnrollment;
 pub use events::{NewEvent, Timeline};
 pub use keys::{ApiKey, Idempotent, KeyHolder};

@@ -43,8 +43,15 @@ pub struct Answer {
 impl TestApp {
     /// Serves the API over a new world on `store`.
     pub async fn spawn(store: Store) -> TestApp {
+        Self::spawn_with_rate(store, stepwise::api::DEFAULT_RATE).await
+    }
+
+    /// [`TestApp::spawn`] with a rate limit of `(per second, burst)` requests
+    /// per key: tests that send hundreds of requests raise it.
+    pub async fn spawn_with_rate(store: Store, rate: (u32, u32)) -> TestApp {
         let world = World::new(store).await;
-        let app = Application::build(world.engine.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("binds");
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let app = Application::build_with_rate(world.engine.clone(), addr, rate).await.expect("binds");
         let base = format!("http://{}", app.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run(async move {

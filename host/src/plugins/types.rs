@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 /// Whether a plugin is a step or a predicate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PluginKind {
     /// A step type.
@@ -16,7 +16,7 @@ pub enum PluginKind {
 }
 
 /// A communication channel a step uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Email.
@@ -28,7 +28,7 @@ pub enum Channel {
 }
 
 /// How a step becomes done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// On the owner's to-do list.
@@ -38,7 +38,7 @@ pub enum Activation {
 }
 
 /// How an enrollment ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EnrollmentOutcome {
     /// As hoped.
@@ -50,7 +50,7 @@ pub enum EnrollmentOutcome {
 }
 
 /// A result a step can end with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResultSpec {
     /// Stable code.
     pub code: String,
@@ -63,7 +63,7 @@ pub struct ResultSpec {
 }
 
 /// A contact field a plugin may change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ContactField {
     /// Owner.
@@ -92,7 +92,7 @@ impl ContactField {
 ///
 /// Serialized as the capability's name, `update-contact` with its fields:
 /// `"http-fetch"`, `{"update-contact": ["owner"]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Capability {
     /// Write to the plugin's log.
@@ -139,7 +139,7 @@ impl std::fmt::Display for Capability {
 }
 
 /// What a plugin says about itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Manifest {
     /// Identifier.
     pub id: String,
@@ -171,7 +171,7 @@ impl Manifest {
 }
 
 /// One problem in a step's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConfigProblem {
     /// JSON Pointer of the field; empty for the whole config.
     pub field: String,
@@ -180,7 +180,7 @@ pub struct ConfigProblem {
 }
 
 /// A rep's completion of a manual step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Completion {
     /// The chosen result.
     pub result: String,
@@ -191,7 +191,7 @@ pub struct Completion {
 }
 
 /// Where a call happens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct StepContext {
     /// Account.
@@ -285,7 +285,7 @@ mod millis {
 }
 
 /// A draft message on a to-do item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "channel")]
 pub enum Draft {
     /// An email.
@@ -307,7 +307,7 @@ pub enum Draft {
 }
 
 /// What a rep sees for a manual step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EngageItem {
     /// Title.
     pub title: String,

@@ -366,6 +366,44 @@ impl Tx {
         rows.into_iter().map(ActionRow::into_domain).collect()
     }
 
+    /// A page of a user's Engage view: their active actions shown on Engage
+    /// that pass `filter`, by due date (then id), after the action at `after`
+    /// (its due time in milliseconds and its id).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn engage_page(
+        &mut self,
+        filter: &EngageFilter<'_>,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<Action>> {
+        let (compare, order) = if filter.descending { ("<", "DESC") } else { (">", "ASC") };
+        let sql = format!(
+            "SELECT {ACTION_COLUMNS} FROM actions
+             WHERE owner_id = $1 AND status = 'active' AND show_on_engage
+               AND ($2 = '' OR plugin_id = $2)
+               AND ($3 = '' OR enrollment_id IN (SELECT id FROM enrollments WHERE sequence_id = $3))
+               AND COALESCE(due_at, 0) <= $4
+               AND ($5 = 0 OR COALESCE(due_at, 0) {compare} $6 OR (COALESCE(due_at, 0) = $6 AND id {compare} $7))
+             ORDER BY COALESCE(due_at, 0) {order}, id {order} LIMIT $8"
+        );
+        let (at, last) = after.unwrap_or((0, ""));
+        let rows: Vec<ActionRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(filter.owner_id)
+            .bind(filter.plugin_id.unwrap_or(""))
+            .bind(filter.sequence_id.unwrap_or(""))
+            .bind(filter.due_before.map_or(i64::MAX, ms))
+            .bind(i64::from(after.is_some()))
+            .bind(at)
+            .bind(last)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(ActionRow::into_domain).collect()
+    }
+
     /// A user's Engage view: their active actions shown on Engage, by due date.
     ///
     /// # Errors
@@ -856,4 +894,19 @@ impl Tx {
         }
         self.action(id).await
     }
+}
+
+/// Which of a user's Engage actions to list, and in which order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngageFilter<'a> {
+    /// Whose view.
+    pub owner_id: &'a str,
+    /// Only actions of this step type.
+    pub plugin_id: Option<&'a str>,
+    /// Only actions of this sequence.
+    pub sequence_id: Option<&'a str>,
+    /// Only actions due at or before this time.
+    pub due_before: Option<DateTime<Utc>>,
+    /// Latest due first.
+    pub descending: bool,
 }

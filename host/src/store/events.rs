@@ -80,6 +80,17 @@ pub enum Timeline<'a> {
     Enrollment(&'a str),
 }
 
+impl<'a> Timeline<'a> {
+    /// The column that names the timeline's owner, and its id.
+    fn column(self) -> (&'static str, &'a str) {
+        match self {
+            Timeline::Contact(id) => ("contact_id", id),
+            Timeline::Company(id) => ("company_id", id),
+            Timeline::Enrollment(id) => ("enrollment_id", id),
+        }
+    }
+}
+
 impl Tx {
     /// Records an event at `at`.
     ///
@@ -183,17 +194,42 @@ impl Tx {
     ///
     /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
     pub async fn events(&mut self, timeline: Timeline<'_>) -> Result<Vec<Event>> {
-        let (column, id) = match timeline {
-            Timeline::Contact(id) => ("contact_id", id),
-            Timeline::Company(id) => ("company_id", id),
-            Timeline::Enrollment(id) => ("enrollment_id", id),
-        };
+        let (column, id) = timeline.column();
         let sql = format!(
             "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
                     after, level, at
              FROM events WHERE {column} = $1 ORDER BY at, id"
         );
         let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_all(&mut *c).await?);
+        rows.into_iter().map(EventRow::into_domain).collect()
+    }
+
+    /// A page of a timeline, oldest first: at most `limit` events after the
+    /// event at `after` (its time in milliseconds and its id).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn events_page(
+        &mut self,
+        timeline: Timeline<'_>,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        let (column, id) = timeline.column();
+        let sql = format!(
+            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
+                    after, level, at
+             FROM events WHERE {column} = $1 AND (at > $2 OR (at = $2 AND id > $3)) ORDER BY at, id LIMIT $4"
+        );
+        let (at, last) = after.unwrap_or((i64::MIN, ""));
+        let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(id)
+            .bind(at)
+            .bind(last)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
         rows.into_iter().map(EventRow::into_domain).collect()
     }
 
