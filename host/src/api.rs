@@ -314,30 +314,6 @@ pub struct Bootstrapped {
     pub secret: String,
 }
 
-/// Registers every add-on stored in the database, so a host that starts
-/// serves the add-ons uploaded through any host. Returns how many loaded; one
-/// that no longer loads is logged and skipped.
-///
-/// # Errors
-///
-/// A store error.
-pub async fn load_add_ons(engine: &Engine) -> crate::store::Result<usize> {
-    let mut tx = engine.store().begin_read().await?;
-    let records = tx.plugins().await?;
-    drop(tx);
-    let mut loaded = 0;
-    for record in records.into_iter().filter(|r| !r.builtin) {
-        let Some(bytes) = &record.wasm else { continue };
-        match engine.registry().add(bytes).await {
-            Ok(_) => loaded += 1,
-            Err(error) => {
-                tracing::error!(plugin = %record.id, version = %record.version, %error, "a stored add-on does not load")
-            }
-        }
-    }
-    Ok(loaded)
-}
-
 /// On a database with no account: creates one, with an admin user and an
 /// API key for them. Does nothing (`None`) when an account exists.
 ///

@@ -18,6 +18,7 @@
 //! [`ManualClock`] with [`Engine::run_until`] through weeks of sequence time
 //! in milliseconds.
 
+mod add_ons;
 mod checks;
 mod clock;
 mod explain;
@@ -175,6 +176,8 @@ struct Inner {
     calls: CallMetrics,
     /// Sequence versions are immutable, so they are cached forever.
     versions: Mutex<HashMap<(String, i64), Arc<SequenceVersion>>>,
+    /// Stored add-on versions that do not load on this host.
+    failed_add_ons: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl Engine {
@@ -200,6 +203,7 @@ impl Engine {
                 permits,
                 calls: CallMetrics::default(),
                 versions: Mutex::new(HashMap::new()),
+                failed_add_ons: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -367,6 +371,10 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.dispatch_forever().await })
         };
+        let add_ons = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.sync_add_ons_forever().await })
+        };
         tokio::pin!(shutdown);
         loop {
             let sleep = match self.tick().await {
@@ -386,6 +394,7 @@ impl Engine {
             }
         }
         dispatcher.abort();
+        add_ons.abort();
         Ok(())
     }
 

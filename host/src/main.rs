@@ -241,7 +241,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // the outbox.
     let transport = std::sync::Arc::new(Unconfigured);
     let engine = Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, settings.engine());
-    let add_ons = stepwise::api::load_add_ons(&engine).await?;
+    let add_ons = engine.sync_add_ons().await?;
     if add_ons > 0 {
         eprintln!("loaded {add_ons} add-on plugin(s) from the database");
     }

@@ -80,7 +80,7 @@ async fn admins_upload_add_ons_and_bad_components_are_refused_by_name() {
         assert!(fresh.get("trivial", "*").unwrap().is_none());
         let engine =
             Engine::new(store, fresh.clone(), app.world.clock.clone(), Arc::new(Unconfigured), EngineConfig::default());
-        assert_eq!(stepwise::api::load_add_ons(&engine).await.unwrap(), 1);
+        assert_eq!(engine.sync_add_ons().await.unwrap(), 1);
         assert!(fresh.get("trivial", "*").unwrap().is_some());
     })
     .await;
@@ -151,6 +151,50 @@ async fn a_step_of_another_accounts_add_on_cannot_be_saved() {
         assert_eq!(refused.json["errors"][0]["field"], "/steps/0/plugin");
         assert_eq!(upload(&app, &app.admin_key, "application/wasm", guests::TRIVIAL).await.status, 201);
         assert_eq!(app.send(send()).await.status, 201, "its own add-on is fine");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_add_on_uploaded_through_one_host_runs_on_another_without_a_restart() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store.clone()).await;
+        // A second host on the same database, started before the upload.
+        let registry = Arc::new(Registry::with_builtins(runtime(false)).await.unwrap());
+        let clock = app.world.clock.clone();
+        let other =
+            Engine::new(store.clone(), registry.clone(), clock, Arc::new(Unconfigured), EngineConfig::default());
+        let served = stepwise::api::Application::build(other.clone(), std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let other_base = format!("http://{}", served.local_addr().unwrap());
+        tokio::spawn(served.run(std::future::pending()));
+
+        assert_eq!(upload(&app, &app.admin_key, "application/wasm", guests::TRIVIAL).await.status, 201);
+        assert!(registry.get("trivial", "*").unwrap().is_none(), "the other host has not loaded it yet");
+
+        // Saving a step on the other host finds the upload at once.
+        let step = json!({"position": 0, "name": "noop", "plugin": {"id": "trivial", "version": "*"},
+                          "config": {}, "timing": {"kind": "delay", "ms": 0}, "activation": "automatic",
+                          "owner": {"rule": "contact_owner"}});
+        let post = |path: &str, body: Value| {
+            let request = app.client.post(format!("{other_base}{path}")).bearer_auth(&app.admin_key);
+            app.send(request.header("content-type", "application/json").body(body.to_string()))
+        };
+        let made = post("/v1/sequences", json!({"name": "Elsewhere", "steps": [step]})).await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        assert!(registry.get("trivial", "*").unwrap().is_some());
+        let seq = made.json["sequence"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(post(&format!("/v1/sequences/{seq}/state"), json!({"state": "active"})).await.status, 200);
+        let contact = app.world.contact(|_| {}).await;
+        let enrolled = post("/v1/enrollments", json!({"contact_id": contact, "sequence_id": seq})).await;
+        assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+
+        // And its scheduler runs the step.
+        other.run_until_idle().await.unwrap();
+        let id = enrolled.json["enrollment"]["id"].as_str().unwrap();
+        let read = app.get(&format!("/v1/enrollments/{id}"), Some(&app.admin_key)).await;
+        assert_eq!(read.json["actions"][0]["status"], ActionStatus::Completed.as_str(), "{}", read.text);
     })
     .await;
 }

@@ -195,7 +195,7 @@ fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
 }
 
 /// The distinct values of `items`, in first-seen order.
-fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
+fn unique<T: Clone + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut seen = std::collections::HashSet::new();
     items.filter(|i| seen.insert(i.clone())).collect()
 }
@@ -296,6 +296,7 @@ impl Engine {
         account_id: &str,
         plugin: &PluginRef,
     ) -> Result<(Result<Arc<Plugin>, String>, Arc<AccountGrant>)> {
+        self.sync_if_missing(&plugin.id, &plugin.version).await;
         let settings = tx.plugin_account(account_id, &plugin.id).await?;
         Ok(self.access_with(settings.as_ref(), plugin))
     }
@@ -469,6 +470,11 @@ impl Engine {
             }
         }
         tx.rollback().await?;
+        // A step may name an add-on uploaded through another host.
+        let plugins = unique(steps.values().map(|(_, step)| (step.plugin.id.clone(), step.plugin.version.clone())));
+        for (id, version) in plugins {
+            self.sync_if_missing(&id, &version).await;
+        }
 
         Ok(claimed
             .iter()

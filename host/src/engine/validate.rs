@@ -98,6 +98,7 @@ impl Engine {
         config: &serde_json::Value,
         own: &[String],
     ) -> Vec<(String, String)> {
+        self.sync_if_missing(&plugin.id, &plugin.version).await;
         let found: Arc<Plugin> = match self.registry().find(&plugin.id, &plugin.version) {
             Ok(Some(registered)) if registered.origin == Origin::Builtin || own.contains(&plugin.id) => {
                 registered.plugin

@@ -124,6 +124,17 @@ impl Tx {
         .await?))
     }
 
+    /// The `(id, version)` of every add-on, without their bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn add_on_versions(&mut self) -> Result<Vec<(String, String)>> {
+        Ok(on_tx!(self, |c| sqlx::query_as("SELECT id, version FROM plugins WHERE NOT builtin ORDER BY id, version")
+            .fetch_all(&mut *c)
+            .await?))
+    }
+
     /// Every plugin version, by id and version text.
     ///
     /// # Errors
