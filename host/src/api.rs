@@ -18,6 +18,7 @@ mod openapi;
 mod plugins;
 mod sequences;
 mod signals;
+mod templates;
 mod unsubscribe;
 mod users;
 
@@ -190,6 +191,31 @@ fn table(state: AppState) -> Router<AppState> {
         .at("/v1/companies/{id}/timeline", [get(companies::timeline, "The events of a company's contacts, oldest first")
             .query::<contacts::Page>()
             .pages::<Event>("events")])
+        .at("/v1/templates", [
+            get(templates::list, "The account's message templates")
+                .query::<contacts::Page>()
+                .pages::<crate::store::Template>("templates"),
+            post(templates::create, "Create a template; an unknown token is a 422")
+                .describe("The answer's `warnings` name legacy merge fields, which hold the steps that use them.")
+                .roles(WORKERS)
+                .body::<templates::TemplateBody>()
+                .wraps::<crate::store::Template>(201, "template"),
+        ])
+        .at("/v1/templates/{id}", [
+            get(templates::get, "A template").wraps::<crate::store::Template>(200, "template"),
+            put(templates::replace, "Replace a template; steps using it send the new text from then on")
+                .roles(WORKERS)
+                .body::<templates::TemplateBody>()
+                .wraps::<crate::store::Template>(200, "template"),
+            delete(templates::delete, "Delete a template").roles(ADMINS).empty(204),
+        ])
+        .at("/v1/webhook-failures", [get(
+            templates::failures,
+            "The webhook monitor: steps whose request failed for good, newest first",
+        )
+        .describe("Each entry has the request as sent (secrets masked) and the response or the error.")
+        .query::<templates::FailureQuery>()
+        .pages::<crate::store::WebhookFailure>("failures")])
         .at("/v1/sequences", [
             get(sequences::list, "The account's sequences, and those its parent shares locked")
                 .query::<contacts::Page>()

@@ -24,6 +24,7 @@ mod clock;
 mod explain;
 mod lifecycle;
 mod metrics;
+mod monitor;
 mod outbox;
 mod process;
 mod signals;

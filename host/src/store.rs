@@ -36,6 +36,7 @@ mod keys;
 mod outbox;
 mod plugins;
 mod sequences;
+mod templates;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -50,8 +51,9 @@ pub use actions::{ActionCompletion, BatchCompletion, EngageFilter, NewAction, Sc
 pub use enrollments::NewEnrollment;
 pub use events::{NewEvent, Timeline};
 pub use keys::{ApiKey, Idempotent, KeyHolder};
-pub use outbox::NewOutboxMessage;
+pub use outbox::{DeliveryOutcome, MessageFilter, NewOutboxMessage};
 pub use sequences::NewSequence;
+pub use templates::{Template, WebhookFailure, WebhookFailureFilter};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -146,6 +148,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
         "the sequence version already exists",
     ),
     ("plugins_pkey", "plugins.id, plugins.version", "the plugin version already exists"),
+    (
+        "templates_account_id_name_key",
+        "templates.account_id, templates.name",
+        "the template name is already used in this account",
+    ),
     (
         "plugin_accounts_pkey",
         "plugin_accounts.account_id, plugin_accounts.plugin_id",

@@ -165,6 +165,8 @@ async fn records(app: &TestApp, key: &str, tag: &str) -> BTreeMap<&'static str, 
     app.world.run().await;
     let read = call(app, Method::GET, &format!("/v1/enrollments/{enrollment}"), Some(key), None).await;
     let action = read.json["actions"][0]["id"].as_str().unwrap_or_else(|| panic!("an action: {}", read.text));
+    let template = post(app, "/v1/templates", key, json!({"name": tag, "subject": "Hi", "body": "Hello"})).await;
+    ids.insert("templates", template["template"]["id"].as_str().unwrap().to_owned());
     let made = post(app, "/v1/keys", key, json!({"name": tag})).await;
     ids.insert("keys", made["key"]["id"].as_str().unwrap().to_owned());
     ids.insert("actions", action.to_owned());
@@ -197,6 +199,7 @@ fn valid_body(op: &Operation) -> Option<Value> {
         ("POST", "/v1/actions/{id}/complete") => json!({"result": "none"}),
         ("POST", "/v1/actions/{id}/reschedule") => json!({"due_at": "2030-01-01T00:00:00Z"}),
         ("PUT", "/v1/plugins/{id}/account") => json!({"enabled": true}),
+        ("PUT", "/v1/templates/{id}") => json!({"name": "Renamed", "body": "Hello"}),
         _ => json!({}),
     })
 }

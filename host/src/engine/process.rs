@@ -1020,6 +1020,7 @@ impl Engine {
         details: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.monitor_failure(tx, ctx, &message, &details, now).await?;
         let output = json!({ "error": message, "details": details });
         tx.fail_action(&ctx.action.id, lease, &output, now).await?;
         let before = json!({ "status": enrollment.status });

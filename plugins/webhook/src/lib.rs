@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 use stepwise_plugin_sdk::prelude::*;
-use stepwise_plugin_sdk::{ContactKind, http::Request};
+use stepwise_plugin_sdk::{ContactKind, ErrorCode, http::Request};
 
 /// The header that carries [`StepContext::idempotency_key`] on every request.
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -32,6 +32,39 @@ pub struct Config {
     /// Gives up sooner than the host's own timeout, in milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u32>,
+    /// How many times to try before the final failure (1–5, default 3): a
+    /// timeout, a network error, HTTP 408, 425, 429 or 5xx is tried again.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// The wait before the second attempt, in milliseconds (default one
+    /// minute); it doubles before each further attempt, up to an hour.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+}
+
+/// The most attempts a step may ask for: the host's default limit.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The longest wait between attempts.
+const MAX_BACKOFF_MS: u64 = 60 * 60 * 1000;
+
+fn default_attempts() -> u32 {
+    3
+}
+
+fn default_backoff_ms() -> u64 {
+    60_000
+}
+
+impl Config {
+    /// How long to wait after failed attempt number `attempt` (from 1), or
+    /// `None` when it was the last.
+    pub fn backoff(&self, attempt: u32) -> Option<std::time::Duration> {
+        (attempt < self.attempts).then(|| {
+            let factor = 1u64.checked_shl(attempt.saturating_sub(1)).unwrap_or(u64::MAX);
+            std::time::Duration::from_millis(self.backoff_ms.saturating_mul(factor).min(MAX_BACKOFF_MS))
+        })
+    }
 }
 
 /// The methods a webhook may use.
@@ -117,13 +150,37 @@ impl Action for Webhook {
             log::warn(&format!("{message}: {}", mask_url(&request.url)));
             return Outcome::failed_with(message, &json!({"request": request.masked()}));
         }
-        send(&request, config.timeout_ms)
+        match send(&request, config.timeout_ms) {
+            Sent::Done(outcome) | Sent::Final(outcome) => outcome,
+            Sent::Transient(outcome, reason) => match config.backoff(context.attempt) {
+                Some(after) => {
+                    Outcome::retry(after, format!("attempt {} of {}: {reason}", context.attempt, config.attempts))
+                }
+                None => outcome,
+            },
+        }
     }
+}
+
+/// What a request came to.
+enum Sent {
+    /// Delivered.
+    Done(Outcome),
+    /// Failed in a way trying again will not fix (most 4xx).
+    Final(Outcome),
+    /// Failed in a way a later attempt may not: the failure if this was the
+    /// last attempt, and why.
+    Transient(Outcome, String),
+}
+
+/// Whether an HTTP status is worth another attempt.
+fn transient_status(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429) || status >= 500
 }
 
 /// Sends `request` and tells what came of it; failures carry the request,
 /// masked, and the response or the host's error.
-fn send(request: &Rendered, timeout_ms: Option<u32>) -> Outcome {
+fn send(request: &Rendered, timeout_ms: Option<u32>) -> Sent {
     let mut outbound = Request::new(request.method.into(), &request.url);
     for (name, value) in &request.headers {
         outbound = outbound.header(name, value);
@@ -138,7 +195,7 @@ fn send(request: &Rendered, timeout_ms: Option<u32>) -> Outcome {
     match outbound.send() {
         Ok(response) if response.is_success() => {
             log::info(&format!("{line}: HTTP {}", response.status()));
-            Outcome::done_with("done", &json!({"status": response.status()}))
+            Sent::Done(Outcome::done_with("done", &json!({"status": response.status()})))
         }
         Ok(response) => {
             let message = format!("webhook returned HTTP {}", response.status());
@@ -147,12 +204,18 @@ fn send(request: &Rendered, timeout_ms: Option<u32>) -> Outcome {
                 "request": request.masked(),
                 "response": {"status": response.status(), "body": excerpt(response.body())},
             });
-            Outcome::failed_with(message, &details)
+            let failed = Outcome::failed_with(message.clone(), &details);
+            if transient_status(response.status()) { Sent::Transient(failed, message) } else { Sent::Final(failed) }
         }
         Err(error) => {
             log::warn(&format!("{line}: {} ({})", error.message, error.code.as_str()));
             let details = json!({"request": request.masked(), "error": error_json(&error)});
-            Outcome::failed_with(format!("webhook request failed: {}", error.message), &details)
+            let message = format!("webhook request failed: {}", error.message);
+            let failed = Outcome::failed_with(message.clone(), &details);
+            match error.code {
+                ErrorCode::Timeout | ErrorCode::Transport | ErrorCode::Unavailable => Sent::Transient(failed, message),
+                _ => Sent::Final(failed),
+            }
         }
     }
 }
@@ -171,6 +234,12 @@ fn problems(config: &Config, check: impl Fn(&str, &str) -> Option<ConfigProblem>
     problems.extend(check("/url", &config.url));
     if config.timeout_ms == Some(0) {
         problems.push(ConfigProblem::new("/timeout_ms", "must be at least 1"));
+    }
+    if !(1..=MAX_ATTEMPTS).contains(&config.attempts) {
+        problems.push(ConfigProblem::new("/attempts", format!("must be between 1 and {MAX_ATTEMPTS}")));
+    }
+    if config.backoff_ms < 1000 {
+        problems.push(ConfigProblem::new("/backoff_ms", "must be at least 1000 (one second)"));
     }
     for (i, header) in config.headers.iter().enumerate() {
         let name = &header.name;
@@ -399,6 +468,25 @@ mod tests {
 
     fn config(json: &str) -> Config {
         parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
+    }
+
+    #[test]
+    fn transient_failures_back_off_doubling_until_the_last_attempt() {
+        let c = config(r#"{"url": "https://example.com", "attempts": 4, "backoff_ms": 30000}"#);
+        let waits: Vec<_> = (1..=4).map(|attempt| c.backoff(attempt).map(|d| d.as_millis())).collect();
+        assert_eq!(waits, [Some(30_000), Some(60_000), Some(120_000), None]);
+        let long = config(r#"{"url": "https://example.com", "attempts": 5, "backoff_ms": 3000000}"#);
+        assert_eq!(long.backoff(4).unwrap().as_millis(), u128::from(MAX_BACKOFF_MS), "capped at an hour");
+        assert_eq!(config(r#"{"url": "https://example.com"}"#).attempts, 3);
+        assert!([408, 425, 429, 500, 503].into_iter().all(transient_status));
+        assert!(![400, 401, 404, 410, 422].into_iter().any(transient_status));
+    }
+
+    #[test]
+    fn attempts_and_backoff_are_bounded() {
+        let problems = check(r#"{"url": "https://example.com", "attempts": 0, "backoff_ms": 10}"#);
+        assert_eq!(problems, ["/attempts: must be between 1 and 5", "/backoff_ms: must be at least 1000 (one second)"]);
+        assert!(check(r#"{"url": "https://example.com", "attempts": 6}"#)[0].starts_with("/attempts"));
     }
 
     /// The problems of `json`, as `field: message` lines; templates with

@@ -1,0 +1,166 @@
+//! `/v1/templates`: an account's message templates, their tokens checked
+//! when saved; and `/v1/webhook-failures`, the webhook monitor.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use super::contacts::Page;
+use super::error::{ApiError, FieldProblem};
+use super::json::Body;
+use crate::store::WebhookFailureFilter;
+use crate::templates::{check, has_legacy_merge_syntax};
+
+/// A template as clients write it.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateBody {
+    /// A name unique in the account.
+    pub name: String,
+    /// The subject line, with tokens such as `{{contact.first_name}}`.
+    #[serde(default)]
+    pub subject: String,
+    /// The body, with tokens; email steps add the sender's signature.
+    pub body: String,
+}
+
+/// Every problem of a template: an empty name or body, an unknown or
+/// malformed token. Legacy merge fields are not problems but warnings: steps
+/// using the template are held until they are rewritten.
+fn checked(body: &TemplateBody) -> Result<Vec<String>, ApiError> {
+    let mut fields = Vec::new();
+    if body.name.trim().is_empty() {
+        fields.push(FieldProblem { field: "/name".into(), message: "must not be empty".into() });
+    }
+    if body.body.trim().is_empty() {
+        fields.push(FieldProblem { field: "/body".into(), message: "must not be empty".into() });
+    }
+    let mut warnings = Vec::new();
+    for (field, text) in [("/subject", &body.subject), ("/body", &body.body)] {
+        if let Err(error) = check(text) {
+            fields.push(FieldProblem { field: field.into(), message: error.to_string() });
+        }
+        if has_legacy_merge_syntax(text) {
+            warnings.push(format!(
+                "{field} has a legacy merge field such as `{{!Contact.FirstName}}`: steps using this template are \
+                 held with `legacy_merge_syntax` until it is rewritten with tokens such as `{{{{contact.first_name}}}}`"
+            ));
+        }
+    }
+    if fields.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(ApiError::Validation { detail: "the template is invalid".into(), fields })
+    }
+}
+
+/// `GET /v1/templates`, paged.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
+    let mut tx = state.engine.store().begin_read().await?;
+    let templates = tx.templates(&caller.account_id, page.after.as_deref(), limit).await?;
+    let next = page.next(&templates, |t| &t.id);
+    Ok(Json(json!({ "templates": templates, "next_after": next })))
+}
+
+/// `POST /v1/templates`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<TemplateBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let warnings = checked(&body)?;
+    let mut tx = state.engine.store().begin().await?;
+    let now = state.engine.now();
+    let template = tx.create_template(&caller.account_id, &body.name, &body.subject, &body.body, now).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({ "template": template, "warnings": warnings }))))
+}
+
+/// `GET /v1/templates/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
+    Ok(Json(json!({ "template": tx.template(&caller.account_id, &id).await? })))
+}
+
+/// `PUT /v1/templates/{id}`: every step using it sends the new text from
+/// then on.
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<TemplateBody>,
+) -> Result<Json<Value>, ApiError> {
+    let warnings = checked(&body)?;
+    let mut tx = state.engine.store().begin().await?;
+    let mut template = tx.template(&caller.account_id, &id).await?;
+    (template.name, template.subject, template.body) = (body.name, body.subject, body.body);
+    tx.update_template(&caller.account_id, &template, state.engine.now()).await?;
+    let template = tx.template(&caller.account_id, &id).await?;
+    tx.commit().await?;
+    // Actions held for the template's legacy merge fields may go now.
+    state.engine.wake();
+    Ok(Json(json!({ "template": template, "warnings": warnings })))
+}
+
+/// `DELETE /v1/templates/{id}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.engine.store().begin().await?;
+    tx.delete_template(&caller.account_id, &id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Filters of the webhook monitor.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailureQuery {
+    /// Only failures of this sequence's steps.
+    pub sequence: Option<String>,
+    /// Only failures for this contact.
+    pub contact: Option<String>,
+    /// Only failures at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only failures before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// The `next_after` of the previous page.
+    pub after: Option<String>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// `GET /v1/webhook-failures`: the monitor, newest first.
+pub async fn failures(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<FailureQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = Page { after: q.after, limit: q.limit };
+    let filter = WebhookFailureFilter {
+        sequence_id: q.sequence.as_deref(),
+        contact_id: q.contact.as_deref(),
+        since: q.since,
+        until: q.until,
+    };
+    let mut tx = state.engine.store().begin_read().await?;
+    let failures = tx.webhook_failures(&caller.account_id, &filter, page.after_at()?, page.limit()?).await?;
+    let next = page.next_at(&failures, |f| (f.failed_at.timestamp_millis(), &f.id));
+    Ok(Json(json!({ "failures": failures, "next_after": next })))
+}
