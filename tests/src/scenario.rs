@@ -163,7 +163,7 @@ impl World {
         let mut tx = self.store().begin().await.unwrap();
         let mut contact = tx.contact(&self.account, id).await.unwrap();
         change(&mut contact);
-        tx.update_contact(&self.account, &contact).await.unwrap();
+        tx.update_contact(&self.account, &contact, self.now()).await.unwrap();
         tx.commit().await.unwrap();
     }
 

@@ -12,7 +12,7 @@ use stepwise::domain::{
 use stepwise::engine::EngineConfig;
 use stepwise::model::{AttributeValue, User};
 use stepwise_tests::db::{at, for_each_backend, t0};
-use stepwise_tests::scenario::{World, even, scripted, settings, task};
+use stepwise_tests::scenario::{MINUTE, World, even, scripted, settings, task, trivial};
 
 /// Runs a one-step sequence for a contact and returns the step's action.
 async fn one_step(w: &World, step: stepwise::domain::Step, contact: &str) -> (String, stepwise::domain::Action) {
@@ -238,6 +238,97 @@ async fn hold_criteria_wait_and_skip_criteria_are_evaluated_once() {
         assert!(!reset.show_on_engage && !reset.skip_criteria_evaluated);
         w.run().await;
         assert_eq!(w.action(&e, 0).await.status, ActionStatus::Skipped);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_contact_makes_its_criteria_holds_due_at_once_and_nothing_else() {
+    for_each_backend(|store| async move {
+        // The default re-check: 15 minutes.
+        let w = World::new(store).await;
+        let n = |v: f64| {
+            move |c: &mut stepwise::model::Contact| {
+                c.attributes.insert("n".into(), AttributeValue::Number(v));
+            }
+        };
+        let mut held = task(0);
+        held.criteria = vec![even(OnUnmet::Hold)];
+        let contact = w.contact(n(1.0)).await;
+        let (e, action) = one_step(&w, held.clone(), &contact).await;
+        assert_eq!((action.deferral_reason, action.due_at), (Some(DeferralReason::CriteriaUnmet), Some(at(15))));
+        // Held too, but for another contact.
+        let other = w
+            .contact(|c| {
+                c.email = Some("bob@example.com".into());
+                n(1.0)(c);
+            })
+            .await;
+        let (held_elsewhere, _) = one_step(&w, held, &other).await;
+        // The same contact, deferred for another reason: 04:00 in New York.
+        let hours = BusinessHours {
+            timezone: "America/New_York".into(),
+            weekdays: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+            start: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+        };
+        let business = SequenceSettings { business_hours: Some(hours), ..settings() };
+        let seq = w.sequence(TimingMode::AfterPrevious, business, vec![trivial(0)]).await;
+        let closed = w.enroll(&contact, &seq).await.id;
+        w.run().await;
+        let waiting = w.action(&closed, 0).await;
+        assert_eq!(waiting.deferral_reason, Some(DeferralReason::OutsideBusinessHours));
+
+        // A change that still does not meet the criterion releases the hold
+        // all the same: the predicate, not the store, decides.
+        w.clock.set(at(1));
+        let mut tx = w.store().begin().await.unwrap();
+        let mut changed = tx.contact(&w.account, &contact).await.unwrap();
+        n(3.0)(&mut changed);
+        assert_eq!(tx.update_contact(&w.account, &changed, w.now()).await.unwrap(), 1, "one hold released");
+        tx.commit().await.unwrap();
+        let released = w.action(&e, 0).await;
+        assert_eq!(
+            (released.status, released.deferral_reason, released.due_at),
+            (ActionStatus::Future, Some(DeferralReason::CriteriaUnmet), Some(at(1)))
+        );
+        assert_eq!(w.action(&held_elsewhere, 0).await.due_at, Some(at(15)), "another contact's hold waits");
+        assert_eq!(w.action(&closed, 0).await.due_at, waiting.due_at, "other deferrals keep their due date");
+        assert_eq!(w.run().await, 1, "only the released action is processed");
+        assert_eq!(w.action(&e, 0).await.due_at, Some(at(16)), "still odd: held until the next re-check");
+
+        // Met: the step goes on the Engage view with no time passing.
+        w.update_contact(&contact, n(2.0)).await;
+        w.run().await;
+        assert_eq!(w.now(), at(1));
+        assert_eq!(w.action(&e, 0).await.status, ActionStatus::Active);
+        let elsewhere = w.action(&held_elsewhere, 0).await;
+        assert_eq!((elsewhere.status, elsewhere.due_at), (ActionStatus::Future, Some(at(15))));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_step_that_changes_the_contact_releases_the_contacts_holds_in_other_sequences() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let mut held = task(0);
+        held.criteria = vec![even(OnUnmet::Hold)];
+        let contact = w
+            .contact(|c| {
+                c.attributes.insert("n".into(), AttributeValue::Number(1.0));
+            })
+            .await;
+        let (e, action) = one_step(&w, held, &contact).await;
+        assert_eq!(action.due_at, Some(at(15)));
+        let marks = scripted(json!({"set": {"stage": "won"}}), 5 * MINUTE);
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![marks]).await;
+        let marking = w.enroll(&contact, &seq).await.id;
+        w.run_to(5).await;
+        assert_eq!(w.action(&marking, 0).await.status, ActionStatus::Completed);
+        assert_eq!(w.get_contact(&contact).await.attributes["stage"], AttributeValue::Text("won".into()));
+        // Re-checked at 5, when the step changed the contact, instead of at 15.
+        assert_eq!(w.action(&e, 0).await.due_at, Some(at(20)));
     })
     .await;
 }

@@ -64,7 +64,7 @@ async fn accounts_users_contact_types_companies_and_contacts_round_trip() {
         tx.rename_contact_type(&account.id, &partners.id, "Allies").await.unwrap();
         assert_eq!(tx.contact(&account.id, &contact.id).await.unwrap().contact_type, "Allies");
         let moved = Contact { contact_type: "Other".into(), ..contact.clone() };
-        tx.update_contact(&account.id, &moved).await.unwrap();
+        tx.update_contact(&account.id, &moved, t0()).await.unwrap();
         assert_eq!(tx.contact(&account.id, &contact.id).await.unwrap(), moved);
         // Another account sees none of it.
         let other = tx.create_account("Other", None, t0()).await.unwrap();

@@ -136,7 +136,7 @@ pub async fn replace(
     check(&contact)?;
     let mut tx = state.engine.store().begin().await?;
     tx.contact(&caller.account_id, &id).await?;
-    tx.update_contact(&caller.account_id, &contact).await?;
+    tx.update_contact(&caller.account_id, &contact, state.engine.now()).await?;
     let saved = tx.contact(&caller.account_id, &id).await?;
     tx.commit().await?;
     state.engine.wake();

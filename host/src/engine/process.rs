@@ -1075,7 +1075,7 @@ impl Engine {
         if !report.messages.is_empty() {
             let mut contact = tx.contact(&ctx.enrollment.account_id, &ctx.contact.id).await?;
             contact.last_contacted = Some(now);
-            tx.update_contact(&ctx.enrollment.account_id, &contact).await?;
+            tx.update_contact(&ctx.enrollment.account_id, &contact, now).await?;
         }
         for change in &report.contact_changes {
             let mut contact = tx.contact(&ctx.enrollment.account_id, &ctx.contact.id).await?;
@@ -1092,7 +1092,7 @@ impl Engine {
             for (name, value) in &change.attributes {
                 contact.attributes.insert(name.clone(), value.clone());
             }
-            tx.update_contact(&ctx.enrollment.account_id, &contact).await?;
+            tx.update_contact(&ctx.enrollment.account_id, &contact, now).await?;
             let event = NewEvent {
                 enrollment_id: Some(ctx.enrollment.id.clone()),
                 action_id: Some(ctx.action.id.clone()),

@@ -701,6 +701,38 @@ impl Tx {
         self.after_leased_update(id, done).await
     }
 
+    /// Makes a contact's actions that wait for their criteria due at `now`:
+    /// the current `future` actions of its enrollments deferred with
+    /// `criteria_unmet` and due later. Criteria read the contact, so a
+    /// changed contact may meet them now, and waiting for the re-check
+    /// would hold the step for up to the whole re-check interval. Actions
+    /// deferred for any other reason keep their due date, and so does one a
+    /// host is processing (it was due when claimed). The deferral reason
+    /// stays until the action is processed again. Returns how many were
+    /// made due.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn release_criteria_holds(
+        &mut self,
+        account_id: &str,
+        contact_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(on_tx!(self, |c| sqlx::query(
+            "UPDATE actions SET due_at = $3, updated_at = $3
+             WHERE is_current AND status = 'future' AND deferral_reason = 'criteria_unmet' AND due_at > $3
+               AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = $1 AND contact_id = $2)"
+        )
+        .bind(account_id)
+        .bind(contact_id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected()))
+    }
+
     /// Disables the unperformed actions of an enrollment (`future`,
     /// `active`, `failed`): its enrollment or sequence is paused. They leave
     /// the Engage view and cannot be claimed; leases are dropped.

@@ -274,12 +274,17 @@ impl Tx {
         Ok(rows.into_iter().map(Company::from).collect())
     }
 
-    /// Replaces every field of contact `contact.id`.
+    /// Replaces every field of contact `contact.id`, and makes the
+    /// contact's actions held by unmet criteria due at `now`
+    /// ([`Tx::release_criteria_holds`]): every change of a contact goes
+    /// through here, so none leaves a held step waiting for its re-check.
+    /// Returns how many actions were released; the caller wakes the
+    /// scheduler when there are any.
     ///
     /// # Errors
     ///
     /// [`StoreError::Invalid`] as for [`Tx::create_contact`]; [`StoreError::NotFound`].
-    pub async fn update_contact(&mut self, account_id: &str, contact: &Contact) -> Result<()> {
+    pub async fn update_contact(&mut self, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<u64> {
         let type_id = self.contact_type_id(account_id, &contact.contact_type).await?;
         let attributes = serde_json::to_string(&contact.attributes)?;
         let done = on_tx!(self, |c| sqlx::query(
@@ -311,7 +316,8 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        found((done > 0).then_some(()), "contact", &contact.id)
+        found((done > 0).then_some(()), "contact", &contact.id)?;
+        self.release_criteria_holds(account_id, &contact.id, now).await
     }
 
     /// Deletes a contact with its enrollments, actions and events.
