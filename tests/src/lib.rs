@@ -17,6 +17,13 @@ pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
 
+/// The add-on examples under `plugins/`, built by this crate's build script
+/// apart from the host: the path of each one's component file, to upload
+/// as an operator would.
+pub mod add_ons {
+    include!(concat!(env!("OUT_DIR"), "/add_ons.rs"));
+}
+
 /// Limits small enough that the misbehaving guests fail fast.
 pub fn test_limits() -> Limits {
     Limits {
