@@ -729,6 +729,14 @@ pub struct OutboxMessage {
     pub sent_at: Option<DateTime<Utc>>,
     /// When the dispatcher may (re)try it.
     pub next_attempt_at: DateTime<Utc>,
+    /// While queued: when a dispatcher began handing it to its transport,
+    /// until the outcome is recorded. Set on a message no dispatcher holds,
+    /// it was handed over by a host that stopped before recording what
+    /// happened, and it may have been sent.
+    pub handover_started_at: Option<DateTime<Utc>>,
+    /// The provider's id of a sent message (an SMS provider's message sid,
+    /// an email's Message-ID).
+    pub provider_id: Option<String>,
 }
 
 /// An outbox message leased to one dispatcher by

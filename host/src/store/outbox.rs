@@ -36,6 +36,8 @@ struct OutboxRow {
     created_at: i64,
     sent_at: Option<i64>,
     next_attempt_at: i64,
+    handover_started_at: Option<i64>,
+    provider_id: Option<String>,
 }
 
 impl OutboxRow {
@@ -53,17 +55,51 @@ impl OutboxRow {
             created_at: time(self.created_at)?,
             sent_at: time_opt(self.sent_at)?,
             next_attempt_at: time(self.next_attempt_at)?,
+            handover_started_at: time_opt(self.handover_started_at)?,
+            provider_id: self.provider_id,
         })
     }
 }
 
 const MESSAGE_COLUMNS: &str = "id, account_id, action_id, channel, payload, idempotency_key, state, attempts,
-    last_error, created_at, sent_at, next_attempt_at";
+    last_error, created_at, sent_at, next_attempt_at, handover_started_at, provider_id";
 
 const SELECT_MESSAGE: &str = "
     SELECT id, account_id, action_id, channel, payload, idempotency_key, state, attempts, last_error, created_at,
-           sent_at, next_attempt_at
+           sent_at, next_attempt_at, handover_started_at, provider_id
     FROM outbox";
+
+/// What became of a message a dispatcher handed over, for
+/// [`Tx::finish_delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome<'a> {
+    /// Delivered, with the provider's id when it gave one.
+    Sent {
+        /// The provider's id of the message.
+        provider_id: Option<&'a str>,
+    },
+    /// Failed for now: queued again, to be tried at `retry_at`.
+    Retry {
+        /// Why, kept as the message's last error.
+        error: &'a str,
+        /// When it may be tried again.
+        retry_at: DateTime<Utc>,
+    },
+    /// Given up: the message becomes `failed`.
+    Failed {
+        /// Why, kept as the message's last error.
+        error: &'a str,
+    },
+}
+
+/// Which messages of an account [`Tx::messages_page`] lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageFilter {
+    /// Only messages in this state.
+    pub state: Option<OutboxState>,
+    /// Only messages of this channel.
+    pub channel: Option<Channel>,
+}
 
 impl Tx {
     /// Queues a message.
@@ -121,6 +157,7 @@ impl Tx {
     /// Records a delivery attempt of a claimed message: `Ok` marks it sent;
     /// an error is kept and the message is tried again at `retry_at`, or
     /// becomes `failed` when `retry_at` is `None`. The lease is released.
+    /// [`Tx::finish_delivery`] says the same with the provider's id.
     ///
     /// # Errors
     ///
@@ -134,14 +171,39 @@ impl Tx {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let (state, error, sent_at) = match outcome {
-            Ok(()) => (OutboxState::Sent, None, Some(ms(now))),
-            Err(e) if retry_at.is_none() => (OutboxState::Failed, Some(e), None),
-            Err(e) => (OutboxState::Queued, Some(e), None),
+        let outcome = match (outcome, retry_at) {
+            (Ok(()), _) => DeliveryOutcome::Sent { provider_id: None },
+            (Err(error), Some(retry_at)) => DeliveryOutcome::Retry { error, retry_at },
+            (Err(error), None) => DeliveryOutcome::Failed { error },
+        };
+        self.finish_delivery(id, lease_token, outcome, now).await
+    }
+
+    /// Records what became of a claimed message's handover, counts the
+    /// attempt, clears the handover mark and releases the lease.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`](super::StoreError::LeaseLost) when the
+    /// lease does not match (another dispatcher took the message over).
+    pub async fn finish_delivery(
+        &mut self,
+        id: &str,
+        lease_token: &str,
+        outcome: DeliveryOutcome<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (state, error, sent_at, provider_id, retry_at) = match outcome {
+            DeliveryOutcome::Sent { provider_id } => (OutboxState::Sent, None, Some(ms(now)), provider_id, None),
+            DeliveryOutcome::Retry { error, retry_at } => {
+                (OutboxState::Queued, Some(error), None, None, Some(ms(retry_at)))
+            }
+            DeliveryOutcome::Failed { error } => (OutboxState::Failed, Some(error), None, None, None),
         };
         let done = on_tx!(self, |c| sqlx::query(
             "UPDATE outbox SET state = $3, last_error = COALESCE($4, last_error), sent_at = $5,
-                               attempts = attempts + 1, next_attempt_at = COALESCE($6, next_attempt_at),
+                               provider_id = COALESCE($6, provider_id), attempts = attempts + 1,
+                               next_attempt_at = COALESCE($7, next_attempt_at), handover_started_at = NULL,
                                lease_token = NULL, lease_expires_at = NULL
              WHERE id = $1 AND lease_token = $2"
         )
@@ -150,7 +212,8 @@ impl Tx {
         .bind(state.as_str())
         .bind(error)
         .bind(sent_at)
-        .bind(retry_at.map(ms))
+        .bind(provider_id)
+        .bind(retry_at)
         .execute(&mut *c)
         .await?
         .rows_affected());
@@ -158,6 +221,74 @@ impl Tx {
             return Err(super::StoreError::LeaseLost(id.to_owned()));
         }
         Ok(())
+    }
+
+    /// Marks a claimed message as being handed to its transport, and
+    /// renews its lease until `lease_until`. Committed before the transport
+    /// is called: a message found with the mark after its lease expired was
+    /// handed over by a host that stopped before recording what happened
+    /// ([`OutboxMessage::handover_started_at`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`](super::StoreError::LeaseLost) when the
+    /// lease does not match or has expired by `now`: the message must not
+    /// be handed over.
+    pub async fn begin_handover(
+        &mut self,
+        id: &str,
+        lease_token: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE outbox SET handover_started_at = $3, lease_expires_at = $4
+             WHERE id = $1 AND lease_token = $2 AND lease_expires_at > $3 AND state = 'queued'"
+        )
+        .bind(id)
+        .bind(lease_token)
+        .bind(ms(now))
+        .bind(ms(lease_until))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        if done == 0 {
+            return Err(super::StoreError::LeaseLost(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// A page of the account's messages, oldest first (by creation, then
+    /// id), after the position `after` (milliseconds and id of the last
+    /// message of the previous page).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn messages_page(
+        &mut self,
+        account_id: &str,
+        filter: MessageFilter,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>> {
+        let sql = format!(
+            "{SELECT_MESSAGE}
+             WHERE account_id = $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR channel = $3)
+               AND (created_at > $4 OR (created_at = $4 AND id > $5))
+             ORDER BY created_at, id LIMIT $6"
+        );
+        let (at, last) = after.unwrap_or((i64::MIN, ""));
+        let rows: Vec<OutboxRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(account_id)
+            .bind(filter.state.map(OutboxState::as_str))
+            .bind(filter.channel.map(Channel::as_str))
+            .bind(at)
+            .bind(last)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(OutboxRow::into_domain).collect()
     }
 }
 
@@ -176,9 +307,33 @@ impl Store {
         limit: u32,
         lease_for: std::time::Duration,
     ) -> Result<Vec<ClaimedMessage>> {
+        self.claim_messages_of(Channel::ALL, now, limit, lease_for).await
+    }
+
+    /// [`Store::claim_messages`] of the given channels only: messages of a
+    /// channel without a transport stay queued, unleased.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn claim_messages_of(
+        &self,
+        channels: &[Channel],
+        now: DateTime<Utc>,
+        limit: u32,
+        lease_for: std::time::Duration,
+    ) -> Result<Vec<ClaimedMessage>> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
         let token = new_id("lse");
         let expires = ms(now).saturating_add(i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2));
-        let due = "state = 'queued' AND next_attempt_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)";
+        // The names are the enum's own constants, never input.
+        let channels = channels.iter().map(|c| format!("'{}'", c.as_str())).collect::<Vec<_>>().join(", ");
+        let due = format!(
+            "state = 'queued' AND next_attempt_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+             AND channel IN ({channels})"
+        );
         let sql = match self.backend() {
             super::Backend::Postgres => format!(
                 "WITH due AS (SELECT id FROM outbox WHERE {due} ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -206,5 +361,23 @@ impl Store {
             (a.message.next_attempt_at, &a.message.id).cmp(&(b.message.next_attempt_at, &b.message.id))
         });
         Ok(claimed)
+    }
+
+    /// Gives back the messages of a claim that were not handed over (a
+    /// dispatcher stopping between messages), so another can take them at
+    /// once. Returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn release_messages(&self, lease_token: &str) -> Result<u64> {
+        Ok(on_pool!(self, |p| sqlx::query(
+            "UPDATE outbox SET lease_token = NULL, lease_expires_at = NULL
+             WHERE lease_token = $1 AND handover_started_at IS NULL"
+        )
+        .bind(lease_token)
+        .execute(p)
+        .await?
+        .rows_affected()))
     }
 }
