@@ -7,7 +7,7 @@ mod guests;
 use std::fmt::Write as _;
 
 /// The built-in plugins, by directory under `plugins/`.
-const BUILTIN: &[&str] = &["task", "webhook"];
+const BUILTIN: &[&str] = &["task", "webhook", "email"];
 
 fn main() {
     let root = guests::workspace_root();

@@ -28,6 +28,7 @@ mod monitor;
 mod outbox;
 mod process;
 mod signals;
+mod step_config;
 pub mod timing;
 mod unsubscribe;
 mod validate;

@@ -185,7 +185,9 @@ impl RunReport {
                     format!("error {code}: {message}")
                 }
             };
-            let _ = writeln!(out, "  {:<24} {:<40} {status}", call.function, call.detail);
+            // One line per call: line breaks in a detail are shown escaped.
+            let detail = call.detail.replace('\r', "\\r").replace('\n', "\\n");
+            let _ = writeln!(out, "  {:<24} {:<40} {status}", call.function, detail);
         }
         let denied = r.denials().count();
         if denied > 0 {

@@ -183,3 +183,37 @@ async fn serve_bootstraps_an_admin_serves_and_stops_on_sigterm() {
     assert!(status.success(), "a clean stop on SIGTERM: {status}");
     assert!(err.any(|l| l.is_ok_and(|l| l.contains("stopping"))), "it says it is stopping");
 }
+
+#[test]
+fn run_sends_the_email_from_fixtures_signed_by_the_owner() {
+    let (ok, out, err) = stepwise(&[
+        "plugin",
+        "run",
+        "builtin:email",
+        "--config",
+        "host/fixtures/email.json",
+        "--contact",
+        "host/fixtures/contact.json",
+        "--grant",
+        "render-template",
+        "--grant",
+        "send-email",
+    ]);
+    assert!(ok, "{err}\n{out}");
+    assert!(out.contains(r#""result": "sent""#), "{out}");
+    assert!(out.contains(r#""subject":"Your pro plan, Ada""#), "{out}");
+    assert!(out.contains(r"-- \nGrace Hopper, Stepwise"), "signed: {out}");
+    let (ok, out, _) = stepwise(&[
+        "plugin",
+        "run",
+        "builtin:email",
+        "--config",
+        "host/fixtures/email.json",
+        "--contact",
+        "host/fixtures/contact.json",
+        "--grant",
+        "render-template",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("messaging.send-email") && out.contains("denied"), "without send-email: {out}");
+}

@@ -108,10 +108,12 @@ pub async fn replace(
     let mut tx = state.engine.store().begin().await?;
     let mut template = tx.template(&caller.account_id, &id).await?;
     (template.name, template.subject, template.body) = (body.name, body.subject, body.body);
-    tx.update_template(&caller.account_id, &template, state.engine.now()).await?;
+    let now = state.engine.now();
+    tx.update_template(&caller.account_id, &template, now).await?;
+    // Actions held for legacy merge fields are checked again at once.
+    tx.release_legacy_merge_holds(&caller.account_id, now).await?;
     let template = tx.template(&caller.account_id, &id).await?;
     tx.commit().await?;
-    // Actions held for the template's legacy merge fields may go now.
     state.engine.wake();
     Ok(Json(json!({ "template": template, "warnings": warnings })))
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::checks::{self, Facts};
+use super::step_config;
 use super::timing;
 use super::{Engine, EngineError, Result};
 use crate::domain::{
@@ -400,6 +401,8 @@ impl Engine {
             },
             None => None,
         };
+        let mut step = step;
+        self.expand_step(&mut tx, &account_id, &mut step).await?;
         let (plugin, grant) = self.access(&mut tx, &account_id, &step.plugin).await?;
         let siblings = tx.actions_of_enrollment(&enrollment.id).await?;
         tx.rollback().await?;
@@ -467,6 +470,24 @@ impl Engine {
         for (account, ids) in owner_ids {
             for u in tx.users_in(&account, &unique(ids.into_iter())).await? {
                 users.insert(u.id.clone(), u);
+            }
+        }
+        // Steps that name a template get it, one query per account.
+        let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
+        for (action_id, (_, step)) in &steps {
+            let account = actions.get(action_id).and_then(|a| enrollments.get(&a.enrollment_id)).map(|e| &e.account_id);
+            if let (Some(account), Some(id)) = (account, step_config::template_id(&step.config)) {
+                wanted.entry(account.clone()).or_default().push(id.to_owned());
+            }
+        }
+        if !wanted.is_empty() {
+            let templates = self.templates_of(&mut tx, &wanted).await?;
+            for (action_id, (_, step)) in &mut steps {
+                let account = actions.get(action_id).and_then(|a| enrollments.get(&a.enrollment_id));
+                if let (Some(e), Some(id)) = (account, step_config::template_id(&step.config)) {
+                    let found = templates.get(&(e.account_id.clone(), id.to_owned()));
+                    step.config = step_config::with_template(&step.config, found);
+                }
             }
         }
         tx.rollback().await?;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Result, Tx, found, json_opt, ms, new_id, on_tx, time};
+use super::{Result, Tx, fetch_in, found, json_opt, ms, new_id, on_tx, placeholders, time};
 
 /// A message template: a subject and a body with `{{tokens}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -173,6 +173,23 @@ impl Tx {
         found(row, "template", id)?.into_domain()
     }
 
+    /// The templates of `account_id` with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn templates_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<Template>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account_id = $1 AND id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let rows: Vec<TemplateRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
+        rows.into_iter().map(TemplateRow::into_domain).collect()
+    }
+
     /// A page of an account's templates, by id, after `after`.
     ///
     /// # Errors
@@ -197,9 +214,8 @@ impl Tx {
     /// [`StoreError::NotFound`](super::StoreError::NotFound), or
     /// [`StoreError::Conflict`](super::StoreError::Conflict) when the name is taken.
     pub async fn update_template(&mut self, account_id: &str, template: &Template, now: DateTime<Utc>) -> Result<()> {
-        let done =
-            on_tx!(self, |c| {
-                sqlx::query(
+        let done = on_tx!(self, |c| {
+            sqlx::query(
             "UPDATE templates SET name = $3, subject = $4, body = $5, updated_at = $6 WHERE account_id = $1 AND id = $2"
         )
         .bind(account_id)
@@ -211,8 +227,28 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected()
-            });
+        });
         found((done > 0).then_some(()), "template", &template.id)
+    }
+
+    /// Makes due now the account's actions held for legacy merge fields,
+    /// after a template changed: they are checked again at once. Returns
+    /// how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn release_legacy_merge_holds(&mut self, account_id: &str, now: DateTime<Utc>) -> Result<u64> {
+        Ok(on_tx!(self, |c| sqlx::query(
+            "UPDATE actions SET due_at = $2, updated_at = $2
+             WHERE is_current AND status = 'future' AND deferral_reason = 'legacy_merge_syntax' AND due_at > $2
+               AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = $1)"
+        )
+        .bind(account_id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected()))
     }
 
     /// Deletes a template.
