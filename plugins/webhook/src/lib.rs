@@ -531,7 +531,7 @@ mod tests {
     fn render(template: &str) -> Result<String, HostError> {
         let rendered = template.replace("{{contact.first_name}}", "Ada");
         if rendered.contains("{{") {
-            return Err(HostError { code: stepwise_plugin_sdk::ErrorCode::Invalid, message: "unknown token".into() });
+            return Err(HostError { code: ErrorCode::Invalid, message: "unknown token".into() });
         }
         Ok(rendered)
     }
