@@ -634,3 +634,44 @@ async fn lists_page_by_cursor() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_enrollment_is_paused_resumed_cancelled_and_removed_and_an_action_hidden() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let seq = sequence(&app).await;
+        let contact = app.world.contact(|c| c.owner_id = Some(app.world.agent.clone())).await;
+        let enrolled =
+            post(&app, "/v1/enrollments", &app.agent_key, json!({"contact_id": contact, "sequence_id": seq}));
+        let enrollment = enrolled.await.json["enrollment"]["id"].as_str().unwrap().to_owned();
+        app.world.run().await;
+        let action = app.world.action(&enrollment, 0).await.id;
+
+        let hidden = post(&app, &format!("/v1/actions/{action}/hide"), &app.agent_key, json!({})).await;
+        assert_eq!(hidden.status, 200, "{}", hidden.text);
+        assert_eq!(hidden.json["show_on_engage"], false, "{}", hidden.text);
+        assert!(app.world.engage(&app.world.agent).await.is_empty(), "off the Engage view");
+
+        let path = |verb: &str| format!("/v1/enrollments/{enrollment}/{verb}");
+        let paused = post(&app, &path("pause"), &app.agent_key, json!({})).await;
+        assert_eq!((paused.status, &paused.json["enrollment"]["status"]), (200, &json!("paused")), "{}", paused.text);
+        let resumed = post(&app, &path("resume"), &app.agent_key, json!({})).await;
+        assert_eq!(resumed.json["enrollment"]["status"], "running", "{}", resumed.text);
+        let cancelled = post(&app, &path("cancel"), &app.agent_key, json!({})).await;
+        assert_eq!(cancelled.json["enrollment"]["status"], "cancelled", "{}", cancelled.text);
+        let again = post(&app, &path("resume"), &app.agent_key, json!({})).await;
+        assert_eq!(again.status, 409, "an ended enrollment is final: {}", again.text);
+
+        let remove = |key: &str| {
+            let request = app.client.delete(format!("{}/v1/enrollments/{enrollment}", app.base)).bearer_auth(key);
+            app.send(request)
+        };
+        assert_eq!(remove(&app.agent_key).await.status, 403, "removing needs an admin");
+        assert_eq!(remove(&app.admin_key).await.status, 204);
+        assert_eq!(app.get(&format!("/v1/enrollments/{enrollment}"), Some(&app.admin_key)).await.status, 404);
+        let delete = app.client.delete(format!("{}/v1/contacts/{contact}", app.base)).bearer_auth(&app.admin_key);
+        assert_eq!(app.send(delete).await.status, 204);
+        assert_eq!(app.get(&format!("/v1/contacts/{contact}"), Some(&app.admin_key)).await.status, 404);
+    })
+    .await;
+}
