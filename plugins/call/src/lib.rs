@@ -1,0 +1,237 @@
+//! The `call` step: the owner calls the contact, with a call script on the
+//! Engage view, and completes the call with what came of it.
+
+use stepwise_plugin_sdk::prelude::*;
+
+/// The results a rep can complete a call with, in the manifest's order.
+const RESULTS: [&str; 4] = ["no_answer", "left_voicemail", "interested", "not_interested"];
+
+/// Why an automatic call step fails: placing calls through a voice provider
+/// is not built yet.
+const NO_VOICE_PROVIDER: &str =
+    "automatic calls need a voice provider, which Stepwise does not support yet: make the call step manual";
+
+/// A call step's configuration.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The to-do item's title, with tokens; `Call <first name> <last name>`
+    /// unless set.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// What to say, with tokens, shown under the title.
+    #[serde(default)]
+    pub script: Option<String>,
+}
+
+/// The call step type.
+#[derive(Debug)]
+pub struct Call;
+
+impl Action for Call {
+    type Config = Config;
+
+    fn manifest() -> Manifest {
+        Manifest::action("call", "Call")
+            .description("the owner calls the contact with a call script, then records how the call went")
+            .channel(Channel::Phone)
+            .manual()
+            .result(ResultSpec::continues(RESULTS[0], "No answer"))
+            .result(ResultSpec::continues(RESULTS[1], "Left voicemail"))
+            .result(ResultSpec::ends(RESULTS[2], "Interested", EnrollmentOutcome::Positive))
+            .result(ResultSpec::ends(RESULTS[3], "Not interested", EnrollmentOutcome::Negative))
+            .capability(Capability::RenderTemplate)
+    }
+
+    fn validate(config: &Config) -> Vec<ConfigProblem> {
+        problems(config, templates::problem)
+    }
+
+    fn prepare(_: &StepContext, config: Config, subject: &Subject) -> Result<EngageItem, String> {
+        item(&config, &subject.contact, templates::render)
+    }
+
+    fn execute(context: &StepContext, _: Config, _: &Subject) -> Outcome {
+        complete(context.completion.as_ref().map(|c| c.result.as_str()))
+    }
+}
+
+stepwise_plugin_sdk::export_action!(Call);
+
+/// Every problem of `config`; `check` finds unknown tokens (the host's
+/// [`templates::problem`]).
+fn problems(config: &Config, check: impl Fn(&str, &str) -> Option<ConfigProblem>) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    if let Some(title) = &config.title {
+        if title.trim().is_empty() {
+            problems.push(ConfigProblem::new("/title", "must not be empty; leave it out for `Call <name>`"));
+        }
+        problems.extend(check("/title", title));
+    }
+    if let Some(script) = &config.script {
+        problems.extend(check("/script", script));
+    }
+    problems
+}
+
+/// The to-do item: the title and the script rendered with `render` (the
+/// host's [`templates::render`]).
+fn item(
+    config: &Config,
+    contact: &Contact,
+    render: impl Fn(&str) -> Result<String, HostError>,
+) -> Result<EngageItem, String> {
+    let render =
+        |field: &str, template: &str| render(template).map_err(|e| format!("cannot render {field}: {}", e.message));
+    let title = match &config.title {
+        Some(title) => render("/title", title)?,
+        None => format!("Call {}", display_name(contact)),
+    };
+    let body = match &config.script {
+        Some(script) => render("/script", script)?,
+        None => String::new(),
+    };
+    Ok(EngageItem::new(title).body(body))
+}
+
+/// What completing the call with the rep's `result` comes to. Without one
+/// the step was made automatic, which needs a voice provider.
+fn complete(result: Option<&str>) -> Outcome {
+    match result {
+        None => Outcome::failed(NO_VOICE_PROVIDER),
+        Some(code) if RESULTS.contains(&code) => Outcome::done(code),
+        Some(code) => Outcome::failed(format!("unknown result `{code}`: expected one of {}", RESULTS.join(", "))),
+    }
+}
+
+/// The contact's full name, or its phone number when it has no name.
+fn display_name(contact: &Contact) -> String {
+    let name = format!("{} {}", contact.first_name.trim(), contact.last_name.trim());
+    match name.trim() {
+        "" => contact.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()).unwrap_or("the contact").to_owned(),
+        name => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stepwise_plugin_sdk::{ContactKind, ErrorCode, OptOuts, parse_config};
+
+    fn config(json: &str) -> Config {
+        parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
+    }
+
+    fn check(json: &str) -> Vec<String> {
+        let fake = |field: &str, template: &str| {
+            template.contains("{{nope}}").then(|| ConfigProblem::new(field, "unknown token `nope`"))
+        };
+        problems(&config(json), fake).into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
+    }
+
+    fn ada() -> Contact {
+        Contact {
+            id: "c1".into(),
+            kind: ContactKind::Contact,
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            email: None,
+            phone: Some("+15550100".into()),
+            owner_id: None,
+            company_id: None,
+            contact_type: "Clients".into(),
+            lead_source: None,
+            sales_cycle: None,
+            timezone: None,
+            opt_outs: OptOuts { email: false, sms: false, phone: false },
+            attributes: vec![],
+            last_engaged: None,
+            last_contacted: None,
+        }
+    }
+
+    fn render(template: &str) -> Result<String, HostError> {
+        let rendered = template.replace("{{contact.first_name}}", "Ada").replace("{{owner.name}}", "Grace");
+        if rendered.contains("{{") {
+            return Err(HostError { code: ErrorCode::Invalid, message: "unknown token `x`".into() });
+        }
+        Ok(rendered)
+    }
+
+    fn result_of(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::Done(done) => done.result,
+            Outcome::Failed(failure) => format!("failed: {}", failure.message),
+            other => format!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_config_is_a_plain_call() {
+        let config = config("{}");
+        assert!(problems(&config, |_, _| None).is_empty());
+        let item = item(&config, &ada(), render).unwrap();
+        assert_eq!((item.title.as_str(), item.body.as_str()), ("Call Ada Lovelace", ""));
+        assert!(item.draft.is_none(), "a call has no message to draft");
+    }
+
+    #[test]
+    fn the_script_is_rendered_into_the_body() {
+        let config = config(r#"{"script": "Hi {{contact.first_name}}, this is {{owner.name}}."}"#);
+        let item = item(&config, &ada(), render).unwrap();
+        assert_eq!(item.title, "Call Ada Lovelace");
+        assert_eq!(item.body, "Hi Ada, this is Grace.");
+        let config = self::config(r#"{"title": "Ring {{contact.first_name}} back"}"#);
+        assert_eq!(item_title(&config), "Ring Ada back");
+    }
+
+    fn item_title(config: &Config) -> String {
+        item(config, &ada(), render).unwrap().title
+    }
+
+    #[test]
+    fn a_token_that_does_not_render_names_its_field() {
+        let config = config(r#"{"script": "{{company.nope}}"}"#);
+        assert_eq!(item(&config, &ada(), render).unwrap_err(), "cannot render /script: unknown token `x`");
+    }
+
+    #[test]
+    fn a_nameless_contact_is_called_by_number() {
+        let contact = Contact { first_name: String::new(), last_name: " ".into(), ..ada() };
+        assert_eq!(item(&config("{}"), &contact, render).unwrap().title, "Call +15550100");
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        assert_eq!(
+            check(r#"{"title": " ", "script": "Hi {{nope}}"}"#),
+            ["/title: must not be empty; leave it out for `Call <name>`", "/script: unknown token `nope`"]
+        );
+        assert_eq!(check(r#"{"title": "Call {{nope}}"}"#), ["/title: unknown token `nope`"]);
+        let problem = parse_config::<Config>(r#"{"scrip": "typo"}"#).unwrap_err();
+        assert!(problem.message.contains("unknown field `scrip`"), "{}", problem.message);
+    }
+
+    #[test]
+    fn each_result_is_done_with_itself() {
+        for code in RESULTS {
+            assert_eq!(result_of(complete(Some(code))), code);
+        }
+        assert_eq!(
+            result_of(complete(Some("busy"))),
+            "failed: unknown result `busy`: expected one of no_answer, left_voicemail, interested, not_interested"
+        );
+    }
+
+    #[test]
+    fn an_automatic_call_fails_until_a_voice_provider_exists() {
+        assert_eq!(result_of(complete(None)), format!("failed: {NO_VOICE_PROVIDER}"));
+    }
+
+    #[test]
+    fn declared_results_match_the_manifest() {
+        let manifest = Call::manifest();
+        assert!(RESULTS.iter().all(|code| manifest.has_result(code)));
+        assert_eq!(manifest.first_result().as_deref(), Some("no_answer"));
+    }
+}
