@@ -1,5 +1,6 @@
 //! The Engage view and what a rep does from it: complete with a result,
-//! skip, reschedule, hide (show-on-Engage back to false), and explain.
+//! skip, reschedule, hide (show-on-Engage back to false), explain, and the
+//! to-do item its plugin prepares (a call script, a message draft).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -14,6 +15,7 @@ use super::error::ApiError;
 use super::json::Body;
 use crate::domain::Action;
 use crate::model::Role;
+use crate::plugins::types::{Draft, EngageItem};
 use crate::store::EngageFilter;
 
 /// Filters and order of the Engage view.
@@ -43,6 +45,10 @@ pub struct EngageQuery {
 pub struct CompleteBody {
     /// One of the step type's results.
     pub result: String,
+    /// The message as the rep edited it: the `draft` of
+    /// `GET /v1/actions/{id}/item`, sent instead of the step's own text.
+    #[serde(default)]
+    pub draft: Option<Draft>,
 }
 
 /// A new due date.
@@ -111,7 +117,21 @@ pub async fn complete(
     Body(body): Body<CompleteBody>,
 ) -> Result<Json<Action>, ApiError> {
     owned(&state, &caller, &id).await?;
-    Ok(Json(state.engine.complete_action(&caller.account_id, &id, &caller.user.id, &body.result).await?))
+    let completed = state
+        .engine
+        .complete_action_with_draft(&caller.account_id, &id, &caller.user.id, &body.result, body.draft)
+        .await?;
+    Ok(Json(completed))
+}
+
+/// `GET /v1/actions/{id}/item`: the to-do item as the step's plugin
+/// prepares it now (title, instructions, message draft).
+pub async fn item(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<EngageItem>, ApiError> {
+    Ok(Json(state.engine.engage_item(&caller.account_id, &id).await?))
 }
 
 /// `POST /v1/actions/{id}/skip`.

@@ -14,7 +14,7 @@ use crate::domain::{
     SequenceVersion, TimingMode,
 };
 use crate::model::{Contact, ContactKind};
-use crate::plugins::types::{Completion, Outcome as PluginOutcome};
+use crate::plugins::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome};
 use crate::store::{ActionCompletion, NewAction, NewEnrollment, StoreError, Tx};
 
 /// A request to enroll a contact.
@@ -897,6 +897,25 @@ impl Engine {
         user_id: &str,
         result: &str,
     ) -> Result<Action> {
+        self.complete_action_with_draft(account_id, action_id, user_id, result, None).await
+    }
+
+    /// [`Engine::complete_action`] with the message as the rep edited it on
+    /// the Engage view (the draft of [`Engine::engage_item`]): the plugin
+    /// sends that instead of its own rendering, or refuses it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::complete_action`]; a draft the plugin refuses is an
+    /// [`EngineError::Plugin`].
+    pub async fn complete_action_with_draft(
+        &self,
+        account_id: &str,
+        action_id: &str,
+        user_id: &str,
+        result: &str,
+        draft: Option<Draft>,
+    ) -> Result<Action> {
         let ctx = self.load_context(action_id, Some(account_id)).await?;
         if ctx.action.status != ActionStatus::Active {
             return Err(EngineError::InvalidState(format!(
@@ -914,7 +933,7 @@ impl Engine {
                 known.join(", ")
             )));
         }
-        let completion = Completion { result: result.to_owned(), draft: None, user_id: user_id.to_owned() };
+        let completion = Completion { result: result.to_owned(), draft, user_id: user_id.to_owned() };
         let invocation = self.invocation(&ctx, ctx.grant.clone(), Some(completion));
         let call = self
             .registry()
@@ -936,6 +955,30 @@ impl Engine {
             outcome => self.finish(&ctx, None, Some(user_id), outcome, call.report).await.map_err(lease_busy)?,
         }
         self.action_of(account_id, action_id).await
+    }
+
+    /// What the rep sees for an action on the Engage view: its step's
+    /// plugin prepares the title, the instructions (a call script, say) and
+    /// any message draft, for the contact as it is now.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NotFound`]; [`EngineError::InvalidState`] when the
+    /// step's plugin cannot run for the account; [`EngineError::Plugin`] when
+    /// the plugin cannot prepare the item.
+    pub async fn engage_item(&self, account_id: &str, action_id: &str) -> Result<EngageItem> {
+        let ctx = self.load_context(action_id, Some(account_id)).await?;
+        let plugin = ctx.plugin.clone().map_err(EngineError::InvalidState)?;
+        let id = plugin.manifest().id.clone();
+        let invocation = self.invocation(&ctx, ctx.grant.clone(), None);
+        let call = self
+            .registry()
+            .runtime()
+            .prepare(&plugin, invocation, &ctx.step.config.to_string())
+            .await
+            .inspect(|call| self.call_metrics().record(&id, "prepare", call.report.wall))
+            .map_err(|e| EngineError::Plugin { plugin: id.clone(), message: e.error.to_string() })?;
+        call.value.map_err(|message| EngineError::Plugin { plugin: id, message })
     }
 
     /// The action `action_id` of the account.
