@@ -6,6 +6,7 @@ mod accounts;
 mod actions;
 pub mod auth;
 mod companies;
+mod contact_types;
 mod contacts;
 mod enrollments;
 pub mod error;
@@ -174,6 +175,13 @@ fn table(state: AppState) -> Router<AppState> {
         .at("/v1/contacts/{id}/timeline", [get(contacts::timeline, "A contact's events, oldest first")
             .query::<contacts::Page>()
             .pages::<Event>("events")])
+        .at("/v1/contact-types", [get(contact_types::list, "The account's contact types, in display order")
+            .wraps::<Vec<crate::domain::ContactType>>(200, "contact_types")])
+        .at("/v1/contact-types/{id}", [put(contact_types::rename, "Rename a contact type; its contacts follow")
+            .describe("Steps that set a contact type (`change-contact-type`) name it: update them after a rename.")
+            .roles(ADMINS)
+            .body::<contact_types::RenameBody>()
+            .answers::<crate::domain::ContactType>(200)])
         .at("/v1/companies", [
             get(companies::list, "The account's companies").query::<contacts::Page>().pages::<Company>("companies"),
             post(companies::create, "Create a company; a parent that would make a cycle is a 422")

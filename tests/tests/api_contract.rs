@@ -167,6 +167,10 @@ async fn records(app: &TestApp, key: &str, tag: &str) -> BTreeMap<&'static str, 
     let action = read.json["actions"][0]["id"].as_str().unwrap_or_else(|| panic!("an action: {}", read.text));
     let template = post(app, "/v1/templates", key, json!({"name": tag, "subject": "Hi", "body": "Hello"})).await;
     ids.insert("templates", template["template"]["id"].as_str().unwrap().to_owned());
+    let types = call(app, Method::GET, "/v1/contact-types", Some(key), None).await;
+    let partners = types.json["contact_types"].as_array().and_then(|t| t.iter().find(|t| t["name"] == "Partners"));
+    let partners = partners.unwrap_or_else(|| panic!("the default contact types: {}", types.text));
+    ids.insert("contact-types", partners["id"].as_str().unwrap().to_owned());
     let made = post(app, "/v1/keys", key, json!({"name": tag})).await;
     ids.insert("keys", made["key"]["id"].as_str().unwrap().to_owned());
     ids.insert("actions", action.to_owned());
@@ -199,6 +203,7 @@ fn valid_body(op: &Operation) -> Option<Value> {
         ("POST", "/v1/actions/{id}/complete") => json!({"result": "none"}),
         ("POST", "/v1/actions/{id}/reschedule") => json!({"due_at": "2030-01-01T00:00:00Z"}),
         ("PUT", "/v1/plugins/{id}/account") => json!({"enabled": true}),
+        ("PUT", "/v1/contact-types/{id}") => json!({"name": "Allies"}),
         ("PUT", "/v1/templates/{id}") => json!({"name": "Renamed", "body": "Hello"}),
         _ => json!({}),
     })
