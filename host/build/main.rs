@@ -7,7 +7,8 @@ mod guests;
 use std::fmt::Write as _;
 
 /// The built-in plugins, by directory under `plugins/`.
-const BUILTIN: &[&str] = &["task", "webhook", "email"];
+const BUILTIN: &[&str] =
+    &["task", "webhook", "email", "sms", "call", "contact-reminder", "assign-user", "change-contact-type"];
 
 fn main() {
     let root = guests::workspace_root();

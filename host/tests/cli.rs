@@ -117,7 +117,10 @@ fn run_completes_a_manual_step_with_a_result() {
 fn bad_input_gets_a_clear_error() {
     let (ok, _, err) = stepwise(&["plugin", "inspect", "builtin:nope"]);
     assert!(!ok);
-    assert!(err.contains("no built-in plugin `nope` (built-ins: task, webhook)"), "{err}");
+    assert!(err.contains("no built-in plugin `nope` (built-ins: task, webhook, "), "{err}");
+    for name in ["sms", "call", "contact-reminder", "assign-user", "change-contact-type"] {
+        assert!(err.contains(name), "{name} is listed: {err}");
+    }
     let (ok, _, err) = stepwise(&["plugin", "inspect", "Cargo.toml"]);
     assert!(!ok);
     assert!(err.contains("not a WebAssembly component"), "{err}");
@@ -127,6 +130,103 @@ fn bad_input_gets_a_clear_error() {
     let (ok, _, err) = stepwise(&["plugin", "run", "builtin:task", "--contact", "Cargo.toml"]);
     assert!(!ok);
     assert!(err.contains("Cargo.toml is not valid JSON"), "{err}");
+}
+
+/// Runs a built-in against the fixtures with `--json` and returns its report.
+fn run_json(plugin: &str, config: &str, extra: &[&str]) -> serde_json::Value {
+    let config = format!("host/fixtures/{config}");
+    let builtin = format!("builtin:{plugin}");
+    let mut args = vec!["plugin", "run", &builtin, "--config", &config, "--contact", "host/fixtures/contact.json"];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    let (ok, out, err) = stepwise(&args);
+    assert!(ok, "{plugin}: {err}\n{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{plugin}: {e}: {out}"))
+}
+
+fn functions(report: &serde_json::Value) -> Vec<String> {
+    let calls = report["report"]["host_calls"].as_array().unwrap();
+    calls
+        .iter()
+        .map(|c| format!("{} {}", c["function"].as_str().unwrap(), c["result"]["status"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn run_sends_an_sms_from_fixtures() {
+    let report = run_json("sms", "sms.json", &["--grant", "render-template", "--grant", "send-sms"]);
+    assert_eq!(report["answer"]["status"], "done", "{report}");
+    assert_eq!(report["answer"]["result"], "sent");
+    assert_eq!(report["answer"]["output"]["segments"], 1);
+    assert_eq!(report["answer"]["output"]["encoding"], "gsm-7");
+    let messages = report["report"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{report}");
+    assert_eq!(messages[0]["to"], "+15550100");
+    assert_eq!(messages[0]["body"], "Hi Ada, it's Grace Hopper. Is 3pm tomorrow still good for you?");
+    assert_eq!(functions(&report), ["templates.render ok", "messaging.send-sms ok"]);
+
+    // Without send-sms the host refuses to queue, and the step fails.
+    let report = run_json("sms", "sms.json", &["--grant", "render-template"]);
+    assert_eq!(report["answer"]["status"], "failed", "{report}");
+    assert_eq!(report["answer"]["details"]["error"]["code"], "denied");
+    assert!(report["report"]["messages"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn run_prepares_a_call_with_its_script() {
+    let report = run_json("call", "call.json", &["--grant", "render-template", "--mode", "prepare"]);
+    let item = &report["answer"]["Ok"];
+    assert_eq!(item["title"], "Call Ada Lovelace", "{report}");
+    assert_eq!(
+        item["body"],
+        "Hi Ada, this is Grace Hopper from Stepwise. You looked at the pro plan: what would help you decide?"
+    );
+    let report = run_json("call", "call.json", &["--result", "not_interested"]);
+    assert_eq!(report["answer"], serde_json::json!({"status": "done", "result": "not_interested", "output": null}));
+}
+
+#[test]
+fn run_prepares_a_contact_reminder() {
+    let report =
+        run_json("contact-reminder", "contact-reminder.json", &["--grant", "render-template", "--mode", "prepare"]);
+    let item = &report["answer"]["Ok"];
+    assert_eq!(item["title"], "Wish Ada a good start at Analytical Engines", "{report}");
+    assert_eq!(item["body"], "Ask how the pro plan is working out.");
+    let report = run_json("contact-reminder", "contact-reminder.json", &["--result", "done"]);
+    assert_eq!(report["answer"]["result"], "done", "{report}");
+}
+
+#[test]
+fn run_assigns_a_user_found_by_email() {
+    let grants = ["--users", "host/fixtures/users.json", "--grant", "lookup-user", "--grant", "update-contact=owner"];
+    let report = run_json("assign-user", "assign-user.json", &grants);
+    assert_eq!(report["answer"]["result"], "done", "{report}");
+    assert_eq!(report["answer"]["output"]["owner_id"], "usr_alan");
+    assert_eq!(report["answer"]["output"]["previous_owner_id"], "usr_grace");
+    assert_eq!(report["report"]["contact_changes"][0]["owner"], "usr_alan");
+    assert_eq!(functions(&report), ["users.lookup-user ok", "contacts.update-contact ok"]);
+
+    // Granted the lookup but not the owner change: denied, nothing changed.
+    let report = run_json("assign-user", "assign-user.json", &grants[..4]);
+    assert_eq!(report["answer"]["status"], "failed", "{report}");
+    assert_eq!(report["answer"]["details"]["error"]["code"], "denied");
+    assert!(report["report"]["contact_changes"].as_array().unwrap().is_empty());
+    assert_eq!(functions(&report), ["users.lookup-user ok", "contacts.update-contact denied"]);
+}
+
+#[test]
+fn run_changes_the_contact_type() {
+    let report =
+        run_json("change-contact-type", "change-contact-type.json", &["--grant", "update-contact=contact_type"]);
+    assert_eq!(
+        report["answer"]["output"],
+        serde_json::json!({"contact_type": "Partners", "previous_contact_type": "Clients", "changed": true}),
+        "{report}"
+    );
+    assert_eq!(report["report"]["contact_changes"][0]["contact_type"], "Partners");
+    // A grant of another field is no grant of this one.
+    let report = run_json("change-contact-type", "change-contact-type.json", &["--grant", "update-contact=owner"]);
+    assert_eq!(report["answer"]["details"]["error"]["code"], "denied", "{report}");
 }
 
 #[test]
