@@ -1,0 +1,166 @@
+//! The API of the built-in contact steps, against a real server on both
+//! backends: the account's contact types (listed by anyone, renamed by
+//! admins), an action's to-do item as its plugin prepares it, and a manual
+//! text completed with the rep's edited draft.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use stepwise::domain::{Activation, StepTiming, TimingMode};
+use stepwise::model::{Role, User};
+use stepwise_tests::app::{Answer, TestApp};
+use stepwise_tests::db::for_each_backend;
+use stepwise_tests::scenario::{settings, step};
+
+async fn send(app: &TestApp, method: Method, path: &str, key: &str, body: Option<Value>) -> Answer {
+    let mut request = app.client.request(method, format!("{}{path}", app.base)).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body.to_string());
+    }
+    app.send(request).await
+}
+
+fn names(answer: &Answer) -> Vec<&str> {
+    answer.json["contact_types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn contact_types_are_listed_by_anyone_and_renamed_by_admins() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let viewer = User { name: "Vi".into(), email: "vi@example.com".into(), role: Role::Viewer, ..User::default() };
+        let viewer = app.world.user(viewer).await;
+        let mut tx = app.world.store().begin().await.unwrap();
+        let (_, viewer_key) = tx.create_api_key(&app.world.account, &viewer, "t", app.world.now()).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let listed = app.get("/v1/contact-types", Some(&viewer_key)).await;
+        assert_eq!(listed.status, 200, "{}", listed.text);
+        assert_eq!(names(&listed), ["Clients", "Employees", "Partners", "Vendors", "Other"]);
+        let clients = listed.json["contact_types"][0]["id"].as_str().unwrap().to_owned();
+        let contact = app.world.contact(|_| {}).await;
+
+        let path = format!("/v1/contact-types/{clients}");
+        let renamed = send(&app, Method::PUT, &path, &app.admin_key, Some(json!({"name": "Customers"}))).await;
+        assert_eq!(renamed.status, 200, "{}", renamed.text);
+        assert_eq!(
+            renamed.json,
+            json!({"id": clients, "account_id": app.world.account, "name": "Customers", "position": 0})
+        );
+        assert_eq!(names(&app.get("/v1/contact-types", Some(&app.agent_key)).await)[0], "Customers");
+        let read = app.get(&format!("/v1/contacts/{contact}"), Some(&app.admin_key)).await;
+        assert_eq!(read.json["contact_type"], "Customers", "contacts follow a rename: {}", read.text);
+
+        // Names are unique in the account whatever their case, and well formed.
+        let taken = send(&app, Method::PUT, &path, &app.admin_key, Some(json!({"name": "partners"}))).await;
+        assert_eq!(taken.status, 409, "{}", taken.text);
+        assert_eq!(taken.json["detail"], "the account has a contact type named `Partners` already");
+        for (name, message) in [
+            ("  ", "must not be empty"),
+            (" Customers", "must not start or end with spaces"),
+            ("a\nb", "must not contain control characters"),
+        ] {
+            let bad = send(&app, Method::PUT, &path, &app.admin_key, Some(json!({"name": name}))).await;
+            assert_eq!(bad.status, 422, "{name:?}: {}", bad.text);
+            assert_eq!(bad.json["errors"], json!([{"field": "/name", "message": message}]), "{name:?}");
+        }
+        let long = send(&app, Method::PUT, &path, &app.admin_key, Some(json!({"name": "x".repeat(101)}))).await;
+        assert_eq!(long.status, 422, "{}", long.text);
+        // The same name in another case is a rename, not a clash with itself.
+        let recased = send(&app, Method::PUT, &path, &app.admin_key, Some(json!({"name": "CUSTOMERS"}))).await;
+        assert_eq!(recased.status, 200, "{}", recased.text);
+
+        let agent = send(&app, Method::PUT, &path, &app.agent_key, Some(json!({"name": "Mine"}))).await;
+        assert_eq!(agent.status, 403, "{}", agent.text);
+        let missing = send(&app, Method::PUT, "/v1/contact-types/cty_nope", &app.admin_key, Some(json!({"name": "X"})));
+        assert_eq!(missing.await.status, 404);
+        assert_eq!(names(&app.get("/v1/contact-types", Some(&viewer_key)).await)[0], "CUSTOMERS");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_manual_text_is_sent_from_its_item_as_the_rep_edited_it() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let text = step(
+            "sms",
+            json!({"text": "Hi {{contact.first_name}}, still on for 3pm?", "max_segments": 1}),
+            Activation::Manual,
+            StepTiming::Delay { ms: 0 },
+        );
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![text]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        let action = w.action(&e.id, 0).await.id;
+
+        let item = app.get(&format!("/v1/actions/{action}/item"), Some(&app.agent_key)).await;
+        assert_eq!(item.status, 200, "{}", item.text);
+        assert_eq!(item.json["title"], "Text Ada Lovelace");
+        let draft = &item.json["draft"];
+        assert_eq!(*draft, json!({"channel": "sms", "to": "+15550100", "body": "Hi Ada, still on for 3pm?"}));
+
+        let complete = format!("/v1/actions/{action}/complete");
+        let mut edited = draft.clone();
+        edited["body"] = json!("x".repeat(161));
+        let refused =
+            send(&app, Method::POST, &complete, &app.agent_key, Some(json!({"result": "sent", "draft": edited}))).await;
+        assert_eq!(refused.status, 409, "{}", refused.text);
+        assert!(refused.json["detail"].as_str().unwrap().contains("over max_segments 1"), "{}", refused.text);
+        assert_eq!(w.action(&e.id, 0).await.status, stepwise::domain::ActionStatus::Active);
+
+        edited["body"] = json!("Hi Ada, can we make it 4pm?");
+        let done =
+            send(&app, Method::POST, &complete, &app.agent_key, Some(json!({"result": "sent", "draft": edited}))).await;
+        assert_eq!(done.status, 200, "{}", done.text);
+        assert_eq!((done.json["status"].clone(), done.json["result"].clone()), (json!("completed"), json!("sent")));
+        w.run().await;
+        let sent: Vec<_> = w.transport.delivered().into_iter().map(|m| m.payload["body"].clone()).collect();
+        assert_eq!(sent, [json!("Hi Ada, can we make it 4pm?")]);
+
+        let wrong = send(
+            &app,
+            Method::POST,
+            &complete,
+            &app.agent_key,
+            Some(json!({"result": "sent", "draft": {"channel": "fax"}})),
+        );
+        assert_eq!(wrong.await.status, 422, "an unknown draft is a bad body");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_calls_item_holds_its_rendered_script() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let call = step(
+            "call",
+            json!({"script": "Hi {{contact.first_name}}, this is {{owner.name}}."}),
+            Activation::Manual,
+            StepTiming::Delay { ms: 0 },
+        );
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![call]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        w.run().await;
+        let action = w.action(&e.id, 0).await.id;
+        let item = app.get(&format!("/v1/actions/{action}/item"), Some(&app.agent_key)).await;
+        assert_eq!(item.status, 200, "{}", item.text);
+        assert_eq!(item.json, json!({"title": "Call Ada Lovelace", "body": "Hi Ada, this is Grace.", "draft": null}));
+        let done = send(
+            &app,
+            Method::POST,
+            &format!("/v1/actions/{action}/complete"),
+            &app.agent_key,
+            Some(json!({"result": "interested"})),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{}", done.text);
+        let enrollment = app.get(&format!("/v1/enrollments/{}", e.id), Some(&app.agent_key)).await;
+        assert_eq!(enrollment.json["enrollment"]["outcome"], "positive", "{}", enrollment.text);
+    })
+    .await;
+}
