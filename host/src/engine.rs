@@ -45,7 +45,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use explain::{Check, Explanation};
 pub use lifecycle::{Disposition, EnrollRequest};
 pub use metrics::CallMetrics;
-pub use outbox::{Delivery, RecordingTransport, Transport, TransportError, Unconfigured};
+pub use outbox::{
+    Delivery, EmailPayload, INTERRUPTED, RecordingTransport, SmsPayload, Transport, TransportError, Unconfigured,
+};
 pub use signals::{Signal, SignalKind};
 pub use validate::StepProblem;
 
@@ -77,6 +79,10 @@ pub struct EngineConfig {
     pub outbox_batch: u32,
     /// Delivery attempts of a message before it is given up.
     pub outbox_max_attempts: u32,
+    /// The URL people reach this host at (`https://stepwise.example.com`):
+    /// emails of sequences that ask for it carry the contact's unsubscribe
+    /// link under it. `None`: no links.
+    pub public_url: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -90,6 +96,7 @@ impl Default for EngineConfig {
             max_attempts: 5,
             outbox_batch: 100,
             outbox_max_attempts: 5,
+            public_url: None,
         }
     }
 }
@@ -369,9 +376,10 @@ impl Engine {
     /// Never while the database answers; store errors are logged and the
     /// loop goes on after a pause.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let (stop_dispatcher, dispatcher_stopped) = tokio::sync::watch::channel(false);
         let dispatcher = {
             let engine = self.clone();
-            tokio::spawn(async move { engine.dispatch_forever().await })
+            tokio::spawn(async move { engine.dispatch_forever(dispatcher_stopped).await })
         };
         let add_ons = {
             let engine = self.clone();
@@ -395,7 +403,12 @@ impl Engine {
                 () = self.inner.wake.notified() => {}
             }
         }
-        dispatcher.abort();
+        // The dispatcher finishes the message in flight (a message cut off
+        // mid-handover could not be sent again), then stops.
+        let _ = stop_dispatcher.send(true);
+        if let Err(error) = dispatcher.await {
+            tracing::error!(%error, "the outbox dispatcher panicked");
+        }
         add_ons.abort();
         Ok(())
     }
@@ -414,14 +427,17 @@ impl Engine {
         }
     }
 
-    async fn dispatch_forever(&self) {
-        loop {
-            match self.dispatch_outbox().await {
+    /// Delivers the outbox until `stop` turns true, between two messages.
+    async fn dispatch_forever(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            match self.dispatch_batch(Some(&stop)).await {
                 Ok(sent) if sent > 0 => continue,
                 Ok(_) => {}
                 Err(error) => tracing::error!(%error, "the outbox dispatcher failed"),
             }
             tokio::select! {
+                // A dropped sender (the scheduler gone) stops it too.
+                changed = stop.changed() => if changed.is_err() { break },
                 () = tokio::time::sleep(self.inner.config.max_idle) => {}
                 () = self.inner.outbox_wake.notified() => {}
             }
