@@ -1,6 +1,7 @@
 //! The settings of `stepwise serve`, read in one place: defaults, then an
 //! optional TOML file, then `STEPWISE_*` environment variables. Secrets (the
-//! database URL's password) are never printed.
+//! database URL's password, the SMTP password, the SMS auth token) are never
+//! printed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::delivery::sms::{SmsConfig, SmsProvider};
+use crate::delivery::smtp::{Security, SmtpConfig, SmtpTransport};
 use crate::engine::EngineConfig;
 
 /// Everything `stepwise serve` can be told.
@@ -29,6 +32,102 @@ pub struct Settings {
     /// Let plugins' `http-fetch` reach private, loopback and link-local
     /// addresses (off: only public addresses, whatever the grant says).
     pub allow_private_network: bool,
+    /// The URL people reach this host at, for the unsubscribe links of
+    /// emails (none: emails carry no link).
+    pub public_url: Option<String>,
+    /// Email delivery (none: emails stay queued).
+    pub smtp: SmtpSettings,
+    /// Text-message delivery (none: text messages stay queued).
+    pub sms: SmsSettings,
+}
+
+/// A secret setting: read like a string, never printed.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// How email goes out: an SMTP server. Unset `host`: emails stay queued.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// The server.
+    pub host: Option<String>,
+    /// Its port (by `security`: 25, 587 or 465).
+    pub port: Option<u16>,
+    /// `none`, `starttls` (the default) or `tls`.
+    pub security: Security,
+    /// The user to authenticate as (with `password`).
+    pub username: Option<String>,
+    /// The password; never printed.
+    pub password: Option<Secret>,
+    /// The From address of every email.
+    pub from: Option<String>,
+    /// The From display name.
+    pub from_name: Option<String>,
+    /// How long each step of the SMTP dialogue may take.
+    pub timeout_seconds: u64,
+}
+
+/// How text messages (and calls) go out: a Twilio-style HTTP API. Unset
+/// `account_sid`: text messages stay queued.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsSettings {
+    /// The API's base URL.
+    pub url: String,
+    /// The account sid (the basic-auth user).
+    pub account_sid: Option<String>,
+    /// The auth token (the basic-auth password); never printed.
+    pub auth_token: Option<Secret>,
+    /// The number messages come from.
+    pub from: Option<String>,
+    /// How long one request may take.
+    pub timeout_seconds: u64,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: None,
+            security: Security::default(),
+            username: None,
+            password: None,
+            from: None,
+            from_name: None,
+            timeout_seconds: 30,
+        }
+    }
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            url: "https://api.twilio.com/2010-04-01".into(),
+            account_sid: None,
+            auth_token: None,
+            from: None,
+            timeout_seconds: 30,
+        }
+    }
 }
 
 /// The scheduler's settings.
@@ -56,6 +155,9 @@ impl Default for Settings {
             rate_limit_per_second: crate::api::DEFAULT_RATE.0,
             rate_limit_burst: crate::api::DEFAULT_RATE.1,
             allow_private_network: false,
+            public_url: None,
+            smtp: SmtpSettings::default(),
+            sms: SmsSettings::default(),
         }
     }
 }
@@ -82,6 +184,9 @@ impl std::fmt::Debug for Settings {
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("allow_private_network", &self.allow_private_network)
+            .field("public_url", &self.public_url)
+            .field("smtp", &self.smtp)
+            .field("sms", &self.sms)
             .finish()
     }
 }
@@ -111,6 +216,20 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_RATE_LIMIT_PER_SECOND", "requests per second each API key may make (100)"),
     ("STEPWISE_RATE_LIMIT_BURST", "requests a key may make at once above that rate (200)"),
     ("STEPWISE_ALLOW_PRIVATE_NETWORK", "let plugins reach private and loopback addresses: true or false (false)"),
+    ("STEPWISE_PUBLIC_URL", "the URL people reach this host at, for emails' unsubscribe links (none: no links)"),
+    ("STEPWISE_SMTP_HOST", "SMTP server that sends email (none: emails stay queued)"),
+    ("STEPWISE_SMTP_PORT", "its port (25, 587 or 465 by security)"),
+    ("STEPWISE_SMTP_SECURITY", "none, starttls or tls (starttls)"),
+    ("STEPWISE_SMTP_USERNAME", "user to authenticate as (none: no AUTH)"),
+    ("STEPWISE_SMTP_PASSWORD", "its password (never printed)"),
+    ("STEPWISE_SMTP_FROM", "From address of every email (required with a host)"),
+    ("STEPWISE_SMTP_FROM_NAME", "From display name (none)"),
+    ("STEPWISE_SMTP_TIMEOUT_SECONDS", "limit of each step of the SMTP dialogue (30)"),
+    ("STEPWISE_SMS_URL", "base URL of the Twilio-style SMS API (https://api.twilio.com/2010-04-01)"),
+    ("STEPWISE_SMS_ACCOUNT_SID", "SMS account sid (none: text messages stay queued)"),
+    ("STEPWISE_SMS_AUTH_TOKEN", "SMS auth token (never printed)"),
+    ("STEPWISE_SMS_FROM", "number text messages come from (required with an account sid)"),
+    ("STEPWISE_SMS_TIMEOUT_SECONDS", "limit of one request to the SMS API (30)"),
 ];
 
 /// A setting that could not be read, naming where it came from.
@@ -165,6 +284,20 @@ impl Settings {
                 "STEPWISE_RATE_LIMIT_PER_SECOND" => settings.rate_limit_per_second = parsed(name, &value)?,
                 "STEPWISE_RATE_LIMIT_BURST" => settings.rate_limit_burst = parsed(name, &value)?,
                 "STEPWISE_ALLOW_PRIVATE_NETWORK" => settings.allow_private_network = parsed(name, &value)?,
+                "STEPWISE_PUBLIC_URL" => settings.public_url = Some(value),
+                "STEPWISE_SMTP_HOST" => settings.smtp.host = Some(value),
+                "STEPWISE_SMTP_PORT" => settings.smtp.port = Some(parsed(name, &value)?),
+                "STEPWISE_SMTP_SECURITY" => settings.smtp.security = parsed(name, &value)?,
+                "STEPWISE_SMTP_USERNAME" => settings.smtp.username = Some(value),
+                "STEPWISE_SMTP_PASSWORD" => settings.smtp.password = Some(Secret(value)),
+                "STEPWISE_SMTP_FROM" => settings.smtp.from = Some(value),
+                "STEPWISE_SMTP_FROM_NAME" => settings.smtp.from_name = Some(value),
+                "STEPWISE_SMTP_TIMEOUT_SECONDS" => settings.smtp.timeout_seconds = parsed(name, &value)?,
+                "STEPWISE_SMS_URL" => settings.sms.url = value,
+                "STEPWISE_SMS_ACCOUNT_SID" => settings.sms.account_sid = Some(value),
+                "STEPWISE_SMS_AUTH_TOKEN" => settings.sms.auth_token = Some(Secret(value)),
+                "STEPWISE_SMS_FROM" => settings.sms.from = Some(value),
+                "STEPWISE_SMS_TIMEOUT_SECONDS" => settings.sms.timeout_seconds = parsed(name, &value)?,
                 _ => {}
             }
         }
@@ -180,7 +313,98 @@ impl Settings {
                 message: "batch_size and concurrency must be at least 1".into(),
             });
         }
+        if let Some(url) = &settings.public_url {
+            http_url(url).map_err(|message| SettingsError { source_name: "public_url".into(), message })?;
+        }
+        settings.smtp()?;
+        settings.sms()?;
         Ok(settings)
+    }
+
+    /// The email transport these settings describe; `None` without a host.
+    ///
+    /// # Errors
+    ///
+    /// A [`SettingsError`] naming what is missing or wrong (a host without a
+    /// From address, a username without a password, …).
+    pub fn smtp(&self) -> Result<Option<SmtpConfig>, SettingsError> {
+        let smtp = &self.smtp;
+        let error = |message: String| SettingsError { source_name: "smtp".into(), message };
+        let Some(host) = smtp.host.as_deref().map(str::trim).filter(|h| !h.is_empty()) else {
+            let set = smtp.username.is_some() || smtp.password.is_some() || smtp.from.is_some() || smtp.port.is_some();
+            return if set { Err(error("a host is required to send email".into())) } else { Ok(None) };
+        };
+        let from = smtp.from.as_deref().ok_or_else(|| error("a From address (from) is required".into()))?;
+        let from = from.trim().parse().map_err(|e| error(format!("from `{from}` is not an email address: {e}")))?;
+        let credentials = match (&smtp.username, &smtp.password) {
+            (Some(username), Some(password)) => Some((username.clone(), password.clone())),
+            (None, None) => None,
+            _ => return Err(error("username and password go together".into())),
+        };
+        if smtp.from_name.as_deref().is_some_and(|n| n.contains(['\r', '\n'])) {
+            return Err(error("from_name must be one line".into()));
+        }
+        if smtp.timeout_seconds == 0 {
+            return Err(error("timeout_seconds must be at least 1".into()));
+        }
+        Ok(Some(SmtpConfig {
+            host: host.to_owned(),
+            port: smtp.port.unwrap_or_else(|| smtp.security.default_port()),
+            security: smtp.security,
+            credentials,
+            from,
+            from_name: smtp.from_name.clone(),
+            timeout: Duration::from_secs(smtp.timeout_seconds),
+        }))
+    }
+
+    /// The SMS provider these settings describe; `None` without an account
+    /// sid.
+    ///
+    /// # Errors
+    ///
+    /// A [`SettingsError`] naming what is missing or wrong.
+    pub fn sms(&self) -> Result<Option<SmsConfig>, SettingsError> {
+        let sms = &self.sms;
+        let error = |message: String| SettingsError { source_name: "sms".into(), message };
+        let Some(sid) = sms.account_sid.as_deref().filter(|s| !s.is_empty()) else {
+            let set = sms.auth_token.is_some() || sms.from.is_some();
+            return if set { Err(error("an account_sid is required to send text messages".into())) } else { Ok(None) };
+        };
+        if !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(error(format!("account_sid `{sid}` must be letters and digits")));
+        }
+        let auth_token = sms.auth_token.clone().ok_or_else(|| error("an auth_token is required".into()))?;
+        let from = sms.from.clone().filter(|f| !f.trim().is_empty());
+        let from = from.ok_or_else(|| error("a From number (from) is required".into()))?;
+        let url = http_url(&sms.url).map_err(|message| error(format!("url: {message}")))?;
+        if sms.timeout_seconds == 0 {
+            return Err(error("timeout_seconds must be at least 1".into()));
+        }
+        Ok(Some(SmsConfig {
+            url,
+            account_sid: sid.to_owned(),
+            auth_token,
+            from,
+            timeout: Duration::from_secs(sms.timeout_seconds),
+        }))
+    }
+
+    /// The transport of the outbox: each channel through its configured
+    /// transport; a channel without one leaves its messages queued.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::smtp`] and [`Settings::sms`].
+    pub fn transport(&self) -> Result<crate::delivery::Channels, SettingsError> {
+        let email = self.smtp()?.map(SmtpTransport::new);
+        let sms = match self.sms()? {
+            Some(config) => {
+                Some(SmsProvider::new(config).map_err(|message| SettingsError { source_name: "sms".into(), message })?)
+            }
+            None => None,
+        };
+        Ok(crate::delivery::Channels::new(email, sms))
     }
 
     /// The engine configuration these settings describe.
@@ -190,9 +414,22 @@ impl Settings {
             concurrency: self.scheduler.concurrency,
             lease: Duration::from_secs(self.scheduler.lease_seconds),
             max_idle: Duration::from_millis(self.scheduler.max_idle_ms),
+            public_url: self.public_url.clone(),
             ..EngineConfig::default()
         }
     }
+}
+
+/// An absolute http(s) URL without credentials.
+fn http_url(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value).map_err(|e| format!("`{value}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{value}` is not an http(s) URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{}` must not carry credentials", redact(value)));
+    }
+    Ok(url)
 }
 
 fn location(error: &toml::de::Error) -> String {
@@ -227,6 +464,75 @@ mod tests {
         std::fs::write(&file, "listn = \"0.0.0.0:9000\"\n").unwrap();
         let error = Settings::load(Some(&file), &[]).unwrap_err();
         assert!(error.to_string().contains("unknown field `listn`"), "{error}");
+    }
+
+    #[test]
+    fn delivery_settings_come_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stepwise.toml");
+        std::fs::write(&file, "[smtp]\nhost = \"smtp.example.com\"\nfrom = \"sales@example.com\"\n").unwrap();
+        let env = env(&[
+            ("STEPWISE_SMTP_SECURITY", "tls"),
+            ("STEPWISE_SMTP_USERNAME", "sales"),
+            ("STEPWISE_SMTP_PASSWORD", "hunter2"),
+            ("STEPWISE_SMS_ACCOUNT_SID", "AC123"),
+            ("STEPWISE_SMS_AUTH_TOKEN", "tok3n"),
+            ("STEPWISE_SMS_FROM", "+15550100"),
+            ("STEPWISE_PUBLIC_URL", "https://stepwise.example.com"),
+        ]);
+        let settings = Settings::load(Some(&file), &env).unwrap();
+        let smtp = settings.smtp().unwrap().unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.security), ("smtp.example.com", 465, Security::Tls));
+        assert_eq!(smtp.credentials.as_ref().map(|(u, p)| (u.as_str(), p.expose())), Some(("sales", "hunter2")));
+        let sms = settings.sms().unwrap().unwrap();
+        assert_eq!(sms.url.as_str(), "https://api.twilio.com/2010-04-01");
+        assert_eq!((sms.account_sid.as_str(), sms.from.as_str()), ("AC123", "+15550100"));
+        assert_eq!(settings.engine().public_url.as_deref(), Some("https://stepwise.example.com"));
+        let nothing = Settings::load(None, &[]).unwrap();
+        assert!(nothing.smtp().unwrap().is_none() && nothing.sms().unwrap().is_none(), "nothing configured");
+    }
+
+    #[test]
+    fn incomplete_delivery_settings_say_what_is_missing() {
+        let cases = [
+            (vec![("STEPWISE_SMTP_HOST", "smtp.example.com")], "smtp: a From address (from) is required"),
+            (vec![("STEPWISE_SMTP_FROM", "sales@example.com")], "smtp: a host is required"),
+            (
+                vec![("STEPWISE_SMTP_HOST", "h"), ("STEPWISE_SMTP_FROM", "a@b.c"), ("STEPWISE_SMTP_USERNAME", "u")],
+                "smtp: username and password go together",
+            ),
+            (vec![("STEPWISE_SMTP_HOST", "h"), ("STEPWISE_SMTP_FROM", "nobody")], "smtp: from `nobody` is not"),
+            (vec![("STEPWISE_SMTP_SECURITY", "ssl")], "STEPWISE_SMTP_SECURITY: `ssl`: `ssl` is not one of"),
+            (vec![("STEPWISE_SMS_ACCOUNT_SID", "AC1"), ("STEPWISE_SMS_AUTH_TOKEN", "t")], "sms: a From number"),
+            (vec![("STEPWISE_SMS_AUTH_TOKEN", "t")], "sms: an account_sid is required"),
+            (
+                vec![
+                    ("STEPWISE_SMS_ACCOUNT_SID", "AC1"),
+                    ("STEPWISE_SMS_AUTH_TOKEN", "t"),
+                    ("STEPWISE_SMS_FROM", "1"),
+                    ("STEPWISE_SMS_URL", "ftp://x"),
+                ],
+                "sms: url: `ftp://x` is not an http(s) URL",
+            ),
+            (vec![("STEPWISE_PUBLIC_URL", "stepwise.example.com")], "public_url: `stepwise.example.com` is not a URL"),
+        ];
+        for (vars, expected) in cases {
+            let error = Settings::load(None, &env(&vars)).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{vars:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn delivery_secrets_are_never_printed() {
+        let env = env(&[("STEPWISE_SMTP_PASSWORD", "hunter2"), ("STEPWISE_SMS_AUTH_TOKEN", "tok3n")]);
+        let mut settings = Settings::default();
+        settings.smtp.password = Some(Secret::new("hunter2"));
+        settings.sms.auth_token = Some(Secret::new("tok3n"));
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("tok3n") && shown.contains("***"), "{shown}");
+        // Incomplete, so refused: the error does not show them either.
+        let error = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(!error.contains("hunter2") && !error.contains("tok3n"), "{error}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod engine;
 pub mod model;

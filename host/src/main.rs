@@ -34,14 +34,18 @@ enum Command {
     /// Run the sequence scheduler against the database until interrupted
     /// (SIGINT or SIGTERM): due actions are processed continuously and the
     /// outbox is delivered. In-flight actions finish before it exits.
+    #[command(after_help = delivery_help())]
     Scheduler(SchedulerArgs),
 }
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// A TOML file of settings (keys: listen, database_url, cache_dir,
-    /// rate_limit_per_second, rate_limit_burst, [scheduler] batch_size,
-    /// concurrency, lease_seconds, max_idle_ms).
+    /// rate_limit_per_second, rate_limit_burst, allow_private_network,
+    /// public_url, [scheduler] batch_size, concurrency, lease_seconds,
+    /// max_idle_ms, [smtp] host, port, security, username, password, from,
+    /// from_name, timeout_seconds, [sms] url, account_sid, auth_token, from,
+    /// timeout_seconds).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -52,6 +56,18 @@ enum AdminCommand {
     /// print the admin's API key (shown once).
     #[command(after_help = environment_help())]
     Bootstrap(ServeArgs),
+}
+
+fn delivery_help() -> String {
+    let mut help = String::from(
+        "Delivery: the outbox's transports read public_url, [smtp] and [sms] from --config, then these variables:\n",
+    );
+    for (name, what) in stepwise::config::ENVIRONMENT {
+        if name.starts_with("STEPWISE_SMTP_") || name.starts_with("STEPWISE_SMS_") || *name == "STEPWISE_PUBLIC_URL" {
+            help.push_str(&format!("  {name:<34} {what}\n"));
+        }
+    }
+    help
 }
 
 fn environment_help() -> String {
@@ -76,6 +92,10 @@ struct SchedulerArgs {
     /// Where compiled plugins are cached.
     #[arg(long, env = "STEPWISE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// A TOML file of settings, as for `serve`; the scheduler reads its
+    /// delivery settings (public_url, [smtp], [sms]).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Process what is due now, deliver the outbox, and exit.
     #[arg(long)]
     once: bool,
@@ -197,8 +217,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn settings(args: &ServeArgs) -> anyhow::Result<stepwise::config::Settings> {
+    load_settings(args.config.as_deref())
+}
+
+fn load_settings(file: Option<&std::path::Path>) -> anyhow::Result<stepwise::config::Settings> {
     let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("STEPWISE_")).collect();
-    Ok(stepwise::config::Settings::load(args.config.as_deref(), &env)?)
+    Ok(stepwise::config::Settings::load(file, &env)?)
 }
 
 async fn open_store(settings: &stepwise::config::Settings) -> anyhow::Result<stepwise::store::Store> {
@@ -227,8 +251,9 @@ async fn bootstrap(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    use stepwise::engine::{Engine, SystemClock, Unconfigured};
+    use stepwise::engine::{Engine, SystemClock};
     let settings = settings(&args)?;
+    let transport = settings.transport()?;
     let store = open_store(&settings).await?;
     if let Some(made) = stepwise::api::bootstrap(&store, chrono::Utc::now()).await? {
         print_bootstrap(&made);
@@ -237,9 +262,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime =
         Runtime::new(RuntimeConfig { cache_dir: settings.cache_dir.clone(), net, ..RuntimeConfig::default() })?;
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
-    // Until an email or SMS provider is configured, messages stay queued in
-    // the outbox.
-    let transport = std::sync::Arc::new(Unconfigured);
+    // A channel without a transport keeps its messages queued in the outbox.
+    let delivery = transport.describe();
+    let transport = std::sync::Arc::new(transport);
     let engine = Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, settings.engine());
     let add_ons = engine.sync_add_ons().await?;
     if add_ons > 0 {
@@ -250,6 +275,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     eprintln!("stepwise listening on http://{} ({:?} database); stop with Ctrl-C", app.local_addr()?, store.backend());
+    eprintln!("delivery: {delivery}");
     // One signal stops both: the API finishes its requests, the scheduler
     // its actions in flight.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -280,14 +306,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
-    use stepwise::engine::{Engine, EngineConfig, SystemClock, Unconfigured};
+    use stepwise::engine::{Engine, EngineConfig, SystemClock};
+    let settings = load_settings(args.config.as_deref())?;
+    let transport = settings.transport()?;
     // The URL may carry a password: errors name the backend, never the URL.
     let store = stepwise::store::Store::connect(&args.database_url).await.context("cannot open the database")?;
     let runtime = Runtime::new(RuntimeConfig { cache_dir: args.cache_dir, ..RuntimeConfig::default() })?;
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
-    let transport = std::sync::Arc::new(Unconfigured);
+    eprintln!("delivery: {}", transport.describe());
+    let config = EngineConfig { public_url: settings.public_url.clone(), ..EngineConfig::default() };
     let engine =
-        Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, EngineConfig::default());
+        Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), std::sync::Arc::new(transport), config);
     if args.once {
         let handled = engine.run_until_idle().await?;
         println!("processed {handled} due actions on {:?}", store.backend());

@@ -1,0 +1,404 @@
+//! Email over SMTP (lettre on tokio with rustls): one message per SMTP
+//! transaction, each step of the dialogue classified, so the dispatcher
+//! knows whether a failed message may be tried again.
+//!
+//! - A 4xx reply, a connection, TLS or authentication failure, a refused
+//!   sender, or a timeout before the message's content is complete: nothing
+//!   was accepted, [`TransportError::Temporary`].
+//! - A 5xx reply to the recipient or to the content:
+//!   [`TransportError::Permanent`], the server's reply kept (a bounce).
+//! - The content was written but no reply came (the connection dropped, a
+//!   timeout): the server may have accepted it, [`TransportError::Uncertain`];
+//!   SMTP has no way to deduplicate, so the message is never sent again.
+//!
+//! The Message-ID is derived from the message's idempotency key, so every
+//! attempt of one message carries the same id. One idle connection is kept
+//! between messages and checked with `NOOP` before it is used again.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use lettre::Address;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use super::{EmailPayload, Secret};
+use crate::domain::OutboxMessage;
+use crate::engine::{Delivery, TransportError};
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain text throughout: only for a relay on a trusted network.
+    None,
+    /// Plain text, upgraded with `STARTTLS` before anything else is said;
+    /// a server that does not offer it is refused. Port 587 by default.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS). Port 465 by default.
+    Tls,
+}
+
+impl Security {
+    /// The usual port of this mode.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Security::None => 25,
+            Security::Starttls => 587,
+            Security::Tls => 465,
+        }
+    }
+}
+
+impl std::str::FromStr for Security {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Security::None),
+            "starttls" => Ok(Security::Starttls),
+            "tls" => Ok(Security::Tls),
+            other => Err(format!("`{other}` is not one of none, starttls, tls")),
+        }
+    }
+}
+
+/// Where and as whom email is sent.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// The server's name (also the name its certificate must carry).
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// How the connection is secured.
+    pub security: Security,
+    /// `(username, password)` when the server wants `AUTH`.
+    pub credentials: Option<(String, Secret)>,
+    /// The From address of every email.
+    pub from: Address,
+    /// The From display name.
+    pub from_name: Option<String>,
+    /// How long each step of the dialogue (connecting, a command, the
+    /// content) may take.
+    pub timeout: Duration,
+}
+
+/// How long an idle connection is kept for the next message.
+const IDLE_REUSE: Duration = Duration::from_secs(30);
+
+/// The SMTP transport of the email channel.
+pub struct SmtpTransport {
+    config: SmtpConfig,
+    hello: ClientId,
+    /// One connection left open by the last message, with when it was used.
+    idle: Mutex<Option<(AsyncSmtpConnection, Instant)>>,
+}
+
+impl std::fmt::Debug for SmtpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpTransport").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Where a dialogue failed, which decides what its failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Connect,
+    Sender,
+    Recipient,
+    Data,
+    /// The content and the final dot are being written, or their reply read.
+    Content,
+}
+
+impl Step {
+    /// The step as an activity, for timeouts.
+    fn doing(self) -> &'static str {
+        match self {
+            Step::Connect => "connecting to the server",
+            Step::Sender => "MAIL FROM",
+            Step::Recipient => "RCPT TO",
+            Step::Data => "DATA",
+            Step::Content => "sending the content",
+        }
+    }
+
+    /// The step's refusal, for negative replies.
+    fn what(self) -> &'static str {
+        match self {
+            Step::Connect => "connecting to the server",
+            Step::Sender => "the server refused the sender (MAIL FROM)",
+            Step::Recipient => "the server refused the recipient (RCPT TO)",
+            Step::Data => "the server refused to take the content (DATA)",
+            Step::Content => "the server refused the message",
+        }
+    }
+}
+
+impl SmtpTransport {
+    /// A transport sending as `config` says. Nothing is connected until the
+    /// first message.
+    pub fn new(config: SmtpConfig) -> Self {
+        Self { config, hello: ClientId::default(), idle: Mutex::new(None) }
+    }
+
+    /// The settings it sends with.
+    pub fn config(&self) -> &SmtpConfig {
+        &self.config
+    }
+
+    /// The Message-ID of the message with this idempotency key: the same
+    /// for every attempt, under the From address's domain.
+    pub fn message_id(&self, idempotency_key: &str) -> String {
+        message_id(idempotency_key, self.config.from.domain())
+    }
+
+    /// Builds the email a queued message describes.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Invalid`] for a payload that is not an email or
+    /// whose unsubscribe link is not an http(s) URL;
+    /// [`TransportError::Permanent`] for a recipient that is not an address.
+    pub fn build(&self, message: &OutboxMessage) -> Result<Message, TransportError> {
+        let email = EmailPayload::of(message)?;
+        let to: Address =
+            email.to.trim().parse().map_err(|e| {
+                TransportError::Permanent(format!("recipient `{}` is not an email address: {e}", email.to))
+            })?;
+        let from = Mailbox::new(self.config.from_name.clone(), self.config.from.clone());
+        let mut builder = Message::builder()
+            .from(from)
+            .to(Mailbox::new(None, to))
+            .subject(email.subject)
+            .date(SystemTime::now())
+            .message_id(Some(self.message_id(&message.idempotency_key)));
+        if let Some(url) = email.unsubscribe_url {
+            let parsed =
+                url::Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "https" | "http")).ok_or_else(|| {
+                    TransportError::Invalid(format!("the unsubscribe link `{url}` is not an http(s) URL"))
+                })?;
+            // RFC 2369 and RFC 8058: one-click unsubscribe by POST to the link.
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{}>", parsed.as_str()),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
+        }
+        let built = match email.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(email.text, html)),
+            None => builder.singlepart(SinglePart::plain(email.text)),
+        };
+        built.map_err(|e| TransportError::Invalid(format!("the email cannot be built: {e}")))
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, TransportError> {
+        let config = &self.config;
+        let tls = || {
+            TlsParameters::new(config.host.clone())
+                .map_err(|e| TransportError::Temporary(format!("TLS for {} cannot be set up: {e}", config.host)))
+        };
+        let wrapper = match config.security {
+            Security::Tls => Some(tls()?),
+            Security::None | Security::Starttls => None,
+        };
+        let connecting = AsyncSmtpConnection::connect_tokio1(
+            (config.host.as_str(), config.port),
+            Some(config.timeout),
+            &self.hello,
+            wrapper,
+            None,
+        );
+        let mut connection = self.timed(Step::Connect, connecting).await?;
+        if config.security == Security::Starttls {
+            if !connection.can_starttls() {
+                self.discard(connection).await;
+                return Err(TransportError::Temporary(format!(
+                    "{}:{} does not offer STARTTLS, which the settings require",
+                    config.host, config.port
+                )));
+            }
+            let upgrading = connection.starttls(tls()?, &self.hello);
+            if let Err(error) = self.timed(Step::Connect, upgrading).await {
+                self.discard(connection).await;
+                return Err(error);
+            }
+        }
+        if let Some((username, password)) = &config.credentials {
+            let credentials = Credentials::new(username.clone(), password.expose().to_owned());
+            let authenticating = connection.auth(DEFAULT_MECHANISMS, &credentials);
+            if let Err(error) = self.timed(Step::Connect, authenticating).await {
+                self.discard(connection).await;
+                return Err(TransportError::Temporary(format!("authentication as {username} failed: {error}")));
+            }
+        }
+        Ok(connection)
+    }
+
+    /// The idle connection when it still answers, or a new one.
+    async fn connection(&self) -> Result<AsyncSmtpConnection, TransportError> {
+        let idle = self.idle.lock().await.take();
+        if let Some((mut connection, used)) = idle {
+            if used.elapsed() < IDLE_REUSE
+                && !connection.has_broken()
+                && tokio::time::timeout(self.config.timeout, connection.test_connected()).await.unwrap_or(false)
+            {
+                return Ok(connection);
+            }
+            self.discard(connection).await;
+        }
+        self.connect().await
+    }
+
+    /// Says `QUIT` and closes, giving up on a server that does not answer
+    /// in time (the socket closes when the connection is dropped).
+    async fn discard(&self, mut connection: AsyncSmtpConnection) {
+        let _ = tokio::time::timeout(self.config.timeout, connection.abort()).await;
+    }
+
+    /// Runs one step of the dialogue under the timeout, classifying its
+    /// failure.
+    async fn timed<T>(
+        &self,
+        step: Step,
+        future: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, TransportError> {
+        match tokio::time::timeout(self.config.timeout, future).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(classify(step, &error)),
+            Err(_) => {
+                let error = format!("{} timed out after {:?}", step.doing(), self.config.timeout);
+                Err(if step == Step::Content {
+                    TransportError::Uncertain(error)
+                } else {
+                    TransportError::Temporary(error)
+                })
+            }
+        }
+    }
+
+    /// One SMTP transaction on `connection`.
+    async fn transaction(&self, connection: &mut AsyncSmtpConnection, email: &Message) -> Result<(), TransportError> {
+        let envelope = email.envelope();
+        let content = email.formatted();
+        let mut parameters = Vec::new();
+        let international = envelope.to().iter().chain(envelope.from()).any(|a: &Address| {
+            let address: &str = a.as_ref();
+            !address.is_ascii()
+        });
+        if international {
+            if !connection.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(TransportError::Permanent(
+                    "the recipient's address is internationalized and the server does not accept SMTPUTF8".into(),
+                ));
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        if !content.is_ascii() && connection.server_info().supports_feature(Extension::EightBitMime) {
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        self.timed(Step::Sender, connection.command(Mail::new(envelope.from().cloned(), parameters))).await?;
+        for to in envelope.to() {
+            self.timed(Step::Recipient, connection.command(Rcpt::new(to.clone(), vec![]))).await?;
+        }
+        self.timed(Step::Data, connection.command(Data)).await?;
+        let accepted = self.timed(Step::Content, connection.message(&content)).await?;
+        tracing::debug!(reply = %accepted.message().collect::<Vec<_>>().join(" "), "the SMTP server accepted an email");
+        Ok(())
+    }
+}
+
+/// What a failed step means for the message.
+fn classify(step: Step, error: &lettre::transport::smtp::Error) -> TransportError {
+    let what = step.what();
+    let reply = reply(error);
+    if error.is_permanent() && matches!(step, Step::Recipient | Step::Data | Step::Content) {
+        return TransportError::Permanent(format!("{what}: {reply}"));
+    }
+    if error.is_transient() || error.is_permanent() {
+        // A 4xx anywhere, or a 5xx to the connection or the sender, which
+        // says nothing about the recipient: tried again later.
+        return TransportError::Temporary(format!("{what}: {reply}"));
+    }
+    if step == Step::Content {
+        // Written but not answered: the server may have taken it.
+        return TransportError::Uncertain(format!("no reply after the content was sent: {reply}"));
+    }
+    let what = if step == Step::Connect { what } else { "the connection failed" };
+    TransportError::Temporary(format!("{what}: {reply}"))
+}
+
+/// An error as `550 the server's text`, or its description when it is not a
+/// reply.
+fn reply(error: &lettre::transport::smtp::Error) -> String {
+    let text = std::error::Error::source(error).map(ToString::to_string);
+    match (error.status(), text) {
+        (Some(code), Some(text)) => format!("{code} {text}"),
+        (Some(code), None) => code.to_string(),
+        (None, _) => error.to_string(),
+    }
+}
+
+/// `<key@domain>`: the key itself when it is a valid dot-atom (the engine's
+/// keys are), else its SHA-256, so that any key gives a well-formed id.
+fn message_id(key: &str, domain: &str) -> String {
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let dot_atom =
+        !key.is_empty() && key.len() <= 200 && key.split('.').all(|part| !part.is_empty() && part.chars().all(atext));
+    let left = if dot_atom { key.to_owned() } else { hex::encode(Sha256::digest(key.as_bytes())) };
+    format!("<{left}@{domain}>")
+}
+
+#[async_trait::async_trait]
+impl crate::engine::Transport for SmtpTransport {
+    async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError> {
+        let email = self.build(message)?;
+        let mut connection = self.connection().await?;
+        match self.transaction(&mut connection, &email).await {
+            Ok(()) => {
+                *self.idle.lock().await = Some((connection, Instant::now()));
+                Ok(Delivery { provider_id: Some(self.message_id(&message.idempotency_key)) })
+            }
+            Err(error) => {
+                self.discard(connection).await;
+                Err(error)
+            }
+        }
+    }
+
+    fn handles(&self, channel: crate::domain::Channel) -> bool {
+        channel == crate::domain::Channel::Email
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_stable_and_well_formed() {
+        assert_eq!(message_id("msg_act_1_1", "example.com"), "<msg_act_1_1@example.com>");
+        let odd = message_id("a key with <spaces>", "example.com");
+        assert_eq!(odd, message_id("a key with <spaces>", "example.com"));
+        assert!(odd.starts_with('<') && odd.ends_with("@example.com>") && !odd.contains(' '), "{odd}");
+        assert_ne!(message_id("a..b", "example.com"), "<a..b@example.com>");
+    }
+
+    #[test]
+    fn security_modes_parse_with_their_ports() {
+        assert_eq!("starttls".parse::<Security>().unwrap().default_port(), 587);
+        assert_eq!("tls".parse::<Security>().unwrap().default_port(), 465);
+        assert_eq!("none".parse::<Security>().unwrap().default_port(), 25);
+        assert!("ssl".parse::<Security>().unwrap_err().contains("none, starttls, tls"));
+    }
+}
