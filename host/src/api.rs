@@ -16,6 +16,7 @@ pub mod json;
 pub mod limit;
 mod me;
 mod openapi;
+mod outbox;
 mod plugins;
 mod sequences;
 mod signals;
@@ -320,6 +321,11 @@ fn table(state: AppState) -> Router<AppState> {
             .describe("Replies, bounces and unsubscribes end the contact's enrollments as their sequences' settings say; an out-of-office pauses them until its `return_date`.")
             .roles(WORKERS)
             .body::<Signal>()])
+        .at("/v1/outbox", [get(outbox::list, "The account's outgoing messages: queued, sent and failed, oldest first")
+            .describe("A message of a channel without a transport stays `queued`; a failed one keeps the reason in `last_error` (an SMTP server's reply, a provider's error).")
+            .roles(ADMINS)
+            .query::<outbox::OutboxQuery>()
+            .pages::<crate::domain::OutboxMessage>("messages")])
         .at("/v1/plugins", [
             get(plugins::list, "The built-in plugins and the account's add-ons, with manifests and settings"),
             post(plugins::upload, "Upload an add-on component: checked, stored and usable at once")
