@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod db;
+pub mod delivery;
 pub mod scenario;
 
 use std::sync::Arc;

@@ -1,0 +1,298 @@
+//! Email delivery over SMTP against a real server on loopback (aiosmtpd):
+//! what the server receives (envelope, headers, parts, Message-ID,
+//! List-Unsubscribe), a 4xx tried again, a 5xx bouncing the enrollment, and
+//! a host stopping mid-handover never sending an email twice. On both
+//! backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use stepwise::delivery::smtp::{Security, SmtpConfig, SmtpTransport};
+use stepwise::delivery::{Channels, Secret};
+use stepwise::domain::{EnrollmentStatus, OutboxMessage, OutboxState, SequenceSettings, TimingMode};
+use stepwise::engine::{Engine, EngineConfig, INTERRUPTED};
+use stepwise::store::{NewOutboxMessage, Store};
+use stepwise_tests::db::{at, for_each_backend};
+use stepwise_tests::delivery::SmtpServer;
+use stepwise_tests::scenario::{DAY, World, registry, scripted, settings, trivial};
+
+const PUBLIC_URL: &str = "https://stepwise.example.com";
+
+fn smtp(server: &SmtpServer) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: server.port,
+        security: Security::None,
+        credentials: None,
+        from: "sales@stepwise.test".parse().unwrap(),
+        from_name: Some("Acme Sales".into()),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+/// An engine over the world's store and clock that delivers email through
+/// `config`'s server.
+async fn engine(w: &World, config: SmtpConfig) -> Engine {
+    let transport = Channels::new(Some(SmtpTransport::new(config)), None);
+    let config = EngineConfig { public_url: Some(PUBLIC_URL.into()), ..EngineConfig::default() };
+    Engine::new(w.store().clone(), registry().await, w.clock.clone(), Arc::new(transport), config)
+}
+
+/// Every message of the world's account.
+async fn outbox(store: &Store, account: &str) -> Vec<OutboxMessage> {
+    let mut tx = store.begin_read().await.unwrap();
+    tx.messages_page(account, Default::default(), None, 100).await.unwrap()
+}
+
+/// A sequence of one email step, then a task a day later (so that the
+/// enrollment is still running when the email goes out).
+async fn email_sequence(w: &World, unsubscribe_link: bool) -> String {
+    let settings = SequenceSettings { unsubscribe_link, ..settings() };
+    w.sequence(TimingMode::AfterPrevious, settings, vec![scripted(json!({"send": true}), 0), trivial(DAY)]).await
+}
+
+#[tokio::test]
+async fn an_email_goes_out_with_its_headers_message_id_and_unsubscribe_link() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::with_login("sales", "hunter2").await;
+        let w = World::new(store).await;
+        let config = SmtpConfig { credentials: Some(("sales".into(), Secret::new("hunter2"))), ..smtp(&server) };
+        let engine = engine(&w, config).await;
+        let seq = email_sequence(&w, true).await;
+        let contact = w.contact(|_| {}).await;
+        engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+
+        let received = server.received();
+        assert_eq!(received.len(), 1, "{received:#?}");
+        let mail = &received[0];
+        assert_eq!(mail.mail_from, "sales@stepwise.test");
+        assert_eq!(mail.rcpt_tos, ["ada@example.com"]);
+        assert_eq!(mail.login.as_deref(), Some("sales"), "authenticated with the configured user");
+        assert_eq!(mail.header("To"), Some("ada@example.com"));
+        assert_eq!(mail.header("From"), Some("Acme Sales <sales@stepwise.test>"));
+        assert_eq!(mail.header("Subject"), Some("Step 1 for Ada"));
+        assert!(mail.header("Date").is_some_and(|d| d.contains(" +0000") || d.contains("GMT")), "{mail:#?}");
+        assert_eq!(mail.text.as_deref().map(str::trim_end), Some("Hello Ada"));
+        assert_eq!(mail.html, None);
+
+        let messages = outbox(w.store(), &w.account).await;
+        let message = &messages[0];
+        let message_id = format!("<{}@stepwise.test>", message.idempotency_key);
+        assert_eq!(mail.header("Message-ID"), Some(message_id.as_str()), "derived from the idempotency key");
+        let token = engine.unsubscribe_token(&w.account, &contact).await.unwrap();
+        let link = format!("<{PUBLIC_URL}/u/{token}>");
+        assert_eq!(mail.header("List-Unsubscribe"), Some(link.as_str()));
+        assert_eq!(mail.header("List-Unsubscribe-Post"), Some("List-Unsubscribe=One-Click"));
+
+        assert_eq!((message.state, message.attempts), (OutboxState::Sent, 1));
+        assert_eq!(message.provider_id.as_deref(), Some(message_id.as_str()));
+        assert_eq!(message.handover_started_at, None, "the handover mark is cleared with the outcome");
+        assert_eq!(engine.dispatch_outbox().await.unwrap(), 0);
+        assert_eq!(server.received().len(), 1, "sent once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_html_email_has_both_parts_and_no_unsubscribe_link_unless_its_sequence_asks() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        let engine = engine(&w, smtp(&server)).await;
+        // From a step whose sequence does not ask for links.
+        let seq = email_sequence(&w, false).await;
+        let contact = w.contact(|_| {}).await;
+        engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        // And one queued by hand, with HTML and text beyond ASCII.
+        let mut tx = w.store().begin().await.unwrap();
+        let payload = json!({"channel": "email", "id": "msg_by_hand_1", "to": "grace@example.com",
+            "subject": "Café ☕ news", "text": "Plain ünïcode\nsecond line", "html": "<p>Hi <b>Grace</b> ☕</p>"});
+        let new = NewOutboxMessage {
+            account_id: w.account.clone(),
+            action_id: None,
+            channel: stepwise::domain::Channel::Email,
+            payload,
+            idempotency_key: "msg_by_hand_1".into(),
+        };
+        tx.enqueue_message(&new, w.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        engine.run_until_idle().await.unwrap();
+
+        let received = server.received();
+        assert_eq!(received.len(), 2, "{received:#?}");
+        let stepped = received.iter().find(|m| m.rcpt_tos == ["ada@example.com"]).unwrap();
+        assert_eq!(stepped.header("List-Unsubscribe"), None, "the sequence does not ask for a link");
+        let by_hand = received.iter().find(|m| m.rcpt_tos == ["grace@example.com"]).unwrap();
+        assert_eq!(by_hand.header("Subject"), Some("Café ☕ news"));
+        assert_eq!(by_hand.header("Message-ID"), Some("<msg_by_hand_1@stepwise.test>"));
+        assert!(by_hand.header("Content-Type").is_some_and(|c| c.starts_with("multipart/alternative")));
+        let text = by_hand.text.as_deref().map(|t| t.replace("\r\n", "\n"));
+        assert_eq!(text.as_deref().map(str::trim_end), Some("Plain ünïcode\nsecond line"));
+        assert_eq!(by_hand.html.as_deref().map(str::trim_end), Some("<p>Hi <b>Grace</b> ☕</p>"));
+        assert!(by_hand.raw.is_ascii(), "encoded for any server");
+        assert!(outbox(w.store(), &w.account).await.iter().all(|m| m.state == OutboxState::Sent));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_4xx_reply_is_tried_again_after_a_backoff() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        let engine = engine(&w, smtp(&server)).await;
+        let seq = email_sequence(&w, false).await;
+        let contact = w.contact(|c| c.email = Some("busy@example.com".into())).await;
+        let e = engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!((message.state, message.attempts), (OutboxState::Queued, 1));
+        let error = message.last_error.clone().unwrap();
+        assert!(error.starts_with("temporary failure: the server refused the recipient (RCPT TO): 451"), "{error}");
+        assert!(error.contains("mailbox busy"), "the server's reply is kept: {error}");
+        assert_eq!(message.next_attempt_at, at(0) + chrono::Duration::seconds(30));
+        assert_eq!(message.handover_started_at, None);
+        assert!(server.received().is_empty());
+
+        assert_eq!(engine.dispatch_outbox().await.unwrap(), 0, "not before the backoff");
+        w.clock.advance(chrono::Duration::seconds(30));
+        assert_eq!(engine.dispatch_outbox().await.unwrap(), 1);
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!((message.state, message.attempts), (OutboxState::Sent, 2));
+        assert_eq!(server.received().len(), 1);
+        assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Running, "a 4xx is no bounce");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_5xx_reply_fails_the_email_and_bounces_the_enrollment() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        let engine = engine(&w, smtp(&server)).await;
+        let seq = email_sequence(&w, false).await;
+        let contact = w.contact(|c| c.email = Some("bounce@example.com".into())).await;
+        let e = engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!((message.state, message.attempts), (OutboxState::Failed, 1));
+        let error = message.last_error.unwrap();
+        assert!(
+            error.contains("550") && error.contains("Recipient address rejected: no such user here"),
+            "the server's reply is kept: {error}"
+        );
+        let enrollment = w.enrollment(&e.id).await;
+        assert_eq!(enrollment.status, EnrollmentStatus::Bounced, "a hard bounce ends the enrollment (SPEC §6)");
+        let events = w.events(&e.id).await;
+        let failed = events.iter().find(|e| e.kind == "message.failed").expect("the failure is on the timeline");
+        assert!(failed.reason.as_deref().is_some_and(|r| r.contains("550")), "{failed:?}");
+        let ended = events.iter().rev().find(|e| e.reason.as_deref().is_some_and(|r| r.contains("bounced"))).unwrap();
+        assert_eq!(ended.actor, "outbox");
+        assert!(server.received().is_empty());
+        // The task a day later never runs.
+        engine.run_until(&w.clock, at(2 * 24 * 60)).await.unwrap();
+        assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Bounced);
+        assert_eq!(outbox(w.store(), &w.account).await.len(), 1, "nothing else was queued");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_stopping_mid_handover_never_sends_the_email_twice() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        // The server takes the content and then does not answer in time.
+        let first = engine(&w, smtp(&server)).await;
+        let seq = email_sequence(&w, false).await;
+        let contact = w.contact(|c| c.email = Some("slow@example.com".into())).await;
+        let e = first.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        first.tick().await.unwrap();
+        assert_eq!(outbox(w.store(), &w.account).await[0].state, OutboxState::Queued, "queued, not sent yet");
+
+        // The first host hands it over, and stops before it hears back.
+        let dispatching = tokio::spawn({
+            let first = first.clone();
+            async move { first.dispatch_outbox().await }
+        });
+        server.wait_for(1).await;
+        dispatching.abort();
+        assert!(dispatching.await.unwrap_err().is_cancelled());
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!((message.state, message.attempts), (OutboxState::Queued, 0));
+        assert!(message.handover_started_at.is_some(), "the handover was recorded before the transport was called");
+
+        // The next host: nothing while the first's lease holds, then the
+        // message fails instead of going out again.
+        let next = engine(&w, smtp(&server)).await;
+        assert_eq!(next.dispatch_outbox().await.unwrap(), 0);
+        w.clock.advance(chrono::Duration::seconds(61));
+        assert_eq!(next.dispatch_outbox().await.unwrap(), 0, "not sent again");
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!((message.state, message.attempts), (OutboxState::Failed, 1));
+        let error = message.last_error.unwrap();
+        assert!(error.starts_with(INTERRUPTED), "{error}");
+        assert_eq!(message.handover_started_at, None);
+        w.clock.advance(chrono::Duration::hours(2));
+        assert_eq!(next.dispatch_outbox().await.unwrap(), 0);
+        assert_eq!(server.received().len(), 1, "the server received it exactly once");
+        assert_ne!(w.enrollment(&e.id).await.status, EnrollmentStatus::Bounced, "a lost answer is no bounce");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_email_whose_server_goes_silent_after_the_content_is_not_sent_again() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        // One second per step of the dialogue: the slow server's reply to
+        // the content never comes in time.
+        let engine = engine(&w, SmtpConfig { timeout: Duration::from_secs(1), ..smtp(&server) }).await;
+        let seq = email_sequence(&w, false).await;
+        let contact = w.contact(|c| c.email = Some("slow@example.com".into())).await;
+        engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!(message.state, OutboxState::Failed);
+        let error = message.last_error.unwrap();
+        assert!(error.starts_with("delivery uncertain: sending the content timed out after 1s"), "{error}");
+        w.clock.advance(chrono::Duration::hours(2));
+        assert_eq!(engine.dispatch_outbox().await.unwrap(), 0);
+        assert_eq!(server.received().len(), 1, "once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_tried_again_later() {
+    for_each_backend(|store| async move {
+        // A port nothing listens on: bind one, then let it go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let w = World::new(store).await;
+        let config = SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            security: Security::None,
+            credentials: None,
+            from: "sales@stepwise.test".parse().unwrap(),
+            from_name: None,
+            timeout: Duration::from_secs(5),
+        };
+        let engine = engine(&w, config).await;
+        let seq = email_sequence(&w, false).await;
+        let contact = w.contact(|_| {}).await;
+        engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!((message.state, message.attempts), (OutboxState::Queued, 1));
+        let error = message.last_error.unwrap();
+        assert!(error.starts_with("temporary failure: connecting to the server"), "{error}");
+    })
+    .await;
+}
