@@ -79,6 +79,10 @@ pub struct EngineConfig {
     pub outbox_batch: u32,
     /// Delivery attempts of a message before it is given up.
     pub outbox_max_attempts: u32,
+    /// The longest a transport may take to deliver one message; its answer
+    /// is then uncertain. The message's lease lasts this long and a little
+    /// more, so a host that stopped mid-handover is noticed after it.
+    pub outbox_handover_timeout: Duration,
     /// The URL people reach this host at (`https://stepwise.example.com`):
     /// emails of sequences that ask for it carry the contact's unsubscribe
     /// link under it. `None`: no links.
@@ -96,6 +100,7 @@ impl Default for EngineConfig {
             max_attempts: 5,
             outbox_batch: 100,
             outbox_max_attempts: 5,
+            outbox_handover_timeout: Duration::from_secs(5 * 60),
             public_url: None,
         }
     }

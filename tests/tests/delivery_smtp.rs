@@ -227,11 +227,16 @@ async fn a_host_stopping_mid_handover_never_sends_the_email_twice() {
         assert_eq!((message.state, message.attempts), (OutboxState::Queued, 0));
         assert!(message.handover_started_at.is_some(), "the handover was recorded before the transport was called");
 
-        // The next host: nothing while the first's lease holds, then the
-        // message fails instead of going out again.
+        // The next host: nothing while the first one may still be sending
+        // (its lease lasts the handover's deadline), then the message fails
+        // instead of going out again.
         let next = engine(&w, smtp(&server)).await;
         assert_eq!(next.dispatch_outbox().await.unwrap(), 0);
-        w.clock.advance(chrono::Duration::seconds(61));
+        let deadline = chrono::Duration::from_std(EngineConfig::default().outbox_handover_timeout).unwrap();
+        w.clock.advance(deadline);
+        assert_eq!(next.dispatch_outbox().await.unwrap(), 0);
+        assert_eq!(outbox(w.store(), &w.account).await[0].state, OutboxState::Queued, "still the first host's");
+        w.clock.advance(chrono::Duration::minutes(1));
         assert_eq!(next.dispatch_outbox().await.unwrap(), 0, "not sent again");
         let message = outbox(w.store(), &w.account).await.remove(0);
         assert_eq!((message.state, message.attempts), (OutboxState::Failed, 1));

@@ -273,15 +273,15 @@ impl Engine {
         self.add_unsubscribe_link(&mut message).await?;
 
         // The mark, durable before anything leaves the host. The lease is
-        // renewed so that it outlives the transport's deadline below.
+        // extended past the transport's deadline below, so that no other
+        // host takes the message over while this one may still be sending.
         let now = self.now();
-        let lease_for = self.config().lease;
+        let deadline = self.config().outbox_handover_timeout;
+        let held = deadline.max(self.config().lease) + HANDOVER_MARGIN;
         let mut tx = self.store().begin().await?;
-        tx.begin_handover(&message.id, lease, now, now + chrono::Duration::from_std(lease_for).unwrap_or_default())
-            .await?;
+        tx.begin_handover(&message.id, lease, now, now + chrono::Duration::from_std(held).unwrap_or_default()).await?;
         tx.commit().await?;
 
-        let deadline = lease_for / 2;
         let outcome = match tokio::time::timeout(deadline, transport.deliver(&message)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(TransportError::Uncertain(format!("the transport did not finish within {deadline:?}"))),
@@ -402,6 +402,10 @@ async fn origin(tx: &mut Tx, message: &OutboxMessage) -> Result<Option<(Enrollme
     let sequence = tx.sequence(&enrollment.account_id, &enrollment.sequence_id).await?;
     Ok(Some((enrollment, sequence)))
 }
+
+/// How much longer than the handover's deadline its lease lasts: time to
+/// record the outcome.
+const HANDOVER_MARGIN: Duration = Duration::from_secs(30);
 
 /// The actor of what the dispatcher records.
 const ACTOR: &str = "outbox";
