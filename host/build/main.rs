@@ -7,8 +7,20 @@ mod guests;
 use std::fmt::Write as _;
 
 /// The built-in plugins, by directory under `plugins/`.
-const BUILTIN: &[&str] =
-    &["task", "webhook", "email", "sms", "call", "contact-reminder", "assign-user", "change-contact-type"];
+const BUILTIN: &[&str] = &[
+    "task",
+    "webhook",
+    "email",
+    "sms",
+    "call",
+    "contact-reminder",
+    "assign-user",
+    "change-contact-type",
+    "field-compare",
+    "has-channel",
+    "is-one-of",
+    "time-window",
+];
 
 fn main() {
     let root = guests::workspace_root();

@@ -317,3 +317,48 @@ fn run_sends_the_email_from_fixtures_signed_by_the_owner() {
     assert!(ok, "{out}");
     assert!(out.contains("messaging.send-email") && out.contains("denied"), "without send-email: {out}");
 }
+
+#[test]
+fn run_evaluates_the_built_in_predicates_without_host_calls() {
+    // Ada has 12 seats, a phone she has not opted out of texts on, and came
+    // from the website (written "website" in the config).
+    for (plugin, config) in
+        [("field-compare", "field-compare.json"), ("has-channel", "has-channel.json"), ("is-one-of", "is-one-of.json")]
+    {
+        let report = run_json(plugin, config, &["--mode", "evaluate"]);
+        assert_eq!(report["answer"], serde_json::json!({"Ok": true}), "{plugin}: {report}");
+        assert_eq!(functions(&report), Vec::<String>::new(), "{plugin} needs no host call");
+        let (ok, out, err) = stepwise(&["plugin", "inspect", &format!("builtin:{plugin}"), "--json"]);
+        assert!(ok, "{err}");
+        let inspected: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(inspected["manifest"]["kind"], "predicate", "{plugin}");
+        assert_eq!(inspected["manifest"]["capabilities"], serde_json::json!([]), "{plugin} asks for nothing");
+    }
+}
+
+#[test]
+fn run_evaluates_a_time_window_at_the_steps_now_in_the_owners_timezone() {
+    // Monday 14:30 UTC: inside 09:00-17:00 for a contact and an owner
+    // without a timezone (UTC), 23:30 for an owner in Tokyo.
+    let step = ["--step", "host/fixtures/time-window-step.json"];
+    let report = run_json("time-window", "time-window.json", &step);
+    assert_eq!(report["mode"], "evaluate");
+    assert_eq!(report["answer"], serde_json::json!({"Ok": true}), "{report}");
+    let tokyo = [step[0], step[1], "--owner", "host/fixtures/owner-tokyo.json"];
+    let report = run_json("time-window", "time-window.json", &tokyo);
+    assert_eq!(report["answer"], serde_json::json!({"Ok": false}), "{report}");
+    assert_eq!(functions(&report), Vec::<String>::new());
+}
+
+#[test]
+fn run_validates_a_predicate_config_naming_the_field() {
+    let report = run_json("field-compare", "field-compare-invalid.json", &["--mode", "validate"]);
+    let problems = report["answer"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    assert_eq!(problems[0]["field"], "/value");
+    assert!(problems[0]["message"].as_str().unwrap().starts_with("not a valid regular expression"), "{report}");
+    // Evaluating it anyway is an error, never a silent false.
+    let report = run_json("field-compare", "field-compare-invalid.json", &["--mode", "evaluate"]);
+    let error = report["answer"]["Err"].as_str().unwrap_or_default();
+    assert!(error.starts_with("invalid config: /value: not a valid regular expression"), "{report}");
+}
