@@ -74,11 +74,16 @@ async fn webhook_non_2xx_fails_with_what_a_monitor_needs() {
     let server = Recorder::start(503, "upstream down").await;
     let runtime = runtime(true);
     let plugin = builtin(&runtime, "webhook").await;
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "url": format!("{}/x", server.base),
         "headers": [{"name": "Authorization", "value": "Bearer s3cr3t"}],
         "payload": {"mode": "fields", "fields": [{"key": "a", "value": "b"}]}
     });
+    // A 503 is worth another attempt, a minute later, until the last one.
+    let call = runtime.execute(&plugin, with_grants(&webhook_grants(&server.base)), &config.to_string()).await.unwrap();
+    let Outcome::Retry { after, reason } = call.value else { panic!("{:?}", call.value) };
+    assert_eq!((after.as_secs(), reason.as_str()), (60, "attempt 1 of 3: webhook returned HTTP 503"));
+    config["attempts"] = 1.into();
     let call = runtime.execute(&plugin, with_grants(&webhook_grants(&server.base)), &config.to_string()).await.unwrap();
     let Outcome::Failed { message, details } = call.value else { panic!("{:?}", call.value) };
     assert_eq!(message, "webhook returned HTTP 503");
@@ -95,7 +100,7 @@ async fn webhook_network_failure_and_denial_are_failed_outcomes() {
     let runtime = runtime(true);
     let plugin = builtin(&runtime, "webhook").await;
     // Nothing listens on port 9 of loopback.
-    let config = serde_json::json!({"url": "http://127.0.0.1:9/x"}).to_string();
+    let config = serde_json::json!({"url": "http://127.0.0.1:9/x", "attempts": 1}).to_string();
     let call = runtime.execute(&plugin, with_grants(&webhook_grants("http://127.0.0.1:9")), &config).await.unwrap();
     let Outcome::Failed { details, .. } = call.value else { panic!("{:?}", call.value) };
     assert_eq!(details["error"]["code"], "transport", "{details}");
@@ -111,10 +116,10 @@ async fn webhook_network_failure_and_denial_are_failed_outcomes() {
 async fn webhook_config_problems_name_their_fields() {
     let runtime = runtime(false);
     let plugin = builtin(&runtime, "webhook").await;
-    let grant = std::sync::Arc::new(stepwise::plugins::AccountGrant::new(
-        stepwise::plugins::Grant::parse_cli(&["render-template".into()]).unwrap(),
-    )
-    .unwrap());
+    let grant = std::sync::Arc::new(
+        stepwise::plugins::AccountGrant::new(stepwise::plugins::Grant::parse_cli(&["render-template".into()]).unwrap())
+            .unwrap(),
+    );
     let config = serde_json::json!({
         "method": "GET",
         "url": "ftp://x",
