@@ -39,7 +39,7 @@ impl Channels {
             let c = t.config();
             format!("email through {}:{} ({:?})", c.host, c.port, c.security).to_lowercase()
         });
-        let sms = self.sms.as_ref().map(|p| format!("sms through {}", p.config().url));
+        let sms = self.sms.as_ref().map(|p| format!("sms and calls through {}", p.config().url));
         match (email, sms) {
             (None, None) => "no email or sms transport: messages stay queued (GET /v1/outbox)".to_owned(),
             (Some(email), None) => format!("{email}; no sms transport: text messages stay queued"),
@@ -75,5 +75,18 @@ impl Transport for Channels {
             Channel::Email => self.email.as_ref().is_some_and(|t| t.retry_safe(channel)),
             Channel::Sms => self.sms.as_ref().is_some_and(|t| t.retry_safe(channel)),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::engine::Voice for sms::SmsProvider {
+    async fn place_call(&self, call: &crate::engine::VoiceCall) -> Result<crate::engine::PlacedCall, TransportError> {
+        let call = sms::Call {
+            to: call.to.clone(),
+            script: sms::CallScript::Twiml(call.twiml.clone()),
+            idempotency_key: call.idempotency_key.clone(),
+        };
+        let placed = sms::SmsProvider::place_call(self, &call).await?;
+        Ok(crate::engine::PlacedCall { id: placed.sid, status: placed.status })
     }
 }

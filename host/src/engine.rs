@@ -32,6 +32,7 @@ mod step_config;
 pub mod timing;
 mod unsubscribe;
 mod validate;
+mod voice;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,7 @@ pub use outbox::{
 };
 pub use signals::{Signal, SignalKind};
 pub use validate::StepProblem;
+pub use voice::{PLACED, PlacedCall, Voice, VoiceCall};
 
 use crate::domain::SequenceVersion;
 use crate::plugins::Registry;
@@ -192,6 +194,8 @@ struct Inner {
     versions: Mutex<HashMap<(String, i64), Arc<SequenceVersion>>>,
     /// Stored add-on versions that do not load on this host.
     failed_add_ons: Mutex<std::collections::HashSet<(String, String)>>,
+    /// Places automatic calls, when a voice provider is configured.
+    voice: Option<Arc<dyn Voice>>,
 }
 
 impl Engine {
@@ -218,8 +222,22 @@ impl Engine {
                 calls: CallMetrics::default(),
                 versions: Mutex::new(HashMap::new()),
                 failed_add_ons: Mutex::new(std::collections::HashSet::new()),
+                voice: None,
             }),
         }
+    }
+
+    /// This engine placing automatic calls through `voice`. Call it on a
+    /// new engine, before it is cloned.
+    ///
+    /// # Panics
+    ///
+    /// When the engine was already cloned.
+    #[must_use]
+    pub fn with_voice(mut self, voice: Arc<dyn Voice>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("with_voice is called on a new engine, before it is shared");
+        inner.voice = Some(voice);
+        self
     }
 
     /// The store.

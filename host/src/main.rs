@@ -250,8 +250,24 @@ async fn bootstrap(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// The engine over `store`, delivering through `transport` and placing
+/// automatic calls through its SMS provider when one is configured.
+fn build_engine(
+    store: stepwise::store::Store,
+    registry: std::sync::Arc<stepwise::plugins::Registry>,
+    transport: stepwise::delivery::Channels,
+    config: stepwise::engine::EngineConfig,
+) -> stepwise::engine::Engine {
     use stepwise::engine::{Engine, SystemClock};
+    let voice = transport.sms().cloned();
+    let engine = Engine::new(store, registry, std::sync::Arc::new(SystemClock), std::sync::Arc::new(transport), config);
+    match voice {
+        Some(voice) => engine.with_voice(std::sync::Arc::new(voice)),
+        None => engine,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args)?;
     let transport = settings.transport()?;
     let store = open_store(&settings).await?;
@@ -264,8 +280,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
     // A channel without a transport keeps its messages queued in the outbox.
     let delivery = transport.describe();
-    let transport = std::sync::Arc::new(transport);
-    let engine = Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), transport, settings.engine());
+    let engine = build_engine(store.clone(), registry, transport, settings.engine());
     let add_ons = engine.sync_add_ons().await?;
     if add_ons > 0 {
         eprintln!("loaded {add_ons} add-on plugin(s) from the database");
@@ -306,7 +321,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
-    use stepwise::engine::{Engine, EngineConfig, SystemClock};
+    use stepwise::engine::EngineConfig;
     let settings = load_settings(args.config.as_deref())?;
     let transport = settings.transport()?;
     // The URL may carry a password: errors name the backend, never the URL.
@@ -315,8 +330,7 @@ async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
     eprintln!("delivery: {}", transport.describe());
     let config = EngineConfig { public_url: settings.public_url.clone(), ..EngineConfig::default() };
-    let engine =
-        Engine::new(store.clone(), registry, std::sync::Arc::new(SystemClock), std::sync::Arc::new(transport), config);
+    let engine = build_engine(store.clone(), registry, transport, config);
     if args.once {
         let handled = engine.run_until_idle().await?;
         println!("processed {handled} due actions on {:?}", store.backend());

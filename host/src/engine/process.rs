@@ -659,13 +659,20 @@ impl Engine {
             return self.defer(&ctx, lease, DeferralReason::DuplicateAttempt, None, detail).await.map(|()| None);
         }
         let mut ctx = ctx;
-        if has_outside_effects(&plugin) {
+        // An automatic call goes through the voice provider, when there is one.
+        let phone = plugin.manifest().channel == Some(crate::plugins::types::Channel::Phone);
+        let voice = self.voice().filter(|_| phone).cloned();
+        if voice.is_some() || has_outside_effects(&plugin) {
             let mut tx = self.store().begin().await?;
             // The context keeps the attempts made before this one; the
             // recorded send marks this attempt as counted.
             let attempted = tx.record_send_attempt(&ctx.action.id, &claimed.lease_token, now).await?;
             tx.commit().await?;
             ctx.action.send_attempted_at = attempted.send_attempted_at;
+        }
+        if let Some(voice) = voice {
+            let (outcome, report) = self.place_call(&ctx, &plugin, voice.as_ref()).await?;
+            return Ok(Some(Pending { ctx, lease: claimed.lease_token, outcome, report }));
         }
         let config = ctx.step.config.to_string();
         let invocation = self.invocation(&ctx, ctx.grant.clone(), None);

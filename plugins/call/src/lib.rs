@@ -6,10 +6,14 @@ use stepwise_plugin_sdk::prelude::*;
 /// The results a rep can complete a call with, in the manifest's order.
 const RESULTS: [&str; 4] = ["no_answer", "left_voicemail", "interested", "not_interested"];
 
-/// Why an automatic call step fails: placing calls through a voice provider
-/// is not built yet.
-const NO_VOICE_PROVIDER: &str =
-    "automatic calls need a voice provider, which Stepwise does not support yet: make the call step manual";
+/// The result of an automatic call the host placed through the voice
+/// provider; the sequence continues.
+const PLACED: &str = "placed";
+
+/// Why an automatic call step fails on a host without a voice provider (with
+/// one, the host places the call and this plugin only prepares the script).
+const NO_VOICE_PROVIDER: &str = "automatic calls need a voice provider (the `STEPWISE_SMS_*` settings): \
+     configure one or make the call step manual";
 
 /// A call step's configuration.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -40,6 +44,7 @@ impl Action for Call {
             .result(ResultSpec::continues(RESULTS[1], "Left voicemail"))
             .result(ResultSpec::ends(RESULTS[2], "Interested", EnrollmentOutcome::Positive))
             .result(ResultSpec::ends(RESULTS[3], "Not interested", EnrollmentOutcome::Negative))
+            .result(ResultSpec::continues(PLACED, "Call placed"))
             .capability(Capability::RenderTemplate)
     }
 
