@@ -185,6 +185,7 @@ async fn call_is_manual_on_the_phone_channel_with_the_results_of_the_spec() {
             ("left_voicemail", false, None),
             ("interested", true, Some(EnrollmentOutcome::Positive)),
             ("not_interested", true, Some(EnrollmentOutcome::Negative)),
+            ("placed", false, None),
         ]
     );
 }
@@ -208,6 +209,9 @@ async fn call_renders_its_script_into_the_item_and_completes_with_the_reps_resul
         let call = runtime.execute(&plugin, completed(invocation(ada(), &[]), result, None), &config).await.unwrap();
         assert_eq!(call.value, Outcome::Done { result: result.into(), output: Value::Null });
     }
+    let call = runtime.execute(&plugin, completed(invocation(ada(), &[]), "placed", None), &config).await.unwrap();
+    assert!(failed(&call.value).0.starts_with("`placed` is for calls the voice provider placed"), "{:?}", call.value);
+    // Run by a host without a voice provider, an automatic call fails.
     let call = runtime.execute(&plugin, invocation(ada(), &["render-template"]), &config).await.unwrap();
     assert!(failed(&call.value).0.starts_with("automatic calls need a voice provider"), "{:?}", call.value);
     assert_eq!(

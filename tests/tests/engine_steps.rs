@@ -1,6 +1,7 @@
 //! The built-in contact steps through the engine, on both backends: `sms`
 //! (automatic, manual with the rep's edited draft, opt-outs, segment limits),
-//! `call` (results that continue or end, opt-outs, no automatic calls),
+//! `call` (results that continue or end, opt-outs, automatic calls failing
+//! without a voice provider),
 //! `contact-reminder` (on a set day and after a delay), `assign-user` and
 //! `change-contact-type` (changes written with the action, failures that
 //! pause the enrollment, grants an admin withheld).
@@ -193,7 +194,7 @@ async fn call_results_continue_or_end_the_enrollment() {
 }
 
 #[tokio::test]
-async fn a_call_skips_a_contact_who_opted_out_of_calls_and_is_never_automatic() {
+async fn a_call_skips_a_contact_who_opted_out_of_calls_and_fails_automatic_without_a_voice_provider() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
         let quiet = w.contact(|c| c.opt_outs.phone = true).await;

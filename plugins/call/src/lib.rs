@@ -105,6 +105,10 @@ fn complete(result: Option<&str>) -> Outcome {
     match result {
         None => Outcome::failed(NO_VOICE_PROVIDER),
         Some(code) if RESULTS.contains(&code) => Outcome::done(code),
+        Some(PLACED) => Outcome::failed(format!(
+            "`{PLACED}` is for calls the voice provider placed: complete a call with one of {}",
+            RESULTS.join(", ")
+        )),
         Some(code) => Outcome::failed(format!("unknown result `{code}`: expected one of {}", RESULTS.join(", "))),
     }
 }
@@ -226,6 +230,16 @@ mod tests {
             result_of(complete(Some("busy"))),
             "failed: unknown result `busy`: expected one of no_answer, left_voicemail, interested, not_interested"
         );
+    }
+
+    #[test]
+    fn a_rep_cannot_claim_the_provider_placed_the_call() {
+        assert_eq!(
+            result_of(complete(Some(PLACED))),
+            "failed: `placed` is for calls the voice provider placed: complete a call with one of no_answer, \
+             left_voicemail, interested, not_interested"
+        );
+        assert!(Call::manifest().has_result(PLACED), "the host completes automatic calls with it");
     }
 
     #[test]
