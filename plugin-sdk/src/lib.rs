@@ -51,11 +51,14 @@ extern crate self as stepwise_plugin_sdk;
 
 mod config;
 pub mod contacts;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 pub mod http;
 pub mod log;
 mod manifest;
 pub mod messaging;
 mod outcome;
+mod records;
 pub mod templates;
 pub mod users;
 
