@@ -84,26 +84,18 @@ pub fn validate_predicate<P: Predicate>(config: &str) -> Vec<ConfigProblem> {
 }
 
 pub fn prepare<A: Action>(context: StepContext, config: &str, subject: Subject) -> Result<EngageItem, String> {
-    let config = crate::parse_config::<A::Config>(config).map_err(describe_problem)?;
+    let config = crate::parse_config::<A::Config>(config).map_err(|problem| problem.describe())?;
     A::prepare(&context, config, &subject)
 }
 
 pub fn execute<A: Action>(context: StepContext, config: &str, subject: Subject) -> Outcome {
     match crate::parse_config::<A::Config>(config) {
         Ok(config) => A::execute(&context, config, &subject),
-        Err(problem) => Outcome::failed(describe_problem(problem)),
+        Err(problem) => Outcome::failed(problem.describe()),
     }
 }
 
 pub fn evaluate<P: Predicate>(context: StepContext, config: &str, subject: Subject) -> Result<bool, String> {
-    let config = crate::parse_config::<P::Config>(config).map_err(describe_problem)?;
+    let config = crate::parse_config::<P::Config>(config).map_err(|problem| problem.describe())?;
     P::evaluate(&context, config, &subject)
-}
-
-fn describe_problem(problem: ConfigProblem) -> String {
-    if problem.field.is_empty() {
-        format!("invalid config: {}", problem.message)
-    } else {
-        format!("invalid config at {}: {}", problem.field, problem.message)
-    }
 }

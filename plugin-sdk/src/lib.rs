@@ -49,6 +49,7 @@
 
 extern crate self as stepwise_plugin_sdk;
 
+mod completion;
 mod config;
 pub mod contacts;
 #[cfg(any(test, feature = "test-fixtures"))]
@@ -65,6 +66,7 @@ pub mod users;
 #[doc(hidden)]
 pub mod __private;
 
+pub use completion::check_result;
 pub use config::parse_config;
 pub use manifest::Manifest;
 
