@@ -67,15 +67,11 @@ stepwise_plugin_sdk::export_action!(Call);
 /// [`templates::problem`]).
 fn problems(config: &Config, check: impl Fn(&str, &str) -> Option<ConfigProblem>) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
-    if let Some(title) = &config.title {
-        if title.trim().is_empty() {
-            problems.push(ConfigProblem::new("/title", "must not be empty; leave it out for `Call <name>`"));
-        }
-        problems.extend(check("/title", title));
+    if config.title.as_deref().is_some_and(|title| title.trim().is_empty()) {
+        problems.push(ConfigProblem::new("/title", "must not be empty; leave it out for `Call <name>`"));
     }
-    if let Some(script) = &config.script {
-        problems.extend(check("/script", script));
-    }
+    let fields = [("/title", config.title.as_deref()), ("/script", config.script.as_deref())];
+    problems.extend(templates::problems(fields, check));
     problems
 }
 
@@ -86,11 +82,10 @@ fn item(
     contact: &Contact,
     render: impl Fn(&str) -> Result<String, HostError>,
 ) -> Result<EngageItem, String> {
-    let render =
-        |field: &str, template: &str| render(template).map_err(|e| format!("cannot render {field}: {}", e.message));
+    let render = templates::by_field(render);
     let title = match &config.title {
         Some(title) => render("/title", title)?,
-        None => format!("Call {}", display_name(contact)),
+        None => format!("Call {}", contact.display_name(&[Channel::Phone])),
     };
     let body = match &config.script {
         Some(script) => render("/script", script)?,
@@ -104,82 +99,29 @@ fn item(
 fn complete(result: Option<&str>) -> Outcome {
     match result {
         None => Outcome::failed(NO_VOICE_PROVIDER),
-        Some(code) if RESULTS.contains(&code) => Outcome::done(code),
         Some(PLACED) => Outcome::failed(format!(
             "`{PLACED}` is for calls the voice provider placed: complete a call with one of {}",
             RESULTS.join(", ")
         )),
-        Some(code) => Outcome::failed(format!("unknown result `{code}`: expected one of {}", RESULTS.join(", "))),
-    }
-}
-
-/// The contact's full name, or its phone number when it has no name.
-fn display_name(contact: &Contact) -> String {
-    let name = format!("{} {}", contact.first_name.trim(), contact.last_name.trim());
-    match name.trim() {
-        "" => contact.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()).unwrap_or("the contact").to_owned(),
-        name => name.to_owned(),
+        Some(code) => Outcome::completed(code, &RESULTS),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stepwise_plugin_sdk::{ContactKind, ErrorCode, OptOuts, parse_config};
-
-    fn config(json: &str) -> Config {
-        parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
-    }
+    use stepwise_plugin_sdk::fixtures::{self, config, render, result_of};
+    use stepwise_plugin_sdk::parse_config;
 
     fn check(json: &str) -> Vec<String> {
-        let fake = |field: &str, template: &str| {
-            template.contains("{{nope}}").then(|| ConfigProblem::new(field, "unknown token `nope`"))
-        };
-        problems(&config(json), fake).into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
-    }
-
-    fn ada() -> Contact {
-        Contact {
-            id: "c1".into(),
-            kind: ContactKind::Contact,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: None,
-            phone: Some("+15550100".into()),
-            owner_id: None,
-            company_id: None,
-            contact_type: "Clients".into(),
-            lead_source: None,
-            sales_cycle: None,
-            timezone: None,
-            opt_outs: OptOuts { email: false, sms: false, phone: false },
-            attributes: vec![],
-            last_engaged: None,
-            last_contacted: None,
-        }
-    }
-
-    fn render(template: &str) -> Result<String, HostError> {
-        let rendered = template.replace("{{contact.first_name}}", "Ada").replace("{{owner.name}}", "Grace");
-        if rendered.contains("{{") {
-            return Err(HostError { code: ErrorCode::Invalid, message: "unknown token `x`".into() });
-        }
-        Ok(rendered)
-    }
-
-    fn result_of(outcome: Outcome) -> String {
-        match outcome {
-            Outcome::Done(done) => done.result,
-            Outcome::Failed(failure) => format!("failed: {}", failure.message),
-            other => format!("unexpected {other:?}"),
-        }
+        fixtures::problem_lines(problems(&config(json), fixtures::check))
     }
 
     #[test]
     fn an_empty_config_is_a_plain_call() {
         let config = config("{}");
         assert!(problems(&config, |_, _| None).is_empty());
-        let item = item(&config, &ada(), render).unwrap();
+        let item = item(&config, &fixtures::contact(), render).unwrap();
         assert_eq!((item.title.as_str(), item.body.as_str()), ("Call Ada Lovelace", ""));
         assert!(item.draft.is_none(), "a call has no message to draft");
     }
@@ -187,7 +129,7 @@ mod tests {
     #[test]
     fn the_script_is_rendered_into_the_body() {
         let config = config(r#"{"script": "Hi {{contact.first_name}}, this is {{owner.name}}."}"#);
-        let item = item(&config, &ada(), render).unwrap();
+        let item = item(&config, &fixtures::contact(), render).unwrap();
         assert_eq!(item.title, "Call Ada Lovelace");
         assert_eq!(item.body, "Hi Ada, this is Grace.");
         let config = self::config(r#"{"title": "Ring {{contact.first_name}} back"}"#);
@@ -195,18 +137,21 @@ mod tests {
     }
 
     fn item_title(config: &Config) -> String {
-        item(config, &ada(), render).unwrap().title
+        item(config, &fixtures::contact(), render).unwrap().title
     }
 
     #[test]
     fn a_token_that_does_not_render_names_its_field() {
         let config = config(r#"{"script": "{{company.nope}}"}"#);
-        assert_eq!(item(&config, &ada(), render).unwrap_err(), "cannot render /script: unknown token `x`");
+        assert_eq!(
+            item(&config, &fixtures::contact(), render).unwrap_err(),
+            "cannot render /script: unknown token `company.nope`"
+        );
     }
 
     #[test]
     fn a_nameless_contact_is_called_by_number() {
-        let contact = Contact { first_name: String::new(), last_name: " ".into(), ..ada() };
+        let contact = Contact { first_name: String::new(), last_name: " ".into(), ..fixtures::contact() };
         assert_eq!(item(&config("{}"), &contact, render).unwrap().title, "Call +15550100");
     }
 

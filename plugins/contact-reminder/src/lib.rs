@@ -58,15 +58,11 @@ stepwise_plugin_sdk::export_action!(ContactReminder);
 /// [`templates::problem`]).
 fn problems(config: &Config, check: impl Fn(&str, &str) -> Option<ConfigProblem>) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
-    if let Some(title) = &config.title {
-        if title.trim().is_empty() {
-            problems.push(ConfigProblem::new("/title", "must not be empty; leave it out for `Contact <name>`"));
-        }
-        problems.extend(check("/title", title));
+    if config.title.as_deref().is_some_and(|title| title.trim().is_empty()) {
+        problems.push(ConfigProblem::new("/title", "must not be empty; leave it out for `Contact <name>`"));
     }
-    if let Some(notes) = &config.notes {
-        problems.extend(check("/notes", notes));
-    }
+    let fields = [("/title", config.title.as_deref()), ("/notes", config.notes.as_deref())];
+    problems.extend(templates::problems(fields, check));
     problems
 }
 
@@ -76,11 +72,10 @@ fn item(
     contact: &Contact,
     render: impl Fn(&str) -> Result<String, HostError>,
 ) -> Result<EngageItem, String> {
-    let render =
-        |field: &str, template: &str| render(template).map_err(|e| format!("cannot render {field}: {}", e.message));
+    let render = templates::by_field(render);
     let title = match &config.title {
         Some(title) => render("/title", title)?,
-        None => format!("Contact {}", display_name(contact)),
+        None => format!("Contact {}", contact.display_name(&[Channel::Email, Channel::Phone])),
     };
     let body = match &config.notes {
         Some(notes) => render("/notes", notes)?,
@@ -94,86 +89,27 @@ fn item(
 fn complete(result: Option<&str>) -> Outcome {
     match result {
         None => Outcome::failed(NEEDS_A_PERSON),
-        Some(DONE) => Outcome::done(DONE),
-        Some(code) => Outcome::failed(format!("unknown result `{code}`: expected {DONE}")),
-    }
-}
-
-/// The contact's full name; its email or phone when it has no name.
-fn display_name(contact: &Contact) -> String {
-    let name = format!("{} {}", contact.first_name.trim(), contact.last_name.trim());
-    match name.trim() {
-        "" => [&contact.email, &contact.phone]
-            .into_iter()
-            .flatten()
-            .map(|s| s.trim())
-            .find(|s| !s.is_empty())
-            .unwrap_or("the contact")
-            .to_owned(),
-        name => name.to_owned(),
+        Some(code) => Outcome::completed(code, &[DONE]),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stepwise_plugin_sdk::{ContactKind, ErrorCode, OptOuts, parse_config};
-
-    fn config(json: &str) -> Config {
-        parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
-    }
+    use stepwise_plugin_sdk::fixtures::{self, config, render, result_of};
+    use stepwise_plugin_sdk::parse_config;
 
     fn check(json: &str) -> Vec<String> {
-        let fake = |field: &str, template: &str| {
-            template.contains("{{nope}}").then(|| ConfigProblem::new(field, "unknown token `nope`"))
-        };
-        problems(&config(json), fake).into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
-    }
-
-    fn ada() -> Contact {
-        Contact {
-            id: "c1".into(),
-            kind: ContactKind::Contact,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: Some("ada@example.com".into()),
-            phone: None,
-            owner_id: None,
-            company_id: None,
-            contact_type: "Clients".into(),
-            lead_source: None,
-            sales_cycle: None,
-            timezone: None,
-            opt_outs: OptOuts { email: true, sms: true, phone: true },
-            attributes: vec![],
-            last_engaged: None,
-            last_contacted: None,
-        }
-    }
-
-    fn render(template: &str) -> Result<String, HostError> {
-        let rendered = template.replace("{{contact.first_name}}", "Ada");
-        if rendered.contains("{{") {
-            return Err(HostError { code: ErrorCode::Invalid, message: "unknown token `x`".into() });
-        }
-        Ok(rendered)
-    }
-
-    fn result_of(outcome: Outcome) -> String {
-        match outcome {
-            Outcome::Done(done) => done.result,
-            Outcome::Failed(failure) => format!("failed: {}", failure.message),
-            other => format!("unexpected {other:?}"),
-        }
+        fixtures::problem_lines(problems(&config(json), fixtures::check))
     }
 
     #[test]
     fn an_empty_config_reminds_to_contact_the_contact() {
         let config = config("{}");
         assert!(problems(&config, |_, _| None).is_empty());
-        let item = item(&config, &ada(), render).unwrap();
+        let item = item(&config, &fixtures::contact(), render).unwrap();
         assert_eq!((item.title.as_str(), item.body.as_str()), ("Contact Ada Lovelace", ""));
-        let nameless = Contact { first_name: String::new(), last_name: String::new(), ..ada() };
+        let nameless = Contact { first_name: String::new(), last_name: String::new(), ..fixtures::contact() };
         assert_eq!(item_title(&config, &nameless), "Contact ada@example.com");
     }
 
@@ -186,11 +122,14 @@ mod tests {
         let config = config(
             r#"{"title": "Wish {{contact.first_name}} a happy birthday", "notes": "Ask {{contact.first_name}} about the renewal."}"#,
         );
-        let item = item(&config, &ada(), render).unwrap();
+        let item = item(&config, &fixtures::contact(), render).unwrap();
         assert_eq!(item.title, "Wish Ada a happy birthday");
         assert_eq!(item.body, "Ask Ada about the renewal.");
         let config = self::config(r#"{"notes": "{{owner.nope}}"}"#);
-        assert_eq!(super::item(&config, &ada(), render).unwrap_err(), "cannot render /notes: unknown token `x`");
+        assert_eq!(
+            super::item(&config, &fixtures::contact(), render).unwrap_err(),
+            "cannot render /notes: unknown token `owner.nope`"
+        );
     }
 
     #[test]

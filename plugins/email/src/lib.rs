@@ -90,11 +90,8 @@ fn problems(config: &Config, check: impl Fn(&str, &str) -> Option<ConfigProblem>
             _ => problems.push(ConfigProblem::new("/subject", "an email needs a subject, here or in its template")),
         }
     }
-    for (field, text) in [("/subject", &config.subject), ("/body", &config.body)] {
-        if let Some(text) = text {
-            problems.extend(check(field, text));
-        }
-    }
+    let fields = [("/subject", config.subject.as_deref()), ("/body", config.body.as_deref())];
+    problems.extend(templates::problems(fields, check));
     problems
 }
 
@@ -107,7 +104,7 @@ fn compose(
     let to =
         subject.contact.email.clone().filter(|e| !e.trim().is_empty()).ok_or("the contact has no email address")?;
     let (subject_text, body_text) = config.text()?;
-    let rendered = |field: &str, text: &str| render(text).map_err(|e| format!("cannot render {field}: {}", e.message));
+    let rendered = templates::by_field(render);
     let title = rendered("the subject", subject_text)?;
     let mut body = rendered("the body", body_text)?;
     if config.signature {
@@ -191,60 +188,17 @@ stepwise_plugin_sdk::export_action!(Email);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stepwise_plugin_sdk::{Contact, ContactKind, ErrorCode, OptOuts, SmsDraft, User, parse_config};
-
-    fn config(json: &str) -> Config {
-        parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
-    }
+    use stepwise_plugin_sdk::fixtures::{self, config, render};
+    use stepwise_plugin_sdk::{SmsDraft, User, parse_config};
 
     fn check(json: &str) -> Vec<String> {
-        let fake = |field: &str, text: &str| {
-            text.contains("{{nope}}").then(|| ConfigProblem::new(field, "unknown token `nope`"))
-        };
-        problems(&config(json), fake).into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
+        fixtures::problem_lines(problems(&config(json), fixtures::check))
     }
 
+    /// Ada, owned by Grace, whose mailbox is connected, signing with `signature`.
     fn ada(signature: &str) -> Subject {
-        Subject {
-            contact: Contact {
-                id: "con_1".into(),
-                kind: ContactKind::Contact,
-                first_name: "Ada".into(),
-                last_name: "Lovelace".into(),
-                email: Some("ada@example.com".into()),
-                phone: None,
-                owner_id: Some("usr_1".into()),
-                company_id: None,
-                contact_type: "Clients".into(),
-                lead_source: None,
-                sales_cycle: None,
-                timezone: None,
-                opt_outs: OptOuts { email: false, sms: false, phone: false },
-                attributes: Vec::new(),
-                last_engaged: None,
-                last_contacted: None,
-            },
-            owner: Some(User {
-                id: "usr_1".into(),
-                name: "Grace".into(),
-                email: "grace@example.com".into(),
-                role: stepwise_plugin_sdk::Role::Agent,
-                active: true,
-                delegate: false,
-                timezone: "UTC".into(),
-                signature: signature.into(),
-                sender_connected: true,
-            }),
-            company: None,
-        }
-    }
-
-    /// Renders `{{contact.first_name}}` as `Ada`; `{{nope}}` is unknown.
-    fn render(text: &str) -> Result<String, HostError> {
-        if text.contains("{{nope}}") {
-            return Err(HostError { code: ErrorCode::Invalid, message: "unknown token `nope`".into() });
-        }
-        Ok(text.replace("{{contact.first_name}}", "Ada"))
+        let owner = User { signature: signature.into(), sender_connected: true, ..fixtures::user() };
+        Subject { owner: Some(owner), ..fixtures::subject() }
     }
 
     #[test]

@@ -9,9 +9,9 @@
 pub mod segments;
 
 use serde_json::json;
-use stepwise_plugin_sdk::Completion;
 use stepwise_plugin_sdk::messaging::{self, Sms};
 use stepwise_plugin_sdk::prelude::*;
+use stepwise_plugin_sdk::{Completion, check_result};
 
 use crate::segments::Segments;
 
@@ -67,14 +67,14 @@ impl Action for Text {
     }
 
     fn prepare(_: &StepContext, config: Config, subject: &Subject) -> Result<EngageItem, String> {
-        let to = phone(&subject.contact).ok_or_else(|| NO_PHONE.to_owned())?;
-        let text = templates::render(&config.text).map_err(|e| format!("cannot render /text: {}", e.message))?;
+        let to = subject.contact.address(Channel::Sms).ok_or_else(|| NO_PHONE.to_owned())?;
+        let text = templates::render(&config.text).map_err(|e| templates::render_error("/text", &e))?;
         let plural = if config.max_segments == 1 { "" } else { "s" };
         let body = format!(
             "Review the text and send it; edit it if you like, within {} SMS segment{plural}.",
             config.max_segments
         );
-        Ok(EngageItem::new(format!("Text {}", display_name(&subject.contact)))
+        Ok(EngageItem::new(title(&subject.contact))
             .body(body)
             .draft(Draft::Sms(SmsDraft { to: to.to_owned(), body: text })))
     }
@@ -94,10 +94,9 @@ impl Action for Text {
                     "encoding": message.segments.encoding.as_str(),
                 }),
             ),
-            Err(error) => Outcome::failed_with(
-                format!("cannot queue the text: {}", error.message),
-                &json!({"error": {"code": error.code.as_str(), "message": error.message}}),
-            ),
+            Err(error) => {
+                Outcome::failed_with(format!("cannot queue the text: {}", error.message), &json!({"error": error}))
+            }
         }
     }
 }
@@ -153,24 +152,22 @@ fn message(
     completion: Option<&Completion>,
     render: impl Fn(&str) -> Result<String, HostError>,
 ) -> Result<Message, Outcome> {
-    let Some(to) = phone(&subject.contact) else {
+    let Some(to) = subject.contact.address(Channel::Sms) else {
         return Err(Outcome::skipped(NO_PHONE));
     };
     let draft = match completion {
         None => None,
-        Some(completion) if completion.result != SENT => {
-            let message = format!("unknown result `{}`: expected {SENT}", completion.result);
-            return Err(Outcome::failed(message));
+        Some(completion) => {
+            check_result(&completion.result, &[SENT]).map_err(Outcome::failed)?;
+            completion.draft.as_ref()
         }
-        Some(completion) => completion.draft.as_ref(),
     };
     let (text, what) = match draft {
         None => match render(&config.text) {
             Ok(text) => (text, "the rendered text"),
             Err(error) => {
-                let details =
-                    json!({"field": "/text", "error": {"code": error.code.as_str(), "message": error.message}});
-                return Err(Outcome::failed_with(format!("cannot render /text: {}", error.message), &details));
+                let details = json!({"field": "/text", "error": error});
+                return Err(Outcome::failed_with(templates::render_error("/text", &error), &details));
             }
         },
         Some(Draft::Sms(draft)) => {
@@ -195,11 +192,6 @@ fn message(
     Ok(Message { to: to.to_owned(), text, segments })
 }
 
-/// The contact's phone number, when it has one.
-fn phone(contact: &Contact) -> Option<&str> {
-    contact.phone.as_deref().map(str::trim).filter(|p| !p.is_empty())
-}
-
 /// A phone number as dialled: its digits, and a leading `+`.
 fn digits(phone: &str) -> String {
     let phone = phone.trim();
@@ -207,62 +199,27 @@ fn digits(phone: &str) -> String {
     format!("{plus}{}", phone.chars().filter(char::is_ascii_digit).collect::<String>())
 }
 
-/// The contact's full name, or its phone number when it has no name.
-fn display_name(contact: &Contact) -> String {
-    let name = format!("{} {}", contact.first_name.trim(), contact.last_name.trim());
-    match name.trim() {
-        "" => phone(contact).unwrap_or("the contact").to_owned(),
-        name => name.to_owned(),
-    }
+/// The to-do item's title: the contact's full name, or its phone number
+/// when it has no name.
+fn title(contact: &Contact) -> String {
+    format!("Text {}", contact.display_name(&[Channel::Sms]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stepwise_plugin_sdk::{ContactKind, ErrorCode, OptOuts, parse_config};
-
-    fn config(json: &str) -> Config {
-        parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
-    }
+    use stepwise_plugin_sdk::fixtures::{self, config, render};
+    use stepwise_plugin_sdk::parse_config;
 
     /// The problems of `json` as `field: message` lines; `{{nope}}` stands
     /// for an unknown token.
     fn check(json: &str) -> Vec<String> {
-        let fake = |field: &str, template: &str| {
-            template.contains("{{nope}}").then(|| ConfigProblem::new(field, "unknown token `nope`"))
-        };
-        problems(&config(json), fake).into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
+        fixtures::problem_lines(problems(&config(json), fixtures::check))
     }
 
     fn subject(phone: Option<&str>) -> Subject {
-        let contact = Contact {
-            id: "c1".into(),
-            kind: ContactKind::Contact,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: None,
-            phone: phone.map(str::to_owned),
-            owner_id: None,
-            company_id: None,
-            contact_type: "Clients".into(),
-            lead_source: None,
-            sales_cycle: None,
-            timezone: None,
-            opt_outs: OptOuts { email: false, sms: false, phone: false },
-            attributes: vec![],
-            last_engaged: None,
-            last_contacted: None,
-        };
-        Subject { contact, owner: None, company: None }
-    }
-
-    /// Renders `{{contact.first_name}}` only; anything else with braces is unknown.
-    fn render(template: &str) -> Result<String, HostError> {
-        let rendered = template.replace("{{contact.first_name}}", "Ada");
-        if rendered.contains("{{") {
-            return Err(HostError { code: ErrorCode::Invalid, message: "unknown token `x`".into() });
-        }
-        Ok(rendered)
+        let contact = Contact { phone: phone.map(str::to_owned), ..fixtures::contact() };
+        Subject { contact, ..fixtures::subject() }
     }
 
     fn completion(result: &str, draft: Option<Draft>) -> Completion {
@@ -283,7 +240,7 @@ mod tests {
 
     #[test]
     fn max_segments_defaults_to_three() {
-        let config = config(r#"{"text": "Hi {{contact.first_name}}"}"#);
+        let config: Config = config(r#"{"text": "Hi {{contact.first_name}}"}"#);
         assert_eq!(config.max_segments, 3);
         assert!(problems(&config, |_, _| None).is_empty());
     }
@@ -397,7 +354,7 @@ mod tests {
         assert_eq!(failure(outcome), "the rendered text is empty");
         let config = self::config(r#"{"text": "Hi {{owner.nope}}"}"#);
         let outcome = message(&config, &subject(Some("+15550100")), None, render).unwrap_err();
-        assert_eq!(failure(outcome), "cannot render /text: unknown token `x`");
+        assert_eq!(failure(outcome), "cannot render /text: unknown token `owner.nope`");
     }
 
     #[test]
@@ -418,10 +375,10 @@ mod tests {
     #[test]
     fn the_title_names_the_contact_or_its_number() {
         let mut contact = subject(Some("+15550100")).contact;
-        assert_eq!(display_name(&contact), "Ada Lovelace");
+        assert_eq!(title(&contact), "Text Ada Lovelace");
         contact.first_name = " ".into();
         contact.last_name = String::new();
-        assert_eq!(display_name(&contact), "+15550100");
+        assert_eq!(title(&contact), "Text +15550100");
     }
 
     #[test]

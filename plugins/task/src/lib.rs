@@ -53,17 +53,13 @@ impl Action for Task {
         if config.title.trim().is_empty() {
             problems.push(ConfigProblem::new("/title", "must not be empty"));
         }
-        problems.extend(templates::problem("/title", &config.title));
-        if let Some(instructions) = &config.instructions {
-            problems.extend(templates::problem("/instructions", instructions));
-        }
+        let fields = [("/title", Some(config.title.as_str())), ("/instructions", config.instructions.as_deref())];
+        problems.extend(templates::problems(fields, templates::problem));
         problems
     }
 
     fn prepare(_: &StepContext, config: Config, _: &Subject) -> Result<EngageItem, String> {
-        let render = |field: &str, template: &str| {
-            templates::render(template).map_err(|e| format!("cannot render {field}: {}", e.message))
-        };
+        let render = templates::by_field(templates::render);
         let title = render("/title", &config.title)?;
         let body = match &config.instructions {
             Some(instructions) => render("/instructions", instructions)?,
@@ -82,8 +78,7 @@ impl Action for Task {
 fn complete(result: Option<&str>) -> Outcome {
     match result {
         None => Outcome::done(RESULTS[0]),
-        Some(code) if RESULTS.contains(&code) => Outcome::done(code),
-        Some(code) => Outcome::failed(format!("unknown result `{code}`: expected one of {}", RESULTS.join(", "))),
+        Some(code) => Outcome::completed(code, &RESULTS),
     }
 }
 
@@ -92,15 +87,8 @@ stepwise_plugin_sdk::export_action!(Task);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stepwise_plugin_sdk::fixtures::result_of;
     use stepwise_plugin_sdk::parse_config;
-
-    fn result_of(outcome: Outcome) -> String {
-        match outcome {
-            Outcome::Done(done) => done.result,
-            Outcome::Failed(failure) => format!("failed: {}", failure.message),
-            other => format!("unexpected {other:?}"),
-        }
-    }
 
     #[test]
     fn completion_with_a_declared_result_is_done_with_it() {
