@@ -117,10 +117,6 @@ fn describe(user: &User) -> String {
     format!("{} <{}> ({})", user.name, user.email, user.id)
 }
 
-fn error_json(error: &HostError) -> Value {
-    json!({"code": error.code.as_str(), "message": error.message})
-}
-
 /// Carries out `config` for `contact`, with the host's `lookup`
 /// ([`users::lookup`]) and `update` ([`contacts::update`]).
 fn run(
@@ -130,8 +126,7 @@ fn run(
     update: impl Fn(&ContactUpdate) -> Result<Contact, HostError>,
 ) -> Outcome {
     if let Some(problem) = problems(config).into_iter().next() {
-        let at = if problem.field.is_empty() { String::new() } else { format!(" at {}", problem.field) };
-        return Outcome::failed(format!("invalid config{at}: {}", problem.message));
+        return Outcome::failed(problem.describe());
     }
     let previous = contact.owner_id.clone();
     let who = match (&config.user_id, &config.email) {
@@ -151,7 +146,7 @@ fn run(
                 }
                 Err(error) => Outcome::failed_with(
                     format!("cannot unassign the contact's owner: {}", error.message),
-                    &json!({"error": error_json(&error)}),
+                    &json!({"error": error}),
                 ),
             };
         }
@@ -167,7 +162,7 @@ fn run(
         Err(error) => {
             return Outcome::failed_with(
                 format!("cannot look up the user {}: {}", named(&who), error.message),
-                &json!({"user": user_ref_json(&who), "error": error_json(&error)}),
+                &json!({"user": user_ref_json(&who), "error": error}),
             );
         }
     };
@@ -198,7 +193,7 @@ fn run(
         ),
         Err(error) => Outcome::failed_with(
             format!("cannot make {} the contact's owner: {}", describe(&user), error.message),
-            &json!({"user": user_json, "error": error_json(&error)}),
+            &json!({"user": user_json, "error": error}),
         ),
     }
 }
@@ -215,49 +210,19 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
-    use stepwise_plugin_sdk::{ContactKind, ErrorCode, OptOuts, Role, parse_config};
-
-    fn config(json: &str) -> Config {
-        parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
-    }
+    use stepwise_plugin_sdk::fixtures::{self, config};
+    use stepwise_plugin_sdk::{ErrorCode, parse_config};
 
     fn check(json: &str) -> Vec<String> {
-        problems(&config(json)).into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
+        fixtures::problem_lines(problems(&config(json)))
     }
 
     fn ada(owner: Option<&str>) -> Contact {
-        Contact {
-            id: "c1".into(),
-            kind: ContactKind::Contact,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: None,
-            phone: None,
-            owner_id: owner.map(str::to_owned),
-            company_id: None,
-            contact_type: "Clients".into(),
-            lead_source: None,
-            sales_cycle: None,
-            timezone: None,
-            opt_outs: OptOuts { email: false, sms: false, phone: false },
-            attributes: vec![],
-            last_engaged: None,
-            last_contacted: None,
-        }
+        Contact { owner_id: owner.map(str::to_owned), ..fixtures::contact() }
     }
 
     fn user(id: &str, email: &str, active: bool, delegate: bool) -> User {
-        User {
-            id: id.into(),
-            name: format!("User {id}"),
-            email: email.into(),
-            role: Role::Agent,
-            active,
-            delegate,
-            timezone: "UTC".into(),
-            signature: String::new(),
-            sender_connected: false,
-        }
+        User { id: id.into(), name: format!("User {id}"), email: email.into(), active, delegate, ..fixtures::user() }
     }
 
     /// A directory of three users: active `usr_a`, inactive `usr_i`, delegate `usr_d`.

@@ -72,7 +72,7 @@ fn problems(config: &Config) -> Vec<ConfigProblem> {
 /// ([`contacts::update`]).
 fn run(config: &Config, contact: &Contact, update: impl Fn(&ContactUpdate) -> Result<Contact, HostError>) -> Outcome {
     if let Some(problem) = problems(config).into_iter().next() {
-        return Outcome::failed(format!("invalid config at {}: {}", problem.field, problem.message));
+        return Outcome::failed(problem.describe());
     }
     let previous = &contact.contact_type;
     let wanted = &config.contact_type;
@@ -85,7 +85,7 @@ fn run(config: &Config, contact: &Contact, update: impl Fn(&ContactUpdate) -> Re
         Ok(_) => Outcome::done_with(DONE, &output(true)),
         Err(error) => Outcome::failed_with(
             format!("cannot change the contact type to `{wanted}`: {}", error.message),
-            &json!({"contact_type": wanted, "error": {"code": error.code.as_str(), "message": error.message}}),
+            &json!({"contact_type": wanted, "error": error}),
         ),
     }
 }
@@ -95,35 +95,11 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
-    use stepwise_plugin_sdk::{ContactKind, ErrorCode, OptOuts, parse_config};
-
-    fn config(json: &str) -> Config {
-        parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
-    }
+    use stepwise_plugin_sdk::fixtures::{self, config};
+    use stepwise_plugin_sdk::{ErrorCode, parse_config};
 
     fn check(json: &str) -> Vec<String> {
-        problems(&config(json)).into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
-    }
-
-    fn ada() -> Contact {
-        Contact {
-            id: "c1".into(),
-            kind: ContactKind::Contact,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: None,
-            phone: None,
-            owner_id: None,
-            company_id: None,
-            contact_type: "Clients".into(),
-            lead_source: None,
-            sales_cycle: None,
-            timezone: None,
-            opt_outs: OptOuts { email: false, sms: false, phone: false },
-            attributes: vec![],
-            last_engaged: None,
-            last_contacted: None,
-        }
+        fixtures::problem_lines(problems(&config(json)))
     }
 
     fn output(outcome: &Outcome) -> serde_json::Value {
@@ -157,9 +133,9 @@ mod tests {
         let update = |change: &ContactUpdate| {
             asked.borrow_mut().push(change.contact_type.clone());
             assert!(change.owner.is_none() && change.sales_cycle.is_none() && change.attributes.is_empty());
-            Ok(ada())
+            Ok(fixtures::contact())
         };
-        let outcome = run(&config(r#"{"contact_type": "Partners"}"#), &ada(), update);
+        let outcome = run(&config(r#"{"contact_type": "Partners"}"#), &fixtures::contact(), update);
         assert_eq!(asked.into_inner(), [Some("Partners".to_owned())]);
         assert_eq!(
             output(&outcome),
@@ -170,7 +146,7 @@ mod tests {
     #[test]
     fn the_same_type_is_left_alone() {
         let never = |_: &ContactUpdate| -> Result<Contact, HostError> { panic!("no update") };
-        let outcome = run(&config(r#"{"contact_type": "Clients"}"#), &ada(), never);
+        let outcome = run(&config(r#"{"contact_type": "Clients"}"#), &fixtures::contact(), never);
         assert_eq!(output(&outcome)["changed"], false);
     }
 
@@ -179,7 +155,7 @@ mod tests {
         let denied = |_: &ContactUpdate| {
             Err(HostError { code: ErrorCode::Denied, message: "`update-contact(contact_type)` is not granted".into() })
         };
-        let outcome = run(&config(r#"{"contact_type": "Partners"}"#), &ada(), denied);
+        let outcome = run(&config(r#"{"contact_type": "Partners"}"#), &fixtures::contact(), denied);
         let Outcome::Failed(failure) = outcome else { panic!("{outcome:?}") };
         assert_eq!(
             failure.message,

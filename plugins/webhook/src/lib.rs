@@ -136,13 +136,13 @@ impl Action for Webhook {
 
     fn execute(context: &StepContext, config: Config, subject: &Subject) -> Outcome {
         if let Some(problem) = problems(&config, |_, _| None).into_iter().next() {
-            return Outcome::failed(format!("invalid config at {}: {}", problem.field, problem.message));
+            return Outcome::failed(problem.describe());
         }
         let request = match build(&config, &context.idempotency_key, subject, templates::render) {
             Ok(request) => request,
             Err((field, error)) => {
-                let message = format!("cannot render {field}: {}", error.message);
-                return Outcome::failed_with(message, &json!({"field": field, "error": error_json(&error)}));
+                let message = templates::render_error(&field, &error);
+                return Outcome::failed_with(message, &json!({"field": field, "error": error}));
             }
         };
         if !has_http_scheme(&request.url) {
@@ -209,7 +209,7 @@ fn send(request: &Rendered, timeout_ms: Option<u32>) -> Sent {
         }
         Err(error) => {
             log::warn(&format!("{line}: {} ({})", error.message, error.code.as_str()));
-            let details = json!({"request": request.masked(), "error": error_json(&error)});
+            let details = json!({"request": request.masked(), "error": error});
             let message = format!("webhook request failed: {}", error.message);
             let failed = Outcome::failed_with(message.clone(), &details);
             match error.code {
@@ -435,11 +435,6 @@ fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT)]).into_owned()
 }
 
-/// A host error as failure details show it.
-fn error_json(error: &HostError) -> Value {
-    json!({"code": error.code.as_str(), "message": error.message})
-}
-
 impl Method {
     /// The method as HTTP spells it.
     fn as_str(self) -> &'static str {
@@ -464,10 +459,11 @@ impl From<Method> for http::Method {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stepwise_plugin_sdk::fixtures::{self, render};
     use stepwise_plugin_sdk::{OptOuts, parse_config};
 
     fn config(json: &str) -> Config {
-        parse_config(json).unwrap_or_else(|p| panic!("{json}: {} {}", p.field, p.message))
+        fixtures::config(json)
     }
 
     #[test]
@@ -492,25 +488,18 @@ mod tests {
     /// The problems of `json`, as `field: message` lines; templates with
     /// `{{nope}}` stand for unknown tokens.
     fn check(json: &str) -> Vec<String> {
-        let fake = |field: &str, template: &str| {
-            template.contains("{{nope}}").then(|| ConfigProblem::new(field, "unknown token `nope`"))
-        };
-        problems(&config(json), fake).into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
+        fixtures::problem_lines(problems(&config(json), fixtures::check))
     }
 
+    /// Ada as a lead with an attribute of each type, who has no phone
+    /// number and opted out of text messages.
     fn contact() -> Contact {
         Contact {
             id: "c1".into(),
             kind: ContactKind::Lead,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: Some("ada@example.com".into()),
             phone: None,
             owner_id: Some("u1".into()),
-            company_id: None,
-            contact_type: "Clients".into(),
             lead_source: Some("web".into()),
-            sales_cycle: None,
             timezone: Some("Europe/London".into()),
             opt_outs: OptOuts { email: false, sms: true, phone: false },
             attributes: vec![
@@ -519,21 +508,12 @@ mod tests {
                 Attribute { name: "paid".into(), value: AttributeValue::Boolean(true) },
             ],
             last_engaged: Some(1_700_000_000_000),
-            last_contacted: None,
+            ..fixtures::contact()
         }
     }
 
     fn subject() -> Subject {
-        Subject { contact: contact(), owner: None, company: None }
-    }
-
-    /// Renders `{{contact.first_name}}` only; anything else with braces is unknown.
-    fn render(template: &str) -> Result<String, HostError> {
-        let rendered = template.replace("{{contact.first_name}}", "Ada");
-        if rendered.contains("{{") {
-            return Err(HostError { code: ErrorCode::Invalid, message: "unknown token".into() });
-        }
-        Ok(rendered)
+        Subject { contact: contact(), ..fixtures::subject() }
     }
 
     #[test]
@@ -661,7 +641,7 @@ mod tests {
         );
         let (field, error) = build(&config, "k", &subject(), render).unwrap_err();
         assert_eq!(field, "/payload/fields/0/value");
-        assert_eq!(error.message, "unknown token");
+        assert_eq!(error.message, "unknown token `owner.nope`");
     }
 
     #[test]
