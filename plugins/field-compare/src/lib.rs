@@ -106,10 +106,7 @@ impl Predicate for FieldCompare {
     }
 
     fn evaluate(context: &StepContext, config: Config, subject: &Subject) -> Result<bool, String> {
-        let criterion = Criterion::compile(&config).map_err(|problems| {
-            let problems: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
-            format!("invalid config: {}", problems.join("; "))
-        })?;
+        let criterion = Criterion::compile(&config).map_err(|problems| ConfigProblem::describe_all(&problems))?;
         Ok(criterion.holds(subject, context.now))
     }
 }
@@ -120,7 +117,7 @@ stepwise_plugin_sdk::export_predicate!(FieldCompare);
 mod tests {
     use super::*;
     use serde_json::{Value, json};
-    use stepwise_plugin_sdk::{ContactKind, OptOuts, parse_config};
+    use stepwise_plugin_sdk::{ContactKind, fixtures, parse_config};
 
     /// 2025-01-06T09:00:00Z, a Monday.
     pub const NOW: i64 = 1_736_154_000_000;
@@ -132,28 +129,8 @@ mod tests {
 
     /// Ada, a contact of Analytical Engines with a few attributes.
     pub fn ada() -> Subject {
-        Subject {
-            contact: Contact {
-                id: "con_ada".into(),
-                kind: ContactKind::Contact,
-                first_name: "Ada".into(),
-                last_name: "Lovelace".into(),
-                email: Some("ada@example.com".into()),
-                phone: Some("+15550100".into()),
-                owner_id: Some("usr_grace".into()),
-                company_id: None,
-                contact_type: "Clients".into(),
-                lead_source: Some("Website".into()),
-                sales_cycle: None,
-                timezone: None,
-                opt_outs: OptOuts { email: false, sms: false, phone: false },
-                attributes: Vec::new(),
-                last_engaged: None,
-                last_contacted: None,
-            },
-            owner: None,
-            company: None,
-        }
+        let contact = Contact { lead_source: Some("Website".into()), ..fixtures::contact() };
+        Subject { contact, ..fixtures::subject() }
     }
 
     fn with_attributes(attributes: &[(&str, AttributeValue)]) -> Subject {
@@ -457,20 +434,7 @@ mod tests {
     #[test]
     fn evaluating_a_bad_config_is_an_error_not_false() {
         let config: Config = parse_config(r#"{"field": "nope", "op": "eq", "value": "x"}"#).unwrap();
-        let context = StepContext {
-            account_id: String::new(),
-            sequence_id: String::new(),
-            sequence_version: 1,
-            enrollment_id: String::new(),
-            action_id: String::new(),
-            step_number: 1,
-            attempt: 1,
-            idempotency_key: String::new(),
-            now: NOW,
-            event_date: None,
-            activation: Activation::Automatic,
-            completion: None,
-        };
+        let context = fixtures::context(NOW);
         let error = FieldCompare::evaluate(&context, config, &ada()).unwrap_err();
         assert!(error.starts_with("invalid config: /field: unknown field `nope`"), "{error}");
         let config: Config = parse_config(r#"{"field": "lead_source", "op": "eq", "value": "WEBSITE"}"#).unwrap();

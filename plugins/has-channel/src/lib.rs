@@ -71,28 +71,7 @@ pub fn reachable(config: &Config, contact: &Contact) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
-    use stepwise_plugin_sdk::{ContactKind, OptOuts, parse_config};
-
-    fn ada() -> Contact {
-        Contact {
-            id: "con_ada".into(),
-            kind: ContactKind::Contact,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: Some("ada@example.com".into()),
-            phone: Some("+15550100".into()),
-            owner_id: None,
-            company_id: None,
-            contact_type: "Clients".into(),
-            lead_source: None,
-            sales_cycle: None,
-            timezone: None,
-            opt_outs: OptOuts { email: false, sms: false, phone: false },
-            attributes: Vec::new(),
-            last_engaged: None,
-            last_contacted: None,
-        }
-    }
+    use stepwise_plugin_sdk::{OptOuts, fixtures, parse_config};
 
     fn config(channel: Reach, not_opted_out: bool) -> Config {
         Config { channel, not_opted_out }
@@ -100,7 +79,7 @@ mod tests {
 
     #[test]
     fn each_channel_reads_its_address() {
-        let mut contact = ada();
+        let mut contact = fixtures::contact();
         for channel in [Reach::Email, Reach::Sms, Reach::Phone] {
             assert!(reachable(&config(channel, false), &contact), "{channel:?}");
         }
@@ -114,7 +93,7 @@ mod tests {
 
     #[test]
     fn blank_addresses_are_none() {
-        let mut contact = ada();
+        let mut contact = fixtures::contact();
         contact.email = Some(String::new());
         contact.phone = Some("   ".into());
         for channel in [Reach::Email, Reach::Sms, Reach::Phone] {
@@ -124,7 +103,7 @@ mod tests {
 
     #[test]
     fn opt_outs_count_only_when_asked_and_only_for_their_channel() {
-        let mut contact = ada();
+        let mut contact = fixtures::contact();
         contact.opt_outs.sms = true;
         assert!(reachable(&config(Reach::Sms, false), &contact), "an opt-out alone does not matter by default");
         assert!(!reachable(&config(Reach::Sms, true), &contact));

@@ -54,7 +54,7 @@ impl Predicate for IsOneOf {
 
     fn evaluate(_: &StepContext, config: Config, subject: &Subject) -> Result<bool, String> {
         if let Some(problem) = problems(&config).into_iter().next() {
-            return Err(format!("invalid config at {}: {}", problem.field, problem.message));
+            return Err(problem.describe());
         }
         Ok(is_one_of(&config, &subject.contact))
     }
@@ -108,27 +108,10 @@ pub fn is_one_of(config: &Config, contact: &Contact) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
-    use stepwise_plugin_sdk::{ContactKind, OptOuts, parse_config};
+    use stepwise_plugin_sdk::{ContactKind, fixtures, parse_config};
 
     fn ada() -> Contact {
-        Contact {
-            id: "con_ada".into(),
-            kind: ContactKind::Lead,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: None,
-            phone: None,
-            owner_id: None,
-            company_id: None,
-            contact_type: "Clients".into(),
-            lead_source: Some("Website".into()),
-            sales_cycle: None,
-            timezone: None,
-            opt_outs: OptOuts { email: false, sms: false, phone: false },
-            attributes: Vec::new(),
-            last_engaged: None,
-            last_contacted: None,
-        }
+        Contact { kind: ContactKind::Lead, lead_source: Some("Website".into()), ..fixtures::contact() }
     }
 
     fn config(field: ListField, values: &[&str]) -> Config {
@@ -207,21 +190,8 @@ mod tests {
 
     #[test]
     fn evaluating_a_bad_config_is_an_error_not_false() {
-        let context = StepContext {
-            account_id: String::new(),
-            sequence_id: String::new(),
-            sequence_version: 1,
-            enrollment_id: String::new(),
-            action_id: String::new(),
-            step_number: 1,
-            attempt: 1,
-            idempotency_key: String::new(),
-            now: 0,
-            event_date: None,
-            activation: Activation::Automatic,
-            completion: None,
-        };
-        let subject = Subject { contact: ada(), owner: None, company: None };
+        let context = fixtures::context(0);
+        let subject = Subject { contact: ada(), ..fixtures::subject() };
         let error = IsOneOf::evaluate(&context, config(ListField::LeadSource, &[]), &subject).unwrap_err();
         assert_eq!(error, "invalid config at /values: needs at least one value");
         assert_eq!(IsOneOf::evaluate(&context, config(ListField::LeadSource, &["website"]), &subject), Ok(true));

@@ -233,10 +233,7 @@ impl Predicate for TimeWindow {
     }
 
     fn evaluate(context: &StepContext, config: Config, subject: &Subject) -> Result<bool, String> {
-        let window = Window::compile(&config).map_err(|problems| {
-            let problems: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
-            format!("invalid config: {}", problems.join("; "))
-        })?;
+        let window = Window::compile(&config).map_err(|problems| ConfigProblem::describe_all(&problems))?;
         let (tz, _) = zone(subject)?;
         let (day, second) = local(context.now, tz)?;
         Ok(window.contains(day, second))
@@ -249,7 +246,7 @@ stepwise_plugin_sdk::export_predicate!(TimeWindow);
 mod tests {
     use super::*;
     use serde_json::json;
-    use stepwise_plugin_sdk::{ContactKind, OptOuts, Role, parse_config};
+    use stepwise_plugin_sdk::{fixtures, parse_config};
 
     /// 2025-01-06T09:00:00Z, a Monday.
     const MONDAY_9_UTC: i64 = 1_736_154_000_000;
@@ -272,53 +269,9 @@ mod tests {
     }
 
     fn subject(contact_tz: Option<&str>, owner_tz: Option<&str>) -> Subject {
-        let contact = Contact {
-            id: "con_ada".into(),
-            kind: ContactKind::Contact,
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: None,
-            phone: None,
-            owner_id: Some("usr_grace".into()),
-            company_id: None,
-            contact_type: "Clients".into(),
-            lead_source: None,
-            sales_cycle: None,
-            timezone: contact_tz.map(str::to_owned),
-            opt_outs: OptOuts { email: false, sms: false, phone: false },
-            attributes: Vec::new(),
-            last_engaged: None,
-            last_contacted: None,
-        };
-        let owner = owner_tz.map(|tz| User {
-            id: "usr_grace".into(),
-            name: "Grace".into(),
-            email: "grace@example.com".into(),
-            role: Role::Agent,
-            active: true,
-            delegate: false,
-            timezone: tz.to_owned(),
-            signature: String::new(),
-            sender_connected: false,
-        });
+        let contact = Contact { timezone: contact_tz.map(str::to_owned), ..fixtures::contact() };
+        let owner = owner_tz.map(|tz| User { timezone: tz.to_owned(), ..fixtures::user() });
         Subject { contact, owner, company: None }
-    }
-
-    fn context(now: i64) -> StepContext {
-        StepContext {
-            account_id: String::new(),
-            sequence_id: String::new(),
-            sequence_version: 1,
-            enrollment_id: String::new(),
-            action_id: String::new(),
-            step_number: 1,
-            attempt: 1,
-            idempotency_key: String::new(),
-            now,
-            event_date: None,
-            activation: Activation::Automatic,
-            completion: None,
-        }
     }
 
     #[test]
@@ -404,13 +357,13 @@ mod tests {
             parse_config(r#"{"weekdays": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}"#)
                 .unwrap()
         };
-        let now = context(MONDAY_9_UTC);
+        let now = fixtures::context(MONDAY_9_UTC);
         // 09:00 in London, 04:00 in New York, 18:00 in Tokyo.
         assert_eq!(TimeWindow::evaluate(&now, config(), &subject(Some("Europe/London"), None)), Ok(true));
         assert_eq!(TimeWindow::evaluate(&now, config(), &subject(Some("America/New_York"), None)), Ok(false));
         assert_eq!(TimeWindow::evaluate(&now, config(), &subject(None, Some("Asia/Tokyo"))), Ok(false));
         assert_eq!(TimeWindow::evaluate(&now, config(), &subject(None, None)), Ok(true));
-        let later = context(MONDAY_9_UTC + 5 * HOUR);
+        let later = fixtures::context(MONDAY_9_UTC + 5 * HOUR);
         assert_eq!(TimeWindow::evaluate(&later, config(), &subject(Some("America/New_York"), None)), Ok(true));
         let error = TimeWindow::evaluate(&now, config(), &subject(Some("Nowhere"), None)).unwrap_err();
         assert!(error.contains("`Nowhere` is not an IANA timezone"), "{error}");
