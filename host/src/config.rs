@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::delivery::sms::{SmsConfig, SmsProvider};
-use crate::delivery::smtp::{Security, SmtpConfig, SmtpTransport};
+use crate::delivery::smtp::{CaCertificates, Security, SmtpConfig, SmtpTransport};
 use crate::engine::EngineConfig;
 
 /// Everything `stepwise serve` can be told.
@@ -74,6 +74,10 @@ pub struct SmtpSettings {
     pub port: Option<u16>,
     /// `none`, `starttls` (the default) or `tls`.
     pub security: Security,
+    /// A PEM file of a CA (or several) to trust for the server's
+    /// certificate besides the built-in roots: a private CA's. Read at
+    /// start-up.
+    pub ca_file: Option<PathBuf>,
     /// The user to authenticate as (with `password`).
     pub username: Option<String>,
     /// The password; never printed.
@@ -109,6 +113,7 @@ impl Default for SmtpSettings {
             host: None,
             port: None,
             security: Security::default(),
+            ca_file: None,
             username: None,
             password: None,
             from: None,
@@ -220,6 +225,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_SMTP_HOST", "SMTP server that sends email (none: emails stay queued)"),
     ("STEPWISE_SMTP_PORT", "its port (25, 587 or 465 by security)"),
     ("STEPWISE_SMTP_SECURITY", "none, starttls or tls (starttls)"),
+    (
+        "STEPWISE_SMTP_CA_FILE",
+        "PEM file of a private CA to trust for starttls and tls, besides the built-in roots (none)",
+    ),
     ("STEPWISE_SMTP_USERNAME", "user to authenticate as (none: no AUTH)"),
     ("STEPWISE_SMTP_PASSWORD", "its password (never printed)"),
     ("STEPWISE_SMTP_FROM", "From address of every email (required with a host)"),
@@ -288,6 +297,7 @@ impl Settings {
                 "STEPWISE_SMTP_HOST" => settings.smtp.host = Some(value),
                 "STEPWISE_SMTP_PORT" => settings.smtp.port = Some(parsed(name, &value)?),
                 "STEPWISE_SMTP_SECURITY" => settings.smtp.security = parsed(name, &value)?,
+                "STEPWISE_SMTP_CA_FILE" => settings.smtp.ca_file = Some(PathBuf::from(value)),
                 "STEPWISE_SMTP_USERNAME" => settings.smtp.username = Some(value),
                 "STEPWISE_SMTP_PASSWORD" => settings.smtp.password = Some(Secret(value)),
                 "STEPWISE_SMTP_FROM" => settings.smtp.from = Some(value),
@@ -326,12 +336,17 @@ impl Settings {
     /// # Errors
     ///
     /// A [`SettingsError`] naming what is missing or wrong (a host without a
-    /// From address, a username without a password, …).
+    /// From address, a username without a password, a CA file that cannot
+    /// be read or holds no certificate, …).
     pub fn smtp(&self) -> Result<Option<SmtpConfig>, SettingsError> {
         let smtp = &self.smtp;
         let error = |message: String| SettingsError { source_name: "smtp".into(), message };
         let Some(host) = smtp.host.as_deref().map(str::trim).filter(|h| !h.is_empty()) else {
-            let set = smtp.username.is_some() || smtp.password.is_some() || smtp.from.is_some() || smtp.port.is_some();
+            let set = smtp.username.is_some()
+                || smtp.password.is_some()
+                || smtp.from.is_some()
+                || smtp.port.is_some()
+                || smtp.ca_file.is_some();
             return if set { Err(error("a host is required to send email".into())) } else { Ok(None) };
         };
         let from = smtp.from.as_deref().ok_or_else(|| error("a From address (from) is required".into()))?;
@@ -347,10 +362,15 @@ impl Settings {
         if smtp.timeout_seconds == 0 {
             return Err(error("timeout_seconds must be at least 1".into()));
         }
+        let ca = match &smtp.ca_file {
+            Some(path) => Some(CaCertificates::read(path).map_err(|e| error(format!("ca_file {e}")))?),
+            None => None,
+        };
         Ok(Some(SmtpConfig {
             host: host.to_owned(),
             port: smtp.port.unwrap_or_else(|| smtp.security.default_port()),
             security: smtp.security,
+            ca,
             credentials,
             from,
             from_name: smtp.from_name.clone(),
@@ -520,6 +540,72 @@ mod tests {
             let error = Settings::load(None, &env(&vars)).unwrap_err().to_string();
             assert!(error.starts_with(expected), "{vars:?}: {error}");
         }
+    }
+
+    /// A self-signed CA certificate (P-256), only ever parsed here.
+    const CA_PEM: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIBmDCCAT2gAwIBAgIUcy0dkM3xSqeo+NL+L/Z2Q+XmiYEwCgYIKoZIzj0EAwIw
+IDEeMBwGA1UEAwwVU3RlcHdpc2UgdW5pdC10ZXN0IENBMCAXDTI2MTIwMjAyMjIx
+M1oYDzIxMjYxMTA4MDIyMjEzWjAgMR4wHAYDVQQDDBVTdGVwd2lzZSB1bml0LXRl
+c3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAT7pgWY5jYTZN6jBuQwbqEJ
+gLtlXi+KMlLbZz6Z4HM+fsZA38sweDFXUgpOJtY/SYK9oqeRVVZ8XYXcPs/0Y3q2
+o1MwUTAdBgNVHQ4EFgQULCYPOR22QI5+LlKznHUpxah/zGgwHwYDVR0jBBgwFoAU
+LCYPOR22QI5+LlKznHUpxah/zGgwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
+AgNJADBGAiEApR59frucLecqdk97TXK7ZTI27cyd1DlaS7NHsE9ttKkCIQCovRdQ
+t7mJbqyp8J0xmaTUWsFjYxvZAXBRW+p0suSheQ==
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn an_smtp_ca_file_is_read_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("ca.pem"), format!("a comment before\n{CA_PEM}")).unwrap();
+        std::fs::write(path("bundle.pem"), format!("{CA_PEM}{CA_PEM}")).unwrap();
+        std::fs::write(path("key.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+        std::fs::write(path("text.pem"), "not a certificate\n").unwrap();
+        std::fs::write(path("garbled.pem"), "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").unwrap();
+        std::fs::write(path("unfinished.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
+        std::fs::write(path("not-x509.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        let load = |file: &str| {
+            let ca_file = path(file).display().to_string();
+            let vars = [
+                ("STEPWISE_SMTP_HOST", "smtp.example.com"),
+                ("STEPWISE_SMTP_FROM", "sales@example.com"),
+                ("STEPWISE_SMTP_CA_FILE", ca_file.as_str()),
+            ];
+            Settings::load(None, &env(&vars)).and_then(|s| s.smtp()).map(|c| c.unwrap().ca.unwrap())
+        };
+        assert_eq!(load("ca.pem").unwrap().len(), 1);
+        assert_eq!(load("bundle.pem").unwrap().len(), 2, "every certificate of a bundle");
+        let named = |file: &str| format!("smtp: ca_file `{}`", path(file).display());
+        let cases = [
+            ("missing.pem", " cannot be read: "),
+            ("key.pem", " holds no certificate"),
+            ("text.pem", " holds no certificate"),
+            ("garbled.pem", " is not a PEM file of certificates: a block is not base64"),
+            (
+                "unfinished.pem",
+                " is not a PEM file of certificates: a `-----BEGIN CERTIFICATE-----` block has no `-----END",
+            ),
+            ("not-x509.pem", ": certificate 1 is not an X.509 certificate this host can trust (BadEncoding)"),
+        ];
+        for (file, what) in cases {
+            let error = load(file).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{}{what}", named(file))), "{file}: {error}");
+        }
+        // From the file too; the path is shown, the certificates are not.
+        let file = path("stepwise.toml");
+        let toml =
+            format!("[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nca_file = {:?}\n", path("ca.pem").display().to_string());
+        std::fs::write(&file, toml).unwrap();
+        let config = Settings::load(Some(&file), &[]).unwrap().smtp().unwrap().unwrap();
+        let shown = format!("{config:?}");
+        assert!(shown.contains("ca.pem") && !shown.contains("MIIB"), "{shown}");
+        // A CA file alone is not a configured transport.
+        let error = Settings::load(None, &env(&[("STEPWISE_SMTP_CA_FILE", "ca.pem")])).unwrap_err().to_string();
+        assert!(error.starts_with("smtp: a host is required"), "{error}");
     }
 
     #[test]

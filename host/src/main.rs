@@ -43,9 +43,9 @@ struct ServeArgs {
     /// A TOML file of settings (keys: listen, database_url, cache_dir,
     /// rate_limit_per_second, rate_limit_burst, allow_private_network,
     /// public_url, [scheduler] batch_size, concurrency, lease_seconds,
-    /// max_idle_ms, [smtp] host, port, security, username, password, from,
-    /// from_name, timeout_seconds, [sms] url, account_sid, auth_token, from,
-    /// timeout_seconds).
+    /// max_idle_ms, [smtp] host, port, security, ca_file, username,
+    /// password, from, from_name, timeout_seconds, [sms] url, account_sid,
+    /// auth_token, from, timeout_seconds).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }

@@ -4,7 +4,13 @@
 //!
 //! - A 4xx reply, a connection, TLS or authentication failure, a refused
 //!   sender, or a timeout before the message's content is complete: nothing
-//!   was accepted, [`TransportError::Temporary`].
+//!   was accepted, [`TransportError::Temporary`]. This includes a server
+//!   whose certificate is not trusted and a server that does not offer the
+//!   `STARTTLS` the settings require: problems of configuration, on this
+//!   host's side or the server's, that say nothing about the recipient, so
+//!   the message is neither a bounce nor given up at once; it is tried again
+//!   after a backoff (a fix in time lets it go out) and, when the attempts
+//!   run out, fails with the TLS error kept in its `last_error`.
 //! - A 5xx reply to the recipient or to the content:
 //!   [`TransportError::Permanent`], the server's reply kept (a bounce).
 //! - The content was written but no reply came (the connection dropped, a
@@ -14,16 +20,24 @@
 //! The Message-ID is derived from the message's idempotency key, so every
 //! attempt of one message carries the same id. One idle connection is kept
 //! between messages and checked with `NOOP` before it is used again.
+//!
+//! Over `starttls` and `tls` the server's certificate must chain to a root
+//! of webpki-roots (Mozilla's) or to one of the extra roots of
+//! [`CaCertificates`] (a private CA, the `ca_file` setting), and name the
+//! configured host.
 
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use lettre::Address;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
@@ -69,6 +83,98 @@ impl std::str::FromStr for Security {
     }
 }
 
+/// Root certificates trusted for the SMTP server besides the built-in ones
+/// (webpki-roots): a private CA's, read from a PEM file at start-up.
+#[derive(Clone)]
+pub struct CaCertificates {
+    /// Where they were read from.
+    source: String,
+    certificates: Vec<Certificate>,
+}
+
+impl CaCertificates {
+    /// Reads the PEM file at `path`: one certificate or several (a bundle),
+    /// other sections ignored.
+    ///
+    /// # Errors
+    ///
+    /// What is wrong, naming the file: it cannot be read, it is not PEM, it
+    /// holds no certificate, or a certificate does not parse.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let source = format!("`{}`", path.display());
+        let pem = std::fs::read(path).map_err(|e| format!("{source} cannot be read: {e}"))?;
+        Self::from_pem(source, &pem)
+    }
+
+    /// The certificates of `pem`; `source` names where it came from in
+    /// errors and in `Debug`.
+    ///
+    /// # Errors
+    ///
+    /// As [`CaCertificates::read`], except reading.
+    pub fn from_pem(source: impl Into<String>, pem: &[u8]) -> Result<Self, String> {
+        let source = source.into();
+        let mut certificates = Vec::new();
+        // The check rustls makes of each root when a connection is set up,
+        // made here once so that a bad file stops the start.
+        let mut roots = rustls::RootCertStore::empty();
+        for (index, der) in CertificateDer::pem_slice_iter(pem).enumerate() {
+            let n = index + 1;
+            let der = der.map_err(|e| format!("{source} is not a PEM file of certificates: {}", pem_error(&e)))?;
+            roots.add(der.clone()).map_err(|e| {
+                let why = match e {
+                    rustls::Error::InvalidCertificate(why) => why.to_string(),
+                    other => other.to_string(),
+                };
+                format!("{source}: certificate {n} is not an X.509 certificate this host can trust ({why})")
+            })?;
+            certificates.push(
+                Certificate::from_der(der.to_vec())
+                    .map_err(|e| format!("{source}: certificate {n} does not parse: {e}"))?,
+            );
+        }
+        if certificates.is_empty() {
+            return Err(format!("{source} holds no certificate (no `-----BEGIN CERTIFICATE-----` block)"));
+        }
+        Ok(Self { source, certificates })
+    }
+
+    /// How many certificates it holds.
+    pub fn len(&self) -> usize {
+        self.certificates.len()
+    }
+
+    /// `false`: a value holds at least one certificate.
+    pub fn is_empty(&self) -> bool {
+        self.certificates.is_empty()
+    }
+}
+
+/// A PEM error without the bytes the library shows as numbers.
+fn pem_error(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match error {
+        Error::MissingSectionEnd { end_marker } => {
+            let label = String::from_utf8_lossy(end_marker);
+            format!("a `-----BEGIN {label}-----` block has no `-----END {label}-----` line")
+        }
+        Error::IllegalSectionStart { line } => {
+            format!("`{}` does not start a block", String::from_utf8_lossy(line).trim_end())
+        }
+        Error::Base64Decode(e) => format!("a block is not base64 ({e})"),
+        other => other.to_string(),
+    }
+}
+
+impl std::fmt::Debug for CaCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaCertificates")
+            .field("source", &self.source)
+            .field("certificates", &self.certificates.len())
+            .finish()
+    }
+}
+
 /// Where and as whom email is sent.
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
@@ -78,6 +184,8 @@ pub struct SmtpConfig {
     pub port: u16,
     /// How the connection is secured.
     pub security: Security,
+    /// Roots trusted besides the built-in ones, for `starttls` and `tls`.
+    pub ca: Option<CaCertificates>,
     /// `(username, password)` when the server wants `AUTH`.
     pub credentials: Option<(String, Secret)>,
     /// The From address of every email.
@@ -205,7 +313,12 @@ impl SmtpTransport {
     async fn connect(&self) -> Result<AsyncSmtpConnection, TransportError> {
         let config = &self.config;
         let tls = || {
-            TlsParameters::new(config.host.clone())
+            let mut builder = TlsParameters::builder(config.host.clone());
+            for certificate in config.ca.iter().flat_map(|ca| &ca.certificates) {
+                builder = builder.add_root_certificate(certificate.clone());
+            }
+            builder
+                .build()
                 .map_err(|e| TransportError::Temporary(format!("TLS for {} cannot be set up: {e}", config.host)))
         };
         let wrapper = match config.security {
@@ -320,6 +433,9 @@ impl SmtpTransport {
 
 /// What a failed step means for the message.
 fn classify(step: Step, error: &lettre::transport::smtp::Error) -> TransportError {
+    if let Some(refused) = refused_certificate(error) {
+        return TransportError::Temporary(refused);
+    }
     let what = step.what();
     let reply = reply(error);
     if error.is_permanent() && matches!(step, Step::Recipient | Step::Data | Step::Content) {
@@ -336,6 +452,37 @@ fn classify(step: Step, error: &lettre::transport::smtp::Error) -> TransportErro
     }
     let what = if step == Step::Connect { what } else { "the connection failed" };
     TransportError::Temporary(format!("{what}: {reply}"))
+}
+
+/// The server's certificate, refused by this host's TLS (an unknown issuer,
+/// another name, expired, …), said plainly, with what to set when the
+/// server's CA is a private one.
+fn refused_certificate(error: &lettre::transport::smtp::Error) -> Option<String> {
+    // lettre keeps the handshake's `io::Error` (under a connection error or
+    // two), which holds rustls's error; the `io::Error`'s own `source` skips
+    // it, so it is opened by hand.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    let refusal = loop {
+        let current = cause?;
+        let inner = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|e| e as &(dyn std::error::Error + 'static)),
+            None => Some(current),
+        };
+        if let Some(rustls::Error::InvalidCertificate(refusal)) = inner.and_then(|e| e.downcast_ref()) {
+            break refusal;
+        }
+        cause = current.source();
+    };
+    let hint = match refusal {
+        rustls::CertificateError::UnknownIssuer => {
+            "; a server whose certificate a private CA issued needs that CA in ca_file (STEPWISE_SMTP_CA_FILE)"
+        }
+        rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. } => {
+            "; the host setting must be a name the certificate carries"
+        }
+        _ => "",
+    };
+    Some(format!("the server's TLS certificate is not trusted ({refusal}){hint}"))
 }
 
 /// An error as `550 the server's text`, or its description when it is not a
