@@ -343,7 +343,10 @@ impl SmtpTransport {
             }
             let upgrading = connection.starttls(tls()?, &self.hello);
             if let Err(error) = self.timed(Step::Connect, upgrading).await {
-                self.discard(connection).await;
+                // Dropped without a `QUIT`: a refused `STARTTLS` was already
+                // aborted, and a failed or cut-off handshake took the socket
+                // with it (lettre leaves no stream to write to).
+                drop(connection);
                 return Err(error);
             }
         }
