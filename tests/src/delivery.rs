@@ -1,7 +1,9 @@
 //! Real counterparts of the outbox's transports, on loopback: an SMTP server
 //! (Debian's `python3-aiosmtpd`, run from `smtp_server.py`) that keeps every
-//! message it accepts, and an HTTP server in the shape of an SMS provider's
-//! API that answers a script of statuses and records each request.
+//! message it accepts, in plain text or over STARTTLS or TLS with a
+//! certificate of a private CA made at test time ([`TestPki`]), and an HTTP
+//! server in the shape of an SMS provider's API that answers a script of
+//! statuses and records each request.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -51,6 +53,9 @@ pub struct Mail {
     pub rcpt_tos: Vec<String>,
     /// The user that authenticated, if any.
     pub login: Option<String>,
+    /// The TLS version the message came over (`TLSv1.3`), `None` for plain
+    /// text.
+    pub tls: Option<String>,
     /// The headers, in order, decoded.
     pub headers: Vec<(String, String)>,
     /// The text/plain part, decoded.
@@ -75,6 +80,7 @@ impl Mail {
             mail_from: string(&json["mail_from"]).unwrap_or_default(),
             rcpt_tos: json["rcpt_tos"].as_array().into_iter().flatten().filter_map(string).collect(),
             login: string(&json["login"]),
+            tls: string(&json["tls"]),
             headers: json["headers"]
                 .as_array()
                 .into_iter()
@@ -88,6 +94,68 @@ impl Mail {
     }
 }
 
+/// A private CA made at test time and a server certificate it issued, all
+/// PEM: what a company's own mail relay presents.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    /// The CA's self-signed certificate: what the client must trust.
+    pub ca_pem: String,
+    /// The server's certificate.
+    pub cert_pem: String,
+    /// The server's private key.
+    pub key_pem: String,
+}
+
+impl TestPki {
+    /// A new CA (its own key, never seen before) and a server certificate
+    /// for `names` (DNS names or IP addresses) that it signed.
+    pub fn new(names: &[&str]) -> TestPki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A name of its own too: another test CA is another issuer.
+        ca.distinguished_name.push(DnType::CommonName, format!("Stepwise test CA {}", uuid::Uuid::new_v4()));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("a CA key")).expect("the CA certificate");
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut server = CertificateParams::new(names).expect("names a certificate can carry");
+        server.distinguished_name.push(DnType::CommonName, "smtp.test");
+        server.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().expect("a server key");
+        let cert = server.signed_by(&key, &ca).expect("the server certificate");
+        TestPki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() }
+    }
+}
+
+/// How a test SMTP server secures its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerTls {
+    /// Plain text only.
+    #[default]
+    None,
+    /// `STARTTLS` offered, and required before anything else.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+}
+
+/// How a test SMTP server is started.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `AUTH` required as `(username, password)` (only after `STARTTLS`
+    /// when it is offered).
+    pub login: Option<(String, String)>,
+    /// How connections are secured.
+    pub tls: ServerTls,
+    /// The names the server's certificate carries (`localhost` and
+    /// `127.0.0.1` when empty); its CA is made anew for each server.
+    pub certificate_names: Vec<String>,
+}
+
 /// An SMTP server on 127.0.0.1, stopped when dropped. Recipients steer it
 /// (see `smtp_server.py`): `bounce*@` gets a 550, `busy*@` a 451 the first
 /// time, `slow*@` a reply that never comes in time.
@@ -95,6 +163,8 @@ impl Mail {
 pub struct SmtpServer {
     /// Its port.
     pub port: u16,
+    /// The private CA and certificate of a server over STARTTLS or TLS.
+    pub pki: Option<TestPki>,
     dir: tempfile::TempDir,
     _child: tokio::process::Child,
 }
@@ -102,15 +172,16 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts a server that takes mail from anyone.
     pub async fn start() -> SmtpServer {
-        Self::spawn(None).await
+        Self::with(ServerOptions::default()).await
     }
 
     /// Starts a server that requires `AUTH` as `username` with `password`.
     pub async fn with_login(username: &str, password: &str) -> SmtpServer {
-        Self::spawn(Some((username, password))).await
+        Self::with(ServerOptions { login: Some((username.into(), password.into())), ..ServerOptions::default() }).await
     }
 
-    async fn spawn(login: Option<(&str, &str)>) -> SmtpServer {
+    /// Starts a server as `options` say.
+    pub async fn with(options: ServerOptions) -> SmtpServer {
         let python = python_with_aiosmtpd();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let script = dir.path().join("smtp_server.py");
@@ -119,9 +190,23 @@ impl SmtpServer {
         std::fs::create_dir(&mail).expect("the mail directory");
         let mut command = tokio::process::Command::new(&python);
         command.arg(&script).arg(&mail);
-        if let Some((username, password)) = login {
-            command.args([username, password]);
+        if let Some((username, password)) = &options.login {
+            command.arg("--login").args([username, password]);
         }
+        let pki = match options.tls {
+            ServerTls::None => None,
+            ServerTls::Starttls | ServerTls::Implicit => {
+                let names: Vec<&str> = options.certificate_names.iter().map(String::as_str).collect();
+                let pki = TestPki::new(if names.is_empty() { &["localhost", "127.0.0.1"] } else { &names });
+                let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+                std::fs::write(&cert, &pki.cert_pem).expect("the server certificate is written");
+                std::fs::write(&key, &pki.key_pem).expect("the server key is written");
+                std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("the CA certificate is written");
+                let flag = if options.tls == ServerTls::Starttls { "--starttls" } else { "--tls" };
+                command.arg(flag).arg(cert).arg(key);
+                Some(pki)
+            }
+        };
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -136,7 +221,15 @@ impl SmtpServer {
             .expect("the SMTP server starts within 30 s")
             .expect("the SMTP server prints its port");
         let port = first.trim().parse().unwrap_or_else(|_| panic!("the SMTP server printed `{first}`, not a port"));
-        SmtpServer { port, dir, _child: child }
+        SmtpServer { port, pki, dir, _child: child }
+    }
+
+    /// The PEM file of the CA that issued the server's certificate (what
+    /// `STEPWISE_SMTP_CA_FILE` names); only for a server over STARTTLS or
+    /// TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        assert!(self.pki.is_some(), "a plain-text server has no certificate");
+        self.dir.path().join("ca.pem")
     }
 
     fn mail_dir(&self) -> PathBuf {

@@ -1,33 +1,48 @@
 """A real SMTP server on loopback for Stepwise's delivery tests (aiosmtpd).
 
-Usage: python3 smtp_server.py DIRECTORY [USERNAME PASSWORD]
+Usage: python3 smtp_server.py DIRECTORY [--login USERNAME PASSWORD]
+                              [--starttls CERT KEY | --tls CERT KEY]
 
 Binds 127.0.0.1 on a free port and prints the port on the first line of
 stdout. Every message accepted is written to DIRECTORY/NNNNNN.json (atomically,
-before the 250 reply): the envelope, the login that sent it, the headers as
-received and decoded, the text and HTML parts, and the raw message.
+before the 250 reply): the envelope, the login that sent it, the TLS version
+it came over (null for plain text), the headers as received and decoded, the
+text and HTML parts, and the raw message.
 
 Recipients steer the server:
   bounce*@...  550 to RCPT TO: a hard bounce
   busy*@...    451 to the first RCPT TO of that address, 250 afterwards
   slow*@...    the message is written, then the 250 reply to the content
                waits 120 s (a server that takes it and then goes silent)
-With USERNAME and PASSWORD, AUTH (PLAIN, LOGIN) is offered over plain text
-and required.
+
+With USERNAME and PASSWORD, AUTH (PLAIN, LOGIN) is required: offered over
+plain text, or only after STARTTLS with --starttls.
+With --starttls, CERT (a PEM chain) and KEY (its PEM key) are offered through
+STARTTLS, which is required before anything else. With --tls they are used
+from the first byte (SMTPS).
 """
 
+import argparse
 import asyncio
 import email
 import email.policy
 import json
 import os
 import socket
-import sys
+import ssl
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-DIRECTORY = sys.argv[1]
-CREDENTIALS = (sys.argv[2].encode(), sys.argv[3].encode()) if len(sys.argv) > 3 else None
+parser = argparse.ArgumentParser()
+parser.add_argument("directory")
+parser.add_argument("--login", nargs=2, metavar=("USERNAME", "PASSWORD"))
+secured = parser.add_mutually_exclusive_group()
+secured.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
+secured.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+ARGS = parser.parse_args()
+
+DIRECTORY = ARGS.directory
+CREDENTIALS = tuple(value.encode() for value in ARGS.login) if ARGS.login else None
 deferred = set()
 count = 0
 
@@ -35,6 +50,12 @@ count = 0
 def part(message, kind):
     body = message.get_body(preferencelist=(kind,))
     return None if body is None else body.get_content()
+
+
+def tls_version(server):
+    transport = server.transport
+    secured = transport.get_extra_info("ssl_object") if transport is not None else None
+    return None if secured is None else secured.version()
 
 
 class Handler:
@@ -58,6 +79,7 @@ class Handler:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "login": login,
+            "tls": tls_version(server),
             "headers": [[name, str(value)] for name, value in message.items()],
             "text": part(message, "plain"),
             "html": part(message, "html"),
@@ -77,16 +99,26 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
+def server_context(cert, key):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 async def main():
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    auth = {}
+    options = {}
     if CREDENTIALS:
-        auth = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+        # Over STARTTLS, AUTH only once the connection is encrypted.
+        options.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(ARGS.starttls))
+    if ARGS.starttls:
+        options.update(tls_context=server_context(*ARGS.starttls), require_starttls=True)
+    wrapped = server_context(*ARGS.tls) if ARGS.tls else None
     server = await loop.create_server(
-        lambda: SMTP(Handler(), hostname="smtp.test", loop=loop, **auth), sock=sock
+        lambda: SMTP(Handler(), hostname="smtp.test", loop=loop, **options), sock=sock, ssl=wrapped
     )
     print(sock.getsockname()[1], flush=True)
     async with server:

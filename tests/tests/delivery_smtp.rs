@@ -1,20 +1,23 @@
 //! Email delivery over SMTP against a real server on loopback (aiosmtpd):
 //! what the server receives (envelope, headers, parts, Message-ID,
-//! List-Unsubscribe), a 4xx tried again, a 5xx bouncing the enrollment, and
-//! a host stopping mid-handover never sending an email twice. On both
-//! backends.
+//! List-Unsubscribe), a 4xx tried again, a 5xx bouncing the enrollment, a
+//! host stopping mid-handover never sending an email twice, and STARTTLS and
+//! TLS with a private CA's certificate: delivered when the CA is trusted
+//! (`STEPWISE_SMTP_CA_FILE`), kept and tried again when it is not, never
+//! sent in clear text. On both backends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use stepwise::delivery::smtp::{Security, SmtpConfig, SmtpTransport};
+use stepwise::config::Settings;
+use stepwise::delivery::smtp::{CaCertificates, Security, SmtpConfig, SmtpTransport};
 use stepwise::delivery::{Channels, Secret};
 use stepwise::domain::{EnrollmentStatus, OutboxMessage, OutboxState, SequenceSettings, TimingMode};
 use stepwise::engine::{Engine, EngineConfig, INTERRUPTED};
 use stepwise::store::{NewOutboxMessage, Store};
 use stepwise_tests::db::{at, for_each_backend};
-use stepwise_tests::delivery::SmtpServer;
+use stepwise_tests::delivery::{ServerOptions, ServerTls, SmtpServer, TestPki};
 use stepwise_tests::scenario::{DAY, World, registry, scripted, settings, trivial};
 
 const PUBLIC_URL: &str = "https://stepwise.example.com";
@@ -300,6 +303,202 @@ async fn an_unreachable_server_is_tried_again_later() {
         assert_eq!((message.state, message.attempts), (OutboxState::Queued, 1));
         let error = message.last_error.unwrap();
         assert!(error.starts_with("temporary failure: connecting to the server"), "{error}");
+    })
+    .await;
+}
+
+/// A server over `tls` with its own private CA, requiring `AUTH` as
+/// sales/hunter2 (over STARTTLS, only once the connection is encrypted).
+async fn secured_server(tls: ServerTls) -> SmtpServer {
+    let login = Some(("sales".to_owned(), "hunter2".to_owned()));
+    SmtpServer::with(ServerOptions { login, tls, ..ServerOptions::default() }).await
+}
+
+/// The settings of a host sending through `server` with `security`,
+/// trusting `ca_file` when given, read as `stepwise serve` reads them.
+fn settings_for(server: &SmtpServer, security: &str, ca_file: Option<&std::path::Path>) -> SmtpConfig {
+    let port = server.port.to_string();
+    let mut vars = vec![
+        ("STEPWISE_SMTP_HOST", "127.0.0.1".to_owned()),
+        ("STEPWISE_SMTP_PORT", port),
+        ("STEPWISE_SMTP_SECURITY", security.to_owned()),
+        ("STEPWISE_SMTP_USERNAME", "sales".to_owned()),
+        ("STEPWISE_SMTP_PASSWORD", "hunter2".to_owned()),
+        ("STEPWISE_SMTP_FROM", "sales@stepwise.test".to_owned()),
+        ("STEPWISE_SMTP_FROM_NAME", "Acme Sales".to_owned()),
+        ("STEPWISE_SMTP_TIMEOUT_SECONDS", "10".to_owned()),
+    ];
+    if let Some(path) = ca_file {
+        vars.push(("STEPWISE_SMTP_CA_FILE", path.display().to_string()));
+    }
+    let vars: Vec<(String, String)> = vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    Settings::load(None, &vars).unwrap().smtp().unwrap().expect("a configured transport")
+}
+
+/// One email through a server over `tls`, its CA trusted through the
+/// settings: received intact, over TLS, after `AUTH`.
+async fn an_email_goes_out_encrypted(tls: ServerTls, security: &'static str) {
+    for_each_backend(|store| async move {
+        let server = secured_server(tls).await;
+        let w = World::new(store).await;
+        let engine = engine(&w, settings_for(&server, security, Some(&server.ca_file()))).await;
+        let seq = email_sequence(&w, true).await;
+        let contact = w.contact(|_| {}).await;
+        let e = engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+
+        let received = server.received();
+        assert_eq!(received.len(), 1, "{received:#?}");
+        let mail = &received[0];
+        assert!(mail.tls.as_deref().is_some_and(|v| v.starts_with("TLSv1.")), "came over TLS: {mail:#?}");
+        assert_eq!(mail.login.as_deref(), Some("sales"), "authenticated over the encrypted connection");
+        assert_eq!(
+            (mail.mail_from.as_str(), mail.rcpt_tos.as_slice()),
+            ("sales@stepwise.test", &["ada@example.com".to_owned()][..])
+        );
+        assert_eq!(mail.header("From"), Some("Acme Sales <sales@stepwise.test>"));
+        assert_eq!(mail.header("Subject"), Some("Step 1 for Ada"));
+        assert_eq!(mail.text.as_deref().map(str::trim_end), Some("Hello Ada"));
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        let message_id = format!("<{}@stepwise.test>", message.idempotency_key);
+        assert_eq!(mail.header("Message-ID"), Some(message_id.as_str()));
+        assert!(mail.header("List-Unsubscribe").is_some_and(|l| l.starts_with(&format!("<{PUBLIC_URL}/u/"))));
+        assert_eq!((message.state, message.attempts, message.last_error), (OutboxState::Sent, 1, None));
+        assert_eq!(message.provider_id.as_deref(), Some(message_id.as_str()));
+        assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Running);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_email_goes_out_over_starttls_to_a_server_of_a_trusted_private_ca() {
+    an_email_goes_out_encrypted(ServerTls::Starttls, "starttls").await;
+}
+
+#[tokio::test]
+async fn an_email_goes_out_over_tls_to_a_server_of_a_trusted_private_ca() {
+    an_email_goes_out_encrypted(ServerTls::Implicit, "tls").await;
+}
+
+/// An untrusted certificate is a configuration problem, this host's or the
+/// server's: nothing is sent, the email is not a bounce and stays queued
+/// with the TLS error kept, tried again after the backoff like any failure
+/// to connect, and goes out once the host trusts the CA.
+#[tokio::test]
+async fn a_server_whose_certificate_is_not_trusted_gets_nothing_and_the_email_is_tried_again() {
+    for_each_backend(|store| async move {
+        for (tls, security) in [(ServerTls::Starttls, "starttls"), (ServerTls::Implicit, "tls")] {
+            let server = secured_server(tls).await;
+            let w = World::new(store.clone()).await;
+            let seq = email_sequence(&w, false).await;
+            let contact = w.contact(|_| {}).await;
+            // Only the built-in roots; then another private CA than the
+            // server's.
+            let elsewhere = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(elsewhere.path(), TestPki::new(&["127.0.0.1"]).ca_pem).unwrap();
+            let untrusting = engine(&w, settings_for(&server, security, None)).await;
+            let e = untrusting.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+            untrusting.run_until_idle().await.unwrap();
+            let wrong_ca = engine(&w, settings_for(&server, security, Some(elsewhere.path()))).await;
+            w.clock.advance(chrono::Duration::seconds(30));
+            assert_eq!(wrong_ca.dispatch_outbox().await.unwrap(), 0, "{security}: tried, not delivered");
+
+            let message = outbox(w.store(), &w.account).await.remove(0);
+            assert_eq!((message.state, message.attempts), (OutboxState::Queued, 2), "{security}");
+            let error = message.last_error.clone().unwrap();
+            assert!(
+                error.starts_with("temporary failure: the server's TLS certificate is not trusted (UnknownIssuer)")
+                    && error.contains("ca_file (STEPWISE_SMTP_CA_FILE)"),
+                "{security}: {error}"
+            );
+            assert_eq!(message.next_attempt_at, w.now() + chrono::Duration::minutes(1), "{security}: backoff");
+            assert!(server.received().is_empty(), "{security}: nothing reached the server");
+            assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Running, "{security}: no bounce");
+            assert!(!w.events(&e.id).await.iter().any(|ev| ev.kind == "message.failed"), "{security}: not given up");
+
+            // The operator names the CA: the next attempt goes out.
+            let trusting = engine(&w, settings_for(&server, security, Some(&server.ca_file()))).await;
+            w.clock.advance(chrono::Duration::minutes(1));
+            assert_eq!(trusting.dispatch_outbox().await.unwrap(), 1);
+            let message = outbox(w.store(), &w.account).await.remove(0);
+            assert_eq!((message.state, message.attempts), (OutboxState::Sent, 3), "{security}");
+            let received = server.received();
+            assert_eq!(received.len(), 1, "{security}: once");
+            assert!(received[0].tls.is_some(), "{security}");
+        }
+    })
+    .await;
+}
+
+/// A certificate that does not name the configured host is refused, even
+/// from a trusted CA; when the attempts run out, the email fails with the
+/// TLS error kept, and the enrollment is not bounced.
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused_even_from_a_trusted_ca() {
+    for_each_backend(|store| async move {
+        let certificate_names = vec!["mail.example.com".to_owned()];
+        let options = ServerOptions { tls: ServerTls::Implicit, certificate_names, ..ServerOptions::default() };
+        let server = SmtpServer::with(options).await;
+        let w = World::new(store).await;
+        let config = SmtpConfig {
+            security: Security::Tls,
+            ca: Some(CaCertificates::read(&server.ca_file()).unwrap()),
+            ..smtp(&server)
+        };
+        let engine = engine(&w, config).await;
+        let seq = email_sequence(&w, false).await;
+        let contact = w.contact(|_| {}).await;
+        let e = engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!((message.state, message.attempts), (OutboxState::Queued, 1));
+        let error = message.last_error.unwrap();
+        assert!(error.starts_with("temporary failure: the server's TLS certificate is not trusted"), "{error}");
+        assert!(error.contains("127.0.0.1") && error.contains("mail.example.com"), "both names: {error}");
+        assert!(error.contains("the host setting must be a name the certificate carries"), "{error}");
+
+        let attempts = EngineConfig::default().outbox_max_attempts;
+        for _ in 1..attempts {
+            w.clock.advance(chrono::Duration::hours(1));
+            assert_eq!(engine.dispatch_outbox().await.unwrap(), 0);
+        }
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!((message.state, message.attempts), (OutboxState::Failed, i64::from(attempts)));
+        assert_eq!(message.last_error.as_deref(), Some(error.as_str()), "the TLS error is kept");
+        let events = w.events(&e.id).await;
+        let failed = events.iter().find(|ev| ev.kind == "message.failed").expect("on the timeline");
+        assert!(failed.reason.as_deref().is_some_and(|r| r.contains("not trusted")), "{failed:?}");
+        assert_ne!(w.enrollment(&e.id).await.status, EnrollmentStatus::Bounced, "not a bounce");
+        assert!(server.received().is_empty());
+    })
+    .await;
+}
+
+/// `starttls` is required, never skipped: a server that does not offer it
+/// (or a man in the middle that strips it) gets no message in clear text.
+/// Nor does `tls` fall back to plain text.
+#[tokio::test]
+async fn a_server_without_starttls_or_tls_gets_nothing_in_clear_text() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        let seq = email_sequence(&w, false).await;
+        for (security, expected) in [
+            (Security::Starttls, format!("temporary failure: 127.0.0.1:{} does not offer STARTTLS", server.port)),
+            (Security::Tls, "temporary failure: connecting to the server: ".to_owned()),
+        ] {
+            let engine = engine(&w, SmtpConfig { security, ..smtp(&server) }).await;
+            let to = format!("{security:?}@example.com").to_lowercase();
+            let contact = w.contact(|c| c.email = Some(to.clone())).await;
+            engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+            engine.run_until_idle().await.unwrap();
+            let messages = outbox(w.store(), &w.account).await;
+            let message = messages.iter().find(|m| m.payload["to"] == to.as_str()).unwrap();
+            assert_eq!((message.state, message.attempts), (OutboxState::Queued, 1), "{security:?}");
+            let error = message.last_error.clone().unwrap();
+            assert!(error.starts_with(&expected), "{security:?}: {error}");
+        }
+        assert!(server.received().is_empty(), "nothing was sent in clear text");
     })
     .await;
 }
