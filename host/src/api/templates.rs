@@ -107,12 +107,11 @@ pub async fn replace(
     let warnings = checked(&body)?;
     let mut tx = state.engine.store().begin().await?;
     let mut template = tx.template(&caller.account_id, &id).await?;
-    (template.name, template.subject, template.body) = (body.name, body.subject, body.body);
     let now = state.engine.now();
+    (template.name, template.subject, template.body, template.updated_at) = (body.name, body.subject, body.body, now);
     tx.update_template(&caller.account_id, &template, now).await?;
     // Actions held for legacy merge fields are checked again at once.
     tx.release_legacy_merge_holds(&caller.account_id, now).await?;
-    let template = tx.template(&caller.account_id, &id).await?;
     tx.commit().await?;
     state.engine.wake();
     Ok(Json(json!({ "template": template, "warnings": warnings })))

@@ -402,7 +402,7 @@ impl Engine {
             None => None,
         };
         let mut step = step;
-        self.expand_step(&mut tx, &account_id, &mut step).await?;
+        step_config::expand_templates(&mut tx, vec![(account_id.as_str(), &mut step.config)]).await?;
         let (plugin, grant) = self.access(&mut tx, &account_id, &step.plugin).await?;
         let siblings = tx.actions_of_enrollment(&enrollment.id).await?;
         tx.rollback().await?;
@@ -473,23 +473,14 @@ impl Engine {
             }
         }
         // Steps that name a template get it, one query per account.
-        let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
-        for (action_id, (_, step)) in &steps {
-            let account = actions.get(action_id).and_then(|a| enrollments.get(&a.enrollment_id)).map(|e| &e.account_id);
-            if let (Some(account), Some(id)) = (account, step_config::template_id(&step.config)) {
-                wanted.entry(account.clone()).or_default().push(id.to_owned());
-            }
-        }
-        if !wanted.is_empty() {
-            let templates = self.templates_of(&mut tx, &wanted).await?;
-            for (action_id, (_, step)) in &mut steps {
-                let account = actions.get(action_id).and_then(|a| enrollments.get(&a.enrollment_id));
-                if let (Some(e), Some(id)) = (account, step_config::template_id(&step.config)) {
-                    let found = templates.get(&(e.account_id.clone(), id.to_owned()));
-                    step.config = step_config::with_template(&step.config, found);
-                }
-            }
-        }
+        let configs = steps
+            .iter_mut()
+            .filter_map(|(action_id, (_, step))| {
+                let enrollment = enrollments.get(&actions.get(action_id)?.enrollment_id)?;
+                Some((enrollment.account_id.as_str(), &mut step.config))
+            })
+            .collect();
+        step_config::expand_templates(&mut tx, configs).await?;
         tx.rollback().await?;
         // A step may name an add-on uploaded through another host.
         let plugins = unique(steps.values().map(|(_, step)| (step.plugin.id.clone(), step.plugin.version.clone())));

@@ -9,8 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{Engine, Result};
-use crate::domain::Step;
+use super::Result;
 use crate::store::{Template, Tx};
 
 /// The config field that names a template.
@@ -43,29 +42,26 @@ pub fn with_template(config: &Value, found: Option<&Template>) -> Value {
     config
 }
 
-impl Engine {
-    /// The templates `wanted` names, per account, in one query per account.
-    pub(crate) async fn templates_of(
-        &self,
-        tx: &mut Tx,
-        wanted: &HashMap<String, Vec<String>>,
-    ) -> Result<HashMap<(String, String), Template>> {
-        let mut found = HashMap::new();
-        for (account, ids) in wanted {
-            for template in tx.templates_in(account, ids).await? {
-                found.insert((account.clone(), template.id.clone()), template);
-            }
+/// Adds to each config the template it names (see [`with_template`]): the
+/// configs of `account_id`, or each with its own account, read with one
+/// query per account.
+pub(crate) async fn expand_templates(tx: &mut Tx, configs: Vec<(&str, &mut Value)>) -> Result<()> {
+    let mut wanted: HashMap<&str, Vec<String>> = HashMap::new();
+    for (account, config) in &configs {
+        if let Some(id) = template_id(config) {
+            wanted.entry(*account).or_default().push(id.to_owned());
         }
-        Ok(found)
     }
-
-    /// Adds to `step`'s config the template it names, read through `tx`.
-    pub(crate) async fn expand_step(&self, tx: &mut Tx, account_id: &str, step: &mut Step) -> Result<()> {
-        if let Some(id) = template_id(&step.config).map(str::to_owned) {
-            let wanted = HashMap::from([(account_id.to_owned(), vec![id.clone()])]);
-            let found = self.templates_of(tx, &wanted).await?;
-            step.config = with_template(&step.config, found.get(&(account_id.to_owned(), id)));
+    let mut found: HashMap<(&str, String), Template> = HashMap::new();
+    for (account, ids) in wanted {
+        for template in tx.templates_in(account, &ids).await? {
+            found.insert((account, template.id.clone()), template);
         }
-        Ok(())
     }
+    for (account, config) in configs {
+        if let Some(id) = template_id(config).map(str::to_owned) {
+            *config = with_template(config, found.get(&(account, id)));
+        }
+    }
+    Ok(())
 }

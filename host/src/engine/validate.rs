@@ -3,7 +3,6 @@
 //! config passes the plugin's own validation (tokens included), its owner
 //! exists, and each criterion is a predicate whose config passes too.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Engine, Result, step_config};
@@ -37,9 +36,9 @@ impl Engine {
         // Add-ons are the uploading account's alone: another account's are
         // "not installed" here, never revealed.
         let own: Vec<String> = tx.add_ons_of(account_id).await?.into_iter().map(|(id, _)| id).collect();
-        let named: Vec<String> =
-            steps.iter().filter_map(|s| step_config::template_id(&s.config)).map(str::to_owned).collect();
-        let templates = self.templates_of(&mut tx, &HashMap::from([(account_id.to_owned(), named)])).await?;
+        // Plugins check configs as they will see them, templates added.
+        let mut configs: Vec<serde_json::Value> = steps.iter().map(|s| s.config.clone()).collect();
+        step_config::expand_templates(&mut tx, configs.iter_mut().map(|c| (account_id, c)).collect()).await?;
         drop(tx);
         for (i, step) in steps.iter().enumerate() {
             let at = |field: &str| format!("/steps/{i}{field}");
@@ -74,18 +73,13 @@ impl Engine {
                     Some(_) => {}
                 }
             }
-            // The plugin checks the config as it will see it, template added.
-            let config = match step_config::template_id(&step.config) {
-                Some(id) => {
-                    let found = templates.get(&(account_id.to_owned(), id.to_owned()));
-                    if found.is_none() {
-                        problem(at("/config/template_id"), format!("no template {id} in the account"));
-                    }
-                    step_config::with_template(&step.config, found)
-                }
-                None => step.config.clone(),
-            };
-            for (field, message) in self.check_config(&step.plugin, PluginKind::Action, &config, &own).await {
+            let config = &configs[i];
+            if let Some(id) = step_config::template_id(config)
+                && config.get(step_config::TEMPLATE).is_none()
+            {
+                problem(at("/config/template_id"), format!("no template {id} in the account"));
+            }
+            for (field, message) in self.check_config(&step.plugin, PluginKind::Action, config, &own).await {
                 problems.push(StepProblem { field: at(&field), message });
             }
             for (c, criterion) in step.criteria.iter().enumerate() {
