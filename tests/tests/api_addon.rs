@@ -7,9 +7,9 @@
 
 use serde_json::{Value, json};
 use stepwise::plugins::builtin::BUILTIN;
-use stepwise_tests::add_ons;
 use stepwise_tests::app::{Answer, TestApp};
 use stepwise_tests::db::for_each_backend;
+use stepwise_tests::{add_ons, guests};
 
 /// `method path` with `key` and a JSON body.
 async fn send(app: &TestApp, key: &str, method: reqwest::Method, path: &str, body: &Value) -> Answer {
@@ -165,6 +165,58 @@ async fn a_step_held_by_the_add_on_goes_on_as_soon_as_the_contact_is_paid() {
         app.world.run().await;
         let read = app.get(&format!("/v1/enrollments/{enrollment}"), Some(admin)).await;
         assert_eq!(read.json["actions"][0]["status"], "active", "{}", read.text);
+    })
+    .await;
+}
+
+/// Regression: account B uploaded its own component under the id of
+/// account C's add-on, one version higher, and C's hold criterion was then
+/// decided by B's code.
+#[tokio::test]
+async fn another_accounts_upload_under_your_add_on_id_never_decides_your_criteria() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let c = app.admin_key.as_str();
+        let sub = json!({"name": "Initech", "admin_name": "Bill", "admin_email": "bill@initech.example"});
+        let b = post(&app, c, "/v1/accounts", &sub).await.json["secret"].as_str().unwrap().to_owned();
+
+        // C uses its add-on as a hold criterion; the contact has not paid.
+        assert_eq!(upload(&app, c).await.status, 201);
+        assert_eq!(enable(&app, c).await.status, 200);
+        let made = post(&app, c, "/v1/sequences", &held_task(&proposal_paid(&json!({})))).await;
+        let seq = made.json["sequence"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(post(&app, c, &format!("/v1/sequences/{seq}/state"), &json!({"state": "active"})).await.status, 200);
+        let contact = json!({"first_name": "Ada", "owner_id": app.world.agent, "attributes": {"proposal_paid": "no"}});
+        let contact = post(&app, c, "/v1/contacts", &contact).await.json["contact"]["id"].as_str().unwrap().to_owned();
+        let enrolled = post(&app, c, "/v1/enrollments", &json!({"contact_id": contact, "sequence_id": seq})).await;
+        let enrollment = enrolled.json["enrollment"]["id"].as_str().unwrap().to_owned();
+        app.world.run().await;
+
+        // B publishes an always-true component under the same id, 0.1.1.
+        let request = app.client.post(format!("{}/v1/plugins", app.base)).bearer_auth(&b);
+        let shadow = app
+            .send(request.header("content-type", "application/wasm").body(guests::SHADOW_PROPOSAL_PAID.to_vec()))
+            .await;
+        assert_eq!(shadow.status, 409, "the id is C's: {}", shadow.text);
+        assert!(shadow.text.contains("another account"), "{}", shadow.text);
+        let enabled = enable(&app, &b).await;
+        assert_eq!(enabled.status, 404, "{}", enabled.text);
+
+        // C's step is still held, by C's own 0.1.0.
+        let contact_changed = app.get(&format!("/v1/contacts/{contact}"), Some(c)).await.json;
+        let put = send(&app, c, reqwest::Method::PUT, &format!("/v1/contacts/{contact}"), &contact_changed).await;
+        assert_eq!(put.status, 200, "{}", put.text);
+        app.world.run_to(60).await;
+        let read = app.get(&format!("/v1/enrollments/{enrollment}"), Some(c)).await;
+        let action = read.json["actions"][0]["id"].as_str().unwrap().to_owned();
+        let held = app.get(&format!("/v1/actions/{action}"), Some(c)).await;
+        assert_eq!(held.json["deferral_reason"], "criteria_unmet", "{}", held.text);
+        let plugins = app.get("/v1/plugins", Some(c)).await;
+        let versions: Vec<&Value> =
+            plugins.json["plugins"].as_array().unwrap().iter().filter(|p| p["id"] == "proposal-paid").collect();
+        assert_eq!(versions.len(), 1, "{}", plugins.text);
+        assert_eq!(versions[0]["version"], "0.1.0");
+        assert!(!listed(&app, &b).await.contains(&"proposal-paid".to_owned()));
     })
     .await;
 }

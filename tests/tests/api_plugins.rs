@@ -77,11 +77,11 @@ async fn admins_upload_add_ons_and_bad_components_are_refused_by_name() {
 
         // A host starting on this database loads it from there.
         let fresh = Arc::new(Registry::with_builtins(runtime(false)).await.unwrap());
-        assert!(fresh.get("trivial", "*").unwrap().is_none());
+        assert!(fresh.get(&app.world.account, "trivial", "*").unwrap().is_none());
         let engine =
             Engine::new(store, fresh.clone(), app.world.clock.clone(), Arc::new(Unconfigured), EngineConfig::default());
         assert_eq!(engine.sync_add_ons().await.unwrap(), 1);
-        assert!(fresh.get("trivial", "*").unwrap().is_some());
+        assert!(fresh.get(&app.world.account, "trivial", "*").unwrap().is_some());
     })
     .await;
 }
@@ -171,7 +171,10 @@ async fn an_add_on_uploaded_through_one_host_runs_on_another_without_a_restart()
         tokio::spawn(served.run(std::future::pending()));
 
         assert_eq!(upload(&app, &app.admin_key, "application/wasm", guests::TRIVIAL).await.status, 201);
-        assert!(registry.get("trivial", "*").unwrap().is_none(), "the other host has not loaded it yet");
+        assert!(
+            registry.get(&app.world.account, "trivial", "*").unwrap().is_none(),
+            "the other host has not loaded it yet"
+        );
 
         // Saving a step on the other host finds the upload at once.
         let step = json!({"position": 0, "name": "noop", "plugin": {"id": "trivial", "version": "*"},
@@ -183,7 +186,7 @@ async fn an_add_on_uploaded_through_one_host_runs_on_another_without_a_restart()
         };
         let made = post("/v1/sequences", json!({"name": "Elsewhere", "steps": [step]})).await;
         assert_eq!(made.status, 201, "{}", made.text);
-        assert!(registry.get("trivial", "*").unwrap().is_some());
+        assert!(registry.get(&app.world.account, "trivial", "*").unwrap().is_some());
         let seq = made.json["sequence"]["id"].as_str().unwrap().to_owned();
         assert_eq!(post(&format!("/v1/sequences/{seq}/state"), json!({"state": "active"})).await.status, 200);
         let contact = app.world.contact(|_| {}).await;

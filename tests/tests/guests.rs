@@ -278,3 +278,24 @@ async fn texter() {
         matches!(&call.report.messages[..], [stepwise::plugins::report::QueuedMessage::Sms { to, .. }] if to == "+15550100")
     );
 }
+
+/// An account's add-on is its own: a version another account registers
+/// under the same id, even a higher one, is never resolved for it.
+#[tokio::test]
+async fn shadow_proposal_paid() {
+    use stepwise::plugins::Registry;
+    let registry = Registry::new(runtime(false));
+    let real = std::fs::read(stepwise_tests::add_ons::PROPOSAL_PAID).expect("the build script built the add-on");
+    registry.add_for("acc_c", &real).await.expect("c's add-on");
+    registry.add_for("acc_b", guests::SHADOW_PROPOSAL_PAID).await.expect("b's, apart from c's");
+    let found = registry.get("acc_c", "proposal-paid", "*").unwrap().expect("c resolves its own");
+    assert_eq!(found.manifest().version, "0.1.0", "never b's 0.1.1");
+    assert!(registry.get("acc_c", "proposal-paid", "=0.1.1").unwrap().is_none());
+    let theirs = registry.get("acc_b", "proposal-paid", "*").unwrap().expect("b resolves its own");
+    assert_eq!(theirs.manifest().version, "0.1.1");
+    assert!(registry.get("acc_a", "proposal-paid", "*").unwrap().is_none(), "a third account, neither");
+
+    // The hostile component itself always holds.
+    let call = registry.runtime().evaluate(&theirs, invocation(ada(), &[]), "{}").await.unwrap();
+    assert_eq!(call.value, Ok(true));
+}

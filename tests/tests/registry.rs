@@ -19,12 +19,12 @@ async fn builtins_are_registered_and_add_ons_join_at_run_time() {
     assert_eq!(added.digest(), again.digest(), "adding the same bytes twice is a no-op");
     assert_eq!(registry.list().len(), BUILTIN.len() + 1);
 
-    let found = registry.get("trivial", "^0.1").unwrap().expect("found by requirement");
+    let found = registry.get("acc_any", "trivial", "^0.1").unwrap().expect("found by requirement");
     let call = registry.runtime().execute(&found, invocation(ada(), &[]), "{}").await.unwrap();
     assert!(matches!(call.value, stepwise::plugins::types::Outcome::Done { .. }));
-    assert!(registry.get("trivial", "^2").unwrap().is_none());
-    assert!(registry.get("nope", "*").unwrap().is_none());
-    let error = registry.get("trivial", "not a version").unwrap_err();
+    assert!(registry.get("acc_any", "trivial", "^2").unwrap().is_none());
+    assert!(registry.get("acc_any", "nope", "*").unwrap().is_none());
+    let error = registry.get("acc_any", "trivial", "not a version").unwrap_err();
     assert!(matches!(error, RegistryError::BadRequirement { .. }), "{error}");
 }
 

@@ -5,8 +5,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +15,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
+use super::json::Path;
 use crate::domain::{PluginAccount, PluginKind, PluginRecord};
 use crate::plugins::types::Capability;
 use crate::plugins::{AccountGrant, Grant, Origin, RegistryError};
@@ -22,7 +23,8 @@ use crate::plugins::{AccountGrant, Grant, Origin, RegistryError};
 /// The largest component an admin may upload.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
 
-/// The add-on versions an account uploaded: the only add-ons it sees.
+/// The add-on versions an account uploaded, as the store has them: with the
+/// built-ins, the only plugins it sees, enables and saves steps with.
 async fn own_add_ons(state: &AppState, account_id: &str) -> Result<Vec<(String, String)>, ApiError> {
     let mut tx = state.engine.store().begin_read().await?;
     Ok(tx.add_ons_of(account_id).await?)
@@ -42,7 +44,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
         .into_iter()
         .filter(|r| {
             let m = r.plugin.manifest();
-            r.origin == Origin::Builtin || own.iter().any(|(id, version)| *id == m.id && *version == m.version)
+            r.origin == Origin::Builtin
+                || (r.usable_by(&caller.account_id)
+                    && own.iter().any(|(id, version)| *id == m.id && *version == m.version))
         })
         .map(|r| {
             let manifest = r.plugin.manifest();
@@ -79,10 +83,13 @@ pub async fn upload(
         }
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    let plugin = state.engine.registry().add(&bytes).await.map_err(|error| match error {
-        RegistryError::Load(load) => ApiError::Validation { detail: load.to_string(), fields: Vec::new() },
-        other => ApiError::Conflict(other.to_string()),
-    })?;
+    let plugin = state
+        .engine
+        .registry()
+        .runtime()
+        .load(&bytes)
+        .await
+        .map_err(|load| ApiError::Validation { detail: load.to_string(), fields: Vec::new() })?;
     let manifest = plugin.manifest();
     let record = PluginRecord {
         id: manifest.id.clone(),
@@ -97,9 +104,15 @@ pub async fn upload(
         builtin: false,
         uploaded_by: Some(caller.account_id.clone()),
     };
+    // Stored first: the store gives the id to its first uploader, and only
+    // an upload it took is registered.
     let mut tx = state.engine.store().begin().await?;
     tx.save_plugin(&record, state.engine.now()).await?;
     tx.commit().await?;
+    state.engine.registry().register_for(&caller.account_id, plugin.clone()).map_err(|error| match error {
+        RegistryError::Load(load) => ApiError::Validation { detail: load.to_string(), fields: Vec::new() },
+        other => ApiError::Conflict(other.to_string()),
+    })?;
     Ok((StatusCode::CREATED, Json(json!({ "id": manifest.id, "version": manifest.version, "manifest": manifest }))))
 }
 
@@ -128,10 +141,11 @@ pub async fn set_account(
     if !builtin && !own_add_ons(&state, &caller.account_id).await?.iter().any(|(own, _)| *own == id) {
         return Err(ApiError::NotFound(format!("plugin {id} not found")));
     }
+    state.engine.sync_if_missing(&caller.account_id, &id, "*").await;
     let newest = state
         .engine
         .registry()
-        .get(&id, "*")
+        .get(&caller.account_id, &id, "*")
         .map_err(|e| ApiError::BadRequest(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("plugin {id} not found")))?;
     AccountGrant::new(body.grant.clone()).map_err(|message| ApiError::Validation {

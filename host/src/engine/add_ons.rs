@@ -22,17 +22,18 @@ impl Engine {
     pub async fn sync_add_ons(&self) -> store::Result<usize> {
         let mut tx = self.store().begin_read().await?;
         let mut missing = Vec::new();
-        for (id, version) in tx.add_on_versions().await? {
-            let loaded = matches!(self.registry().find(&id, &format!("={version}")), Ok(Some(_)));
-            if !loaded && !self.failed_add_ons().contains(&(id.clone(), version.clone())) {
+        for (id, version, owner) in tx.add_on_versions().await? {
+            if !self.registry().has(&owner, &id, &version)
+                && !self.failed_add_ons().contains(&(id.clone(), version.clone()))
+            {
                 missing.push(tx.plugin(&id, &version).await?);
             }
         }
         tx.rollback().await?;
         let mut loaded = 0;
         for record in missing {
-            let Some(bytes) = &record.wasm else { continue };
-            match self.registry().add(bytes).await {
+            let (Some(bytes), Some(owner)) = (&record.wasm, &record.uploaded_by) else { continue };
+            match self.registry().add_for(owner, bytes).await {
                 Ok(_) => loaded += 1,
                 Err(error) => {
                     tracing::error!(plugin = %record.id, version = %record.version, %error, "a stored add-on does not load");
@@ -44,10 +45,10 @@ impl Engine {
     }
 
     /// Loads the stored add-ons when `id` at `requirement` is not loaded
-    /// here; a store error is logged, since the caller then reports the
-    /// plugin missing.
-    pub(crate) async fn sync_if_missing(&self, id: &str, requirement: &str) {
-        if matches!(self.registry().find(id, requirement), Ok(None))
+    /// here for `account`; a store error is logged, since the caller then
+    /// reports the plugin missing.
+    pub(crate) async fn sync_if_missing(&self, account: &str, id: &str, requirement: &str) {
+        if matches!(self.registry().find(account, id, requirement), Ok(None))
             && let Err(error) = self.sync_add_ons().await
         {
             tracing::warn!(%error, "could not look for add-ons uploaded through other hosts");

@@ -297,19 +297,20 @@ impl Engine {
         account_id: &str,
         plugin: &PluginRef,
     ) -> Result<(Result<Arc<Plugin>, String>, Arc<AccountGrant>)> {
-        self.sync_if_missing(&plugin.id, &plugin.version).await;
+        self.sync_if_missing(account_id, &plugin.id, &plugin.version).await;
         let settings = tx.plugin_account(account_id, &plugin.id).await?;
-        Ok(self.access_with(settings.as_ref(), plugin))
+        Ok(self.access_with(account_id, settings.as_ref(), plugin))
     }
 
     /// [`Engine::access`] with the account's settings for the plugin read.
     pub(crate) fn access_with(
         &self,
+        account_id: &str,
         settings: Option<&PluginAccount>,
         plugin: &PluginRef,
     ) -> (Result<Arc<Plugin>, String>, Arc<AccountGrant>) {
         let none = Arc::new(AccountGrant::none());
-        let registered = match self.registry().find(&plugin.id, &plugin.version) {
+        let registered = match self.registry().find(account_id, &plugin.id, &plugin.version) {
             Ok(Some(registered)) => registered,
             Ok(None) => {
                 let why = format!("no plugin `{}` matching version `{}` is installed", plugin.id, plugin.version);
@@ -483,9 +484,12 @@ impl Engine {
         step_config::expand_templates(&mut tx, configs).await?;
         tx.rollback().await?;
         // A step may name an add-on uploaded through another host.
-        let plugins = unique(steps.values().map(|(_, step)| (step.plugin.id.clone(), step.plugin.version.clone())));
-        for (id, version) in plugins {
-            self.sync_if_missing(&id, &version).await;
+        let plugins = unique(steps.iter().filter_map(|(action_id, (_, step))| {
+            let account = &enrollments.get(&actions.get(action_id)?.enrollment_id)?.account_id;
+            Some((account.clone(), step.plugin.id.clone(), step.plugin.version.clone()))
+        }));
+        for (account, id, version) in plugins {
+            self.sync_if_missing(&account, &id, &version).await;
         }
 
         Ok(claimed
@@ -511,7 +515,7 @@ impl Engine {
                 let owner = Self::owner_of(&step.owner, &enrollment, &contact, company.as_ref())
                     .and_then(|id| users.get(&id).cloned());
                 let key = (enrollment.account_id.clone(), step.plugin.id.clone());
-                let (plugin, grant) = self.access_with(settings.get(&key), &step.plugin);
+                let (plugin, grant) = self.access_with(&enrollment.account_id, settings.get(&key), &step.plugin);
                 let siblings = siblings.get(&enrollment.id).cloned().unwrap_or_default();
                 Ok(Context {
                     action,

@@ -51,13 +51,31 @@ pub struct Registered {
     pub plugin: Arc<Plugin>,
     /// Where it came from.
     pub origin: Origin,
+    /// The account whose add-on it is; `None` for a plugin every account
+    /// may use (the built-ins, and plugins an embedder adds host-wide).
+    pub owner: Option<String>,
+}
+
+impl Registered {
+    /// Whether `account` may use it: a plugin of the host, or the
+    /// account's own add-on.
+    pub fn usable_by(&self, account: &str) -> bool {
+        self.owner.as_deref().is_none_or(|owner| owner == account)
+    }
 }
 
 /// Every plugin the host can run. Cheap to share; lookups take a read lock.
+///
+/// Each account's add-ons are registered apart from every other's: a
+/// version is found for an account only among the host's plugins and the
+/// account's own, so no upload of one account can ever run in another's
+/// steps. (That an id has one owner at all is the store's rule, kept where
+/// every host sees it.)
 #[derive(Debug)]
 pub struct Registry {
     runtime: Runtime,
-    plugins: RwLock<BTreeMap<String, BTreeMap<semver::Version, Registered>>>,
+    /// By id, then version: the registrations of that version, one per owner.
+    plugins: RwLock<BTreeMap<String, BTreeMap<semver::Version, Vec<Registered>>>>,
 }
 
 impl Registry {
@@ -74,7 +92,7 @@ impl Registry {
     pub async fn with_builtins(runtime: Runtime) -> Result<Self, RegistryError> {
         let registry = Self::new(runtime);
         for (_, bytes) in BUILTIN {
-            registry.insert(bytes, Origin::Builtin).await?;
+            registry.insert(bytes, Origin::Builtin, None).await?;
         }
         Ok(registry)
     }
@@ -84,19 +102,46 @@ impl Registry {
         &self.runtime
     }
 
-    /// Loads an add-on from its bytes and registers it. Registering the
-    /// same bytes again is a no-op.
+    /// Loads a plugin from its bytes and registers it for every account
+    /// of the host (as an embedder or a test does; uploads go through
+    /// [`Registry::add_for`]). Registering the same bytes again is a no-op.
     ///
     /// # Errors
     ///
     /// A [`RegistryError`]: the component does not load, its id is a
     /// built-in's, or its id and version are taken by other bytes.
     pub async fn add(&self, bytes: &[u8]) -> Result<Arc<Plugin>, RegistryError> {
-        self.insert(bytes, Origin::AddOn).await
+        self.insert(bytes, Origin::AddOn, None).await
     }
 
-    async fn insert(&self, bytes: &[u8], origin: Origin) -> Result<Arc<Plugin>, RegistryError> {
+    /// Loads `account`'s add-on from its bytes and registers it: only that
+    /// account resolves it, and no other account may register its id.
+    /// Registering the same bytes again is a no-op.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::add`].
+    pub async fn add_for(&self, account: &str, bytes: &[u8]) -> Result<Arc<Plugin>, RegistryError> {
+        self.insert(bytes, Origin::AddOn, Some(account)).await
+    }
+
+    /// Registers `account`'s add-on loaded already (with
+    /// [`Runtime::load`]): an upload is loaded to be checked, stored, and
+    /// only then registered.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::add_for`], but for loading.
+    pub fn register_for(&self, account: &str, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, RegistryError> {
+        self.register(plugin, Origin::AddOn, Some(account))
+    }
+
+    async fn insert(&self, bytes: &[u8], origin: Origin, owner: Option<&str>) -> Result<Arc<Plugin>, RegistryError> {
         let plugin = self.runtime.load(bytes).await?;
+        self.register(plugin, origin, owner)
+    }
+
+    fn register(&self, plugin: Arc<Plugin>, origin: Origin, owner: Option<&str>) -> Result<Arc<Plugin>, RegistryError> {
         let manifest = plugin.manifest();
         // The runtime checked the version is MAJOR.MINOR.PATCH.
         let version = semver::Version::parse(&manifest.version).map_err(|e| {
@@ -104,27 +149,30 @@ impl Registry {
         })?;
         let mut plugins = self.plugins.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let versions = plugins.entry(manifest.id.clone()).or_default();
-        if origin == Origin::AddOn && versions.values().any(|r| r.origin == Origin::Builtin) {
+        if origin == Origin::AddOn && versions.values().flatten().any(|r| r.origin == Origin::Builtin) {
             return Err(RegistryError::BuiltinId(manifest.id.clone()));
         }
-        if let Some(existing) = versions.get(&version) {
+        let slot = versions.entry(version).or_default();
+        if let Some(existing) = slot.iter().find(|r| r.owner.as_deref() == owner) {
             if existing.plugin.digest() == plugin.digest() {
                 return Ok(existing.plugin.clone());
             }
             return Err(RegistryError::VersionTaken { id: manifest.id.clone(), version: manifest.version.clone() });
         }
-        versions.insert(version, Registered { plugin: plugin.clone(), origin });
+        slot.push(Registered { plugin: plugin.clone(), origin, owner: owner.map(str::to_owned) });
         Ok(plugin)
     }
 
-    /// The newest version of `id` that satisfies `requirement` (semver
-    /// syntax: `1`, `^1.2`, `=1.0.3`, `*`).
+    /// The newest version of `id` that `account` may use and that
+    /// satisfies `requirement` (semver syntax: `1`, `^1.2`, `=1.0.3`, `*`):
+    /// a built-in, a host-wide plugin or the account's own add-on, never
+    /// another account's.
     ///
     /// # Errors
     ///
     /// [`RegistryError::BadRequirement`] when the requirement does not parse.
-    pub fn get(&self, id: &str, requirement: &str) -> Result<Option<Arc<Plugin>>, RegistryError> {
-        Ok(self.find(id, requirement)?.map(|r| r.plugin))
+    pub fn get(&self, account: &str, id: &str, requirement: &str) -> Result<Option<Arc<Plugin>>, RegistryError> {
+        Ok(self.find(account, id, requirement)?.map(|r| r.plugin))
     }
 
     /// Like [`Registry::get`], with where the plugin came from.
@@ -132,21 +180,43 @@ impl Registry {
     /// # Errors
     ///
     /// [`RegistryError::BadRequirement`] when the requirement does not parse.
-    pub fn find(&self, id: &str, requirement: &str) -> Result<Option<Registered>, RegistryError> {
+    pub fn find(&self, account: &str, id: &str, requirement: &str) -> Result<Option<Registered>, RegistryError> {
+        self.newest(id, requirement, |r| r.usable_by(account))
+    }
+
+    /// Whether this host has loaded `owner`'s `id` at exactly `version`.
+    pub fn has(&self, owner: &str, id: &str, version: &str) -> bool {
+        let plugins = self.plugins.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Ok(version) = semver::Version::parse(version) else { return false };
+        plugins
+            .get(id)
+            .and_then(|versions| versions.get(&version))
+            .is_some_and(|slot| slot.iter().any(|r| r.owner.as_deref() == Some(owner)))
+    }
+
+    fn newest(
+        &self,
+        id: &str,
+        requirement: &str,
+        usable: impl Fn(&Registered) -> bool,
+    ) -> Result<Option<Registered>, RegistryError> {
         let requirement = semver::VersionReq::parse(requirement).map_err(|e| RegistryError::BadRequirement {
             requirement: requirement.to_owned(),
             reason: e.to_string(),
         })?;
         let plugins = self.plugins.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(plugins
-            .get(id)
-            .and_then(|versions| versions.iter().rev().find(|(v, _)| requirement.matches(v)))
-            .map(|(_, r)| r.clone()))
+        Ok(plugins.get(id).and_then(|versions| {
+            versions
+                .iter()
+                .rev()
+                .filter(|(v, _)| requirement.matches(v))
+                .find_map(|(_, slot)| slot.iter().find(|r| usable(r)).cloned())
+        }))
     }
 
     /// Every registered plugin, by id then version.
     pub fn list(&self) -> Vec<Registered> {
         let plugins = self.plugins.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        plugins.values().flat_map(|versions| versions.values().cloned()).collect()
+        plugins.values().flat_map(|versions| versions.values().flatten().cloned()).collect()
     }
 }

@@ -62,8 +62,10 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::Conflict`](super::StoreError::Conflict) when the id and
-    /// version exist with another digest: a released version never changes.
+    /// version exist with another digest (a released version never changes),
+    /// or when the id belongs to a built-in or another account's add-on.
     pub async fn save_plugin(&mut self, plugin: &PluginRecord, now: DateTime<Utc>) -> Result<()> {
+        self.claim_plugin_id(plugin).await?;
         if let Some(existing) = self.plugin(&plugin.id, &plugin.version).await.ok()
             && existing.wasm_digest == plugin.wasm_digest
         {
@@ -97,6 +99,33 @@ impl Tx {
         Ok(())
     }
 
+    /// Makes `plugin`'s id its owner's, or fails when it is another's: the
+    /// first add-on uploaded under an id gives it to its account for good;
+    /// built-ins take their ids whoever had them.
+    async fn claim_plugin_id(&mut self, plugin: &PluginRecord) -> Result<()> {
+        // Built-ins are saved without an owner, and take their id back.
+        let claim = if plugin.builtin {
+            "INSERT INTO plugin_ids (id, owner) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET owner = NULL"
+        } else {
+            "INSERT INTO plugin_ids (id, owner) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
+        };
+        let owner: Option<String> = on_tx!(self, |c| {
+            sqlx::query(claim).bind(&plugin.id).bind(&plugin.uploaded_by).execute(&mut *c).await?;
+            sqlx::query_scalar("SELECT owner FROM plugin_ids WHERE id = $1").bind(&plugin.id).fetch_one(&mut *c).await?
+        });
+        if owner == plugin.uploaded_by {
+            return Ok(());
+        }
+        let what = match owner {
+            None => format!("plugin id `{}` belongs to a built-in plugin", plugin.id),
+            Some(_) => format!(
+                "plugin id `{}` is taken by another account's add-on; publish yours under another id",
+                plugin.id
+            ),
+        };
+        Err(super::StoreError::Conflict { constraint: "plugin_ids_pkey".into(), what })
+    }
+
     /// The plugin `id` at `version`, with its bytes when it is an add-on.
     ///
     /// # Errors
@@ -124,15 +153,18 @@ impl Tx {
         .await?))
     }
 
-    /// The `(id, version)` of every add-on, without their bytes.
+    /// The `(id, version, account)` of every add-on, without their bytes.
     ///
     /// # Errors
     ///
     /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn add_on_versions(&mut self) -> Result<Vec<(String, String)>> {
-        Ok(on_tx!(self, |c| sqlx::query_as("SELECT id, version FROM plugins WHERE NOT builtin ORDER BY id, version")
-            .fetch_all(&mut *c)
-            .await?))
+    pub async fn add_on_versions(&mut self) -> Result<Vec<(String, String, String)>> {
+        Ok(on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, version, uploaded_by FROM plugins WHERE NOT builtin AND uploaded_by IS NOT NULL
+             ORDER BY id, version"
+        )
+        .fetch_all(&mut *c)
+        .await?))
     }
 
     /// Every plugin version, by id and version text.
