@@ -3,7 +3,7 @@
 //! to-do item its plugin prepares (a call script, a message draft).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ use super::auth::Caller;
 use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Body;
+use super::json::{Path, Query};
 use crate::domain::Action;
 use crate::model::Role;
 use crate::plugins::types::{Draft, EngageItem};
@@ -65,10 +66,13 @@ pub async fn engage(
     caller: Caller,
     Query(q): Query<EngageQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.store().begin_read().await?;
     let user = match &q.user {
         Some(user) if *user != caller.user.id => {
             caller.require(&[Role::Admin], "reading another user's Engage view")?;
-            user.clone()
+            // Named inside the caller's account: another account's user is
+            // not found.
+            tx.user(&caller.account_id, user).await?.id
         }
         _ => caller.user.id.clone(),
     };
@@ -79,13 +83,13 @@ pub async fn engage(
     };
     let page = Page { after: q.after.clone(), limit: q.limit };
     let filter = EngageFilter {
+        account_id: &caller.account_id,
         owner_id: &user,
         plugin_id: q.plugin.as_deref(),
         sequence_id: q.sequence.as_deref(),
         due_before: q.due_before,
         descending,
     };
-    let mut tx = state.engine.store().begin_read().await?;
     let actions = tx.engage_page(&filter, page.after_at()?, page.limit()?).await?;
     let next = page.next_at(&actions, |a| (a.due_at.map_or(0, |d| d.timestamp_millis()), &a.id));
     Ok(Json(json!({ "user_id": user, "actions": actions, "next_after": next })))

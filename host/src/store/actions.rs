@@ -384,7 +384,7 @@ impl Tx {
             "SELECT {ACTION_COLUMNS} FROM actions
              WHERE owner_id = $1 AND status = 'active' AND show_on_engage
                AND ($2 = '' OR plugin_id = $2)
-               AND ($3 = '' OR enrollment_id IN (SELECT id FROM enrollments WHERE sequence_id = $3))
+               AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = $9 AND ($3 = '' OR sequence_id = $3))
                AND COALESCE(due_at, 0) <= $4
                AND ($5 = 0 OR COALESCE(due_at, 0) {compare} $6 OR (COALESCE(due_at, 0) = $6 AND id {compare} $7))
              ORDER BY COALESCE(due_at, 0) {order}, id {order} LIMIT $8"
@@ -399,6 +399,7 @@ impl Tx {
             .bind(at)
             .bind(last)
             .bind(i64::from(limit))
+            .bind(filter.account_id)
             .fetch_all(&mut *c)
             .await?);
         rows.into_iter().map(ActionRow::into_domain).collect()
@@ -931,6 +932,9 @@ impl Tx {
 /// Which of a user's Engage actions to list, and in which order.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EngageFilter<'a> {
+    /// The account whose actions these are: nothing of another account is
+    /// ever listed, whichever owner or sequence is named.
+    pub account_id: &'a str,
     /// Whose view.
     pub owner_id: &'a str,
     /// Only actions of this step type.
