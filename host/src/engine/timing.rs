@@ -17,6 +17,21 @@ fn signed_ms(timing: &StepTiming) -> i64 {
     }
 }
 
+/// The longest a step may be timed from what it follows: ten years.
+/// Validation refuses more, so due dates stay in a range every backend and
+/// client can hold.
+pub const MAX_STEP_MS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;
+
+/// `at` moved by `ms`, saturating at the ends of time rather than
+/// overflowing (a date read back from the store is not checked again).
+pub fn shift(at: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
+    at.checked_add_signed(Duration::milliseconds(ms)).unwrap_or(if ms < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
 /// Whether a step is timed before the event date.
 pub fn is_before_event(step: &Step) -> bool {
     matches!(step.timing, StepTiming::Event { relative: Relative::Before, .. })
@@ -37,14 +52,14 @@ pub fn project(
     steps
         .iter()
         .map(|step| {
-            let offset = Duration::milliseconds(signed_ms(&step.timing));
+            let offset = signed_ms(&step.timing);
             match mode {
                 TimingMode::AfterPrevious => {
-                    previous += offset;
+                    previous = shift(previous, offset);
                     Some(previous)
                 }
-                TimingMode::FromStart => Some(started_at + offset),
-                TimingMode::FromEvent => event_date.map(|event| event + offset),
+                TimingMode::FromStart => Some(shift(started_at, offset)),
+                TimingMode::FromEvent => event_date.map(|event| shift(event, offset)),
             }
         })
         .collect()
@@ -69,7 +84,7 @@ pub fn recompute_after(
             .iter()
             .skip(from)
             .map(|step| {
-                previous += Duration::milliseconds(signed_ms(&step.timing));
+                previous = shift(previous, signed_ms(&step.timing));
                 previous
             })
             .collect(),
@@ -106,7 +121,7 @@ pub fn next_opening(hours: &BusinessHours, at: DateTime<Utc>) -> Result<Option<D
     let today = local.date_naive();
     // Eight days always reach an open weekday, whatever `at` is.
     for days in 0..8 {
-        let date = today + Duration::days(days);
+        let Some(date) = today.checked_add_days(chrono::Days::new(days)) else { break };
         if !hours.weekdays.contains(&date.weekday()) {
             continue;
         }

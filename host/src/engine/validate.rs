@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{Engine, Result, step_config};
+use super::{Engine, Result, step_config, timing};
 use crate::domain::{OwnerRule, PluginRef, Step, StepTiming, TimingMode};
 use crate::plugins::types::PluginKind;
 use crate::plugins::{AccountGrant, Origin, Plugin};
@@ -19,6 +19,12 @@ pub struct StepProblem {
     pub message: String,
 }
 
+/// The most steps a sequence version may have.
+pub const MAX_STEPS: usize = 200;
+
+/// The most criteria one step may have.
+pub const MAX_CRITERIA: usize = 20;
+
 impl Engine {
     /// Every problem of `steps` for a sequence timed by `mode`; empty when
     /// they can be saved. Positions are taken from the order of `steps`.
@@ -30,6 +36,10 @@ impl Engine {
         let mut problems = Vec::new();
         if steps.is_empty() {
             problems.push(StepProblem { field: "/steps".into(), message: "a sequence needs at least one step".into() });
+        }
+        if steps.len() > MAX_STEPS {
+            let message = format!("{} steps; a sequence has at most {MAX_STEPS}", steps.len());
+            return Ok(vec![StepProblem { field: "/steps".into(), message }]);
         }
         let mut tx = self.store().begin_read().await?;
         let users = tx.users(account_id).await?;
@@ -62,6 +72,14 @@ impl Engine {
             };
             if ms < 0 {
                 problem(at("/timing/ms"), "must not be negative".into());
+            } else if ms > timing::MAX_STEP_MS {
+                problem(at("/timing/ms"), format!("must be at most {} (ten years)", timing::MAX_STEP_MS));
+            }
+            if step.criteria.len() > MAX_CRITERIA {
+                problem(
+                    at("/criteria"),
+                    format!("{} criteria; a step has at most {MAX_CRITERIA}", step.criteria.len()),
+                );
             }
             if let OwnerRule::SpecificUser { user_id } = &step.owner {
                 match users.iter().find(|u| &u.id == user_id) {
@@ -79,12 +97,14 @@ impl Engine {
             {
                 problem(at("/config/template_id"), format!("no template {id} in the account"));
             }
-            for (field, message) in self.check_config(&step.plugin, PluginKind::Action, config, &own).await {
+            for (field, message) in self.check_config(account_id, &own, &step.plugin, PluginKind::Action, config).await
+            {
                 problems.push(StepProblem { field: at(&field), message });
             }
-            for (c, criterion) in step.criteria.iter().enumerate() {
-                for (field, message) in
-                    self.check_config(&criterion.plugin, PluginKind::Predicate, &criterion.config, &own).await
+            for (c, criterion) in step.criteria.iter().take(MAX_CRITERIA).enumerate() {
+                for (field, message) in self
+                    .check_config(account_id, &own, &criterion.plugin, PluginKind::Predicate, &criterion.config)
+                    .await
                 {
                     let field = field.replacen("/config", &format!("/criteria/{c}/config"), 1).replacen(
                         "/plugin",
@@ -100,15 +120,17 @@ impl Engine {
 
     /// Problems of one plugin reference and its config, with fields relative
     /// to the step (`/plugin`, `/config/...`).
+    /// A step may name a built-in or one of `own`, the account's uploads.
     async fn check_config(
         &self,
+        account_id: &str,
+        own: &[String],
         plugin: &PluginRef,
         kind: PluginKind,
         config: &serde_json::Value,
-        own: &[String],
     ) -> Vec<(String, String)> {
-        self.sync_if_missing(&plugin.id, &plugin.version).await;
-        let found: Arc<Plugin> = match self.registry().find(&plugin.id, &plugin.version) {
+        self.sync_if_missing(account_id, &plugin.id, &plugin.version).await;
+        let found: Arc<Plugin> = match self.registry().find(account_id, &plugin.id, &plugin.version) {
             Ok(Some(registered)) if registered.origin == Origin::Builtin || own.contains(&plugin.id) => {
                 registered.plugin
             }
