@@ -89,9 +89,13 @@ pub struct ContactType {
     pub name: String,
     /// Display order.
     pub position: i64,
+    /// The type a contact gets when none is named (one per account; the
+    /// last of [`DEFAULT_CONTACT_TYPES`] at first, whatever it is renamed to).
+    pub default: bool,
 }
 
-/// The contact types every new account starts with (SPEC §1).
+/// The contact types every new account starts with (SPEC §1); the last is
+/// the account's default.
 pub const DEFAULT_CONTACT_TYPES: [&str; 5] = ["Clients", "Employees", "Partners", "Vendors", "Other"];
 
 text_enum! {

@@ -72,7 +72,8 @@ pub struct Contact {
     pub owner_id: Option<String>,
     /// Company.
     pub company_id: Option<String>,
-    /// Contact type, such as `Clients`.
+    /// Contact type, such as `Clients`; empty or left out, the account's
+    /// default type (`Other` at first, whatever it is renamed to).
     pub contact_type: String,
     /// Lead source.
     pub lead_source: Option<String>,

@@ -44,7 +44,7 @@ async fn contact_types_are_listed_by_anyone_and_renamed_by_admins() {
         assert_eq!(renamed.status, 200, "{}", renamed.text);
         assert_eq!(
             renamed.json,
-            json!({"id": clients, "account_id": app.world.account, "name": "Customers", "position": 0})
+            json!({"id": clients, "account_id": app.world.account, "name": "Customers", "position": 0, "default": false})
         );
         assert_eq!(names(&app.get("/v1/contact-types", Some(&app.agent_key)).await)[0], "Customers");
         let read = app.get(&format!("/v1/contacts/{contact}"), Some(&app.admin_key)).await;

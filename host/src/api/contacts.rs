@@ -2,7 +2,7 @@
 //! replace, delete and list contacts; a contact's sequences and timeline.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,6 +11,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
+use super::json::{Path, Query};
 use crate::model::Contact;
 use crate::store::Timeline;
 
@@ -81,13 +82,6 @@ fn check(contact: &Contact) -> Result<(), ApiError> {
     }
 }
 
-fn with_defaults(mut contact: Contact) -> Contact {
-    if contact.contact_type.trim().is_empty() {
-        contact.contact_type = "Other".into();
-    }
-    contact
-}
-
 /// `POST /v1/contacts`.
 pub async fn create(
     State(state): State<AppState>,
@@ -95,7 +89,6 @@ pub async fn create(
     Body(contact): Body<Contact>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     no_client_id(&contact.id)?;
-    let contact = with_defaults(contact);
     check(&contact)?;
     let (contact, enrolled) = state.engine.create_contact(&caller.account_id, &contact, &caller.user.id).await?;
     Ok((StatusCode::CREATED, Json(json!({ "contact": contact, "enrollments": enrolled }))))
@@ -132,7 +125,7 @@ pub async fn replace(
     Body(contact): Body<Contact>,
 ) -> Result<Json<Contact>, ApiError> {
     same_id(&contact.id, &id)?;
-    let contact = with_defaults(Contact { id: id.clone(), ..contact });
+    let contact = Contact { id: id.clone(), ..contact };
     check(&contact)?;
     let mut tx = state.engine.store().begin().await?;
     tx.contact(&caller.account_id, &id).await?;
@@ -226,7 +219,6 @@ pub async fn import(
             let contact: Contact = serde_json::from_value(value)
                 .map_err(|e| ApiError::Validation { detail: e.to_string(), fields: Vec::new() })?;
             no_client_id(&contact.id)?;
-            let contact = with_defaults(contact);
             check(&contact)?;
             Ok(state.engine.create_contact(&caller.account_id, &contact, &caller.user.id).await?)
         }

@@ -26,6 +26,7 @@ struct ContactTypeRow {
     account_id: String,
     name: String,
     position: i64,
+    is_default: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -131,7 +132,8 @@ impl Tx {
             .await?
             .rows_affected());
         for (position, name) in DEFAULT_CONTACT_TYPES.iter().enumerate() {
-            self.create_contact_type(&id, name, position as i64).await?;
+            let default = position == DEFAULT_CONTACT_TYPES.len() - 1;
+            self.create_contact_type(&id, name, position as i64, default).await?;
         }
         self.account(&id).await
     }
@@ -192,19 +194,28 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when the name is taken in the account.
-    pub async fn create_contact_type(&mut self, account_id: &str, name: &str, position: i64) -> Result<ContactType> {
+    /// [`StoreError::Conflict`] when the name is taken in the account, or
+    /// `default` when the account has a default type.
+    pub async fn create_contact_type(
+        &mut self,
+        account_id: &str,
+        name: &str,
+        position: i64,
+        default: bool,
+    ) -> Result<ContactType> {
         let id = new_id("cty");
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO contact_types (id, account_id, name, position) VALUES ($1, $2, $3, $4)"
+            "INSERT INTO contact_types (id, account_id, name, position, is_default) VALUES ($1, $2, $3, $4, $5)"
         )
         .bind(&id)
         .bind(account_id)
         .bind(name)
         .bind(position)
+        .bind(default)
         .execute(&mut *c)
         .await?
         .rows_affected());
-        Ok(ContactType { id, account_id: account_id.to_owned(), name: name.to_owned(), position })
+        Ok(ContactType { id, account_id: account_id.to_owned(), name: name.to_owned(), position, default })
     }
 
     /// The contact types of an account, in display order.
@@ -214,14 +225,21 @@ impl Tx {
     /// [`StoreError::Database`].
     pub async fn contact_types(&mut self, account_id: &str) -> Result<Vec<ContactType>> {
         let rows: Vec<ContactTypeRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, account_id, name, position FROM contact_types WHERE account_id = $1 ORDER BY position, id"
+            "SELECT id, account_id, name, position, is_default FROM contact_types WHERE account_id = $1
+             ORDER BY position, id"
         )
         .bind(account_id)
         .fetch_all(&mut *c)
         .await?);
         Ok(rows
             .into_iter()
-            .map(|r| ContactType { id: r.id, account_id: r.account_id, name: r.name, position: r.position })
+            .map(|r| ContactType {
+                id: r.id,
+                account_id: r.account_id,
+                name: r.name,
+                position: r.position,
+                default: r.is_default,
+            })
             .collect())
     }
 

@@ -180,7 +180,7 @@ impl Tx {
     /// in the account.
     pub async fn create_contact(&mut self, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<Contact> {
         let id = if contact.id.is_empty() { new_id("con") } else { contact.id.clone() };
-        let type_id = self.contact_type_id(account_id, &contact.contact_type).await?;
+        let (type_id, type_name) = self.contact_type_id(account_id, &contact.contact_type).await?;
         let attributes = serde_json::to_string(&contact.attributes)?;
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO contacts (id, account_id, kind, first_name, last_name, email, phone, owner_id, company_id,
@@ -211,7 +211,7 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        Ok(Contact { id, ..contact.clone() })
+        Ok(Contact { id, contact_type: type_name, ..contact.clone() })
     }
 
     /// The contact `id` of `account_id`.
@@ -285,7 +285,7 @@ impl Tx {
     ///
     /// [`StoreError::Invalid`] as for [`Tx::create_contact`]; [`StoreError::NotFound`].
     pub async fn update_contact(&mut self, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<u64> {
-        let type_id = self.contact_type_id(account_id, &contact.contact_type).await?;
+        let (type_id, _) = self.contact_type_id(account_id, &contact.contact_type).await?;
         let attributes = serde_json::to_string(&contact.attributes)?;
         let done = on_tx!(self, |c| sqlx::query(
             "UPDATE contacts SET kind = $3, first_name = $4, last_name = $5, email = $6, phone = $7, owner_id = $8,
@@ -335,13 +335,20 @@ impl Tx {
         found((done > 0).then_some(()), "contact", id)
     }
 
-    async fn contact_type_id(&mut self, account_id: &str, name: &str) -> Result<String> {
-        let id: Option<String> =
-            on_tx!(self, |c| sqlx::query_scalar("SELECT id FROM contact_types WHERE account_id = $1 AND name = $2")
-                .bind(account_id)
-                .bind(name)
-                .fetch_optional(&mut *c)
-                .await?);
-        id.ok_or_else(|| StoreError::Invalid(format!("the account has no contact type named `{name}`")))
+    /// The id and name of the type named `name` in the account; an empty
+    /// name is the account's default type, whatever it is called.
+    async fn contact_type_id(&mut self, account_id: &str, name: &str) -> Result<(String, String)> {
+        let name = name.trim();
+        let id: Option<(String, String)> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name FROM contact_types WHERE account_id = $1 AND (name = $2 OR ($2 = '' AND is_default))"
+        )
+        .bind(account_id)
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await?);
+        id.ok_or_else(|| match name {
+            "" => StoreError::Invalid("the account has no default contact type".into()),
+            _ => StoreError::Invalid(format!("the account has no contact type named `{name}`")),
+        })
     }
 }
