@@ -20,6 +20,7 @@ mod outbox;
 mod plugins;
 mod sequences;
 mod signals;
+pub mod task;
 mod templates;
 mod unsubscribe;
 mod users;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub engine: Engine,
     /// The rate limit of `/v1` routes.
     pub limiter: std::sync::Arc<limit::RateLimiter>,
+    /// The requests being answered, each on its own task.
+    pub in_flight: task::InFlight,
 }
 
 /// Requests per second each API key may make by default, and its burst.
@@ -48,7 +51,12 @@ pub const DEFAULT_RATE: (u32, u32) = (100, 200);
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
+    in_flight: task::InFlight,
 }
+
+/// How long a stopping server waits for the requests in flight before it
+/// returns anyway.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Application {
     /// Binds `addr` (port 0 picks a free port) and builds the routes.
@@ -69,7 +77,9 @@ impl Application {
     pub async fn build_with_rate(engine: Engine, addr: SocketAddr, rate: (u32, u32)) -> std::io::Result<Application> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let limiter = std::sync::Arc::new(limit::RateLimiter::new(rate.0, rate.1));
-        Ok(Application { listener, router: router(AppState { engine, limiter }) })
+        let in_flight = task::InFlight::new(task::MAX_IN_FLIGHT);
+        let state = AppState { engine, limiter, in_flight: in_flight.clone() };
+        Ok(Application { listener, router: router(state), in_flight })
     }
 
     /// The address it listens on.
@@ -81,14 +91,39 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves until `shutdown` resolves, then finishes the requests in
+    /// flight, waiting at most [`SHUTDOWN_GRACE`] for them.
     ///
     /// # Errors
     ///
     /// When accepting connections fails.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        };
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(signal).into_future();
+        // Connections that keep a request open past the grace (a client
+        // that never reads its answer) do not hold the process.
+        let grace = async move {
+            if stopped.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = serve => served?,
+            () = grace => tracing::warn!("requests still open after the shutdown grace were dropped"),
+        }
+        let tasks = self.in_flight.tasks();
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+            tracing::warn!("request handlers still running after the shutdown grace were abandoned");
+        }
+        Ok(())
     }
 }
 
@@ -98,14 +133,18 @@ const BULK_BODY_BYTES: usize = 16 << 20;
 
 /// Every route, from the table that also makes the OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    table(state.clone()).fallback(error::not_found).with_state(state)
+    table(state.clone())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), task::run_to_completion))
+        .with_state(state)
 }
 
 /// The route table: each route's ops, who may call them, what they read and
 /// answer. `/v1` routes are rate-limited per key and honour
 /// `Idempotency-Key`; the probes and the document are open.
 fn table(state: AppState) -> Router<AppState> {
-    use crate::domain::{Action, Event, Sequence};
+    use crate::domain::{Action, Event};
     use crate::engine::Signal;
     use crate::model::{Company, Contact, User};
     use auth::{ADMINS, WORKERS};
@@ -113,8 +152,11 @@ fn table(state: AppState) -> Router<AppState> {
 
     let work = "Only the action's owner, or an admin, may work it.";
     let routes = openapi::Routes::new(state.clone())
-        .at("/healthz", [get(health::healthz, "Liveness: the process answers").open()])
-        .at("/readyz", [get(health::readyz, "Readiness: the database answers").open()])
+        .at("/healthz", [get(health::healthz, "Liveness: the process answers").open().media("text/plain")])
+        .at(
+            "/readyz",
+            [get(health::readyz, "Readiness: the database answers (503 when it does not)").open().media("text/plain")],
+        )
         .at("/metrics", [get(health::metrics, "Prometheus metrics").open().media("text/plain")]);
     let limited = openapi::Routes::new(state.clone())
         .at("/u/{token}", [
@@ -228,7 +270,7 @@ fn table(state: AppState) -> Router<AppState> {
         .at("/v1/sequences", [
             get(sequences::list, "The account's sequences, and those its parent shares locked")
                 .query::<contacts::Page>()
-                .pages::<Sequence>("sequences"),
+                .pages::<sequences::Listed>("sequences"),
             post(sequences::create, "Create a draft sequence, with version 1 of its steps when given")
                 .roles(ADMINS)
                 .body::<sequences::NewSequenceBody>()
@@ -338,11 +380,8 @@ fn table(state: AppState) -> Router<AppState> {
             .describe("Granting approves what the newest version asks for; a version that asks for more stays off until granted again. Another account's add-on is a 404.")
             .roles(ADMINS)
             .body::<plugins::AccountBody>()]);
-    let limited = limited.layered(|router| {
-        router
-            .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
-            .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::limit))
-    });
+    let limited =
+        limited.layered(|router| router.route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::limit)));
     routes.merge(limited).finish()
 }
 

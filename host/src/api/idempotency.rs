@@ -1,37 +1,52 @@
 //! `Idempotency-Key` on POST requests: the first answer under a key is kept
 //! and a replay gets it again (with `Idempotent-Replayed: true`) instead of
 //! acting twice; the same key with a different request is a 422, and with a
-//! request still being answered a 409.
+//! request still being answered a 409 with `Retry-After`. A request runs to
+//! completion even when its client gives up, so a retry after a client's
+//! time-out replays the whole answer, never half of one. Keys expire a day
+//! after their first use; a 5xx answer releases its key.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::store::Idempotent;
-
-/// The largest body a keyed request may have (an add-on upload).
-const MAX_BODY: usize = (32 << 20) + 1024;
 
 /// The longest key accepted.
 const MAX_KEY: usize = 255;
 
-/// The middleware.
-pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The middleware of an operation whose bodies are at most `limit` bytes.
+/// It runs after authentication and the role check (which leave the
+/// [`Caller`] in the request), so a key that authenticates nobody, or a
+/// role that may not call the operation, never reads a body, writes a row
+/// or gets a stored answer.
+pub(super) async fn idempotency(state: AppState, limit: usize, request: Request, next: Next) -> Response {
     let Some(key) = request.headers().get("idempotency-key").cloned() else { return next.run(request).await };
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    match keyed(state, key, request, next).await {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return ApiError::Internal("idempotency ran before authentication".into()).into_response();
+    };
+    match keyed(state, &caller, limit, key, request, next).await {
         Ok(response) | Err(response) => response,
     }
 }
 
-async fn keyed(state: AppState, key: HeaderValue, request: Request, next: Next) -> Result<Response, Response> {
+async fn keyed(
+    state: AppState,
+    caller: &Caller,
+    limit: usize,
+    key: HeaderValue,
+    request: Request,
+    next: Next,
+) -> Result<Response, Response> {
     let key = key
         .to_str()
         .ok()
@@ -40,18 +55,17 @@ async fn keyed(state: AppState, key: HeaderValue, request: Request, next: Next) 
             ApiError::BadRequest(format!("Idempotency-Key must be 1 to {MAX_KEY} visible characters")).into_response()
         })?
         .to_owned();
-    // Keys are scoped to the API key that sent them; without one the
-    // request is refused by authentication anyway, so it runs unkeyed.
-    let Some(auth) = request.headers().get(header::AUTHORIZATION).cloned() else { return Ok(next.run(request).await) };
-    let scope = hex::encode(Sha256::digest(auth.as_bytes()));
+    // Keys are scoped to the API key that sent them.
+    let scope = hex::encode(Sha256::digest(caller.key_id.as_bytes()));
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::TooLarge("the body is larger than any request takes".into()).into_response())?;
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        ApiError::TooLarge(format!("the body is over this route's limit of {limit} bytes")).into_response()
+    })?;
     let fingerprint = hex::encode(
         Sha256::new()
             .chain_update(parts.method.as_str())
             .chain_update(parts.uri.path())
+            .chain_update(parts.uri.query().unwrap_or(""))
             .chain_update(&bytes)
             .finalize(),
     );
@@ -77,15 +91,25 @@ async fn keyed(state: AppState, key: HeaderValue, request: Request, next: Next) 
             .into_response());
         }
         Idempotent::InProgress => {
-            return Err(ApiError::Conflict(format!("a request with Idempotency-Key `{key}` is still being answered"))
-                .into_response());
+            // The first request runs to completion whatever its client did:
+            // trying again shortly gets its answer.
+            let mut response =
+                ApiError::Conflict(format!("a request with Idempotency-Key `{key}` is still being answered; retry"))
+                    .into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Err(response);
         }
         Idempotent::New => {}
     }
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    // On a task of its own, so a panic is a 500 here and the key is
+    // released rather than held.
+    let response =
+        super::task::detached(state.in_flight.tasks(), None, Request::from_parts(parts, Body::from(bytes)), next).await;
     let status = response.status();
     if status.is_server_error() {
-        let _ = store.idempotency_finish(&scope, &key, None).await;
+        if let Err(error) = store.idempotency_finish(&scope, &key, None).await {
+            tracing::warn!(%error, "an idempotency key was not released");
+        }
         return Ok(response);
     }
     let (parts, body) = response.into_parts();

@@ -256,9 +256,23 @@ pub enum Idempotent {
     InProgress,
 }
 
+/// How long the answer under an `Idempotency-Key` is kept: a key is free
+/// again a day after its first use, as Stripe's are.
+pub const IDEMPOTENCY_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// How long a request under a key may stay unanswered before the key is
+/// taken as abandoned (its host died mid-request) and released. Requests
+/// run to completion whatever their client does, and end well before it.
+pub const IDEMPOTENCY_IN_FLIGHT: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Expired keys removed with each new one, so the table never grows
+/// without bound and no sweep is needed.
+const IDEMPOTENCY_PURGE_BATCH: i64 = 100;
+
 impl Store {
     /// Reserves `key` in `scope` for a request with `fingerprint`, or says
-    /// why not.
+    /// why not. A key kept past [`IDEMPOTENCY_KEPT`], or reserved and
+    /// unanswered past [`IDEMPOTENCY_IN_FLIGHT`], is free again.
     ///
     /// # Errors
     ///
@@ -270,6 +284,29 @@ impl Store {
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<Idempotent> {
+        let expired = ms(now - IDEMPOTENCY_KEPT);
+        let abandoned = ms(now - IDEMPOTENCY_IN_FLIGHT);
+        on_pool!(self, |p| {
+            sqlx::query(
+                "DELETE FROM idempotent_requests
+                 WHERE scope = $1 AND key = $2 AND (created_at < $3 OR (status = 0 AND created_at < $4))",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(expired)
+            .bind(abandoned)
+            .execute(p)
+            .await?;
+            sqlx::query(
+                "DELETE FROM idempotent_requests WHERE (scope, key) IN
+                   (SELECT scope, key FROM idempotent_requests WHERE created_at < $1 LIMIT $2)",
+            )
+            .bind(expired)
+            .bind(IDEMPOTENCY_PURGE_BATCH)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
         let inserted = on_pool!(self, |p| sqlx::query(
             "INSERT INTO idempotent_requests (scope, key, fingerprint, status, content_type, body, created_at)
              VALUES ($1, $2, $3, 0, '', '', $4) ON CONFLICT (scope, key) DO NOTHING"
@@ -298,6 +335,15 @@ impl Store {
         } else {
             Idempotent::Replay(u16::try_from(status).unwrap_or(500), content_type, body)
         })
+    }
+
+    /// How many `Idempotency-Key`s are kept, answered or reserved.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn idempotency_keys_kept(&self) -> Result<i64> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM idempotent_requests").fetch_one(p).await?))
     }
 
     /// Records the answer to a reserved key; `None` forgets the reservation
