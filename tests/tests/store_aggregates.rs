@@ -148,14 +148,20 @@ async fn events_outbox_and_plugins_round_trip() {
         tx.commit().await.unwrap();
         let claimed = store.claim_messages(at(1), 10, std::time::Duration::from_secs(60)).await.unwrap();
         assert_eq!(claimed.len(), 1);
-        assert!(store.claim_messages(at(1), 10, std::time::Duration::from_secs(60)).await.unwrap().is_empty(), "leased");
+        assert!(
+            store.claim_messages(at(1), 10, std::time::Duration::from_secs(60)).await.unwrap().is_empty(),
+            "leased"
+        );
         let mut tx = store.begin().await.unwrap();
         let token = &claimed[0].lease_token;
         tx.record_delivery(&queued.id, token, Err("timeout"), Some(at(5)), at(1)).await.unwrap();
         let stale = tx.record_delivery(&queued.id, token, Ok(()), None, at(1)).await.unwrap_err();
         assert!(matches!(stale, StoreError::LeaseLost(_)), "the lease was released: {stale}");
         tx.commit().await.unwrap();
-        assert!(store.claim_messages(at(4), 10, std::time::Duration::from_secs(60)).await.unwrap().is_empty(), "backing off");
+        assert!(
+            store.claim_messages(at(4), 10, std::time::Duration::from_secs(60)).await.unwrap().is_empty(),
+            "backing off"
+        );
         let claimed = store.claim_messages(at(5), 10, std::time::Duration::from_secs(60)).await.unwrap();
         let mut tx = store.begin().await.unwrap();
         tx.record_delivery(&queued.id, &claimed[0].lease_token, Ok(()), Some(at(2)), at(2)).await.unwrap();

@@ -2,7 +2,7 @@
 //! and a company's timeline.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -10,6 +10,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, no_client_id, same_id};
 use super::json::Body;
+use super::json::Path;
 use crate::model::Company;
 use crate::store::Timeline;
 
@@ -24,7 +25,7 @@ fn check(company: &Company) -> Result<(), ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
+    super::json::Query(page): super::json::Query<super::contacts::Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
@@ -86,7 +87,7 @@ pub async fn timeline(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
+    super::json::Query(page): super::json::Query<super::contacts::Page>,
 ) -> Result<Json<Value>, ApiError> {
     let mut tx = state.engine.store().begin_read().await?;
     tx.company(&caller.account_id, &id).await?;

@@ -3,7 +3,7 @@
 //! reference their type, so a rename carries them along.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -11,6 +11,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
+use super::json::Path;
 use crate::domain::ContactType;
 
 /// The longest name a contact type may have.

@@ -2,7 +2,7 @@
 //! cancel, remove, migrate to another version, change the event date.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::Body;
+use super::json::Path;
 use crate::engine::{Disposition, EnrollRequest};
 
 /// An enrollment request.

@@ -2,7 +2,7 @@
 //! `application/problem+json` document with a stable `type`.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -40,6 +40,10 @@ pub enum ApiError {
     /// records are "not found" too, never "forbidden").
     #[error("{0}")]
     NotFound(String),
+    /// 405: the route does not take this method (`Allow` lists those it
+    /// takes).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 409: the request conflicts with the record's state.
     #[error("{0}")]
     Conflict(String),
@@ -54,6 +58,9 @@ pub enum ApiError {
     /// 429: over the rate limit.
     #[error("{0}")]
     TooMany(String),
+    /// 503: a service the host needs (the database) does not answer.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: a fault of the host; logged, never shown.
     #[error("internal error")]
     Internal(String),
@@ -81,9 +88,13 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+            }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
             ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -183,4 +194,9 @@ pub fn is_email(text: &str) -> bool {
 /// The answer to a route that does not exist.
 pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route {}", uri.path()))
+}
+
+/// The answer to a method a route does not take (axum adds `Allow`).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}; `Allow` lists what it takes", uri.path()))
 }

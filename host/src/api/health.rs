@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
@@ -16,14 +16,11 @@ pub async fn healthz() -> &'static str {
 }
 
 /// The database answers.
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.engine.store().ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(error) => {
-            tracing::warn!(%error, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n".to_owned())
-        }
-    }
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.engine.store().ping().await.map(|()| "ready\n").map_err(|error| {
+        tracing::warn!(%error, "not ready");
+        ApiError::Unavailable("the database does not answer".into())
+    })
 }
 
 /// Prometheus text format: due backlog, actions by plugin and status,

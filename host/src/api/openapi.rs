@@ -277,9 +277,15 @@ impl Routes {
         let mut docs = Vec::new();
         for Op { mut route, doc } in ops {
             if let Who::Roles(roles) = doc.who {
+                // Outermost first: authentication and the role check, then
+                // `Idempotency-Key`, then the handler.
                 let state = self.state.clone();
+                let limit = doc.body_limit.unwrap_or(DEFAULT_BODY_BYTES);
+                route = route.route_layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+                    super::idempotency::idempotency(state.clone(), limit, request, next)
+                }));
                 route = route.route_layer(axum::middleware::from_fn_with_state(
-                    state,
+                    self.state.clone(),
                     move |caller: Caller, request: Request, next: Next| require(roles, caller, request, next),
                 ));
             }
@@ -348,18 +354,27 @@ fn role_names(roles: &[Role]) -> Vec<&'static str> {
 /// The problem answers an op may give, by what it reads and who calls it.
 fn problems(doc: &OpDoc, path: &str) -> Vec<(u16, &'static str)> {
     let mut answers = Vec::new();
-    if doc.query.is_some() || doc.input.is_some() {
-        answers.push((400, "The request cannot be read: broken JSON or a bad query string"));
+    let keyed = matches!(doc.who, Who::Roles(_));
+    if doc.query.is_some() || doc.input.is_some() || path.contains('{') || keyed {
+        answers.push((
+            400,
+            "The request cannot be read: broken JSON, a bad query string or path parameter, a bad `Idempotency-Key`",
+        ));
     }
     if let Who::Roles(roles) = doc.who {
         answers.push((401, "No API key, or one that authenticates nobody"));
         if roles != ALL || doc.guard.is_some() {
             answers.push((403, "The caller's role does not allow it"));
         }
-        answers.push((429, "Over this key's rate limit; see `Retry-After`"));
     }
-    if path.contains('{') {
-        answers.push((404, "No such record in the caller's account"));
+    if keyed || path.starts_with("/u/") {
+        answers.push((429, "Over the rate limit; see `Retry-After`"));
+    }
+    if path.contains('{') || doc.query.is_some() || doc.input.is_some() {
+        answers.push((404, "No such record in the caller's account, named in the path, the query or the body"));
+    }
+    if path == "/readyz" {
+        answers.push((503, "The database does not answer"));
     }
     if doc.method != Method::GET {
         answers.push((409, "The request conflicts with the record's state"));
@@ -470,14 +485,14 @@ fn operation(path: &str, doc: &OpDoc, generator: &mut SchemaGenerator) -> Value 
     }
     let mut responses = Map::new();
     responses.insert(doc.status.to_string(), success(doc, generator));
+    // Pages for people (the unsubscribe link) answer their problems as
+    // pages too; everything else as problem documents.
+    let content = match doc.output {
+        Output::Media(media) if media.starts_with("text/html") => json!({ media: {} }),
+        _ => json!({ "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }),
+    };
     for (status, description) in problems(doc, path) {
-        responses.insert(
-            status.to_string(),
-            json!({
-                "description": description,
-                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
-            }),
-        );
+        responses.insert(status.to_string(), json!({ "description": description, "content": content }));
     }
     operation.insert("responses".into(), responses.into());
     operation.into()

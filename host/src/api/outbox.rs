@@ -3,8 +3,7 @@
 //! message failed.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,6 +11,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::contacts::Page;
 use super::error::ApiError;
+use super::json::Query;
 use crate::domain::{Channel, OutboxState};
 use crate::store::MessageFilter;
 
@@ -33,9 +33,8 @@ pub struct OutboxQuery {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<OutboxQuery>, QueryRejection>,
+    Query(query): Query<OutboxQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let page = Page { after: query.after, limit: query.limit };
     let filter = MessageFilter { state: query.state, channel: query.channel };
     let mut tx = state.engine.store().begin_read().await?;

@@ -2,7 +2,7 @@
 //! list, publish a new version of the steps, and change the state.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,6 +11,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
+use super::json::Path;
 use crate::domain::{PlanType, SequenceSettings, SequenceState, Step, TimingMode};
 use crate::store::NewSequence;
 
@@ -139,21 +140,30 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!({ "sequence": sequence, "version": version }))))
 }
 
+/// A sequence in the list, and whether it is read-only here.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Listed {
+    /// The sequence.
+    pub sequence: crate::domain::Sequence,
+    /// Shared locked by the parent account: read-only here.
+    pub locked: bool,
+}
+
 /// `GET /v1/sequences`: a page of the account's own, and (on every page)
 /// those its parent shares locked, read-only, marked `"locked": true`.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
+    super::json::Query(page): super::json::Query<super::contacts::Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
     let own = tx.sequences_page(&caller.account_id, page.after.as_deref(), limit).await?;
     let next = page.next(&own, |s| &s.id);
-    let mut sequences: Vec<Value> = own.into_iter().map(|s| json!({ "sequence": s, "locked": false })).collect();
+    let mut sequences: Vec<Listed> = own.into_iter().map(|sequence| Listed { sequence, locked: false }).collect();
     if let Some(parent) = tx.account(&caller.account_id).await?.parent_id {
         sequences
-            .extend(tx.locked_sequences(&parent).await?.into_iter().map(|s| json!({ "sequence": s, "locked": true })));
+            .extend(tx.locked_sequences(&parent).await?.into_iter().map(|sequence| Listed { sequence, locked: true }));
     }
     Ok(Json(json!({ "sequences": sequences, "next_after": next })))
 }
@@ -255,7 +265,7 @@ pub async fn enrollments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
+    super::json::Query(page): super::json::Query<super::contacts::Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
@@ -361,7 +371,7 @@ pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<ExportQuery>,
+    super::json::Query(q): super::json::Query<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let mut tx = state.engine.store().begin_read().await?;

@@ -2,7 +2,7 @@
 //! when saved; and `/v1/webhook-failures`, the webhook monitor.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use super::auth::Caller;
 use super::contacts::Page;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
+use super::json::{Path, Query};
 use crate::store::WebhookFailureFilter;
 use crate::templates::{check, has_legacy_merge_syntax};
 

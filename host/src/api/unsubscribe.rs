@@ -3,11 +3,12 @@
 //! HTML answer. `POST` serves mail clients' one-click unsubscribe
 //! (RFC 8058).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Html;
 
 use super::AppState;
+use super::json::Path;
 use crate::engine::EngineError;
 
 const PAGE: &str = "<!doctype html><meta charset=utf-8><title>Unsubscribe</title><p>";

@@ -2,7 +2,7 @@
 //! API keys (each user their own; admins anyone's), shown once, revocable.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,6 +11,7 @@ use super::AppState;
 use super::auth::{ADMINS, Caller};
 use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
+use super::json::Path;
 use crate::model::{Role, User};
 
 fn check(user: &User) -> Result<(), ApiError> {
@@ -35,7 +36,7 @@ fn check(user: &User) -> Result<(), ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    axum::extract::Query(page): axum::extract::Query<super::contacts::Page>,
+    super::json::Query(page): super::json::Query<super::contacts::Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit()?;
     let mut tx = state.engine.store().begin_read().await?;
