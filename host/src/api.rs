@@ -19,9 +19,11 @@ mod openapi;
 mod outbox;
 mod plugins;
 mod sequences;
+pub mod server;
 mod signals;
 pub mod task;
 mod templates;
+pub mod trace;
 mod unsubscribe;
 mod users;
 
@@ -41,6 +43,8 @@ pub struct AppState {
     pub limiter: std::sync::Arc<limit::RateLimiter>,
     /// The requests being answered, each on its own task.
     pub in_flight: task::InFlight,
+    /// How slow clients are treated.
+    pub http: server::HttpConfig,
 }
 
 /// Requests per second each API key may make by default, and its burst.
@@ -52,6 +56,7 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     in_flight: task::InFlight,
+    http: server::HttpConfig,
 }
 
 /// How long a stopping server waits for the requests in flight before it
@@ -75,11 +80,24 @@ impl Application {
     ///
     /// When the address cannot be bound.
     pub async fn build_with_rate(engine: Engine, addr: SocketAddr, rate: (u32, u32)) -> std::io::Result<Application> {
+        Self::build_with(engine, addr, server::HttpConfig { rate, ..server::HttpConfig::default() }).await
+    }
+
+    /// [`Application::build`] with `http`'s limits.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound.
+    pub async fn build_with(
+        engine: Engine,
+        addr: SocketAddr,
+        http: server::HttpConfig,
+    ) -> std::io::Result<Application> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let limiter = std::sync::Arc::new(limit::RateLimiter::new(rate.0, rate.1));
-        let in_flight = task::InFlight::new(task::MAX_IN_FLIGHT);
-        let state = AppState { engine, limiter, in_flight: in_flight.clone() };
-        Ok(Application { listener, router: router(state), in_flight })
+        let limiter = std::sync::Arc::new(limit::RateLimiter::new(http.rate.0, http.rate.1));
+        let in_flight = task::InFlight::new(http.max_in_flight);
+        let state = AppState { engine, limiter, in_flight: in_flight.clone(), http };
+        Ok(Application { listener, router: router(state), in_flight, http })
     }
 
     /// The address it listens on.
@@ -98,26 +116,9 @@ impl Application {
     ///
     /// When accepting connections fails.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping.send(());
-        };
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(signal).into_future();
         // Connections that keep a request open past the grace (a client
         // that never reads its answer) do not hold the process.
-        let grace = async move {
-            if stopped.await.is_ok() {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            served = serve => served?,
-            () = grace => tracing::warn!("requests still open after the shutdown grace were dropped"),
-        }
+        server::serve(self.listener, self.router, self.http, shutdown, SHUTDOWN_GRACE).await?;
         let tasks = self.in_flight.tasks();
         tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
@@ -137,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), task::run_to_completion))
+        .layer(axum::middleware::from_fn(trace::traced))
         .with_state(state)
 }
 

@@ -29,6 +29,8 @@ pub struct Settings {
     pub rate_limit_per_second: u32,
     /// How many requests a key may make at once above that rate.
     pub rate_limit_burst: u32,
+    /// How the HTTP server treats slow clients and crowds.
+    pub http: HttpSettings,
     /// Let plugins' `http-fetch` reach private, loopback and link-local
     /// addresses (off: only public addresses, whatever the grant says).
     pub allow_private_network: bool,
@@ -39,6 +41,32 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     /// Text-message delivery (none: text messages stay queued).
     pub sms: SmsSettings,
+}
+
+/// How the HTTP server treats slow clients and crowds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Seconds a client may take to send a request's head.
+    pub header_timeout_seconds: u64,
+    /// Seconds a client may take to send a request's body.
+    pub body_timeout_seconds: u64,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Requests answered at once at most; more wait their turn.
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let http = crate::api::server::HttpConfig::default();
+        Self {
+            header_timeout_seconds: http.header_timeout.as_secs(),
+            body_timeout_seconds: http.body_timeout.as_secs(),
+            max_connections: http.max_connections,
+            max_in_flight: http.max_in_flight,
+        }
+    }
 }
 
 /// A secret setting: read like a string, never printed.
@@ -159,6 +187,7 @@ impl Default for Settings {
             scheduler: SchedulerSettings::default(),
             rate_limit_per_second: crate::api::DEFAULT_RATE.0,
             rate_limit_burst: crate::api::DEFAULT_RATE.1,
+            http: HttpSettings::default(),
             allow_private_network: false,
             public_url: None,
             smtp: SmtpSettings::default(),
@@ -188,6 +217,7 @@ impl std::fmt::Debug for Settings {
             .field("scheduler", &self.scheduler)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("http", &self.http)
             .field("allow_private_network", &self.allow_private_network)
             .field("public_url", &self.public_url)
             .field("smtp", &self.smtp)
@@ -220,6 +250,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_SCHEDULER_MAX_IDLE_MS", "longest sleep before looking for other hosts' work (5000)"),
     ("STEPWISE_RATE_LIMIT_PER_SECOND", "requests per second each API key may make (100)"),
     ("STEPWISE_RATE_LIMIT_BURST", "requests a key may make at once above that rate (200)"),
+    ("STEPWISE_HTTP_HEADER_TIMEOUT_SECONDS", "seconds a client may take to send a request's head (10)"),
+    ("STEPWISE_HTTP_BODY_TIMEOUT_SECONDS", "seconds a client may take to send a request's body (30)"),
+    ("STEPWISE_HTTP_MAX_CONNECTIONS", "open connections at most; more are closed at once (1024)"),
+    ("STEPWISE_HTTP_MAX_IN_FLIGHT", "requests answered at once; more wait their turn (64)"),
     ("STEPWISE_ALLOW_PRIVATE_NETWORK", "let plugins reach private and loopback addresses: true or false (false)"),
     ("STEPWISE_PUBLIC_URL", "the URL people reach this host at, for emails' unsubscribe links (none: no links)"),
     ("STEPWISE_SMTP_HOST", "SMTP server that sends email (none: emails stay queued)"),
@@ -292,6 +326,10 @@ impl Settings {
                 "STEPWISE_SCHEDULER_MAX_IDLE_MS" => settings.scheduler.max_idle_ms = parsed(name, &value)?,
                 "STEPWISE_RATE_LIMIT_PER_SECOND" => settings.rate_limit_per_second = parsed(name, &value)?,
                 "STEPWISE_RATE_LIMIT_BURST" => settings.rate_limit_burst = parsed(name, &value)?,
+                "STEPWISE_HTTP_HEADER_TIMEOUT_SECONDS" => settings.http.header_timeout_seconds = parsed(name, &value)?,
+                "STEPWISE_HTTP_BODY_TIMEOUT_SECONDS" => settings.http.body_timeout_seconds = parsed(name, &value)?,
+                "STEPWISE_HTTP_MAX_CONNECTIONS" => settings.http.max_connections = parsed(name, &value)?,
+                "STEPWISE_HTTP_MAX_IN_FLIGHT" => settings.http.max_in_flight = parsed(name, &value)?,
                 "STEPWISE_ALLOW_PRIVATE_NETWORK" => settings.allow_private_network = parsed(name, &value)?,
                 "STEPWISE_PUBLIC_URL" => settings.public_url = Some(value),
                 "STEPWISE_SMTP_HOST" => settings.smtp.host = Some(value),
@@ -317,6 +355,19 @@ impl Settings {
                 message: "rate_limit_per_second and rate_limit_burst must be at least 1".into(),
             });
         }
+        let http = &settings.http;
+        if http.header_timeout_seconds == 0
+            || http.body_timeout_seconds == 0
+            || http.max_connections == 0
+            || http.max_in_flight == 0
+        {
+            return Err(SettingsError {
+                source_name: "http".into(),
+                message: "header_timeout_seconds, body_timeout_seconds, max_connections and max_in_flight must be \
+                          at least 1"
+                    .into(),
+            });
+        }
         if settings.scheduler.batch_size == 0 || settings.scheduler.concurrency == 0 {
             return Err(SettingsError {
                 source_name: "scheduler".into(),
@@ -329,6 +380,17 @@ impl Settings {
         settings.smtp()?;
         settings.sms()?;
         Ok(settings)
+    }
+
+    /// The HTTP server's limits.
+    pub fn http(&self) -> crate::api::server::HttpConfig {
+        crate::api::server::HttpConfig {
+            rate: (self.rate_limit_per_second, self.rate_limit_burst),
+            header_timeout: Duration::from_secs(self.http.header_timeout_seconds),
+            body_timeout: Duration::from_secs(self.http.body_timeout_seconds),
+            max_connections: self.http.max_connections,
+            max_in_flight: self.http.max_in_flight,
+        }
     }
 
     /// The email transport these settings describe; `None` without a host.

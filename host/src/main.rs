@@ -170,7 +170,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Warnings, and a line per request answered (the access log).
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,stepwise::api::trace=info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -285,8 +286,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if add_ons > 0 {
         eprintln!("loaded {add_ons} add-on plugin(s) from the database");
     }
-    let rate = (settings.rate_limit_per_second, settings.rate_limit_burst);
-    let app = stepwise::api::Application::build_with_rate(engine.clone(), settings.listen, rate)
+    let app = stepwise::api::Application::build_with(engine.clone(), settings.listen, settings.http())
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     eprintln!("stepwise listening on http://{} ({:?} database); stop with Ctrl-C", app.local_addr()?, store.backend());

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use stepwise::api::Application;
+use stepwise::api::server::HttpConfig;
 use stepwise::model::{Role, User};
 use stepwise::store::Store;
 
@@ -49,9 +50,15 @@ impl TestApp {
     /// [`TestApp::spawn`] with a rate limit of `(per second, burst)` requests
     /// per key: tests that send hundreds of requests raise it.
     pub async fn spawn_with_rate(store: Store, rate: (u32, u32)) -> TestApp {
+        Self::spawn_with(store, HttpConfig { rate, ..HttpConfig::default() }).await
+    }
+
+    /// [`TestApp::spawn`] with the server's limits set by `http`: tests of
+    /// slow clients shorten its timeouts.
+    pub async fn spawn_with(store: Store, http: HttpConfig) -> TestApp {
         let world = World::new(store).await;
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let app = Application::build_with_rate(world.engine.clone(), addr, rate).await.expect("binds");
+        let app = Application::build_with(world.engine.clone(), addr, http).await.expect("binds");
         let base = format!("http://{}", app.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run(async move {

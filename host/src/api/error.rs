@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 400: the request cannot be read (broken JSON, a bad query string).
     #[error("{0}")]
     BadRequest(String),
+    /// 408: the body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413: the body is larger than the limit.
     #[error("{0}")]
     TooLarge(String),
@@ -75,12 +78,15 @@ struct Problem<'a> {
     detail: String,
     #[serde(skip_serializing_if = "<[FieldProblem]>::is_empty")]
     errors: &'a [FieldProblem],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request too large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
@@ -104,7 +110,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
         if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "request failed");
+            tracing::error!(%cause, request_id = ?super::trace::current(), "request failed");
         }
         let fields: &[FieldProblem] = match &self {
             ApiError::Validation { fields, .. } => fields,
@@ -116,6 +122,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.to_string(),
             errors: fields,
+            request_id: super::trace::current(),
         };
         let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

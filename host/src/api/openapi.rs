@@ -240,6 +240,39 @@ impl Op {
     }
 }
 
+/// Reads the body of an op that takes one, at most `limit` bytes within the
+/// server's body timeout, before anything else looks at it: a
+/// `Content-Length` over the limit is a 413 at once, a body that does not
+/// come in time a 408. The handler then reads it from memory.
+async fn read_body(state: AppState, limit: usize, request: Request, next: Next) -> Response {
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return super::error::ApiError::TooLarge(format!("the body is over this route's limit of {limit} bytes"))
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let timeout = state.http.body_timeout;
+    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) => {
+            let too_large =
+                std::error::Error::source(&error).is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                super::error::ApiError::TooLarge(format!("the body is over this route's limit of {limit} bytes"))
+                    .into_response()
+            } else {
+                super::error::ApiError::BadRequest(format!("the body could not be read: {error}")).into_response()
+            };
+        }
+        Err(_) => {
+            let detail = format!("the body did not arrive within {} s", timeout.as_secs());
+            return super::error::ApiError::RequestTimeout(detail).into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
 /// Lets a request through only when its caller has one of `roles`. The
 /// caller is kept for the handler, which then does not authenticate again.
 async fn require(roles: &'static [Role], caller: Caller, mut request: Request, next: Next) -> Response {
@@ -278,12 +311,20 @@ impl Routes {
         for Op { mut route, doc } in ops {
             if let Who::Roles(roles) = doc.who {
                 // Outermost first: authentication and the role check, then
-                // `Idempotency-Key`, then the handler.
+                // reading the body, then `Idempotency-Key`, then the handler.
                 let state = self.state.clone();
                 let limit = doc.body_limit.unwrap_or(DEFAULT_BODY_BYTES);
-                route = route.route_layer(axum::middleware::from_fn(move |request: Request, next: Next| {
-                    super::idempotency::idempotency(state.clone(), limit, request, next)
+                route = route.route_layer(axum::middleware::from_fn({
+                    let state = state.clone();
+                    move |request: Request, next: Next| {
+                        super::idempotency::idempotency(state.clone(), limit, request, next)
+                    }
                 }));
+                if doc.input.is_some() {
+                    route = route.route_layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+                        read_body(state.clone(), limit, request, next)
+                    }));
+                }
                 route = route.route_layer(axum::middleware::from_fn_with_state(
                     self.state.clone(),
                     move |caller: Caller, request: Request, next: Next| require(roles, caller, request, next),
@@ -380,6 +421,7 @@ fn problems(doc: &OpDoc, path: &str) -> Vec<(u16, &'static str)> {
         answers.push((409, "The request conflicts with the record's state"));
     }
     if doc.input.is_some() {
+        answers.push((408, "The body did not arrive within the server's body timeout"));
         answers.push((413, "The body is over the limit"));
         answers.push((415, "The body is not of the media type the route reads"));
     }
@@ -521,6 +563,10 @@ fn problem_schema() -> Value {
             "title": { "type": "string" },
             "status": { "type": "integer" },
             "detail": { "type": "string", "description": "What is wrong, in words" },
+            "request_id": {
+                "type": "string",
+                "description": "The request's id, as in the `Request-Id` header: quote it when asking about the request"
+            },
             "errors": {
                 "type": "array",
                 "description": "For validation: each field and what is wrong with it",

@@ -53,11 +53,12 @@ pub(super) async fn detached(
     next: Next,
 ) -> Response {
     let what = format!("{} {}", request.method(), request.uri().path());
-    let run = async move {
+    let id = super::trace::current();
+    let run = super::trace::scoped(id, async move {
         let response = next.run(request).await;
         drop(permit);
         response
-    };
+    });
     match tasks.spawn(run).await {
         Ok(response) => response,
         Err(error) => {
@@ -95,7 +96,6 @@ mod tests {
 
     use super::*;
 
-    #[expect(clippy::unused_async, reason = "a handler is async")]
     async fn boom() -> &'static str {
         panic!("a handler bug")
     }
@@ -128,7 +128,7 @@ mod tests {
         let tasks = TaskTracker::new();
         let (finished, done) = tokio::sync::oneshot::channel::<()>();
         let finished = std::sync::Mutex::new(Some(finished));
-        let finished = std::sync::Arc::new(finished);
+        let finished = Arc::new(finished);
         let slow = Router::new()
             .route(
                 "/slow",
