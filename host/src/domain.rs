@@ -453,6 +453,10 @@ pub struct Enrollment {
     pub queued_at: Option<DateTime<Utc>>,
     /// When it reached a final status.
     pub ended_at: Option<DateTime<Utc>>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 text_enum! {

@@ -89,6 +89,12 @@ pub struct Contact {
     pub last_engaged: Option<DateTime<Utc>>,
     /// Last email sent or call made.
     pub last_contacted: Option<DateTime<Utc>>,
+    /// When it was made; set by the server (ignored when sent).
+    #[schemars(extend("readOnly" = true))]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it last changed; set by the server (ignored when sent).
+    #[schemars(extend("readOnly" = true))]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// A user's role.
@@ -126,6 +132,12 @@ pub struct User {
     pub signature: String,
     /// Mailbox connected for automatic email.
     pub sender_connected: bool,
+    /// When it was made; set by the server (ignored when sent).
+    #[schemars(extend("readOnly" = true))]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it last changed; set by the server (ignored when sent).
+    #[schemars(extend("readOnly" = true))]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl Default for User {
@@ -140,6 +152,8 @@ impl Default for User {
             timezone: "UTC".into(),
             signature: String::new(),
             sender_connected: false,
+            created_at: None,
+            updated_at: None,
         }
     }
 }
@@ -156,6 +170,12 @@ pub struct Company {
     pub owner_id: Option<String>,
     /// Parent company.
     pub parent_id: Option<String>,
+    /// When it was made; set by the server (ignored when sent).
+    #[schemars(extend("readOnly" = true))]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it last changed; set by the server (ignored when sent).
+    #[schemars(extend("readOnly" = true))]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// Who a step concerns: the contact, the action's owner and the company.

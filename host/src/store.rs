@@ -36,6 +36,7 @@ mod keys;
 mod outbox;
 mod plugins;
 mod sequences;
+mod sync;
 mod templates;
 
 use std::str::FromStr;
@@ -53,6 +54,7 @@ pub use events::{NewEvent, Timeline};
 pub use keys::{ApiKey, Idempotent, KeyHolder};
 pub use outbox::{DeliveryOutcome, MessageFilter, NewOutboxMessage};
 pub use sequences::NewSequence;
+pub use sync::{Collection, Deletion, SyncPage};
 pub use templates::{Template, WebhookFailure, WebhookFailureFilter};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

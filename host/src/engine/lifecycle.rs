@@ -190,7 +190,7 @@ impl Engine {
             Some((step, due)) => {
                 enrollment.current_step = step;
                 enrollment.next_action_at = due;
-                tx.save_enrollment(&enrollment).await?;
+                tx.save_enrollment(&enrollment, now).await?;
             }
             None => {
                 self.end_enrollment(
@@ -262,7 +262,7 @@ impl Engine {
         if enrollment.status == EnrollmentStatus::Pending {
             enrollment.status = EnrollmentStatus::Running;
         }
-        tx.save_enrollment(enrollment).await?;
+        tx.save_enrollment(enrollment, now).await?;
         Ok(())
     }
 
@@ -292,7 +292,7 @@ impl Engine {
         enrollment.next_action_at = None;
         enrollment.ended_at = Some(now);
         tx.close_open_actions(&enrollment.id, &format!("enrollment_{status}"), now).await?;
-        tx.save_enrollment(enrollment).await?;
+        tx.save_enrollment(enrollment, now).await?;
         let contact = tx.contact(&enrollment.account_id, &enrollment.contact_id).await?;
         let event = enrollment_event(enrollment, contact.company_id.clone(), None, "enrollment.ended", actor)
             .reason(why)
@@ -344,7 +344,7 @@ impl Engine {
             // The sequence starts for it now: due dates count from here.
             let version = self.version(tx, &sequence.id, next.version).await?;
             next.next_action_at = self.reproject(tx, &next, sequence, &version, now, now).await?;
-            tx.save_enrollment(&next).await?;
+            tx.save_enrollment(&next, now).await?;
             let contact = tx.contact(&next.account_id, &next.contact_id).await?;
             let event = enrollment_event(&next, contact.company_id, None, "enrollment.dequeued", SYSTEM)
                 .reason("a drip slot became free")
@@ -426,7 +426,7 @@ impl Engine {
         enrollment.status = EnrollmentStatus::Running;
         enrollment.pause_reason = None;
         enrollment.resume_at = None;
-        tx.save_enrollment(enrollment).await?;
+        tx.save_enrollment(enrollment, now).await?;
         let contact = tx.contact(&enrollment.account_id, &enrollment.contact_id).await?;
         let event = enrollment_event(enrollment, contact.company_id.clone(), None, "enrollment.resumed", actor)
             .reason(why)
@@ -516,7 +516,7 @@ impl Engine {
         let before = json!({ "status": enrollment.status });
         enrollment.status = EnrollmentStatus::Paused;
         enrollment.pause_reason = Some(PauseReason::Manual);
-        tx.save_enrollment(&enrollment).await?;
+        tx.save_enrollment(&enrollment, now).await?;
         let contact = tx.contact(account_id, &enrollment.contact_id).await?;
         let event = enrollment_event(&enrollment, contact.company_id, None, "enrollment.stopped", actor)
             .reason(format!(
@@ -591,7 +591,7 @@ impl Engine {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let enrollment = self.enrollment_of(&mut tx, account_id, enrollment_id).await?;
-        tx.delete_enrollment(&enrollment.id).await?;
+        tx.delete_enrollment(account_id, &enrollment.id, now).await?;
         let sequence = tx.sequence(account_id, &enrollment.sequence_id).await?;
         if enrollment.status.is_open() && enrollment.status != EnrollmentStatus::Queued {
             self.dequeue(&mut tx, &sequence, now).await?;
@@ -678,10 +678,10 @@ impl Engine {
                 if enrollment.status == EnrollmentStatus::Paused {
                     tx.disable_actions(&enrollment.id, now).await?;
                 }
-                tx.save_enrollment(&enrollment).await?;
+                tx.save_enrollment(&enrollment, now).await?;
             }
             None => {
-                tx.save_enrollment(&enrollment).await?;
+                tx.save_enrollment(&enrollment, now).await?;
                 self.end_enrollment(
                     &mut tx,
                     &mut enrollment,
@@ -753,7 +753,7 @@ impl Engine {
                 let version = self.version(&mut tx, &sequence.id, enrollment.version).await?;
                 enrollment.next_action_at =
                     self.reproject(&mut tx, &enrollment, &sequence, &version, enrollment.started_at, now).await?;
-                tx.save_enrollment(&enrollment).await?;
+                tx.save_enrollment(&enrollment, now).await?;
                 let contact = tx.contact(account_id, &enrollment.contact_id).await?;
                 let event =
                     enrollment_event(&enrollment, contact.company_id, None, "enrollment.event_date_changed", actor)
@@ -1043,7 +1043,7 @@ impl Engine {
         let action = tx.reschedule_action(action_id, None, Some(due_at), None, true, now).await.map_err(lease_busy)?;
         let mut enrollment = ctx.enrollment.clone();
         enrollment.next_action_at = Some(due_at);
-        tx.save_enrollment(&enrollment).await?;
+        tx.save_enrollment(&enrollment, now).await?;
         let event = ctx.event("action.rescheduled", user_id).change(
             json!({ "due_at": ctx.action.due_at, "status": ctx.action.status }),
             json!({ "due_at": due_at, "status": ActionStatus::Future }),

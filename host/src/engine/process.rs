@@ -769,7 +769,7 @@ impl Engine {
         let mut enrollment = ctx.enrollment.clone();
         if enrollment.status == EnrollmentStatus::Pending {
             enrollment.status = EnrollmentStatus::Running;
-            tx.save_enrollment(&enrollment).await?;
+            tx.save_enrollment(&enrollment, now).await?;
         }
         let event = ctx
             .event("action.activated", SYSTEM)
@@ -1049,7 +1049,7 @@ impl Engine {
         let before = json!({ "status": enrollment.status });
         enrollment.status = EnrollmentStatus::Paused;
         enrollment.pause_reason = Some(PauseReason::Error);
-        tx.save_enrollment(enrollment).await?;
+        tx.save_enrollment(enrollment, now).await?;
         let event = ctx
             .event("action.failed", actor)
             .reason(message)

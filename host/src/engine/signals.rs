@@ -162,7 +162,7 @@ impl Engine {
                         }
                     }
                     enrollment.resume_at = signal.return_date;
-                    tx.save_enrollment(&enrollment).await?;
+                    tx.save_enrollment(&enrollment, now).await?;
                     let reason = match signal.return_date {
                         Some(back) => format!("the contact is out of office until {back}"),
                         None => "the contact is out of office; resume the enrollment when they are back".to_owned(),

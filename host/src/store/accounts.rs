@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::sync::{SyncPage, bind_page};
 use super::{Result, StoreError, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
 use crate::domain::{Account, ContactType, DEFAULT_CONTACT_TYPES};
 use crate::model::{Role, User};
@@ -40,6 +41,8 @@ struct UserRow {
     timezone: String,
     signature: String,
     sender_connected: bool,
+    created_at: i64,
+    updated_at: i64,
 }
 
 impl UserRow {
@@ -54,6 +57,8 @@ impl UserRow {
             timezone: self.timezone,
             signature: self.signature,
             sender_connected: self.sender_connected,
+            created_at: Some(time(self.created_at)?),
+            updated_at: Some(time(self.updated_at)?),
         })
     }
 }
@@ -248,7 +253,13 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when the name is taken; [`StoreError::NotFound`].
-    pub async fn rename_contact_type(&mut self, account_id: &str, id: &str, name: &str) -> Result<()> {
+    pub async fn rename_contact_type(
+        &mut self,
+        account_id: &str,
+        id: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let done =
             on_tx!(self, |c| sqlx::query("UPDATE contact_types SET name = $3 WHERE account_id = $1 AND id = $2")
                 .bind(account_id)
@@ -257,7 +268,18 @@ impl Tx {
                 .execute(&mut *c)
                 .await?
                 .rows_affected());
-        found((done > 0).then_some(()), "contact type", id)
+        found((done > 0).then_some(()), "contact type", id)?;
+        // Its contacts now show the new name: a change a sync must see.
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE contacts SET updated_at = $3 WHERE account_id = $1 AND contact_type_id = $2"
+        )
+        .bind(account_id)
+        .bind(id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(())
     }
 
     /// Creates a user in `account_id`; an empty `user.id` gets a new one.
@@ -269,8 +291,8 @@ impl Tx {
         let id = if user.id.is_empty() { new_id("usr") } else { user.id.clone() };
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO users (id, account_id, name, email, role, active, delegate, timezone, signature,
-                                sender_connected, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                                sender_connected, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
         )
         .bind(&id)
         .bind(account_id)
@@ -286,7 +308,7 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        Ok(User { id, ..user.clone() })
+        Ok(User { id, created_at: Some(now), updated_at: Some(now), ..user.clone() })
     }
 
     /// The user `id` of `account_id`.
@@ -296,7 +318,8 @@ impl Tx {
     /// [`StoreError::NotFound`].
     pub async fn user(&mut self, account_id: &str, id: &str) -> Result<User> {
         let row: Option<UserRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
+                    updated_at
              FROM users WHERE account_id = $1 AND id = $2"
         )
         .bind(account_id)
@@ -313,7 +336,8 @@ impl Tx {
     /// [`StoreError::Corrupt`] on an unreadable row.
     pub async fn user_by_email(&mut self, account_id: &str, email: &str) -> Result<Option<User>> {
         let row: Option<UserRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
+                    updated_at
              FROM users WHERE account_id = $1 AND LOWER(email) = LOWER($2)"
         )
         .bind(account_id)
@@ -333,7 +357,8 @@ impl Tx {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
+                    updated_at
              FROM users WHERE account_id = $1 AND id IN ({})",
             placeholders(2, ids.len())
         );
@@ -341,21 +366,20 @@ impl Tx {
         rows.into_iter().map(UserRow::into_domain).collect()
     }
 
-    /// A page of an account's users, by id, after `after`.
+    /// A page of an account's users, in creation order.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn users_page(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
-        let rows: Vec<UserRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
-             FROM users WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-        )
-        .bind(account_id)
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await?);
+    pub async fn users_page(&mut self, account_id: &str, page: &SyncPage<'_>) -> Result<Vec<User>> {
+        let sql = format!(
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
+                    updated_at
+             FROM users WHERE account_id = $1 AND {}",
+            page.clause("", 2)
+        );
+        let rows: Vec<UserRow> =
+            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(UserRow::into_domain).collect()
     }
 
@@ -366,7 +390,8 @@ impl Tx {
     /// [`StoreError::Database`].
     pub async fn users(&mut self, account_id: &str) -> Result<Vec<User>> {
         let rows: Vec<UserRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected
+            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
+                    updated_at
              FROM users WHERE account_id = $1 ORDER BY name, id"
         )
         .bind(account_id)
@@ -380,10 +405,10 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::Conflict`] when the new email is taken; [`StoreError::NotFound`].
-    pub async fn update_user(&mut self, account_id: &str, user: &User) -> Result<()> {
+    pub async fn update_user(&mut self, account_id: &str, user: &User, now: DateTime<Utc>) -> Result<()> {
         let done = on_tx!(self, |c| sqlx::query(
             "UPDATE users SET name = $3, email = $4, role = $5, active = $6, delegate = $7, timezone = $8,
-                              signature = $9, sender_connected = $10
+                              signature = $9, sender_connected = $10, updated_at = $11
              WHERE account_id = $1 AND id = $2"
         )
         .bind(account_id)
@@ -396,6 +421,7 @@ impl Tx {
         .bind(&user.timezone)
         .bind(&user.signature)
         .bind(user.sender_connected)
+        .bind(ms(now))
         .execute(&mut *c)
         .await?
         .rows_affected());

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::accounts::{Hierarchy, is_self_or_ancestor, lock_hierarchy};
-use super::{Result, StoreError, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, placeholders, time_opt};
+use super::sync::{Collection, SyncPage, bind_page};
+use super::{Result, StoreError, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, placeholders, time, time_opt};
 use crate::model::{Company, Contact, ContactKind, OptOuts};
 
 #[derive(sqlx::FromRow)]
@@ -14,13 +15,24 @@ struct CompanyRow {
     name: String,
     owner_id: Option<String>,
     parent_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
 }
 
-impl From<CompanyRow> for Company {
-    fn from(r: CompanyRow) -> Self {
-        Company { id: r.id, name: r.name, owner_id: r.owner_id, parent_id: r.parent_id }
+impl CompanyRow {
+    fn into_domain(self) -> Result<Company> {
+        Ok(Company {
+            id: self.id,
+            name: self.name,
+            owner_id: self.owner_id,
+            parent_id: self.parent_id,
+            created_at: Some(time(self.created_at)?),
+            updated_at: Some(time(self.updated_at)?),
+        })
     }
 }
+
+const SELECT_COMPANY: &str = "SELECT id, name, owner_id, parent_id, created_at, updated_at FROM companies";
 
 #[derive(sqlx::FromRow)]
 struct ContactRow {
@@ -42,6 +54,8 @@ struct ContactRow {
     attributes: String,
     last_engaged: Option<i64>,
     last_contacted: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
 }
 
 impl ContactRow {
@@ -68,6 +82,8 @@ impl ContactRow {
             attributes: serde_json::from_str::<BTreeMap<_, _>>(&self.attributes)?,
             last_engaged: time_opt(self.last_engaged)?,
             last_contacted: time_opt(self.last_contacted)?,
+            created_at: Some(time(self.created_at)?),
+            updated_at: Some(time(self.updated_at)?),
         })
     }
 }
@@ -82,7 +98,7 @@ fn kind_str(kind: ContactKind) -> &'static str {
 const SELECT_CONTACT: &str = "
     SELECT c.id, c.kind, c.first_name, c.last_name, c.email, c.phone, c.owner_id, c.company_id,
            t.name AS contact_type, c.lead_source, c.sales_cycle, c.timezone, c.opt_out_email, c.opt_out_sms,
-           c.opt_out_phone, c.attributes, c.last_engaged, c.last_contacted
+           c.opt_out_phone, c.attributes, c.last_engaged, c.last_contacted, c.created_at, c.updated_at
     FROM contacts c JOIN contact_types t ON t.id = c.contact_type_id";
 
 impl Tx {
@@ -94,8 +110,8 @@ impl Tx {
     pub async fn create_company(&mut self, account_id: &str, company: &Company, now: DateTime<Utc>) -> Result<Company> {
         let id = if company.id.is_empty() { new_id("com") } else { company.id.clone() };
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO companies (id, account_id, name, owner_id, parent_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)"
+            "INSERT INTO companies (id, account_id, name, owner_id, parent_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)"
         )
         .bind(&id)
         .bind(account_id)
@@ -106,7 +122,7 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        Ok(Company { id, ..company.clone() })
+        Ok(Company { id, created_at: Some(now), updated_at: Some(now), ..company.clone() })
     }
 
     /// The company `id` of `account_id`.
@@ -115,33 +131,22 @@ impl Tx {
     ///
     /// [`StoreError::NotFound`].
     pub async fn company(&mut self, account_id: &str, id: &str) -> Result<Company> {
-        let row: Option<CompanyRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 AND id = $2"
-        )
-        .bind(account_id)
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?);
-        Ok(found(row, "company", id)?.into())
+        let sql = format!("{SELECT_COMPANY} WHERE account_id = $1 AND id = $2");
+        let row: Option<CompanyRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).bind(id).fetch_optional(&mut *c).await?);
+        found(row, "company", id)?.into_domain()
     }
 
-    /// A page of an account's companies, by id, after `after`.
+    /// A page of an account's companies, in creation order.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn companies_page(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<Company>> {
-        let rows: Vec<CompanyRow> = on_tx!(self, |c| {
-            sqlx::query_as(
-            "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-        )
-        .bind(account_id)
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await?
-        });
-        Ok(rows.into_iter().map(Company::from).collect())
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn companies_page(&mut self, account_id: &str, page: &SyncPage<'_>) -> Result<Vec<Company>> {
+        let sql = format!("{SELECT_COMPANY} WHERE account_id = $1 AND {}", page.clause("", 2));
+        let rows: Vec<CompanyRow> =
+            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
+        rows.into_iter().map(CompanyRow::into_domain).collect()
     }
 
     /// Replaces the name, owner and parent of company `company.id`.
@@ -150,7 +155,7 @@ impl Tx {
     ///
     /// [`StoreError::Invalid`] when the new parent is the company itself or
     /// one of its descendants; [`StoreError::NotFound`].
-    pub async fn update_company(&mut self, account_id: &str, company: &Company) -> Result<()> {
+    pub async fn update_company(&mut self, account_id: &str, company: &Company, now: DateTime<Utc>) -> Result<()> {
         lock_hierarchy(self, account_id).await?;
         if let Some(parent) = &company.parent_id
             && is_self_or_ancestor(self, Hierarchy::Companies, parent, &company.id).await?
@@ -158,13 +163,15 @@ impl Tx {
             return Err(StoreError::Invalid(format!("company {parent} is {} or one of its descendants", company.id)));
         }
         let done = on_tx!(self, |c| sqlx::query(
-            "UPDATE companies SET name = $3, owner_id = $4, parent_id = $5 WHERE account_id = $1 AND id = $2"
+            "UPDATE companies SET name = $3, owner_id = $4, parent_id = $5, updated_at = $6
+             WHERE account_id = $1 AND id = $2"
         )
         .bind(account_id)
         .bind(&company.id)
         .bind(&company.name)
         .bind(&company.owner_id)
         .bind(&company.parent_id)
+        .bind(ms(now))
         .execute(&mut *c)
         .await?
         .rows_affected());
@@ -185,8 +192,8 @@ impl Tx {
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO contacts (id, account_id, kind, first_name, last_name, email, phone, owner_id, company_id,
                                    contact_type_id, lead_source, sales_cycle, timezone, opt_out_email, opt_out_sms,
-                                   opt_out_phone, attributes, last_engaged, last_contacted, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                                   opt_out_phone, attributes, last_engaged, last_contacted, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)"
         )
         .bind(&id)
         .bind(account_id)
@@ -211,7 +218,7 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        Ok(Contact { id, contact_type: type_name, ..contact.clone() })
+        Ok(Contact { id, contact_type: type_name, created_at: Some(now), updated_at: Some(now), ..contact.clone() })
     }
 
     /// The contact `id` of `account_id`.
@@ -232,14 +239,10 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn contacts(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<Contact>> {
-        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3");
-        let rows: Vec<ContactRow> = on_tx!(self, |c| sqlx::query_as(&sql)
-            .bind(account_id)
-            .bind(after.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *c)
-            .await?);
+    pub async fn contacts(&mut self, account_id: &str, page: &SyncPage<'_>) -> Result<Vec<Contact>> {
+        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND {}", page.clause("c.", 2));
+        let rows: Vec<ContactRow> =
+            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(ContactRow::into_domain).collect()
     }
 
@@ -266,12 +269,9 @@ impl Tx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT id, name, owner_id, parent_id FROM companies WHERE account_id = $1 AND id IN ({})",
-            placeholders(2, ids.len())
-        );
+        let sql = format!("{SELECT_COMPANY} WHERE account_id = $1 AND id IN ({})", placeholders(2, ids.len()));
         let rows: Vec<CompanyRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
-        Ok(rows.into_iter().map(Company::from).collect())
+        rows.into_iter().map(CompanyRow::into_domain).collect()
     }
 
     /// Replaces every field of contact `contact.id`, and makes the
@@ -291,7 +291,7 @@ impl Tx {
             "UPDATE contacts SET kind = $3, first_name = $4, last_name = $5, email = $6, phone = $7, owner_id = $8,
                                  company_id = $9, contact_type_id = $10, lead_source = $11, sales_cycle = $12,
                                  timezone = $13, opt_out_email = $14, opt_out_sms = $15, opt_out_phone = $16,
-                                 attributes = $17, last_engaged = $18, last_contacted = $19
+                                 attributes = $17, last_engaged = $18, last_contacted = $19, updated_at = $20
              WHERE account_id = $1 AND id = $2"
         )
         .bind(account_id)
@@ -313,6 +313,7 @@ impl Tx {
         .bind(&attributes)
         .bind(ms_opt(contact.last_engaged))
         .bind(ms_opt(contact.last_contacted))
+        .bind(ms(now))
         .execute(&mut *c)
         .await?
         .rows_affected());
@@ -320,19 +321,29 @@ impl Tx {
         self.release_criteria_holds(account_id, &contact.id, now).await
     }
 
-    /// Deletes a contact with its enrollments, actions and events.
+    /// Deletes a contact with its enrollments, actions and events, leaving
+    /// tombstones of the contact and its enrollments.
     ///
     /// # Errors
     ///
     /// [`StoreError::NotFound`].
-    pub async fn delete_contact(&mut self, account_id: &str, id: &str) -> Result<()> {
+    pub async fn delete_contact(&mut self, account_id: &str, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let enrollments: Vec<String> = on_tx!(self, |c| sqlx::query_scalar(
+            "SELECT id FROM enrollments WHERE account_id = $1 AND contact_id = $2"
+        )
+        .bind(account_id)
+        .bind(id)
+        .fetch_all(&mut *c)
+        .await?);
         let done = on_tx!(self, |c| sqlx::query("DELETE FROM contacts WHERE account_id = $1 AND id = $2")
             .bind(account_id)
             .bind(id)
             .execute(&mut *c)
             .await?
             .rows_affected());
-        found((done > 0).then_some(()), "contact", id)
+        found((done > 0).then_some(()), "contact", id)?;
+        self.record_deletions(account_id, Collection::Contacts, &[id.to_owned()], now).await?;
+        self.record_deletions(account_id, Collection::Enrollments, &enrollments, now).await
     }
 
     /// The id and name of the type named `name` in the account; an empty

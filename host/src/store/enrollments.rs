@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::sync::{Collection, SyncPage, bind_page};
 use super::{
     NONE, Result, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, parse_opt, placeholders, time, time_opt, value_rows,
 };
@@ -43,6 +44,8 @@ struct EnrollmentRow {
     resume_at: Option<i64>,
     queued_at: Option<i64>,
     ended_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
 }
 
 impl EnrollmentRow {
@@ -65,6 +68,8 @@ impl EnrollmentRow {
             resume_at: time_opt(self.resume_at)?,
             queued_at: time_opt(self.queued_at)?,
             ended_at: time_opt(self.ended_at)?,
+            created_at: time(self.created_at)?,
+            updated_at: time(self.updated_at)?,
         })
     }
 }
@@ -72,7 +77,7 @@ impl EnrollmentRow {
 const SELECT_ENROLLMENT: &str = "
     SELECT id, account_id, contact_id, sequence_id, version, initiated_by, status, pause_reason, outcome,
            current_step, started_at, last_action_completed_at, next_action_at, event_date, resume_at, queued_at,
-           ended_at
+           ended_at, created_at, updated_at
     FROM enrollments";
 
 impl Tx {
@@ -94,8 +99,8 @@ impl Tx {
         let queued_at = (new.status == EnrollmentStatus::Queued).then_some(ms(now));
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
-                                      current_step, started_at, event_date, queued_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)"
+                                      current_step, started_at, event_date, queued_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $8, $8)"
         )
         .bind(&id)
         .bind(account_id)
@@ -148,12 +153,12 @@ impl Tx {
     /// refuses it; [`StoreError::Conflict`](super::StoreError::Conflict) when
     /// reopening would make two unfinished enrollments;
     /// [`StoreError::NotFound`](super::StoreError::NotFound).
-    pub async fn save_enrollment(&mut self, enrollment: &Enrollment) -> Result<()> {
+    pub async fn save_enrollment(&mut self, enrollment: &Enrollment, now: DateTime<Utc>) -> Result<()> {
         let e = enrollment;
         let done = on_tx!(self, |c| sqlx::query(
             "UPDATE enrollments SET version = $2, status = $3, pause_reason = $4, outcome = $5, current_step = $6,
                                     last_action_completed_at = $7, next_action_at = $8, event_date = $9,
-                                    resume_at = $10, queued_at = $11, ended_at = $12
+                                    resume_at = $10, queued_at = $11, ended_at = $12, updated_at = $13
              WHERE id = $1"
         )
         .bind(&e.id)
@@ -168,6 +173,7 @@ impl Tx {
         .bind(ms_opt(e.resume_at))
         .bind(ms_opt(e.queued_at))
         .bind(ms_opt(e.ended_at))
+        .bind(ms(now))
         .execute(&mut *c)
         .await?
         .rows_affected());
@@ -236,13 +242,13 @@ impl Tx {
         }
         let sql = format!(
             "UPDATE enrollments SET status = v.column2, current_step = v.column3, next_action_at = v.column4,
-                                    last_action_completed_at = $1
+                                    last_action_completed_at = $1, updated_at = $2
              FROM (VALUES {}) AS v WHERE enrollments.id = v.column1",
-            value_rows(2, batch.len(), 4)
+            value_rows(3, batch.len(), 4)
         );
         let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql).bind(ms(now));
+            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now));
             for (id, status, step, next) in batch {
                 q = q.bind(*id).bind(status.as_str()).bind(*step).bind(ms_opt(*next));
             }
@@ -264,13 +270,13 @@ impl Tx {
         let sql = format!(
             "UPDATE enrollments SET status = 'completed', outcome = 'neutral', pause_reason = NULL, resume_at = NULL,
                                     queued_at = NULL, next_action_at = NULL, ended_at = $1,
-                                    last_action_completed_at = $2
+                                    last_action_completed_at = $2, updated_at = $3
              WHERE id IN ({})",
-            placeholders(3, ids.len())
+            placeholders(4, ids.len())
         );
         let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now));
+            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now)).bind(ms(now));
             for id in ids {
                 q = q.bind(*id);
             }
@@ -307,7 +313,7 @@ impl Tx {
     }
 
     /// A page of the enrollments of a sequence (or, with `by_contact`, of a
-    /// contact), by id, after `after`.
+    /// contact), in creation order.
     ///
     /// # Errors
     ///
@@ -316,17 +322,12 @@ impl Tx {
         &mut self,
         of: &str,
         by_contact: bool,
-        after: Option<&str>,
-        limit: u32,
+        page: &SyncPage<'_>,
     ) -> Result<Vec<Enrollment>> {
         let column = if by_contact { "contact_id" } else { "sequence_id" };
-        let sql = format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND id > $2 ORDER BY id LIMIT $3");
-        let rows: Vec<EnrollmentRow> = on_tx!(self, |c| sqlx::query_as(&sql)
-            .bind(of)
-            .bind(after.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *c)
-            .await?);
+        let sql = format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND {}", page.clause("", 2));
+        let rows: Vec<EnrollmentRow> =
+            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
     }
 
@@ -337,12 +338,14 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::NotFound`](super::StoreError::NotFound).
-    pub async fn delete_enrollment(&mut self, id: &str) -> Result<()> {
-        let done = on_tx!(self, |c| sqlx::query("DELETE FROM enrollments WHERE id = $1")
+    pub async fn delete_enrollment(&mut self, account_id: &str, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query("DELETE FROM enrollments WHERE account_id = $1 AND id = $2")
+            .bind(account_id)
             .bind(id)
             .execute(&mut *c)
             .await?
             .rows_affected());
-        found((done > 0).then_some(()), "enrollment", id)
+        found((done > 0).then_some(()), "enrollment", id)?;
+        self.record_deletions(account_id, Collection::Enrollments, &[id.to_owned()], now).await
     }
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::sync::{SyncPage, bind_page};
 use super::{Result, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
 use crate::domain::{PlanType, Sequence, SequenceSettings, SequenceState, SequenceVersion, Step, TimingMode};
 
@@ -138,19 +139,15 @@ impl Tx {
         found(row, "sequence", id)?.into_domain()
     }
 
-    /// A page of an account's sequences, by id, after `after`.
+    /// A page of an account's sequences, in creation order.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn sequences_page(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<Sequence>> {
-        let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3");
-        let rows: Vec<SequenceRow> = on_tx!(self, |c| sqlx::query_as(&sql)
-            .bind(account_id)
-            .bind(after.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *c)
-            .await?);
+    pub async fn sequences_page(&mut self, account_id: &str, page: &SyncPage<'_>) -> Result<Vec<Sequence>> {
+        let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 AND {}", page.clause("", 2));
+        let rows: Vec<SequenceRow> =
+            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::sync::{Collection, SyncPage, bind_page};
 use super::{Result, Tx, fetch_in, found, json_opt, ms, new_id, on_tx, placeholders, time};
 
 /// A message template: a subject and a body with `{{tokens}}`.
@@ -190,20 +191,15 @@ impl Tx {
         rows.into_iter().map(TemplateRow::into_domain).collect()
     }
 
-    /// A page of an account's templates, by id, after `after`.
+    /// A page of an account's templates, in creation order.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn templates(&mut self, account_id: &str, after: Option<&str>, limit: u32) -> Result<Vec<Template>> {
-        let sql =
-            format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3");
-        let rows: Vec<TemplateRow> = on_tx!(self, |c| sqlx::query_as(&sql)
-            .bind(account_id)
-            .bind(after.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *c)
-            .await?);
+    pub async fn templates(&mut self, account_id: &str, page: &SyncPage<'_>) -> Result<Vec<Template>> {
+        let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account_id = $1 AND {}", page.clause("", 2));
+        let rows: Vec<TemplateRow> =
+            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(TemplateRow::into_domain).collect()
     }
 
@@ -256,14 +252,15 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::NotFound`](super::StoreError::NotFound).
-    pub async fn delete_template(&mut self, account_id: &str, id: &str) -> Result<()> {
+    pub async fn delete_template(&mut self, account_id: &str, id: &str, now: DateTime<Utc>) -> Result<()> {
         let done = on_tx!(self, |c| sqlx::query("DELETE FROM templates WHERE account_id = $1 AND id = $2")
             .bind(account_id)
             .bind(id)
             .execute(&mut *c)
             .await?
             .rows_affected());
-        found((done > 0).then_some(()), "template", id)
+        found((done > 0).then_some(()), "template", id)?;
+        self.record_deletions(account_id, Collection::Templates, &[id.to_owned()], now).await
     }
 
     /// Records a monitor entry for `account_id`.
