@@ -21,6 +21,7 @@ mod plugins;
 mod sequences;
 pub mod server;
 mod signals;
+mod sync;
 pub mod task;
 mod templates;
 pub mod trace;
@@ -177,7 +178,7 @@ fn table(state: AppState) -> Router<AppState> {
         ])
         .at("/v1/notifications", [get(me::notifications, "The caller's newest notifications")])
         .at("/v1/users", [
-            get(users::list, "The account's users").query::<contacts::Page>().pages::<User>("users"),
+            get(users::list, "The account's users").query::<sync::ListQuery>().pages::<User>("users"),
             post(users::create, "Create a user").roles(ADMINS).body::<User>().answers::<User>(201),
         ])
         .at("/v1/users/{id}", [
@@ -199,7 +200,7 @@ fn table(state: AppState) -> Router<AppState> {
             .guarded("Anyone may revoke their own key; only an admin may revoke another user's.")
             .empty(204)])
         .at("/v1/contacts", [
-            get(contacts::list, "The account's contacts").query::<contacts::Page>().pages::<Contact>("contacts"),
+            get(contacts::list, "The account's contacts").query::<sync::ListQuery>().pages::<Contact>("contacts"),
             post(contacts::create, "Create a contact; a new lead is enrolled by its lead source")
                 .roles(WORKERS)
                 .body::<Contact>()
@@ -215,7 +216,7 @@ fn table(state: AppState) -> Router<AppState> {
             delete(contacts::delete, "Delete a contact with its enrollments and history").roles(ADMINS).empty(204),
         ])
         .at("/v1/contacts/{id}/enrollments", [get(contacts::enrollments, "A contact's enrollments")
-            .query::<contacts::Page>()
+            .query::<sync::ListQuery>()
             .pages::<crate::domain::Enrollment>("enrollments")])
         .at("/v1/contacts/{id}/timeline", [get(contacts::timeline, "A contact's events, oldest first")
             .query::<contacts::Page>()
@@ -228,7 +229,7 @@ fn table(state: AppState) -> Router<AppState> {
             .body::<contact_types::RenameBody>()
             .answers::<crate::domain::ContactType>(200)])
         .at("/v1/companies", [
-            get(companies::list, "The account's companies").query::<contacts::Page>().pages::<Company>("companies"),
+            get(companies::list, "The account's companies").query::<sync::ListQuery>().pages::<Company>("companies"),
             post(companies::create, "Create a company; a parent that would make a cycle is a 422")
                 .roles(WORKERS)
                 .body::<Company>()
@@ -246,7 +247,7 @@ fn table(state: AppState) -> Router<AppState> {
             .pages::<Event>("events")])
         .at("/v1/templates", [
             get(templates::list, "The account's message templates")
-                .query::<contacts::Page>()
+                .query::<sync::ListQuery>()
                 .pages::<crate::store::Template>("templates"),
             post(templates::create, "Create a template; an unknown token is a 422")
                 .describe("The answer's `warnings` name legacy merge fields, which hold the steps that use them.")
@@ -262,6 +263,10 @@ fn table(state: AppState) -> Router<AppState> {
                 .wraps::<crate::store::Template>(200, "template"),
             delete(templates::delete, "Delete a template").roles(ADMINS).empty(204),
         ])
+        .at("/v1/deletions", [get(sync::deletions, "Deleted contacts, enrollments and templates, oldest first")
+            .describe("The tombstones a client that syncs reads after the lists: each record's collection, id and when it was deleted.")
+            .query::<sync::DeletionsQuery>()
+            .pages::<crate::store::Deletion>("deletions")])
         .at("/v1/webhook-failures", [get(
             templates::failures,
             "The webhook monitor: steps whose request failed for good, newest first",
@@ -271,7 +276,7 @@ fn table(state: AppState) -> Router<AppState> {
         .pages::<crate::store::WebhookFailure>("failures")])
         .at("/v1/sequences", [
             get(sequences::list, "The account's sequences, and those its parent shares locked")
-                .query::<contacts::Page>()
+                .query::<sync::ListQuery>()
                 .pages::<sequences::Listed>("sequences"),
             post(sequences::create, "Create a draft sequence, with version 1 of its steps when given")
                 .roles(ADMINS)
@@ -310,7 +315,7 @@ fn table(state: AppState) -> Router<AppState> {
         .roles(ADMINS)
         .body::<sequences::StateBody>()])
         .at("/v1/sequences/{id}/enrollments", [get(sequences::enrollments, "A sequence's enrollments")
-            .query::<contacts::Page>()
+            .query::<sync::ListQuery>()
             .pages::<crate::domain::Enrollment>("enrollments")])
         .at("/v1/enrollments", [post(enrollments::enroll, "Enroll a contact; the caller initiates")
             .roles(WORKERS)

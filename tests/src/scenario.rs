@@ -132,7 +132,7 @@ impl World {
         let mut tx = self.store().begin().await.unwrap();
         let mut user = tx.user(&self.account, id).await.unwrap();
         change(&mut user);
-        tx.update_user(&self.account, &user).await.unwrap();
+        tx.update_user(&self.account, &user, self.now()).await.unwrap();
         tx.commit().await.unwrap();
     }
 

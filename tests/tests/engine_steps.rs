@@ -386,7 +386,7 @@ async fn change_contact_type_sets_a_type_of_the_account_and_fails_on_any_other()
         // Renamed, a type is set by its new name.
         let mut tx = w.store().begin().await.unwrap();
         let vendors = tx.contact_types(&w.account).await.unwrap().into_iter().find(|t| t.name == "Vendors").unwrap();
-        tx.rename_contact_type(&w.account, &vendors.id, "Suppliers").await.unwrap();
+        tx.rename_contact_type(&w.account, &vendors.id, "Suppliers", w.now()).await.unwrap();
         tx.commit().await.unwrap();
         let e = start(&w, vec![automatic("change-contact-type", json!({"contact_type": "Suppliers"}))], &contact).await;
         assert_eq!(w.enrollment(&e).await.status, EnrollmentStatus::Completed);

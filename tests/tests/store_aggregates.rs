@@ -32,7 +32,8 @@ async fn accounts_users_contact_types_companies_and_contacts_round_trip() {
         assert!(user.id.starts_with("usr_"));
         assert_eq!(tx.user(&account.id, &user.id).await.unwrap(), user);
         let inactive = User { active: false, ..user.clone() };
-        tx.update_user(&account.id, &inactive).await.unwrap();
+        tx.update_user(&account.id, &inactive, at(1)).await.unwrap();
+        let inactive = User { updated_at: Some(at(1)), ..inactive };
         assert_eq!(tx.users(&account.id).await.unwrap(), [inactive]);
 
         let company = Company { name: "Initech".into(), owner_id: Some(user.id.clone()), ..Company::default() };
@@ -61,7 +62,7 @@ async fn accounts_users_contact_types_companies_and_contacts_round_trip() {
         assert_eq!(tx.contact(&account.id, &contact.id).await.unwrap(), contact);
         // Renaming a type renames it for its contacts.
         let partners = types.iter().find(|t| t.name == "Partners").unwrap();
-        tx.rename_contact_type(&account.id, &partners.id, "Allies").await.unwrap();
+        tx.rename_contact_type(&account.id, &partners.id, "Allies", t0()).await.unwrap();
         assert_eq!(tx.contact(&account.id, &contact.id).await.unwrap().contact_type, "Allies");
         let moved = Contact { contact_type: "Other".into(), ..contact.clone() };
         tx.update_contact(&account.id, &moved, t0()).await.unwrap();
@@ -238,7 +239,7 @@ async fn removing_an_enrollment_removes_its_actions_events_and_messages() {
         tx.commit().await.unwrap();
 
         let mut tx = store.begin().await.unwrap();
-        tx.delete_enrollment(&f.enrollment).await.unwrap();
+        tx.delete_enrollment(&f.account, &f.enrollment, at(2)).await.unwrap();
         tx.commit().await.unwrap();
         let mut tx = store.begin().await.unwrap();
         assert!(matches!(tx.enrollment(&f.enrollment).await, Err(StoreError::NotFound { .. })));

@@ -64,14 +64,14 @@ async fn a_contact_is_never_enrolled_twice_in_a_sequence_while_unfinished() {
         let mut first: Enrollment = tx.enrollment(&f.enrollment).await.unwrap();
         first.status = EnrollmentStatus::Cancelled;
         first.ended_at = Some(at(2));
-        tx.save_enrollment(&first).await.unwrap();
+        tx.save_enrollment(&first, t0()).await.unwrap();
         let second = tx.create_enrollment(&f.account, &again, at(3)).await.unwrap();
         assert_eq!(second.status, EnrollmentStatus::Pending);
         tx.commit().await.unwrap();
         let mut tx = store.begin().await.unwrap();
         // And reopening the first would make two unfinished ones.
         first.status = EnrollmentStatus::Running;
-        conflict(tx.save_enrollment(&first).await, "enrollments_one_open_per_contact");
+        conflict(tx.save_enrollment(&first, t0()).await, "enrollments_one_open_per_contact");
     })
     .await;
 }
@@ -125,12 +125,12 @@ async fn enum_columns_refuse_unknown_values_and_inconsistent_states() {
         let mut enrollment = tx.enrollment(&f.enrollment).await.unwrap();
         // A paused enrollment must say why.
         enrollment.status = EnrollmentStatus::Paused;
-        let error = tx.save_enrollment(&enrollment).await.unwrap_err();
+        let error = tx.save_enrollment(&enrollment, t0()).await.unwrap_err();
         assert!(matches!(error, StoreError::Invalid(_)), "{error}");
         drop(tx);
         let mut tx = store.begin().await.unwrap();
         enrollment.pause_reason = Some(PauseReason::OutOfOffice);
-        tx.save_enrollment(&enrollment).await.unwrap();
+        tx.save_enrollment(&enrollment, t0()).await.unwrap();
         tx.commit().await.unwrap();
         // Values outside the CHECK lists, written behind the store's back.
         let mut tx = store.begin().await.unwrap();
@@ -183,10 +183,10 @@ async fn account_and_company_hierarchies_refuse_cycles() {
         let c = Company { name: "C".into(), parent_id: Some(b.id.clone()), ..Company::default() };
         let c = tx.create_company(&top, &c, t0()).await.unwrap();
         let cyclic = Company { parent_id: Some(c.id.clone()), ..a.clone() };
-        let error = tx.update_company(&top, &cyclic).await.unwrap_err();
+        let error = tx.update_company(&top, &cyclic, t0()).await.unwrap_err();
         assert!(matches!(error, StoreError::Invalid(_)), "{error}");
         let moved = Company { parent_id: Some(a.id.clone()), ..c.clone() };
-        tx.update_company(&top, &moved).await.unwrap();
+        tx.update_company(&top, &moved, t0()).await.unwrap();
         assert_eq!(tx.company(&top, &c.id).await.unwrap().parent_id.as_deref(), Some(a.id.as_str()));
     })
     .await;

@@ -25,12 +25,12 @@ fn check(company: &Company) -> Result<(), ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    super::json::Query(page): super::json::Query<super::contacts::Page>,
+    super::json::Query(query): super::json::Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
+    let page = query.sync_page()?;
     let mut tx = state.engine.store().begin_read().await?;
-    let companies = tx.companies_page(&caller.account_id, page.after.as_deref(), limit).await?;
-    let next = page.next(&companies, |c| &c.id);
+    let companies = tx.companies_page(&caller.account_id, &page).await?;
+    let next = query.next(&companies, |c| (c.created_at.unwrap_or_default(), &c.id));
     Ok(Json(json!({ "companies": companies, "next_after": next })))
 }
 
@@ -71,7 +71,9 @@ pub async fn replace(
     check(&company)?;
     let mut tx = state.engine.store().begin().await?;
     tx.company(&caller.account_id, &id).await?;
-    tx.update_company(&caller.account_id, &company).await.map_err(|error| match ApiError::from(error) {
+    tx.update_company(&caller.account_id, &company, state.engine.now()).await.map_err(|error| match ApiError::from(
+        error,
+    ) {
         ApiError::Validation { detail, .. } => ApiError::Validation {
             fields: vec![FieldProblem { field: "/parent_id".into(), message: detail.clone() }],
             detail,

@@ -49,7 +49,7 @@ pub async fn rename(
     if let Some(taken) = types.iter().find(|t| t.id != id && t.name.to_lowercase() == body.name.to_lowercase()) {
         return Err(ApiError::Conflict(format!("the account has a contact type named `{}` already", taken.name)));
     }
-    tx.rename_contact_type(&caller.account_id, &id, &body.name).await?;
+    tx.rename_contact_type(&caller.account_id, &id, &body.name, state.engine.now()).await?;
     tx.commit().await?;
     Ok(Json(ContactType { name: body.name, ..current.clone() }))
 }

@@ -98,12 +98,12 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<Page>,
+    Query(query): Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
+    let page = query.sync_page()?;
     let mut tx = state.engine.store().begin_read().await?;
-    let contacts = tx.contacts(&caller.account_id, page.after.as_deref(), limit).await?;
-    let next = page.next(&contacts, |c| &c.id);
+    let contacts = tx.contacts(&caller.account_id, &page).await?;
+    let next = query.next(&contacts, |c| (c.created_at.unwrap_or_default(), &c.id));
     Ok(Json(json!({ "contacts": contacts, "next_after": next })))
 }
 
@@ -143,7 +143,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.engine.store().begin().await?;
-    tx.delete_contact(&caller.account_id, &id).await?;
+    tx.delete_contact(&caller.account_id, &id, state.engine.now()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -153,13 +153,13 @@ pub async fn enrollments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(page): Query<Page>,
+    Query(query): Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
+    let page = query.sync_page()?;
     let mut tx = state.engine.store().begin_read().await?;
     tx.contact(&caller.account_id, &id).await?;
-    let enrollments = tx.enrollments_page(&id, true, page.after.as_deref(), limit).await?;
-    let next = page.next(&enrollments, |e| &e.id);
+    let enrollments = tx.enrollments_page(&id, true, &page).await?;
+    let next = query.next(&enrollments, |e| (e.created_at, &e.id));
     Ok(Json(json!({ "enrollments": enrollments, "next_after": next })))
 }
 

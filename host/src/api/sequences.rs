@@ -154,12 +154,12 @@ pub struct Listed {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    super::json::Query(page): super::json::Query<super::contacts::Page>,
+    super::json::Query(query): super::json::Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
+    let page = query.sync_page()?;
     let mut tx = state.engine.store().begin_read().await?;
-    let own = tx.sequences_page(&caller.account_id, page.after.as_deref(), limit).await?;
-    let next = page.next(&own, |s| &s.id);
+    let own = tx.sequences_page(&caller.account_id, &page).await?;
+    let next = query.next(&own, |s| (s.created_at, &s.id));
     let mut sequences: Vec<Listed> = own.into_iter().map(|sequence| Listed { sequence, locked: false }).collect();
     if let Some(parent) = tx.account(&caller.account_id).await?.parent_id {
         sequences
@@ -265,13 +265,13 @@ pub async fn enrollments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    super::json::Query(page): super::json::Query<super::contacts::Page>,
+    super::json::Query(query): super::json::Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
+    let page = query.sync_page()?;
     let mut tx = state.engine.store().begin_read().await?;
     tx.sequence(&caller.account_id, &id).await?;
-    let enrollments = tx.enrollments_page(&id, false, page.after.as_deref(), limit).await?;
-    let next = page.next(&enrollments, |e| &e.id);
+    let enrollments = tx.enrollments_page(&id, false, &page).await?;
+    let next = query.next(&enrollments, |e| (e.created_at, &e.id));
     Ok(Json(json!({ "enrollments": enrollments, "next_after": next })))
 }
 

@@ -64,12 +64,12 @@ fn checked(body: &TemplateBody) -> Result<Vec<String>, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<Page>,
+    Query(query): Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
+    let page = query.sync_page()?;
     let mut tx = state.engine.store().begin_read().await?;
-    let templates = tx.templates(&caller.account_id, page.after.as_deref(), limit).await?;
-    let next = page.next(&templates, |t| &t.id);
+    let templates = tx.templates(&caller.account_id, &page).await?;
+    let next = query.next(&templates, |t| (t.created_at, &t.id));
     Ok(Json(json!({ "templates": templates, "next_after": next })))
 }
 
@@ -125,7 +125,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.engine.store().begin().await?;
-    tx.delete_template(&caller.account_id, &id).await?;
+    tx.delete_template(&caller.account_id, &id, state.engine.now()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

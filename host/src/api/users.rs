@@ -36,12 +36,12 @@ fn check(user: &User) -> Result<(), ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    super::json::Query(page): super::json::Query<super::contacts::Page>,
+    super::json::Query(query): super::json::Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
+    let page = query.sync_page()?;
     let mut tx = state.engine.store().begin_read().await?;
-    let users = tx.users_page(&caller.account_id, page.after.as_deref(), limit).await?;
-    let next = page.next(&users, |u| &u.id);
+    let users = tx.users_page(&caller.account_id, &page).await?;
+    let next = query.next(&users, |u| (u.created_at.unwrap_or_default(), &u.id));
     Ok(Json(json!({ "users": users, "next_after": next })))
 }
 
@@ -84,7 +84,7 @@ pub async fn replace(
     }
     let mut tx = state.engine.store().begin().await?;
     tx.user(&caller.account_id, &id).await?;
-    tx.update_user(&caller.account_id, &user).await?;
+    tx.update_user(&caller.account_id, &user, state.engine.now()).await?;
     tx.commit().await?;
     state.engine.wake();
     Ok(Json(user))
