@@ -45,9 +45,11 @@ pub enum LoadError {
     /// The component imports something the host does not provide.
     #[error("the component cannot be linked: {0}")]
     Link(String),
-    /// Calling `describe` failed.
+    /// Calling `describe` failed. The message includes the cause, which is
+    /// therefore not also its `source` (a report of the whole chain would
+    /// say it twice).
     #[error("describing the plugin failed: {0}")]
-    Describe(#[source] PluginError),
+    Describe(PluginError),
     /// The manifest is not acceptable.
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
@@ -96,6 +98,12 @@ pub enum PluginError {
     /// The plugin logged too much.
     #[error("plugin wrote more than {limit} bytes to its log")]
     LogLimit {
+        /// The limit.
+        limit: usize,
+    },
+    /// The plugin made too many host calls.
+    #[error("plugin made more than {limit} host calls")]
+    HostCallLimit {
         /// The limit.
         limit: usize,
     },

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The largest component the host takes, by upload or on the command line
+/// (where a flag may raise it).
+pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+
 /// Limits applied to every plugin call. Each has a default that suits the
 /// built-in plugins with a wide margin; operators may raise or lower them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +27,9 @@ pub struct Limits {
     pub log_bytes: usize,
     /// Bytes a call may pass through host calls, both ways.
     pub host_data_bytes: usize,
+    /// Host calls a call may make, whatever they cost (a denied one too):
+    /// bounds the work and the report of a plugin that calls in a loop.
+    pub host_calls: usize,
     /// Bytes of stdout and of stderr kept per call; the rest is dropped.
     pub stdio_bytes: usize,
     /// Core instances one component may create.
@@ -44,6 +51,7 @@ impl Default for Limits {
             output_bytes: 1 << 20,
             log_bytes: 64 << 10,
             host_data_bytes: 16 << 20,
+            host_calls: 1_000,
             stdio_bytes: 16 << 10,
             instances: 16,
             tables: 16,
@@ -89,6 +97,12 @@ pub enum LimitExceeded {
     /// The log budget is spent.
     #[error("plugin wrote more than {limit} bytes to its log")]
     Log {
+        /// The limit.
+        limit: usize,
+    },
+    /// The host-call count is spent.
+    #[error("plugin made more than {limit} host calls")]
+    HostCalls {
         /// The limit.
         limit: usize,
     },

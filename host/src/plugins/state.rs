@@ -100,6 +100,7 @@ impl CallState {
                 http,
                 log_used: 0,
                 data_used: 0,
+                calls_made: 0,
                 messages_sent: 0,
                 report: CallReport::default(),
             },
@@ -144,6 +145,7 @@ pub(crate) struct HostCtx {
     pub(crate) http: Arc<HttpClient>,
     log_used: usize,
     data_used: usize,
+    calls_made: usize,
     messages_sent: u32,
     pub(crate) report: CallReport,
 }
@@ -163,6 +165,21 @@ impl HostCtx {
     /// Records a host call's result.
     pub(crate) fn record(&mut self, function: &str, detail: &str, result: HostCallResult) {
         self.report.host_calls.push(HostCall { function: function.to_owned(), detail: detail.to_owned(), result });
+    }
+
+    /// Counts a host call, before anything of it is done: every call counts,
+    /// a denied or empty one too, so that neither the work nor the report of
+    /// a plugin that calls in a loop can grow without bound.
+    ///
+    /// # Errors
+    ///
+    /// A trap carrying [`LimitExceeded::HostCalls`] once the count is spent.
+    pub(crate) fn count_call(&mut self) -> wasmtime::Result<()> {
+        self.calls_made = self.calls_made.saturating_add(1);
+        if self.calls_made > self.limits.host_calls {
+            return Err(wasmtime::Error::new(LimitExceeded::HostCalls { limit: self.limits.host_calls }));
+        }
+        Ok(())
     }
 
     /// Charges `bytes` to the host-call data budget.

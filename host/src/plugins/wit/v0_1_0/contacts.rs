@@ -15,6 +15,7 @@ use crate::plugins::types::ContactField;
 
 impl Host for HostCtx {
     async fn update_contact(&mut self, update: ContactUpdate) -> wasmtime::Result<Result<Contact, HostError>> {
+        self.count_call()?;
         let size = update.contact_type.as_ref().map_or(0, String::len)
             + update.sales_cycle.as_ref().map_or(0, String::len)
             + update.attributes.iter().map(|a| a.name.len() + 16).sum::<usize>();

@@ -14,6 +14,7 @@ use crate::plugins::types::Capability;
 
 impl Host for HostCtx {
     async fn fetch(&mut self, request: Request) -> wasmtime::Result<Result<Response, HostError>> {
+        self.count_call()?;
         let size = request.url.len()
             + request.body.len()
             + request.headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();

@@ -8,6 +8,7 @@ use crate::plugins::types::Capability;
 
 impl Host for HostCtx {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        self.count_call()?;
         // Charged before the check so that a denied plugin cannot flood the
         // report with denials for free.
         self.charge(message.len())?;

@@ -39,6 +39,7 @@ impl HostCtx {
 
 impl Host for HostCtx {
     async fn send_email(&mut self, message: Email) -> wasmtime::Result<Result<String, HostError>> {
+        self.count_call()?;
         let size = message.to.len()
             + message.subject.len()
             + message.text.len()
@@ -56,6 +57,7 @@ impl Host for HostCtx {
     }
 
     async fn send_sms(&mut self, message: Sms) -> wasmtime::Result<Result<String, HostError>> {
+        self.count_call()?;
         self.charge(message.to.len() + message.body.len())?;
         let problem = sms_problem(&message);
         let to = message.to.clone();

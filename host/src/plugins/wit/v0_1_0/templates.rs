@@ -40,12 +40,14 @@ impl HostCtx {
 
 impl Host for HostCtx {
     async fn render(&mut self, template: String) -> wasmtime::Result<Result<String, HostError>> {
+        self.count_call()?;
         self.template_call("templates.render", &template, |ctx| {
             crate::templates::render(&template, &ctx.invocation.subject)
         })
     }
 
     async fn check(&mut self, template: String) -> wasmtime::Result<Result<(), HostError>> {
+        self.count_call()?;
         let checked = self.template_call("templates.check", &template, |_| {
             crate::templates::check(&template).map(|()| String::new())
         })?;

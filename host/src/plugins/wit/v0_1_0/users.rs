@@ -11,6 +11,7 @@ use crate::plugins::types::Capability;
 
 impl Host for HostCtx {
     async fn lookup_user(&mut self, who: UserRef) -> wasmtime::Result<Result<Option<User>, HostError>> {
+        self.count_call()?;
         let (who, detail) = match who {
             UserRef::Id(id) => (directory::UserRef::Id(id.clone()), format!("id {id}")),
             UserRef::Email(email) => (directory::UserRef::Email(email.clone()), format!("email {email}")),
