@@ -112,6 +112,9 @@ enum PluginCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// The largest component read, in bytes (the upload limit unless set).
+        #[arg(long, default_value_t = stepwise::plugins::MAX_COMPONENT_BYTES)]
+        max_bytes: usize,
     },
     /// Run a component against fixture JSON and print what it did.
     Run(Box<RunArgs>),
@@ -121,6 +124,9 @@ enum PluginCommand {
 struct RunArgs {
     /// A `.wasm` component, or `builtin:<name>`.
     component: String,
+    /// The largest component read, in bytes (the upload limit unless set).
+    #[arg(long, default_value_t = stepwise::plugins::MAX_COMPONENT_BYTES)]
+    max_bytes: usize,
     /// The step's configuration (JSON file); `{}` when absent.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -200,9 +206,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plugin(PluginCommand::Inspect { component, json }) => {
+        Command::Plugin(PluginCommand::Inspect { component, json, max_bytes }) => {
             let runtime = Runtime::new(RuntimeConfig::default())?;
-            let report = runner::inspect_component(&runtime, &Source::parse(&component)).await?;
+            let report = runner::inspect_component(&runtime, &Source::parse(&component), max_bytes).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -398,8 +404,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..Limits::default()
     };
     let net = NetPolicy { allow_private: args.allow_private_network, ..NetPolicy::default() };
-    let runtime = Runtime::new(RuntimeConfig { limits, net, cache_dir: None })?;
-    let report = runner::run(&runtime, &Source::parse(&args.component), args.mode, options).await?;
+    let runtime = Runtime::new(RuntimeConfig { limits, net, cache_dir: None, threads: Some(1) })?;
+    let report = runner::run(&runtime, &Source::parse(&args.component), args.mode, args.max_bytes, options).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -24,7 +24,7 @@ mod wit;
 pub use capability::Grant;
 pub use directory::{Directory, StaticDirectory, UserRef};
 pub use error::{CallError, LoadError, PluginError};
-pub use limits::Limits;
+pub use limits::{Limits, MAX_COMPONENT_BYTES};
 pub use loader::{Inspection, inspect};
 pub use net::NetPolicy;
 pub use registry::{Origin, Registered, Registry, RegistryError};

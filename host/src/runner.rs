@@ -33,14 +33,37 @@ impl Source {
         }
     }
 
-    /// The component's bytes.
+    /// The component's bytes, at most `max` of them.
     ///
     /// # Errors
     ///
-    /// When the file cannot be read or no built-in has that name.
-    pub fn bytes(&self) -> anyhow::Result<Vec<u8>> {
+    /// When the file cannot be read, is larger than `max` (refused from its
+    /// length, before it is read), or no built-in has that name.
+    pub fn bytes(&self, max: usize) -> anyhow::Result<Vec<u8>> {
         match self {
-            Source::File(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display())),
+            Source::File(path) => {
+                use std::io::Read as _;
+                let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let too_large = |size: u64| {
+                    anyhow::anyhow!(
+                        "{} is {size} bytes, over the limit of {max} bytes a component may have; \
+                         raise it with --max-bytes",
+                        path.display()
+                    )
+                };
+                let size = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
+                if size > max as u64 {
+                    return Err(too_large(size));
+                }
+                let mut bytes = Vec::new();
+                file.take(max as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                if bytes.len() > max {
+                    return Err(too_large(bytes.len() as u64));
+                }
+                Ok(bytes)
+            }
             Source::Builtin(name) => {
                 builtin::BUILTIN.iter().find(|(n, _)| n == name).map(|(_, bytes)| bytes.to_vec()).with_context(|| {
                     let names: Vec<_> = builtin::BUILTIN.iter().map(|(n, _)| *n).collect();
@@ -104,8 +127,8 @@ impl InspectReport {
 /// # Errors
 ///
 /// When the component cannot be read or loaded.
-pub async fn inspect_component(runtime: &Runtime, source: &Source) -> anyhow::Result<InspectReport> {
-    let bytes = source.bytes()?;
+pub async fn inspect_component(runtime: &Runtime, source: &Source, max_bytes: usize) -> anyhow::Result<InspectReport> {
+    let bytes = source.bytes(max_bytes)?;
     let Inspection { size, digest, wit_version, .. } = inspect(&bytes)?;
     let plugin = runtime.load(&bytes).await?;
     Ok(InspectReport { size, digest, wit_version: wit_version.to_owned(), manifest: plugin.manifest().clone() })
@@ -217,8 +240,14 @@ impl RunReport {
 ///
 /// When the component cannot be loaded or the fixtures are wrong. A call
 /// that fails inside the plugin is not an error here: it is in the report.
-pub async fn run(runtime: &Runtime, source: &Source, mode: Mode, options: RunOptions) -> anyhow::Result<RunReport> {
-    let bytes = source.bytes()?;
+pub async fn run(
+    runtime: &Runtime,
+    source: &Source,
+    mode: Mode,
+    max_bytes: usize,
+    options: RunOptions,
+) -> anyhow::Result<RunReport> {
+    let bytes = source.bytes(max_bytes)?;
     let plugin: Arc<Plugin> = runtime.load(&bytes).await?;
     let grant = Grant::parse_cli(&options.grants).map_err(anyhow::Error::msg)?;
     let grant = Arc::new(AccountGrant::new(grant).map_err(anyhow::Error::msg)?);

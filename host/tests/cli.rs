@@ -362,3 +362,18 @@ fn run_validates_a_predicate_config_naming_the_field() {
     let error = report["answer"]["Err"].as_str().unwrap_or_default();
     assert!(error.starts_with("invalid config: /value: not a valid regular expression"), "{report}");
 }
+
+#[test]
+fn run_refuses_a_component_over_the_size_limit_before_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.wasm");
+    std::fs::write(&big, vec![0u8; 4096]).unwrap();
+    let path = big.display().to_string();
+    let (ok, _, err) = stepwise(&["plugin", "run", &path, "--max-bytes", "1000"]);
+    assert!(!ok);
+    assert!(err.contains("4096 bytes, over the limit of 1000 bytes"), "{err}");
+    assert!(err.contains("--max-bytes"), "{err}");
+    let (ok, _, err) = stepwise(&["plugin", "inspect", &path, "--max-bytes", "1000"]);
+    assert!(!ok);
+    assert!(err.contains("over the limit"), "{err}");
+}

@@ -64,6 +64,7 @@ fn main() {
             limits: Limits { concurrent_calls: 256, ..Limits::default() },
             net: NetPolicy::default(),
             cache_dir: Some(std::env::temp_dir().join("stepwise-test-artifacts")),
+            threads: None,
         })
         .expect("runtime");
         let registry = Registry::with_builtins(runtime).await.expect("built-ins");

@@ -20,6 +20,7 @@ fn main() {
             limits: Limits { concurrent_calls: 64, ..Limits::default() },
             net: NetPolicy::default(),
             cache_dir: None,
+            threads: None,
         })
         .expect("runtime");
         let plugin = runtime.load(guests::TRIVIAL).await.expect("trivial loads");

@@ -44,7 +44,7 @@ pub fn runtime(allow_private: bool) -> Runtime {
     // The artifact cache is shared by every test (it is keyed by component
     // digest and engine), so each guest is compiled once per machine.
     let cache_dir = Some(std::env::temp_dir().join("stepwise-test-artifacts"));
-    Runtime::new(RuntimeConfig { limits: test_limits(), net, cache_dir }).expect("runtime starts")
+    Runtime::new(RuntimeConfig { limits: test_limits(), net, cache_dir, threads: Some(2) }).expect("runtime starts")
 }
 
 /// Ada, a contact with an owner.

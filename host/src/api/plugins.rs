@@ -21,7 +21,7 @@ use crate::plugins::types::Capability;
 use crate::plugins::{AccountGrant, Grant, Origin, RegistryError};
 
 /// The largest component an admin may upload.
-pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+pub const MAX_COMPONENT_BYTES: usize = crate::plugins::MAX_COMPONENT_BYTES;
 
 /// The add-on versions an account uploaded, as the store has them: with the
 /// built-ins, the only plugins it sees, enables and saves steps with.

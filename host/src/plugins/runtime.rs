@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 
 use super::error::{CallError, LoadError, PluginError};
 use super::limits::{LimitExceeded, Limits};
@@ -29,11 +31,49 @@ pub struct RuntimeConfig {
     pub net: NetPolicy,
     /// Where compiled artifacts are cached; `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
+    /// Threads plugin calls run on, apart from every other task of the
+    /// process; `None`: one per core.
+    pub threads: Option<usize>,
 }
 
-/// How often the epoch advances. A call's deadline is counted in ticks, so
-/// this bounds how late a runaway guest is stopped.
+/// How often the epoch advances. At every tick a running guest yields to
+/// the executor and its deadline is checked against the clock, so this
+/// bounds how late a runaway guest is stopped and how long it holds a
+/// thread without letting another task run.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The threads plugin calls run on: a runtime of their own, so that a guest
+/// that spins never holds a thread that answers HTTP or runs the scheduler.
+struct Executor {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Executor {
+    fn new(threads: Option<usize>) -> anyhow::Result<Executor> {
+        let threads =
+            threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get)).max(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("stepwise-plugin")
+            .enable_all()
+            .build()?;
+        Ok(Executor { runtime: Some(runtime) })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.as_ref().expect("the executor lives as long as the runtime").handle()
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which an async context
+        // (where the last `Runtime` may well be dropped) must never do.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
 
 /// The plugin runtime: one engine, one linker, the HTTP client plugins reach
 /// the network through, and a bound on concurrent calls. Cheap to clone.
@@ -55,7 +95,7 @@ struct Inner {
     http: Arc<HttpClient>,
     cache: Option<ArtifactCache>,
     permits: Semaphore,
-    deadline_ticks: u64,
+    executor: Executor,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -138,7 +178,6 @@ impl Runtime {
         };
         let stop_ticker = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), stop_ticker.clone());
-        let ticks = limits.call_timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -146,7 +185,7 @@ impl Runtime {
                 http: Arc::new(HttpClient::new(config.net)?),
                 cache,
                 permits: Semaphore::new(limits.concurrent_calls as usize),
-                deadline_ticks: u64::try_from(ticks).unwrap_or(u64::MAX),
+                executor: Executor::new(config.threads)?,
                 limits: Arc::new(limits),
                 stop_ticker,
             }),
@@ -317,20 +356,39 @@ impl Runtime {
 
         // The semaphore is never closed, so acquiring only waits.
         let _permit = inner.permits.acquire().await.ok();
-        let state = CallState::new(limits, plugin.declared.clone(), invocation, inner.http.clone());
-        let mut store = Store::new(&inner.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        // Epochs stop a guest that spins; the tokio timeout below stops a
-        // call stuck in a host function, which epochs cannot interrupt.
-        store.set_epoch_deadline(inner.deadline_ticks);
-        store.epoch_deadline_trap();
-        let outcome = match &plugin.pre {
-            Versioned::V0_1_0(pre) => {
-                tokio::time::timeout(limits.call_timeout, v0_1_0::call(pre, &mut store, request)).await
+        let Versioned::V0_1_0(pre) = &plugin.pre;
+        let (pre, request) = (pre.clone(), OwnedRequest::from(&request));
+        let (engine, limits_of_call) = (inner.engine.clone(), inner.limits.clone());
+        let (declared, http) = (plugin.declared.clone(), inner.http.clone());
+        let deadline = started + limits.call_timeout;
+        let run = async move {
+            let state = CallState::new(&limits_of_call, declared, invocation, http);
+            let mut store = Store::new(&engine, state);
+            store.limiter(|state| &mut state.limiter);
+            // At every epoch tick a spinning guest yields to the executor
+            // and is stopped once its deadline has passed, by the clock.
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                Ok(if Instant::now() >= deadline {
+                    UpdateDeadline::Interrupt
+                } else {
+                    UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+                })
+            });
+            // The timer stops a call stuck in a host function, which epochs
+            // cannot interrupt.
+            let call = v0_1_0::call(&pre, &mut store, request.as_request());
+            let outcome = tokio::time::timeout_at(deadline.into(), call).await;
+            let stderr_tail = store.data().stderr_tail();
+            (outcome, stderr_tail, store.into_data().into_report())
+        };
+        let (outcome, stderr_tail, mut report) = match inner.executor.handle().spawn(run).await {
+            Ok(done) => done,
+            Err(error) => {
+                let message = if error.is_panic() { "the call panicked in the host" } else { "the call was cancelled" };
+                return fail(PluginError::Instantiate(message.to_owned()), CallReport::default());
             }
         };
-        let stderr_tail = store.data().stderr_tail();
-        let mut report = store.into_data().into_report();
         report.wall = started.elapsed();
         match outcome {
             Err(_elapsed) => fail(PluginError::Timeout { limit: limits.call_timeout }, report),
@@ -343,6 +401,37 @@ impl Runtime {
     }
 }
 
+/// A [`v0_1_0::Request`] that owns its config, to cross onto the executor.
+enum OwnedRequest {
+    Describe,
+    Validate(String),
+    Prepare(String),
+    Execute(String),
+    Evaluate(String),
+}
+
+impl OwnedRequest {
+    fn from(request: &v0_1_0::Request<'_>) -> OwnedRequest {
+        match *request {
+            v0_1_0::Request::Describe => OwnedRequest::Describe,
+            v0_1_0::Request::Validate(c) => OwnedRequest::Validate(c.to_owned()),
+            v0_1_0::Request::Prepare(c) => OwnedRequest::Prepare(c.to_owned()),
+            v0_1_0::Request::Execute(c) => OwnedRequest::Execute(c.to_owned()),
+            v0_1_0::Request::Evaluate(c) => OwnedRequest::Evaluate(c.to_owned()),
+        }
+    }
+
+    fn as_request(&self) -> v0_1_0::Request<'_> {
+        match self {
+            OwnedRequest::Describe => v0_1_0::Request::Describe,
+            OwnedRequest::Validate(c) => v0_1_0::Request::Validate(c),
+            OwnedRequest::Prepare(c) => v0_1_0::Request::Prepare(c),
+            OwnedRequest::Execute(c) => v0_1_0::Request::Execute(c),
+            OwnedRequest::Evaluate(c) => v0_1_0::Request::Evaluate(c),
+        }
+    }
+}
+
 /// Tells the limits and traps apart.
 fn classify(error: &wasmtime::Error, limits: &Limits, stderr_tail: &str) -> PluginError {
     if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
@@ -351,12 +440,18 @@ fn classify(error: &wasmtime::Error, limits: &Limits, stderr_tail: &str) -> Plug
             LimitExceeded::TableElements { limit, .. } => PluginError::TableLimit { limit },
             LimitExceeded::Log { limit } => PluginError::LogLimit { limit },
             LimitExceeded::HostData { limit } => PluginError::HostDataLimit { limit },
+            LimitExceeded::HostCalls { limit } => PluginError::HostCallLimit { limit },
         };
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginError::Timeout { limit: limits.call_timeout },
         Some(trap) => {
             let mut message = trap.to_string();
+            if *trap == Trap::MemoryOutOfBounds {
+                // A Rust guest's stack grows down into its own data: an
+                // overflow shows as an access out of bounds.
+                message.push_str(" (probably a stack overflow: deep recursion in the plugin)");
+            }
             if !stderr_tail.is_empty() {
                 message = format!("{message}; stderr: {stderr_tail}");
             }
@@ -505,5 +600,28 @@ impl Invocation {
             subject: Subject::default(),
             directory: Arc::new(super::directory::StaticDirectory::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_out_of_bounds_says_it_is_probably_a_stack_overflow() {
+        let error = wasmtime::Error::new(Trap::MemoryOutOfBounds);
+        let PluginError::Trap { message } = classify(&error, &Limits::default(), "") else { panic!("a trap") };
+        assert!(message.contains("out of bounds") && message.contains("stack overflow"), "{message}");
+        let error = wasmtime::Error::new(Trap::UnreachableCodeReached);
+        let PluginError::Trap { message } = classify(&error, &Limits::default(), "") else { panic!("a trap") };
+        assert!(!message.contains("stack overflow"), "{message}");
+    }
+
+    #[test]
+    fn a_describe_that_timed_out_is_reported_once() {
+        let limit = Duration::from_millis(500);
+        let error = anyhow::Error::from(LoadError::Describe(PluginError::Timeout { limit }));
+        let text = format!("{error:#}");
+        assert_eq!(text.matches("timed out").count(), 1, "{text}");
     }
 }
