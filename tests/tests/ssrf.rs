@@ -82,3 +82,21 @@ async fn destination_outside_the_allowlist_is_denied() {
     assert_eq!(outcome["details"]["code"], "denied", "{outcome}");
     assert!(server.received().is_empty());
 }
+
+/// Regression: with private networks allowed (as the quickstart asks, to
+/// reach a local receiver), a redirect to the cloud metadata address was
+/// followed. That setting opens loopback and the private ranges only.
+#[tokio::test]
+async fn metadata_and_link_local_stay_refused_when_private_networks_are_allowed() {
+    let redirector = Recorder::redirecting("http://169.254.169.254/latest/meta-data/").await;
+    let runtime = runtime(true);
+    let outcome = fetch(&runtime, &format!("{}/start", redirector.base)).await;
+    assert_blocked(&outcome, "a redirect to the metadata address");
+    assert!(outcome.to_string().contains("cloud metadata"), "{outcome}");
+    assert_eq!(redirector.received().len(), 1, "the redirector itself, on loopback, was reached");
+    for url in
+        ["http://169.254.169.254/latest/meta-data/", "http://169.254.1.1/", "http://[fe80::1]/", "http://100.64.0.1/"]
+    {
+        assert_blocked(&fetch(&runtime, url).await, url);
+    }
+}

@@ -378,9 +378,9 @@ fn parse_entry(entry: &str) -> Result<Entry, String> {
 /// Operator settings for plugin network access.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetPolicy {
-    /// Allow loopback, private and other special addresses (see
-    /// [`is_blocked`]). Only for deployments that deliberately let plugins
-    /// reach internal services, and for tests.
+    /// Allow loopback and the private ranges, and nothing else of what
+    /// [`is_blocked`] refuses (see [`blocked_under`]). Only for deployments
+    /// that deliberately let plugins reach internal services, and for tests.
     pub allow_private: bool,
     /// Upper bound for one fetch, redirects and body included.
     pub timeout: Duration,
@@ -412,12 +412,24 @@ impl Default for NetPolicy {
 /// are refused whatever they embed, rather than trusting that every layer
 /// below us decodes them the same way.
 ///
-/// [`NetPolicy::allow_private`] turns this check off.
+/// [`NetPolicy::allow_private`] opens loopback and the private ranges only,
+/// see [`blocked_under`].
 pub fn is_blocked(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(ip) => blocked_v4(ip),
         IpAddr::V6(ip) => blocked_v6(ip),
     }
+}
+
+/// Why plugins may not connect to `ip` under the operator's setting: with
+/// `allow_private`, loopback and the private ranges (10/8, 172.16/12,
+/// 192.168/16, fc00::/7) are open, and nothing else is: cloud metadata,
+/// link-local, CGNAT, multicast and the rest stay refused whatever the
+/// setting says.
+pub fn blocked_under(ip: IpAddr, allow_private: bool) -> Option<&'static str> {
+    let reason = is_blocked(ip)?;
+    let opened = allow_private && matches!(reason, "loopback" | "private" | "unique-local");
+    (!opened).then_some(reason)
 }
 
 fn blocked_v4(ip: Ipv4Addr) -> Option<&'static str> {
@@ -494,13 +506,10 @@ impl std::error::Error for BlockedByResolver {}
 
 /// Keeps the addresses plugins may connect to.
 fn screen_addrs(host: &str, addrs: Vec<SocketAddr>, allow_private: bool) -> Result<Vec<SocketAddr>, BlockedByResolver> {
-    if allow_private {
-        return Ok(addrs);
-    }
     let mut first_blocked = None;
     let kept: Vec<SocketAddr> = addrs
         .into_iter()
-        .filter(|addr| match is_blocked(addr.ip()) {
+        .filter(|addr| match blocked_under(addr.ip(), allow_private) {
             Some(reason) => {
                 tracing::debug!(host, addr = %addr.ip(), reason, "dropping blocked address");
                 first_blocked.get_or_insert((addr.ip(), reason));
@@ -696,7 +705,8 @@ impl HttpClient {
             // domain that looks like an IP to it must be checked as one.
             Host::Domain(domain) => domain.parse::<IpAddr>().ok(),
         };
-        let blocked = literal.filter(|_| !self.policy.allow_private).and_then(|addr| Some((addr, is_blocked(addr)?)));
+        let allow_private = self.policy.allow_private;
+        let blocked = literal.and_then(|addr| Some((addr, blocked_under(addr, allow_private)?)));
         if let Some((addr, reason)) = blocked {
             tracing::debug!(%addr, reason, "plugin request to blocked address");
             return Err(NetError::BlockedAddress { host: url.host_str().unwrap_or_default().to_owned(), addr, reason });
@@ -1174,6 +1184,19 @@ mod tests {
         for (ip, expected) in cases {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(is_blocked(ip), *expected, "{ip}");
+        }
+    }
+
+    #[test]
+    fn allowing_private_networks_opens_loopback_and_private_ranges_only() {
+        for ip in ["127.0.0.1", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "fd12:3456::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(is_blocked(ip).is_some() && blocked_under(ip, true).is_none(), "{ip}");
+        }
+        for ip in ["169.254.169.254", "fd00:ec2::254", "169.254.1.1", "fe80::1", "100.64.0.1", "0.0.0.0", "224.0.0.1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(blocked_under(ip, true), is_blocked(ip), "{ip} stays refused");
+            assert!(blocked_under(ip, true).is_some(), "{ip}");
         }
     }
 
