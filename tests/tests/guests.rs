@@ -40,6 +40,30 @@ async fn infinite_loop() {
     still_serving(&runtime).await;
 }
 
+/// Regression: the deadline was counted in epoch ticks whose sleeps
+/// overshoot under load, and a spinning guest held its thread, so a 10 s
+/// deadline stopped it after 11.5–15 s. It is measured by the clock now,
+/// checked at every tick: with every slot spinning at once, each call ends
+/// within 10% of its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_guest_is_stopped_at_its_deadline_by_the_clock_even_under_load() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::INFINITE_LOOP).await.unwrap();
+    let limit = runtime.limits().call_timeout;
+    let calls: Vec<_> = (0..runtime.limits().concurrent_calls)
+        .map(|_| {
+            let (runtime, plugin) = (runtime.clone(), plugin.clone());
+            tokio::spawn(async move { runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap_err() })
+        })
+        .collect();
+    for call in calls {
+        let failure = call.await.unwrap();
+        assert!(matches!(failure.error, PluginError::Timeout { .. }), "{:?}", failure.error);
+        assert!(failure.report.wall < limit * 11 / 10, "stopped {:?} after a {limit:?} deadline", failure.report.wall);
+    }
+    still_serving(&runtime).await;
+}
+
 #[tokio::test]
 async fn memory_bomb() {
     let runtime = runtime(false);
@@ -298,4 +322,21 @@ async fn shadow_proposal_paid() {
     // The hostile component itself always holds.
     let call = registry.runtime().evaluate(&theirs, invocation(ada(), &[]), "{}").await.unwrap();
     assert_eq!(call.value, Ok(true));
+}
+
+/// Regression: host calls that cost no bytes (`log("")` denied,
+/// `templates.check("")`) were unbounded in number, so a plugin calling in
+/// a loop ran to its deadline and grew a report of millions of denials.
+#[tokio::test]
+async fn call_flood() {
+    let runtime = runtime(false);
+    let limit = runtime.limits().host_calls;
+    let plugin = runtime.load(guests::CALL_FLOOD).await.unwrap();
+    let started = std::time::Instant::now();
+    let failure = runtime.execute(&plugin, invocation(ada(), &["render-template"]), "{}").await.unwrap_err();
+    assert!(matches!(failure.error, PluginError::HostCallLimit { limit: l } if l == limit), "{:?}", failure.error);
+    assert!(failure.report.host_calls.len() <= limit, "the report is capped: {}", failure.report.host_calls.len());
+    assert!(failure.report.denials().count() > 0, "the denied logs were recorded, up to the cap");
+    assert!(started.elapsed() < runtime.limits().call_timeout / 2, "stopped at the count, not the deadline");
+    still_serving(&runtime).await;
 }
