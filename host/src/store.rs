@@ -49,7 +49,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use actions::{ActionCompletion, BatchCompletion, EngageFilter, NewAction, Schedule};
-pub use enrollments::NewEnrollment;
+pub use enrollments::{NewEnrollment, SequenceReport};
 pub use events::{NewEvent, Timeline};
 pub use keys::{ApiKey, Idempotent, KeyHolder};
 pub use outbox::{DeliveryOutcome, MessageFilter, NewOutboxMessage};

@@ -285,42 +285,32 @@ pub async fn report(
 ) -> Result<Json<Value>, ApiError> {
     use std::collections::BTreeMap;
 
-    use crate::domain::{ActionStatus, EnrollmentStatus};
     let mut tx = state.engine.store().begin_read().await?;
     let sequence = tx.sequence(&caller.account_id, &id).await?;
-    let enrollments = tx.enrollments_of_sequence(&id).await?;
-    let ids: Vec<String> = enrollments.iter().map(|e| e.id.clone()).collect();
-    let actions = tx.actions_of_enrollments(&ids).await?;
-    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in &enrollments {
-        *by_status.entry(e.status.as_str()).or_default() += 1;
-        if let Some(outcome) = e.outcome {
-            *outcomes.entry(outcome.as_str()).or_default() += 1;
+    let report = tx.sequence_report(&id).await?;
+    let by_status: BTreeMap<&str, i64> = report.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    let outcomes: BTreeMap<&str, i64> = report.by_outcome.iter().map(|(o, n)| (o.as_str(), *n)).collect();
+    let mut steps: BTreeMap<i64, (i64, BTreeMap<&str, i64>, i64)> = BTreeMap::new();
+    for (step, status, result, n) in &report.steps {
+        let entry = steps.entry(*step).or_default();
+        match status.as_str() {
+            "completed" => entry.0 += n,
+            "skipped" => *entry.1.entry(result.as_str()).or_default() += n,
+            _ => entry.2 += n,
         }
     }
-    let mut steps: BTreeMap<i64, (usize, BTreeMap<String, usize>, usize)> = BTreeMap::new();
-    for a in &actions {
-        let entry = steps.entry(a.step).or_default();
-        match a.status {
-            ActionStatus::Completed => entry.0 += 1,
-            ActionStatus::Skipped => *entry.1.entry(a.result.clone().unwrap_or_default()).or_default() += 1,
-            ActionStatus::Failed => entry.2 += 1,
-            _ => {}
-        }
-    }
-    let count = |status: EnrollmentStatus| enrollments.iter().filter(|e| e.status == status).count();
     let steps: Vec<Value> = steps
         .into_iter()
         .map(|(step, (completed, skipped, failed))| json!({ "step": step, "completed": completed, "skipped": skipped, "failed": failed }))
         .collect();
+    let count = |status: &str| by_status.get(status).copied().unwrap_or(0);
     Ok(Json(json!({
         "sequence_id": sequence.id,
-        "enrolled": enrollments.len(),
+        "enrolled": by_status.values().sum::<i64>(),
         "by_status": by_status,
         "outcomes": outcomes,
-        "replies": count(EnrollmentStatus::Replied),
-        "bounces": count(EnrollmentStatus::Bounced),
+        "replies": count("replied"),
+        "bounces": count("bounced"),
         "steps": steps,
     })))
 }

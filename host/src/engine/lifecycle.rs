@@ -799,9 +799,7 @@ impl Engine {
         if state == SequenceState::Active && tx.latest_version(sequence_id).await?.is_none() {
             return Err(EngineError::InvalidState(format!("sequence {sequence_id} has no published version to run")));
         }
-        if state == SequenceState::Archived
-            && tx.enrollments_of_sequence(sequence_id).await?.iter().any(|e| e.status.is_open())
-        {
+        if state == SequenceState::Archived && tx.has_open_enrollments(sequence_id).await? {
             return Err(EngineError::InvalidState(format!(
                 "sequence {sequence_id} still has unfinished enrollments; end or remove them before archiving"
             )));

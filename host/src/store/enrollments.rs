@@ -8,6 +8,17 @@ use super::{
 };
 use crate::domain::{Enrollment, EnrollmentStatus};
 
+/// What [`Tx::sequence_report`] counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SequenceReport {
+    /// Enrollments by status.
+    pub by_status: Vec<(String, i64)>,
+    /// Completed enrollments by outcome.
+    pub by_outcome: Vec<(String, i64)>,
+    /// Finished actions by step, status and result (the reason of a skip).
+    pub steps: Vec<(i64, String, String, i64)>,
+}
+
 /// What [`Tx::create_enrollment`] needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEnrollment {
@@ -300,16 +311,56 @@ impl Tx {
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
     }
 
-    /// The enrollments of a sequence, newest first.
+    /// Whether a sequence has an unfinished enrollment.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn enrollments_of_sequence(&mut self, sequence_id: &str) -> Result<Vec<Enrollment>> {
-        let sql = format!("{SELECT_ENROLLMENT} WHERE sequence_id = $1 ORDER BY started_at DESC, id");
-        let rows: Vec<EnrollmentRow> =
-            on_tx!(self, |c| sqlx::query_as(&sql).bind(sequence_id).fetch_all(&mut *c).await?);
-        rows.into_iter().map(EnrollmentRow::into_domain).collect()
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn has_open_enrollments(&mut self, sequence_id: &str) -> Result<bool> {
+        let open: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(
+            "SELECT 1 FROM enrollments
+             WHERE sequence_id = $1 AND status IN ('pending', 'queued', 'running', 'paused') LIMIT 1"
+        )
+        .bind(sequence_id)
+        .fetch_optional(&mut *c)
+        .await?);
+        Ok(open.is_some())
+    }
+
+    /// A sequence's report, counted by the database whatever the number of
+    /// enrollments: enrollments by status and by outcome, and per step the
+    /// actions completed, skipped (by reason) and failed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn sequence_report(&mut self, sequence_id: &str) -> Result<SequenceReport> {
+        let (by_status, by_outcome, steps) = on_tx!(self, |c| {
+            let by_status: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT status, COUNT(*) FROM enrollments WHERE sequence_id = $1 GROUP BY status ORDER BY status",
+            )
+            .bind(sequence_id)
+            .fetch_all(&mut *c)
+            .await?;
+            let by_outcome: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT outcome, COUNT(*) FROM enrollments WHERE sequence_id = $1 AND outcome IS NOT NULL
+                 GROUP BY outcome ORDER BY outcome",
+            )
+            .bind(sequence_id)
+            .fetch_all(&mut *c)
+            .await?;
+            let steps: Vec<(i64, String, String, i64)> = sqlx::query_as(
+                "SELECT a.step, a.status, COALESCE(a.result, ''), COUNT(*)
+                 FROM actions a JOIN enrollments e ON e.id = a.enrollment_id
+                 WHERE e.sequence_id = $1 AND a.status IN ('completed', 'skipped', 'failed')
+                 GROUP BY a.step, a.status, COALESCE(a.result, '') ORDER BY a.step",
+            )
+            .bind(sequence_id)
+            .fetch_all(&mut *c)
+            .await?;
+            (by_status, by_outcome, steps)
+        });
+        Ok(SequenceReport { by_status, by_outcome, steps })
     }
 
     /// A page of the enrollments of a sequence (or, with `by_contact`, of a
