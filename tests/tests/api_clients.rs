@@ -296,3 +296,30 @@ async fn the_api_answers_at_once_while_every_plugin_slot_runs_a_spinning_guest()
     spinning.await.unwrap().unwrap();
     assert!(slowest < Duration::from_millis(100), "an answer took {slowest:?} while guests spun");
 }
+
+/// Regression: every invented key got a fresh bucket and cost a database
+/// lookup, so inventing keys bypassed the rate limit. Failed
+/// authentications are counted per client address: once an address has
+/// spent them, it is refused before its requests reach the database.
+#[tokio::test]
+async fn an_address_that_invents_keys_is_refused_once_its_failures_are_spent() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let mut statuses = Vec::new();
+        for i in 0..260 {
+            let answer = app.get("/v1/me", Some(&format!("sw_invented_{i}"))).await;
+            statuses.push(answer.status);
+            if answer.status == 429 {
+                assert!(answer.headers.get("retry-after").is_some());
+                break;
+            }
+        }
+        let failures = statuses.iter().filter(|s| **s == 401).count();
+        assert_eq!(statuses.last(), Some(&429), "refused at last: {failures} failures answered");
+        assert!((200..=210).contains(&failures), "{failures} invented keys were looked up");
+        // Requests without a key are not failures: the probes and the
+        // document stay open.
+        assert_eq!(app.get("/healthz", None).await.status, 200);
+    })
+    .await;
+}
