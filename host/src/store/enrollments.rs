@@ -317,14 +317,13 @@ impl Tx {
     ///
     /// [`StoreError::Database`](super::StoreError::Database).
     pub async fn has_open_enrollments(&mut self, sequence_id: &str) -> Result<bool> {
-        let open: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(
-            "SELECT 1 FROM enrollments
-             WHERE sequence_id = $1 AND status IN ('pending', 'queued', 'running', 'paused') LIMIT 1"
+        Ok(on_tx!(self, |c| sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM enrollments
+                            WHERE sequence_id = $1 AND status IN ('pending', 'queued', 'running', 'paused'))"
         )
         .bind(sequence_id)
-        .fetch_optional(&mut *c)
-        .await?);
-        Ok(open.is_some())
+        .fetch_one(&mut *c)
+        .await?))
     }
 
     /// A sequence's report, counted by the database whatever the number of
