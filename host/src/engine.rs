@@ -311,7 +311,10 @@ impl Engine {
             };
             let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
             let engine = self.clone();
-            tasks.spawn(async move {
+            // On the plugin executor: off the threads that answer HTTP, and
+            // with no hop between threads for its plugin calls.
+            let executor = self.registry().runtime().executor().clone();
+            tasks.spawn_on(async move {
                 let _permit = permit;
                 let id = action.id.clone();
                 match engine.process(action, ctx).await {
@@ -321,7 +324,7 @@ impl Engine {
                         None
                     }
                 }
-            });
+            }, &executor);
         }
         let mut answers = Vec::with_capacity(count);
         while let Some(joined) = tasks.join_next().await {

@@ -73,6 +73,22 @@ async fn a_head_sent_a_byte_a_second_is_cut_off_at_the_header_timeout() {
     .await;
 }
 
+/// A client that connects and sends nothing was held for good: telling
+/// HTTP/1 from HTTP/2 waited for a first byte with no deadline.
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_at_the_header_timeout() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn_with(store, impatient()).await;
+        let mut silent = connect(&app).await;
+        let started = Instant::now();
+        let (answer, closed) = read_to_close(&mut silent, Duration::from_secs(4)).await;
+        assert!(closed && answer.is_empty(), "closed unanswered: {answer}");
+        assert!(started.elapsed() < Duration::from_secs(4), "held {:?}", started.elapsed());
+        assert_eq!(app.get("/healthz", None).await.status, 200);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_declared_body_that_never_comes_is_a_408_at_the_body_timeout() {
     for_each_backend(|store| async move {

@@ -96,10 +96,22 @@ pub(super) async fn serve(
                 )
             }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        // The first byte must come within the head deadline too: telling
+        // HTTP/1 from HTTP/2 waits for it with no deadline of its own, so a
+        // client that connects and sends nothing would hold a connection
+        // for good.
+        let first_byte = config.header_timeout;
+        let builder = builder.clone();
+        let graceful = graceful.watcher();
         tokio::spawn(async move {
-            let _ = connection.await;
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(first_byte, stream.peek(&mut first)).await, Ok(Ok(1))) {
+                // Silent past the deadline, closed or broken: nothing to serve.
+                drop(permit);
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = graceful.watch(connection.into_owned()).await;
             drop(permit);
         });
     }

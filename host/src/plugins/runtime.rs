@@ -43,25 +43,40 @@ pub struct RuntimeConfig {
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// The threads plugin calls run on: a runtime of their own, so that a guest
-/// that spins never holds a thread that answers HTTP or runs the scheduler.
+/// that spins never holds a thread that answers HTTP. The scheduler runs
+/// its actions there too, so that its calls need no hop between threads.
 struct Executor {
+    id: usize,
     runtime: Option<tokio::runtime::Runtime>,
+}
+
+thread_local! {
+    /// The executor whose worker this thread is (0: none).
+    static EXECUTOR: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Executor {
     fn new(threads: Option<usize>) -> anyhow::Result<Executor> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let threads =
             threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get)).max(1);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("stepwise-plugin")
+            .on_thread_start(move || EXECUTOR.with(|e| e.set(id)))
             .enable_all()
             .build()?;
-        Ok(Executor { runtime: Some(runtime) })
+        Ok(Executor { id, runtime: Some(runtime) })
     }
 
     fn handle(&self) -> &tokio::runtime::Handle {
         self.runtime.as_ref().expect("the executor lives as long as the runtime").handle()
+    }
+
+    /// Whether the calling thread is one of this executor's.
+    fn is_current(&self) -> bool {
+        EXECUTOR.with(std::cell::Cell::get) == self.id
     }
 }
 
@@ -195,6 +210,12 @@ impl Runtime {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The runtime plugin calls run on, apart from the threads that answer
+    /// HTTP: work that makes many calls (the scheduler's) runs there too.
+    pub fn executor(&self) -> &tokio::runtime::Handle {
+        self.inner.executor.handle()
     }
 
     /// Loads a component: checks its world and contract version, compiles
@@ -382,7 +403,10 @@ impl Runtime {
             let stderr_tail = store.data().stderr_tail();
             (outcome, stderr_tail, store.into_data().into_report())
         };
-        let (outcome, stderr_tail, mut report) = match inner.executor.handle().spawn(run).await {
+        // On the executor already (the scheduler's actions run there), the
+        // call runs in place; from anywhere else, it moves there.
+        let done = if inner.executor.is_current() { Ok(run.await) } else { inner.executor.handle().spawn(run).await };
+        let (outcome, stderr_tail, mut report) = match done {
             Ok(done) => done,
             Err(error) => {
                 let message = if error.is_panic() { "the call panicked in the host" } else { "the call was cancelled" };
