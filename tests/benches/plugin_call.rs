@@ -1,7 +1,9 @@
 //! Benchmark of one plugin call: a fresh store, instantiation from the
 //! cached pre-instance, and `execute` of the trivial guest. Prints the
-//! median and p99 per call and the calls per second, sequential and with
-//! one task per core.
+//! median and p99 per call and the calls per second: sequential from
+//! another runtime (as the API calls, hopping onto the plugin executor),
+//! with one task per core, and sequential on the executor itself (as the
+//! scheduler calls).
 //!
 //! Run with `cargo bench -p stepwise-tests --bench plugin_call`.
 
@@ -36,13 +38,7 @@ fn main() {
             runtime.execute(&plugin, inv.clone(), "{}").await.expect("call");
             samples.push(t.elapsed());
         }
-        let total = started.elapsed();
-        samples.sort();
-        let pick = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-        println!("instantiate + execute, trivial guest, sequential ({SAMPLES} calls)");
-        println!("  median {:>8.2} us", micros(pick(0.5)));
-        println!("  p99    {:>8.2} us", micros(pick(0.99)));
-        println!("  calls/s {:>10.0}", SAMPLES as f64 / total.as_secs_f64());
+        report("sequential, from another runtime", samples, started.elapsed());
 
         let tasks = std::thread::available_parallelism().map_or(2, |n| n.get());
         let per_task = SAMPLES / tasks;
@@ -65,7 +61,35 @@ fn main() {
         let total = started.elapsed();
         println!("instantiate + execute, trivial guest, {tasks} tasks ({} calls)", per_task * tasks);
         println!("  calls/s {:>10.0}", (per_task * tasks) as f64 / total.as_secs_f64());
+
+        // As the scheduler calls: from a task on the plugin executor, where
+        // a call runs in place rather than hopping threads.
+        let on_executor = {
+            let (runtime, plugin, inv) = (runtime.clone(), plugin.clone(), inv.clone());
+            runtime.executor().clone().spawn(async move {
+                let mut samples = Vec::with_capacity(SAMPLES);
+                let started = Instant::now();
+                for _ in 0..SAMPLES {
+                    let t = Instant::now();
+                    runtime.execute(&plugin, inv.clone(), "{}").await.expect("call");
+                    samples.push(t.elapsed());
+                }
+                (samples, started.elapsed())
+            })
+        };
+        let (samples, total) = on_executor.await.expect("task");
+        report("sequential, on the plugin executor", samples, total);
     });
+}
+
+/// Prints the median, p99 and rate of `samples`, taken in `total`.
+fn report(how: &str, mut samples: Vec<Duration>, total: Duration) {
+    samples.sort();
+    let pick = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!("instantiate + execute, trivial guest, {how} ({} calls)", samples.len());
+    println!("  median {:>8.2} us", micros(pick(0.5)));
+    println!("  p99    {:>8.2} us", micros(pick(0.99)));
+    println!("  calls/s {:>10.0}", samples.len() as f64 / total.as_secs_f64());
 }
 
 fn micros(d: Duration) -> f64 {

@@ -85,6 +85,24 @@ impl TestApp {
         Answer { status, content_type, headers, json, text }
     }
 
+    /// `method path` with `key` (none when `None`) and a JSON `body`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        self.send(request).await
+    }
+
     /// `GET path` with `key` (none when `None`).
     pub async fn get(&self, path: &str, key: Option<&str>) -> Answer {
         let mut request = self.client.get(format!("{}{path}", self.base));

@@ -123,14 +123,7 @@ fn fill(path: &str, ids: &BTreeMap<&'static str, String>) -> String {
 }
 
 async fn call(app: &TestApp, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Answer {
-    let mut request = app.client.request(method, format!("{}{path}", app.base));
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body.to_string());
-    }
-    app.send(request).await
+    app.call(method, path, key, body.as_ref()).await
 }
 
 async fn post(app: &TestApp, path: &str, key: &str, body: Value) -> Value {

@@ -12,11 +12,7 @@ use stepwise_tests::app::{Answer, TestApp};
 use stepwise_tests::db::for_each_backend;
 
 async fn call(app: &TestApp, method: Method, path: &str, body: Option<&Value>) -> Answer {
-    let mut request = app.client.request(method, format!("{}{path}", app.base)).bearer_auth(&app.admin_key);
-    if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body.to_string());
-    }
-    app.send(request).await
+    app.call(method, path, Some(&app.admin_key), body).await
 }
 
 /// Every item of a list, following `next_after` with pages of two.
