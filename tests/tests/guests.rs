@@ -340,3 +340,41 @@ async fn call_flood() {
     assert!(started.elapsed() < runtime.limits().call_timeout / 2, "stopped at the count, not the deadline");
     still_serving(&runtime).await;
 }
+
+/// One account's slow plugins take at most its share of the call slots:
+/// another account's call runs at once while they spin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_accounts_spinning_plugins_never_take_every_slot() {
+    use stepwise::plugins::RuntimeConfig;
+    let limits = stepwise::plugins::Limits {
+        concurrent_calls: 4,
+        concurrent_calls_per_account: 2,
+        ..stepwise_tests::test_limits()
+    };
+    let runtime =
+        Runtime::new(RuntimeConfig { limits, threads: Some(2), ..RuntimeConfig::default() }).expect("runtime starts");
+    let spin = runtime.load(guests::INFINITE_LOOP).await.unwrap();
+    let trivial = runtime.load(guests::TRIVIAL).await.unwrap();
+    let as_account = |account: &str| {
+        let mut invocation = invocation(ada(), &[]);
+        invocation.step.account_id = account.to_owned();
+        invocation
+    };
+    let spinning: Vec<_> = (0..4)
+        .map(|_| {
+            let (runtime, spin, invocation) = (runtime.clone(), spin.clone(), as_account("acc_busy"));
+            tokio::spawn(async move { runtime.execute(&spin, invocation, "{}").await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let call = runtime.execute(&trivial, as_account("acc_quiet"), "{}").await.expect("the quiet account's call runs");
+    assert!(matches!(call.value, stepwise::plugins::types::Outcome::Done { .. }), "{:?}", call.value);
+    let waited = started.elapsed();
+    let limit = runtime.limits().call_timeout;
+    assert!(waited < limit / 2, "waited {waited:?} behind another account's spinning plugins");
+    for call in spinning {
+        let failure = call.await.unwrap().unwrap_err();
+        assert!(matches!(failure.error, PluginError::Timeout { .. }), "{:?}", failure.error);
+    }
+}

@@ -40,6 +40,9 @@ pub struct Limits {
     pub table_elements: usize,
     /// Calls that may run at once; further calls wait for a slot.
     pub concurrent_calls: u32,
+    /// Calls of one account that may run at once, so that one account's
+    /// slow plugins never hold every slot and delay the others'.
+    pub concurrent_calls_per_account: u32,
 }
 
 impl Default for Limits {
@@ -57,6 +60,7 @@ impl Default for Limits {
             tables: 16,
             table_elements: 100_000,
             concurrent_calls: 64,
+            concurrent_calls_per_account: 32,
         }
     }
 }

@@ -110,6 +110,8 @@ struct Inner {
     http: Arc<HttpClient>,
     cache: Option<ArtifactCache>,
     permits: Semaphore,
+    /// Each account's share of the permits, made on its first call.
+    accounts: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     executor: Executor,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -200,6 +202,7 @@ impl Runtime {
                 http: Arc::new(HttpClient::new(config.net)?),
                 cache,
                 permits: Semaphore::new(limits.concurrent_calls as usize),
+                accounts: std::sync::Mutex::default(),
                 executor: Executor::new(config.threads)?,
                 limits: Arc::new(limits),
                 stop_ticker,
@@ -210,6 +213,13 @@ impl Runtime {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The semaphore of `account`'s share of the call slots.
+    fn account_permits(&self, account: &str) -> Arc<Semaphore> {
+        let share = self.inner.limits.concurrent_calls_per_account.clamp(1, self.inner.limits.concurrent_calls.max(1));
+        let mut accounts = self.inner.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        accounts.entry(account.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(share as usize))).clone()
     }
 
     /// The runtime plugin calls run on, apart from the threads that answer
@@ -375,7 +385,14 @@ impl Runtime {
             return fail(PluginError::WrongKind(message.to_owned()), CallReport::default());
         }
 
-        // The semaphore is never closed, so acquiring only waits.
+        // An account's own share first, so that one account's queue never
+        // holds the slots others wait for; then a slot. The semaphores are
+        // never closed, so acquiring only waits.
+        let account = &invocation.step.account_id;
+        let _account_permit = match account.is_empty() {
+            true => None,
+            false => self.account_permits(account).acquire_owned().await.ok(),
+        };
         let _permit = inner.permits.acquire().await.ok();
         let Versioned::V0_1_0(pre) = &plugin.pre;
         let (pre, request) = (pre.clone(), OwnedRequest::from(&request));
