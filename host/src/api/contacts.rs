@@ -44,10 +44,7 @@ impl Page {
 
     /// The position `after` names in a list ordered by time, then id.
     pub(super) fn after_at(&self) -> Result<Option<(i64, &str)>, ApiError> {
-        let Some(after) = self.after.as_deref() else { return Ok(None) };
-        after.split_once('.').and_then(|(ms, id)| Some((ms.parse().ok()?, id))).map(Some).ok_or_else(|| {
-            ApiError::BadRequest(format!("`after={after}` is not a cursor this list gave (`next_after`)"))
-        })
+        self.after.as_deref().map(cursor).transpose()
     }
 
     pub(super) fn limit(&self) -> Result<u32, ApiError> {
@@ -57,6 +54,15 @@ impl Page {
             Some(n) => Err(ApiError::field("/limit", "between 1 and 500", format!("limit {n} is outside 1 to 500"))),
         }
     }
+}
+
+/// The position a `next_after` of a list ordered by time names:
+/// milliseconds, a dot, an id.
+pub(super) fn cursor(after: &str) -> Result<(i64, &str), ApiError> {
+    after
+        .split_once('.')
+        .and_then(|(ms, id)| Some((ms.parse().ok()?, id)))
+        .ok_or_else(|| ApiError::BadRequest(format!("`after={after}` is not a cursor this list gave (`next_after`)")))
 }
 
 /// Checks a contact's own fields (references are checked by the store).

@@ -45,10 +45,7 @@ impl ListQuery {
     pub(super) fn sync_page(&self) -> Result<SyncPage<'_>, ApiError> {
         let page = self.page();
         let limit = page.limit()?;
-        let after = match self.after.as_deref() {
-            None => None,
-            Some(after) => Some(cursor(after)?),
-        };
+        let after = self.after.as_deref().map(super::contacts::cursor).transpose()?;
         Ok(SyncPage { after, created_since: self.created_since, updated_since: self.updated_since, limit })
     }
 
@@ -60,14 +57,6 @@ impl ListQuery {
             (made.timestamp_millis(), id)
         })
     }
-}
-
-/// The position a `next_after` names: milliseconds, a dot, an id.
-fn cursor(after: &str) -> Result<(i64, &str), ApiError> {
-    after
-        .split_once('.')
-        .and_then(|(ms, id)| Some((ms.parse().ok()?, id)))
-        .ok_or_else(|| ApiError::BadRequest(format!("`after={after}` is not a cursor this list gave (`next_after`)")))
 }
 
 /// Which tombstones.
@@ -92,9 +81,8 @@ pub async fn deletions(
     Query(q): Query<DeletionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = Page { after: q.after.clone(), limit: q.limit };
-    let after = q.after.as_deref().map(cursor).transpose()?;
     let mut tx = state.engine.store().begin_read().await?;
-    let deletions = tx.deletions(&caller.account_id, q.collection, q.since, after, page.limit()?).await?;
+    let deletions = tx.deletions(&caller.account_id, q.collection, q.since, page.after_at()?, page.limit()?).await?;
     let next = page.next_at(&deletions, |d| (d.deleted_at.timestamp_millis(), &d.id));
     Ok(Json(json!({ "deletions": deletions, "next_after": next })))
 }

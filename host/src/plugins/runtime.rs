@@ -219,7 +219,13 @@ impl Runtime {
     fn account_permits(&self, account: &str) -> Arc<Semaphore> {
         let share = self.inner.limits.concurrent_calls_per_account.clamp(1, self.inner.limits.concurrent_calls.max(1));
         let mut accounts = self.inner.accounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        accounts.entry(account.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(share as usize))).clone()
+        // A lookup per call; the key is copied on an account's first call only.
+        if let Some(permits) = accounts.get(account) {
+            return permits.clone();
+        }
+        let permits = Arc::new(Semaphore::new(share as usize));
+        accounts.insert(account.to_owned(), permits.clone());
+        permits
     }
 
     /// The runtime plugin calls run on, apart from the threads that answer
