@@ -88,10 +88,11 @@ pub enum PluginError {
         limit: usize,
     },
     /// The plugin returned too much.
-    #[error("plugin output of {size} bytes exceeds the limit of {limit} bytes")]
+    #[error("{}", output_too_large(*size, *limit))]
     OutputTooLarge {
-        /// Its size.
-        size: usize,
+        /// Its size, when the host measured it; `None` when the output was
+        /// refused from its length before it was copied into the host.
+        size: Option<usize>,
         /// The limit.
         limit: usize,
     },
@@ -136,4 +137,13 @@ pub struct CallError {
     /// Host calls, logs, time and memory up to the failure (boxed: errors
     /// travel by value through every `Result`).
     pub report: Box<CallReport>,
+}
+
+fn output_too_large(size: Option<usize>, limit: usize) -> String {
+    match size {
+        Some(size) => format!("plugin output of {size} bytes exceeds the limit of {limit} bytes"),
+        None => {
+            format!("plugin output exceeds the limit of {limit} bytes (refused from its length, before it was copied)")
+        }
+    }
 }

@@ -67,6 +67,28 @@ pub(crate) struct CallState {
     pub(crate) host: HostCtx,
     stdout: CappedPipe,
     stderr: CappedPipe,
+    /// How deep the host has called into the guest: 1 in the call itself,
+    /// 2 in the guest's allocator while a host call hands its answer over.
+    depth: usize,
+}
+
+/// What the host copies out of a guest's memory after a crossing. Each has
+/// its own budget, which wasmtime checks from the lengths before it copies
+/// anything (its "hostcall fuel"), so that a guest cannot make the host
+/// allocate more than the limit even once.
+///
+/// Wasmtime reports the host's calls into the guest, not the guest's calls
+/// into the host, so the budget is set on the way in and out of the guest:
+/// entering it, the arguments of the host calls it will make come next;
+/// leaving it for good (depth 0), its answer does; leaving its allocator
+/// inside a host call, more host calls' arguments do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifting {
+    /// The arguments of a host call: within what was left of the host-call
+    /// data budget at the last crossing.
+    HostCall,
+    /// The call's answer: within the output limit.
+    Output,
 }
 
 impl CallState {
@@ -106,6 +128,23 @@ impl CallState {
             },
             stdout,
             stderr,
+            depth: 0,
+        }
+    }
+
+    /// Notes a crossing into (`entering`) or out of the guest; returns the
+    /// budget in bytes of what is lifted next.
+    pub(crate) fn cross(&mut self, entering: bool) -> usize {
+        let lifting = if entering {
+            self.depth += 1;
+            Lifting::HostCall
+        } else {
+            self.depth = self.depth.saturating_sub(1);
+            if self.depth == 0 { Lifting::Output } else { Lifting::HostCall }
+        };
+        match lifting {
+            Lifting::HostCall => self.host.limits.host_data_bytes.saturating_sub(self.host.data_used),
+            Lifting::Output => self.host.limits.output_bytes,
         }
     }
 

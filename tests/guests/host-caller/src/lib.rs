@@ -20,7 +20,8 @@ pub struct Config {
     /// The template to render.
     #[serde(default)]
     pub template: Option<String>,
-    /// How many lines `log-flood` writes; 100 000 unless set.
+    /// How many lines `log-flood` writes (100 000 unless set), or how many
+    /// bytes `render-large` sends (32 MiB unless set).
     #[serde(default)]
     pub count: Option<u32>,
 }
@@ -35,6 +36,8 @@ pub enum Call {
     LogFlood,
     /// Renders `template` (`Hi {{contact.first_name}}` unless set).
     Render,
+    /// Renders a template of `count` bytes made in the guest, in one call.
+    RenderLarge,
     /// GETs `url` (`https://example.com/` unless set).
     Fetch,
     /// Emails the contact (not declared).
@@ -93,6 +96,10 @@ fn call(config: &Config, subject: &Subject) -> Result<Value, HostError> {
         Call::Render => {
             let template = config.template.as_deref().unwrap_or("Hi {{contact.first_name}}");
             json!({"rendered": templates::render(template)?})
+        }
+        Call::RenderLarge => {
+            let template = "x".repeat(config.count.map_or(32 << 20, |c| c as usize));
+            json!({"rendered": templates::render(&template)?.len()})
         }
         Call::Fetch => {
             let url = config.url.as_deref().unwrap_or("https://example.com/");
