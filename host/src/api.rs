@@ -96,7 +96,7 @@ impl Application {
     ) -> std::io::Result<Application> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let limiter = std::sync::Arc::new(limit::RateLimiter::new(http.rate.0, http.rate.1));
-        let in_flight = task::InFlight::new(http.max_in_flight);
+        let in_flight = task::InFlight::new(http.max_in_flight, http.request_timeout);
         let state = AppState { engine, limiter, in_flight: in_flight.clone(), http };
         Ok(Application { listener, router: router(state), in_flight, http })
     }

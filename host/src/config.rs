@@ -55,6 +55,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Requests answered at once at most; more wait their turn.
     pub max_in_flight: usize,
+    /// Seconds from a request's arrival to its answer at most.
+    pub request_timeout_seconds: u64,
 }
 
 impl Default for HttpSettings {
@@ -65,6 +67,7 @@ impl Default for HttpSettings {
             body_timeout_seconds: http.body_timeout.as_secs(),
             max_connections: http.max_connections,
             max_in_flight: http.max_in_flight,
+            request_timeout_seconds: http.request_timeout.as_secs(),
         }
     }
 }
@@ -254,6 +257,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_HTTP_BODY_TIMEOUT_SECONDS", "seconds a client may take to send a request's body (30)"),
     ("STEPWISE_HTTP_MAX_CONNECTIONS", "open connections at most; more are closed at once (1024)"),
     ("STEPWISE_HTTP_MAX_IN_FLIGHT", "requests answered at once; more wait their turn (64)"),
+    ("STEPWISE_HTTP_REQUEST_TIMEOUT_SECONDS", "seconds from a request's arrival to its answer (60)"),
     ("STEPWISE_ALLOW_PRIVATE_NETWORK", "let plugins reach private and loopback addresses: true or false (false)"),
     ("STEPWISE_PUBLIC_URL", "the URL people reach this host at, for emails' unsubscribe links (none: no links)"),
     ("STEPWISE_SMTP_HOST", "SMTP server that sends email (none: emails stay queued)"),
@@ -330,6 +334,9 @@ impl Settings {
                 "STEPWISE_HTTP_BODY_TIMEOUT_SECONDS" => settings.http.body_timeout_seconds = parsed(name, &value)?,
                 "STEPWISE_HTTP_MAX_CONNECTIONS" => settings.http.max_connections = parsed(name, &value)?,
                 "STEPWISE_HTTP_MAX_IN_FLIGHT" => settings.http.max_in_flight = parsed(name, &value)?,
+                "STEPWISE_HTTP_REQUEST_TIMEOUT_SECONDS" => {
+                    settings.http.request_timeout_seconds = parsed(name, &value)?;
+                }
                 "STEPWISE_ALLOW_PRIVATE_NETWORK" => settings.allow_private_network = parsed(name, &value)?,
                 "STEPWISE_PUBLIC_URL" => settings.public_url = Some(value),
                 "STEPWISE_SMTP_HOST" => settings.smtp.host = Some(value),
@@ -360,11 +367,12 @@ impl Settings {
             || http.body_timeout_seconds == 0
             || http.max_connections == 0
             || http.max_in_flight == 0
+            || http.request_timeout_seconds == 0
         {
             return Err(SettingsError {
                 source_name: "http".into(),
-                message: "header_timeout_seconds, body_timeout_seconds, max_connections and max_in_flight must be \
-                          at least 1"
+                message: "header_timeout_seconds, body_timeout_seconds, max_connections, max_in_flight and \
+                          request_timeout_seconds must be at least 1"
                     .into(),
             });
         }
@@ -390,6 +398,7 @@ impl Settings {
             body_timeout: Duration::from_secs(self.http.body_timeout_seconds),
             max_connections: self.http.max_connections,
             max_in_flight: self.http.max_in_flight,
+            request_timeout: Duration::from_secs(self.http.request_timeout_seconds),
         }
     }
 
@@ -546,6 +555,20 @@ mod tests {
         std::fs::write(&file, "listn = \"0.0.0.0:9000\"\n").unwrap();
         let error = Settings::load(Some(&file), &[]).unwrap_err();
         assert!(error.to_string().contains("unknown field `listn`"), "{error}");
+    }
+
+    #[test]
+    fn http_limits_come_from_the_file_and_the_environment_and_none_may_be_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stepwise.toml");
+        std::fs::write(&file, "[http]\nrequest_timeout_seconds = 5\nmax_in_flight = 8\n").unwrap();
+        let settings =
+            Settings::load(Some(&file), &env(&[("STEPWISE_HTTP_REQUEST_TIMEOUT_SECONDS", "7")])).unwrap().http();
+        assert_eq!(settings.request_timeout, Duration::from_secs(7), "the environment wins over the file");
+        assert_eq!(settings.max_in_flight, 8);
+        assert_eq!(Settings::load(None, &[]).unwrap().http().request_timeout, Duration::from_secs(60));
+        let error = Settings::load(None, &env(&[("STEPWISE_HTTP_REQUEST_TIMEOUT_SECONDS", "0")])).unwrap_err();
+        assert!(error.to_string().contains("request_timeout_seconds must be at least 1"), "{error}");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub enum ApiError {
     /// 503: a service the host needs (the database) does not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the request was not answered within its timeout.
+    #[error("{0}")]
+    Timeout(String),
     /// 500: a fault of the host; logged, never shown.
     #[error("internal error")]
     Internal(String),
@@ -101,6 +104,7 @@ impl ApiError {
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
             ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", "Not answered in time"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }

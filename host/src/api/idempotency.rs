@@ -104,7 +104,8 @@ async fn keyed(
     // On a task of its own, so a panic is a 500 here and the key is
     // released rather than held.
     let response =
-        super::task::detached(state.in_flight.tasks(), None, Request::from_parts(parts, Body::from(bytes)), next).await;
+        super::task::detached(state.in_flight.tasks(), None, Request::from_parts(parts, Body::from(bytes)), next, None)
+            .await;
     let status = response.status();
     if status.is_server_error() {
         if let Err(error) = store.idempotency_finish(&scope, &key, None).await {

@@ -33,6 +33,9 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Requests answered at once at most; more wait their turn.
     pub max_in_flight: usize,
+    /// How long a request may take from its arrival to its answer; past
+    /// it, the answer is a 503 and a started request goes on to completion.
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -43,6 +46,7 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_in_flight: super::task::MAX_IN_FLIGHT,
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
