@@ -4,6 +4,7 @@
 
 mod accounts;
 mod actions;
+mod audit;
 pub mod auth;
 mod companies;
 mod contact_types;
@@ -267,6 +268,11 @@ fn table(state: AppState) -> Router<AppState> {
             .describe("The tombstones a client that syncs reads after the lists: each record's collection, id and when it was deleted.")
             .query::<sync::DeletionsQuery>()
             .pages::<crate::store::Deletion>("deletions")])
+        .at("/v1/audit", [get(audit::trail, "The audit trail: every edit of the account's records, oldest first")
+            .describe("Who changed which contact, company, user, key, template, plugin setting, sequence or contact type, through which key and request, with the record before and after. Entries outlive the records they describe.")
+            .roles(ADMINS)
+            .query::<audit::AuditQuery>()
+            .pages::<crate::domain::AuditEntry>("entries")])
         .at("/v1/webhook-failures", [get(
             templates::failures,
             "The webhook monitor: steps whose request failed for good, newest first",

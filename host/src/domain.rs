@@ -641,6 +641,145 @@ pub struct Event {
 }
 
 text_enum! {
+    /// The kind of record an audited edit changed.
+    AuditTarget("audit target") {
+        /// An account.
+        Account = "account",
+        /// A contact.
+        Contact = "contact",
+        /// A company.
+        Company = "company",
+        /// A user.
+        User = "user",
+        /// An API key (never its secret).
+        ApiKey = "api_key",
+        /// A message template.
+        Template = "template",
+        /// A plugin, or an account's settings of it.
+        Plugin = "plugin",
+        /// A sequence.
+        Sequence = "sequence",
+        /// A contact type.
+        ContactType = "contact_type",
+    }
+}
+
+text_enum! {
+    /// What an audited edit did.
+    AuditAction("audit action") {
+        /// An account was made.
+        AccountCreated = "account.created",
+        /// A contact was made.
+        ContactCreated = "contact.created",
+        /// A contact's fields were replaced.
+        ContactUpdated = "contact.updated",
+        /// A contact was deleted, with its enrollments and history.
+        ContactDeleted = "contact.deleted",
+        /// A company was made.
+        CompanyCreated = "company.created",
+        /// A company's fields were replaced.
+        CompanyUpdated = "company.updated",
+        /// A user was made.
+        UserCreated = "user.created",
+        /// A user's fields (role, activity, ...) were replaced.
+        UserUpdated = "user.updated",
+        /// An API key was made.
+        KeyCreated = "api_key.created",
+        /// An API key was revoked.
+        KeyRevoked = "api_key.revoked",
+        /// A template was made.
+        TemplateCreated = "template.created",
+        /// A template was replaced.
+        TemplateUpdated = "template.updated",
+        /// A template was deleted.
+        TemplateDeleted = "template.deleted",
+        /// An add-on was uploaded.
+        PluginUploaded = "plugin.uploaded",
+        /// An account's settings of a plugin (enabled, grant) changed.
+        PluginAccountChanged = "plugin.account_changed",
+        /// A sequence was made.
+        SequenceCreated = "sequence.created",
+        /// A sequence's draft or settings were edited.
+        SequenceEdited = "sequence.edited",
+        /// A version of a sequence was published.
+        SequencePublished = "sequence.published",
+        /// A sequence was activated, paused or archived.
+        SequenceStateChanged = "sequence.state_changed",
+        /// A sequence was imported from an export.
+        SequenceImported = "sequence.imported",
+        /// A contact type was renamed.
+        ContactTypeRenamed = "contact_type.renamed",
+    }
+}
+
+impl AuditAction {
+    /// The kind of record this action changes.
+    pub fn target(self) -> AuditTarget {
+        use AuditAction as A;
+        match self {
+            A::AccountCreated => AuditTarget::Account,
+            A::ContactCreated | A::ContactUpdated | A::ContactDeleted => AuditTarget::Contact,
+            A::CompanyCreated | A::CompanyUpdated => AuditTarget::Company,
+            A::UserCreated | A::UserUpdated => AuditTarget::User,
+            A::KeyCreated | A::KeyRevoked => AuditTarget::ApiKey,
+            A::TemplateCreated | A::TemplateUpdated | A::TemplateDeleted => AuditTarget::Template,
+            A::PluginUploaded | A::PluginAccountChanged => AuditTarget::Plugin,
+            A::SequenceCreated
+            | A::SequenceEdited
+            | A::SequencePublished
+            | A::SequenceStateChanged
+            | A::SequenceImported => AuditTarget::Sequence,
+            A::ContactTypeRenamed => AuditTarget::ContactType,
+        }
+    }
+}
+
+/// Who makes an edit: a user, and the API key and request it came through
+/// (none for an edit made on the command line or by a test).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Editor {
+    /// The user.
+    pub user_id: String,
+    /// The API key used, if any.
+    pub key_id: Option<String>,
+    /// The request's id, if any.
+    pub request_id: Option<String>,
+}
+
+impl Editor {
+    /// `user_id`, outside any request.
+    pub fn user(user_id: impl Into<String>) -> Editor {
+        Editor { user_id: user_id.into(), key_id: None, request_id: None }
+    }
+}
+
+/// One entry of an account's audit trail: who changed what, and the record
+/// before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AuditEntry {
+    /// Identifier (`aud_…`).
+    pub id: String,
+    /// What was done, such as `contact.updated`.
+    pub action: AuditAction,
+    /// The kind of record changed.
+    pub target_type: AuditTarget,
+    /// The record changed.
+    pub target_id: String,
+    /// The user who did it.
+    pub actor: String,
+    /// The API key used, if the edit came through the API.
+    pub key_id: Option<String>,
+    /// The request's id (as in its `Request-Id` header), if any.
+    pub request_id: Option<String>,
+    /// The record before (none for a creation).
+    pub before: Option<serde_json::Value>,
+    /// The record after (none for a deletion).
+    pub after: Option<serde_json::Value>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+text_enum! {
     /// What a plugin exports.
     PluginKind("plugin kind") {
         /// A step type.

@@ -29,6 +29,7 @@
 
 mod accounts;
 mod actions;
+mod audit;
 mod contacts;
 mod enrollments;
 mod events;
@@ -49,6 +50,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use actions::{ActionCompletion, BatchCompletion, EngageFilter, NewAction, Schedule};
+pub use audit::{AuditFilter, NewAudit};
 pub use enrollments::{NewEnrollment, SequenceReport};
 pub use events::{NewEvent, Timeline};
 pub use keys::{ApiKey, Idempotent, KeyHolder};

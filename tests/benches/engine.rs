@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stepwise::domain::{
-    Activation, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step, StepTiming,
-    TimingMode,
+    Activation, Editor, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step,
+    StepTiming, TimingMode,
 };
 use stepwise::engine::{Clock, Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport, SystemClock};
 use stepwise::model::{Contact, User};
@@ -169,7 +169,7 @@ async fn contacts(engine: &Engine, account: &str, user: &str, n: usize) -> Vec<S
             contact_type: "Clients".into(),
             ..Contact::default()
         };
-        ids.push(engine.create_contact(account, &contact, user).await.unwrap().0.id);
+        ids.push(engine.create_contact(account, &contact, &Editor::user(user)).await.unwrap().0.id);
     }
     ids
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use stepwise::domain::{
-    Action, Activation, Criterion, Enrollment, Event, OnUnmet, OwnerRule, PlanType, PluginAccount, PluginRef,
+    Action, Activation, Criterion, Editor, Enrollment, Event, OnUnmet, OwnerRule, PlanType, PluginAccount, PluginRef,
     SequenceSettings, SequenceState, Step, StepTiming, TimingMode,
 };
 use stepwise::engine::{Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport};
@@ -149,7 +149,7 @@ impl World {
             ..Contact::default()
         };
         tweak(&mut contact);
-        self.engine.create_contact(&self.account, &contact, &self.agent).await.unwrap().0.id
+        self.engine.create_contact(&self.account, &contact, &Editor::user(&self.agent)).await.unwrap().0.id
     }
 
     /// The contact `id`.
@@ -180,7 +180,10 @@ impl World {
         let id = tx.create_sequence(&self.account, &new, self.now()).await.unwrap().id;
         tx.publish_version(&self.account, &id, &numbered(steps), Some(&self.agent), self.now()).await.unwrap();
         tx.commit().await.unwrap();
-        self.engine.set_sequence_state(&self.account, &id, SequenceState::Active, &self.agent).await.unwrap();
+        self.engine
+            .set_sequence_state(&self.account, &id, SequenceState::Active, &Editor::user(&self.agent))
+            .await
+            .unwrap();
         id
     }
 

@@ -4,7 +4,8 @@
 
 use serde_json::json;
 use stepwise::domain::{
-    ActionStatus, EnrollmentStatus, Level, Outcome, OwnerRule, PauseReason, SequenceSettings, SequenceState, TimingMode,
+    ActionStatus, Editor, EnrollmentStatus, Level, Outcome, OwnerRule, PauseReason, SequenceSettings, SequenceState,
+    TimingMode,
 };
 use stepwise::engine::{Disposition, EngineError};
 use stepwise::model::{Company, ContactKind, User};
@@ -334,7 +335,7 @@ async fn pausing_a_sequence_disables_its_unperformed_actions_until_resumed() {
         let contact = w.contact(|_| {}).await;
         let e = w.enroll(&contact, &seq).await;
         w.run().await;
-        w.engine.set_sequence_state(&w.account, &seq, SequenceState::Paused, &w.agent).await.unwrap();
+        w.engine.set_sequence_state(&w.account, &seq, SequenceState::Paused, &Editor::user(&w.agent)).await.unwrap();
         assert!(w.actions(&e.id).await.iter().all(|a| a.status == ActionStatus::Disabled));
         assert!(w.engage(&w.agent).await.is_empty());
         let other = w.contact(|c| c.email = Some("p@example.com".into())).await;
@@ -342,13 +343,20 @@ async fn pausing_a_sequence_disables_its_unperformed_actions_until_resumed() {
             w.engine.enroll(&w.account, &w.request(&other, &seq)).await,
             Err(EngineError::InvalidState(_))
         ));
-        w.engine.set_sequence_state(&w.account, &seq, SequenceState::Active, &w.agent).await.unwrap();
+        w.engine.set_sequence_state(&w.account, &seq, SequenceState::Active, &Editor::user(&w.agent)).await.unwrap();
         w.run().await;
         assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Active);
-        let archived =
-            w.engine.set_sequence_state(&w.account, &seq, SequenceState::Archived, &w.agent).await.unwrap_err();
+        let archived = w
+            .engine
+            .set_sequence_state(&w.account, &seq, SequenceState::Archived, &Editor::user(&w.agent))
+            .await
+            .unwrap_err();
         assert!(archived.to_string().contains("unfinished"), "{archived}");
-        let back = w.engine.set_sequence_state(&w.account, &seq, SequenceState::Draft, &w.agent).await.unwrap_err();
+        let back = w
+            .engine
+            .set_sequence_state(&w.account, &seq, SequenceState::Draft, &Editor::user(&w.agent))
+            .await
+            .unwrap_err();
         assert!(back.to_string().contains("cannot go from active to draft"), "{back}");
     })
     .await;

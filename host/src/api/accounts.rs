@@ -11,7 +11,9 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, is_email};
 use super::json::Body;
+use crate::domain::AuditAction;
 use crate::model::{Role, User};
+use crate::store::NewAudit;
 
 /// `GET /v1/accounts`.
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
@@ -60,6 +62,15 @@ pub async fn create(
     let admin = User { name: body.admin_name, email: body.admin_email, role: Role::Admin, ..User::default() };
     let admin = tx.create_user(&account.id, &admin, now).await?;
     let (_, secret) = tx.create_api_key(&account.id, &admin.id, "first admin", now).await?;
+    // In the parent's trail: its admin made the sub-account.
+    let made = json!({ "account": account, "admin": admin });
+    tx.audit(
+        &caller.account_id,
+        &caller.editor(),
+        NewAudit::created(AuditAction::AccountCreated, &account.id, &made),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "account": account, "admin": admin, "secret": secret }))))
 }

@@ -11,8 +11,9 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, no_client_id, same_id};
 use super::json::Body;
 use super::json::Path;
+use crate::domain::AuditAction;
 use crate::model::Company;
-use crate::store::Timeline;
+use crate::store::{NewAudit, Timeline};
 
 fn check(company: &Company) -> Result<(), ApiError> {
     if company.name.trim().is_empty() {
@@ -42,8 +43,11 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Company>), ApiError> {
     no_client_id(&company.id)?;
     check(&company)?;
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    let company = tx.create_company(&caller.account_id, &company, state.engine.now()).await?;
+    let company = tx.create_company(&caller.account_id, &company, now).await?;
+    let entry = NewAudit::created(AuditAction::CompanyCreated, &company.id, &company);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(company)))
 }
@@ -69,19 +73,21 @@ pub async fn replace(
     same_id(&company.id, &id)?;
     let company = Company { id: id.clone(), ..company };
     check(&company)?;
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    tx.company(&caller.account_id, &id).await?;
-    tx.update_company(&caller.account_id, &company, state.engine.now()).await.map_err(|error| match ApiError::from(
-        error,
-    ) {
+    let before = tx.company(&caller.account_id, &id).await?;
+    tx.update_company(&caller.account_id, &company, now).await.map_err(|error| match ApiError::from(error) {
         ApiError::Validation { detail, .. } => ApiError::Validation {
             fields: vec![FieldProblem { field: "/parent_id".into(), message: detail.clone() }],
             detail,
         },
         other => other,
     })?;
+    let saved = tx.company(&caller.account_id, &id).await?;
+    let entry = NewAudit::changed(AuditAction::CompanyUpdated, &id, &before, &saved);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
-    Ok(Json(company))
+    Ok(Json(saved))
 }
 
 /// `GET /v1/companies/{id}/timeline`: every event about the company's contacts.

@@ -12,7 +12,8 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use crate::domain::ContactType;
+use crate::domain::{AuditAction, ContactType};
+use crate::store::NewAudit;
 
 /// The longest name a contact type may have.
 const MAX_NAME_CHARS: usize = 100;
@@ -49,9 +50,13 @@ pub async fn rename(
     if let Some(taken) = types.iter().find(|t| t.id != id && t.name.to_lowercase() == body.name.to_lowercase()) {
         return Err(ApiError::Conflict(format!("the account has a contact type named `{}` already", taken.name)));
     }
-    tx.rename_contact_type(&caller.account_id, &id, &body.name, state.engine.now()).await?;
+    let now = state.engine.now();
+    tx.rename_contact_type(&caller.account_id, &id, &body.name, now).await?;
+    let renamed = ContactType { name: body.name, ..current.clone() };
+    let entry = NewAudit::changed(AuditAction::ContactTypeRenamed, &id, current, &renamed);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
-    Ok(Json(ContactType { name: body.name, ..current.clone() }))
+    Ok(Json(renamed))
 }
 
 fn check(name: &str) -> Result<(), ApiError> {

@@ -12,8 +12,9 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use super::json::{Path, Query};
+use crate::domain::{AuditAction, Level};
 use crate::model::Contact;
-use crate::store::Timeline;
+use crate::store::{NewAudit, NewEvent, Timeline};
 
 /// Paging of lists: by id, `after` the last id of the previous page; the
 /// answer's `next_after` is the cursor of the next page (`null` at the end).
@@ -96,7 +97,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     no_client_id(&contact.id)?;
     check(&contact)?;
-    let (contact, enrolled) = state.engine.create_contact(&caller.account_id, &contact, &caller.user.id).await?;
+    let (contact, enrolled) = state.engine.create_contact(&caller.account_id, &contact, &caller.editor()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "contact": contact, "enrollments": enrolled }))))
 }
 
@@ -133,10 +134,33 @@ pub async fn replace(
     same_id(&contact.id, &id)?;
     let contact = Contact { id: id.clone(), ..contact };
     check(&contact)?;
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    tx.contact(&caller.account_id, &id).await?;
-    tx.update_contact(&caller.account_id, &contact, state.engine.now()).await?;
+    let before = tx.contact(&caller.account_id, &id).await?;
+    tx.update_contact(&caller.account_id, &contact, now).await?;
     let saved = tx.contact(&caller.account_id, &id).await?;
+    // On the contact's timeline too, as the engine's changes are.
+    let event = NewEvent {
+        account_id: caller.account_id.clone(),
+        contact_id: Some(id.clone()),
+        company_id: saved.company_id.clone(),
+        enrollment_id: None,
+        action_id: None,
+        kind: "contact.updated".into(),
+        actor: caller.user.id.clone(),
+        reason: None,
+        before: Some(serde_json::to_value(&before).unwrap_or_default()),
+        after: Some(serde_json::to_value(&saved).unwrap_or_default()),
+        level: Level::Info,
+    };
+    tx.record_event(&event, now).await?;
+    tx.audit(
+        &caller.account_id,
+        &caller.editor(),
+        NewAudit::changed(AuditAction::ContactUpdated, &id, &before, &saved),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     state.engine.wake();
     Ok(Json(saved))
@@ -148,8 +172,12 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    tx.delete_contact(&caller.account_id, &id, state.engine.now()).await?;
+    let before = tx.contact(&caller.account_id, &id).await?;
+    tx.delete_contact(&caller.account_id, &id, now).await?;
+    tx.audit(&caller.account_id, &caller.editor(), NewAudit::deleted(AuditAction::ContactDeleted, &id, &before), now)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -226,7 +254,7 @@ pub async fn import(
                 .map_err(|e| ApiError::Validation { detail: e.to_string(), fields: Vec::new() })?;
             no_client_id(&contact.id)?;
             check(&contact)?;
-            Ok(state.engine.create_contact(&caller.account_id, &contact, &caller.user.id).await?)
+            Ok(state.engine.create_contact(&caller.account_id, &contact, &caller.editor()).await?)
         }
         .await;
         match outcome {

@@ -16,9 +16,10 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use crate::domain::{PluginAccount, PluginKind, PluginRecord};
+use crate::domain::{AuditAction, PluginAccount, PluginKind, PluginRecord};
 use crate::plugins::types::Capability;
 use crate::plugins::{AccountGrant, Grant, Origin, RegistryError};
+use crate::store::NewAudit;
 
 /// The largest component an admin may upload.
 pub const MAX_COMPONENT_BYTES: usize = crate::plugins::MAX_COMPONENT_BYTES;
@@ -106,8 +107,13 @@ pub async fn upload(
     };
     // Stored first: the store gives the id to its first uploader, and only
     // an upload it took is registered.
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    tx.save_plugin(&record, state.engine.now()).await?;
+    tx.save_plugin(&record, now).await?;
+    let uploaded =
+        json!({ "id": record.id, "version": record.version, "wasm_digest": record.wasm_digest, "manifest": manifest });
+    let entry = NewAudit::created(AuditAction::PluginUploaded, &record.id, &uploaded);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
     state.engine.registry().register_for(&caller.account_id, plugin.clone()).map_err(|error| match error {
         RegistryError::Load(load) => ApiError::Validation { detail: load.to_string(), fields: Vec::new() },
@@ -159,8 +165,12 @@ pub async fn set_account(
         grants: serde_json::to_value(&body.grant).map_err(|e| ApiError::Internal(e.to_string()))?,
         approved_capabilities: newest.manifest().capabilities.iter().map(|c| Capability::name(c).to_owned()).collect(),
     };
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    tx.set_plugin_account(&settings, state.engine.now()).await?;
+    let before = tx.plugin_account(&caller.account_id, &id).await?;
+    tx.set_plugin_account(&settings, now).await?;
+    let entry = NewAudit::changed(AuditAction::PluginAccountChanged, &id, &before, &settings);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
     state.engine.wake();
     Ok(Json(json!({ "account": settings })))

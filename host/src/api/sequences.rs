@@ -12,8 +12,8 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use crate::domain::{PlanType, SequenceSettings, SequenceState, Step, TimingMode};
-use crate::store::NewSequence;
+use crate::domain::{AuditAction, PlanType, SequenceSettings, SequenceState, Step, TimingMode};
+use crate::store::{NewAudit, NewSequence};
 
 /// A new sequence.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -109,6 +109,16 @@ pub async fn create(
     caller: Caller,
     Body(body): Body<NewSequenceBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    make(&state, &caller, body, AuditAction::SequenceCreated).await
+}
+
+/// Makes a draft sequence from `body`, audited as `action`.
+async fn make(
+    state: &AppState,
+    caller: &Caller,
+    body: NewSequenceBody,
+    action: AuditAction,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     if body.name.trim().is_empty() {
         return Err(ApiError::Validation {
             detail: "a sequence needs a name".into(),
@@ -119,7 +129,7 @@ pub async fn create(
     let steps = if body.steps.is_empty() {
         Vec::new()
     } else {
-        checked_steps(&state, &caller.account_id, body.timing_mode, body.steps).await?
+        checked_steps(state, &caller.account_id, body.timing_mode, body.steps).await?
     };
     let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
@@ -136,6 +146,8 @@ pub async fn create(
     } else {
         Some(tx.publish_version(&caller.account_id, &sequence.id, &steps, Some(&caller.user.id), now).await?)
     };
+    let made = json!({ "sequence": sequence, "version": version });
+    tx.audit(&caller.account_id, &caller.editor(), NewAudit::created(action, &sequence.id, &made), now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "sequence": sequence, "version": version }))))
 }
@@ -230,9 +242,11 @@ pub async fn publish(
         return Err(ApiError::Conflict(format!("sequence {id} is archived")));
     }
     let steps = checked_steps(&state, &caller.account_id, sequence.timing_mode, body.steps).await?;
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    let version =
-        tx.publish_version(&caller.account_id, &id, &steps, Some(&caller.user.id), state.engine.now()).await?;
+    let version = tx.publish_version(&caller.account_id, &id, &steps, Some(&caller.user.id), now).await?;
+    let entry = NewAudit::created(AuditAction::SequencePublished, &id, &version);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "version": version }))))
 }
@@ -256,7 +270,7 @@ pub async fn set_state(
     Body(body): Body<StateBody>,
 ) -> Result<Json<Value>, ApiError> {
     writable(&state, &caller, &id).await?;
-    let sequence = state.engine.set_sequence_state(&caller.account_id, &id, body.state, &caller.user.id).await?;
+    let sequence = state.engine.set_sequence_state(&caller.account_id, &id, body.state, &caller.editor()).await?;
     Ok(Json(json!({ "sequence": sequence })))
 }
 
@@ -425,7 +439,7 @@ pub async fn import(
         settings: exported.settings,
         steps: exported.steps,
     };
-    create(State(state), caller, Body(body)).await
+    make(&state, &caller, body, AuditAction::SequenceImported).await
 }
 
 /// What may change of a sequence besides its steps.
@@ -460,7 +474,8 @@ pub async fn edit(
     }
     let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    let mut sequence = tx.sequence(&caller.account_id, &id).await?;
+    let before = tx.sequence(&caller.account_id, &id).await?;
+    let mut sequence = before.clone();
     if let Some(name) = body.name {
         sequence.name = name;
     }
@@ -474,6 +489,8 @@ pub async fn edit(
         sequence.settings = settings;
     }
     tx.update_sequence(&sequence, now).await?;
+    let entry = NewAudit::changed(AuditAction::SequenceEdited, &id, &before, &sequence);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
     Ok(Json(json!({ "sequence": sequence })))
 }

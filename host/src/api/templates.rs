@@ -14,7 +14,8 @@ use super::contacts::Page;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::{Path, Query};
-use crate::store::WebhookFailureFilter;
+use crate::domain::AuditAction;
+use crate::store::{NewAudit, WebhookFailureFilter};
 use crate::templates::{check, has_legacy_merge_syntax};
 
 /// A template as clients write it.
@@ -83,6 +84,8 @@ pub async fn create(
     let mut tx = state.engine.store().begin().await?;
     let now = state.engine.now();
     let template = tx.create_template(&caller.account_id, &body.name, &body.subject, &body.body, now).await?;
+    let entry = NewAudit::created(AuditAction::TemplateCreated, &template.id, &template);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "template": template, "warnings": warnings }))))
 }
@@ -107,10 +110,13 @@ pub async fn replace(
 ) -> Result<Json<Value>, ApiError> {
     let warnings = checked(&body)?;
     let mut tx = state.engine.store().begin().await?;
-    let mut template = tx.template(&caller.account_id, &id).await?;
+    let before = tx.template(&caller.account_id, &id).await?;
     let now = state.engine.now();
+    let mut template = before.clone();
     (template.name, template.subject, template.body, template.updated_at) = (body.name, body.subject, body.body, now);
     tx.update_template(&caller.account_id, &template, now).await?;
+    let entry = NewAudit::changed(AuditAction::TemplateUpdated, &id, &before, &template);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     // Actions held for legacy merge fields are checked again at once.
     tx.release_legacy_merge_holds(&caller.account_id, now).await?;
     tx.commit().await?;
@@ -124,8 +130,12 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    tx.delete_template(&caller.account_id, &id, state.engine.now()).await?;
+    let before = tx.template(&caller.account_id, &id).await?;
+    tx.delete_template(&caller.account_id, &id, now).await?;
+    tx.audit(&caller.account_id, &caller.editor(), NewAudit::deleted(AuditAction::TemplateDeleted, &id, &before), now)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,9 @@ use super::auth::{ADMINS, Caller};
 use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use super::json::Path;
+use crate::domain::AuditAction;
 use crate::model::{Role, User};
+use crate::store::NewAudit;
 
 fn check(user: &User) -> Result<(), ApiError> {
     let mut fields = Vec::new();
@@ -53,8 +55,11 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     no_client_id(&user.id)?;
     check(&user)?;
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    let user = tx.create_user(&caller.account_id, &user, state.engine.now()).await?;
+    let user = tx.create_user(&caller.account_id, &user, now).await?;
+    tx.audit(&caller.account_id, &caller.editor(), NewAudit::created(AuditAction::UserCreated, &user.id, &user), now)
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -82,12 +87,16 @@ pub async fn replace(
     if id == caller.user.id && (user.role != Role::Admin || !user.active) {
         return Err(ApiError::Conflict("admins cannot demote or deactivate themselves".into()));
     }
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
-    tx.user(&caller.account_id, &id).await?;
-    tx.update_user(&caller.account_id, &user, state.engine.now()).await?;
+    let before = tx.user(&caller.account_id, &id).await?;
+    tx.update_user(&caller.account_id, &user, now).await?;
+    let saved = tx.user(&caller.account_id, &id).await?;
+    let entry = NewAudit::changed(AuditAction::UserUpdated, &id, &before, &saved);
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
     state.engine.wake();
-    Ok(Json(user))
+    Ok(Json(saved))
 }
 
 /// A new key.
@@ -130,9 +139,13 @@ pub async fn create_key(
             fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
         });
     }
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
     tx.user(&caller.account_id, &owner).await?;
-    let (key, secret) = tx.create_api_key(&caller.account_id, &owner, &body.name, state.engine.now()).await?;
+    let (key, secret) = tx.create_api_key(&caller.account_id, &owner, &body.name, now).await?;
+    // The key's record, never its secret.
+    tx.audit(&caller.account_id, &caller.editor(), NewAudit::created(AuditAction::KeyCreated, &key.id, &key), now)
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "key": key, "secret": secret }))))
 }
@@ -144,10 +157,14 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
     let owner = tx.api_key_owner(&caller.account_id, &id).await?;
     key_owner(&caller, Some(&owner))?;
-    tx.revoke_api_key(&caller.account_id, &id, state.engine.now()).await?;
+    tx.revoke_api_key(&caller.account_id, &id, now).await?;
+    let revoked = json!({ "id": id, "user_id": owner, "revoked_at": now });
+    let entry = NewAudit { action: AuditAction::KeyRevoked, target_id: &id, before: None, after: Some(revoked) };
+    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,12 +10,12 @@ use super::process::{Context, EventExt, SYSTEM, contact_event, enrollment_event}
 use super::timing;
 use super::{Engine, EngineError, Result};
 use crate::domain::{
-    Action, ActionStatus, Enrollment, EnrollmentStatus, Level, Outcome, PauseReason, Sequence, SequenceState,
-    SequenceVersion, TimingMode,
+    Action, ActionStatus, AuditAction, Editor, Enrollment, EnrollmentStatus, Level, Outcome, PauseReason, Sequence,
+    SequenceState, SequenceVersion, TimingMode,
 };
 use crate::model::{Contact, ContactKind};
 use crate::plugins::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome};
-use crate::store::{ActionCompletion, NewAction, NewEnrollment, StoreError, Tx};
+use crate::store::{ActionCompletion, NewAction, NewAudit, NewEnrollment, StoreError, Tx};
 
 /// A request to enroll a contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -780,11 +780,12 @@ impl Engine {
         account_id: &str,
         sequence_id: &str,
         state: SequenceState,
-        actor: &str,
+        editor: &Editor,
     ) -> Result<Sequence> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut sequence = tx.sequence(account_id, sequence_id).await?;
+        let before = sequence.clone();
         let from = sequence.state;
         let allowed = matches!(
             (from, state),
@@ -822,13 +823,15 @@ impl Engine {
             enrollment_id: None,
             action_id: None,
             kind: "sequence.state_changed".into(),
-            actor: actor.to_owned(),
+            actor: editor.user_id.clone(),
             reason: None,
             before: Some(json!({ "state": from })),
             after: Some(json!({ "state": state })),
             level: Level::Info,
         };
         tx.record_event(&event, now).await?;
+        let entry = NewAudit::changed(AuditAction::SequenceStateChanged, sequence_id, &before, &sequence);
+        tx.audit(account_id, editor, entry, now).await?;
         tx.commit().await?;
         self.wake();
         Ok(sequence)
@@ -846,12 +849,14 @@ impl Engine {
         &self,
         account_id: &str,
         contact: &Contact,
-        actor: &str,
+        editor: &Editor,
     ) -> Result<(Contact, Vec<Enrollment>)> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let contact = tx.create_contact(account_id, contact, now).await?;
-        tx.record_event(&contact_event(account_id, &contact, "contact.created", actor), now).await?;
+        tx.record_event(&contact_event(account_id, &contact, "contact.created", &editor.user_id), now).await?;
+        let entry = NewAudit::created(AuditAction::ContactCreated, &contact.id, &contact);
+        tx.audit(account_id, editor, entry, now).await?;
         let mut enrolled = Vec::new();
         if let (ContactKind::Lead, Some(source)) = (contact.kind, &contact.lead_source) {
             for sequence in tx.sequences_for_lead_source(account_id, source).await? {
