@@ -41,6 +41,18 @@ pub struct Answer {
     pub text: String,
 }
 
+impl Answer {
+    /// The string at the JSON `pointer` (such as `/contact/id`).
+    ///
+    /// # Panics
+    ///
+    /// When there is none, showing the body.
+    pub fn string(&self, pointer: &str) -> String {
+        let found = self.json.pointer(pointer).and_then(serde_json::Value::as_str);
+        found.unwrap_or_else(|| panic!("no string at {pointer}: {}", self.text)).to_owned()
+    }
+}
+
 impl TestApp {
     /// Serves the API over a new world on `store`.
     pub async fn spawn(store: Store) -> TestApp {

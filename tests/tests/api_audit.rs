@@ -20,12 +20,7 @@ async fn edit(app: &TestApp, method: Method, path: &str, body: Option<Value>) ->
 }
 
 fn id(answer: &Answer, pointer: &str) -> String {
-    answer
-        .json
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{pointer}: {}", answer.text))
-        .to_owned()
+    answer.string(pointer)
 }
 
 fn request_id(answer: &Answer) -> String {

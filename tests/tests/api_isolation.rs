@@ -59,14 +59,7 @@ async fn member(app: &TestApp, name: &str, role: Role) -> (String, String) {
 /// One record of each kind made over the API with an admin's `key`, an
 /// action on `owner`'s Engage view among them: the ids, by collection.
 async fn records(app: &TestApp, key: &str, owner: &str, tag: &str) -> BTreeMap<&'static str, String> {
-    let id = |answer: &Answer, pointer: &str| {
-        answer
-            .json
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("{pointer}: {}", answer.text))
-            .to_owned()
-    };
+    let id = |answer: &Answer, pointer: &str| answer.string(pointer);
     let mut ids = BTreeMap::new();
     let user = post(app, "/v1/users", key, &json!({"name": tag, "email": format!("{tag}@example.com")})).await;
     ids.insert("users", id(&user, "/id"));

@@ -165,36 +165,42 @@ mod tests {
         assert_eq!(answer.status(), StatusCode::OK);
     }
 
+    /// A router whose `/slow` takes `takes` and then says so on the
+    /// returned receiver, each request detached with `timeout` (if any).
+    fn slow(
+        tasks: &TaskTracker,
+        takes: Duration,
+        timeout: Option<Duration>,
+    ) -> (Router, tokio::sync::oneshot::Receiver<()>) {
+        let (finished, done) = tokio::sync::oneshot::channel::<()>();
+        let finished = Arc::new(std::sync::Mutex::new(Some(finished)));
+        let handler = get(move || {
+            let finished = finished.clone();
+            async move {
+                tokio::time::sleep(takes).await;
+                if let Some(finished) = finished.lock().unwrap().take() {
+                    let _ = finished.send(());
+                }
+                "done"
+            }
+        });
+        let tasks = tasks.clone();
+        let router = Router::new().route("/slow", handler).layer(axum::middleware::from_fn(
+            move |request: Request<Body>, next: Next| {
+                let tasks = tasks.clone();
+                let deadline = timeout.map(|timeout| (Instant::now() + timeout, timeout));
+                async move { detached(&tasks, None, request, next, deadline).await }
+            },
+        ));
+        (router, done)
+    }
+
     #[tokio::test]
     async fn a_request_past_its_timeout_is_answered_a_503_and_still_runs_to_completion() {
         let tasks = TaskTracker::new();
-        let (finished, done) = tokio::sync::oneshot::channel::<()>();
-        let finished = Arc::new(std::sync::Mutex::new(Some(finished)));
-        let timeout = Duration::from_millis(20);
-        let slow = Router::new()
-            .route(
-                "/slow",
-                get(move || {
-                    let finished = finished.clone();
-                    async move {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        if let Some(finished) = finished.lock().unwrap().take() {
-                            let _ = finished.send(());
-                        }
-                        "done"
-                    }
-                }),
-            )
-            .layer(axum::middleware::from_fn({
-                let tasks = tasks.clone();
-                move |request: Request<Body>, next: Next| {
-                    let tasks = tasks.clone();
-                    let deadline = Some((Instant::now() + timeout, timeout));
-                    async move { detached(&tasks, None, request, next, deadline).await }
-                }
-            }));
+        let (router, done) = slow(&tasks, Duration::from_millis(200), Some(Duration::from_millis(20)));
         let started = Instant::now();
-        let answer = slow.oneshot(Request::get("/slow").body(Body::empty()).unwrap()).await.unwrap();
+        let answer = router.oneshot(Request::get("/slow").body(Body::empty()).unwrap()).await.unwrap();
         assert!(started.elapsed() < Duration::from_millis(150), "answered after {:?}", started.elapsed());
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(answer.headers()["retry-after"], "1");
@@ -211,33 +217,10 @@ mod tests {
     #[tokio::test]
     async fn a_request_whose_client_went_away_still_runs_to_completion() {
         let tasks = TaskTracker::new();
-        let (finished, done) = tokio::sync::oneshot::channel::<()>();
-        let finished = std::sync::Mutex::new(Some(finished));
-        let finished = Arc::new(finished);
-        let slow = Router::new()
-            .route(
-                "/slow",
-                get(move || {
-                    let finished = finished.clone();
-                    async move {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        if let Some(finished) = finished.lock().unwrap().take() {
-                            let _ = finished.send(());
-                        }
-                        "done"
-                    }
-                }),
-            )
-            .layer(axum::middleware::from_fn({
-                let tasks = tasks.clone();
-                move |request: Request<Body>, next: Next| {
-                    let tasks = tasks.clone();
-                    async move { detached(&tasks, None, request, next, None).await }
-                }
-            }));
+        let (router, done) = slow(&tasks, Duration::from_millis(50), None);
         // The client gives up after 5 ms: its future is dropped.
         let request = Request::get("/slow").body(Body::empty()).unwrap();
-        let gave_up = tokio::time::timeout(Duration::from_millis(5), slow.oneshot(request)).await;
+        let gave_up = tokio::time::timeout(Duration::from_millis(5), router.oneshot(request)).await;
         assert!(gave_up.is_err());
         tokio::time::timeout(Duration::from_secs(5), done).await.expect("the handler ran on").unwrap();
         tasks.close();
