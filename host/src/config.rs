@@ -72,28 +72,7 @@ impl Default for HttpSettings {
     }
 }
 
-/// A secret setting: read like a string, never printed.
-#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// A secret holding `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+pub use stepwise_domain::Secret;
 
 /// How email goes out: an SMTP server. Unset `host`: emails stay queued.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -344,13 +323,13 @@ impl Settings {
                 "STEPWISE_SMTP_SECURITY" => settings.smtp.security = parsed(name, &value)?,
                 "STEPWISE_SMTP_CA_FILE" => settings.smtp.ca_file = Some(PathBuf::from(value)),
                 "STEPWISE_SMTP_USERNAME" => settings.smtp.username = Some(value),
-                "STEPWISE_SMTP_PASSWORD" => settings.smtp.password = Some(Secret(value)),
+                "STEPWISE_SMTP_PASSWORD" => settings.smtp.password = Some(Secret::new(value)),
                 "STEPWISE_SMTP_FROM" => settings.smtp.from = Some(value),
                 "STEPWISE_SMTP_FROM_NAME" => settings.smtp.from_name = Some(value),
                 "STEPWISE_SMTP_TIMEOUT_SECONDS" => settings.smtp.timeout_seconds = parsed(name, &value)?,
                 "STEPWISE_SMS_URL" => settings.sms.url = value,
                 "STEPWISE_SMS_ACCOUNT_SID" => settings.sms.account_sid = Some(value),
-                "STEPWISE_SMS_AUTH_TOKEN" => settings.sms.auth_token = Some(Secret(value)),
+                "STEPWISE_SMS_AUTH_TOKEN" => settings.sms.auth_token = Some(Secret::new(value)),
                 "STEPWISE_SMS_FROM" => settings.sms.from = Some(value),
                 "STEPWISE_SMS_TIMEOUT_SECONDS" => settings.sms.timeout_seconds = parsed(name, &value)?,
                 _ => {}

@@ -46,12 +46,14 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use explain::{Check, Explanation};
 pub use lifecycle::{Disposition, EnrollRequest};
 pub use metrics::CallMetrics;
-pub use outbox::{
-    Delivery, EmailPayload, INTERRUPTED, RecordingTransport, SmsPayload, Transport, TransportError, Unconfigured,
-};
+pub use outbox::INTERRUPTED;
 pub use signals::{Signal, SignalKind};
+pub use stepwise_domain::transport::{
+    Delivery, EmailPayload, PlacedCall, RecordingTransport, SmsPayload, Transport, TransportError, Unconfigured, Voice,
+    VoiceCall,
+};
 pub use validate::StepProblem;
-pub use voice::{PLACED, PlacedCall, Voice, VoiceCall};
+pub use voice::PLACED;
 
 use crate::domain::SequenceVersion;
 use crate::plugins::Registry;

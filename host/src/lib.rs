@@ -9,10 +9,9 @@
 pub mod api;
 pub mod config;
 pub mod delivery;
-pub mod domain;
 pub mod engine;
-pub mod model;
 pub mod plugins;
 pub mod runner;
 pub mod store;
-pub mod templates;
+
+pub use stepwise_domain::{crm as model, engagement as domain, templates};

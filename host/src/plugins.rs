@@ -18,7 +18,7 @@ pub mod registry;
 pub mod report;
 pub mod runtime;
 pub mod state;
-pub mod types;
+pub use stepwise_domain::plugin as types;
 mod wit;
 
 pub use capability::Grant;

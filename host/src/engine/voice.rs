@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::outbox::TransportError;
 use super::process::Context;
 use super::{Engine, Result};
 use crate::plugins::Plugin;
 use crate::plugins::report::CallReport;
 use crate::plugins::types::Outcome;
+use stepwise_domain::transport::{TransportError, Voice, VoiceCall};
 
 /// The result of a call the provider accepted.
 pub const PLACED: &str = "placed";
@@ -23,37 +23,6 @@ pub const PLACED: &str = "placed";
 /// How long a call the provider could not take now waits before the next
 /// attempt.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// A call to place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoiceCall {
-    /// The number to call, E.164.
-    pub to: String,
-    /// What the call says once answered, as TwiML.
-    pub twiml: String,
-    /// Stable across attempts of the action, so the provider places it once.
-    pub idempotency_key: String,
-}
-
-/// A call the provider accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PlacedCall {
-    /// The provider's id of the call.
-    pub id: Option<String>,
-    /// Its state as the provider reported it (`queued`, `ringing`, …).
-    pub status: Option<String>,
-}
-
-/// Places calls through a voice provider.
-#[async_trait::async_trait]
-pub trait Voice: Send + Sync + std::fmt::Debug {
-    /// Places `call`.
-    ///
-    /// # Errors
-    ///
-    /// A [`TransportError`] saying whether to try again.
-    async fn place_call(&self, call: &VoiceCall) -> std::result::Result<PlacedCall, TransportError>;
-}
 
 /// TwiML that says `script` once: `<Response><Say>…</Say></Response>`.
 pub fn say(script: &str) -> String {

@@ -1,7 +1,7 @@
 //! The records of the sequence engine that plugins do not see: accounts,
 //! sequences and their versions, enrollments, actions, events, plugin
 //! enablement and the outbox (SPEC §1). Contacts, users and companies live in
-//! [`crate::model`], which plugins see. The store persists both.
+//! [`crate::crm`], which plugins see. The store persists both.
 
 use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use serde::{Deserialize, Serialize};
@@ -574,7 +574,7 @@ pub struct Action {
     pub send_attempted_at: Option<DateTime<Utc>>,
 }
 
-/// An action leased to one host by [`crate::store::Store::claim_due_actions`].
+/// An action leased to one host by the store's `claim_due_actions`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedAction {
     /// The action.
@@ -887,7 +887,7 @@ pub struct OutboxMessage {
 }
 
 /// An outbox message leased to one dispatcher by
-/// [`crate::store::Store::claim_messages`].
+/// the store's `claim_messages`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedMessage {
     /// The message.

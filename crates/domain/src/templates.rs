@@ -26,7 +26,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
-use crate::model::{AttributeValue, ContactKind, Subject};
+use crate::crm::{AttributeValue, ContactKind, Subject};
 
 /// A template that cannot be used, and where the problem is.
 ///
@@ -116,7 +116,7 @@ pub struct Token {
 /// # Examples
 ///
 /// ```
-/// use stepwise::templates::check;
+/// use stepwise_domain::templates::check;
 ///
 /// assert!(check("Hi {{ contact.first_name | \"there\" }}").is_ok());
 ///
@@ -141,7 +141,7 @@ pub fn check(template: &str) -> Result<(), TemplateError> {
 /// # Examples
 ///
 /// ```
-/// use stepwise::templates::{tokens, Token};
+/// use stepwise_domain::templates::{tokens, Token};
 ///
 /// let found = tokens("Hi {{contact.first_name | \"there\"}}, {{ owner.name }}")?;
 /// assert_eq!(
@@ -151,7 +151,7 @@ pub fn check(template: &str) -> Result<(), TemplateError> {
 ///         Token { path: "owner.name".into(), default: None, offset: 37 },
 ///     ],
 /// );
-/// # Ok::<(), stepwise::templates::TemplateError>(())
+/// # Ok::<(), stepwise_domain::templates::TemplateError>(())
 /// ```
 pub fn tokens(template: &str) -> Result<Vec<Token>, TemplateError> {
     let segments = parse(template)?;
@@ -178,8 +178,8 @@ pub fn tokens(template: &str) -> Result<Vec<Token>, TemplateError> {
 /// # Examples
 ///
 /// ```
-/// use stepwise::model::{Contact, Subject};
-/// use stepwise::templates::render;
+/// use stepwise_domain::crm::{Contact, Subject};
+/// use stepwise_domain::templates::render;
 ///
 /// let subject = Subject {
 ///     contact: Contact { first_name: "Ada".into(), ..Contact::default() },
@@ -187,7 +187,7 @@ pub fn tokens(template: &str) -> Result<Vec<Token>, TemplateError> {
 /// };
 /// let text = render("Hi {{ contact.first_name }}, from {{ owner.name | \"the team\" }}", &subject)?;
 /// assert_eq!(text, "Hi Ada, from the team");
-/// # Ok::<(), stepwise::templates::TemplateError>(())
+/// # Ok::<(), stepwise_domain::templates::TemplateError>(())
 /// ```
 pub fn render(template: &str, subject: &Subject) -> Result<String, TemplateError> {
     let segments = parse(template)?;
@@ -215,7 +215,7 @@ pub fn render(template: &str, subject: &Subject) -> Result<String, TemplateError
 /// # Examples
 ///
 /// ```
-/// use stepwise::templates::has_legacy_merge_syntax;
+/// use stepwise_domain::templates::has_legacy_merge_syntax;
 ///
 /// assert!(has_legacy_merge_syntax("Hi {!Contact.FirstName},"));
 /// assert!(!has_legacy_merge_syntax("Hi {{contact.first_name}},"));
@@ -248,7 +248,7 @@ pub fn has_legacy_merge_syntax(template: &str) -> bool {
 /// # Examples
 ///
 /// ```
-/// use stepwise::templates::known_paths;
+/// use stepwise_domain::templates::known_paths;
 ///
 /// assert!(known_paths().contains(&"contact.first_name"));
 /// assert!(known_paths().contains(&"signature"));
@@ -610,7 +610,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{Company, Contact, User};
+    use crate::crm::{Company, Contact, User};
 
     /// A subject with every field set, and text that is not ASCII.
     fn full() -> Subject {

@@ -1,0 +1,221 @@
+//! What the engine hands the outside world and how it answers: the payloads
+//! of queued messages, the [`Transport`] that delivers them and the
+//! [`Voice`] provider that places calls, with their errors. The real
+//! transports live in `stepwise-delivery`; [`RecordingTransport`] is what
+//! tests and benchmarks read.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engagement::{Channel, OutboxMessage};
+
+/// The payload of an email in the outbox: what a step queued with
+/// `messaging.send-email`, plus what the host adds before sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailPayload {
+    /// The recipient's address.
+    pub to: String,
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text body.
+    pub text: String,
+    /// The HTML alternative, when the step gave one.
+    #[serde(default)]
+    pub html: Option<String>,
+    /// The contact's signed unsubscribe link (`{public_url}/u/{token}`).
+    /// When present the email carries `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 2369, RFC
+    /// 8058). The dispatcher fills it in when the sequence asks for
+    /// unsubscribe links (`settings.unsubscribe_link`) and the host knows
+    /// its public URL; a payload that already has one keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
+}
+
+/// The payload of a text message in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsPayload {
+    /// The recipient's number.
+    pub to: String,
+    /// The text.
+    pub body: String,
+}
+
+impl EmailPayload {
+    /// The email `message` carries.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Invalid`] when it is not an email.
+    pub fn of(message: &OutboxMessage) -> Result<Self, TransportError> {
+        payload(message, Channel::Email)
+    }
+}
+
+impl SmsPayload {
+    /// The text message `message` carries.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Invalid`] when it is not a text message.
+    pub fn of(message: &OutboxMessage) -> Result<Self, TransportError> {
+        payload(message, Channel::Sms)
+    }
+}
+
+fn payload<T: serde::de::DeserializeOwned>(message: &OutboxMessage, channel: Channel) -> Result<T, TransportError> {
+    if message.channel != channel {
+        return Err(TransportError::Invalid(format!("a {} message is not a {channel} message", message.channel)));
+    }
+    T::deserialize(&message.payload)
+        .map_err(|e| TransportError::Invalid(format!("the queued {channel} does not read as one: {e}")))
+}
+
+/// A transport's successful delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The provider's id for the message, when it gives one.
+    pub provider_id: Option<String>,
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Nothing was delivered, and trying again later may work (a timeout
+    /// before the content was sent, a 4xx SMTP reply, a provider's 5xx).
+    /// Retried with a backoff until the attempts run out.
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    /// The recipient's side refused the message for good (a 5xx SMTP reply
+    /// to the recipient or the content, a provider's 4xx). The message
+    /// fails; for an email this is a bounce, and the enrollment that sent
+    /// it ends `bounced` (SPEC §6).
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+    /// The message may have been delivered, and nobody can tell (the
+    /// connection dropped after the content was sent). Tried again only on
+    /// a channel whose transport deduplicates retries; otherwise it fails.
+    #[error("delivery uncertain: {0}")]
+    Uncertain(String),
+    /// The message cannot be sent as queued (its payload does not read).
+    /// It fails; this is not a bounce.
+    #[error("cannot be sent: {0}")]
+    Invalid(String),
+}
+
+/// Hands messages to the outside world. Implementations must pass the
+/// message's idempotency key on (a Message-ID, a provider's idempotency
+/// header), so that a message handed over twice can be recognized.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    /// Delivers one message.
+    ///
+    /// # Errors
+    ///
+    /// A [`TransportError`] saying whether to try again.
+    async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError>;
+
+    /// Whether messages can go out at all. An unconfigured transport leaves
+    /// them queued in the outbox, visible, never dropped.
+    fn configured(&self) -> bool {
+        true
+    }
+
+    /// Whether messages of `channel` go out through this transport; the
+    /// dispatcher leaves the others queued and unleased.
+    fn handles(&self, channel: Channel) -> bool {
+        let _ = channel;
+        self.configured()
+    }
+
+    /// Whether handing a message of `channel` over a second time delivers
+    /// it once (the provider deduplicates by the idempotency key). When
+    /// not, a message whose handover was interrupted, or whose delivery is
+    /// uncertain, is never handed over again.
+    fn retry_safe(&self, channel: Channel) -> bool {
+        let _ = channel;
+        false
+    }
+}
+
+/// The transport of a fresh install with no email or SMS provider set up:
+/// the dispatcher leaves every message queued in the outbox.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unconfigured;
+
+#[async_trait::async_trait]
+impl Transport for Unconfigured {
+    async fn deliver(&self, _: &OutboxMessage) -> Result<Delivery, TransportError> {
+        Err(TransportError::Temporary("no email or SMS transport is configured".into()))
+    }
+
+    fn configured(&self) -> bool {
+        false
+    }
+}
+
+/// A transport that records what it is handed and delivers each
+/// idempotency key once: what tests read.
+#[derive(Debug, Default)]
+pub struct RecordingTransport {
+    delivered: Mutex<Vec<OutboxMessage>>,
+}
+
+impl RecordingTransport {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every message delivered, in order, once per idempotency key.
+    pub fn delivered(&self) -> Vec<OutboxMessage> {
+        self.delivered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for RecordingTransport {
+    async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError> {
+        let mut delivered = self.delivered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !delivered.iter().any(|m| m.idempotency_key == message.idempotency_key) {
+            delivered.push(message.clone());
+        }
+        Ok(Delivery { provider_id: Some(message.idempotency_key.clone()) })
+    }
+
+    fn retry_safe(&self, _: Channel) -> bool {
+        true
+    }
+}
+
+/// A call to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceCall {
+    /// The number to call, E.164.
+    pub to: String,
+    /// What the call says once answered, as TwiML.
+    pub twiml: String,
+    /// Stable across attempts of the action, so the provider places it once.
+    pub idempotency_key: String,
+}
+
+/// A call the provider accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlacedCall {
+    /// The provider's id of the call.
+    pub id: Option<String>,
+    /// Its state as the provider reported it (`queued`, `ringing`, …).
+    pub status: Option<String>,
+}
+
+/// Places calls through a voice provider.
+#[async_trait::async_trait]
+pub trait Voice: Send + Sync + std::fmt::Debug {
+    /// Places `call`.
+    ///
+    /// # Errors
+    ///
+    /// A [`TransportError`] saying whether to try again.
+    async fn place_call(&self, call: &VoiceCall) -> Result<PlacedCall, TransportError>;
+}
