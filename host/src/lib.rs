@@ -12,6 +12,6 @@ pub mod delivery;
 pub mod engine;
 pub mod plugins;
 pub mod runner;
-pub mod store;
 
 pub use stepwise_domain::{crm as model, engagement as domain, templates};
+pub use stepwise_store as store;

@@ -9,7 +9,7 @@ use super::{
     NONE, Result, Store, StoreError, Tx, fetch_in, found, json_opt, ms, ms_opt, new_id, on_pool, on_tx, parse_opt,
     placeholders, time, time_opt, value_rows,
 };
-use crate::domain::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
+use stepwise_domain::engagement::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
 
 /// What [`Tx::insert_action`] needs. Actions are created `future`, projected
 /// from enrollment on; only one per enrollment may be current.

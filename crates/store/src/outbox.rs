@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
-use crate::domain::{Channel, ClaimedMessage, OutboxMessage, OutboxState};
+use stepwise_domain::engagement::{Channel, ClaimedMessage, OutboxMessage, OutboxState};
 
 /// What [`Tx::enqueue_message`] needs.
 #[derive(Debug, Clone, PartialEq)]

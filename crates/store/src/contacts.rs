@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::accounts::{Hierarchy, is_self_or_ancestor, lock_hierarchy};
 use super::sync::{Collection, SyncPage, bind_page};
 use super::{Result, StoreError, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, placeholders, time, time_opt};
-use crate::model::{Company, Contact, ContactKind, OptOuts};
+use stepwise_domain::crm::{Company, Contact, ContactKind, OptOuts};
 
 #[derive(sqlx::FromRow)]
 struct CompanyRow {

@@ -6,7 +6,7 @@ use super::sync::{Collection, SyncPage, bind_page};
 use super::{
     NONE, Result, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, parse_opt, placeholders, time, time_opt, value_rows,
 };
-use crate::domain::{Enrollment, EnrollmentStatus};
+use stepwise_domain::engagement::{Enrollment, EnrollmentStatus};
 
 /// What [`Tx::sequence_report`] counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
-use crate::model::User;
+use stepwise_domain::crm::User;
 
 /// What distinguishes a Stepwise key from other secrets in a config file.
 const KEY_PREFIX: &str = "sw_";

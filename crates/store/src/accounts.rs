@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
 use super::{Result, StoreError, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
-use crate::domain::{Account, ContactType, DEFAULT_CONTACT_TYPES};
-use crate::model::{Role, User};
+use stepwise_domain::crm::{Role, User};
+use stepwise_domain::engagement::{Account, ContactType, DEFAULT_CONTACT_TYPES};
 
 #[derive(sqlx::FromRow)]
 struct AccountRow {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Result, Tx, json_opt, ms, new_id, on_tx, time};
-use crate::domain::{AuditAction, AuditEntry, AuditTarget, Editor};
+use stepwise_domain::engagement::{AuditAction, AuditEntry, AuditTarget, Editor};
 
 /// What [`Tx::audit`] records.
 #[derive(Debug, Clone, PartialEq)]

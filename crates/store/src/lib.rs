@@ -1,4 +1,4 @@
-//! The store: the only module that issues SQL. SQLite (one file, WAL) is the
+//! The store: the only crate that issues SQL. SQLite (one file, WAL) is the
 //! embedded default and PostgreSQL serves scale-out; one database URL chooses.
 //!
 //! # Two backends, one query text
@@ -59,8 +59,8 @@ pub use sequences::NewSequence;
 pub use sync::{Collection, Deletion, SyncPage};
 pub use templates::{Template, WebhookFailure, WebhookFailureFilter};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How long a SQLite connection waits for another writer before failing.
 /// Writers are serialized by SQLite; transactions are short, so a few
@@ -202,8 +202,8 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-impl From<crate::domain::UnknownVariant> for StoreError {
-    fn from(error: crate::domain::UnknownVariant) -> Self {
+impl From<stepwise_domain::engagement::UnknownVariant> for StoreError {
+    fn from(error: stepwise_domain::engagement::UnknownVariant) -> Self {
         StoreError::Corrupt(error.to_string())
     }
 }
@@ -257,11 +257,11 @@ pub struct Tx {
 macro_rules! on_tx {
     ($tx:expr, |$c:ident| $body:expr) => {
         match &mut $tx.inner {
-            $crate::store::TxInner::Sqlite(t) => {
+            $crate::TxInner::Sqlite(t) => {
                 let $c: &mut ::sqlx::SqliteConnection = &mut **t;
                 $body
             }
-            $crate::store::TxInner::Postgres(t) => {
+            $crate::TxInner::Postgres(t) => {
                 let $c: &mut ::sqlx::PgConnection = &mut **t;
                 $body
             }
@@ -292,8 +292,8 @@ use fetch_in;
 macro_rules! on_pool {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::Sqlite($p) => $body,
-            $crate::store::Pool::Postgres($p) => $body,
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Postgres($p) => $body,
         }
     };
 }
@@ -569,7 +569,7 @@ fn time_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
 }
 
 /// An optional stored enum.
-fn parse_opt<T: FromStr<Err = crate::domain::UnknownVariant>>(s: Option<String>) -> Result<Option<T>> {
+fn parse_opt<T: FromStr<Err = stepwise_domain::engagement::UnknownVariant>>(s: Option<String>) -> Result<Option<T>> {
     Ok(s.map(|s| s.parse()).transpose()?)
 }
 

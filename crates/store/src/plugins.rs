@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Result, Tx, found, ms, on_tx};
-use crate::domain::{PluginAccount, PluginRecord};
+use stepwise_domain::engagement::{PluginAccount, PluginRecord};
 
 #[derive(sqlx::FromRow)]
 struct PluginRow {

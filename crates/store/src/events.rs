@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Result, Tx, json_opt, ms, new_id, on_tx, time, value_rows};
-use crate::domain::{Event, Level};
+use stepwise_domain::engagement::{Event, Level};
 
 /// What [`Tx::record_event`] needs.
 #[derive(Debug, Clone, PartialEq)]

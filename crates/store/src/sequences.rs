@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
 use super::{Result, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
-use crate::domain::{PlanType, Sequence, SequenceSettings, SequenceState, SequenceVersion, Step, TimingMode};
+use stepwise_domain::engagement::{
+    PlanType, Sequence, SequenceSettings, SequenceState, SequenceVersion, Step, TimingMode,
+};
 
 /// What [`Tx::create_sequence`] needs; a sequence starts in `draft`.
 #[derive(Debug, Clone, PartialEq, Eq)]
