@@ -5,13 +5,13 @@
 //! not embed, and names each one's component file, so that tests upload
 //! them as an operator would.
 
-#[path = "../host/build/guests.rs"]
+#[path = "../crates/builtins/build/guests.rs"]
 mod guests;
 
 use std::fmt::Write as _;
 
 /// The add-on examples, by directory under `plugins/`: never built into the
-/// host (`host/build/main.rs` embeds only its `BUILTIN` list).
+/// host (`crates/builtins/build.rs` embeds only its `BUILTIN` list).
 const ADD_ONS: &[&str] = &["proposal-paid"];
 
 fn main() {

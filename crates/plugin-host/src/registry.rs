@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use super::builtin::BUILTIN;
 use super::error::LoadError;
 use super::runtime::{Plugin, Runtime};
+use stepwise_builtins::BUILTIN;
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use super::report::CallReport;
 use super::state::{AccountGrant, CallState, Invocation};
 use super::types::{Capability, ConfigProblem, EngageItem, Manifest, Outcome, PluginKind, StepContext};
 use super::wit::v0_1_0;
-use crate::model::Subject;
+use stepwise_domain::crm::Subject;
 
 /// How the runtime is set up.
 #[derive(Debug, Clone, Default)]

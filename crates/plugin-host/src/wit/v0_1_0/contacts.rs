@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use super::action_world::stepwise::plugin::contacts::{ContactUpdate, Host, OwnerChange};
 use super::wit::{Contact, ErrorCode, HostError};
 use super::{attribute_value_from, code_name, contact, host_error};
-use crate::plugins::capability::Need;
-use crate::plugins::directory::UserRef;
-use crate::plugins::report::{ContactChange, HostCallResult};
-use crate::plugins::state::HostCtx;
-use crate::plugins::types::ContactField;
+use crate::capability::Need;
+use crate::directory::UserRef;
+use crate::report::{ContactChange, HostCallResult};
+use crate::state::HostCtx;
+use crate::types::ContactField;
 
 impl Host for HostCtx {
     async fn update_contact(&mut self, update: ContactUpdate) -> wasmtime::Result<Result<Contact, HostError>> {

@@ -6,11 +6,11 @@ use std::time::Duration;
 use super::action_world::stepwise::plugin::http::{Host, Method, Request, Response};
 use super::wit::{ErrorCode, HostError};
 use super::{code_name, host_error};
-use crate::plugins::capability::Need;
-use crate::plugins::net::{NetErrorKind, OutboundRequest};
-use crate::plugins::report::HostCallResult;
-use crate::plugins::state::HostCtx;
-use crate::plugins::types::Capability;
+use crate::capability::Need;
+use crate::net::{NetErrorKind, OutboundRequest};
+use crate::report::HostCallResult;
+use crate::state::HostCtx;
+use crate::types::Capability;
 
 impl Host for HostCtx {
     async fn fetch(&mut self, request: Request) -> wasmtime::Result<Result<Response, HostError>> {

@@ -1,5 +1,5 @@
 //! Builds guest components for `wasm32-wasip2` from a build script. Shared
-//! by the host (built-in plugins) and the tests (misbehaving guests).
+//! by the built-ins (built-in plugins) and the tests (misbehaving guests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,10 +7,15 @@ use std::process::Command;
 /// The target guests are compiled for.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// The workspace root, from a crate directly below it (`host`, `tests`).
+/// The workspace root: the nearest directory above the building crate
+/// that holds `Cargo.lock`.
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    manifest.parent().expect("crates sit below the workspace root").to_owned()
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .expect("the workspace root holds Cargo.lock")
+        .to_owned()
 }
 
 /// Builds `packages` (package names) and returns the path of each

@@ -3,11 +3,11 @@
 use super::action_world::stepwise::plugin::users::{Host, UserRef};
 use super::wit::{ErrorCode, HostError, User};
 use super::{code_name, host_error, user};
-use crate::plugins::capability::Need;
-use crate::plugins::directory;
-use crate::plugins::report::HostCallResult;
-use crate::plugins::state::HostCtx;
-use crate::plugins::types::Capability;
+use crate::capability::Need;
+use crate::directory;
+use crate::report::HostCallResult;
+use crate::state::HostCtx;
+use crate::types::Capability;
 
 impl Host for HostCtx {
     async fn lookup_user(&mut self, who: UserRef) -> wasmtime::Result<Result<Option<User>, HostError>> {

@@ -3,10 +3,10 @@
 use super::action_world::stepwise::plugin::templates::Host;
 use super::wit::{ErrorCode, HostError};
 use super::{code_name, host_error};
-use crate::plugins::capability::Need;
-use crate::plugins::report::HostCallResult;
-use crate::plugins::state::HostCtx;
-use crate::plugins::types::Capability;
+use crate::capability::Need;
+use crate::report::HostCallResult;
+use crate::state::HostCtx;
+use crate::types::Capability;
 
 impl HostCtx {
     /// The common part of `render` and `check`: authorization, budget and
@@ -15,7 +15,7 @@ impl HostCtx {
         &mut self,
         function: &str,
         template: &str,
-        work: impl FnOnce(&Self) -> Result<String, crate::templates::TemplateError>,
+        work: impl FnOnce(&Self) -> Result<String, stepwise_domain::templates::TemplateError>,
     ) -> wasmtime::Result<Result<String, HostError>> {
         self.charge(template.len())?;
         let detail = preview(template);
@@ -42,14 +42,14 @@ impl Host for HostCtx {
     async fn render(&mut self, template: String) -> wasmtime::Result<Result<String, HostError>> {
         self.count_call()?;
         self.template_call("templates.render", &template, |ctx| {
-            crate::templates::render(&template, &ctx.invocation.subject)
+            stepwise_domain::templates::render(&template, &ctx.invocation.subject)
         })
     }
 
     async fn check(&mut self, template: String) -> wasmtime::Result<Result<(), HostError>> {
         self.count_call()?;
         let checked = self.template_call("templates.check", &template, |_| {
-            crate::templates::check(&template).map(|()| String::new())
+            stepwise_domain::templates::check(&template).map(|()| String::new())
         })?;
         Ok(checked.map(drop))
     }

@@ -5,10 +5,10 @@
 use super::action_world::stepwise::plugin::messaging::{Email, Host, Sms};
 use super::wit::{ErrorCode, HostError};
 use super::{code_name, host_error};
-use crate::plugins::capability::Need;
-use crate::plugins::report::{HostCallResult, QueuedMessage};
-use crate::plugins::state::HostCtx;
-use crate::plugins::types::Capability;
+use crate::capability::Need;
+use crate::report::{HostCallResult, QueuedMessage};
+use crate::state::HostCtx;
+use crate::types::Capability;
 
 impl HostCtx {
     /// Authorizes and validates a message, then queues what `make` builds

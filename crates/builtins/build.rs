@@ -1,7 +1,7 @@
-//! Build script of the host: compiles the built-in plugins to components
-//! and generates the table that embeds them in the binary.
+//! Build script of the built-ins: compiles the built-in plugins to
+//! components and generates the table that embeds them.
 
-#[path = "guests.rs"]
+#[path = "build/guests.rs"]
 mod guests;
 
 use std::fmt::Write as _;

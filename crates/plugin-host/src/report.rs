@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::AttributeValue;
+use stepwise_domain::crm::AttributeValue;
 
 /// Everything a call did, for the engine to commit and for the runner to
 /// print.

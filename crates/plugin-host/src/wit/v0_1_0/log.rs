@@ -1,10 +1,10 @@
 //! `stepwise:plugin/log@0.1.0`: the plugin's log.
 
 use super::action_world::stepwise::plugin::log::{Host, Level};
-use crate::plugins::capability::Need;
-use crate::plugins::report::LogLevel;
-use crate::plugins::state::HostCtx;
-use crate::plugins::types::Capability;
+use crate::capability::Need;
+use crate::report::LogLevel;
+use crate::state::HostCtx;
+use crate::types::Capability;
 
 impl Host for HostCtx {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {

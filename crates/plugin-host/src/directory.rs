@@ -1,7 +1,7 @@
 //! How host calls find users: the store answers in the server, fixtures
 //! answer in the runner.
 
-use crate::model::User;
+use stepwise_domain::crm::User;
 
 /// How to find a user.
 #[derive(Debug, Clone, PartialEq, Eq)]

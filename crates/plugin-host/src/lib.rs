@@ -7,7 +7,7 @@
 //! data. Host calls are allowed only when the manifest declares the
 //! capability and the account's [`Grant`] grants it.
 
-pub mod builtin;
+pub use stepwise_builtins as builtin;
 pub mod capability;
 pub mod directory;
 pub mod error;

@@ -14,7 +14,7 @@ use super::limits::{CallLimiter, LimitExceeded, Limits};
 use super::net::{Allowlist, HttpClient};
 use super::report::{CallReport, HostCall, HostCallResult, LogLevel, LogLine, LogSource};
 use super::types::{Capability, StepContext};
-use crate::model::Subject;
+use stepwise_domain::crm::Subject;
 
 /// What the engine hands a call: the grant in force, who the step concerns
 /// and where it runs.

@@ -11,9 +11,9 @@ mod users;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, HasSelf, InstancePre, Linker};
 
-use crate::model;
-use crate::plugins::state::{CallState, HostCtx};
-use crate::plugins::types as host;
+use crate::state::{CallState, HostCtx};
+use crate::types as host;
+use stepwise_domain::crm as model;
 
 /// The version string of this contract.
 pub(crate) const VERSION: &str = "0.1.0";
@@ -22,7 +22,7 @@ pub(crate) const VERSION: &str = "0.1.0";
 mod action_world {
     wasmtime::component::bindgen!({
         world: "action-plugin",
-        path: "../wit/stepwise-plugin@0.1.0",
+        path: "../../wit/stepwise-plugin@0.1.0",
         imports: { default: async | trappable },
         exports: { default: async },
     });
@@ -32,7 +32,7 @@ mod action_world {
 mod predicate_world {
     wasmtime::component::bindgen!({
         world: "predicate-plugin",
-        path: "../wit/stepwise-plugin@0.1.0",
+        path: "../../wit/stepwise-plugin@0.1.0",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {

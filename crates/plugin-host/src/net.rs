@@ -196,7 +196,7 @@ impl Allowlist {
     /// # Examples
     ///
     /// ```
-    /// # use stepwise::plugins::net::Allowlist;
+    /// # use stepwise_plugin_host::net::Allowlist;
     /// let allow = Allowlist::parse(&["https://*.example.com".to_owned()])?;
     /// assert!(allow.allows(&"https://api.example.com/x".parse()?));
     /// assert!(!allow.allows(&"https://example.com/x".parse()?));
