@@ -1,6 +1,6 @@
 //! The outbox dispatcher: messages that completing actions queued are handed
 //! to a transport, each under its idempotency key, and their delivery is
-//! recorded. The real transports are in [`crate::delivery`].
+//! recorded. The real transports are in `stepwise-delivery`.
 //!
 //! # At most once
 //!

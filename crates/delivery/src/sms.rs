@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Secret, SmsPayload};
-use crate::domain::{Channel, OutboxMessage};
-use crate::engine::{Delivery, TransportError};
+use stepwise_domain::engagement::{Channel, OutboxMessage};
+use stepwise_domain::transport::{Delivery, TransportError};
 
 /// The header carrying a request's idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -229,7 +229,7 @@ fn error_text(body: &[u8]) -> String {
 }
 
 #[async_trait::async_trait]
-impl crate::engine::Transport for SmsProvider {
+impl stepwise_domain::transport::Transport for SmsProvider {
     async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError> {
         let sms = SmsPayload::of(message)?;
         self.send_sms(&sms.to, &sms.body, &message.idempotency_key).await

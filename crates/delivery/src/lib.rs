@@ -7,11 +7,11 @@
 pub mod sms;
 pub mod smtp;
 
-pub use crate::config::Secret;
-pub use crate::engine::{EmailPayload, SmsPayload};
+pub use stepwise_domain::Secret;
+pub use stepwise_domain::transport::{EmailPayload, SmsPayload};
 
-use crate::domain::{Channel, OutboxMessage};
-use crate::engine::{Delivery, Transport, TransportError};
+use stepwise_domain::engagement::{Channel, OutboxMessage};
+use stepwise_domain::transport::{Delivery, Transport, TransportError};
 
 /// Email and SMS, each through its own transport when one is configured. A
 /// channel without one is not handled: its messages stay queued, visible
@@ -79,14 +79,17 @@ impl Transport for Channels {
 }
 
 #[async_trait::async_trait]
-impl crate::engine::Voice for sms::SmsProvider {
-    async fn place_call(&self, call: &crate::engine::VoiceCall) -> Result<crate::engine::PlacedCall, TransportError> {
+impl stepwise_domain::transport::Voice for sms::SmsProvider {
+    async fn place_call(
+        &self,
+        call: &stepwise_domain::transport::VoiceCall,
+    ) -> Result<stepwise_domain::transport::PlacedCall, TransportError> {
         let call = sms::Call {
             to: call.to.clone(),
             script: sms::CallScript::Twiml(call.twiml.clone()),
             idempotency_key: call.idempotency_key.clone(),
         };
         let placed = sms::SmsProvider::place_call(self, &call).await?;
-        Ok(crate::engine::PlacedCall { id: placed.sid, status: placed.status })
+        Ok(stepwise_domain::transport::PlacedCall { id: placed.sid, status: placed.status })
     }
 }

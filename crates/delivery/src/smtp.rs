@@ -42,8 +42,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::{EmailPayload, Secret};
-use crate::domain::OutboxMessage;
-use crate::engine::{Delivery, TransportError};
+use stepwise_domain::engagement::OutboxMessage;
+use stepwise_domain::transport::{Delivery, TransportError};
 
 /// How the connection to the SMTP server is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -510,7 +510,7 @@ fn message_id(key: &str, domain: &str) -> String {
 }
 
 #[async_trait::async_trait]
-impl crate::engine::Transport for SmtpTransport {
+impl stepwise_domain::transport::Transport for SmtpTransport {
     async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError> {
         let email = self.build(message)?;
         let mut connection = self.connection().await?;
@@ -526,8 +526,8 @@ impl crate::engine::Transport for SmtpTransport {
         }
     }
 
-    fn handles(&self, channel: crate::domain::Channel) -> bool {
-        channel == crate::domain::Channel::Email
+    fn handles(&self, channel: stepwise_domain::engagement::Channel) -> bool {
+        channel == stepwise_domain::engagement::Channel::Email
     }
 }
 
