@@ -8,10 +8,10 @@
 
 pub mod api;
 pub mod config;
-pub mod engine;
 pub mod runner;
 
 pub use stepwise_delivery as delivery;
 pub use stepwise_domain::{crm as model, engagement as domain, templates};
+pub use stepwise_engine as engine;
 pub use stepwise_plugin_host as plugins;
 pub use stepwise_store as store;

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
-use crate::domain::{BusinessHours, Relative, Step, StepTiming, TimingMode};
+use stepwise_domain::engagement::{BusinessHours, Relative, Step, StepTiming, TimingMode};
 
 /// A step's distance in milliseconds from what it is timed from: the
 /// previous completion, the enrollment's start or the event date (negative
@@ -153,7 +153,7 @@ mod tests {
     use chrono::{NaiveTime, Weekday};
 
     use super::*;
-    use crate::domain::{Activation, OwnerRule, PluginRef};
+    use stepwise_domain::engagement::{Activation, OwnerRule, PluginRef};
 
     fn step(timing: StepTiming) -> Step {
         Step {

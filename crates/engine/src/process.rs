@@ -11,16 +11,16 @@ use super::checks::{self, Facts};
 use super::step_config;
 use super::timing;
 use super::{Engine, EngineError, Result};
-use crate::domain::{
+use stepwise_domain::crm::{Company, Contact, Subject, User};
+use stepwise_domain::engagement::{
     Action, ActionStatus, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet,
     Outcome as EnrollmentOutcome, OwnerRule, PauseReason, PluginAccount, PluginRef, Sequence, SequenceState,
     SequenceVersion, Step,
 };
-use crate::model::{Company, Contact, Subject, User};
-use crate::plugins::report::{CallReport, QueuedMessage};
-use crate::plugins::types::{Capability, Completion, EnrollmentOutcome as PluginOutcome, Outcome, StepContext};
-use crate::plugins::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
-use crate::store::{ActionCompletion, BatchCompletion, NewEvent, NewOutboxMessage, Schedule, Store, StoreError, Tx};
+use stepwise_plugin_host::report::{CallReport, QueuedMessage};
+use stepwise_plugin_host::types::{Capability, Completion, EnrollmentOutcome as PluginOutcome, Outcome, StepContext};
+use stepwise_plugin_host::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
+use stepwise_store::{ActionCompletion, BatchCompletion, NewEvent, NewOutboxMessage, Schedule, Store, StoreError, Tx};
 
 /// A plugin's answer for a claimed action, waiting to be written.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ impl Context {
         Subject { contact: self.contact.clone(), owner: self.owner.clone(), company: self.company.clone() }
     }
 
-    pub fn channel(&self) -> Option<crate::plugins::types::Channel> {
+    pub fn channel(&self) -> Option<stepwise_plugin_host::types::Channel> {
         self.plugin.as_ref().ok().and_then(|p| p.manifest().channel)
     }
 
@@ -88,8 +88,8 @@ impl Context {
             now,
             event_date: self.enrollment.event_date,
             activation: match self.step.activation {
-                Activation::Manual => crate::plugins::types::Activation::Manual,
-                Activation::Automatic => crate::plugins::types::Activation::Automatic,
+                Activation::Manual => stepwise_plugin_host::types::Activation::Manual,
+                Activation::Automatic => stepwise_plugin_host::types::Activation::Automatic,
             },
             completion,
         }
@@ -655,7 +655,7 @@ impl Engine {
         }
         let mut ctx = ctx;
         // An automatic call goes through the voice provider, when there is one.
-        let phone = plugin.manifest().channel == Some(crate::plugins::types::Channel::Phone);
+        let phone = plugin.manifest().channel == Some(stepwise_plugin_host::types::Channel::Phone);
         let voice = self.voice().filter(|_| phone).cloned();
         if voice.is_some() || has_outside_effects(&plugin) {
             let mut tx = self.store().begin().await?;
@@ -693,13 +693,17 @@ impl Engine {
     pub(crate) async fn evaluate_for_explain(
         &self,
         ctx: &Context,
-        criterion: &crate::domain::Criterion,
+        criterion: &stepwise_domain::engagement::Criterion,
     ) -> std::result::Result<bool, String> {
         self.evaluate(ctx, criterion).await
     }
 
     /// Evaluates one criterion against the action's subject.
-    async fn evaluate(&self, ctx: &Context, criterion: &crate::domain::Criterion) -> std::result::Result<bool, String> {
+    async fn evaluate(
+        &self,
+        ctx: &Context,
+        criterion: &stepwise_domain::engagement::Criterion,
+    ) -> std::result::Result<bool, String> {
         let mut tx = self.store().begin_read().await.map_err(|e| e.to_string())?;
         let (plugin, grant) =
             self.access(&mut tx, &ctx.enrollment.account_id, &criterion.plugin).await.map_err(|e| e.to_string())?;
@@ -1075,10 +1079,10 @@ impl Engine {
         for message in &report.messages {
             let (channel, key, payload) = match message {
                 QueuedMessage::Email { id, .. } => {
-                    (crate::domain::Channel::Email, id, serde_json::to_value(message).unwrap_or_default())
+                    (stepwise_domain::engagement::Channel::Email, id, serde_json::to_value(message).unwrap_or_default())
                 }
                 QueuedMessage::Sms { id, .. } => {
-                    (crate::domain::Channel::Sms, id, serde_json::to_value(message).unwrap_or_default())
+                    (stepwise_domain::engagement::Channel::Sms, id, serde_json::to_value(message).unwrap_or_default())
                 }
             };
             let new = NewOutboxMessage {

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::process::{EventExt, contact_event, enrollment_event};
 use super::{Engine, EngineError, Result};
-use crate::domain::{Enrollment, EnrollmentStatus, OnReply, PauseReason};
-use crate::store::{StoreError, Tx};
+use stepwise_domain::engagement::{Enrollment, EnrollmentStatus, OnReply, PauseReason};
+use stepwise_store::{StoreError, Tx};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

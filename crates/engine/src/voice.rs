@@ -12,10 +12,10 @@ use serde_json::json;
 
 use super::process::Context;
 use super::{Engine, Result};
-use crate::plugins::Plugin;
-use crate::plugins::report::CallReport;
-use crate::plugins::types::Outcome;
 use stepwise_domain::transport::{TransportError, Voice, VoiceCall};
+use stepwise_plugin_host::Plugin;
+use stepwise_plugin_host::report::CallReport;
+use stepwise_plugin_host::types::Outcome;
 
 /// The result of a call the provider accepted.
 pub const PLACED: &str = "placed";

@@ -1,9 +1,9 @@
 //! The requirement and opt-out checks of SPEC §4 (steps 2 and 3) as pure
 //! functions of what the engine loaded, shared by processing and explain.
 
-use crate::domain::{Activation, DeferralReason};
-use crate::model::{Contact, User};
-use crate::plugins::types::Channel;
+use stepwise_domain::crm::{Contact, User};
+use stepwise_domain::engagement::{Activation, DeferralReason};
+use stepwise_plugin_host::types::Channel;
 
 /// What the requirement checks look at.
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +134,7 @@ pub fn opted_out(channel: Option<Channel>, contact: &Contact) -> bool {
 /// Whether any string in a step's config uses legacy merge syntax.
 pub fn uses_legacy_merge(config: &serde_json::Value) -> bool {
     match config {
-        serde_json::Value::String(s) => crate::templates::has_legacy_merge_syntax(s),
+        serde_json::Value::String(s) => stepwise_domain::templates::has_legacy_merge_syntax(s),
         serde_json::Value::Array(items) => items.iter().any(uses_legacy_merge),
         serde_json::Value::Object(map) => map.values().any(uses_legacy_merge),
         _ => false,

@@ -9,13 +9,13 @@ use serde_json::json;
 use super::process::{Context, EventExt, SYSTEM, contact_event, enrollment_event};
 use super::timing;
 use super::{Engine, EngineError, Result};
-use crate::domain::{
+use stepwise_domain::crm::{Contact, ContactKind};
+use stepwise_domain::engagement::{
     Action, ActionStatus, AuditAction, Editor, Enrollment, EnrollmentStatus, Level, Outcome, PauseReason, Sequence,
     SequenceState, SequenceVersion, TimingMode,
 };
-use crate::model::{Contact, ContactKind};
-use crate::plugins::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome};
-use crate::store::{ActionCompletion, NewAction, NewAudit, NewEnrollment, StoreError, Tx};
+use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome};
+use stepwise_store::{ActionCompletion, NewAction, NewAudit, NewEnrollment, StoreError, Tx};
 
 /// A request to enroll a contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -816,7 +816,7 @@ impl Engine {
         }
         tx.set_sequence_state(account_id, sequence_id, state, now).await?;
         sequence.state = state;
-        let event = crate::store::NewEvent {
+        let event = stepwise_store::NewEvent {
             account_id: account_id.to_owned(),
             contact_id: None,
             company_id: None,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::Result;
-use crate::store::{Template, Tx};
+use stepwise_store::{Template, Tx};
 
 /// The config field that names a template.
 pub const TEMPLATE_ID: &str = "template_id";

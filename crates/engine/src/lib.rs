@@ -55,9 +55,9 @@ pub use stepwise_domain::transport::{
 pub use validate::StepProblem;
 pub use voice::PLACED;
 
-use crate::domain::SequenceVersion;
-use crate::plugins::Registry;
-use crate::store::{Store, StoreError};
+use stepwise_domain::engagement::SequenceVersion;
+use stepwise_plugin_host::Registry;
+use stepwise_store::{Store, StoreError};
 
 /// How the engine works; every field has a sane default.
 #[derive(Debug, Clone)]
@@ -275,7 +275,7 @@ impl Engine {
     /// A version of a sequence, from the cache or the store.
     async fn version(
         &self,
-        tx: &mut crate::store::Tx,
+        tx: &mut stepwise_store::Tx,
         sequence_id: &str,
         version: i64,
     ) -> Result<Arc<SequenceVersion>> {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::Engine;
-use crate::store;
+use stepwise_store as store;
 
 /// How often a running scheduler looks for add-ons uploaded elsewhere.
 pub const ADD_ON_SYNC: Duration = Duration::from_secs(10);
@@ -47,7 +47,7 @@ impl Engine {
     /// Loads the stored add-ons when `id` at `requirement` is not loaded
     /// here for `account`; a store error is logged, since the caller then
     /// reports the plugin missing.
-    pub(crate) async fn sync_if_missing(&self, account: &str, id: &str, requirement: &str) {
+    pub async fn sync_if_missing(&self, account: &str, id: &str, requirement: &str) {
         if matches!(self.registry().find(account, id, requirement), Ok(None))
             && let Err(error) = self.sync_add_ons().await
         {

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use super::{Engine, Result, step_config, timing};
-use crate::domain::{OwnerRule, PluginRef, Step, StepTiming, TimingMode};
-use crate::plugins::types::PluginKind;
-use crate::plugins::{AccountGrant, Origin, Plugin};
+use stepwise_domain::engagement::{OwnerRule, PluginRef, Step, StepTiming, TimingMode};
+use stepwise_plugin_host::types::PluginKind;
+use stepwise_plugin_host::{AccountGrant, Origin, Plugin};
 
 /// One problem of a step, with the JSON Pointer of its field.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -151,10 +151,12 @@ impl Engine {
         }
         // Validation may check tokens, and nothing else: it is granted
         // render-template when the plugin declares it, never more.
-        let render = crate::plugins::types::Capability::RenderTemplate;
+        let render = stepwise_plugin_host::types::Capability::RenderTemplate;
         let grant = match found.manifest().capabilities.contains(&render) {
-            true => AccountGrant::new(crate::plugins::Grant { capabilities: vec![render], http_allow: Vec::new() })
-                .unwrap_or_default(),
+            true => {
+                AccountGrant::new(stepwise_plugin_host::Grant { capabilities: vec![render], http_allow: Vec::new() })
+                    .unwrap_or_default()
+            }
             false => AccountGrant::none(),
         };
         let grant = Arc::new(grant);

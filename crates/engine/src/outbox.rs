@@ -21,9 +21,11 @@ use serde_json::json;
 
 use super::process::{EventExt, enrollment_event};
 use super::{Engine, EngineError, Result};
-use crate::domain::{Channel, ClaimedMessage, Enrollment, EnrollmentStatus, Level, OutboxMessage, Sequence};
-use crate::store::{DeliveryOutcome, StoreError, Tx};
+use stepwise_domain::engagement::{
+    Channel, ClaimedMessage, Enrollment, EnrollmentStatus, Level, OutboxMessage, Sequence,
+};
 use stepwise_domain::transport::TransportError;
+use stepwise_store::{DeliveryOutcome, StoreError, Tx};
 
 /// The `last_error` of a message whose handover a stopped host never
 /// recorded.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::checks;
 use super::timing;
 use super::{Engine, Result};
-use crate::domain::{ActionStatus, Activation, DeferralReason, EnrollmentStatus, OnUnmet, SequenceState};
+use stepwise_domain::engagement::{ActionStatus, Activation, DeferralReason, EnrollmentStatus, OnUnmet, SequenceState};
 
 /// One check of the list and its answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::process::{Context, EventExt, SYSTEM};
 use super::{Engine, Result};
-use crate::store::{Tx, WebhookFailure, new_id};
+use stepwise_store::{Tx, WebhookFailure, new_id};
 
 impl Engine {
     /// Records the monitor entry, notification and note of a failure whose
