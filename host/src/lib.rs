@@ -6,10 +6,10 @@
 //! renders tokens; [`runner`] runs one plugin against fixtures; [`store`]
 //! is the only module issuing SQL, persisting [`model`] and [`domain`] records.
 
-pub mod api;
 pub mod config;
 pub mod runner;
 
+pub use stepwise_api as api;
 pub use stepwise_delivery as delivery;
 pub use stepwise_domain::{crm as model, engagement as domain, templates};
 pub use stepwise_engine as engine;

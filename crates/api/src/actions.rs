@@ -14,10 +14,10 @@ use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Body;
 use super::json::{Path, Query};
-use crate::domain::Action;
-use crate::model::Role;
-use crate::plugins::types::{Draft, EngageItem};
-use crate::store::EngageFilter;
+use stepwise_domain::crm::Role;
+use stepwise_domain::engagement::Action;
+use stepwise_plugin_host::types::{Draft, EngageItem};
+use stepwise_store::EngageFilter;
 
 /// Filters and order of the Engage view.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -11,9 +11,9 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, is_email};
 use super::json::Body;
-use crate::domain::AuditAction;
-use crate::model::{Role, User};
-use crate::store::NewAudit;
+use stepwise_domain::crm::{Role, User};
+use stepwise_domain::engagement::AuditAction;
+use stepwise_store::NewAudit;
 
 /// `GET /v1/accounts`.
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -11,9 +11,9 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, no_client_id, same_id};
 use super::json::Body;
 use super::json::Path;
-use crate::domain::AuditAction;
-use crate::model::Company;
-use crate::store::{NewAudit, Timeline};
+use stepwise_domain::crm::Company;
+use stepwise_domain::engagement::AuditAction;
+use stepwise_store::{NewAudit, Timeline};
 
 fn check(company: &Company) -> Result<(), ApiError> {
     if company.name.trim().is_empty() {

@@ -14,9 +14,9 @@ use super::contacts::Page;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::{Path, Query};
-use crate::domain::AuditAction;
-use crate::store::{NewAudit, WebhookFailureFilter};
-use crate::templates::{check, has_legacy_merge_syntax};
+use stepwise_domain::engagement::AuditAction;
+use stepwise_domain::templates::{check, has_legacy_merge_syntax};
+use stepwise_store::{NewAudit, WebhookFailureFilter};
 
 /// A template as clients write it.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -14,8 +14,8 @@ use super::auth::Caller;
 use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Query;
-use crate::domain::{AuditTarget, Editor};
-use crate::store::AuditFilter;
+use stepwise_domain::engagement::{AuditTarget, Editor};
+use stepwise_store::AuditFilter;
 
 impl Caller {
     /// The caller as the editor of what this request changes.

@@ -12,9 +12,9 @@ use super::auth::{ADMINS, Caller};
 use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use super::json::Path;
-use crate::domain::AuditAction;
-use crate::model::{Role, User};
-use crate::store::NewAudit;
+use stepwise_domain::crm::{Role, User};
+use stepwise_domain::engagement::AuditAction;
+use stepwise_store::NewAudit;
 
 fn check(user: &User) -> Result<(), ApiError> {
     let mut fields = Vec::new();

@@ -12,9 +12,9 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use super::json::{Path, Query};
-use crate::domain::{AuditAction, Level};
-use crate::model::Contact;
-use crate::store::{NewAudit, NewEvent, Timeline};
+use stepwise_domain::crm::Contact;
+use stepwise_domain::engagement::{AuditAction, Level};
+use stepwise_store::{NewAudit, NewEvent, Timeline};
 
 /// Paging of lists: by id, `after` the last id of the previous page; the
 /// answer's `next_after` is the cursor of the next page (`null` at the end).
@@ -212,7 +212,7 @@ pub async fn timeline(
 
 /// A page of a timeline as `{events, next_after}`.
 pub(super) async fn timeline_page(
-    tx: &mut crate::store::Tx,
+    tx: &mut stepwise_store::Tx,
     timeline: Timeline<'_>,
     page: &Page,
 ) -> Result<Json<Value>, ApiError> {

@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::engine::EngineError;
-use crate::store::StoreError;
+use stepwise_engine::EngineError;
+use stepwise_store::StoreError;
 
 /// A field of a request and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

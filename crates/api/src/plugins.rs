@@ -16,13 +16,13 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use crate::domain::{AuditAction, PluginAccount, PluginKind, PluginRecord};
-use crate::plugins::types::Capability;
-use crate::plugins::{AccountGrant, Grant, Origin, RegistryError};
-use crate::store::NewAudit;
+use stepwise_domain::engagement::{AuditAction, PluginAccount, PluginKind, PluginRecord};
+use stepwise_plugin_host::types::Capability;
+use stepwise_plugin_host::{AccountGrant, Grant, Origin, RegistryError};
+use stepwise_store::NewAudit;
 
 /// The largest component an admin may upload.
-pub const MAX_COMPONENT_BYTES: usize = crate::plugins::MAX_COMPONENT_BYTES;
+pub const MAX_COMPONENT_BYTES: usize = stepwise_plugin_host::MAX_COMPONENT_BYTES;
 
 /// The add-on versions an account uploaded, as the store has them: with the
 /// built-ins, the only plugins it sees, enables and saves steps with.
@@ -96,8 +96,8 @@ pub async fn upload(
         id: manifest.id.clone(),
         version: manifest.version.clone(),
         kind: match manifest.kind {
-            crate::plugins::types::PluginKind::Action => PluginKind::Action,
-            crate::plugins::types::PluginKind::Predicate => PluginKind::Predicate,
+            stepwise_plugin_host::types::PluginKind::Action => PluginKind::Action,
+            stepwise_plugin_host::types::PluginKind::Predicate => PluginKind::Predicate,
         },
         manifest: serde_json::to_string(manifest).map_err(|e| ApiError::Internal(e.to_string()))?,
         wasm_digest: plugin.digest().to_owned(),

@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 
-use crate::engine::Engine;
+use stepwise_engine::Engine;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -148,11 +148,11 @@ pub fn router(state: AppState) -> Router {
 /// answer. `/v1` routes are rate-limited per key and honour
 /// `Idempotency-Key`; the probes and the document are open.
 fn table(state: AppState) -> Router<AppState> {
-    use crate::domain::{Action, Event};
-    use crate::engine::Signal;
-    use crate::model::{Company, Contact, User};
     use auth::{ADMINS, WORKERS};
     use openapi::{delete, get, patch, post, put};
+    use stepwise_domain::crm::{Company, Contact, User};
+    use stepwise_domain::engagement::{Action, Event};
+    use stepwise_engine::Signal;
 
     let work = "Only the action's owner, or an admin, may work it.";
     let routes = openapi::Routes::new(state.clone())
@@ -218,17 +218,17 @@ fn table(state: AppState) -> Router<AppState> {
         ])
         .at("/v1/contacts/{id}/enrollments", [get(contacts::enrollments, "A contact's enrollments")
             .query::<sync::ListQuery>()
-            .pages::<crate::domain::Enrollment>("enrollments")])
+            .pages::<stepwise_domain::engagement::Enrollment>("enrollments")])
         .at("/v1/contacts/{id}/timeline", [get(contacts::timeline, "A contact's events, oldest first")
             .query::<contacts::Page>()
             .pages::<Event>("events")])
         .at("/v1/contact-types", [get(contact_types::list, "The account's contact types, in display order")
-            .wraps::<Vec<crate::domain::ContactType>>(200, "contact_types")])
+            .wraps::<Vec<stepwise_domain::engagement::ContactType>>(200, "contact_types")])
         .at("/v1/contact-types/{id}", [put(contact_types::rename, "Rename a contact type; its contacts follow")
             .describe("Steps that set a contact type (`change-contact-type`) name it: update them after a rename.")
             .roles(ADMINS)
             .body::<contact_types::RenameBody>()
-            .answers::<crate::domain::ContactType>(200)])
+            .answers::<stepwise_domain::engagement::ContactType>(200)])
         .at("/v1/companies", [
             get(companies::list, "The account's companies").query::<sync::ListQuery>().pages::<Company>("companies"),
             post(companies::create, "Create a company; a parent that would make a cycle is a 422")
@@ -249,37 +249,37 @@ fn table(state: AppState) -> Router<AppState> {
         .at("/v1/templates", [
             get(templates::list, "The account's message templates")
                 .query::<sync::ListQuery>()
-                .pages::<crate::store::Template>("templates"),
+                .pages::<stepwise_store::Template>("templates"),
             post(templates::create, "Create a template; an unknown token is a 422")
                 .describe("The answer's `warnings` name legacy merge fields, which hold the steps that use them.")
                 .roles(WORKERS)
                 .body::<templates::TemplateBody>()
-                .wraps::<crate::store::Template>(201, "template"),
+                .wraps::<stepwise_store::Template>(201, "template"),
         ])
         .at("/v1/templates/{id}", [
-            get(templates::get, "A template").wraps::<crate::store::Template>(200, "template"),
+            get(templates::get, "A template").wraps::<stepwise_store::Template>(200, "template"),
             put(templates::replace, "Replace a template; steps using it send the new text from then on")
                 .roles(WORKERS)
                 .body::<templates::TemplateBody>()
-                .wraps::<crate::store::Template>(200, "template"),
+                .wraps::<stepwise_store::Template>(200, "template"),
             delete(templates::delete, "Delete a template").roles(ADMINS).empty(204),
         ])
         .at("/v1/deletions", [get(sync::deletions, "Deleted contacts, enrollments and templates, oldest first")
             .describe("The tombstones a client that syncs reads after the lists: each record's collection, id and when it was deleted.")
             .query::<sync::DeletionsQuery>()
-            .pages::<crate::store::Deletion>("deletions")])
+            .pages::<stepwise_store::Deletion>("deletions")])
         .at("/v1/audit", [get(audit::trail, "The audit trail: every edit of the account's records, oldest first")
             .describe("Who changed which contact, company, user, key, template, plugin setting, sequence or contact type, through which key and request, with the record before and after. Entries outlive the records they describe.")
             .roles(ADMINS)
             .query::<audit::AuditQuery>()
-            .pages::<crate::domain::AuditEntry>("entries")])
+            .pages::<stepwise_domain::engagement::AuditEntry>("entries")])
         .at("/v1/webhook-failures", [get(
             templates::failures,
             "The webhook monitor: steps whose request failed for good, newest first",
         )
         .describe("Each entry has the request as sent (secrets masked) and the response or the error.")
         .query::<templates::FailureQuery>()
-        .pages::<crate::store::WebhookFailure>("failures")])
+        .pages::<stepwise_store::WebhookFailure>("failures")])
         .at("/v1/sequences", [
             get(sequences::list, "The account's sequences, and those its parent shares locked")
                 .query::<sync::ListQuery>()
@@ -322,7 +322,7 @@ fn table(state: AppState) -> Router<AppState> {
         .body::<sequences::StateBody>()])
         .at("/v1/sequences/{id}/enrollments", [get(sequences::enrollments, "A sequence's enrollments")
             .query::<sync::ListQuery>()
-            .pages::<crate::domain::Enrollment>("enrollments")])
+            .pages::<stepwise_domain::engagement::Enrollment>("enrollments")])
         .at("/v1/enrollments", [post(enrollments::enroll, "Enroll a contact; the caller initiates")
             .roles(WORKERS)
             .body::<enrollments::EnrollBody>()
@@ -356,7 +356,7 @@ fn table(state: AppState) -> Router<AppState> {
         .at("/v1/actions/{id}/explain", [get(actions::explain, "Why an action is, or is not, on the Engage view")])
         .at("/v1/actions/{id}/item", [get(actions::item, "The to-do item as the step's plugin prepares it now")
             .describe("The title, the instructions (a call script, say) and the message draft the rep may edit and send back with `complete`.")
-            .answers::<crate::plugins::types::EngageItem>(200)])
+            .answers::<stepwise_plugin_host::types::EngageItem>(200)])
         .at("/v1/actions/{id}/complete", [post(actions::complete, "Complete an action with one of its results")
             .roles(WORKERS)
             .guarded(work)
@@ -380,7 +380,7 @@ fn table(state: AppState) -> Router<AppState> {
             .describe("A message of a channel without a transport stays `queued`; a failed one keeps the reason in `last_error` (an SMTP server's reply, a provider's error).")
             .roles(ADMINS)
             .query::<outbox::OutboxQuery>()
-            .pages::<crate::domain::OutboxMessage>("messages")])
+            .pages::<stepwise_domain::engagement::OutboxMessage>("messages")])
         .at("/v1/plugins", [
             get(plugins::list, "The built-in plugins and the account's add-ons, with manifests and settings"),
             post(plugins::upload, "Upload an add-on component: checked, stored and usable at once")
@@ -404,7 +404,7 @@ pub struct Bootstrapped {
     /// The account.
     pub account_id: String,
     /// Its admin.
-    pub admin: crate::model::User,
+    pub admin: stepwise_domain::crm::User,
     /// The admin's API key; shown once, kept only as a hash.
     pub secret: String,
 }
@@ -416,19 +416,19 @@ pub struct Bootstrapped {
 ///
 /// A store error.
 pub async fn bootstrap(
-    store: &crate::store::Store,
+    store: &stepwise_store::Store,
     now: chrono::DateTime<chrono::Utc>,
-) -> crate::store::Result<Option<Bootstrapped>> {
+) -> stepwise_store::Result<Option<Bootstrapped>> {
     let mut tx = store.begin().await?;
     if tx.account_count().await? > 0 {
         return Ok(None);
     }
     let account = tx.create_account("Default", None, now).await?;
-    let admin = crate::model::User {
+    let admin = stepwise_domain::crm::User {
         name: "Administrator".into(),
         email: "admin@localhost".into(),
-        role: crate::model::Role::Admin,
-        ..crate::model::User::default()
+        role: stepwise_domain::crm::Role::Admin,
+        ..stepwise_domain::crm::User::default()
     };
     let admin = tx.create_user(&account.id, &admin, now).await?;
     let (_, secret) = tx.create_api_key(&account.id, &admin.id, "bootstrap", now).await?;

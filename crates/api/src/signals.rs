@@ -9,7 +9,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::Body;
-use crate::engine::Signal;
+use stepwise_engine::Signal;
 
 /// Applies a signal; answers the enrollments it concerned.
 pub async fn signal(

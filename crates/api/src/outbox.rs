@@ -12,8 +12,8 @@ use super::auth::Caller;
 use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Query;
-use crate::domain::{Channel, OutboxState};
-use crate::store::MessageFilter;
+use stepwise_domain::engagement::{Channel, OutboxState};
+use stepwise_store::MessageFilter;
 
 /// Filters and paging of the outbox, oldest message first.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

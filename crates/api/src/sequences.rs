@@ -12,8 +12,8 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use crate::domain::{AuditAction, PlanType, SequenceSettings, SequenceState, Step, TimingMode};
-use crate::store::{NewAudit, NewSequence};
+use stepwise_domain::engagement::{AuditAction, PlanType, SequenceSettings, SequenceState, Step, TimingMode};
+use stepwise_store::{NewAudit, NewSequence};
 
 /// A new sequence.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -86,7 +86,7 @@ async fn checked_steps(
 
 fn check_settings(settings: &SequenceSettings) -> Result<(), ApiError> {
     if let Some(hours) = &settings.business_hours {
-        crate::engine::timing::validate_hours(hours).map_err(|message| ApiError::Validation {
+        stepwise_engine::timing::validate_hours(hours).map_err(|message| ApiError::Validation {
             detail: message.clone(),
             fields: vec![FieldProblem { field: "/settings/business_hours".into(), message }],
         })?;
@@ -156,7 +156,7 @@ async fn make(
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Listed {
     /// The sequence.
-    pub sequence: crate::domain::Sequence,
+    pub sequence: stepwise_domain::engagement::Sequence,
     /// Shared locked by the parent account: read-only here.
     pub locked: bool,
 }
@@ -183,13 +183,13 @@ pub async fn list(
 /// A sequence the caller may read: their account's, or one their parent
 /// account shares locked (then `true`: read-only).
 async fn visible(
-    tx: &mut crate::store::Tx,
+    tx: &mut stepwise_store::Tx,
     caller: &Caller,
     id: &str,
-) -> Result<(crate::domain::Sequence, bool), ApiError> {
+) -> Result<(stepwise_domain::engagement::Sequence, bool), ApiError> {
     match tx.sequence(&caller.account_id, id).await {
         Ok(sequence) => Ok((sequence, false)),
-        Err(crate::store::StoreError::NotFound { .. }) => {
+        Err(stepwise_store::StoreError::NotFound { .. }) => {
             let parent = tx.account(&caller.account_id).await?.parent_id;
             if let Some(parent) = parent
                 && let Ok(sequence) = tx.sequence(&parent, id).await

@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::json::Body;
 use super::json::Path;
-use crate::engine::{Disposition, EnrollRequest};
+use stepwise_engine::{Disposition, EnrollRequest};
 
 /// An enrollment request.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -201,7 +201,7 @@ pub async fn enroll_many(
                     json!({ "contact_id": contact_id, "enrollment_id": enrollment.id, "status": enrollment.status }),
                 );
             }
-            Err(crate::engine::EngineError::Store(error)) => return Err(ApiError::from(error)),
+            Err(stepwise_engine::EngineError::Store(error)) => return Err(ApiError::from(error)),
             Err(error) => {
                 failed += 1;
                 results.push(json!({ "contact_id": contact_id, "error": error.to_string() }));

@@ -9,7 +9,7 @@ use axum::response::Html;
 
 use super::AppState;
 use super::json::Path;
-use crate::engine::EngineError;
+use stepwise_engine::EngineError;
 
 const PAGE: &str = "<!doctype html><meta charset=utf-8><title>Unsubscribe</title><p>";
 

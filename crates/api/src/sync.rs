@@ -20,7 +20,7 @@ use super::auth::Caller;
 use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Query;
-use crate::store::{Collection, SyncPage};
+use stepwise_store::{Collection, SyncPage};
 
 /// Paging and sync filters of a list of records.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

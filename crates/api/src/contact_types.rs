@@ -12,8 +12,8 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use crate::domain::{AuditAction, ContactType};
-use crate::store::NewAudit;
+use stepwise_domain::engagement::{AuditAction, ContactType};
+use stepwise_store::NewAudit;
 
 /// The longest name a contact type may have.
 const MAX_NAME_CHARS: usize = 100;

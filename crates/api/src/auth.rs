@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::model::{Role, User};
+use stepwise_domain::crm::{Role, User};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]

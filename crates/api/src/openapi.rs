@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use crate::model::Role;
+use stepwise_domain::crm::Role;
 
 /// Makes the schema of a type in a generator (a `$ref` to a component, or
 /// the schema itself for a simple type).

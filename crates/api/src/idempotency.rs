@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::store::Idempotent;
+use stepwise_store::Idempotent;
 
 /// The longest key accepted.
 const MAX_KEY: usize = 255;
