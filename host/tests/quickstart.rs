@@ -29,7 +29,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
             let kept = kept.clone();
             async move {
                 kept.lock().unwrap().push(body);
-                http::StatusCode::NO_CONTENT
+                axum::http::StatusCode::NO_CONTENT
             }
         }),
     );
