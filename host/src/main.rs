@@ -317,13 +317,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .await
         })
     };
-    shutdown_signal().await;
-    eprintln!("stopping: finishing requests and actions in flight");
+    // A signal stops both; so does either task ending on its own (an error
+    // or a panic), after which the process says which and exits non-zero
+    // rather than serve half a product.
+    let (mut api, mut scheduler) = (api, scheduler);
+    let died = tokio::select! {
+        () = shutdown_signal() => None,
+        ended = &mut api => Some(("the API", flatten(ended))),
+        ended = &mut scheduler => Some(("the scheduler", flatten(ended))),
+    };
     let _ = stop.send(true);
-    api.await??;
-    scheduler.await??;
+    let code = match died {
+        None => {
+            eprintln!("stopping: finishing requests and actions in flight");
+            flatten(api.await)?;
+            flatten(scheduler.await)?;
+            ExitCode::SUCCESS
+        }
+        Some((which, ended)) => {
+            match ended {
+                Ok(()) => eprintln!("error: {which} stopped on its own; stopping the rest"),
+                Err(error) => eprintln!("error: {which} failed: {error:#}; stopping the rest"),
+            }
+            // The other task finishes what it has in flight.
+            if !api.is_finished() {
+                let _ = flatten(api.await);
+            }
+            if !scheduler.is_finished() {
+                let _ = flatten(scheduler.await);
+            }
+            ExitCode::FAILURE
+        }
+    };
     store.close().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
+}
+
+/// A task's end as one result: its own error, or its panic or cancellation.
+fn flatten<E>(ended: Result<Result<(), E>, tokio::task::JoinError>) -> anyhow::Result<()>
+where
+    anyhow::Error: From<E>,
+{
+    match ended {
+        Ok(result) => Ok(result?),
+        Err(join) if join.is_panic() => anyhow::bail!("it panicked"),
+        Err(join) => anyhow::bail!("it was cancelled: {join}"),
+    }
 }
 
 async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
