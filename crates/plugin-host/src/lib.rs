@@ -29,6 +29,6 @@ pub use loader::{Inspection, inspect};
 pub use net::NetPolicy;
 pub use registry::{Origin, Registered, Registry, RegistryError};
 pub use report::CallReport;
-pub use runtime::{Call, Plugin, Runtime, RuntimeConfig};
+pub use runtime::{Call, Plugin, Runtime, RuntimeConfig, StartError};
 pub use state::{AccountGrant, Invocation};
 pub use wit::SUPPORTED_VERSIONS;

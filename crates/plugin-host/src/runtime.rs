@@ -57,7 +57,7 @@ thread_local! {
 }
 
 impl Executor {
-    fn new(threads: Option<usize>) -> anyhow::Result<Executor> {
+    fn new(threads: Option<usize>) -> Result<Executor, StartError> {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let threads =
@@ -67,7 +67,8 @@ impl Executor {
             .thread_name("stepwise-plugin")
             .on_thread_start(move || EXECUTOR.with(|e| e.set(id)))
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(StartError::Executor)?;
         Ok(Executor { id, runtime: Some(runtime) })
     }
 
@@ -177,6 +178,32 @@ pub struct Call<T> {
     pub report: CallReport,
 }
 
+/// Why a [`Runtime`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The wasmtime engine refused its configuration (for example a pool
+    /// larger than the address space).
+    #[error("the plugin engine cannot be configured: {0}")]
+    Engine(String),
+    /// The host interfaces could not be linked.
+    #[error("the host interfaces cannot be linked: {0}")]
+    Linker(String),
+    /// The HTTP client behind `http-fetch` could not be built.
+    #[error("the plugins' HTTP client cannot be built: {0}")]
+    Http(#[from] super::net::NetError),
+    /// The threads plugin calls run on could not start.
+    #[error("the plugin executor cannot start: {0}")]
+    Executor(#[source] std::io::Error),
+    /// The artifact cache's directory cannot be made.
+    #[error("the artifact cache directory `{}` cannot be made: {source}", dir.display())]
+    CacheDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 impl Runtime {
     /// Builds the engine and starts its epoch ticker.
     ///
@@ -184,14 +211,16 @@ impl Runtime {
     ///
     /// When the engine cannot be configured as asked (for example a pool
     /// larger than the address space) or the cache directory cannot be made.
-    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+    pub fn new(config: RuntimeConfig) -> Result<Self, StartError> {
         let limits = config.limits;
-        let engine = Engine::new(&engine_config(&limits)).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let engine = Engine::new(&engine_config(&limits)).map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        v0_1_0::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| StartError::Linker(format!("{e:#}")))?;
+        v0_1_0::add_to_linker(&mut linker).map_err(|e| StartError::Linker(format!("{e:#}")))?;
         let cache = match &config.cache_dir {
-            Some(dir) => Some(ArtifactCache::new(dir, &engine)?),
+            Some(dir) => Some(
+                ArtifactCache::new(dir, &engine).map_err(|source| StartError::CacheDir { dir: dir.clone(), source })?,
+            ),
             None => None,
         };
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -701,8 +730,13 @@ mod tests {
     #[test]
     fn a_describe_that_timed_out_is_reported_once() {
         let limit = Duration::from_millis(500);
-        let error = anyhow::Error::from(LoadError::Describe(PluginError::Timeout { limit }));
-        let text = format!("{error:#}");
+        let error = LoadError::Describe(PluginError::Timeout { limit });
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
         assert_eq!(text.matches("timed out").count(), 1, "{text}");
     }
 }
