@@ -41,10 +41,15 @@ pub fn test_limits() -> Limits {
 /// the loopback servers tests start.
 pub fn runtime(allow_private: bool) -> Runtime {
     let net = NetPolicy { allow_private, timeout: Duration::from_secs(5), ..NetPolicy::default() };
+    runtime_with(test_limits(), net)
+}
+
+/// A runtime with `limits` and `net`, on two threads.
+pub fn runtime_with(limits: Limits, net: NetPolicy) -> Runtime {
     // The artifact cache is shared by every test (it is keyed by component
     // digest and engine), so each guest is compiled once per machine.
     let cache_dir = Some(std::env::temp_dir().join("stepwise-test-artifacts"));
-    Runtime::new(RuntimeConfig { limits: test_limits(), net, cache_dir, threads: Some(2) }).expect("runtime starts")
+    Runtime::new(RuntimeConfig { limits, net, cache_dir, threads: Some(2) }).expect("runtime starts")
 }
 
 /// Ada, a contact with an owner.

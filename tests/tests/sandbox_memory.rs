@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use stepwise::plugins::{Limits, NetPolicy, Plugin, PluginError, Runtime, RuntimeConfig};
-use stepwise_tests::{ada, guests, invocation, test_limits};
+use stepwise::plugins::{Limits, NetPolicy, Plugin, PluginError, Runtime};
+use stepwise_tests::{ada, guests, invocation, runtime_with, test_limits};
 
 /// The system allocator, counting the bytes live and their peak.
 struct Counting;
@@ -80,9 +80,7 @@ const LEFT_OVER: usize = MIB;
 /// build answers far over the output and host-call data limits.
 fn runtime(memory: usize) -> Runtime {
     let limits = Limits { memory_bytes: memory, call_timeout: Duration::from_secs(20), ..test_limits() };
-    let cache_dir = Some(std::env::temp_dir().join("stepwise-test-artifacts"));
-    let config = RuntimeConfig { limits, net: NetPolicy::default(), cache_dir, threads: Some(2) };
-    Runtime::new(config).expect("runtime starts")
+    runtime_with(limits, NetPolicy::default())
 }
 
 /// The host's heap: what is live now, and a fresh peak from here.

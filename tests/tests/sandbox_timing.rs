@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stepwise::plugins::{PluginError, Runtime, RuntimeConfig};
+use stepwise::plugins::PluginError;
 use stepwise_tests::app::TestApp;
 use stepwise_tests::{ada, guests, invocation, runtime};
 
@@ -50,8 +50,7 @@ async fn one_accounts_spinning_plugins_never_take_every_slot() {
         concurrent_calls_per_account: 2,
         ..stepwise_tests::test_limits()
     };
-    let runtime =
-        Runtime::new(RuntimeConfig { limits, threads: Some(2), ..RuntimeConfig::default() }).expect("runtime starts");
+    let runtime = stepwise_tests::runtime_with(limits, stepwise::plugins::NetPolicy::default());
     let spin = runtime.load(guests::INFINITE_LOOP).await.unwrap();
     let trivial = runtime.load(guests::TRIVIAL).await.unwrap();
     let as_account = |account: &str| {

@@ -64,13 +64,7 @@ pub async fn create(
     let (_, secret) = tx.create_api_key(&account.id, &admin.id, "first admin", now).await?;
     // In the parent's trail: its admin made the sub-account.
     let made = json!({ "account": account, "admin": admin });
-    tx.audit(
-        &caller.account_id,
-        &caller.editor(),
-        NewAudit::created(AuditAction::AccountCreated, &account.id, &made),
-        now,
-    )
-    .await?;
+    caller.audit(&mut tx, NewAudit::created(AuditAction::AccountCreated, &account.id, &made), now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "account": account, "admin": admin, "secret": secret }))))
 }

@@ -15,12 +15,21 @@ use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Query;
 use stepwise_domain::engagement::{AuditTarget, Editor};
-use stepwise_store::AuditFilter;
+use stepwise_store::{AuditFilter, NewAudit, Tx};
 
 impl Caller {
     /// The caller as the editor of what this request changes.
     pub fn editor(&self) -> Editor {
         Editor { user_id: self.user.id.clone(), key_id: Some(self.key_id.clone()), request_id: super::trace::current() }
+    }
+    /// Records `entry` as the caller's edit, at `at`, in `tx`: the
+    /// transaction of the edit itself.
+    ///
+    /// # Errors
+    ///
+    /// As the store's write.
+    pub async fn audit(&self, tx: &mut Tx, entry: NewAudit<'_>, at: DateTime<Utc>) -> Result<(), ApiError> {
+        Ok(tx.audit(&self.account_id, &self.editor(), entry, at).await?)
     }
 }
 

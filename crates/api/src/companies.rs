@@ -47,7 +47,7 @@ pub async fn create(
     let mut tx = state.engine.store().begin().await?;
     let company = tx.create_company(&caller.account_id, &company, now).await?;
     let entry = NewAudit::created(AuditAction::CompanyCreated, &company.id, &company);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(company)))
 }
@@ -85,7 +85,7 @@ pub async fn replace(
     })?;
     let saved = tx.company(&caller.account_id, &id).await?;
     let entry = NewAudit::changed(AuditAction::CompanyUpdated, &id, &before, &saved);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     Ok(Json(saved))
 }

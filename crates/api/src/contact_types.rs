@@ -54,7 +54,7 @@ pub async fn rename(
     tx.rename_contact_type(&caller.account_id, &id, &body.name, now).await?;
     let renamed = ContactType { name: body.name, ..current.clone() };
     let entry = NewAudit::changed(AuditAction::ContactTypeRenamed, &id, current, &renamed);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     Ok(Json(renamed))
 }

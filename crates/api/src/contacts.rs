@@ -13,7 +13,8 @@ use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use super::json::{Path, Query};
 use stepwise_domain::crm::Contact;
-use stepwise_domain::engagement::{AuditAction, Level};
+use stepwise_domain::engagement::AuditAction;
+use stepwise_engine::contact_event;
 use stepwise_store::{NewAudit, NewEvent, Timeline};
 
 /// Paging of lists: by id, `after` the last id of the previous page; the
@@ -141,26 +142,12 @@ pub async fn replace(
     let saved = tx.contact(&caller.account_id, &id).await?;
     // On the contact's timeline too, as the engine's changes are.
     let event = NewEvent {
-        account_id: caller.account_id.clone(),
-        contact_id: Some(id.clone()),
-        company_id: saved.company_id.clone(),
-        enrollment_id: None,
-        action_id: None,
-        kind: "contact.updated".into(),
-        actor: caller.user.id.clone(),
-        reason: None,
         before: Some(serde_json::to_value(&before).unwrap_or_default()),
         after: Some(serde_json::to_value(&saved).unwrap_or_default()),
-        level: Level::Info,
+        ..contact_event(&caller.account_id, &saved, "contact.updated", &caller.user.id)
     };
     tx.record_event(&event, now).await?;
-    tx.audit(
-        &caller.account_id,
-        &caller.editor(),
-        NewAudit::changed(AuditAction::ContactUpdated, &id, &before, &saved),
-        now,
-    )
-    .await?;
+    caller.audit(&mut tx, NewAudit::changed(AuditAction::ContactUpdated, &id, &before, &saved), now).await?;
     tx.commit().await?;
     state.engine.wake();
     Ok(Json(saved))
@@ -176,8 +163,7 @@ pub async fn delete(
     let mut tx = state.engine.store().begin().await?;
     let before = tx.contact(&caller.account_id, &id).await?;
     tx.delete_contact(&caller.account_id, &id, now).await?;
-    tx.audit(&caller.account_id, &caller.editor(), NewAudit::deleted(AuditAction::ContactDeleted, &id, &before), now)
-        .await?;
+    caller.audit(&mut tx, NewAudit::deleted(AuditAction::ContactDeleted, &id, &before), now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -113,7 +113,7 @@ pub async fn upload(
     let uploaded =
         json!({ "id": record.id, "version": record.version, "wasm_digest": record.wasm_digest, "manifest": manifest });
     let entry = NewAudit::created(AuditAction::PluginUploaded, &record.id, &uploaded);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     state.engine.registry().register_for(&caller.account_id, plugin.clone()).map_err(|error| match error {
         RegistryError::Load(load) => ApiError::Validation { detail: load.to_string(), fields: Vec::new() },
@@ -170,7 +170,7 @@ pub async fn set_account(
     let before = tx.plugin_account(&caller.account_id, &id).await?;
     tx.set_plugin_account(&settings, now).await?;
     let entry = NewAudit::changed(AuditAction::PluginAccountChanged, &id, &before, &settings);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     state.engine.wake();
     Ok(Json(json!({ "account": settings })))

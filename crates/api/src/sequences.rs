@@ -147,7 +147,7 @@ async fn make(
         Some(tx.publish_version(&caller.account_id, &sequence.id, &steps, Some(&caller.user.id), now).await?)
     };
     let made = json!({ "sequence": sequence, "version": version });
-    tx.audit(&caller.account_id, &caller.editor(), NewAudit::created(action, &sequence.id, &made), now).await?;
+    caller.audit(&mut tx, NewAudit::created(action, &sequence.id, &made), now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "sequence": sequence, "version": version }))))
 }
@@ -246,7 +246,7 @@ pub async fn publish(
     let mut tx = state.engine.store().begin().await?;
     let version = tx.publish_version(&caller.account_id, &id, &steps, Some(&caller.user.id), now).await?;
     let entry = NewAudit::created(AuditAction::SequencePublished, &id, &version);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "version": version }))))
 }
@@ -490,7 +490,7 @@ pub async fn edit(
     }
     tx.update_sequence(&sequence, now).await?;
     let entry = NewAudit::changed(AuditAction::SequenceEdited, &id, &before, &sequence);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     Ok(Json(json!({ "sequence": sequence })))
 }

@@ -85,7 +85,7 @@ pub async fn create(
     let now = state.engine.now();
     let template = tx.create_template(&caller.account_id, &body.name, &body.subject, &body.body, now).await?;
     let entry = NewAudit::created(AuditAction::TemplateCreated, &template.id, &template);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "template": template, "warnings": warnings }))))
 }
@@ -116,7 +116,7 @@ pub async fn replace(
     (template.name, template.subject, template.body, template.updated_at) = (body.name, body.subject, body.body, now);
     tx.update_template(&caller.account_id, &template, now).await?;
     let entry = NewAudit::changed(AuditAction::TemplateUpdated, &id, &before, &template);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     // Actions held for legacy merge fields are checked again at once.
     tx.release_legacy_merge_holds(&caller.account_id, now).await?;
     tx.commit().await?;
@@ -134,8 +134,7 @@ pub async fn delete(
     let mut tx = state.engine.store().begin().await?;
     let before = tx.template(&caller.account_id, &id).await?;
     tx.delete_template(&caller.account_id, &id, now).await?;
-    tx.audit(&caller.account_id, &caller.editor(), NewAudit::deleted(AuditAction::TemplateDeleted, &id, &before), now)
-        .await?;
+    caller.audit(&mut tx, NewAudit::deleted(AuditAction::TemplateDeleted, &id, &before), now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

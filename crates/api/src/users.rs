@@ -58,8 +58,7 @@ pub async fn create(
     let now = state.engine.now();
     let mut tx = state.engine.store().begin().await?;
     let user = tx.create_user(&caller.account_id, &user, now).await?;
-    tx.audit(&caller.account_id, &caller.editor(), NewAudit::created(AuditAction::UserCreated, &user.id, &user), now)
-        .await?;
+    caller.audit(&mut tx, NewAudit::created(AuditAction::UserCreated, &user.id, &user), now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -93,7 +92,7 @@ pub async fn replace(
     tx.update_user(&caller.account_id, &user, now).await?;
     let saved = tx.user(&caller.account_id, &id).await?;
     let entry = NewAudit::changed(AuditAction::UserUpdated, &id, &before, &saved);
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     state.engine.wake();
     Ok(Json(saved))
@@ -144,8 +143,7 @@ pub async fn create_key(
     tx.user(&caller.account_id, &owner).await?;
     let (key, secret) = tx.create_api_key(&caller.account_id, &owner, &body.name, now).await?;
     // The key's record, never its secret.
-    tx.audit(&caller.account_id, &caller.editor(), NewAudit::created(AuditAction::KeyCreated, &key.id, &key), now)
-        .await?;
+    caller.audit(&mut tx, NewAudit::created(AuditAction::KeyCreated, &key.id, &key), now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "key": key, "secret": secret }))))
 }
@@ -164,7 +162,7 @@ pub async fn revoke(
     tx.revoke_api_key(&caller.account_id, &id, now).await?;
     let revoked = json!({ "id": id, "user_id": owner, "revoked_at": now });
     let entry = NewAudit { action: AuditAction::KeyRevoked, target_id: &id, before: None, after: Some(revoked) };
-    tx.audit(&caller.account_id, &caller.editor(), entry, now).await?;
+    caller.audit(&mut tx, entry, now).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

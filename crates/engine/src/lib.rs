@@ -47,6 +47,7 @@ pub use explain::{Check, Explanation};
 pub use lifecycle::{Disposition, EnrollRequest};
 pub use metrics::CallMetrics;
 pub use outbox::INTERRUPTED;
+pub use process::contact_event;
 pub use signals::{Signal, SignalKind};
 pub use stepwise_domain::transport::{
     Delivery, EmailPayload, PlacedCall, RecordingTransport, SmsPayload, Transport, TransportError, Unconfigured, Voice,

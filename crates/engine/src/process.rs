@@ -1134,7 +1134,7 @@ impl Engine {
 }
 
 /// An event about a contact, outside any enrollment.
-pub(crate) fn contact_event(account_id: &str, contact: &Contact, kind: &str, actor: &str) -> NewEvent {
+pub fn contact_event(account_id: &str, contact: &Contact, kind: &str, actor: &str) -> NewEvent {
     NewEvent {
         account_id: account_id.to_owned(),
         contact_id: Some(contact.id.clone()),

@@ -72,25 +72,6 @@ pub(crate) struct CallState {
     depth: usize,
 }
 
-/// What the host copies out of a guest's memory after a crossing. Each has
-/// its own budget, which wasmtime checks from the lengths before it copies
-/// anything (its "hostcall fuel"), so that a guest cannot make the host
-/// allocate more than the limit even once.
-///
-/// Wasmtime reports the host's calls into the guest, not the guest's calls
-/// into the host, so the budget is set on the way in and out of the guest:
-/// entering it, the arguments of the host calls it will make come next;
-/// leaving it for good (depth 0), its answer does; leaving its allocator
-/// inside a host call, more host calls' arguments do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lifting {
-    /// The arguments of a host call: within what was left of the host-call
-    /// data budget at the last crossing.
-    HostCall,
-    /// The call's answer: within the output limit.
-    Output,
-}
-
 impl CallState {
     pub(crate) fn new(
         limits: &Arc<Limits>,
@@ -133,18 +114,26 @@ impl CallState {
     }
 
     /// Notes a crossing into (`entering`) or out of the guest; returns the
-    /// budget in bytes of what is lifted next.
+    /// budget in bytes of what the host copies out of the guest's memory
+    /// next. Wasmtime checks lengths against it before it copies anything
+    /// (its "hostcall fuel"), so a guest cannot make the host allocate past
+    /// a limit even once.
+    ///
+    /// Wasmtime reports the host's calls into the guest, not the guest's
+    /// calls into the host, so the budget is set on the way in and out:
+    /// leaving the guest for good (depth 0), its answer comes next, within
+    /// the output limit; entering it, or leaving its allocator inside a host
+    /// call, host-call arguments do, within what is left of the host-call
+    /// data budget.
     pub(crate) fn cross(&mut self, entering: bool) -> usize {
-        let lifting = if entering {
+        if entering {
             self.depth += 1;
-            Lifting::HostCall
         } else {
             self.depth = self.depth.saturating_sub(1);
-            if self.depth == 0 { Lifting::Output } else { Lifting::HostCall }
-        };
-        match lifting {
-            Lifting::HostCall => self.host.limits.host_data_bytes.saturating_sub(self.host.data_used),
-            Lifting::Output => self.host.limits.output_bytes,
+        }
+        match self.depth {
+            0 => self.host.limits.output_bytes,
+            _ => self.host.limits.host_data_bytes.saturating_sub(self.host.data_used),
         }
     }
 
