@@ -470,7 +470,8 @@ impl Settings {
         let email = self.smtp()?.map(SmtpTransport::new);
         let sms = match self.sms()? {
             Some(config) => {
-                Some(SmsProvider::new(config).map_err(|message| SettingsError { source_name: "sms".into(), message })?)
+                let provider = SmsProvider::new(config);
+                Some(provider.map_err(|e| SettingsError { source_name: "sms".into(), message: e.to_string() })?)
             }
             None => None,
         };

@@ -1,13 +1,17 @@
 //! Stepwise: sales-engagement sequences whose every step type and criteria
 //! predicate is a sandboxed WebAssembly component.
 //!
-//! Code map: [`plugins`] is the plugin platform (the only module touching
-//! wasmtime); [`model`] holds the records plugins see; [`templates`]
-//! renders tokens; [`runner`] runs one plugin against fixtures; [`store`]
-//! is the only module issuing SQL, persisting [`model`] and [`domain`] records.
+//! The binary's library: [`config`] (one `Settings` for `serve`,
+//! `scheduler` and `admin`), [`runner`] (one plugin run against fixtures),
+//! [`supervise`] (the tasks of `serve`), and the host's crates re-exported
+//! under their old module names for the tests: [`plugins`] the plugin
+//! platform, [`store`] the SQL, [`engine`] every state change, [`api`] the
+//! HTTP API, [`delivery`] SMTP and SMS, [`model`] and [`domain`] the
+//! records.
 
 pub mod config;
 pub mod runner;
+pub mod supervise;
 
 pub use stepwise_api as api;
 pub use stepwise_delivery as delivery;

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use stepwise::plugins::{Limits, NetPolicy, Runtime, RuntimeConfig};
 use stepwise::runner::{self, Mode, RunOptions, Source};
+use stepwise::supervise::{Ended, Supervisor};
 
 /// Stepwise: sales-engagement sequences whose every step is a sandboxed
 /// WebAssembly component.
@@ -80,20 +81,16 @@ fn environment_help() -> String {
 
 #[derive(Debug, clap::Args)]
 struct SchedulerArgs {
-    /// The database: `sqlite://PATH?mode=rwc` (the embedded default) or
+    /// The database, over the settings' `database_url`:
+    /// `sqlite://PATH?mode=rwc` (the embedded default) or
     /// `postgres://USER@HOST/DB` for several hosts sharing one database.
-    #[arg(
-        long,
-        env = "STEPWISE_DATABASE_URL",
-        default_value = "sqlite://stepwise.db?mode=rwc",
-        hide_env_values = true
-    )]
-    database_url: String,
-    /// Where compiled plugins are cached.
-    #[arg(long, env = "STEPWISE_CACHE_DIR")]
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Where compiled plugins are cached, over the settings' `cache_dir`.
+    #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// A TOML file of settings, as for `serve`; the scheduler reads its
-    /// delivery settings (public_url, [smtp], [sms]).
+    /// A TOML file of settings, as for `serve` (the scheduler reads all but
+    /// `listen` and the rate limits); `STEPWISE_*` variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Process what is due now, deliver the outbox, and exit.
@@ -238,7 +235,7 @@ async fn open_store(settings: &stepwise::config::Settings) -> anyhow::Result<ste
         .with_context(|| format!("cannot open the database {}", stepwise::config::redact(&settings.database_url)))
 }
 
-fn print_bootstrap(made: &stepwise::api::Bootstrapped) {
+fn print_bootstrap(made: &stepwise::engine::Bootstrapped) {
     println!("created account {} with admin {} <{}>", made.account_id, made.admin.id, made.admin.email);
     println!("admin API key (shown once; keep it safe): {}", made.secret);
 }
@@ -246,7 +243,7 @@ fn print_bootstrap(made: &stepwise::api::Bootstrapped) {
 async fn bootstrap(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args)?;
     let store = open_store(&settings).await?;
-    let made = stepwise::api::bootstrap(&store, chrono::Utc::now()).await?;
+    let made = stepwise::engine::bootstrap(&store, chrono::Utc::now()).await?;
     store.close().await;
     match made {
         Some(made) => {
@@ -274,78 +271,63 @@ fn build_engine(
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args)?;
+/// The store the settings name, and an engine over it with their plugin
+/// runtime, delivery and scheduler settings; add-ons stored by other hosts
+/// are loaded. `serve` and `scheduler` start the same way.
+async fn start(
+    settings: &stepwise::config::Settings,
+) -> anyhow::Result<(stepwise::store::Store, stepwise::engine::Engine)> {
     let transport = settings.transport()?;
-    let store = open_store(&settings).await?;
-    if let Some(made) = stepwise::api::bootstrap(&store, chrono::Utc::now()).await? {
-        print_bootstrap(&made);
-    }
+    let store = open_store(settings).await?;
     let net = NetPolicy { allow_private: settings.allow_private_network, ..NetPolicy::default() };
     let runtime =
         Runtime::new(RuntimeConfig { cache_dir: settings.cache_dir.clone(), net, ..RuntimeConfig::default() })?;
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
     // A channel without a transport keeps its messages queued in the outbox.
-    let delivery = transport.describe();
+    eprintln!("delivery: {}", transport.describe());
     let engine = build_engine(store.clone(), registry, transport, settings.engine());
     let add_ons = engine.sync_add_ons().await?;
     if add_ons > 0 {
         eprintln!("loaded {add_ons} add-on plugin(s) from the database");
     }
+    Ok((store, engine))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(&args)?;
+    // Bootstrapped first: the engine never starts on a database no one
+    // can reach through the API.
+    let store = open_store(&settings).await?;
+    if let Some(made) = stepwise::engine::bootstrap(&store, chrono::Utc::now()).await? {
+        print_bootstrap(&made);
+    }
+    store.close().await;
+    let (store, engine) = start(&settings).await?;
     let app = stepwise::api::Application::build_with(engine.clone(), settings.listen, settings.http())
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     eprintln!("stepwise listening on http://{} ({:?} database); stop with Ctrl-C", app.local_addr()?, store.backend());
-    eprintln!("delivery: {delivery}");
     // One signal stops both: the API finishes its requests, the scheduler
-    // its actions in flight.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let api = tokio::spawn(app.run({
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
+    // its actions in flight. Either ending on its own (an error or a
+    // panic) stops the other, and the process says which and exits
+    // non-zero rather than serve half a product.
+    let mut supervisor = Supervisor::new();
+    let stopped = supervisor.stopped();
+    supervisor.spawn("the API", async move { Ok(app.run(stopped).await?) });
+    let stopped = supervisor.stopped();
+    supervisor.spawn("the scheduler", async move { Ok(engine.run(stopped).await?) });
+    let ended = supervisor.run(async {
+        shutdown_signal().await;
+        eprintln!("stopping: finishing requests and actions in flight");
+    });
+    let code = match ended.await {
+        Ended::Stopped(None) => ExitCode::SUCCESS,
+        Ended::Stopped(Some(error)) => {
+            store.close().await;
+            return Err(error);
         }
-    }));
-    let scheduler = {
-        let engine = engine.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            engine
-                .run(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        })
-    };
-    // A signal stops both; so does either task ending on its own (an error
-    // or a panic), after which the process says which and exits non-zero
-    // rather than serve half a product.
-    let (mut api, mut scheduler) = (api, scheduler);
-    let died = tokio::select! {
-        () = shutdown_signal() => None,
-        ended = &mut api => Some(("the API", flatten(ended))),
-        ended = &mut scheduler => Some(("the scheduler", flatten(ended))),
-    };
-    let _ = stop.send(true);
-    let code = match died {
-        None => {
-            eprintln!("stopping: finishing requests and actions in flight");
-            flatten(api.await)?;
-            flatten(scheduler.await)?;
-            ExitCode::SUCCESS
-        }
-        Some((which, ended)) => {
-            match ended {
-                Ok(()) => eprintln!("error: {which} stopped on its own; stopping the rest"),
-                Err(error) => eprintln!("error: {which} failed: {error:#}; stopping the rest"),
-            }
-            // The other task finishes what it has in flight.
-            if !api.is_finished() {
-                let _ = flatten(api.await);
-            }
-            if !scheduler.is_finished() {
-                let _ = flatten(scheduler.await);
-            }
+        Ended::Died { which, why } => {
+            eprintln!("error: {which} failed: {why:#}; stopped the rest");
             ExitCode::FAILURE
         }
     };
@@ -353,29 +335,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// A task's end as one result: its own error, or its panic or cancellation.
-fn flatten<E>(ended: Result<Result<(), E>, tokio::task::JoinError>) -> anyhow::Result<()>
-where
-    anyhow::Error: From<E>,
-{
-    match ended {
-        Ok(result) => Ok(result?),
-        Err(join) if join.is_panic() => anyhow::bail!("it panicked"),
-        Err(join) => anyhow::bail!("it was cancelled: {join}"),
-    }
-}
-
 async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
-    use stepwise::engine::EngineConfig;
-    let settings = load_settings(args.config.as_deref())?;
-    let transport = settings.transport()?;
-    // The URL may carry a password: errors name the backend, never the URL.
-    let store = stepwise::store::Store::connect(&args.database_url).await.context("cannot open the database")?;
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: args.cache_dir, ..RuntimeConfig::default() })?;
-    let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
-    eprintln!("delivery: {}", transport.describe());
-    let config = EngineConfig { public_url: settings.public_url.clone(), ..EngineConfig::default() };
-    let engine = build_engine(store.clone(), registry, transport, config);
+    // The same settings as `serve`: the file, then the environment, then
+    // these flags.
+    let mut settings = load_settings(args.config.as_deref())?;
+    if let Some(url) = args.database_url {
+        settings.database_url = url;
+    }
+    if let Some(dir) = args.cache_dir {
+        settings.cache_dir = Some(dir);
+    }
+    let (store, engine) = start(&settings).await?;
     if args.once {
         let handled = engine.run_until_idle().await?;
         println!("processed {handled} due actions on {:?}", store.backend());

@@ -249,8 +249,7 @@ pub async fn run(
 ) -> anyhow::Result<RunReport> {
     let bytes = source.bytes(max_bytes)?;
     let plugin: Arc<Plugin> = runtime.load(&bytes).await?;
-    let grant = Grant::parse_cli(&options.grants).map_err(anyhow::Error::msg)?;
-    let grant = Arc::new(AccountGrant::new(grant).map_err(anyhow::Error::msg)?);
+    let grant = Arc::new(AccountGrant::new(Grant::parse_cli(&options.grants)?)?);
     let manifest = plugin.manifest();
     let mode = match (mode, manifest.kind) {
         (Mode::Auto, PluginKind::Action) => Mode::Execute,

@@ -50,6 +50,8 @@ pub async fn registry() -> Arc<Registry> {
 pub struct World {
     /// The engine.
     pub engine: Engine,
+    /// The store under it, for setting scenes up and looking at them.
+    pub store: Store,
     /// Its clock, standing at [`t0`] at first.
     pub clock: Arc<ManualClock>,
     /// Where dispatched messages go.
@@ -96,12 +98,12 @@ impl World {
             tx.set_plugin_account(&settings, t0()).await.unwrap();
         }
         tx.commit().await.unwrap();
-        World { engine, clock, transport, account, agent }
+        World { engine, store, clock, transport, account, agent }
     }
 
     /// The store.
     pub fn store(&self) -> &Store {
-        self.engine.store()
+        &self.store
     }
 
     /// The clock's time.

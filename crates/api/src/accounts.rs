@@ -12,12 +12,10 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem, is_email};
 use super::json::Body;
 use stepwise_domain::crm::{Role, User};
-use stepwise_domain::engagement::AuditAction;
-use stepwise_store::NewAudit;
 
 /// `GET /v1/accounts`.
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let account = tx.account(&caller.account_id).await?;
     let parent = match &account.parent_id {
         Some(parent) => Some(tx.account(parent).await?),
@@ -56,15 +54,7 @@ pub async fn create(
     if !fields.is_empty() {
         return Err(ApiError::Validation { detail: "the sub-account is invalid".into(), fields });
     }
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let account = tx.create_account(&body.name, Some(&caller.account_id), now).await?;
     let admin = User { name: body.admin_name, email: body.admin_email, role: Role::Admin, ..User::default() };
-    let admin = tx.create_user(&account.id, &admin, now).await?;
-    let (_, secret) = tx.create_api_key(&account.id, &admin.id, "first admin", now).await?;
-    // In the parent's trail: its admin made the sub-account.
-    let made = json!({ "account": account, "admin": admin });
-    caller.audit(&mut tx, NewAudit::created(AuditAction::AccountCreated, &account.id, &made), now).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(json!({ "account": account, "admin": admin, "secret": secret }))))
+    let made = state.engine.create_sub_account(&caller.account_id, &body.name, &admin, &caller.editor()).await?;
+    Ok((StatusCode::CREATED, Json(json!(made))))
 }

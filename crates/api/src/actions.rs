@@ -66,7 +66,7 @@ pub async fn engage(
     caller: Caller,
     Query(q): Query<EngageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let user = match &q.user {
         Some(user) if *user != caller.user.id => {
             caller.require(&[Role::Admin], "reading another user's Engage view")?;

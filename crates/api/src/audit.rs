@@ -1,7 +1,7 @@
 //! `GET /v1/audit`: the account's audit trail, the edits of its records
 //! made through the API, each with who made it, through which key and
-//! request, and the record before and after. Handlers record their
-//! entry in the transaction of their edit (see `store/audit.rs`).
+//! request, and the record before and after. The engine records each
+//! entry in the transaction of its edit (`engine/records.rs`).
 
 use axum::Json;
 use axum::extract::State;
@@ -15,21 +15,12 @@ use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Query;
 use stepwise_domain::engagement::{AuditTarget, Editor};
-use stepwise_store::{AuditFilter, NewAudit, Tx};
+use stepwise_store::AuditFilter;
 
 impl Caller {
     /// The caller as the editor of what this request changes.
     pub fn editor(&self) -> Editor {
         Editor { user_id: self.user.id.clone(), key_id: Some(self.key_id.clone()), request_id: super::trace::current() }
-    }
-    /// Records `entry` as the caller's edit, at `at`, in `tx`: the
-    /// transaction of the edit itself.
-    ///
-    /// # Errors
-    ///
-    /// As the store's write.
-    pub async fn audit(&self, tx: &mut Tx, entry: NewAudit<'_>, at: DateTime<Utc>) -> Result<(), ApiError> {
-        Ok(tx.audit(&self.account_id, &self.editor(), entry, at).await?)
     }
 }
 
@@ -64,7 +55,7 @@ pub async fn trail(
         actor: q.actor.as_deref(),
         since: q.since,
     };
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let entries = tx.audit_trail(&caller.account_id, &filter, page.after_at()?, page.limit()?).await?;
     let next = page.next_at(&entries, |e| (e.at.timestamp_millis(), &e.id));
     Ok(Json(json!({ "entries": entries, "next_after": next })))

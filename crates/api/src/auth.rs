@@ -65,7 +65,7 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <key>`".into()))?;
         let holder =
-            state.engine.store().authenticate(secret, state.engine.now()).await?.ok_or_else(|| {
+            state.engine.authenticate(secret).await?.ok_or_else(|| {
                 ApiError::Unauthorized("the API key is unknown, revoked, or its user is inactive".into())
             })?;
         Ok(Caller { account_id: holder.account_id, user: holder.user, key_id: holder.key_id })

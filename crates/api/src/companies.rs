@@ -12,8 +12,7 @@ use super::error::{ApiError, FieldProblem, no_client_id, same_id};
 use super::json::Body;
 use super::json::Path;
 use stepwise_domain::crm::Company;
-use stepwise_domain::engagement::AuditAction;
-use stepwise_store::{NewAudit, Timeline};
+use stepwise_store::Timeline;
 
 fn check(company: &Company) -> Result<(), ApiError> {
     if company.name.trim().is_empty() {
@@ -29,7 +28,7 @@ pub async fn list(
     super::json::Query(query): super::json::Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.sync_page()?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let companies = tx.companies_page(&caller.account_id, &page).await?;
     let next = query.next(&companies, |c| (c.created_at.unwrap_or_default(), &c.id));
     Ok(Json(json!({ "companies": companies, "next_after": next })))
@@ -43,12 +42,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Company>), ApiError> {
     no_client_id(&company.id)?;
     check(&company)?;
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let company = tx.create_company(&caller.account_id, &company, now).await?;
-    let entry = NewAudit::created(AuditAction::CompanyCreated, &company.id, &company);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
+    let company = state.engine.create_company(&caller.account_id, &company, &caller.editor()).await?;
     Ok((StatusCode::CREATED, Json(company)))
 }
 
@@ -58,7 +52,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Company>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     Ok(Json(tx.company(&caller.account_id, &id).await?))
 }
 
@@ -73,20 +67,15 @@ pub async fn replace(
     same_id(&company.id, &id)?;
     let company = Company { id: id.clone(), ..company };
     check(&company)?;
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let before = tx.company(&caller.account_id, &id).await?;
-    tx.update_company(&caller.account_id, &company, now).await.map_err(|error| match ApiError::from(error) {
-        ApiError::Validation { detail, .. } => ApiError::Validation {
-            fields: vec![FieldProblem { field: "/parent_id".into(), message: detail.clone() }],
-            detail,
-        },
-        other => other,
+    let saved = state.engine.update_company(&caller.account_id, &company, &caller.editor()).await.map_err(|error| {
+        match ApiError::from(error) {
+            ApiError::Validation { detail, .. } => ApiError::Validation {
+                fields: vec![FieldProblem { field: "/parent_id".into(), message: detail.clone() }],
+                detail,
+            },
+            other => other,
+        }
     })?;
-    let saved = tx.company(&caller.account_id, &id).await?;
-    let entry = NewAudit::changed(AuditAction::CompanyUpdated, &id, &before, &saved);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
     Ok(Json(saved))
 }
 
@@ -97,7 +86,7 @@ pub async fn timeline(
     Path(id): Path<String>,
     super::json::Query(page): super::json::Query<super::contacts::Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     tx.company(&caller.account_id, &id).await?;
     super::contacts::timeline_page(&mut tx, Timeline::Company(&id), &page).await
 }

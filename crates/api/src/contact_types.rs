@@ -12,8 +12,7 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use stepwise_domain::engagement::{AuditAction, ContactType};
-use stepwise_store::NewAudit;
+use stepwise_domain::engagement::ContactType;
 
 /// The longest name a contact type may have.
 const MAX_NAME_CHARS: usize = 100;
@@ -30,7 +29,7 @@ pub struct RenameBody {
 /// `GET /v1/contact-types`: every contact type of the account, in display
 /// order. An account has a handful, so the list is never paged.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     Ok(Json(json!({ "contact_types": tx.contact_types(&caller.account_id).await? })))
 }
 
@@ -41,22 +40,12 @@ pub async fn rename(
     Path(id): Path<String>,
     Body(body): Body<RenameBody>,
 ) -> Result<Json<ContactType>, ApiError> {
-    let mut tx = state.engine.store().begin().await?;
-    let types = tx.contact_types(&caller.account_id).await?;
-    let Some(current) = types.iter().find(|t| t.id == id) else {
+    let types = state.engine.read().await?.contact_types(&caller.account_id).await?;
+    if !types.iter().any(|t| t.id == id) {
         return Err(ApiError::NotFound(format!("contact type {id} not found")));
-    };
-    check(&body.name)?;
-    if let Some(taken) = types.iter().find(|t| t.id != id && t.name.to_lowercase() == body.name.to_lowercase()) {
-        return Err(ApiError::Conflict(format!("the account has a contact type named `{}` already", taken.name)));
     }
-    let now = state.engine.now();
-    tx.rename_contact_type(&caller.account_id, &id, &body.name, now).await?;
-    let renamed = ContactType { name: body.name, ..current.clone() };
-    let entry = NewAudit::changed(AuditAction::ContactTypeRenamed, &id, current, &renamed);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
-    Ok(Json(renamed))
+    check(&body.name)?;
+    Ok(Json(state.engine.rename_contact_type(&caller.account_id, &id, &body.name, &caller.editor()).await?))
 }
 
 fn check(name: &str) -> Result<(), ApiError> {

@@ -13,9 +13,7 @@ use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use super::json::{Path, Query};
 use stepwise_domain::crm::Contact;
-use stepwise_domain::engagement::AuditAction;
-use stepwise_engine::contact_event;
-use stepwise_store::{NewAudit, NewEvent, Timeline};
+use stepwise_store::Timeline;
 
 /// Paging of lists: by id, `after` the last id of the previous page; the
 /// answer's `next_after` is the cursor of the next page (`null` at the end).
@@ -109,7 +107,7 @@ pub async fn list(
     Query(query): Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.sync_page()?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let contacts = tx.contacts(&caller.account_id, &page).await?;
     let next = query.next(&contacts, |c| (c.created_at.unwrap_or_default(), &c.id));
     Ok(Json(json!({ "contacts": contacts, "next_after": next })))
@@ -121,7 +119,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Contact>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     Ok(Json(tx.contact(&caller.account_id, &id).await?))
 }
 
@@ -135,22 +133,7 @@ pub async fn replace(
     same_id(&contact.id, &id)?;
     let contact = Contact { id: id.clone(), ..contact };
     check(&contact)?;
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let before = tx.contact(&caller.account_id, &id).await?;
-    tx.update_contact(&caller.account_id, &contact, now).await?;
-    let saved = tx.contact(&caller.account_id, &id).await?;
-    // On the contact's timeline too, as the engine's changes are.
-    let event = NewEvent {
-        before: Some(serde_json::to_value(&before).unwrap_or_default()),
-        after: Some(serde_json::to_value(&saved).unwrap_or_default()),
-        ..contact_event(&caller.account_id, &saved, "contact.updated", &caller.user.id)
-    };
-    tx.record_event(&event, now).await?;
-    caller.audit(&mut tx, NewAudit::changed(AuditAction::ContactUpdated, &id, &before, &saved), now).await?;
-    tx.commit().await?;
-    state.engine.wake();
-    Ok(Json(saved))
+    Ok(Json(state.engine.update_contact(&caller.account_id, &contact, &caller.editor()).await?))
 }
 
 /// `DELETE /v1/contacts/{id}`: the contact, its enrollments and history.
@@ -159,12 +142,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let before = tx.contact(&caller.account_id, &id).await?;
-    tx.delete_contact(&caller.account_id, &id, now).await?;
-    caller.audit(&mut tx, NewAudit::deleted(AuditAction::ContactDeleted, &id, &before), now).await?;
-    tx.commit().await?;
+    state.engine.delete_contact(&caller.account_id, &id, &caller.editor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,7 +154,7 @@ pub async fn enrollments(
     Query(query): Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.sync_page()?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     tx.contact(&caller.account_id, &id).await?;
     let enrollments = tx.enrollments_page(&id, true, &page).await?;
     let next = query.next(&enrollments, |e| (e.created_at, &e.id));
@@ -191,14 +169,14 @@ pub async fn timeline(
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     tx.contact(&caller.account_id, &id).await?;
     timeline_page(&mut tx, Timeline::Contact(&id), &page).await
 }
 
 /// A page of a timeline as `{events, next_after}`.
 pub(super) async fn timeline_page(
-    tx: &mut stepwise_store::Tx,
+    tx: &mut stepwise_store::ReadTx,
     timeline: Timeline<'_>,
     page: &Page,
 ) -> Result<Json<Value>, ApiError> {

@@ -79,7 +79,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let enrollment = tx.enrollment(&id).await?;
     if enrollment.account_id != caller.account_id {
         return Err(ApiError::NotFound(format!("enrollment {id} not found")));

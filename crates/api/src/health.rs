@@ -17,7 +17,7 @@ pub async fn healthz() -> &'static str {
 
 /// The database answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state.engine.store().ping().await.map(|()| "ready\n").map_err(|error| {
+    state.engine.ping().await.map(|()| "ready\n").map_err(|error| {
         tracing::warn!(%error, "not ready");
         ApiError::Unavailable("the database does not answer".into())
     })
@@ -27,7 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 /// deferrals by reason, outbox depth by state, and this host's plugin call
 /// latency by plugin.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let m = state.engine.store().metrics(state.engine.now()).await?;
+    let m = state.engine.store_metrics().await?;
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -69,9 +69,9 @@ async fn keyed(
             .chain_update(&bytes)
             .finalize(),
     );
-    let store = state.engine.store();
-    let begun = store
-        .idempotency_begin(&scope, &key, &fingerprint, state.engine.now())
+    let begun = state
+        .engine
+        .idempotency_begin(&scope, &key, &fingerprint)
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
     match begun {
@@ -108,7 +108,7 @@ async fn keyed(
             .await;
     let status = response.status();
     if status.is_server_error() {
-        if let Err(error) = store.idempotency_finish(&scope, &key, None).await {
+        if let Err(error) = state.engine.idempotency_finish(&scope, &key, None).await {
             tracing::warn!(%error, "an idempotency key was not released");
         }
         return Ok(response);
@@ -117,7 +117,9 @@ async fn keyed(
     let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let text = String::from_utf8_lossy(&body).into_owned();
-    if let Err(error) = store.idempotency_finish(&scope, &key, Some((status.as_u16(), &content_type, &text))).await {
+    if let Err(error) =
+        state.engine.idempotency_finish(&scope, &key, Some((status.as_u16(), &content_type, &text))).await
+    {
         tracing::warn!(%error, "the answer to an idempotent request was not kept");
     }
     Ok(Response::from_parts(parts, Body::from(body)))

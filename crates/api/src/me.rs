@@ -16,7 +16,7 @@ pub async fn notifications(
     axum::extract::State(state): axum::extract::State<super::AppState>,
     caller: Caller,
 ) -> Result<Json<Value>, super::error::ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let events = tx.events_of_kind(&caller.account_id, "notification", 1_000).await?;
     let mine: Vec<_> = events
         .into_iter()

@@ -37,7 +37,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let page = Page { after: query.after, limit: query.limit };
     let filter = MessageFilter { state: query.state, channel: query.channel };
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let messages = tx.messages_page(&caller.account_id, filter, page.after_at()?, page.limit()?).await?;
     let next = page.next_at(&messages, |m| (m.created_at.timestamp_millis(), &m.id));
     Ok(Json(json!({ "messages": messages, "next_after": next })))

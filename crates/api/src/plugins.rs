@@ -16,10 +16,9 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use stepwise_domain::engagement::{AuditAction, PluginAccount, PluginKind, PluginRecord};
+use stepwise_domain::engagement::{PluginAccount, PluginKind, PluginRecord};
 use stepwise_plugin_host::types::Capability;
 use stepwise_plugin_host::{AccountGrant, Grant, Origin, RegistryError};
-use stepwise_store::NewAudit;
 
 /// The largest component an admin may upload.
 pub const MAX_COMPONENT_BYTES: usize = stepwise_plugin_host::MAX_COMPONENT_BYTES;
@@ -27,7 +26,7 @@ pub const MAX_COMPONENT_BYTES: usize = stepwise_plugin_host::MAX_COMPONENT_BYTES
 /// The add-on versions an account uploaded, as the store has them: with the
 /// built-ins, the only plugins it sees, enables and saves steps with.
 async fn own_add_ons(state: &AppState, account_id: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     Ok(tx.add_ons_of(account_id).await?)
 }
 
@@ -35,7 +34,7 @@ async fn own_add_ons(state: &AppState, account_id: &str) -> Result<Vec<(String, 
 /// each version with its manifest and the account's settings for it.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let own = own_add_ons(&state, &caller.account_id).await?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let settings = tx.plugin_accounts(&caller.account_id).await?;
     drop(tx);
     let plugins: Vec<Value> = state
@@ -107,14 +106,9 @@ pub async fn upload(
     };
     // Stored first: the store gives the id to its first uploader, and only
     // an upload it took is registered.
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    tx.save_plugin(&record, now).await?;
     let uploaded =
         json!({ "id": record.id, "version": record.version, "wasm_digest": record.wasm_digest, "manifest": manifest });
-    let entry = NewAudit::created(AuditAction::PluginUploaded, &record.id, &uploaded);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
+    state.engine.save_add_on(&record, &uploaded, &caller.editor()).await?;
     state.engine.registry().register_for(&caller.account_id, plugin.clone()).map_err(|error| match error {
         RegistryError::Load(load) => ApiError::Validation { detail: load.to_string(), fields: Vec::new() },
         other => ApiError::Conflict(other.to_string()),
@@ -154,9 +148,9 @@ pub async fn set_account(
         .get(&caller.account_id, &id, "*")
         .map_err(|e| ApiError::BadRequest(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("plugin {id} not found")))?;
-    AccountGrant::new(body.grant.clone()).map_err(|message| ApiError::Validation {
-        detail: message.clone(),
-        fields: vec![FieldProblem { field: "/grant/http_allow".into(), message }],
+    AccountGrant::new(body.grant.clone()).map_err(|error| ApiError::Validation {
+        detail: error.to_string(),
+        fields: vec![FieldProblem { field: "/grant/http_allow".into(), message: error.to_string() }],
     })?;
     let settings = PluginAccount {
         account_id: caller.account_id.clone(),
@@ -165,13 +159,6 @@ pub async fn set_account(
         grants: serde_json::to_value(&body.grant).map_err(|e| ApiError::Internal(e.to_string()))?,
         approved_capabilities: newest.manifest().capabilities.iter().map(|c| Capability::name(c).to_owned()).collect(),
     };
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let before = tx.plugin_account(&caller.account_id, &id).await?;
-    tx.set_plugin_account(&settings, now).await?;
-    let entry = NewAudit::changed(AuditAction::PluginAccountChanged, &id, &before, &settings);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
-    state.engine.wake();
+    state.engine.set_plugin_account(&settings, &caller.editor()).await?;
     Ok(Json(json!({ "account": settings })))
 }

@@ -13,7 +13,8 @@ use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
 use stepwise_domain::engagement::{AuditAction, PlanType, SequenceSettings, SequenceState, Step, TimingMode};
-use stepwise_store::{NewAudit, NewSequence};
+use stepwise_engine::SequenceEdit;
+use stepwise_store::NewSequence;
 
 /// A new sequence.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -86,10 +87,8 @@ async fn checked_steps(
 
 fn check_settings(settings: &SequenceSettings) -> Result<(), ApiError> {
     if let Some(hours) = &settings.business_hours {
-        stepwise_engine::timing::validate_hours(hours).map_err(|message| ApiError::Validation {
-            detail: message.clone(),
-            fields: vec![FieldProblem { field: "/settings/business_hours".into(), message }],
-        })?;
+        stepwise_engine::timing::validate_hours(hours)
+            .map_err(|error| ApiError::field("/settings/business_hours", error.to_string(), error.to_string()))?;
     }
     if settings.drip_limit == Some(0) {
         return Err(ApiError::Validation {
@@ -131,8 +130,6 @@ async fn make(
     } else {
         checked_steps(state, &caller.account_id, body.timing_mode, body.steps).await?
     };
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
     let new = NewSequence {
         name: body.name,
         description: body.description,
@@ -140,15 +137,8 @@ async fn make(
         timing_mode: body.timing_mode,
         settings: body.settings,
     };
-    let sequence = tx.create_sequence(&caller.account_id, &new, now).await?;
-    let version = if steps.is_empty() {
-        None
-    } else {
-        Some(tx.publish_version(&caller.account_id, &sequence.id, &steps, Some(&caller.user.id), now).await?)
-    };
-    let made = json!({ "sequence": sequence, "version": version });
-    caller.audit(&mut tx, NewAudit::created(action, &sequence.id, &made), now).await?;
-    tx.commit().await?;
+    let (sequence, version) =
+        state.engine.create_sequence(&caller.account_id, &new, &steps, action, &caller.editor()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "sequence": sequence, "version": version }))))
 }
 
@@ -169,7 +159,7 @@ pub async fn list(
     super::json::Query(query): super::json::Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.sync_page()?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let own = tx.sequences_page(&caller.account_id, &page).await?;
     let next = query.next(&own, |s| (s.created_at, &s.id));
     let mut sequences: Vec<Listed> = own.into_iter().map(|sequence| Listed { sequence, locked: false }).collect();
@@ -183,7 +173,7 @@ pub async fn list(
 /// A sequence the caller may read: their account's, or one their parent
 /// account shares locked (then `true`: read-only).
 async fn visible(
-    tx: &mut stepwise_store::Tx,
+    tx: &mut stepwise_store::ReadTx,
     caller: &Caller,
     id: &str,
 ) -> Result<(stepwise_domain::engagement::Sequence, bool), ApiError> {
@@ -205,7 +195,7 @@ async fn visible(
 
 /// Refuses changes to a parent's locked sequence, which sub-accounts read only.
 async fn writable(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     match visible(&mut tx, caller, id).await? {
         (_, true) => {
             Err(ApiError::Forbidden(format!("sequence {id} is shared locked by the parent account: read-only here")))
@@ -220,7 +210,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let (sequence, locked) = visible(&mut tx, &caller, &id).await?;
     let version = tx.latest_version(&id).await?;
     Ok(Json(json!({ "sequence": sequence, "version": version, "locked": locked })))
@@ -235,19 +225,14 @@ pub async fn publish(
     Body(body): Body<StepsBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     writable(&state, &caller, &id).await?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let sequence = tx.sequence(&caller.account_id, &id).await?;
     drop(tx);
     if sequence.state == SequenceState::Archived {
         return Err(ApiError::Conflict(format!("sequence {id} is archived")));
     }
     let steps = checked_steps(&state, &caller.account_id, sequence.timing_mode, body.steps).await?;
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let version = tx.publish_version(&caller.account_id, &id, &steps, Some(&caller.user.id), now).await?;
-    let entry = NewAudit::created(AuditAction::SequencePublished, &id, &version);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
+    let version = state.engine.publish_version(&caller.account_id, &id, &steps, &caller.editor()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "version": version }))))
 }
 
@@ -257,7 +242,7 @@ pub async fn version(
     caller: Caller,
     Path((id, n)): Path<(String, i64)>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     tx.sequence(&caller.account_id, &id).await?;
     Ok(Json(json!({ "version": tx.sequence_version(&id, n).await? })))
 }
@@ -282,7 +267,7 @@ pub async fn enrollments(
     super::json::Query(query): super::json::Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.sync_page()?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     tx.sequence(&caller.account_id, &id).await?;
     let enrollments = tx.enrollments_page(&id, false, &page).await?;
     let next = query.next(&enrollments, |e| (e.created_at, &e.id));
@@ -299,7 +284,7 @@ pub async fn report(
 ) -> Result<Json<Value>, ApiError> {
     use std::collections::BTreeMap;
 
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let sequence = tx.sequence(&caller.account_id, &id).await?;
     let report = tx.sequence_report(&id).await?;
     let by_status: BTreeMap<&str, i64> = report.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect();
@@ -378,7 +363,7 @@ pub async fn export(
     super::json::Query(q): super::json::Query<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let (sequence, _) = visible(&mut tx, &caller, &id).await?;
     let steps = tx.latest_version(&id).await?.map(|v| v.steps).unwrap_or_default();
     let exported = Exported {
@@ -472,25 +457,12 @@ pub async fn edit(
     if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::field("/name", "must not be empty", "a sequence needs a name"));
     }
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let before = tx.sequence(&caller.account_id, &id).await?;
-    let mut sequence = before.clone();
-    if let Some(name) = body.name {
-        sequence.name = name;
-    }
-    if let Some(description) = body.description {
-        sequence.description = description;
-    }
-    if let Some(plan_type) = body.plan_type {
-        sequence.plan_type = plan_type;
-    }
-    if let Some(settings) = body.settings {
-        sequence.settings = settings;
-    }
-    tx.update_sequence(&sequence, now).await?;
-    let entry = NewAudit::changed(AuditAction::SequenceEdited, &id, &before, &sequence);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
+    let edit = SequenceEdit {
+        name: body.name,
+        description: body.description,
+        plan_type: body.plan_type,
+        settings: body.settings,
+    };
+    let sequence = state.engine.edit_sequence(&caller.account_id, &id, edit, &caller.editor()).await?;
     Ok(Json(json!({ "sequence": sequence })))
 }

@@ -81,7 +81,7 @@ pub async fn deletions(
     Query(q): Query<DeletionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = Page { after: q.after.clone(), limit: q.limit };
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let deletions = tx.deletions(&caller.account_id, q.collection, q.since, page.after_at()?, page.limit()?).await?;
     let next = page.next_at(&deletions, |d| (d.deleted_at.timestamp_millis(), &d.id));
     Ok(Json(json!({ "deletions": deletions, "next_after": next })))

@@ -14,9 +14,9 @@ use super::contacts::Page;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::{Path, Query};
-use stepwise_domain::engagement::AuditAction;
 use stepwise_domain::templates::{check, has_legacy_merge_syntax};
-use stepwise_store::{NewAudit, WebhookFailureFilter};
+use stepwise_engine::TemplateText;
+use stepwise_store::WebhookFailureFilter;
 
 /// A template as clients write it.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -34,6 +34,11 @@ pub struct TemplateBody {
 /// Every problem of a template: an empty name or body, an unknown or
 /// malformed token. Legacy merge fields are not problems but warnings: steps
 /// using the template are held until they are rewritten.
+/// The body's text as the engine takes it.
+fn text(body: &TemplateBody) -> TemplateText<'_> {
+    TemplateText { name: &body.name, subject: &body.subject, body: &body.body }
+}
+
 fn checked(body: &TemplateBody) -> Result<Vec<String>, ApiError> {
     let mut fields = Vec::new();
     if body.name.trim().is_empty() {
@@ -68,7 +73,7 @@ pub async fn list(
     Query(query): Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.sync_page()?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let templates = tx.templates(&caller.account_id, &page).await?;
     let next = query.next(&templates, |t| (t.created_at, &t.id));
     Ok(Json(json!({ "templates": templates, "next_after": next })))
@@ -81,12 +86,7 @@ pub async fn create(
     Body(body): Body<TemplateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let warnings = checked(&body)?;
-    let mut tx = state.engine.store().begin().await?;
-    let now = state.engine.now();
-    let template = tx.create_template(&caller.account_id, &body.name, &body.subject, &body.body, now).await?;
-    let entry = NewAudit::created(AuditAction::TemplateCreated, &template.id, &template);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
+    let template = state.engine.create_template(&caller.account_id, text(&body), &caller.editor()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "template": template, "warnings": warnings }))))
 }
 
@@ -96,7 +96,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     Ok(Json(json!({ "template": tx.template(&caller.account_id, &id).await? })))
 }
 
@@ -109,18 +109,7 @@ pub async fn replace(
     Body(body): Body<TemplateBody>,
 ) -> Result<Json<Value>, ApiError> {
     let warnings = checked(&body)?;
-    let mut tx = state.engine.store().begin().await?;
-    let before = tx.template(&caller.account_id, &id).await?;
-    let now = state.engine.now();
-    let mut template = before.clone();
-    (template.name, template.subject, template.body, template.updated_at) = (body.name, body.subject, body.body, now);
-    tx.update_template(&caller.account_id, &template, now).await?;
-    let entry = NewAudit::changed(AuditAction::TemplateUpdated, &id, &before, &template);
-    caller.audit(&mut tx, entry, now).await?;
-    // Actions held for legacy merge fields are checked again at once.
-    tx.release_legacy_merge_holds(&caller.account_id, now).await?;
-    tx.commit().await?;
-    state.engine.wake();
+    let template = state.engine.update_template(&caller.account_id, &id, text(&body), &caller.editor()).await?;
     Ok(Json(json!({ "template": template, "warnings": warnings })))
 }
 
@@ -130,12 +119,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let before = tx.template(&caller.account_id, &id).await?;
-    tx.delete_template(&caller.account_id, &id, now).await?;
-    caller.audit(&mut tx, NewAudit::deleted(AuditAction::TemplateDeleted, &id, &before), now).await?;
-    tx.commit().await?;
+    state.engine.delete_template(&caller.account_id, &id, &caller.editor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -170,7 +154,7 @@ pub async fn failures(
         since: q.since,
         until: q.until,
     };
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let failures = tx.webhook_failures(&caller.account_id, &filter, page.after_at()?, page.limit()?).await?;
     let next = page.next_at(&failures, |f| (f.failed_at.timestamp_millis(), &f.id));
     Ok(Json(json!({ "failures": failures, "next_after": next })))

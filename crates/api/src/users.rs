@@ -13,8 +13,6 @@ use super::error::{ApiError, FieldProblem, is_email, no_client_id, same_id};
 use super::json::Body;
 use super::json::Path;
 use stepwise_domain::crm::{Role, User};
-use stepwise_domain::engagement::AuditAction;
-use stepwise_store::NewAudit;
 
 fn check(user: &User) -> Result<(), ApiError> {
     let mut fields = Vec::new();
@@ -41,7 +39,7 @@ pub async fn list(
     super::json::Query(query): super::json::Query<super::sync::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let page = query.sync_page()?;
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     let users = tx.users_page(&caller.account_id, &page).await?;
     let next = query.next(&users, |u| (u.created_at.unwrap_or_default(), &u.id));
     Ok(Json(json!({ "users": users, "next_after": next })))
@@ -55,11 +53,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     no_client_id(&user.id)?;
     check(&user)?;
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let user = tx.create_user(&caller.account_id, &user, now).await?;
-    caller.audit(&mut tx, NewAudit::created(AuditAction::UserCreated, &user.id, &user), now).await?;
-    tx.commit().await?;
+    let user = state.engine.create_user(&caller.account_id, &user, &caller.editor()).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -69,7 +63,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     Ok(Json(tx.user(&caller.account_id, &id).await?))
 }
 
@@ -86,16 +80,7 @@ pub async fn replace(
     if id == caller.user.id && (user.role != Role::Admin || !user.active) {
         return Err(ApiError::Conflict("admins cannot demote or deactivate themselves".into()));
     }
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let before = tx.user(&caller.account_id, &id).await?;
-    tx.update_user(&caller.account_id, &user, now).await?;
-    let saved = tx.user(&caller.account_id, &id).await?;
-    let entry = NewAudit::changed(AuditAction::UserUpdated, &id, &before, &saved);
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
-    state.engine.wake();
-    Ok(Json(saved))
+    Ok(Json(state.engine.update_user(&caller.account_id, &user, &caller.editor()).await?))
 }
 
 /// A new key.
@@ -121,7 +106,7 @@ fn key_owner(caller: &Caller, user_id: Option<&str>) -> Result<String, ApiError>
 
 /// `GET /v1/keys`: the caller's keys, never their secrets.
 pub async fn keys(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let mut tx = state.engine.store().begin_read().await?;
+    let mut tx = state.engine.read().await?;
     Ok(Json(json!({ "keys": tx.api_keys(&caller.account_id, &caller.user.id).await? })))
 }
 
@@ -138,13 +123,7 @@ pub async fn create_key(
             fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
         });
     }
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    tx.user(&caller.account_id, &owner).await?;
-    let (key, secret) = tx.create_api_key(&caller.account_id, &owner, &body.name, now).await?;
-    // The key's record, never its secret.
-    caller.audit(&mut tx, NewAudit::created(AuditAction::KeyCreated, &key.id, &key), now).await?;
-    tx.commit().await?;
+    let (key, secret) = state.engine.create_api_key(&caller.account_id, &owner, &body.name, &caller.editor()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "key": key, "secret": secret }))))
 }
 
@@ -155,14 +134,9 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = state.engine.now();
-    let mut tx = state.engine.store().begin().await?;
-    let owner = tx.api_key_owner(&caller.account_id, &id).await?;
+    // A key's owner never changes, so the check holds for the revocation.
+    let owner = state.engine.read().await?.api_key_owner(&caller.account_id, &id).await?;
     key_owner(&caller, Some(&owner))?;
-    tx.revoke_api_key(&caller.account_id, &id, now).await?;
-    let revoked = json!({ "id": id, "user_id": owner, "revoked_at": now });
-    let entry = NewAudit { action: AuditAction::KeyRevoked, target_id: &id, before: None, after: Some(revoked) };
-    caller.audit(&mut tx, entry, now).await?;
-    tx.commit().await?;
+    state.engine.revoke_api_key(&caller.account_id, &id, &caller.editor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -69,6 +69,11 @@ pub struct PlacedCall {
     pub status: Option<String>,
 }
 
+/// The provider's HTTP client cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the SMS provider's HTTP client cannot be built: {0}")]
+pub struct ClientError(String);
+
 /// The provider's client: text messages for the outbox's SMS channel, and
 /// calls for steps that place them.
 #[derive(Debug, Clone)]
@@ -82,8 +87,8 @@ impl SmsProvider {
     ///
     /// # Errors
     ///
-    /// When the HTTP client cannot be built (no TLS roots).
-    pub fn new(config: SmsConfig) -> Result<Self, String> {
+    /// [`ClientError`] when the HTTP client cannot be built (no TLS roots).
+    pub fn new(config: SmsConfig) -> Result<Self, ClientError> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -91,7 +96,7 @@ impl SmsProvider {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("stepwise/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("the SMS provider's HTTP client cannot be built: {e}"))?;
+            .map_err(|e| ClientError(e.to_string()))?;
         Ok(Self { config, client })
     }
 

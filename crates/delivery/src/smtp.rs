@@ -98,11 +98,12 @@ impl CaCertificates {
     ///
     /// # Errors
     ///
-    /// What is wrong, naming the file: it cannot be read, it is not PEM, it
+    /// [`CaError`], naming the file: it cannot be read, it is not PEM, it
     /// holds no certificate, or a certificate does not parse.
-    pub fn read(path: &Path) -> Result<Self, String> {
+    pub fn read(path: &Path) -> Result<Self, CaError> {
         let source = format!("`{}`", path.display());
-        let pem = std::fs::read(path).map_err(|e| format!("{source} cannot be read: {e}"))?;
+        let pem =
+            std::fs::read(path).map_err(|e| CaError::Unreadable { source_name: source.clone(), why: e.to_string() })?;
         Self::from_pem(source, &pem)
     }
 
@@ -112,7 +113,7 @@ impl CaCertificates {
     /// # Errors
     ///
     /// As [`CaCertificates::read`], except reading.
-    pub fn from_pem(source: impl Into<String>, pem: &[u8]) -> Result<Self, String> {
+    pub fn from_pem(source: impl Into<String>, pem: &[u8]) -> Result<Self, CaError> {
         let source = source.into();
         let mut certificates = Vec::new();
         // The check rustls makes of each root when a connection is set up,
@@ -120,21 +121,23 @@ impl CaCertificates {
         let mut roots = rustls::RootCertStore::empty();
         for (index, der) in CertificateDer::pem_slice_iter(pem).enumerate() {
             let n = index + 1;
-            let der = der.map_err(|e| format!("{source} is not a PEM file of certificates: {}", pem_error(&e)))?;
+            let der = der.map_err(|e| CaError::NotPem { source_name: source.clone(), why: pem_error(&e) })?;
             roots.add(der.clone()).map_err(|e| {
                 let why = match e {
                     rustls::Error::InvalidCertificate(why) => why.to_string(),
                     other => other.to_string(),
                 };
-                format!("{source}: certificate {n} is not an X.509 certificate this host can trust ({why})")
+                CaError::Untrusted { source_name: source.clone(), n, why }
             })?;
-            certificates.push(
-                Certificate::from_der(der.to_vec())
-                    .map_err(|e| format!("{source}: certificate {n} does not parse: {e}"))?,
-            );
+            let certificate = Certificate::from_der(der.to_vec()).map_err(|e| CaError::Unparsable {
+                source_name: source.clone(),
+                n,
+                why: e.to_string(),
+            })?;
+            certificates.push(certificate);
         }
         if certificates.is_empty() {
-            return Err(format!("{source} holds no certificate (no `-----BEGIN CERTIFICATE-----` block)"));
+            return Err(CaError::Empty { source_name: source });
         }
         Ok(Self { source, certificates })
     }
@@ -151,6 +154,53 @@ impl CaCertificates {
 }
 
 /// A PEM error without the bytes the library shows as numbers.
+/// A CA file the SMTP transport cannot trust; each names the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaError {
+    /// It cannot be read.
+    #[error("{source_name} cannot be read: {why}")]
+    Unreadable {
+        /// The file.
+        source_name: String,
+        /// The system's reason.
+        why: String,
+    },
+    /// It is not PEM.
+    #[error("{source_name} is not a PEM file of certificates: {why}")]
+    NotPem {
+        /// The file.
+        source_name: String,
+        /// What is wrong with the PEM.
+        why: String,
+    },
+    /// A certificate rustls will not take as a root.
+    #[error("{source_name}: certificate {n} is not an X.509 certificate this host can trust ({why})")]
+    Untrusted {
+        /// The file.
+        source_name: String,
+        /// Which certificate, from 1.
+        n: usize,
+        /// Why.
+        why: String,
+    },
+    /// A certificate lettre cannot read.
+    #[error("{source_name}: certificate {n} does not parse: {why}")]
+    Unparsable {
+        /// The file.
+        source_name: String,
+        /// Which certificate, from 1.
+        n: usize,
+        /// Why.
+        why: String,
+    },
+    /// No certificate in it.
+    #[error("{source_name} holds no certificate (no `-----BEGIN CERTIFICATE-----` block)")]
+    Empty {
+        /// The file.
+        source_name: String,
+    },
+}
+
 fn pem_error(error: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
     match error {

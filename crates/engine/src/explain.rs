@@ -185,7 +185,7 @@ impl Engine {
             let answer = match timing::next_opening(hours, now) {
                 Ok(None) => (true, "yes".to_owned()),
                 Ok(Some(open)) => (false, format!("no: they open again at {open}")),
-                Err(why) => (false, why),
+                Err(why) => (false, why.to_string()),
             };
             checks.push(check("business_hours", "Is it within the sequence's business hours?", answer.0, answer.1));
         }

@@ -27,12 +27,15 @@ mod metrics;
 mod monitor;
 mod outbox;
 mod process;
+mod records;
 mod signals;
 mod step_config;
 pub mod timing;
+mod transition;
 mod unsubscribe;
 mod validate;
 mod voice;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +51,7 @@ pub use lifecycle::{Disposition, EnrollRequest};
 pub use metrics::CallMetrics;
 pub use outbox::INTERRUPTED;
 pub use process::contact_event;
+pub use records::{Bootstrapped, NewAccount, SequenceEdit, TemplateText, bootstrap};
 pub use signals::{Signal, SignalKind};
 pub use stepwise_domain::transport::{
     Delivery, EmailPayload, PlacedCall, RecordingTransport, SmsPayload, Transport, TransportError, Unconfigured, Voice,
@@ -58,7 +62,7 @@ pub use voice::PLACED;
 
 use stepwise_domain::engagement::SequenceVersion;
 use stepwise_plugin_host::Registry;
-use stepwise_store::{Store, StoreError};
+use stepwise_store::{Idempotent, KeyHolder, Metrics, ReadTx, Store, StoreError};
 
 /// How the engine works; every field has a sane default.
 #[derive(Debug, Clone)]
@@ -243,9 +247,70 @@ impl Engine {
         self
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
+    /// The store, which only the engine writes.
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// A transaction that reads the store. Callers outside the engine (the
+    /// API) read through these and change records by asking the engine.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when no connection can be had.
+    pub async fn read(&self) -> Result<ReadTx, StoreError> {
+        self.store().begin_read().await
+    }
+
+    /// Checks the database answers (readiness).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store().ping().await
+    }
+
+    /// The store's gauges and counts, for the metrics endpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn store_metrics(&self) -> Result<Metrics, StoreError> {
+        self.store().metrics(self.now()).await
+    }
+
+    /// Whose API key `secret` is, noting when it was last used.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<KeyHolder>, StoreError> {
+        self.store().authenticate(secret, self.now()).await
+    }
+
+    /// Claims an idempotency key for a request ([`Store::idempotency_begin`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn idempotency_begin(&self, scope: &str, key: &str, fingerprint: &str) -> Result<Idempotent, StoreError> {
+        self.store().idempotency_begin(scope, key, fingerprint, self.now()).await
+    }
+
+    /// Keeps the answer to an idempotent request, or releases its key
+    /// (`None`) so it may be tried again ([`Store::idempotency_finish`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        answer: Option<(u16, &str, &str)>,
+    ) -> Result<(), StoreError> {
+        self.store().idempotency_finish(scope, key, answer).await
     }
 
     /// The plugin registry.
@@ -274,12 +339,7 @@ impl Engine {
     }
 
     /// A version of a sequence, from the cache or the store.
-    async fn version(
-        &self,
-        tx: &mut stepwise_store::Tx,
-        sequence_id: &str,
-        version: i64,
-    ) -> Result<Arc<SequenceVersion>> {
+    async fn version(&self, tx: &mut ReadTx, sequence_id: &str, version: i64) -> Result<Arc<SequenceVersion>> {
         let key = (sequence_id.to_owned(), version);
         if let Some(found) = self.inner.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
             return Ok(found.clone());
@@ -337,7 +397,7 @@ impl Engine {
                 Err(error) => tracing::error!(%error, "an action task panicked"),
             }
         }
-        self.finish_batch(answers).await?;
+        self.write_batch(answers).await?;
         Ok(count + resumed)
     }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::process::{Context, EventExt, SYSTEM, contact_event, enrollment_event};
 use super::timing;
+use super::transition::Answer;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::{Contact, ContactKind};
 use stepwise_domain::engagement::{
@@ -209,63 +210,6 @@ impl Engine {
         Ok(enrollment)
     }
 
-    /// Moves an enrollment past `after_step`: the next unperformed action
-    /// becomes current, following due dates are recomputed (SPEC §3), or the
-    /// enrollment completes when no step is left.
-    pub(crate) async fn advance(
-        &self,
-        tx: &mut Tx,
-        enrollment: &mut Enrollment,
-        sequence: &Sequence,
-        version: &SequenceVersion,
-        after_step: i64,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let actions = tx.actions_of_enrollment(&enrollment.id).await?;
-        let next = actions
-            .iter()
-            .find(|a| a.step > after_step && matches!(a.status, ActionStatus::Future | ActionStatus::Disabled));
-        let Some(next) = next else {
-            enrollment.last_action_completed_at = Some(now);
-            return self
-                .end_enrollment(
-                    tx,
-                    enrollment,
-                    sequence,
-                    EnrollmentStatus::Completed,
-                    Some(Outcome::Neutral),
-                    SYSTEM,
-                    "every step is done",
-                    now,
-                )
-                .await;
-        };
-        let mut next_due = next.due_at;
-        let from = usize::try_from(next.step).unwrap_or(usize::MAX);
-        if let Some(dues) = timing::recompute_after(sequence.timing_mode, &version.steps, from, now) {
-            for (step, due) in (next.step..).zip(dues) {
-                let Some(action) = actions.iter().find(|a| a.step == step && a.status == ActionStatus::Future) else {
-                    continue;
-                };
-                if action.due_at != Some(due) {
-                    tx.set_action_due_at(&action.id, Some(due), now).await?;
-                }
-                if step == next.step {
-                    next_due = Some(due);
-                }
-            }
-        }
-        tx.set_current_action(&enrollment.id, Some(&next.id), now).await?;
-        enrollment.current_step = next.step;
-        enrollment.last_action_completed_at = Some(now);
-        enrollment.next_action_at = next_due;
-        if enrollment.status == EnrollmentStatus::Pending {
-            enrollment.status = EnrollmentStatus::Running;
-        }
-        tx.save_enrollment(enrollment, now).await?;
-        Ok(())
-    }
-
     /// Ends an enrollment with a final status. Its unperformed actions are
     /// closed; a drip slot it held goes to the oldest queued enrollment; a
     /// completed one chains into the sequence's next sequence (SPEC §5).
@@ -298,6 +242,21 @@ impl Engine {
             .reason(why)
             .change(before, json!({ "status": status, "outcome": outcome }));
         tx.record_event(&event, now).await?;
+        self.after_end(tx, enrollment, sequence, status, held_slot, now).await
+    }
+
+    /// What follows an enrollment's end: a drip slot it held goes to the
+    /// oldest queued enrollment, and a completed one chains into the
+    /// sequence's next sequence (SPEC §5).
+    pub(crate) async fn after_end(
+        &self,
+        tx: &mut Tx,
+        enrollment: &Enrollment,
+        sequence: &Sequence,
+        status: EnrollmentStatus,
+        held_slot: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         if held_slot && sequence.settings.drip_limit.is_some() {
             self.dequeue(tx, sequence, now).await?;
         }
@@ -325,9 +284,9 @@ impl Engine {
                     format!("could not enroll in the next sequence {next}: {error}"),
                 ),
             };
-            let event = enrollment_event(enrollment, contact.company_id.clone(), None, kind, SYSTEM)
-                .reason(reason)
-                .level(level);
+            let contact = tx.contact(&enrollment.account_id, &enrollment.contact_id).await?;
+            let event =
+                enrollment_event(enrollment, contact.company_id, None, kind, SYSTEM).reason(reason).level(level);
             tx.record_event(&event, now).await?;
         }
         Ok(())
@@ -955,7 +914,10 @@ impl Engine {
                     message: format!("asked to try again later: {reason}"),
                 });
             }
-            outcome => self.finish(&ctx, None, Some(user_id), outcome, call.report).await.map_err(lease_busy)?,
+            outcome => {
+                let answer = Answer::Plugin { outcome, report: call.report, by: Some(user_id.to_owned()) };
+                self.write_one(self.decided(ctx, None, answer)).await.map_err(lease_busy)?;
+            }
         }
         self.action_of(account_id, action_id).await
     }
@@ -1021,8 +983,8 @@ impl Engine {
     /// the current unperformed action of a pending or running enrollment.
     pub async fn skip_action(&self, account_id: &str, action_id: &str, user_id: &str) -> Result<Action> {
         let ctx = self.user_context(account_id, action_id).await?;
-        let completion = ActionCompletion::skipped("skipped_by_user", Some(user_id), None);
-        self.skip_and_advance(&ctx, None, completion, user_id, self.now()).await.map_err(lease_busy)?;
+        let skip = Answer::Skip { result: "skipped_by_user".into(), reason: None, by: Some(user_id.to_owned()) };
+        self.write_one(self.decided(ctx, None, skip)).await.map_err(lease_busy)?;
         self.action_of(account_id, action_id).await
     }
 
@@ -1041,20 +1003,9 @@ impl Engine {
         due_at: DateTime<Utc>,
     ) -> Result<Action> {
         let ctx = self.user_context(account_id, action_id).await?;
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let action = tx.reschedule_action(action_id, None, Some(due_at), None, true, now).await.map_err(lease_busy)?;
-        let mut enrollment = ctx.enrollment.clone();
-        enrollment.next_action_at = Some(due_at);
-        tx.save_enrollment(&enrollment, now).await?;
-        let event = ctx.event("action.rescheduled", user_id).change(
-            json!({ "due_at": ctx.action.due_at, "status": ctx.action.status }),
-            json!({ "due_at": due_at, "status": ActionStatus::Future }),
-        );
-        tx.record_event(&event, now).await?;
-        tx.commit().await?;
-        self.wake();
-        Ok(action)
+        let answer = Answer::Reschedule { due_at, by: user_id.to_owned() };
+        self.write_one(self.decided(ctx, None, answer)).await.map_err(lease_busy)?;
+        self.action_of(account_id, action_id).await
     }
 
     /// Sets show-on-Engage back to false: the action leaves the Engage view

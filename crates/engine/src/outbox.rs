@@ -25,7 +25,7 @@ use stepwise_domain::engagement::{
     Channel, ClaimedMessage, Enrollment, EnrollmentStatus, Level, OutboxMessage, Sequence,
 };
 use stepwise_domain::transport::TransportError;
-use stepwise_store::{DeliveryOutcome, StoreError, Tx};
+use stepwise_store::{DeliveryOutcome, ReadTx, StoreError, Tx};
 
 /// The `last_error` of a message whose handover a stopped host never
 /// recorded.
@@ -217,7 +217,7 @@ impl Engine {
 
 /// The enrollment and sequence whose step queued `message`, when a step
 /// queued it.
-async fn origin(tx: &mut Tx, message: &OutboxMessage) -> Result<Option<(Enrollment, Sequence)>> {
+async fn origin(tx: &mut ReadTx, message: &OutboxMessage) -> Result<Option<(Enrollment, Sequence)>> {
     let Some(action_id) = &message.action_id else { return Ok(None) };
     let action = tx.action(action_id).await?;
     let enrollment = tx.enrollment(&action.enrollment_id).await?;

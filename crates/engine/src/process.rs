@@ -10,26 +10,17 @@ use serde_json::json;
 use super::checks::{self, Facts};
 use super::step_config;
 use super::timing;
+use super::transition::Answer;
+use super::writer::Decided;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::{Company, Contact, Subject, User};
 use stepwise_domain::engagement::{
-    Action, ActionStatus, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet,
-    Outcome as EnrollmentOutcome, OwnerRule, PauseReason, PluginAccount, PluginRef, Sequence, SequenceState,
-    SequenceVersion, Step,
+    Action, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet, OwnerRule,
+    PluginAccount, PluginRef, Sequence, SequenceState, SequenceVersion, Step,
 };
-use stepwise_plugin_host::report::{CallReport, QueuedMessage};
-use stepwise_plugin_host::types::{Capability, Completion, EnrollmentOutcome as PluginOutcome, Outcome, StepContext};
+use stepwise_plugin_host::types::{Capability, Completion, Outcome as PluginOutcome, StepContext};
 use stepwise_plugin_host::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
-use stepwise_store::{ActionCompletion, BatchCompletion, NewEvent, NewOutboxMessage, Schedule, Store, StoreError, Tx};
-
-/// A plugin's answer for a claimed action, waiting to be written.
-#[derive(Debug)]
-pub(crate) struct Pending {
-    pub ctx: Context,
-    pub lease: String,
-    pub outcome: Outcome,
-    pub report: CallReport,
-}
+use stepwise_store::{NewEvent, ReadTx, Store, StoreError};
 
 /// Everything processing an action looks at, read in one snapshot.
 #[derive(Debug, Clone)]
@@ -94,105 +85,6 @@ impl Context {
             completion,
         }
     }
-}
-
-/// The set-wise write of one plugin answer (see [`Engine::write_fast`]).
-#[derive(Debug)]
-struct FastPlan {
-    completion: BatchCompletion,
-    /// `(action, due, current)` for the next action and the ones after it.
-    schedules: Vec<(String, Option<DateTime<Utc>>, bool)>,
-    enrollment_id: String,
-    /// The step the enrollment moves to and when it is due; `None` when
-    /// this was its last step and it completes.
-    next: Option<(i64, Option<DateTime<Utc>>)>,
-    events: Vec<NewEvent>,
-}
-
-/// Whether an answer takes the set-wise path, and what it writes: done with
-/// a result that does not end the enrollment (or skipped by the plugin),
-/// nothing sent, no contact changed, and either a next step to move to or,
-/// for the last step, an enrollment that simply completes (no drip queue to
-/// serve, no next sequence to chain into).
-fn fast_plan(p: &Pending, now: DateTime<Utc>) -> Option<FastPlan> {
-    if !p.report.messages.is_empty() || !p.report.contact_changes.is_empty() {
-        return None;
-    }
-    let ctx = &p.ctx;
-    let actor = format!("plugin:{}", ctx.step.plugin.id);
-    let (status, result, output, event) = match &p.outcome {
-        Outcome::Done { result, output } => {
-            let ends = ctx.plugin.as_ref().ok().and_then(|pl| pl.manifest().result(result).map(|r| r.ends_enrollment));
-            if ends != Some(false) {
-                return None;
-            }
-            let event = ctx.event("action.completed", &actor).reason(format!("result `{result}`")).change(
-                json!({ "status": ctx.action.status }),
-                json!({ "status": ActionStatus::Completed, "result": result }),
-            );
-            (ActionStatus::Completed, result.clone(), Some(output.clone()), event)
-        }
-        Outcome::Skipped { reason } => {
-            (ActionStatus::Skipped, reason.clone(), None, ctx.event("action.skipped", &actor).reason(reason.clone()))
-        }
-        Outcome::Retry { .. } | Outcome::Failed { .. } => return None,
-    };
-    let completion = BatchCompletion {
-        id: ctx.action.id.clone(),
-        lease_token: p.lease.clone(),
-        status,
-        result: Some(result),
-        output,
-    };
-    let Some(next) = ctx.siblings.iter().find(|a| a.step > ctx.action.step && a.status == ActionStatus::Future) else {
-        let settings = &ctx.sequence.settings;
-        let open = ctx.siblings.iter().any(|a| {
-            a.id != ctx.action.id
-                && matches!(
-                    a.status,
-                    ActionStatus::Future | ActionStatus::Active | ActionStatus::Disabled | ActionStatus::Failed
-                )
-        });
-        if settings.drip_limit.is_some() || settings.next_sequence_id.is_some() || open {
-            return None;
-        }
-        let ended = enrollment_event(&ctx.enrollment, ctx.contact.company_id.clone(), None, "enrollment.ended", SYSTEM)
-            .reason("every step is done")
-            .change(
-                json!({ "status": ctx.enrollment.status, "pause_reason": null }),
-                json!({ "status": EnrollmentStatus::Completed, "outcome": EnrollmentOutcome::Neutral }),
-            );
-        return Some(FastPlan {
-            completion,
-            schedules: Vec::new(),
-            enrollment_id: ctx.enrollment.id.clone(),
-            next: None,
-            events: vec![event, ended],
-        });
-    };
-    let from = usize::try_from(next.step).ok()?;
-    let mut schedules = Vec::new();
-    let mut next_due = next.due_at;
-    match timing::recompute_after(ctx.sequence.timing_mode, &ctx.version.steps, from, now) {
-        Some(dues) => {
-            for (step, due) in (next.step..).zip(dues) {
-                if let Some(a) = ctx.siblings.iter().find(|a| a.step == step && a.status == ActionStatus::Future) {
-                    schedules.push((a.id.clone(), Some(due), a.id == next.id));
-                    if a.id == next.id {
-                        next_due = Some(due);
-                    }
-                }
-            }
-        }
-        None => schedules.push((next.id.clone(), next.due_at, true)),
-    }
-    Some(FastPlan {
-        completion,
-        schedules,
-        enrollment_id: ctx.enrollment.id.clone(),
-        next: Some((next.step, next_due)),
-        events: vec![event],
-    })
 }
 
 /// The distinct values of `items`, in first-seen order.
@@ -293,7 +185,7 @@ impl Engine {
     /// asks for.
     pub(crate) async fn access(
         &self,
-        tx: &mut Tx,
+        tx: &mut ReadTx,
         account_id: &str,
         plugin: &PluginRef,
     ) -> Result<(Result<Arc<Plugin>, String>, Arc<AccountGrant>)> {
@@ -549,12 +441,16 @@ impl Engine {
         }
     }
 
-    /// Processes one claimed action (SPEC §4). Every outcome but a plugin's
-    /// answer is written here; a plugin's answer is returned, so that the
-    /// scheduler writes a whole batch of them in one transaction.
-    pub(crate) async fn process(&self, claimed: ClaimedAction, ctx: Context) -> Result<Option<Pending>> {
-        let lease = Some(claimed.lease_token.as_str());
+    /// Processes one claimed action (SPEC §4) up to its answer, which is
+    /// returned decided, so that the scheduler writes a whole batch of them
+    /// in one transaction. `None` when the action only followed its
+    /// enrollment (ended or paused meanwhile), which is written here.
+    pub(crate) async fn process(&self, claimed: ClaimedAction, ctx: Context) -> Result<Option<Decided>> {
+        let lease = Some(claimed.lease_token.clone());
         let now = self.now();
+        let answer = |ctx: Context, answer: Answer| -> Result<Option<Decided>> {
+            Ok(Some(self.decided(ctx, lease.clone(), answer)))
+        };
 
         // The enrollment or the sequence may have changed since the action
         // became due; the action then follows them.
@@ -573,23 +469,21 @@ impl Engine {
 
         // 1. Queued behind a drip limit: parked until a slot frees.
         if ctx.enrollment.status == EnrollmentStatus::Queued {
-            return self
-                .defer(&ctx, lease, DeferralReason::Queued, None, "waiting for a drip slot".into())
-                .await
-                .map(|()| None);
+            let detail = "waiting for a drip slot".into();
+            return answer(ctx, Answer::Defer { reason: DeferralReason::Queued, until: None, detail });
         }
 
         // 2. Requirements, re-evaluated later.
         if let Some(unmet) = checks::first_unmet(&ctx.facts()) {
-            let again = now + self.recheck();
-            return self.defer(&ctx, lease, unmet.reason, Some(again), unmet.detail).await.map(|()| None);
+            let until = Some(now + self.recheck());
+            return answer(ctx, Answer::Defer { reason: unmet.reason, until, detail: unmet.detail });
         }
         let Ok(plugin) = ctx.plugin.clone() else { unreachable!("an unusable plugin is an unmet requirement") };
 
         // 3. Channel opt-out: skipped at once, no criteria needed.
         if checks::opted_out(plugin.manifest().channel, &ctx.contact) {
-            let completion = ActionCompletion::skipped("opted_out", None, Some(DeferralReason::OptedOut));
-            return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await.map(|()| None);
+            let skip = Answer::Skip { result: "opted_out".into(), reason: Some(DeferralReason::OptedOut), by: None };
+            return answer(ctx, skip);
         }
 
         // 4. Criteria. Skip criteria are evaluated once per stay on Engage.
@@ -600,33 +494,28 @@ impl Engine {
             match self.evaluate(&ctx, criterion).await {
                 Ok(true) => {}
                 Ok(false) if criterion.on_unmet == OnUnmet::Skip => {
-                    let completion =
-                        ActionCompletion::skipped("criteria_unmet", None, Some(DeferralReason::CriteriaUnmet));
-                    return self.skip_and_advance(&ctx, lease, completion, SYSTEM, now).await.map(|()| None);
+                    let reason = Some(DeferralReason::CriteriaUnmet);
+                    return answer(ctx, Answer::Skip { result: "criteria_unmet".into(), reason, by: None });
                 }
                 Ok(false) => {
                     let detail = format!("criterion `{}` does not hold", criterion.plugin.id);
-                    return self
-                        .defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail)
-                        .await
-                        .map(|()| None);
+                    let until = Some(now + self.recheck());
+                    return answer(ctx, Answer::Defer { reason: DeferralReason::CriteriaUnmet, until, detail });
                 }
                 Err(why) => {
                     // A criterion that cannot answer holds the action rather
                     // than skipping it: a broken predicate must not silently
                     // drop steps.
                     let detail = format!("criterion `{}` could not be evaluated: {why}", criterion.plugin.id);
-                    return self
-                        .defer(&ctx, lease, DeferralReason::CriteriaUnmet, Some(now + self.recheck()), detail)
-                        .await
-                        .map(|()| None);
+                    let until = Some(now + self.recheck());
+                    return answer(ctx, Answer::Defer { reason: DeferralReason::CriteriaUnmet, until, detail });
                 }
             }
         }
 
         // 5. Manual: on the owner's Engage view.
         if ctx.step.activation == Activation::Manual {
-            return self.activate(&ctx, lease, now).await.map(|()| None);
+            return answer(ctx, Answer::Activate);
         }
 
         // 6. Automatic: business hours, the duplicate-attempt failsafe, then run.
@@ -635,23 +524,19 @@ impl Engine {
                 Ok(None) => {}
                 Ok(Some(opening)) => {
                     let detail = format!("the sequence's business hours open again at {opening}");
-                    return self
-                        .defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(opening), detail)
-                        .await
-                        .map(|()| None);
+                    let reason = DeferralReason::OutsideBusinessHours;
+                    return answer(ctx, Answer::Defer { reason, until: Some(opening), detail });
                 }
                 Err(why) => {
                     let detail = format!("the sequence's business hours are invalid: {why}");
-                    return self
-                        .defer(&ctx, lease, DeferralReason::OutsideBusinessHours, Some(now + self.recheck()), detail)
-                        .await
-                        .map(|()| None);
+                    let (reason, until) = (DeferralReason::OutsideBusinessHours, Some(now + self.recheck()));
+                    return answer(ctx, Answer::Defer { reason, until, detail });
                 }
             }
         }
         if ctx.action.send_attempted_at.is_some() {
             let detail = "an earlier attempt was never confirmed: skip the action or reschedule it to try again".into();
-            return self.defer(&ctx, lease, DeferralReason::DuplicateAttempt, None, detail).await.map(|()| None);
+            return answer(ctx, Answer::Defer { reason: DeferralReason::DuplicateAttempt, until: None, detail });
         }
         let mut ctx = ctx;
         // An automatic call goes through the voice provider, when there is one.
@@ -667,7 +552,7 @@ impl Engine {
         }
         if let Some(voice) = voice {
             let (outcome, report) = self.place_call(&ctx, &plugin, voice.as_ref()).await?;
-            return Ok(Some(Pending { ctx, lease: claimed.lease_token, outcome, report }));
+            return answer(ctx, Answer::Plugin { outcome, report, by: None });
         }
         let config = ctx.step.config.to_string();
         let invocation = self.invocation(&ctx, ctx.grant.clone(), None);
@@ -679,10 +564,10 @@ impl Engine {
             Err(error) => {
                 self.inner.calls.record(&ctx.step.plugin.id, "execute", error.report.wall);
                 let message = error.error.to_string();
-                (Outcome::Failed { message, details: json!({ "kind": "plugin_error" }) }, *error.report)
+                (PluginOutcome::Failed { message, details: json!({ "kind": "plugin_error" }) }, *error.report)
             }
         };
-        Ok(Some(Pending { ctx, lease: claimed.lease_token, outcome, report }))
+        answer(ctx, Answer::Plugin { outcome, report, by: None })
     }
 
     fn recheck(&self) -> chrono::Duration {
@@ -717,419 +602,6 @@ impl Engine {
         };
         self.inner.calls.record(&criterion.plugin.id, "evaluate", wall);
         call.map_err(|e| e.error.to_string())?.value
-    }
-
-    /// Holds an action back for `reason`: due again at `until`, or parked
-    /// (`None`) until something makes it due. An event is written when the
-    /// reason changes, not at every re-check.
-    async fn defer(
-        &self,
-        ctx: &Context,
-        lease: Option<&str>,
-        reason: DeferralReason,
-        until: Option<DateTime<Utc>>,
-        detail: String,
-    ) -> Result<()> {
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        tx.reschedule_action(
-            &ctx.action.id,
-            lease,
-            until.or(if reason == DeferralReason::Queued || reason == DeferralReason::DuplicateAttempt {
-                None
-            } else {
-                Some(now)
-            }),
-            Some(reason),
-            false,
-            now,
-        )
-        .await?;
-        if ctx.action.deferral_reason != Some(reason) {
-            let level = if reason == DeferralReason::DuplicateAttempt { Level::Warning } else { Level::Info };
-            let event = ctx
-                .event("action.deferred", SYSTEM)
-                .reason(format!("{}: {detail}", reason.sentence()))
-                .change(
-                    json!({ "deferral_reason": ctx.action.deferral_reason }),
-                    json!({ "deferral_reason": reason, "due_at": until }),
-                )
-                .level(level);
-            tx.record_event(&event, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Puts a manual action on its owner's Engage view.
-    async fn activate(&self, ctx: &Context, lease: Option<&str>, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.store().begin().await?;
-        let owner = ctx.owner.as_ref().map(|o| o.id.as_str());
-        if ctx.action.owner_id.as_deref() != owner {
-            tx.set_action_owner(&ctx.action.id, owner, now).await?;
-        }
-        let has_skip_criteria = ctx.step.criteria.iter().any(|c| c.on_unmet == OnUnmet::Skip);
-        tx.activate_action(&ctx.action.id, lease, has_skip_criteria, now).await?;
-        let mut enrollment = ctx.enrollment.clone();
-        if enrollment.status == EnrollmentStatus::Pending {
-            enrollment.status = EnrollmentStatus::Running;
-            tx.save_enrollment(&enrollment, now).await?;
-        }
-        let event = ctx
-            .event("action.activated", SYSTEM)
-            .reason(format!("on the Engage view of {}", owner.unwrap_or("nobody")))
-            .change(
-                json!({ "status": ctx.action.status }),
-                json!({ "status": ActionStatus::Active, "owner_id": owner }),
-            );
-        tx.record_event(&event, now).await?;
-        if ctx.step.notify {
-            let notice = ctx
-                .event("notification", SYSTEM)
-                .reason(format!("step {} ({}) is on your Engage view", ctx.action.step + 1, ctx.step.name))
-                .change(json!(null), json!({ "user_id": owner }));
-            tx.record_event(&notice, now).await?;
-        }
-        Ok(tx.commit().await?)
-    }
-
-    /// Skips an action and moves the enrollment on.
-    pub(crate) async fn skip_and_advance(
-        &self,
-        ctx: &Context,
-        lease: Option<&str>,
-        completion: ActionCompletion,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut tx = self.store().begin().await?;
-        tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
-        let event = ctx.event("action.skipped", actor).reason(completion.result.clone().unwrap_or_default()).change(
-            json!({ "status": ctx.action.status }),
-            json!({ "status": ActionStatus::Skipped, "opt_out": completion.opt_out }),
-        );
-        tx.record_event(&event, now).await?;
-        let mut enrollment = ctx.enrollment.clone();
-        self.advance(&mut tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?;
-        tx.commit().await?;
-        self.wake();
-        Ok(())
-    }
-
-    /// Applies what a step's plugin answered (SPEC §5), in one transaction.
-    pub(crate) async fn finish(
-        &self,
-        ctx: &Context,
-        lease: Option<&str>,
-        by: Option<&str>,
-        outcome: Outcome,
-        report: CallReport,
-    ) -> Result<()> {
-        match self.finish_alone(ctx, lease, by, outcome, &report).await {
-            // What the plugin asked for cannot be written (say, a contact
-            // type the account does not have): the step failed.
-            Err(EngineError::Invalid(why)) if by.is_none() => {
-                let failed = Outcome::Failed { message: why, details: json!({ "kind": "invalid_effect" }) };
-                self.finish_alone(ctx, lease, by, failed, &CallReport::default()).await
-            }
-            other => other,
-        }
-    }
-
-    async fn finish_alone(
-        &self,
-        ctx: &Context,
-        lease: Option<&str>,
-        by: Option<&str>,
-        outcome: Outcome,
-        report: &CallReport,
-    ) -> Result<()> {
-        let mut tx = self.store().begin().await?;
-        self.apply_outcome(&mut tx, ctx, lease, by, outcome, report).await?;
-        tx.commit().await?;
-        self.after_outcomes(!report.messages.is_empty());
-        Ok(())
-    }
-
-    /// Writes a batch of plugin answers in one transaction (group commit).
-    /// A lost lease skips its action (nothing of it was written); any other
-    /// error rolls the batch back and each answer is written on its own, so
-    /// one bad answer never holds up the others.
-    pub(crate) async fn finish_batch(&self, batch: Vec<Pending>) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let now = self.now();
-        let (plans, batch): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|p| (fast_plan(&p, now), p)).partition(|(plan, _)| plan.is_some());
-        let plans: Vec<FastPlan> = plans.into_iter().filter_map(|(plan, _)| plan).collect();
-        let batch: Vec<Pending> = batch.into_iter().map(|(_, p)| p).collect();
-        if !plans.is_empty() {
-            self.write_fast(plans, now).await?;
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let messages = batch.iter().any(|p| !p.report.messages.is_empty());
-        let mut tx = self.store().begin().await?;
-        let mut failed = false;
-        for p in &batch {
-            match self.apply_outcome(&mut tx, &p.ctx, Some(&p.lease), None, p.outcome.clone(), &p.report).await {
-                Ok(()) | Err(EngineError::Store(StoreError::LeaseLost(_))) => {}
-                Err(error) => {
-                    tracing::debug!(action = %p.ctx.action.id, %error, "a batched outcome failed; writing one by one");
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if !failed {
-            match tx.commit().await {
-                Ok(()) => {
-                    self.after_outcomes(messages);
-                    return Ok(());
-                }
-                Err(error) => tracing::warn!(%error, "a batch of outcomes did not commit; writing one by one"),
-            }
-        } else {
-            drop(tx);
-        }
-        for p in batch {
-            if let Err(error) = self.finish(&p.ctx, Some(&p.lease), None, p.outcome, p.report).await {
-                tracing::warn!(action = %p.ctx.action.id, %error, "the outcome was not written; the action is retried when its lease expires");
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the common case set-wise: a batch of automatic actions done
-    /// (or skipped by their plugin) with nothing sent or changed, each
-    /// moving its enrollment to a next step. Four statements for the whole
-    /// batch; an action whose lease was lost is left out of every one.
-    async fn write_fast(&self, plans: Vec<FastPlan>, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.store().begin().await?;
-        let completions: Vec<BatchCompletion> = plans.iter().map(|p| p.completion.clone()).collect();
-        let done: std::collections::HashSet<String> =
-            tx.complete_actions(&completions, now).await?.into_iter().collect();
-        let plans: Vec<&FastPlan> = plans.iter().filter(|p| done.contains(&p.completion.id)).collect();
-        let schedules: Vec<Schedule<'_>> = plans
-            .iter()
-            .flat_map(|p| p.schedules.iter().map(|(id, due, current)| Schedule { id, due_at: *due, current: *current }))
-            .collect();
-        tx.schedule_actions(&schedules, now).await?;
-        let moving: Vec<_> = plans
-            .iter()
-            .filter_map(|p| p.next.map(|(step, due)| (p.enrollment_id.as_str(), EnrollmentStatus::Running, step, due)))
-            .collect();
-        tx.advance_enrollments(&moving, now).await?;
-        let ending: Vec<&str> = plans.iter().filter(|p| p.next.is_none()).map(|p| p.enrollment_id.as_str()).collect();
-        tx.complete_enrollments(&ending, now).await?;
-        let events: Vec<NewEvent> = plans.iter().flat_map(|p| p.events.iter().cloned()).collect();
-        tx.record_events(&events, now).await?;
-        tx.commit().await?;
-        self.after_outcomes(false);
-        Ok(())
-    }
-
-    fn after_outcomes(&self, messages: bool) {
-        if messages {
-            self.inner.outbox_wake.notify_one();
-        }
-        self.wake();
-    }
-
-    async fn apply_outcome(
-        &self,
-        tx: &mut Tx,
-        ctx: &Context,
-        lease: Option<&str>,
-        by: Option<&str>,
-        outcome: Outcome,
-        report: &CallReport,
-    ) -> Result<()> {
-        let now = self.now();
-        let actor = by.map_or_else(|| format!("plugin:{}", ctx.step.plugin.id), str::to_owned);
-        let tx = &mut *tx;
-        let mut enrollment = ctx.enrollment.clone();
-        match outcome {
-            Outcome::Done { result, output } => {
-                let spec = ctx.plugin.as_ref().ok().and_then(|p| p.manifest().result(&result).cloned());
-                let completion = ActionCompletion {
-                    status: ActionStatus::Completed,
-                    result: Some(result.clone()),
-                    output: Some(output),
-                    completed_by: by.map(str::to_owned),
-                    opt_out: false,
-                    deferral_reason: None,
-                };
-                tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
-                self.apply_effects(tx, ctx, report, &actor, now).await?;
-                let event = ctx.event("action.completed", &actor).reason(format!("result `{result}`")).change(
-                    json!({ "status": ctx.action.status }),
-                    json!({ "status": ActionStatus::Completed, "result": result }),
-                );
-                tx.record_event(&event, now).await?;
-                match spec.filter(|s| s.ends_enrollment) {
-                    Some(spec) => {
-                        let outcome = match spec.outcome {
-                            Some(PluginOutcome::Positive) => EnrollmentOutcome::Positive,
-                            Some(PluginOutcome::Negative) => EnrollmentOutcome::Negative,
-                            Some(PluginOutcome::Neutral) | None => EnrollmentOutcome::Neutral,
-                        };
-                        let why = format!("step {} ended with `{result}`", ctx.action.step + 1);
-                        self.end_enrollment(
-                            tx,
-                            &mut enrollment,
-                            &ctx.sequence,
-                            EnrollmentStatus::Completed,
-                            Some(outcome),
-                            &actor,
-                            &why,
-                            now,
-                        )
-                        .await?;
-                    }
-                    None => {
-                        self.advance(tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?
-                    }
-                }
-            }
-            Outcome::Skipped { reason } => {
-                let completion = ActionCompletion::skipped(&reason, by, None);
-                tx.complete_action(&ctx.action.id, lease, &completion, now).await?;
-                self.apply_effects(tx, ctx, report, &actor, now).await?;
-                let event = ctx.event("action.skipped", &actor).reason(reason);
-                tx.record_event(&event, now).await?;
-                self.advance(tx, &mut enrollment, &ctx.sequence, &ctx.version, ctx.action.step, now).await?;
-            }
-            Outcome::Retry { after, reason } if i64::from(self.config().max_attempts) > ctx.action.attempts + 1 => {
-                let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::minutes(1));
-                // `confirm_send`: the plugin answered, so the attempt is known.
-                tx.reschedule_action(&ctx.action.id, lease, Some(now + after), None, true, now).await?;
-                if ctx.action.send_attempted_at.is_none() {
-                    tx.count_attempt(&ctx.action.id, now).await?;
-                }
-                let event = ctx.event("action.retry", &actor).reason(reason).level(Level::Warning);
-                tx.record_event(&event, now).await?;
-            }
-            Outcome::Retry { reason, .. } => {
-                let message = format!("gave up after {} attempts: {reason}", ctx.action.attempts + 1);
-                self.fail(
-                    tx,
-                    ctx,
-                    &mut enrollment,
-                    lease,
-                    &actor,
-                    message,
-                    json!({ "kind": "retries_exhausted" }),
-                    now,
-                )
-                .await?;
-            }
-            Outcome::Failed { message, details } => {
-                self.fail(tx, ctx, &mut enrollment, lease, &actor, message, details, now).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// An automatic step failed: the action keeps the details, the
-    /// enrollment pauses with reason `error`, and an error event says why.
-    #[expect(clippy::too_many_arguments, reason = "one transaction's worth of context")]
-    async fn fail(
-        &self,
-        tx: &mut Tx,
-        ctx: &Context,
-        enrollment: &mut Enrollment,
-        lease: Option<&str>,
-        actor: &str,
-        message: String,
-        details: serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.monitor_failure(tx, ctx, &message, &details, now).await?;
-        let output = json!({ "error": message, "details": details });
-        tx.fail_action(&ctx.action.id, lease, &output, now).await?;
-        let before = json!({ "status": enrollment.status });
-        enrollment.status = EnrollmentStatus::Paused;
-        enrollment.pause_reason = Some(PauseReason::Error);
-        tx.save_enrollment(enrollment, now).await?;
-        let event = ctx
-            .event("action.failed", actor)
-            .reason(message)
-            .change(
-                before,
-                json!({ "status": EnrollmentStatus::Paused, "pause_reason": PauseReason::Error, "details": details }),
-            )
-            .level(Level::Error);
-        tx.record_event(&event, now).await?;
-        Ok(())
-    }
-
-    /// Writes what the plugin did besides answering: queued messages go to
-    /// the outbox, contact changes to the contact.
-    async fn apply_effects(
-        &self,
-        tx: &mut Tx,
-        ctx: &Context,
-        report: &CallReport,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        for message in &report.messages {
-            let (channel, key, payload) = match message {
-                QueuedMessage::Email { id, .. } => {
-                    (stepwise_domain::engagement::Channel::Email, id, serde_json::to_value(message).unwrap_or_default())
-                }
-                QueuedMessage::Sms { id, .. } => {
-                    (stepwise_domain::engagement::Channel::Sms, id, serde_json::to_value(message).unwrap_or_default())
-                }
-            };
-            let new = NewOutboxMessage {
-                account_id: ctx.enrollment.account_id.clone(),
-                action_id: Some(ctx.action.id.clone()),
-                channel,
-                payload,
-                idempotency_key: key.clone(),
-            };
-            match tx.enqueue_message(&new, now).await {
-                Ok(_) => {}
-                // Queued by an earlier attempt of the same action: never twice.
-                Err(StoreError::Conflict { constraint, .. }) if constraint == "outbox_idempotency_key_key" => {}
-                Err(other) => return Err(other.into()),
-            }
-        }
-        if !report.messages.is_empty() {
-            let mut contact = tx.contact(&ctx.enrollment.account_id, &ctx.contact.id).await?;
-            contact.last_contacted = Some(now);
-            tx.update_contact(&ctx.enrollment.account_id, &contact, now).await?;
-        }
-        for change in &report.contact_changes {
-            let mut contact = tx.contact(&ctx.enrollment.account_id, &ctx.contact.id).await?;
-            let before = serde_json::to_value(&contact).unwrap_or_default();
-            if let Some(owner) = &change.owner {
-                contact.owner_id = owner.clone();
-            }
-            if let Some(contact_type) = &change.contact_type {
-                contact.contact_type = contact_type.clone();
-            }
-            if let Some(cycle) = &change.sales_cycle {
-                contact.sales_cycle = Some(cycle.clone());
-            }
-            for (name, value) in &change.attributes {
-                contact.attributes.insert(name.clone(), value.clone());
-            }
-            tx.update_contact(&ctx.enrollment.account_id, &contact, now).await?;
-            let event = NewEvent {
-                enrollment_id: Some(ctx.enrollment.id.clone()),
-                action_id: Some(ctx.action.id.clone()),
-                before: Some(before),
-                after: Some(serde_json::to_value(&contact).unwrap_or_default()),
-                ..contact_event(&ctx.enrollment.account_id, &contact, "contact.updated", actor)
-            };
-            tx.record_event(&event, now).await?;
-        }
-        Ok(())
     }
 }
 

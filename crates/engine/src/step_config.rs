@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::Result;
-use stepwise_store::{Template, Tx};
+use stepwise_store::{ReadTx, Template};
 
 /// The config field that names a template.
 pub const TEMPLATE_ID: &str = "template_id";
@@ -45,7 +45,7 @@ pub fn with_template(config: &Value, found: Option<&Template>) -> Value {
 /// Adds to each config the template it names (see [`with_template`]): the
 /// configs of `account_id`, or each with its own account, read with one
 /// query per account.
-pub(crate) async fn expand_templates(tx: &mut Tx, configs: Vec<(&str, &mut Value)>) -> Result<()> {
+pub(crate) async fn expand_templates(tx: &mut ReadTx, configs: Vec<(&str, &mut Value)>) -> Result<()> {
     let mut wanted: HashMap<&str, Vec<String>> = HashMap::new();
     for (account, config) in &configs {
         if let Some(id) = template_id(config) {

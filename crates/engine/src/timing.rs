@@ -95,18 +95,40 @@ pub fn recompute_after(
 ///
 /// # Errors
 ///
-/// A message naming what is wrong: an unknown timezone, no open weekday,
-/// or a start not before the end.
-pub fn validate_hours(hours: &BusinessHours) -> Result<chrono_tz::Tz, String> {
-    let tz: chrono_tz::Tz =
-        hours.timezone.parse().map_err(|_| format!("unknown timezone `{}` in business hours", hours.timezone))?;
+/// [`HoursError`]: an unknown timezone, no open weekday, or a start not
+/// before the end.
+pub fn validate_hours(hours: &BusinessHours) -> Result<chrono_tz::Tz, HoursError> {
+    let tz: chrono_tz::Tz = hours.timezone.parse().map_err(|_| HoursError::UnknownTimezone(hours.timezone.clone()))?;
     if hours.weekdays.is_empty() {
-        return Err("business hours name no weekday".into());
+        return Err(HoursError::NoWeekday);
     }
     if hours.start >= hours.end {
-        return Err(format!("business hours start {} is not before their end {}", hours.start, hours.end));
+        return Err(HoursError::StartNotBeforeEnd { start: hours.start, end: hours.end });
     }
     Ok(tz)
+}
+
+/// Business hours that cannot be kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoursError {
+    /// The timezone is not an IANA name.
+    #[error("unknown timezone `{0}` in business hours")]
+    UnknownTimezone(String),
+    /// No weekday is open.
+    #[error("business hours name no weekday")]
+    NoWeekday,
+    /// The day closes before it opens.
+    #[error("business hours start {start} is not before their end {end}")]
+    StartNotBeforeEnd {
+        /// Opening time.
+        start: chrono::NaiveTime,
+        /// Closing time.
+        end: chrono::NaiveTime,
+    },
+    /// No open time in the coming week (every open day's hours fall in a
+    /// daylight-saving gap).
+    #[error("business hours never open")]
+    NeverOpen,
 }
 
 /// `None` when `at` falls inside the business hours; otherwise the next
@@ -115,7 +137,7 @@ pub fn validate_hours(hours: &BusinessHours) -> Result<chrono_tz::Tz, String> {
 /// # Errors
 ///
 /// As [`validate_hours`].
-pub fn next_opening(hours: &BusinessHours, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
+pub fn next_opening(hours: &BusinessHours, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, HoursError> {
     let tz = validate_hours(hours)?;
     let local = at.with_timezone(&tz);
     let today = local.date_naive();
@@ -135,7 +157,7 @@ pub fn next_opening(hours: &BusinessHours, at: DateTime<Utc>) -> Result<Option<D
             return Ok(Some(open));
         }
     }
-    Err("business hours never open".into())
+    Err(HoursError::NeverOpen)
 }
 
 /// A wall-clock time on a date in `tz`, in UTC. In a daylight-saving gap
@@ -232,12 +254,12 @@ mod tests {
     #[test]
     fn bad_business_hours_are_named() {
         let mut bad = hours("Mars/Olympus");
-        assert!(next_opening(&bad, t(6, 9, 0)).unwrap_err().contains("Mars/Olympus"));
+        assert!(next_opening(&bad, t(6, 9, 0)).unwrap_err().to_string().contains("Mars/Olympus"));
         bad = hours("UTC");
         bad.weekdays.clear();
-        assert!(validate_hours(&bad).unwrap_err().contains("no weekday"));
+        assert_eq!(validate_hours(&bad).unwrap_err(), HoursError::NoWeekday);
         bad = hours("UTC");
         bad.end = bad.start;
-        assert!(validate_hours(&bad).unwrap_err().contains("not before"));
+        assert!(matches!(validate_hours(&bad).unwrap_err(), HoursError::StartNotBeforeEnd { .. }));
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::net::Allowlist;
+use super::net::{Allowlist, NetError};
 use super::types::{Capability, ContactField};
 
 /// What an admin granted one plugin in one account. The store persists it;
@@ -33,8 +33,9 @@ impl Grant {
     ///
     /// # Errors
     ///
-    /// A message naming the entry that is not a known capability or field.
-    pub fn parse_cli(entries: &[String]) -> Result<Self, String> {
+    /// [`GrantError`], naming the entry that is not a known capability or
+    /// field, or the allowlist entry that does not parse.
+    pub fn parse_cli(entries: &[String]) -> Result<Self, GrantError> {
         let mut grant = Grant::none();
         for entry in entries {
             let (name, value) = match entry.split_once('=') {
@@ -56,11 +57,13 @@ impl Grant {
                     let fields = list().map(parse_field).collect::<Result<BTreeSet<_>, _>>()?;
                     Capability::UpdateContact(fields)
                 }
-                other => return Err(format!("unknown capability `{other}` in grant `{entry}`")),
+                other => {
+                    return Err(GrantError::UnknownCapability { name: other.to_owned(), entry: entry.clone() });
+                }
             };
             grant.capabilities.push(capability);
         }
-        Allowlist::parse(&grant.http_allow).map_err(|e| e.to_string())?;
+        Allowlist::parse(&grant.http_allow)?;
         Ok(grant)
     }
 
@@ -70,15 +73,32 @@ impl Grant {
     }
 }
 
-fn parse_field(name: &str) -> Result<ContactField, String> {
+/// A command-line grant that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    /// Not a capability of the host.
+    #[error("unknown capability `{name}` in grant `{entry}`")]
+    UnknownCapability {
+        /// The name given.
+        name: String,
+        /// The whole entry.
+        entry: String,
+    },
+    /// Not a contact field `update-contact` can be granted.
+    #[error("unknown contact field `{0}` (expected owner, contact_type, sales_cycle or attributes)")]
+    UnknownField(String),
+    /// An `http-fetch` allowlist entry that does not parse.
+    #[error(transparent)]
+    Allowlist(#[from] NetError),
+}
+
+fn parse_field(name: &str) -> Result<ContactField, GrantError> {
     match name {
         "owner" => Ok(ContactField::Owner),
         "contact_type" | "contact-type" => Ok(ContactField::ContactType),
         "sales_cycle" | "sales-cycle" => Ok(ContactField::SalesCycle),
         "attributes" => Ok(ContactField::Attributes),
-        other => {
-            Err(format!("unknown contact field `{other}` (expected owner, contact_type, sales_cycle or attributes)"))
-        }
+        other => Err(GrantError::UnknownField(other.to_owned())),
     }
 }
 
@@ -199,7 +219,8 @@ mod tests {
         .unwrap();
         assert_eq!(grant.http_allow.len(), 2);
         assert!(grant.capabilities.contains(&Capability::Log));
-        assert!(Grant::parse_cli(&["teleport".into()]).unwrap_err().contains("teleport"));
-        assert!(Grant::parse_cli(&["update-contact=shoe_size".into()]).unwrap_err().contains("shoe_size"));
+        assert!(Grant::parse_cli(&["teleport".into()]).unwrap_err().to_string().contains("teleport"));
+        let field = Grant::parse_cli(&["update-contact=shoe_size".into()]).unwrap_err();
+        assert_eq!(field, GrantError::UnknownField("shoe_size".into()));
     }
 }

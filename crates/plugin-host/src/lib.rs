@@ -21,7 +21,7 @@ pub mod state;
 pub use stepwise_domain::plugin as types;
 mod wit;
 
-pub use capability::Grant;
+pub use capability::{Grant, GrantError};
 pub use directory::{Directory, StaticDirectory, UserRef};
 pub use error::{CallError, LoadError, PluginError};
 pub use limits::{Limits, MAX_COMPONENT_BYTES};

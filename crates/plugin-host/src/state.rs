@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::capability::{Denial, Grant, Need, authorize};
 use super::directory::Directory;
 use super::limits::{CallLimiter, LimitExceeded, Limits};
-use super::net::{Allowlist, HttpClient};
+use super::net::{Allowlist, HttpClient, NetError};
 use super::report::{CallReport, HostCall, HostCallResult, LogLevel, LogLine, LogSource};
 use super::types::{Capability, StepContext};
 use stepwise_domain::crm::Subject;
@@ -42,9 +42,10 @@ impl AccountGrant {
     ///
     /// # Errors
     ///
-    /// A message naming an allowlist entry that does not parse.
-    pub fn new(grant: Grant) -> Result<Self, String> {
-        let allowlist = Allowlist::parse(&grant.http_allow).map_err(|e| e.to_string())?;
+    /// [`NetError::BadAllowlistEntry`] naming an
+    /// allowlist entry that does not parse.
+    pub fn new(grant: Grant) -> Result<Self, NetError> {
+        let allowlist = Allowlist::parse(&grant.http_allow)?;
         Ok(Self { grant, allowlist })
     }
 

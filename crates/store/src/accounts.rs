@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
-use super::{Result, StoreError, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
+use super::{ReadTx, Result, StoreError, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
 use stepwise_domain::crm::{Role, User};
 use stepwise_domain::engagement::{Account, ContactType, DEFAULT_CONTACT_TYPES};
 
@@ -120,29 +120,7 @@ pub(super) async fn lock_hierarchy(tx: &mut Tx, key: &str) -> Result<()> {
     Ok(())
 }
 
-impl Tx {
-    /// Creates an account under `parent_id`, with the default contact types.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Invalid`] when the parent does not exist.
-    pub async fn create_account(&mut self, name: &str, parent_id: Option<&str>, now: DateTime<Utc>) -> Result<Account> {
-        let id = new_id("acc");
-        on_tx!(self, |c| sqlx::query("INSERT INTO accounts (id, name, parent_id, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(name)
-            .bind(parent_id)
-            .bind(ms(now))
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        for (position, name) in DEFAULT_CONTACT_TYPES.iter().enumerate() {
-            let default = position == DEFAULT_CONTACT_TYPES.len() - 1;
-            self.create_contact_type(&id, name, position as i64, default).await?;
-        }
-        self.account(&id).await
-    }
-
+impl ReadTx {
     /// The account `id`.
     ///
     /// # Errors
@@ -172,57 +150,6 @@ impl Tx {
         rows.into_iter().map(AccountRow::into_domain).collect()
     }
 
-    /// Moves account `id` under `parent_id` (or to the top).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Invalid`] when the parent is the account itself or one
-    /// of its descendants, or does not exist; [`StoreError::NotFound`].
-    pub async fn set_account_parent(&mut self, id: &str, parent_id: Option<&str>) -> Result<()> {
-        lock_hierarchy(self, "accounts").await?;
-        if let Some(parent) = parent_id
-            && is_self_or_ancestor(self, Hierarchy::Accounts, parent, id).await?
-        {
-            return Err(StoreError::Invalid(format!("account {parent} is {id} or one of its descendants")));
-        }
-        let done = on_tx!(self, |c| sqlx::query("UPDATE accounts SET parent_id = $2 WHERE id = $1")
-            .bind(id)
-            .bind(parent_id)
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        found((done > 0).then_some(()), "account", id)
-    }
-
-    /// Adds a contact type to an account.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Conflict`] when the name is taken in the account.
-    /// [`StoreError::Conflict`] when the name is taken in the account, or
-    /// `default` when the account has a default type.
-    pub async fn create_contact_type(
-        &mut self,
-        account_id: &str,
-        name: &str,
-        position: i64,
-        default: bool,
-    ) -> Result<ContactType> {
-        let id = new_id("cty");
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO contact_types (id, account_id, name, position, is_default) VALUES ($1, $2, $3, $4, $5)"
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(name)
-        .bind(position)
-        .bind(default)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        Ok(ContactType { id, account_id: account_id.to_owned(), name: name.to_owned(), position, default })
-    }
-
     /// The contact types of an account, in display order.
     ///
     /// # Errors
@@ -246,69 +173,6 @@ impl Tx {
                 default: r.is_default,
             })
             .collect())
-    }
-
-    /// Renames a contact type; its contacts follow, since they reference it.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Conflict`] when the name is taken; [`StoreError::NotFound`].
-    pub async fn rename_contact_type(
-        &mut self,
-        account_id: &str,
-        id: &str,
-        name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let done =
-            on_tx!(self, |c| sqlx::query("UPDATE contact_types SET name = $3 WHERE account_id = $1 AND id = $2")
-                .bind(account_id)
-                .bind(id)
-                .bind(name)
-                .execute(&mut *c)
-                .await?
-                .rows_affected());
-        found((done > 0).then_some(()), "contact type", id)?;
-        // Its contacts now show the new name: a change a sync must see.
-        on_tx!(self, |c| sqlx::query(
-            "UPDATE contacts SET updated_at = $3 WHERE account_id = $1 AND contact_type_id = $2"
-        )
-        .bind(account_id)
-        .bind(id)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
-
-    /// Creates a user in `account_id`; an empty `user.id` gets a new one.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Conflict`] when the email is taken in the account.
-    pub async fn create_user(&mut self, account_id: &str, user: &User, now: DateTime<Utc>) -> Result<User> {
-        let id = if user.id.is_empty() { new_id("usr") } else { user.id.clone() };
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO users (id, account_id, name, email, role, active, delegate, timezone, signature,
-                                sender_connected, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(&user.name)
-        .bind(&user.email)
-        .bind(role_str(user.role))
-        .bind(user.active)
-        .bind(user.delegate)
-        .bind(&user.timezone)
-        .bind(&user.signature)
-        .bind(user.sender_connected)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        Ok(User { id, created_at: Some(now), updated_at: Some(now), ..user.clone() })
     }
 
     /// The user `id` of `account_id`.
@@ -398,6 +262,144 @@ impl Tx {
         .fetch_all(&mut *c)
         .await?);
         rows.into_iter().map(UserRow::into_domain).collect()
+    }
+}
+
+impl Tx {
+    /// Creates an account under `parent_id`, with the default contact types.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the parent does not exist.
+    pub async fn create_account(&mut self, name: &str, parent_id: Option<&str>, now: DateTime<Utc>) -> Result<Account> {
+        let id = new_id("acc");
+        on_tx!(self, |c| sqlx::query("INSERT INTO accounts (id, name, parent_id, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(name)
+            .bind(parent_id)
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        for (position, name) in DEFAULT_CONTACT_TYPES.iter().enumerate() {
+            let default = position == DEFAULT_CONTACT_TYPES.len() - 1;
+            self.create_contact_type(&id, name, position as i64, default).await?;
+        }
+        self.account(&id).await
+    }
+
+    /// Moves account `id` under `parent_id` (or to the top).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the parent is the account itself or one
+    /// of its descendants, or does not exist; [`StoreError::NotFound`].
+    pub async fn set_account_parent(&mut self, id: &str, parent_id: Option<&str>) -> Result<()> {
+        lock_hierarchy(self, "accounts").await?;
+        if let Some(parent) = parent_id
+            && is_self_or_ancestor(self, Hierarchy::Accounts, parent, id).await?
+        {
+            return Err(StoreError::Invalid(format!("account {parent} is {id} or one of its descendants")));
+        }
+        let done = on_tx!(self, |c| sqlx::query("UPDATE accounts SET parent_id = $2 WHERE id = $1")
+            .bind(id)
+            .bind(parent_id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        found((done > 0).then_some(()), "account", id)
+    }
+
+    /// Adds a contact type to an account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the name is taken in the account.
+    /// [`StoreError::Conflict`] when the name is taken in the account, or
+    /// `default` when the account has a default type.
+    pub async fn create_contact_type(
+        &mut self,
+        account_id: &str,
+        name: &str,
+        position: i64,
+        default: bool,
+    ) -> Result<ContactType> {
+        let id = new_id("cty");
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO contact_types (id, account_id, name, position, is_default) VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(name)
+        .bind(position)
+        .bind(default)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(ContactType { id, account_id: account_id.to_owned(), name: name.to_owned(), position, default })
+    }
+
+    /// Renames a contact type; its contacts follow, since they reference it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the name is taken; [`StoreError::NotFound`].
+    pub async fn rename_contact_type(
+        &mut self,
+        account_id: &str,
+        id: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let done =
+            on_tx!(self, |c| sqlx::query("UPDATE contact_types SET name = $3 WHERE account_id = $1 AND id = $2")
+                .bind(account_id)
+                .bind(id)
+                .bind(name)
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
+        found((done > 0).then_some(()), "contact type", id)?;
+        // Its contacts now show the new name: a change a sync must see.
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE contacts SET updated_at = $3 WHERE account_id = $1 AND contact_type_id = $2"
+        )
+        .bind(account_id)
+        .bind(id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Creates a user in `account_id`; an empty `user.id` gets a new one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the email is taken in the account.
+    pub async fn create_user(&mut self, account_id: &str, user: &User, now: DateTime<Utc>) -> Result<User> {
+        let id = if user.id.is_empty() { new_id("usr") } else { user.id.clone() };
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO users (id, account_id, name, email, role, active, delegate, timezone, signature,
+                                sender_connected, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(role_str(user.role))
+        .bind(user.active)
+        .bind(user.delegate)
+        .bind(&user.timezone)
+        .bind(&user.signature)
+        .bind(user.sender_connected)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(User { id, created_at: Some(now), updated_at: Some(now), ..user.clone() })
     }
 
     /// Replaces every field of user `user.id` of `account_id`.

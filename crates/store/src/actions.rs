@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{
-    NONE, Result, Store, StoreError, Tx, fetch_in, found, json_opt, ms, ms_opt, new_id, on_pool, on_tx, parse_opt,
-    placeholders, time, time_opt, value_rows,
+    NONE, ReadTx, Result, Store, StoreError, Tx, fetch_in, found, json_opt, ms, ms_opt, new_id, on_pool, on_tx,
+    parse_opt, placeholders, time, time_opt, value_rows,
 };
 use stepwise_domain::engagement::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
 
@@ -36,14 +36,11 @@ pub struct NewAction {
 pub struct BatchCompletion {
     /// The action.
     pub id: String,
-    /// The lease token the claim gave.
-    pub lease_token: String,
-    /// `completed` or `skipped`.
-    pub status: ActionStatus,
-    /// Result.
-    pub result: Option<String>,
-    /// The plugin's output.
-    pub output: Option<serde_json::Value>,
+    /// The lease token the claim gave; `None` for a person's change, which
+    /// waits for no lease but a live one (see [`Tx::complete_action`]).
+    pub lease_token: Option<String>,
+    /// How it ends: `completed` or `skipped`.
+    pub completion: ActionCompletion,
 }
 
 /// One action of a batch rescheduled by [`Tx::schedule_actions`].
@@ -271,78 +268,7 @@ impl Store {
     }
 }
 
-impl Tx {
-    /// Adds an action to an enrollment.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Conflict`] with constraint
-    /// `actions_one_current_per_enrollment` when it is current and the
-    /// enrollment already has a current action, or
-    /// `actions_enrollment_id_step_key` when the step has an action.
-    pub async fn insert_action(&mut self, new: &NewAction, now: DateTime<Utc>) -> Result<Action> {
-        let id = new_id("act");
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at,
-                                  show_on_engage, opt_out, attempts, skip_criteria_evaluated, is_current,
-                                  created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'future', $7, FALSE, FALSE, 0, FALSE, $8, $9, $9)"
-        )
-        .bind(&id)
-        .bind(&new.enrollment_id)
-        .bind(new.step)
-        .bind(&new.plugin_id)
-        .bind(new.activation.as_str())
-        .bind(&new.owner_id)
-        .bind(ms_opt(new.due_at))
-        .bind(new.current)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        self.action(&id).await
-    }
-
-    /// Adds a batch of actions in one statement and returns their ids, in
-    /// order.
-    ///
-    /// # Errors
-    ///
-    /// As [`Tx::insert_action`].
-    pub async fn insert_actions(&mut self, batch: &[NewAction], now: DateTime<Utc>) -> Result<Vec<String>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = batch.iter().map(|_| new_id("act")).collect();
-        let sql = format!(
-            "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, due_at, is_current,
-                                  created_at, updated_at, status, show_on_engage, opt_out, attempts,
-                                  skip_criteria_evaluated)
-             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
-                    v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE
-             FROM (VALUES {}) AS v",
-            value_rows(1, batch.len(), 9)
-        );
-        let sql = self.bulk_sql(sql);
-        on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql);
-            for (id, new) in ids.iter().zip(batch) {
-                q = q
-                    .bind(id)
-                    .bind(&new.enrollment_id)
-                    .bind(new.step)
-                    .bind(&new.plugin_id)
-                    .bind(new.activation.as_str())
-                    .bind(&new.owner_id)
-                    .bind(ms_opt(new.due_at))
-                    .bind(new.current)
-                    .bind(ms(now));
-            }
-            q.execute(&mut *c).await?.rows_affected()
-        });
-        Ok(ids)
-    }
-
+impl ReadTx {
     /// The action `id`.
     ///
     /// # Errors
@@ -417,6 +343,96 @@ impl Tx {
         );
         let rows: Vec<ActionRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(owner_id).fetch_all(&mut *c).await?);
         rows.into_iter().map(ActionRow::into_domain).collect()
+    }
+
+    /// Every action of these enrollments, by enrollment and step.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn actions_of_enrollments(&mut self, ids: &[String]) -> Result<Vec<Action>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {ACTION_COLUMNS} FROM actions WHERE enrollment_id IN ({}) ORDER BY enrollment_id, step",
+            placeholders(1, ids.len())
+        );
+        let rows: Vec<ActionRow> = fetch_in!(self, sql, NONE, ids);
+        rows.into_iter().map(ActionRow::into_domain).collect()
+    }
+}
+
+impl Tx {
+    /// Adds an action to an enrollment.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] with constraint
+    /// `actions_one_current_per_enrollment` when it is current and the
+    /// enrollment already has a current action, or
+    /// `actions_enrollment_id_step_key` when the step has an action.
+    pub async fn insert_action(&mut self, new: &NewAction, now: DateTime<Utc>) -> Result<Action> {
+        let id = new_id("act");
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at,
+                                  show_on_engage, opt_out, attempts, skip_criteria_evaluated, is_current,
+                                  created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'future', $7, FALSE, FALSE, 0, FALSE, $8, $9, $9)"
+        )
+        .bind(&id)
+        .bind(&new.enrollment_id)
+        .bind(new.step)
+        .bind(&new.plugin_id)
+        .bind(new.activation.as_str())
+        .bind(&new.owner_id)
+        .bind(ms_opt(new.due_at))
+        .bind(new.current)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        self.action(&id).await
+    }
+
+    /// Adds a batch of actions in one statement and returns their ids, in
+    /// order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tx::insert_action`].
+    pub async fn insert_actions(&mut self, batch: &[NewAction], now: DateTime<Utc>) -> Result<Vec<String>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = batch.iter().map(|_| new_id("act")).collect();
+        let sql = format!(
+            "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, due_at, is_current,
+                                  created_at, updated_at, status, show_on_engage, opt_out, attempts,
+                                  skip_criteria_evaluated)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
+                    v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE
+             FROM (VALUES {}) AS v",
+            value_rows(1, batch.len(), 9)
+        );
+        let sql = self.bulk_sql(sql);
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql);
+            for (id, new) in ids.iter().zip(batch) {
+                q = q
+                    .bind(id)
+                    .bind(&new.enrollment_id)
+                    .bind(new.step)
+                    .bind(&new.plugin_id)
+                    .bind(new.activation.as_str())
+                    .bind(&new.owner_id)
+                    .bind(ms_opt(new.due_at))
+                    .bind(new.current)
+                    .bind(ms(now));
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(ids)
     }
 
     /// Makes `action_id` the enrollment's one current action (`None`: none).
@@ -808,17 +824,36 @@ impl Tx {
     ///
     /// [`StoreError::Database`].
     pub async fn close_open_actions(&mut self, enrollment_id: &str, result: &str, now: DateTime<Utc>) -> Result<u64> {
-        Ok(on_tx!(self, |c| sqlx::query(
-            "UPDATE actions SET status = 'skipped', result = $2, show_on_engage = FALSE, is_current = FALSE,
-                                lease_token = NULL, lease_expires_at = NULL, completed_at = $3, updated_at = $3
-             WHERE enrollment_id = $1 AND status IN ('future', 'active', 'disabled', 'failed')"
-        )
-        .bind(enrollment_id)
-        .bind(result)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected()))
+        self.close_open_actions_of(&[enrollment_id.to_owned()], result, now).await
+    }
+
+    /// [`Tx::close_open_actions`] for many enrollments in one statement.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn close_open_actions_of(
+        &mut self,
+        enrollment_ids: &[String],
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        if enrollment_ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = self.bulk_sql(format!(
+            "UPDATE actions SET status = 'skipped', result = $1, show_on_engage = FALSE, is_current = FALSE,
+                                lease_token = NULL, lease_expires_at = NULL, completed_at = $2, updated_at = $3
+             WHERE status IN ('future', 'active', 'disabled', 'failed') AND enrollment_id IN ({})",
+            placeholders(4, enrollment_ids.len())
+        ));
+        Ok(on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql).bind(result).bind(ms(now)).bind(ms(now));
+            for id in enrollment_ids {
+                q = q.bind(id);
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        }))
     }
 
     /// Deletes the unperformed actions of an enrollment from step `from` on,
@@ -839,57 +874,58 @@ impl Tx {
         .rows_affected()))
     }
 
-    /// Every action of these enrollments, by enrollment and step.
+    /// Completes or skips a batch of actions in one statement, each only
+    /// while its lease holds (as [`Tx::complete_action`] does one). Returns
+    /// the ids it ended; an action whose lease was lost is left out.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn actions_of_enrollments(&mut self, ids: &[String]) -> Result<Vec<Action>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT {ACTION_COLUMNS} FROM actions WHERE enrollment_id IN ({}) ORDER BY enrollment_id, step",
-            placeholders(1, ids.len())
-        );
-        let rows: Vec<ActionRow> = fetch_in!(self, sql, NONE, ids);
-        rows.into_iter().map(ActionRow::into_domain).collect()
-    }
-
-    /// Ends a batch of leased actions in one statement, each checked against
-    /// its lease as [`Tx::complete_action`] does. Returns the ids that were
-    /// ended; an action whose lease was lost is left alone.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Invalid`] when a status is not `completed` or `skipped`.
+    /// [`StoreError::Invalid`] for a status other than `completed` or
+    /// `skipped`.
     pub async fn complete_actions(&mut self, batch: &[BatchCompletion], now: DateTime<Utc>) -> Result<Vec<String>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(b) = batch.iter().find(|b| !matches!(b.status, ActionStatus::Completed | ActionStatus::Skipped)) {
-            return Err(StoreError::Invalid(format!("{} is not a status a batch completes with", b.status)));
+        if let Some(b) =
+            batch.iter().find(|b| !matches!(b.completion.status, ActionStatus::Completed | ActionStatus::Skipped))
+        {
+            return Err(StoreError::Invalid(format!("{} is not a status a batch completes with", b.completion.status)));
         }
         let outputs = batch
             .iter()
-            .map(|b| b.output.as_ref().map(serde_json::to_string).transpose())
+            .map(|b| b.completion.output.as_ref().map(serde_json::to_string).transpose())
             .collect::<Result<Vec<_>, _>>()?;
+        // The lease test of `LEASE_HELD`, per row: the row's token, or none
+        // given and none held (or an expired one).
         let sql = format!(
-            "UPDATE actions SET status = v.column3, result = v.column4, output = v.column5, completed_at = $1,
+            "UPDATE actions SET status = v.column3, result = v.column4, output = v.column5, completed_by = v.column6,
+                                opt_out = v.column7, deferral_reason = v.column8, completed_at = $1,
                                 updated_at = $2, show_on_engage = FALSE, is_current = FALSE, lease_token = NULL,
                                 lease_expires_at = NULL
              FROM (VALUES {}) AS v
-             WHERE actions.id = v.column1 AND actions.lease_token = v.column2
+             WHERE actions.id = v.column1
+               AND (actions.lease_token = v.column2
+                    OR (v.column2 IS NULL AND (actions.lease_token IS NULL OR actions.lease_expires_at <= ${})))
              RETURNING actions.id",
-            value_rows(3, batch.len(), 5)
+            value_rows(3, batch.len(), 8),
+            3 + batch.len() * 8
         );
         let sql = self.bulk_sql(sql);
         Ok(on_tx!(self, |c| {
             let mut q = sqlx::query_scalar(&sql).bind(ms(now)).bind(ms(now));
             for (b, output) in batch.iter().zip(&outputs) {
-                q = q.bind(&b.id).bind(&b.lease_token).bind(b.status.as_str()).bind(&b.result).bind(output);
+                let done = &b.completion;
+                q = q
+                    .bind(&b.id)
+                    .bind(&b.lease_token)
+                    .bind(done.status.as_str())
+                    .bind(&done.result)
+                    .bind(output)
+                    .bind(&done.completed_by)
+                    .bind(done.opt_out)
+                    .bind(done.deferral_reason.map(|d| d.as_str()));
             }
-            q.fetch_all(&mut *c).await?
+            q.bind(ms(now)).fetch_all(&mut *c).await?
         }))
     }
 

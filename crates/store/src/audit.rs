@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Result, Tx, json_opt, ms, new_id, on_tx, time};
+use super::{ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time};
 use stepwise_domain::engagement::{AuditAction, AuditEntry, AuditTarget, Editor};
 
 /// What [`Tx::audit`] records.
@@ -46,7 +46,7 @@ impl<'a> NewAudit<'a> {
     }
 }
 
-/// Which entries [`Tx::audit_trail`] lists.
+/// Which entries [`ReadTx::audit_trail`] lists.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AuditFilter<'a> {
     /// Only of this kind of record.
@@ -90,6 +90,42 @@ impl AuditRow {
     }
 }
 
+impl ReadTx {
+    /// The account's audit entries that `filter` lets through, oldest
+    /// first, after `after` (the time in milliseconds and the id of the
+    /// previous page's last), at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn audit_trail(
+        &mut self,
+        account_id: &str,
+        filter: &AuditFilter<'_>,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let (at, last) = after.unwrap_or((i64::MIN, ""));
+        let rows: Vec<AuditRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, action, target_type, target_id, actor, key_id, request_id, before, after, at FROM audit
+             WHERE account_id = $1 AND ($2 = '' OR target_type = $2) AND ($3 = '' OR target_id = $3)
+               AND ($4 = '' OR actor = $4) AND at >= $5 AND (at > $6 OR (at = $6 AND id > $7))
+             ORDER BY at, id LIMIT $8"
+        )
+        .bind(account_id)
+        .bind(filter.target_type.map_or("", AuditTarget::as_str))
+        .bind(filter.target_id.unwrap_or(""))
+        .bind(filter.actor.unwrap_or(""))
+        .bind(filter.since.map_or(i64::MIN, ms))
+        .bind(at)
+        .bind(last)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(AuditRow::into_domain).collect()
+    }
+}
+
 impl Tx {
     /// Records `entry`, made by `editor` in `account_id` at `at`.
     ///
@@ -126,39 +162,5 @@ impl Tx {
         .await?
         .rows_affected());
         Ok(())
-    }
-
-    /// The account's audit entries that `filter` lets through, oldest
-    /// first, after `after` (the time in milliseconds and the id of the
-    /// previous page's last), at most `limit`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn audit_trail(
-        &mut self,
-        account_id: &str,
-        filter: &AuditFilter<'_>,
-        after: Option<(i64, &str)>,
-        limit: u32,
-    ) -> Result<Vec<AuditEntry>> {
-        let (at, last) = after.unwrap_or((i64::MIN, ""));
-        let rows: Vec<AuditRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, action, target_type, target_id, actor, key_id, request_id, before, after, at FROM audit
-             WHERE account_id = $1 AND ($2 = '' OR target_type = $2) AND ($3 = '' OR target_id = $3)
-               AND ($4 = '' OR actor = $4) AND at >= $5 AND (at > $6 OR (at = $6 AND id > $7))
-             ORDER BY at, id LIMIT $8"
-        )
-        .bind(account_id)
-        .bind(filter.target_type.map_or("", AuditTarget::as_str))
-        .bind(filter.target_id.unwrap_or(""))
-        .bind(filter.actor.unwrap_or(""))
-        .bind(filter.since.map_or(i64::MIN, ms))
-        .bind(at)
-        .bind(last)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await?);
-        rows.into_iter().map(AuditRow::into_domain).collect()
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::accounts::{Hierarchy, is_self_or_ancestor, lock_hierarchy};
 use super::sync::{Collection, SyncPage, bind_page};
-use super::{Result, StoreError, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, placeholders, time, time_opt};
+use super::{ReadTx, Result, StoreError, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, placeholders, time, time_opt};
 use stepwise_domain::crm::{Company, Contact, ContactKind, OptOuts};
 
 #[derive(sqlx::FromRow)]
@@ -101,30 +101,7 @@ const SELECT_CONTACT: &str = "
            c.opt_out_phone, c.attributes, c.last_engaged, c.last_contacted, c.created_at, c.updated_at
     FROM contacts c JOIN contact_types t ON t.id = c.contact_type_id";
 
-impl Tx {
-    /// Creates a company; an empty `company.id` gets a new one.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Invalid`] when the owner or parent is not in the account.
-    pub async fn create_company(&mut self, account_id: &str, company: &Company, now: DateTime<Utc>) -> Result<Company> {
-        let id = if company.id.is_empty() { new_id("com") } else { company.id.clone() };
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO companies (id, account_id, name, owner_id, parent_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)"
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(&company.name)
-        .bind(&company.owner_id)
-        .bind(&company.parent_id)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        Ok(Company { id, created_at: Some(now), updated_at: Some(now), ..company.clone() })
-    }
-
+impl ReadTx {
     /// The company `id` of `account_id`.
     ///
     /// # Errors
@@ -147,6 +124,101 @@ impl Tx {
         let rows: Vec<CompanyRow> =
             on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(CompanyRow::into_domain).collect()
+    }
+
+    /// The contact `id` of `account_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`].
+    pub async fn contact(&mut self, account_id: &str, id: &str) -> Result<Contact> {
+        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id = $2");
+        let row: Option<ContactRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).bind(id).fetch_optional(&mut *c).await?);
+        found(row, "contact", id)?.into_domain()
+    }
+
+    /// A page of the account's contacts, by id, after `after` (the last id
+    /// of the previous page).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn contacts(&mut self, account_id: &str, page: &SyncPage<'_>) -> Result<Vec<Contact>> {
+        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND {}", page.clause("c.", 2));
+        let rows: Vec<ContactRow> =
+            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
+        rows.into_iter().map(ContactRow::into_domain).collect()
+    }
+
+    /// The contacts of `account_id` with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn contacts_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<Contact>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id IN ({})", placeholders(2, ids.len()));
+        let rows: Vec<ContactRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
+        rows.into_iter().map(ContactRow::into_domain).collect()
+    }
+
+    /// The companies of `account_id` with these ids, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn companies_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<Company>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{SELECT_COMPANY} WHERE account_id = $1 AND id IN ({})", placeholders(2, ids.len()));
+        let rows: Vec<CompanyRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
+        rows.into_iter().map(CompanyRow::into_domain).collect()
+    }
+
+    /// The id and name of the type named `name` in the account; an empty
+    /// name is the account's default type, whatever it is called.
+    async fn contact_type_id(&mut self, account_id: &str, name: &str) -> Result<(String, String)> {
+        let name = name.trim();
+        let id: Option<(String, String)> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name FROM contact_types WHERE account_id = $1 AND (name = $2 OR ($2 = '' AND is_default))"
+        )
+        .bind(account_id)
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await?);
+        id.ok_or_else(|| match name {
+            "" => StoreError::Invalid("the account has no default contact type".into()),
+            _ => StoreError::Invalid(format!("the account has no contact type named `{name}`")),
+        })
+    }
+}
+
+impl Tx {
+    /// Creates a company; an empty `company.id` gets a new one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] when the owner or parent is not in the account.
+    pub async fn create_company(&mut self, account_id: &str, company: &Company, now: DateTime<Utc>) -> Result<Company> {
+        let id = if company.id.is_empty() { new_id("com") } else { company.id.clone() };
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO companies (id, account_id, name, owner_id, parent_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(&company.name)
+        .bind(&company.owner_id)
+        .bind(&company.parent_id)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        Ok(Company { id, created_at: Some(now), updated_at: Some(now), ..company.clone() })
     }
 
     /// Replaces the name, owner and parent of company `company.id`.
@@ -221,59 +293,6 @@ impl Tx {
         Ok(Contact { id, contact_type: type_name, created_at: Some(now), updated_at: Some(now), ..contact.clone() })
     }
 
-    /// The contact `id` of `account_id`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::NotFound`].
-    pub async fn contact(&mut self, account_id: &str, id: &str) -> Result<Contact> {
-        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id = $2");
-        let row: Option<ContactRow> =
-            on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).bind(id).fetch_optional(&mut *c).await?);
-        found(row, "contact", id)?.into_domain()
-    }
-
-    /// A page of the account's contacts, by id, after `after` (the last id
-    /// of the previous page).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn contacts(&mut self, account_id: &str, page: &SyncPage<'_>) -> Result<Vec<Contact>> {
-        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND {}", page.clause("c.", 2));
-        let rows: Vec<ContactRow> =
-            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
-        rows.into_iter().map(ContactRow::into_domain).collect()
-    }
-
-    /// The contacts of `account_id` with these ids, in no particular order.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn contacts_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<Contact>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id IN ({})", placeholders(2, ids.len()));
-        let rows: Vec<ContactRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
-        rows.into_iter().map(ContactRow::into_domain).collect()
-    }
-
-    /// The companies of `account_id` with these ids, in no particular order.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn companies_in(&mut self, account_id: &str, ids: &[String]) -> Result<Vec<Company>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!("{SELECT_COMPANY} WHERE account_id = $1 AND id IN ({})", placeholders(2, ids.len()));
-        let rows: Vec<CompanyRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
-        rows.into_iter().map(CompanyRow::into_domain).collect()
-    }
-
     /// Replaces every field of contact `contact.id`, and makes the
     /// contact's actions held by unmet criteria due at `now`
     /// ([`Tx::release_criteria_holds`]): every change of a contact goes
@@ -344,22 +363,5 @@ impl Tx {
         found((done > 0).then_some(()), "contact", id)?;
         self.record_deletions(account_id, Collection::Contacts, &[id.to_owned()], now).await?;
         self.record_deletions(account_id, Collection::Enrollments, &enrollments, now).await
-    }
-
-    /// The id and name of the type named `name` in the account; an empty
-    /// name is the account's default type, whatever it is called.
-    async fn contact_type_id(&mut self, account_id: &str, name: &str) -> Result<(String, String)> {
-        let name = name.trim();
-        let id: Option<(String, String)> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name FROM contact_types WHERE account_id = $1 AND (name = $2 OR ($2 = '' AND is_default))"
-        )
-        .bind(account_id)
-        .bind(name)
-        .fetch_optional(&mut *c)
-        .await?);
-        id.ok_or_else(|| match name {
-            "" => StoreError::Invalid("the account has no default contact type".into()),
-            _ => StoreError::Invalid(format!("the account has no contact type named `{name}`")),
-        })
     }
 }

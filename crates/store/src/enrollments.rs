@@ -4,11 +4,12 @@ use chrono::{DateTime, Utc};
 
 use super::sync::{Collection, SyncPage, bind_page};
 use super::{
-    NONE, Result, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, parse_opt, placeholders, time, time_opt, value_rows,
+    NONE, ReadTx, Result, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, parse_opt, placeholders, time, time_opt,
+    value_rows,
 };
-use stepwise_domain::engagement::{Enrollment, EnrollmentStatus};
+use stepwise_domain::engagement::{Enrollment, EnrollmentStatus, Outcome};
 
-/// What [`Tx::sequence_report`] counts.
+/// What [`ReadTx::sequence_report`] counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SequenceReport {
     /// Enrollments by status.
@@ -91,44 +92,7 @@ const SELECT_ENROLLMENT: &str = "
            ended_at, created_at, updated_at
     FROM enrollments";
 
-impl Tx {
-    /// Enrolls a contact, starting now at step 0.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Conflict`](super::StoreError::Conflict) with constraint
-    /// `enrollments_one_open_per_contact` when the contact has an unfinished
-    /// enrollment in the sequence; [`StoreError::Invalid`](super::StoreError::Invalid)
-    /// when the contact, sequence, version or user is not in the account.
-    pub async fn create_enrollment(
-        &mut self,
-        account_id: &str,
-        new: &NewEnrollment,
-        now: DateTime<Utc>,
-    ) -> Result<Enrollment> {
-        let id = new_id("enr");
-        let queued_at = (new.status == EnrollmentStatus::Queued).then_some(ms(now));
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
-                                      current_step, started_at, event_date, queued_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $8, $8)"
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(&new.contact_id)
-        .bind(&new.sequence_id)
-        .bind(new.version)
-        .bind(&new.initiated_by)
-        .bind(new.status.as_str())
-        .bind(ms(now))
-        .bind(ms_opt(new.event_date))
-        .bind(queued_at)
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        self.enrollment(&id).await
-    }
-
+impl ReadTx {
     /// The enrollment `id` (ids are unique across accounts; callers serving
     /// an account check [`Enrollment::account_id`]).
     ///
@@ -152,43 +116,6 @@ impl Tx {
         let rows: Vec<EnrollmentRow> =
             on_tx!(self, |c| sqlx::query_as(&sql).bind(contact_id).fetch_all(&mut *c).await?);
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
-    }
-
-    /// Writes every mutable field of `enrollment` (status, pause reason,
-    /// outcome, step, dates). The schema refuses a paused enrollment without
-    /// a reason, a reason without a pause, and an outcome before completion.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Invalid`](super::StoreError::Invalid) when a CHECK
-    /// refuses it; [`StoreError::Conflict`](super::StoreError::Conflict) when
-    /// reopening would make two unfinished enrollments;
-    /// [`StoreError::NotFound`](super::StoreError::NotFound).
-    pub async fn save_enrollment(&mut self, enrollment: &Enrollment, now: DateTime<Utc>) -> Result<()> {
-        let e = enrollment;
-        let done = on_tx!(self, |c| sqlx::query(
-            "UPDATE enrollments SET version = $2, status = $3, pause_reason = $4, outcome = $5, current_step = $6,
-                                    last_action_completed_at = $7, next_action_at = $8, event_date = $9,
-                                    resume_at = $10, queued_at = $11, ended_at = $12, updated_at = $13
-             WHERE id = $1"
-        )
-        .bind(&e.id)
-        .bind(e.version)
-        .bind(e.status.as_str())
-        .bind(e.pause_reason.map(|r| r.as_str()))
-        .bind(e.outcome.map(|o| o.as_str()))
-        .bind(e.current_step)
-        .bind(ms_opt(e.last_action_completed_at))
-        .bind(ms_opt(e.next_action_at))
-        .bind(ms_opt(e.event_date))
-        .bind(ms_opt(e.resume_at))
-        .bind(ms_opt(e.queued_at))
-        .bind(ms_opt(e.ended_at))
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        found((done > 0).then_some(()), "enrollment", &e.id)
     }
 
     /// How many enrollments of a sequence hold a drip slot: every
@@ -233,67 +160,6 @@ impl Tx {
         let sql = format!("{SELECT_ENROLLMENT} WHERE id IN ({})", placeholders(1, ids.len()));
         let rows: Vec<EnrollmentRow> = fetch_in!(self, sql, NONE, ids);
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
-    }
-
-    /// Moves a batch of running enrollments on in one statement: each
-    /// `(enrollment, status, current step, next action on)` after an action
-    /// completed at `now`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Invalid`](super::StoreError::Invalid) when a status
-    /// breaks a schema rule.
-    pub async fn advance_enrollments(
-        &mut self,
-        batch: &[(&str, EnrollmentStatus, i64, Option<DateTime<Utc>>)],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "UPDATE enrollments SET status = v.column2, current_step = v.column3, next_action_at = v.column4,
-                                    last_action_completed_at = $1, updated_at = $2
-             FROM (VALUES {}) AS v WHERE enrollments.id = v.column1",
-            value_rows(3, batch.len(), 4)
-        );
-        let sql = self.bulk_sql(sql);
-        on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now));
-            for (id, status, step, next) in batch {
-                q = q.bind(*id).bind(status.as_str()).bind(*step).bind(ms_opt(*next));
-            }
-            q.execute(&mut *c).await?.rows_affected()
-        });
-        Ok(())
-    }
-
-    /// Completes a batch of enrollments whose last step is done, with a
-    /// neutral outcome, in one statement.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn complete_enrollments(&mut self, ids: &[&str], now: DateTime<Utc>) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "UPDATE enrollments SET status = 'completed', outcome = 'neutral', pause_reason = NULL, resume_at = NULL,
-                                    queued_at = NULL, next_action_at = NULL, ended_at = $1,
-                                    last_action_completed_at = $2, updated_at = $3
-             WHERE id IN ({})",
-            placeholders(4, ids.len())
-        );
-        let sql = self.bulk_sql(sql);
-        on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now)).bind(ms(now));
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *c).await?.rows_affected()
-        });
-        Ok(())
     }
 
     /// Out-of-office enrollments whose return date has come, oldest first.
@@ -379,6 +245,152 @@ impl Tx {
         let rows: Vec<EnrollmentRow> =
             on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
+    }
+}
+
+impl Tx {
+    /// Enrolls a contact, starting now at step 0.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) with constraint
+    /// `enrollments_one_open_per_contact` when the contact has an unfinished
+    /// enrollment in the sequence; [`StoreError::Invalid`](super::StoreError::Invalid)
+    /// when the contact, sequence, version or user is not in the account.
+    pub async fn create_enrollment(
+        &mut self,
+        account_id: &str,
+        new: &NewEnrollment,
+        now: DateTime<Utc>,
+    ) -> Result<Enrollment> {
+        let id = new_id("enr");
+        let queued_at = (new.status == EnrollmentStatus::Queued).then_some(ms(now));
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
+                                      current_step, started_at, event_date, queued_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $8, $8)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(&new.contact_id)
+        .bind(&new.sequence_id)
+        .bind(new.version)
+        .bind(&new.initiated_by)
+        .bind(new.status.as_str())
+        .bind(ms(now))
+        .bind(ms_opt(new.event_date))
+        .bind(queued_at)
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        self.enrollment(&id).await
+    }
+
+    /// Writes every mutable field of `enrollment` (status, pause reason,
+    /// outcome, step, dates). The schema refuses a paused enrollment without
+    /// a reason, a reason without a pause, and an outcome before completion.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when a CHECK
+    /// refuses it; [`StoreError::Conflict`](super::StoreError::Conflict) when
+    /// reopening would make two unfinished enrollments;
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn save_enrollment(&mut self, enrollment: &Enrollment, now: DateTime<Utc>) -> Result<()> {
+        let e = enrollment;
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE enrollments SET version = $2, status = $3, pause_reason = $4, outcome = $5, current_step = $6,
+                                    last_action_completed_at = $7, next_action_at = $8, event_date = $9,
+                                    resume_at = $10, queued_at = $11, ended_at = $12, updated_at = $13
+             WHERE id = $1"
+        )
+        .bind(&e.id)
+        .bind(e.version)
+        .bind(e.status.as_str())
+        .bind(e.pause_reason.map(|r| r.as_str()))
+        .bind(e.outcome.map(|o| o.as_str()))
+        .bind(e.current_step)
+        .bind(ms_opt(e.last_action_completed_at))
+        .bind(ms_opt(e.next_action_at))
+        .bind(ms_opt(e.event_date))
+        .bind(ms_opt(e.resume_at))
+        .bind(ms_opt(e.queued_at))
+        .bind(ms_opt(e.ended_at))
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        found((done > 0).then_some(()), "enrollment", &e.id)
+    }
+
+    /// Moves a batch of running enrollments on in one statement: each
+    /// `(enrollment, status, current step, next action on)` after an action
+    /// completed at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when a status
+    /// breaks a schema rule.
+    pub async fn advance_enrollments(
+        &mut self,
+        batch: &[(&str, EnrollmentStatus, i64, Option<DateTime<Utc>>)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE enrollments SET status = v.column2, current_step = v.column3, next_action_at = v.column4,
+                                    last_action_completed_at = $1, updated_at = $2
+             FROM (VALUES {}) AS v WHERE enrollments.id = v.column1",
+            value_rows(3, batch.len(), 4)
+        );
+        let sql = self.bulk_sql(sql);
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now));
+            for (id, status, step, next) in batch {
+                q = q.bind(*id).bind(status.as_str()).bind(*step).bind(ms_opt(*next));
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Ends a batch of enrollments, each with its final status and
+    /// outcome, in one statement (their actions are closed apart, by
+    /// [`Tx::close_open_actions_of`](super::Tx::close_open_actions_of)).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) for a status that
+    /// is not final.
+    pub async fn end_enrollments(
+        &mut self,
+        batch: &[(&str, EnrollmentStatus, Option<Outcome>)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Some((id, status, _)) = batch.iter().find(|(_, status, _)| status.is_open()) {
+            return Err(super::StoreError::Invalid(format!("enrollment {id} cannot end as {status}")));
+        }
+        let sql = format!(
+            "UPDATE enrollments SET status = v.column2, outcome = v.column3, pause_reason = NULL, resume_at = NULL,
+                                    queued_at = NULL, next_action_at = NULL, ended_at = $1,
+                                    last_action_completed_at = $2, updated_at = $3
+             FROM (VALUES {}) AS v WHERE enrollments.id = v.column1",
+            value_rows(4, batch.len(), 3)
+        );
+        let sql = self.bulk_sql(sql);
+        on_tx!(self, |c| {
+            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now)).bind(ms(now));
+            for (id, status, outcome) in batch {
+                q = q.bind(*id).bind(status.as_str()).bind(outcome.map(|o| o.as_str()));
+            }
+            q.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(())
     }
 
     /// Removes an enrollment and all its history: its actions, events and

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Tx, json_opt, ms, new_id, on_tx, time, value_rows};
+use super::{ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time, value_rows};
 use stepwise_domain::engagement::{Event, Level};
 
 /// What [`Tx::record_event`] needs.
@@ -88,6 +88,72 @@ impl<'a> Timeline<'a> {
             Timeline::Company(id) => ("company_id", id),
             Timeline::Enrollment(id) => ("enrollment_id", id),
         }
+    }
+}
+
+impl ReadTx {
+    /// The events of a timeline, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn events(&mut self, timeline: Timeline<'_>) -> Result<Vec<Event>> {
+        let (column, id) = timeline.column();
+        let sql = format!(
+            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
+                    after, level, at
+             FROM events WHERE {column} = $1 ORDER BY at, id"
+        );
+        let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_all(&mut *c).await?);
+        rows.into_iter().map(EventRow::into_domain).collect()
+    }
+
+    /// A page of a timeline, oldest first: at most `limit` events after the
+    /// event at `after` (its time in milliseconds and its id).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn events_page(
+        &mut self,
+        timeline: Timeline<'_>,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        let (column, id) = timeline.column();
+        let sql = format!(
+            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
+                    after, level, at
+             FROM events WHERE {column} = $1 AND (at > $2 OR (at = $2 AND id > $3)) ORDER BY at, id LIMIT $4"
+        );
+        let (at, last) = after.unwrap_or((i64::MIN, ""));
+        let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(id)
+            .bind(at)
+            .bind(last)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(EventRow::into_domain).collect()
+    }
+
+    /// The newest `limit` events of an account of one kind, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn events_of_kind(&mut self, account_id: &str, kind: &str, limit: u32) -> Result<Vec<Event>> {
+        let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
+                    after, level, at
+             FROM events WHERE account_id = $1 AND kind = $2 ORDER BY at DESC, id DESC LIMIT $3"
+        )
+        .bind(account_id)
+        .bind(kind)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(EventRow::into_domain).collect()
     }
 }
 
@@ -186,69 +252,5 @@ impl Tx {
             q.execute(&mut *c).await?.rows_affected()
         });
         Ok(())
-    }
-
-    /// The events of a timeline, oldest first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn events(&mut self, timeline: Timeline<'_>) -> Result<Vec<Event>> {
-        let (column, id) = timeline.column();
-        let sql = format!(
-            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
-                    after, level, at
-             FROM events WHERE {column} = $1 ORDER BY at, id"
-        );
-        let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_all(&mut *c).await?);
-        rows.into_iter().map(EventRow::into_domain).collect()
-    }
-
-    /// A page of a timeline, oldest first: at most `limit` events after the
-    /// event at `after` (its time in milliseconds and its id).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn events_page(
-        &mut self,
-        timeline: Timeline<'_>,
-        after: Option<(i64, &str)>,
-        limit: u32,
-    ) -> Result<Vec<Event>> {
-        let (column, id) = timeline.column();
-        let sql = format!(
-            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
-                    after, level, at
-             FROM events WHERE {column} = $1 AND (at > $2 OR (at = $2 AND id > $3)) ORDER BY at, id LIMIT $4"
-        );
-        let (at, last) = after.unwrap_or((i64::MIN, ""));
-        let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(&sql)
-            .bind(id)
-            .bind(at)
-            .bind(last)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *c)
-            .await?);
-        rows.into_iter().map(EventRow::into_domain).collect()
-    }
-
-    /// The newest `limit` events of an account of one kind, newest first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn events_of_kind(&mut self, account_id: &str, kind: &str, limit: u32) -> Result<Vec<Event>> {
-        let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
-                    after, level, at
-             FROM events WHERE account_id = $1 AND kind = $2 ORDER BY at DESC, id DESC LIMIT $3"
-        )
-        .bind(account_id)
-        .bind(kind)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await?);
-        rows.into_iter().map(EventRow::into_domain).collect()
     }
 }

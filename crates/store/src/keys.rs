@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
+use super::{ReadTx, Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
 use stepwise_domain::crm::User;
 
 /// What distinguishes a Stepwise key from other secrets in a config file.
@@ -75,6 +75,49 @@ fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+impl ReadTx {
+    /// The keys of a user, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn api_keys(&mut self, account_id: &str, user_id: &str) -> Result<Vec<ApiKey>> {
+        let rows: Vec<KeyRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, account_id, user_id, name, prefix, created_at, last_used_at, revoked_at
+             FROM api_keys WHERE account_id = $1 AND user_id = $2 ORDER BY created_at DESC, id"
+        )
+        .bind(account_id)
+        .bind(user_id)
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(KeyRow::into_domain).collect()
+    }
+
+    /// The user a key of the account belongs to.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn api_key_owner(&mut self, account_id: &str, id: &str) -> Result<String> {
+        let owner: Option<String> =
+            on_tx!(self, |c| sqlx::query_scalar("SELECT user_id FROM api_keys WHERE account_id = $1 AND id = $2")
+                .bind(account_id)
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?);
+        found(owner, "api key", id)
+    }
+
+    /// How many accounts exist (none: a fresh install to bootstrap).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn account_count(&mut self) -> Result<i64> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(&mut *c).await?))
+    }
+}
+
 impl Tx {
     /// Makes a key for a user of the account. Returns it and its secret,
     /// which is not kept and cannot be shown again.
@@ -121,38 +164,6 @@ impl Tx {
         Ok((key, secret))
     }
 
-    /// The keys of a user, newest first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn api_keys(&mut self, account_id: &str, user_id: &str) -> Result<Vec<ApiKey>> {
-        let rows: Vec<KeyRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, account_id, user_id, name, prefix, created_at, last_used_at, revoked_at
-             FROM api_keys WHERE account_id = $1 AND user_id = $2 ORDER BY created_at DESC, id"
-        )
-        .bind(account_id)
-        .bind(user_id)
-        .fetch_all(&mut *c)
-        .await?);
-        rows.into_iter().map(KeyRow::into_domain).collect()
-    }
-
-    /// The user a key of the account belongs to.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::NotFound`](super::StoreError::NotFound).
-    pub async fn api_key_owner(&mut self, account_id: &str, id: &str) -> Result<String> {
-        let owner: Option<String> =
-            on_tx!(self, |c| sqlx::query_scalar("SELECT user_id FROM api_keys WHERE account_id = $1 AND id = $2")
-                .bind(account_id)
-                .bind(id)
-                .fetch_optional(&mut *c)
-                .await?);
-        found(owner, "api key", id)
-    }
-
     /// Revokes a key of the account.
     ///
     /// # Errors
@@ -169,15 +180,6 @@ impl Tx {
         .await?
         .rows_affected());
         found((done > 0).then_some(()), "api key", id)
-    }
-
-    /// How many accounts exist (none: a fresh install to bootstrap).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn account_count(&mut self) -> Result<i64> {
-        Ok(on_tx!(self, |c| sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(&mut *c).await?))
     }
 }
 

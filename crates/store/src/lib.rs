@@ -239,16 +239,41 @@ enum TxInner {
     Postgres(Transaction<'static, Postgres>),
 }
 
-/// A transaction. Every read and write of the store takes one; nothing is
-/// visible to others until [`Tx::commit`], and dropping it rolls back.
+/// A transaction that only reads: every query of the store's records is a
+/// method of this type, and none of them writes. The API is given these
+/// alone; the engine, which holds the [`Store`], writes through [`Tx`].
+///
+/// On SQLite it is a deferred `BEGIN`, which takes no write lock, so reads
+/// (and the plugin calls that follow them) never hold up writers.
+#[derive(Debug)]
+pub struct ReadTx {
+    inner: TxInner,
+}
+
+/// A transaction that writes. Every read and write of the store takes one;
+/// nothing is visible to others until [`Tx::commit`], and dropping it rolls
+/// back. It reads through the methods of [`ReadTx`], which it derefs to.
 ///
 /// After a method returns an error from the database, drop the transaction:
 /// PostgreSQL refuses every further statement in it.
 #[derive(Debug)]
 pub struct Tx {
-    inner: TxInner,
+    read: ReadTx,
     /// Held for the life of a SQLite write transaction.
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = ReadTx;
+    fn deref(&self) -> &ReadTx {
+        &self.read
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut ReadTx {
+        &mut self.read
+    }
 }
 
 /// Runs `$body` once per backend with `$c` bound to the transaction's
@@ -358,26 +383,26 @@ impl Store {
         Ok(match &self.pool {
             Pool::Sqlite(pool) => {
                 let writer = self.writer.clone().lock_owned().await;
-                Tx { inner: TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?), _writer: Some(writer) }
+                let inner = TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?);
+                Tx { read: ReadTx { inner }, _writer: Some(writer) }
             }
-            Pool::Postgres(pool) => Tx { inner: TxInner::Postgres(pool.begin().await?), _writer: None },
+            Pool::Postgres(pool) => {
+                Tx { read: ReadTx { inner: TxInner::Postgres(pool.begin().await?) }, _writer: None }
+            }
         })
     }
 
-    /// Starts a transaction for reading only. On SQLite it is a deferred
-    /// `BEGIN`, which takes no write lock, so reads (and the plugin calls
-    /// that follow them) never hold up writers; a write inside it may fail
-    /// with `SQLITE_BUSY`, so only read in it.
+    /// Starts a transaction for reading only ([`ReadTx`]).
     ///
     /// # Errors
     ///
     /// [`StoreError::Database`] when no connection can be had.
-    pub async fn begin_read(&self) -> Result<Tx> {
+    pub async fn begin_read(&self) -> Result<ReadTx> {
         let inner = match &self.pool {
             Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN").await?),
             Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner, _writer: None })
+        Ok(ReadTx { inner })
     }
 
     /// When the next out-of-office enrollment is due back.
@@ -461,11 +486,7 @@ impl Tx {
     pub async fn commit(self) -> Result<()> {
         // The writer lock (if any) is released when `self` is dropped here,
         // after the commit.
-        match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
-        }
-        Ok(())
+        self.read.end(true).await
     }
 
     /// Rolls back (dropping the transaction does too).
@@ -474,9 +495,26 @@ impl Tx {
     ///
     /// [`StoreError::Database`] when the connection fails.
     pub async fn rollback(self) -> Result<()> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.rollback().await?,
-            TxInner::Postgres(t) => t.rollback().await?,
+        self.read.end(false).await
+    }
+}
+
+impl ReadTx {
+    /// Ends the transaction, releasing its snapshot (dropping it does too).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the connection fails.
+    pub async fn rollback(self) -> Result<()> {
+        self.end(false).await
+    }
+
+    async fn end(self, commit: bool) -> Result<()> {
+        match (self.inner, commit) {
+            (TxInner::Sqlite(t), true) => t.commit().await?,
+            (TxInner::Sqlite(t), false) => t.rollback().await?,
+            (TxInner::Postgres(t), true) => t.commit().await?,
+            (TxInner::Postgres(t), false) => t.rollback().await?,
         }
         Ok(())
     }
@@ -517,7 +555,7 @@ fn positional(backend: Backend, sql: String) -> String {
     out
 }
 
-impl Tx {
+impl ReadTx {
     fn backend(&self) -> Backend {
         match self.inner {
             TxInner::Sqlite(_) => Backend::Sqlite,

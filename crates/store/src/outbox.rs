@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
+use super::{ReadTx, Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
 use stepwise_domain::engagement::{Channel, ClaimedMessage, OutboxMessage, OutboxState};
 
 /// What [`Tx::enqueue_message`] needs.
@@ -92,13 +92,72 @@ pub enum DeliveryOutcome<'a> {
     },
 }
 
-/// Which messages of an account [`Tx::messages_page`] lists.
+/// Which messages of an account [`ReadTx::messages_page`] lists.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MessageFilter {
     /// Only messages in this state.
     pub state: Option<OutboxState>,
     /// Only messages of this channel.
     pub channel: Option<Channel>,
+}
+
+impl ReadTx {
+    /// The message `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn message(&mut self, id: &str) -> Result<OutboxMessage> {
+        let sql = format!("{SELECT_MESSAGE} WHERE id = $1");
+        let row: Option<OutboxRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_optional(&mut *c).await?);
+        found(row, "message", id)?.into_domain()
+    }
+
+    /// Up to `limit` queued messages, by when they may be tried, for views
+    /// of the outbox (the dispatcher claims with [`Store::claim_messages`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn queued_messages(&mut self, limit: u32) -> Result<Vec<OutboxMessage>> {
+        let sql = format!("{SELECT_MESSAGE} WHERE state = 'queued' ORDER BY next_attempt_at, id LIMIT $1");
+        let rows: Vec<OutboxRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(i64::from(limit)).fetch_all(&mut *c).await?);
+        rows.into_iter().map(OutboxRow::into_domain).collect()
+    }
+
+    /// A page of the account's messages, oldest first (by creation, then
+    /// id), after the position `after` (milliseconds and id of the last
+    /// message of the previous page).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn messages_page(
+        &mut self,
+        account_id: &str,
+        filter: MessageFilter,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>> {
+        let sql = format!(
+            "{SELECT_MESSAGE}
+             WHERE account_id = $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR channel = $3)
+               AND (created_at > $4 OR (created_at = $4 AND id > $5))
+             ORDER BY created_at, id LIMIT $6"
+        );
+        let (at, last) = after.unwrap_or((i64::MIN, ""));
+        let rows: Vec<OutboxRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(account_id)
+            .bind(filter.state.map(OutboxState::as_str))
+            .bind(filter.channel.map(Channel::as_str))
+            .bind(at)
+            .bind(last)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(OutboxRow::into_domain).collect()
+    }
 }
 
 impl Tx {
@@ -128,30 +187,6 @@ impl Tx {
         .await?
         .rows_affected());
         self.message(&id).await
-    }
-
-    /// The message `id`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::NotFound`](super::StoreError::NotFound).
-    pub async fn message(&mut self, id: &str) -> Result<OutboxMessage> {
-        let sql = format!("{SELECT_MESSAGE} WHERE id = $1");
-        let row: Option<OutboxRow> = on_tx!(self, |c| sqlx::query_as(&sql).bind(id).fetch_optional(&mut *c).await?);
-        found(row, "message", id)?.into_domain()
-    }
-
-    /// Up to `limit` queued messages, by when they may be tried, for views
-    /// of the outbox (the dispatcher claims with [`Store::claim_messages`]).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn queued_messages(&mut self, limit: u32) -> Result<Vec<OutboxMessage>> {
-        let sql = format!("{SELECT_MESSAGE} WHERE state = 'queued' ORDER BY next_attempt_at, id LIMIT $1");
-        let rows: Vec<OutboxRow> =
-            on_tx!(self, |c| sqlx::query_as(&sql).bind(i64::from(limit)).fetch_all(&mut *c).await?);
-        rows.into_iter().map(OutboxRow::into_domain).collect()
     }
 
     /// Records a delivery attempt of a claimed message: `Ok` marks it sent;
@@ -256,39 +291,6 @@ impl Tx {
             return Err(super::StoreError::LeaseLost(id.to_owned()));
         }
         Ok(())
-    }
-
-    /// A page of the account's messages, oldest first (by creation, then
-    /// id), after the position `after` (milliseconds and id of the last
-    /// message of the previous page).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn messages_page(
-        &mut self,
-        account_id: &str,
-        filter: MessageFilter,
-        after: Option<(i64, &str)>,
-        limit: u32,
-    ) -> Result<Vec<OutboxMessage>> {
-        let sql = format!(
-            "{SELECT_MESSAGE}
-             WHERE account_id = $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR channel = $3)
-               AND (created_at > $4 OR (created_at = $4 AND id > $5))
-             ORDER BY created_at, id LIMIT $6"
-        );
-        let (at, last) = after.unwrap_or((i64::MIN, ""));
-        let rows: Vec<OutboxRow> = on_tx!(self, |c| sqlx::query_as(&sql)
-            .bind(account_id)
-            .bind(filter.state.map(OutboxState::as_str))
-            .bind(filter.channel.map(Channel::as_str))
-            .bind(at)
-            .bind(last)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *c)
-            .await?);
-        rows.into_iter().map(OutboxRow::into_domain).collect()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Tx, found, ms, on_tx};
+use super::{ReadTx, Result, Tx, found, ms, on_tx};
 use stepwise_domain::engagement::{PluginAccount, PluginRecord};
 
 #[derive(sqlx::FromRow)]
@@ -54,6 +54,94 @@ impl PluginAccountRow {
 }
 
 const SELECT_PLUGIN: &str = "SELECT id, version, kind, manifest, wasm_digest, wasm, builtin, uploaded_by FROM plugins";
+
+impl ReadTx {
+    /// The plugin `id` at `version`, with its bytes when it is an add-on.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn plugin(&mut self, id: &str, version: &str) -> Result<PluginRecord> {
+        let sql = format!("{SELECT_PLUGIN} WHERE id = $1 AND version = $2");
+        let row: Option<PluginRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(id).bind(version).fetch_optional(&mut *c).await?);
+        found(row, "plugin", &format!("{id}@{version}"))?.into_domain()
+    }
+
+    /// The `(id, version)` of every add-on an account uploaded, without
+    /// their bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn add_ons_of(&mut self, account_id: &str) -> Result<Vec<(String, String)>> {
+        Ok(on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, version FROM plugins WHERE uploaded_by = $1 ORDER BY id, version"
+        )
+        .bind(account_id)
+        .fetch_all(&mut *c)
+        .await?))
+    }
+
+    /// The `(id, version, account)` of every add-on, without their bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn add_on_versions(&mut self) -> Result<Vec<(String, String, String)>> {
+        Ok(on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, version, uploaded_by FROM plugins WHERE NOT builtin AND uploaded_by IS NOT NULL
+             ORDER BY id, version"
+        )
+        .fetch_all(&mut *c)
+        .await?))
+    }
+
+    /// Every plugin version, by id and version text.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn plugins(&mut self) -> Result<Vec<PluginRecord>> {
+        let sql = format!("{SELECT_PLUGIN} ORDER BY id, version");
+        let rows: Vec<PluginRow> = on_tx!(self, |c| sqlx::query_as(&sql).fetch_all(&mut *c).await?);
+        rows.into_iter().map(PluginRow::into_domain).collect()
+    }
+
+    /// Every plugin's enablement and grants for an account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn plugin_accounts(&mut self, account_id: &str) -> Result<Vec<PluginAccount>> {
+        let rows: Vec<PluginAccountRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT account_id, plugin_id, enabled, grants, approved_capabilities
+             FROM plugin_accounts WHERE account_id = $1"
+        )
+        .bind(account_id)
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(PluginAccountRow::into_domain).collect()
+    }
+
+    /// A plugin's enablement and grants for an account; `None` means never
+    /// enabled (deny by default).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn plugin_account(&mut self, account_id: &str, plugin_id: &str) -> Result<Option<PluginAccount>> {
+        let row: Option<PluginAccountRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT account_id, plugin_id, enabled, grants, approved_capabilities
+             FROM plugin_accounts WHERE account_id = $1 AND plugin_id = $2"
+        )
+        .bind(account_id)
+        .bind(plugin_id)
+        .fetch_optional(&mut *c)
+        .await?);
+        row.map(PluginAccountRow::into_domain).transpose()
+    }
+}
 
 impl Tx {
     /// Records a plugin version. Recording the same id, version and digest
@@ -126,58 +214,6 @@ impl Tx {
         Err(super::StoreError::Conflict { constraint: "plugin_ids_pkey".into(), what })
     }
 
-    /// The plugin `id` at `version`, with its bytes when it is an add-on.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::NotFound`](super::StoreError::NotFound).
-    pub async fn plugin(&mut self, id: &str, version: &str) -> Result<PluginRecord> {
-        let sql = format!("{SELECT_PLUGIN} WHERE id = $1 AND version = $2");
-        let row: Option<PluginRow> =
-            on_tx!(self, |c| sqlx::query_as(&sql).bind(id).bind(version).fetch_optional(&mut *c).await?);
-        found(row, "plugin", &format!("{id}@{version}"))?.into_domain()
-    }
-
-    /// The `(id, version)` of every add-on an account uploaded, without
-    /// their bytes.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn add_ons_of(&mut self, account_id: &str) -> Result<Vec<(String, String)>> {
-        Ok(on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, version FROM plugins WHERE uploaded_by = $1 ORDER BY id, version"
-        )
-        .bind(account_id)
-        .fetch_all(&mut *c)
-        .await?))
-    }
-
-    /// The `(id, version, account)` of every add-on, without their bytes.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn add_on_versions(&mut self) -> Result<Vec<(String, String, String)>> {
-        Ok(on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, version, uploaded_by FROM plugins WHERE NOT builtin AND uploaded_by IS NOT NULL
-             ORDER BY id, version"
-        )
-        .fetch_all(&mut *c)
-        .await?))
-    }
-
-    /// Every plugin version, by id and version text.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn plugins(&mut self) -> Result<Vec<PluginRecord>> {
-        let sql = format!("{SELECT_PLUGIN} ORDER BY id, version");
-        let rows: Vec<PluginRow> = on_tx!(self, |c| sqlx::query_as(&sql).fetch_all(&mut *c).await?);
-        rows.into_iter().map(PluginRow::into_domain).collect()
-    }
-
     /// Sets a plugin's enablement and grants for an account.
     ///
     /// # Errors
@@ -204,39 +240,5 @@ impl Tx {
         .await?
         .rows_affected());
         Ok(())
-    }
-
-    /// Every plugin's enablement and grants for an account.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn plugin_accounts(&mut self, account_id: &str) -> Result<Vec<PluginAccount>> {
-        let rows: Vec<PluginAccountRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT account_id, plugin_id, enabled, grants, approved_capabilities
-             FROM plugin_accounts WHERE account_id = $1"
-        )
-        .bind(account_id)
-        .fetch_all(&mut *c)
-        .await?);
-        rows.into_iter().map(PluginAccountRow::into_domain).collect()
-    }
-
-    /// A plugin's enablement and grants for an account; `None` means never
-    /// enabled (deny by default).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn plugin_account(&mut self, account_id: &str, plugin_id: &str) -> Result<Option<PluginAccount>> {
-        let row: Option<PluginAccountRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT account_id, plugin_id, enabled, grants, approved_capabilities
-             FROM plugin_accounts WHERE account_id = $1 AND plugin_id = $2"
-        )
-        .bind(account_id)
-        .bind(plugin_id)
-        .fetch_optional(&mut *c)
-        .await?);
-        row.map(PluginAccountRow::into_domain).transpose()
     }
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
-use super::{Result, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
+use super::{ReadTx, Result, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
 use stepwise_domain::engagement::{
     PlanType, Sequence, SequenceSettings, SequenceState, SequenceVersion, Step, TimingMode,
 };
@@ -91,44 +91,7 @@ const SELECT_SEQUENCE: &str = "
            shared_locked, settings, created_at, updated_at
     FROM sequences";
 
-impl Tx {
-    /// Creates a sequence in `draft`, without steps.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Invalid`](super::StoreError::Invalid) when the next
-    /// sequence is not in the account.
-    pub async fn create_sequence(
-        &mut self,
-        account_id: &str,
-        new: &NewSequence,
-        now: DateTime<Utc>,
-    ) -> Result<Sequence> {
-        let id = new_id("seq");
-        let settings = serde_json::to_string(&new.settings)?;
-        let s = &new.settings;
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO sequences (id, account_id, name, description, plan_type, state, timing_mode,
-                                    next_sequence_id, lead_source, shared_locked, settings, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $11)"
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(&new.name)
-        .bind(&new.description)
-        .bind(new.plan_type.as_str())
-        .bind(new.timing_mode.as_str())
-        .bind(&s.next_sequence_id)
-        .bind(&s.lead_source)
-        .bind(s.shared_locked)
-        .bind(&settings)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        self.sequence(account_id, &id).await
-    }
-
+impl ReadTx {
     /// The sequence `id` of `account_id`.
     ///
     /// # Errors
@@ -190,6 +153,78 @@ impl Tx {
         let rows: Vec<SequenceRow> =
             on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).bind(lead_source).fetch_all(&mut *c).await?);
         rows.into_iter().map(SequenceRow::into_domain).collect()
+    }
+
+    /// Version `version` of a sequence.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn sequence_version(&mut self, sequence_id: &str, version: i64) -> Result<SequenceVersion> {
+        let row: Option<VersionRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT sequence_id, version, steps, created_by, created_at
+             FROM sequence_versions WHERE sequence_id = $1 AND version = $2"
+        )
+        .bind(sequence_id)
+        .bind(version)
+        .fetch_optional(&mut *c)
+        .await?);
+        found(row, "sequence version", &format!("{sequence_id}@{version}"))?.into_domain()
+    }
+
+    /// The newest version of a sequence, which new enrollments use.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn latest_version(&mut self, sequence_id: &str) -> Result<Option<SequenceVersion>> {
+        let row: Option<VersionRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT sequence_id, version, steps, created_by, created_at
+             FROM sequence_versions WHERE sequence_id = $1 ORDER BY version DESC LIMIT 1"
+        )
+        .bind(sequence_id)
+        .fetch_optional(&mut *c)
+        .await?);
+        row.map(VersionRow::into_domain).transpose()
+    }
+}
+
+impl Tx {
+    /// Creates a sequence in `draft`, without steps.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when the next
+    /// sequence is not in the account.
+    pub async fn create_sequence(
+        &mut self,
+        account_id: &str,
+        new: &NewSequence,
+        now: DateTime<Utc>,
+    ) -> Result<Sequence> {
+        let id = new_id("seq");
+        let settings = serde_json::to_string(&new.settings)?;
+        let s = &new.settings;
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO sequences (id, account_id, name, description, plan_type, state, timing_mode,
+                                    next_sequence_id, lead_source, shared_locked, settings, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $11)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(&new.name)
+        .bind(&new.description)
+        .bind(new.plan_type.as_str())
+        .bind(new.timing_mode.as_str())
+        .bind(&s.next_sequence_id)
+        .bind(&s.lead_source)
+        .bind(s.shared_locked)
+        .bind(&settings)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        self.sequence(account_id, &id).await
     }
 
     /// Replaces the name, description, plan type, state, timing mode and
@@ -289,38 +324,5 @@ impl Tx {
             created_by: created_by.map(str::to_owned),
             created_at: time(ms(now))?,
         })
-    }
-
-    /// Version `version` of a sequence.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::NotFound`](super::StoreError::NotFound).
-    pub async fn sequence_version(&mut self, sequence_id: &str, version: i64) -> Result<SequenceVersion> {
-        let row: Option<VersionRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT sequence_id, version, steps, created_by, created_at
-             FROM sequence_versions WHERE sequence_id = $1 AND version = $2"
-        )
-        .bind(sequence_id)
-        .bind(version)
-        .fetch_optional(&mut *c)
-        .await?);
-        found(row, "sequence version", &format!("{sequence_id}@{version}"))?.into_domain()
-    }
-
-    /// The newest version of a sequence, which new enrollments use.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn latest_version(&mut self, sequence_id: &str) -> Result<Option<SequenceVersion>> {
-        let row: Option<VersionRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT sequence_id, version, steps, created_by, created_at
-             FROM sequence_versions WHERE sequence_id = $1 ORDER BY version DESC LIMIT 1"
-        )
-        .bind(sequence_id)
-        .fetch_optional(&mut *c)
-        .await?);
-        row.map(VersionRow::into_domain).transpose()
     }
 }

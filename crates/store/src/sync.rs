@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, StoreError, Tx, ms, on_tx, time};
+use super::{ReadTx, Result, StoreError, Tx, ms, on_tx, time};
 
 /// A page of a list in creation order: the records after `after` (the
 /// creation time in milliseconds and the id of the previous page's last),
@@ -116,35 +116,7 @@ struct DeletionRow {
     deleted_at: i64,
 }
 
-impl Tx {
-    /// Leaves a tombstone for each of `ids` in `collection`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub(super) async fn record_deletions(
-        &mut self,
-        account_id: &str,
-        collection: Collection,
-        ids: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        for id in ids {
-            on_tx!(self, |c| sqlx::query(
-                "INSERT INTO deletions (account_id, collection, record_id, deleted_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (account_id, collection, record_id) DO UPDATE SET deleted_at = $4"
-            )
-            .bind(account_id)
-            .bind(collection.as_str())
-            .bind(id)
-            .bind(ms(now))
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        }
-        Ok(())
-    }
-
+impl ReadTx {
     /// The account's tombstones deleted at or after `since` (of one
     /// collection, or all), oldest first, after `after` (the deletion time in
     /// milliseconds and the id of the previous page's last).
@@ -180,5 +152,35 @@ impl Tx {
                 Ok(Deletion { collection: r.collection.parse()?, id: r.record_id, deleted_at: time(r.deleted_at)? })
             })
             .collect()
+    }
+}
+
+impl Tx {
+    /// Leaves a tombstone for each of `ids` in `collection`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub(super) async fn record_deletions(
+        &mut self,
+        account_id: &str,
+        collection: Collection,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for id in ids {
+            on_tx!(self, |c| sqlx::query(
+                "INSERT INTO deletions (account_id, collection, record_id, deleted_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (account_id, collection, record_id) DO UPDATE SET deleted_at = $4"
+            )
+            .bind(account_id)
+            .bind(collection.as_str())
+            .bind(id)
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        }
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::sync::{Collection, SyncPage, bind_page};
-use super::{Result, Tx, fetch_in, found, json_opt, ms, new_id, on_tx, placeholders, time};
+use super::{ReadTx, Result, Tx, fetch_in, found, json_opt, ms, new_id, on_tx, placeholders, time};
 
 /// A message template: a subject and a body with `{{tokens}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -130,38 +130,7 @@ pub struct WebhookFailureFilter<'a> {
     pub until: Option<DateTime<Utc>>,
 }
 
-impl Tx {
-    /// Saves a new template; the host gives its id and times.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Conflict`](super::StoreError::Conflict) when the name is taken.
-    pub async fn create_template(
-        &mut self,
-        account_id: &str,
-        name: &str,
-        subject: &str,
-        body: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Template> {
-        let id = new_id("tpl");
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO templates (id, account_id, name, subject, body, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)"
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(name)
-        .bind(subject)
-        .bind(body)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        let (name, subject, body) = (name.to_owned(), subject.to_owned(), body.to_owned());
-        Ok(Template { id, name, subject, body, created_at: now, updated_at: now })
-    }
-
+impl ReadTx {
     /// The template `id` of `account_id`.
     ///
     /// # Errors
@@ -201,6 +170,78 @@ impl Tx {
         let rows: Vec<TemplateRow> =
             on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(TemplateRow::into_domain).collect()
+    }
+
+    /// A page of an account's monitor entries that pass `filter`, newest
+    /// first, after the entry at `after` (its time in milliseconds and id).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn webhook_failures(
+        &mut self,
+        account_id: &str,
+        filter: &WebhookFailureFilter<'_>,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<WebhookFailure>> {
+        let (at, last) = after.unwrap_or((i64::MAX, ""));
+        let rows: Vec<WebhookFailureRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, sequence_id, enrollment_id, action_id, contact_id, plugin_id, step, attempts, message,
+                    request, response, error, failed_at
+             FROM webhook_failures
+             WHERE account_id = $1
+               AND ($2 = '' OR sequence_id = $2)
+               AND ($3 = '' OR contact_id = $3)
+               AND failed_at >= $4 AND failed_at < $5
+               AND ($6 = 0 OR failed_at < $7 OR (failed_at = $7 AND id < $8))
+             ORDER BY failed_at DESC, id DESC LIMIT $9"
+        )
+        .bind(account_id)
+        .bind(filter.sequence_id.unwrap_or(""))
+        .bind(filter.contact_id.unwrap_or(""))
+        .bind(filter.since.map_or(i64::MIN, ms))
+        .bind(filter.until.map_or(i64::MAX, ms))
+        .bind(i64::from(after.is_some()))
+        .bind(at)
+        .bind(last)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(WebhookFailureRow::into_domain).collect()
+    }
+}
+
+impl Tx {
+    /// Saves a new template; the host gives its id and times.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) when the name is taken.
+    pub async fn create_template(
+        &mut self,
+        account_id: &str,
+        name: &str,
+        subject: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Template> {
+        let id = new_id("tpl");
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO templates (id, account_id, name, subject, body, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)"
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(name)
+        .bind(subject)
+        .bind(body)
+        .bind(ms(now))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        let (name, subject, body) = (name.to_owned(), subject.to_owned(), body.to_owned());
+        Ok(Template { id, name, subject, body, created_at: now, updated_at: now })
     }
 
     /// Replaces a template's name, subject and body.
@@ -295,44 +336,5 @@ impl Tx {
         .await?
         .rows_affected());
         Ok(())
-    }
-
-    /// A page of an account's monitor entries that pass `filter`, newest
-    /// first, after the entry at `after` (its time in milliseconds and id).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn webhook_failures(
-        &mut self,
-        account_id: &str,
-        filter: &WebhookFailureFilter<'_>,
-        after: Option<(i64, &str)>,
-        limit: u32,
-    ) -> Result<Vec<WebhookFailure>> {
-        let (at, last) = after.unwrap_or((i64::MAX, ""));
-        let rows: Vec<WebhookFailureRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, sequence_id, enrollment_id, action_id, contact_id, plugin_id, step, attempts, message,
-                    request, response, error, failed_at
-             FROM webhook_failures
-             WHERE account_id = $1
-               AND ($2 = '' OR sequence_id = $2)
-               AND ($3 = '' OR contact_id = $3)
-               AND failed_at >= $4 AND failed_at < $5
-               AND ($6 = 0 OR failed_at < $7 OR (failed_at = $7 AND id < $8))
-             ORDER BY failed_at DESC, id DESC LIMIT $9"
-        )
-        .bind(account_id)
-        .bind(filter.sequence_id.unwrap_or(""))
-        .bind(filter.contact_id.unwrap_or(""))
-        .bind(filter.since.map_or(i64::MIN, ms))
-        .bind(filter.until.map_or(i64::MAX, ms))
-        .bind(i64::from(after.is_some()))
-        .bind(at)
-        .bind(last)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *c)
-        .await?);
-        rows.into_iter().map(WebhookFailureRow::into_domain).collect()
     }
 }

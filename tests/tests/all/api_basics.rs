@@ -103,10 +103,11 @@ async fn metrics_report_the_backlog_actions_deferrals_and_outbox() {
 #[tokio::test]
 async fn bootstrap_makes_an_admin_key_once() {
     for_each_backend(|store| async move {
-        let made = stepwise::api::bootstrap(&store, stepwise_tests::db::t0()).await.unwrap().expect("a fresh database");
+        let made =
+            stepwise::engine::bootstrap(&store, stepwise_tests::db::t0()).await.unwrap().expect("a fresh database");
         let holder = store.authenticate(&made.secret, stepwise_tests::db::t0()).await.unwrap().expect("the key works");
         assert_eq!(holder.user.role, stepwise::model::Role::Admin);
-        assert!(stepwise::api::bootstrap(&store, stepwise_tests::db::t0()).await.unwrap().is_none(), "only once");
+        assert!(stepwise::engine::bootstrap(&store, stepwise_tests::db::t0()).await.unwrap().is_none(), "only once");
         let mut tx = store.begin_read().await.unwrap();
         let keys = tx.api_keys(&made.account_id, &made.admin.id).await.unwrap();
         assert_eq!(keys.len(), 1);

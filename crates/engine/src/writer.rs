@@ -1,0 +1,282 @@
+//! The one writer of decided answers ([`Transition`]s): a batch is written
+//! set-wise in one transaction (a statement per kind of write, not per
+//! action), each action only while its lease holds; the rare follow-ups
+//! (effects, the webhook monitor, a drip slot given on, a next sequence)
+//! run per row in the same transaction.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::process::{Context, contact_event};
+use super::transition::{ActionWrite, Answer, EnrollmentWrite, Rules, Transition, decide};
+use super::{Engine, EngineError, Result};
+use stepwise_domain::engagement::{Channel, EnrollmentStatus};
+use stepwise_plugin_host::report::{CallReport, QueuedMessage};
+use stepwise_plugin_host::types::Outcome as PluginOutcome;
+use stepwise_store::{BatchCompletion, NewEvent, NewOutboxMessage, Schedule, StoreError, Tx};
+
+/// An answer decided, with the snapshot it was decided on and the lease
+/// under which it may be written (`None` for a person's change).
+#[derive(Debug)]
+pub(crate) struct Decided {
+    pub ctx: Context,
+    pub lease: Option<String>,
+    pub transition: Transition,
+}
+
+impl Engine {
+    /// Decides `answer` for the action of `ctx` ([`decide`]).
+    pub(crate) fn decided(&self, ctx: Context, lease: Option<String>, answer: Answer) -> Decided {
+        let results = ctx.plugin.as_ref().map(|p| p.manifest().results.as_slice()).unwrap_or_default();
+        let rules = Rules { max_attempts: self.config().max_attempts, results };
+        let transition = decide(&ctx, answer, rules, self.now());
+        Decided { ctx, lease, transition }
+    }
+
+    /// Writes a batch in one transaction (group commit). A lost lease drops
+    /// its transition (nothing of it is written); any other error rolls the
+    /// batch back and each is written on its own, so one bad answer never
+    /// holds up the others.
+    pub(crate) async fn write_batch(&self, batch: Vec<Decided>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sends = batch.iter().any(|d| d.transition.sends());
+        let mut tx = self.store().begin().await?;
+        match self.write_in(&mut tx, &batch).await {
+            Ok(_) => match tx.commit().await {
+                Ok(()) => {
+                    self.after_writes(sends);
+                    return Ok(());
+                }
+                Err(error) => tracing::warn!(%error, "a batch of answers did not commit; writing one by one"),
+            },
+            Err(error) => {
+                drop(tx);
+                tracing::debug!(%error, "a batch of answers failed; writing one by one");
+            }
+        }
+        for d in batch {
+            let id = d.ctx.action.id.clone();
+            match self.write_one(d).await {
+                Ok(()) | Err(EngineError::Store(StoreError::LeaseLost(_))) => {}
+                Err(error) => {
+                    tracing::warn!(action = %id, %error, "the answer was not written; the action is retried when its lease expires");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one answer in its own transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] (as [`EngineError::Store`]) when another
+    /// host or a person changed the action first. A plugin's effect that
+    /// cannot be written (say, a contact type the account does not have)
+    /// fails the step instead, unless a rep is completing it: then the
+    /// error is theirs.
+    pub(crate) async fn write_one(&self, d: Decided) -> Result<()> {
+        match self.write_alone(&d).await {
+            Err(EngineError::Invalid(why))
+                if d.transition.by.is_none() && matches!(d.transition.action, ActionWrite::Complete(_)) =>
+            {
+                let failed = Answer::Plugin {
+                    outcome: PluginOutcome::Failed { message: why, details: json!({ "kind": "invalid_effect" }) },
+                    report: CallReport::default(),
+                    by: None,
+                };
+                let d = self.decided(d.ctx, d.lease, failed);
+                self.write_alone(&d).await
+            }
+            other => other,
+        }
+    }
+
+    async fn write_alone(&self, d: &Decided) -> Result<()> {
+        let mut tx = self.store().begin().await?;
+        if self.write_in(&mut tx, std::slice::from_ref(d)).await? == 0 {
+            return Err(StoreError::LeaseLost(d.ctx.action.id.clone()).into());
+        }
+        tx.commit().await?;
+        self.after_writes(d.transition.sends());
+        Ok(())
+    }
+
+    fn after_writes(&self, sends: bool) {
+        if sends {
+            self.inner.outbox_wake.notify_one();
+        }
+        self.wake();
+    }
+
+    /// Writes `batch` in `tx`; returns how many were written (the others
+    /// lost their lease).
+    async fn write_in(&self, tx: &mut Tx, batch: &[Decided]) -> Result<usize> {
+        let now = self.now();
+        // The actions first: only those whose lease holds go on.
+        let completions: Vec<BatchCompletion> = batch
+            .iter()
+            .filter_map(|d| match &d.transition.action {
+                ActionWrite::Complete(completion) => Some(BatchCompletion {
+                    id: d.ctx.action.id.clone(),
+                    lease_token: d.lease.clone(),
+                    completion: completion.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut written: HashSet<String> = tx.complete_actions(&completions, now).await?.into_iter().collect();
+        for d in batch {
+            let (id, lease) = (d.ctx.action.id.as_str(), d.lease.as_deref());
+            let held = match &d.transition.action {
+                ActionWrite::Complete(_) => continue,
+                ActionWrite::Reschedule { due_at, reason, confirm_send, count_attempt } => {
+                    let held = leased(tx.reschedule_action(id, lease, *due_at, *reason, *confirm_send, now).await)?;
+                    if held && *count_attempt {
+                        tx.count_attempt(id, now).await?;
+                    }
+                    held
+                }
+                ActionWrite::Activate { owner, owner_changed, skip_criteria_evaluated } => {
+                    let held = leased(tx.activate_action(id, lease, *skip_criteria_evaluated, now).await)?;
+                    if held && *owner_changed {
+                        tx.set_action_owner(id, owner.as_deref(), now).await?;
+                    }
+                    held
+                }
+                ActionWrite::Fail { output } => leased(tx.fail_action(id, lease, output, now).await)?,
+            };
+            if held {
+                written.insert(id.to_owned());
+            }
+        }
+        let done: Vec<&Decided> = batch.iter().filter(|d| written.contains(&d.ctx.action.id)).collect();
+
+        let schedules: Vec<Schedule<'_>> = done
+            .iter()
+            .flat_map(|d| &d.transition.schedules)
+            .map(|s| Schedule { id: &s.id, due_at: s.due_at, current: s.current })
+            .collect();
+        tx.schedule_actions(&schedules, now).await?;
+
+        let mut advancing = Vec::new();
+        let mut ending = Vec::new();
+        let mut closing: Vec<(EnrollmentStatus, Vec<String>)> = Vec::new();
+        for d in &done {
+            let id = d.ctx.enrollment.id.as_str();
+            match &d.transition.enrollment {
+                EnrollmentWrite::Keep => {}
+                EnrollmentWrite::Save(enrollment) => tx.save_enrollment(enrollment, now).await?,
+                EnrollmentWrite::Advance { step, due, status } => advancing.push((id, *status, *step, *due)),
+                EnrollmentWrite::End { status, outcome } => {
+                    ending.push((id, *status, *outcome));
+                    match closing.iter_mut().find(|(s, _)| s == status) {
+                        Some((_, ids)) => ids.push(id.to_owned()),
+                        None => closing.push((*status, vec![id.to_owned()])),
+                    }
+                }
+            }
+        }
+        tx.advance_enrollments(&advancing, now).await?;
+        tx.end_enrollments(&ending, now).await?;
+        for (status, ids) in &closing {
+            tx.close_open_actions_of(ids, &format!("enrollment_{status}"), now).await?;
+        }
+
+        for d in &done {
+            let t = &d.transition;
+            self.write_effects(tx, &d.ctx, &t.effects, &t.actor, now).await?;
+            if let Some((message, details)) = &t.monitor {
+                self.monitor_failure(tx, &d.ctx, message, details, now).await?;
+            }
+        }
+        let events: Vec<NewEvent> = done.iter().flat_map(|d| d.transition.events.iter().cloned()).collect();
+        tx.record_events(&events, now).await?;
+
+        for d in &done {
+            if let EnrollmentWrite::End { status, .. } = d.transition.enrollment {
+                let held_slot = d.ctx.enrollment.status != EnrollmentStatus::Queued;
+                self.after_end(tx, &d.ctx.enrollment, &d.ctx.sequence, status, held_slot, now).await?;
+            }
+        }
+        Ok(done.len())
+    }
+
+    /// Writes what the plugin did besides answering: queued messages go to
+    /// the outbox (and the contact was contacted now), contact changes to
+    /// the contact, each on its timeline.
+    async fn write_effects(
+        &self,
+        tx: &mut Tx,
+        ctx: &Context,
+        report: &CallReport,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let account_id = &ctx.enrollment.account_id;
+        for message in &report.messages {
+            let (channel, key) = match message {
+                QueuedMessage::Email { id, .. } => (Channel::Email, id),
+                QueuedMessage::Sms { id, .. } => (Channel::Sms, id),
+            };
+            let new = NewOutboxMessage {
+                account_id: account_id.clone(),
+                action_id: Some(ctx.action.id.clone()),
+                channel,
+                payload: serde_json::to_value(message).unwrap_or_default(),
+                idempotency_key: key.clone(),
+            };
+            match tx.enqueue_message(&new, now).await {
+                Ok(_) => {}
+                // Queued by an earlier attempt of the same action: never twice.
+                Err(StoreError::Conflict { constraint, .. }) if constraint == "outbox_idempotency_key_key" => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if !report.messages.is_empty() {
+            let mut contact = tx.contact(account_id, &ctx.contact.id).await?;
+            contact.last_contacted = Some(now);
+            tx.update_contact(account_id, &contact, now).await?;
+        }
+        for change in &report.contact_changes {
+            let mut contact = tx.contact(account_id, &ctx.contact.id).await?;
+            let before = serde_json::to_value(&contact).unwrap_or_default();
+            if let Some(owner) = &change.owner {
+                contact.owner_id = owner.clone();
+            }
+            if let Some(contact_type) = &change.contact_type {
+                contact.contact_type = contact_type.clone();
+            }
+            if let Some(cycle) = &change.sales_cycle {
+                contact.sales_cycle = Some(cycle.clone());
+            }
+            for (name, value) in &change.attributes {
+                contact.attributes.insert(name.clone(), value.clone());
+            }
+            tx.update_contact(account_id, &contact, now).await?;
+            let event = NewEvent {
+                enrollment_id: Some(ctx.enrollment.id.clone()),
+                action_id: Some(ctx.action.id.clone()),
+                before: Some(before),
+                after: Some(serde_json::to_value(&contact).unwrap_or_default()),
+                ..contact_event(account_id, &contact, "contact.updated", actor)
+            };
+            tx.record_event(&event, now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a leased write held its lease: a lost one is `false`, any
+/// other error an error.
+fn leased<T>(result: std::result::Result<T, StoreError>) -> Result<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::LeaseLost(_)) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
+}
