@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
-use crate::model::{Company, Contact, Subject, User};
+use crate::crm::{Company, Contact, Subject, User};
 use crate::plugins::types::{Activation, Completion, Manifest, PluginKind, StepContext};
 use crate::plugins::{
     AccountGrant, CallReport, Grant, Inspection, Invocation, Plugin, Runtime, StaticDirectory, builtin, inspect,

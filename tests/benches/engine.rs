@@ -18,12 +18,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stepwise::domain::{
+use stepwise::crm::{Contact, User};
+use stepwise::engagement::{
     Activation, Editor, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step,
     StepTiming, TimingMode,
 };
 use stepwise::engine::{Clock, Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport, SystemClock};
-use stepwise::model::{Contact, User};
 use stepwise::plugins::{Limits, NetPolicy, Registry, Runtime, RuntimeConfig};
 use stepwise::store::{NewSequence, Store};
 

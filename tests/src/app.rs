@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use stepwise::api::Application;
 use stepwise::api::server::HttpConfig;
-use stepwise::model::{Role, User};
+use stepwise::crm::{Role, User};
 use stepwise::store::Store;
 
 use crate::scenario::World;

@@ -72,8 +72,8 @@ pub struct Fixture {
 }
 
 /// Two automatic steps, one minute apart.
-pub fn two_steps() -> Vec<stepwise::domain::Step> {
-    use stepwise::domain::{Activation, OwnerRule, PluginRef, Step, StepTiming};
+pub fn two_steps() -> Vec<stepwise::engagement::Step> {
+    use stepwise::engagement::{Activation, OwnerRule, PluginRef, Step, StepTiming};
     (0..2)
         .map(|position| Step {
             position,
@@ -92,8 +92,8 @@ pub fn two_steps() -> Vec<stepwise::domain::Step> {
 
 /// Builds a [`Fixture`] at [`t0`].
 pub async fn fixture(store: &Store) -> Fixture {
-    use stepwise::domain::{EnrollmentStatus, PlanType, SequenceSettings, SequenceState, TimingMode};
-    use stepwise::model::{Contact, User};
+    use stepwise::crm::{Contact, User};
+    use stepwise::engagement::{EnrollmentStatus, PlanType, SequenceSettings, SequenceState, TimingMode};
     use stepwise::store::{NewEnrollment, NewSequence};
     let mut tx = store.begin().await.unwrap();
     let account = tx.create_account("Acme", None, t0()).await.unwrap().id;
@@ -137,12 +137,12 @@ pub async fn action(
     step: i64,
     due_at: DateTime<Utc>,
     current: bool,
-) -> stepwise::store::Result<stepwise::domain::Action> {
+) -> stepwise::store::Result<stepwise::engagement::Action> {
     let new = stepwise::store::NewAction {
         enrollment_id: enrollment.to_owned(),
         step,
         plugin_id: "task".into(),
-        activation: stepwise::domain::Activation::Automatic,
+        activation: stepwise::engagement::Activation::Automatic,
         owner_id: None,
         due_at: Some(due_at),
         current,

@@ -9,7 +9,7 @@ pub mod scenario;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stepwise::model::{Contact, Subject, User};
+use stepwise::crm::{Contact, Subject, User};
 use stepwise::plugins::types::StepContext;
 use stepwise::plugins::{AccountGrant, Grant, Invocation, Limits, NetPolicy, Runtime, RuntimeConfig, StaticDirectory};
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use stepwise::domain::{
+use stepwise::crm::{Contact, User};
+use stepwise::engagement::{
     Action, Activation, Criterion, Editor, Enrollment, Event, OnUnmet, OwnerRule, PlanType, PluginAccount, PluginRef,
     SequenceSettings, SequenceState, Step, StepTiming, TimingMode,
 };
 use stepwise::engine::{Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport};
-use stepwise::model::{Contact, User};
 use stepwise::plugins::Registry;
 use stepwise::store::{NewSequence, Store, Timeline};
 use tokio::sync::OnceCell;
@@ -160,13 +160,17 @@ impl World {
         tx.contact(&self.account, id).await.unwrap()
     }
 
-    /// Changes a contact.
+    /// Changes a contact as the agent would, through the engine (which
+    /// releases the steps held for it).
     pub async fn update_contact(&self, id: &str, change: impl FnOnce(&mut Contact)) {
-        let mut tx = self.store().begin().await.unwrap();
-        let mut contact = tx.contact(&self.account, id).await.unwrap();
+        let mut contact = self.get_contact(id).await;
         change(&mut contact);
-        tx.update_contact(&self.account, &contact, self.now()).await.unwrap();
-        tx.commit().await.unwrap();
+        self.engine.update_contact(&self.account, &contact, &self.editor()).await.unwrap();
+    }
+
+    /// The agent as the editor of a change.
+    pub fn editor(&self) -> Editor {
+        Editor { user_id: self.agent.clone(), key_id: None, request_id: None }
     }
 
     /// An active sequence with one published version of `steps`.
@@ -244,7 +248,7 @@ impl World {
 
     /// The kinds of an enrollment's events, oldest first.
     pub async fn event_kinds(&self, enrollment: &str) -> Vec<String> {
-        self.events(enrollment).await.into_iter().map(|e| e.kind).collect()
+        self.events(enrollment).await.into_iter().map(|e| e.kind.as_str().to_owned()).collect()
     }
 }
 

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Body;
 use super::json::{Path, Query};
+use super::page::Page;
 use stepwise_domain::crm::Role;
 use stepwise_domain::engagement::Action;
 use stepwise_plugin_host::types::{Draft, EngageItem};

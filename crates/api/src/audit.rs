@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Query;
+use super::page::Page;
 use stepwise_domain::engagement::{AuditTarget, Editor};
 use stepwise_store::AuditFilter;
 

@@ -84,7 +84,7 @@ pub async fn timeline(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    super::json::Query(page): super::json::Query<super::contacts::Page>,
+    super::json::Query(page): super::json::Query<super::page::Page>,
 ) -> Result<Json<Value>, ApiError> {
     let mut tx = state.engine.read().await?;
     tx.company(&caller.account_id, &id).await?;

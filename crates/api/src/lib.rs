@@ -18,6 +18,7 @@ pub mod limit;
 mod me;
 mod openapi;
 mod outbox;
+mod page;
 mod plugins;
 mod sequences;
 pub mod server;
@@ -28,6 +29,7 @@ mod templates;
 pub mod trace;
 mod unsubscribe;
 mod users;
+mod webhook_failures;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -220,7 +222,7 @@ fn table(state: AppState) -> Router<AppState> {
             .query::<sync::ListQuery>()
             .pages::<stepwise_domain::engagement::Enrollment>("enrollments")])
         .at("/v1/contacts/{id}/timeline", [get(contacts::timeline, "A contact's events, oldest first")
-            .query::<contacts::Page>()
+            .query::<page::Page>()
             .pages::<Event>("events")])
         .at("/v1/contact-types", [get(contact_types::list, "The account's contact types, in display order")
             .wraps::<Vec<stepwise_domain::engagement::ContactType>>(200, "contact_types")])
@@ -244,7 +246,7 @@ fn table(state: AppState) -> Router<AppState> {
                 .answers::<Company>(200),
         ])
         .at("/v1/companies/{id}/timeline", [get(companies::timeline, "The events of a company's contacts, oldest first")
-            .query::<contacts::Page>()
+            .query::<page::Page>()
             .pages::<Event>("events")])
         .at("/v1/templates", [
             get(templates::list, "The account's message templates")
@@ -274,11 +276,11 @@ fn table(state: AppState) -> Router<AppState> {
             .query::<audit::AuditQuery>()
             .pages::<stepwise_domain::engagement::AuditEntry>("entries")])
         .at("/v1/webhook-failures", [get(
-            templates::failures,
+            webhook_failures::failures,
             "The webhook monitor: steps whose request failed for good, newest first",
         )
         .describe("Each entry has the request as sent (secrets masked) and the response or the error.")
-        .query::<templates::FailureQuery>()
+        .query::<webhook_failures::FailureQuery>()
         .pages::<stepwise_store::WebhookFailure>("failures")])
         .at("/v1/sequences", [
             get(sequences::list, "The account's sequences, and those its parent shares locked")

@@ -5,6 +5,7 @@ use axum::Json;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
+use stepwise_domain::engagement::EventKind;
 
 /// The caller, their account and their key.
 pub async fn me(caller: Caller) -> Json<Value> {
@@ -17,7 +18,7 @@ pub async fn notifications(
     caller: Caller,
 ) -> Result<Json<Value>, super::error::ApiError> {
     let mut tx = state.engine.read().await?;
-    let events = tx.events_of_kind(&caller.account_id, "notification", 1_000).await?;
+    let events = tx.events_of_kind(&caller.account_id, EventKind::Notification, 1_000).await?;
     let mine: Vec<_> = events
         .into_iter()
         .filter(|e| {

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Query;
-use stepwise_domain::engagement::{Channel, OutboxState};
+use super::page::Page;
+use stepwise_domain::engagement::{OutboxChannel, OutboxState};
 use stepwise_store::MessageFilter;
 
 /// Filters and paging of the outbox, oldest message first.
@@ -22,7 +22,7 @@ pub struct OutboxQuery {
     /// Only messages in this state.
     pub state: Option<OutboxState>,
     /// Only messages of this channel.
-    pub channel: Option<Channel>,
+    pub channel: Option<OutboxChannel>,
     /// The `next_after` of the previous page.
     pub after: Option<String>,
     /// At most this many (1–500, default 100).

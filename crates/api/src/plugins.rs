@@ -16,7 +16,7 @@ use super::auth::Caller;
 use super::error::{ApiError, FieldProblem};
 use super::json::Body;
 use super::json::Path;
-use stepwise_domain::engagement::{PluginAccount, PluginKind, PluginRecord};
+use stepwise_domain::engagement::{PluginAccount, PluginRecord};
 use stepwise_plugin_host::types::Capability;
 use stepwise_plugin_host::{AccountGrant, Grant, Origin, RegistryError};
 
@@ -94,10 +94,7 @@ pub async fn upload(
     let record = PluginRecord {
         id: manifest.id.clone(),
         version: manifest.version.clone(),
-        kind: match manifest.kind {
-            stepwise_plugin_host::types::PluginKind::Action => PluginKind::Action,
-            stepwise_plugin_host::types::PluginKind::Predicate => PluginKind::Predicate,
-        },
+        kind: manifest.kind,
         manifest: serde_json::to_string(manifest).map_err(|e| ApiError::Internal(e.to_string()))?,
         wasm_digest: plugin.digest().to_owned(),
         wasm: Some(bytes.to_vec()),

@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Caller;
-use super::contacts::Page;
 use super::error::ApiError;
 use super::json::Query;
+use super::page::Page;
 use stepwise_store::{Collection, SyncPage};
 
 /// Paging and sync filters of a list of records.
@@ -45,7 +45,7 @@ impl ListQuery {
     pub(super) fn sync_page(&self) -> Result<SyncPage<'_>, ApiError> {
         let page = self.page();
         let limit = page.limit()?;
-        let after = self.after.as_deref().map(super::contacts::cursor).transpose()?;
+        let after = self.after.as_deref().map(super::page::cursor).transpose()?;
         Ok(SyncPage { after, created_since: self.created_since, updated_since: self.updated_since, limit })
     }
 

@@ -10,7 +10,7 @@ pub mod smtp;
 pub use stepwise_domain::Secret;
 pub use stepwise_domain::transport::{EmailPayload, SmsPayload};
 
-use stepwise_domain::engagement::{Channel, OutboxMessage};
+use stepwise_domain::engagement::{OutboxChannel, OutboxMessage};
 use stepwise_domain::transport::{Delivery, Transport, TransportError};
 
 /// Email and SMS, each through its own transport when one is configured. A
@@ -54,8 +54,8 @@ impl Transport for Channels {
     async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError> {
         let unconfigured = || TransportError::Temporary(format!("no {} transport is configured", message.channel));
         match message.channel {
-            Channel::Email => self.email.as_ref().ok_or_else(unconfigured)?.deliver(message).await,
-            Channel::Sms => self.sms.as_ref().ok_or_else(unconfigured)?.deliver(message).await,
+            OutboxChannel::Email => self.email.as_ref().ok_or_else(unconfigured)?.deliver(message).await,
+            OutboxChannel::Sms => self.sms.as_ref().ok_or_else(unconfigured)?.deliver(message).await,
         }
     }
 
@@ -63,17 +63,17 @@ impl Transport for Channels {
         self.email.is_some() || self.sms.is_some()
     }
 
-    fn handles(&self, channel: Channel) -> bool {
+    fn handles(&self, channel: OutboxChannel) -> bool {
         match channel {
-            Channel::Email => self.email.is_some(),
-            Channel::Sms => self.sms.is_some(),
+            OutboxChannel::Email => self.email.is_some(),
+            OutboxChannel::Sms => self.sms.is_some(),
         }
     }
 
-    fn retry_safe(&self, channel: Channel) -> bool {
+    fn retry_safe(&self, channel: OutboxChannel) -> bool {
         match channel {
-            Channel::Email => self.email.as_ref().is_some_and(|t| t.retry_safe(channel)),
-            Channel::Sms => self.sms.as_ref().is_some_and(|t| t.retry_safe(channel)),
+            OutboxChannel::Email => self.email.as_ref().is_some_and(|t| t.retry_safe(channel)),
+            OutboxChannel::Sms => self.sms.as_ref().is_some_and(|t| t.retry_safe(channel)),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Secret, SmsPayload};
-use stepwise_domain::engagement::{Channel, OutboxMessage};
+use stepwise_domain::engagement::{OutboxChannel, OutboxMessage};
 use stepwise_domain::transport::{Delivery, TransportError};
 
 /// The header carrying a request's idempotency key.
@@ -240,13 +240,13 @@ impl stepwise_domain::transport::Transport for SmsProvider {
         self.send_sms(&sms.to, &sms.body, &message.idempotency_key).await
     }
 
-    fn handles(&self, channel: Channel) -> bool {
-        channel == Channel::Sms
+    fn handles(&self, channel: OutboxChannel) -> bool {
+        channel == OutboxChannel::Sms
     }
 
     /// The provider deduplicates by the idempotency header.
-    fn retry_safe(&self, channel: Channel) -> bool {
-        channel == Channel::Sms
+    fn retry_safe(&self, channel: OutboxChannel) -> bool {
+        channel == OutboxChannel::Sms
     }
 }
 

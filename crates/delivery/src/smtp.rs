@@ -576,8 +576,8 @@ impl stepwise_domain::transport::Transport for SmtpTransport {
         }
     }
 
-    fn handles(&self, channel: stepwise_domain::engagement::Channel) -> bool {
-        channel == stepwise_domain::engagement::Channel::Email
+    fn handles(&self, channel: stepwise_domain::engagement::OutboxChannel) -> bool {
+        channel == stepwise_domain::engagement::OutboxChannel::Email
     }
 }
 

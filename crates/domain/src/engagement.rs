@@ -406,7 +406,7 @@ text_enum! {
 
 text_enum! {
     /// How a completed enrollment ended.
-    Outcome("outcome") {
+    EnrollmentOutcome("outcome") {
         /// A positive result.
         Positive = "positive",
         /// A negative result.
@@ -436,7 +436,7 @@ pub struct Enrollment {
     /// Set exactly when paused.
     pub pause_reason: Option<PauseReason>,
     /// Set only when completed.
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<EnrollmentOutcome>,
     /// The step the enrollment is at.
     pub current_step: i64,
     /// Start date.
@@ -609,6 +609,78 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What an event records: the closed list of what the timeline says.
+    EventKind("event kind") {
+        /// A manual step went onto its owner's Engage view.
+        ActionActivated = "action.activated",
+        /// An action was done with a result.
+        ActionCompleted = "action.completed",
+        /// An action was held back, or held for another reason.
+        ActionDeferred = "action.deferred",
+        /// An automatic step failed; its enrollment paused.
+        ActionFailed = "action.failed",
+        /// A rep moved an action's due date.
+        ActionRescheduled = "action.rescheduled",
+        /// A step asked to be tried again later.
+        ActionRetry = "action.retry",
+        /// A rep sent an action back to be processed again.
+        ActionShowOnEngageReset = "action.show_on_engage_reset",
+        /// An action was skipped (by a rule, its plugin or a rep).
+        ActionSkipped = "action.skipped",
+        /// A contact was created.
+        ContactCreated = "contact.created",
+        /// A contact changed.
+        ContactUpdated = "contact.updated",
+        /// A lead's source named a sequence it could not be enrolled in.
+        EnrollmentAutoFailed = "enrollment.auto_failed",
+        /// A completed enrollment went on in the sequence's next sequence.
+        EnrollmentChained = "enrollment.chained",
+        /// The next sequence could not be started.
+        EnrollmentChainFailed = "enrollment.chain_failed",
+        /// A contact was enrolled.
+        EnrollmentCreated = "enrollment.created",
+        /// A queued enrollment got a drip slot.
+        EnrollmentDequeued = "enrollment.dequeued",
+        /// An enrollment ended.
+        EnrollmentEnded = "enrollment.ended",
+        /// An enrollment's event date moved.
+        EnrollmentEventDateChanged = "enrollment.event_date_changed",
+        /// An enrollment moved to another version of its sequence.
+        EnrollmentMigrated = "enrollment.migrated",
+        /// An enrollment paused.
+        EnrollmentPaused = "enrollment.paused",
+        /// An enrollment was removed.
+        EnrollmentRemoved = "enrollment.removed",
+        /// A reply arrived for an enrollment that goes on.
+        EnrollmentReplyReceived = "enrollment.reply_received",
+        /// An enrollment resumed.
+        EnrollmentResumed = "enrollment.resumed",
+        /// An enrollment was stopped.
+        EnrollmentStopped = "enrollment.stopped",
+        /// A queued message could not be delivered.
+        MessageFailed = "message.failed",
+        /// A note for people (the webhook monitor writes these).
+        Note = "note",
+        /// A notice to a user.
+        Notification = "notification",
+        /// A sequence changed state.
+        SequenceStateChanged = "sequence.state_changed",
+        /// The contact replied.
+        SignalReply = "signal.reply",
+        /// An email to the contact bounced.
+        SignalBounce = "signal.bounce",
+        /// The contact is out of office.
+        SignalOutOfOffice = "signal.out_of_office",
+        /// The contact unsubscribed from email.
+        SignalUnsubscribe = "signal.unsubscribe",
+        /// The contact clicked a link.
+        SignalClick = "signal.click",
+        /// The contact opened an email.
+        SignalOpen = "signal.open",
+    }
+}
+
 /// A timeline and audit entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
@@ -624,8 +696,8 @@ pub struct Event {
     pub enrollment_id: Option<String>,
     /// The action concerned.
     pub action_id: Option<String>,
-    /// What happened, such as `action.completed`.
-    pub kind: String,
+    /// What happened.
+    pub kind: EventKind,
     /// Who did it: a user id, `system`, or `plugin:<id>`.
     pub actor: String,
     /// Why.
@@ -829,7 +901,7 @@ pub struct PluginAccount {
 
 text_enum! {
     /// How an outbox message travels.
-    Channel("channel") {
+    OutboxChannel("channel") {
         /// Email.
         Email = "email",
         /// Text message.
@@ -859,7 +931,7 @@ pub struct OutboxMessage {
     /// The action that produced it.
     pub action_id: Option<String>,
     /// Email or SMS.
-    pub channel: Channel,
+    pub channel: OutboxChannel,
     /// What to send.
     pub payload: serde_json::Value,
     /// Unique: the same key is never queued twice.

@@ -5,15 +5,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-/// Whether a plugin is a step or a predicate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PluginKind {
-    /// A step type.
-    Action,
-    /// A criteria predicate.
-    Predicate,
-}
+// One definition each, shared with the records: a step's activation, the
+// kind of a plugin, the outcome a result ends an enrollment with.
+pub use crate::engagement::{Activation, EnrollmentOutcome, PluginKind};
 
 /// A communication channel a step uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -25,28 +19,6 @@ pub enum Channel {
     Sms,
     /// Phone calls.
     Phone,
-}
-
-/// How a step becomes done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    /// On the owner's to-do list.
-    Manual,
-    /// Executed by the engine.
-    Automatic,
-}
-
-/// How an enrollment ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EnrollmentOutcome {
-    /// As hoped.
-    Positive,
-    /// Declined.
-    Negative,
-    /// Ran its course.
-    Neutral,
 }
 
 /// A result a step can end with.

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engagement::{Channel, OutboxMessage};
+use crate::engagement::{OutboxChannel, OutboxMessage};
 
 /// The payload of an email in the outbox: what a step queued with
 /// `messaging.send-email`, plus what the host adds before sending.
@@ -49,7 +49,7 @@ impl EmailPayload {
     ///
     /// [`TransportError::Invalid`] when it is not an email.
     pub fn of(message: &OutboxMessage) -> Result<Self, TransportError> {
-        payload(message, Channel::Email)
+        payload(message, OutboxChannel::Email)
     }
 }
 
@@ -60,11 +60,14 @@ impl SmsPayload {
     ///
     /// [`TransportError::Invalid`] when it is not a text message.
     pub fn of(message: &OutboxMessage) -> Result<Self, TransportError> {
-        payload(message, Channel::Sms)
+        payload(message, OutboxChannel::Sms)
     }
 }
 
-fn payload<T: serde::de::DeserializeOwned>(message: &OutboxMessage, channel: Channel) -> Result<T, TransportError> {
+fn payload<T: serde::de::DeserializeOwned>(
+    message: &OutboxMessage,
+    channel: OutboxChannel,
+) -> Result<T, TransportError> {
     if message.channel != channel {
         return Err(TransportError::Invalid(format!("a {} message is not a {channel} message", message.channel)));
     }
@@ -124,7 +127,7 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 
     /// Whether messages of `channel` go out through this transport; the
     /// dispatcher leaves the others queued and unleased.
-    fn handles(&self, channel: Channel) -> bool {
+    fn handles(&self, channel: OutboxChannel) -> bool {
         let _ = channel;
         self.configured()
     }
@@ -133,7 +136,7 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     /// it once (the provider deduplicates by the idempotency key). When
     /// not, a message whose handover was interrupted, or whose delivery is
     /// uncertain, is never handed over again.
-    fn retry_safe(&self, channel: Channel) -> bool {
+    fn retry_safe(&self, channel: OutboxChannel) -> bool {
         let _ = channel;
         false
     }
@@ -184,7 +187,7 @@ impl Transport for RecordingTransport {
         Ok(Delivery { provider_id: Some(message.idempotency_key.clone()) })
     }
 
-    fn retry_safe(&self, _: Channel) -> bool {
+    fn retry_safe(&self, _: OutboxChannel) -> bool {
         true
     }
 }

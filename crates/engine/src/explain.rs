@@ -55,7 +55,7 @@ impl Engine {
     ///
     /// [`super::EngineError::NotFound`] when the action is not in the account.
     pub async fn explain(&self, account_id: &str, action_id: &str) -> Result<Explanation> {
-        let ctx = self.load_context(action_id, Some(account_id)).await?;
+        let ctx = self.load_snapshot(action_id, Some(account_id)).await?;
         let now = self.now();
         let a = &ctx.action;
         let unperformed = matches!(a.status, ActionStatus::Future | ActionStatus::Active | ActionStatus::Disabled);

@@ -21,10 +21,12 @@
 mod add_ons;
 mod checks;
 mod clock;
+mod engage;
 mod explain;
 mod lifecycle;
 mod metrics;
 mod monitor;
+mod moves;
 mod outbox;
 mod process;
 mod records;
@@ -47,8 +49,9 @@ use tokio::sync::{Notify, Semaphore};
 pub use checks::{Facts, Requirement, first_unmet, opted_out, requirements, uses_legacy_merge};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use explain::{Check, Explanation};
-pub use lifecycle::{Disposition, EnrollRequest};
+pub use lifecycle::EnrollRequest;
 pub use metrics::CallMetrics;
+pub use moves::Disposition;
 pub use outbox::INTERRUPTED;
 pub use process::contact_event;
 pub use records::{Bootstrapped, NewAccount, SequenceEdit, TemplateText, bootstrap};
@@ -362,7 +365,7 @@ impl Engine {
         let claimed =
             self.inner.store.claim_due_actions(now, self.inner.config.batch_size, self.inner.config.lease).await?;
         let count = claimed.len();
-        let contexts = self.load_contexts(&claimed).await?;
+        let contexts = self.load_snapshots(&claimed).await?;
         let mut tasks = tokio::task::JoinSet::new();
         for (action, ctx) in claimed.into_iter().zip(contexts) {
             let ctx = match ctx {

@@ -6,8 +6,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::process::{Context, EventExt, SYSTEM};
+use super::process::{EventExt, SYSTEM, Snapshot};
 use super::{Engine, Result};
+use stepwise_domain::engagement::EventKind;
 use stepwise_store::{Tx, WebhookFailure, new_id};
 
 impl Engine {
@@ -17,7 +18,7 @@ impl Engine {
     pub(crate) async fn monitor_failure(
         &self,
         tx: &mut Tx,
-        ctx: &Context,
+        ctx: &Snapshot,
         message: &str,
         details: &Value,
         now: DateTime<Utc>,
@@ -47,13 +48,13 @@ impl Engine {
             failure.attempts
         );
         let event = ctx
-            .event("note", SYSTEM)
+            .event(EventKind::Note, SYSTEM)
             .reason(note.clone())
             .change(json!(null), json!({ "webhook_failure_id": failure.id }));
         tx.record_event(&event, now).await?;
         if let Some(owner) = &ctx.owner {
             let notice = ctx
-                .event("notification", SYSTEM)
+                .event(EventKind::Notification, SYSTEM)
                 .reason(note)
                 .change(json!(null), json!({ "user_id": owner.id, "webhook_failure_id": failure.id }));
             tx.record_event(&notice, now).await?;

@@ -22,7 +22,7 @@ use serde_json::json;
 use super::process::{EventExt, enrollment_event};
 use super::{Engine, EngineError, Result};
 use stepwise_domain::engagement::{
-    Channel, ClaimedMessage, Enrollment, EnrollmentStatus, Level, OutboxMessage, Sequence,
+    ClaimedMessage, Enrollment, EnrollmentStatus, EventKind, Level, OutboxChannel, OutboxMessage, Sequence,
 };
 use stepwise_domain::transport::TransportError;
 use stepwise_store::{DeliveryOutcome, ReadTx, StoreError, Tx};
@@ -55,7 +55,8 @@ impl Engine {
     /// released at once.
     pub(super) async fn dispatch_batch(&self, stop: Option<&tokio::sync::watch::Receiver<bool>>) -> Result<usize> {
         let transport = &self.inner.transport;
-        let channels: Vec<Channel> = Channel::ALL.iter().copied().filter(|c| transport.handles(*c)).collect();
+        let channels: Vec<OutboxChannel> =
+            OutboxChannel::ALL.iter().copied().filter(|c| transport.handles(*c)).collect();
         if channels.is_empty() {
             return Ok(0);
         }
@@ -127,7 +128,7 @@ impl Engine {
             (Err(_), error) => (DeliveryOutcome::Failed { error: error.unwrap_or_default() }, Handled::Failed),
         };
         let bounce = match &outcome {
-            Err(TransportError::Permanent(reply)) if message.channel == Channel::Email => Some(reply.as_str()),
+            Err(TransportError::Permanent(reply)) if message.channel == OutboxChannel::Email => Some(reply.as_str()),
             _ => None,
         };
         self.record(&message, lease, record, bounce).await?;
@@ -159,10 +160,11 @@ impl Engine {
             && let Some((mut enrollment, sequence)) = origin(&mut tx, message).await?
         {
             let company = tx.contact(&enrollment.account_id, &enrollment.contact_id).await?.company_id;
-            let event = enrollment_event(&enrollment, company, message.action_id.as_deref(), "message.failed", ACTOR)
-                .reason(format!("the {} was not delivered: {error}", message.channel))
-                .change(json!({ "message": message.id, "state": message.state }), json!({ "state": "failed" }))
-                .level(Level::Warning);
+            let event =
+                enrollment_event(&enrollment, company, message.action_id.as_deref(), EventKind::MessageFailed, ACTOR)
+                    .reason(format!("the {} was not delivered: {error}", message.channel))
+                    .change(json!({ "message": message.id, "state": message.state }), json!({ "state": "failed" }))
+                    .level(Level::Warning);
             tx.record_event(&event, now).await?;
             if let Some(reply) = bounce {
                 ended = self.bounce(&mut tx, &mut enrollment, &sequence, reply, now).await?;
@@ -198,7 +200,7 @@ impl Engine {
     async fn add_unsubscribe_link(&self, message: &mut OutboxMessage) -> Result<()> {
         let Some(base) = &self.config().public_url else { return Ok(()) };
         let has_one = message.payload.get("unsubscribe_url").is_some_and(|url| !url.is_null());
-        if message.channel != Channel::Email || has_one {
+        if message.channel != OutboxChannel::Email || has_one {
             return Ok(());
         }
         let mut tx = self.store().begin_read().await?;

@@ -15,8 +15,8 @@ use super::writer::Decided;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::{Company, Contact, Subject, User};
 use stepwise_domain::engagement::{
-    Action, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet, OwnerRule,
-    PluginAccount, PluginRef, Sequence, SequenceState, SequenceVersion, Step,
+    Action, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, EventKind, Level, OnUnmet,
+    OwnerRule, PluginAccount, PluginRef, Sequence, SequenceState, SequenceVersion, Step,
 };
 use stepwise_plugin_host::types::{Capability, Completion, Outcome as PluginOutcome, StepContext};
 use stepwise_plugin_host::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
@@ -24,7 +24,7 @@ use stepwise_store::{NewEvent, ReadTx, Store, StoreError};
 
 /// Everything processing an action looks at, read in one snapshot.
 #[derive(Debug, Clone)]
-pub(crate) struct Context {
+pub(crate) struct Snapshot {
     pub action: Action,
     pub enrollment: Enrollment,
     pub sequence: Sequence,
@@ -40,7 +40,7 @@ pub(crate) struct Context {
     pub siblings: Vec<Action>,
 }
 
-impl Context {
+impl Snapshot {
     pub fn subject(&self) -> Subject {
         Subject { contact: self.contact.clone(), owner: self.owner.clone(), company: self.company.clone() }
     }
@@ -61,7 +61,7 @@ impl Context {
     }
 
     /// An event about this action's enrollment.
-    pub fn event(&self, kind: &str, actor: &str) -> NewEvent {
+    pub fn event(&self, kind: EventKind, actor: &str) -> NewEvent {
         enrollment_event(&self.enrollment, self.contact.company_id.clone(), Some(&self.action.id), kind, actor)
     }
 
@@ -78,10 +78,7 @@ impl Context {
             idempotency_key: self.action.id.clone(),
             now,
             event_date: self.enrollment.event_date,
-            activation: match self.step.activation {
-                Activation::Manual => stepwise_plugin_host::types::Activation::Manual,
-                Activation::Automatic => stepwise_plugin_host::types::Activation::Automatic,
-            },
+            activation: self.step.activation,
             completion,
         }
     }
@@ -98,7 +95,7 @@ pub(crate) fn enrollment_event(
     enrollment: &Enrollment,
     company_id: Option<String>,
     action_id: Option<&str>,
-    kind: &str,
+    kind: EventKind,
     actor: &str,
 ) -> NewEvent {
     NewEvent {
@@ -107,7 +104,7 @@ pub(crate) fn enrollment_event(
         company_id,
         enrollment_id: Some(enrollment.id.clone()),
         action_id: action_id.map(str::to_owned),
-        kind: kind.to_owned(),
+        kind,
         actor: actor.to_owned(),
         reason: None,
         before: None,
@@ -267,7 +264,7 @@ impl Engine {
 
     /// Reads everything about an action. With `account`, an action of
     /// another account is "not found".
-    pub(crate) async fn load_context(&self, action_id: &str, account: Option<&str>) -> Result<Context> {
+    pub(crate) async fn load_snapshot(&self, action_id: &str, account: Option<&str>) -> Result<Snapshot> {
         let mut tx = self.store().begin_read().await?;
         let action = tx.action(action_id).await?;
         let enrollment = tx.enrollment(&action.enrollment_id).await?;
@@ -299,13 +296,13 @@ impl Engine {
         let (plugin, grant) = self.access(&mut tx, &account_id, &step.plugin).await?;
         let siblings = tx.actions_of_enrollment(&enrollment.id).await?;
         tx.rollback().await?;
-        Ok(Context { action, enrollment, sequence, version, step, contact, company, owner, plugin, grant, siblings })
+        Ok(Snapshot { action, enrollment, sequence, version, step, contact, company, owner, plugin, grant, siblings })
     }
 
     /// Reads the contexts of a batch of claimed actions with a handful of
     /// queries for the whole batch rather than several per action. An
     /// action whose records cannot be read gets its error.
-    pub(crate) async fn load_contexts(&self, claimed: &[ClaimedAction]) -> Result<Vec<Result<Context>>> {
+    pub(crate) async fn load_snapshots(&self, claimed: &[ClaimedAction]) -> Result<Vec<Result<Snapshot>>> {
         let mut tx = self.store().begin_read().await?;
         // The claimed actions are read with the rest of their enrollments'.
         let enrollment_ids: Vec<String> = unique(claimed.iter().map(|c| c.enrollment_id.clone()));
@@ -409,7 +406,7 @@ impl Engine {
                 let key = (enrollment.account_id.clone(), step.plugin.id.clone());
                 let (plugin, grant) = self.access_with(&enrollment.account_id, settings.get(&key), &step.plugin);
                 let siblings = siblings.get(&enrollment.id).cloned().unwrap_or_default();
-                Ok(Context {
+                Ok(Snapshot {
                     action,
                     enrollment,
                     sequence,
@@ -429,7 +426,7 @@ impl Engine {
     /// An invocation of the step's plugin for this context.
     pub(crate) fn invocation(
         &self,
-        ctx: &Context,
+        ctx: &Snapshot,
         grant: Arc<AccountGrant>,
         completion: Option<Completion>,
     ) -> Invocation {
@@ -445,10 +442,10 @@ impl Engine {
     /// returned decided, so that the scheduler writes a whole batch of them
     /// in one transaction. `None` when the action only followed its
     /// enrollment (ended or paused meanwhile), which is written here.
-    pub(crate) async fn process(&self, claimed: ClaimedAction, ctx: Context) -> Result<Option<Decided>> {
+    pub(crate) async fn process(&self, claimed: ClaimedAction, ctx: Snapshot) -> Result<Option<Decided>> {
         let lease = Some(claimed.lease_token.clone());
         let now = self.now();
-        let answer = |ctx: Context, answer: Answer| -> Result<Option<Decided>> {
+        let answer = |ctx: Snapshot, answer: Answer| -> Result<Option<Decided>> {
             Ok(Some(self.decided(ctx, lease.clone(), answer)))
         };
 
@@ -577,7 +574,7 @@ impl Engine {
     /// Evaluates a criterion for [`Engine::explain`].
     pub(crate) async fn evaluate_for_explain(
         &self,
-        ctx: &Context,
+        ctx: &Snapshot,
         criterion: &stepwise_domain::engagement::Criterion,
     ) -> std::result::Result<bool, String> {
         self.evaluate(ctx, criterion).await
@@ -586,7 +583,7 @@ impl Engine {
     /// Evaluates one criterion against the action's subject.
     async fn evaluate(
         &self,
-        ctx: &Context,
+        ctx: &Snapshot,
         criterion: &stepwise_domain::engagement::Criterion,
     ) -> std::result::Result<bool, String> {
         let mut tx = self.store().begin_read().await.map_err(|e| e.to_string())?;
@@ -606,14 +603,14 @@ impl Engine {
 }
 
 /// An event about a contact, outside any enrollment.
-pub fn contact_event(account_id: &str, contact: &Contact, kind: &str, actor: &str) -> NewEvent {
+pub fn contact_event(account_id: &str, contact: &Contact, kind: EventKind, actor: &str) -> NewEvent {
     NewEvent {
         account_id: account_id.to_owned(),
         contact_id: Some(contact.id.clone()),
         company_id: contact.company_id.clone(),
         enrollment_id: None,
         action_id: None,
-        kind: kind.to_owned(),
+        kind,
         actor: actor.to_owned(),
         reason: None,
         before: None,

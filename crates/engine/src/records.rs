@@ -4,15 +4,17 @@
 //! its audit entry together (SPEC §11), so the API, which only reads the
 //! store, asks the engine for every change.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use super::process::contact_event;
+use super::lifecycle::EnrollRequest;
+use super::process::{EventExt, SYSTEM, contact_event};
 use super::{Engine, EngineError, Result};
-use stepwise_domain::crm::{Company, Contact, Role, User};
+use stepwise_domain::crm::{Company, Contact, ContactKind, Role, User};
 use stepwise_domain::engagement::{
-    Account, AuditAction, ContactType, Editor, PlanType, PluginAccount, PluginRecord, Sequence, SequenceSettings,
-    SequenceVersion, Step,
+    Account, AuditAction, ContactType, Editor, Enrollment, EventKind, Level, PlanType, PluginAccount, PluginRecord,
+    Sequence, SequenceSettings, SequenceVersion, Step,
 };
 use stepwise_store::{ApiKey, NewAudit, NewEvent, NewSequence, Store, Template, Tx};
 
@@ -70,7 +72,7 @@ pub struct Bootstrapped {
 /// # Errors
 ///
 /// A store error.
-pub async fn bootstrap(store: &Store, now: chrono::DateTime<chrono::Utc>) -> Result<Option<Bootstrapped>> {
+pub async fn bootstrap(store: &Store, now: DateTime<Utc>) -> Result<Option<Bootstrapped>> {
     let mut tx = store.begin().await?;
     if tx.account_count().await? > 0 {
         return Ok(None);
@@ -82,6 +84,16 @@ pub async fn bootstrap(store: &Store, now: chrono::DateTime<chrono::Utc>) -> Res
     let (_, secret) = tx.create_api_key(&account.id, &admin.id, "bootstrap", now).await?;
     tx.commit().await?;
     Ok(Some(Bootstrapped { account_id: account.id, admin, secret }))
+}
+
+/// Replaces every field of a contact and makes the steps held by its
+/// unmet criteria due now: every change of a contact (a person's, a
+/// plugin's, a signal's) goes through here, so none leaves a held step
+/// waiting for its periodic re-check.
+pub(crate) async fn save_contact(tx: &mut Tx, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<()> {
+    tx.update_contact(account_id, contact, now).await?;
+    tx.release_criteria_holds(account_id, &contact.id, now).await?;
+    Ok(())
 }
 
 impl Engine {
@@ -133,12 +145,12 @@ impl Engine {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let before = tx.contact(account_id, &contact.id).await?;
-        tx.update_contact(account_id, contact, now).await?;
+        save_contact(&mut tx, account_id, contact, now).await?;
         let saved = tx.contact(account_id, &contact.id).await?;
         let event = NewEvent {
             before: Some(serde_json::to_value(&before).unwrap_or_default()),
             after: Some(serde_json::to_value(&saved).unwrap_or_default()),
-            ..contact_event(account_id, &saved, "contact.updated", &editor.user_id)
+            ..contact_event(account_id, &saved, EventKind::ContactUpdated, &editor.user_id)
         };
         tx.record_event(&event, now).await?;
         let entry = NewAudit::changed(AuditAction::ContactUpdated, &contact.id, &before, &saved);
@@ -445,5 +457,51 @@ impl Engine {
         let entry = NewAudit::changed(AuditAction::SequenceEdited, id, &before, &sequence);
         self.commit_audited(tx, account_id, editor, entry).await?;
         Ok(sequence)
+    }
+
+    /// Creates a contact; a new lead whose lead source an active sequence
+    /// names is enrolled there at once (SPEC §2). Returns the contact and
+    /// the enrollments made.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Invalid`] when the contact names a contact type,
+    /// owner or company the account does not have.
+    pub async fn create_contact(
+        &self,
+        account_id: &str,
+        contact: &Contact,
+        editor: &Editor,
+    ) -> Result<(Contact, Vec<Enrollment>)> {
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let contact = tx.create_contact(account_id, contact, now).await?;
+        tx.record_event(&contact_event(account_id, &contact, EventKind::ContactCreated, &editor.user_id), now).await?;
+        let entry = NewAudit::created(AuditAction::ContactCreated, &contact.id, &contact);
+        tx.audit(account_id, editor, entry, now).await?;
+        let mut enrolled = Vec::new();
+        if let (ContactKind::Lead, Some(source)) = (contact.kind, &contact.lead_source) {
+            for sequence in tx.sequences_for_lead_source(account_id, source).await? {
+                let request = EnrollRequest {
+                    contact_id: contact.id.clone(),
+                    sequence_id: sequence.id.clone(),
+                    initiated_by: contact.owner_id.clone(),
+                    event_date: None,
+                };
+                match self.enroll_in(&mut tx, account_id, &request, SYSTEM, now).await {
+                    Ok(enrollment) => enrolled.push(enrollment),
+                    Err(EngineError::Store(error)) => return Err(EngineError::Store(error)),
+                    Err(error) => {
+                        let event = contact_event(account_id, &contact, EventKind::EnrollmentAutoFailed, SYSTEM)
+                            .reason(format!("lead source `{source}` names sequence {}, but: {error}", sequence.id))
+                            .level(Level::Warning);
+                        tx.record_event(&event, now).await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        self.wake();
+        Ok((contact, enrolled))
     }
 }

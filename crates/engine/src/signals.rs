@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::process::{EventExt, contact_event, enrollment_event};
+use super::records::save_contact;
 use super::{Engine, EngineError, Result};
-use stepwise_domain::engagement::{Enrollment, EnrollmentStatus, OnReply, PauseReason};
+use stepwise_domain::engagement::{Enrollment, EnrollmentStatus, EventKind, OnReply, PauseReason};
 use stepwise_store::{StoreError, Tx};
 
 /// What happened.
@@ -29,6 +30,18 @@ pub enum SignalKind {
 }
 
 impl SignalKind {
+    /// The kind of the contact's timeline event.
+    fn event(self) -> EventKind {
+        match self {
+            Self::Reply => EventKind::SignalReply,
+            Self::Bounce => EventKind::SignalBounce,
+            Self::OutOfOffice => EventKind::SignalOutOfOffice,
+            Self::Unsubscribe => EventKind::SignalUnsubscribe,
+            Self::Click => EventKind::SignalClick,
+            Self::Open => EventKind::SignalOpen,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Reply => "reply",
@@ -81,8 +94,8 @@ impl Engine {
             SignalKind::Unsubscribe => contact.opt_outs.email = true,
             SignalKind::Bounce | SignalKind::OutOfOffice => {}
         }
-        tx.update_contact(account_id, &contact, now).await?;
-        let event = contact_event(account_id, &contact, &format!("signal.{}", signal.kind.as_str()), &actor)
+        save_contact(&mut tx, account_id, &contact, now).await?;
+        let event = contact_event(account_id, &contact, signal.kind.event(), &actor)
             .change(before, json!({ "last_engaged": contact.last_engaged, "opt_outs": contact.opt_outs, "return_date": signal.return_date }));
         tx.record_event(&event, now).await?;
 
@@ -113,7 +126,7 @@ impl Engine {
                         &enrollment,
                         contact.company_id.clone(),
                         None,
-                        "enrollment.reply_received",
+                        EventKind::EnrollmentReplyReceived,
                         &actor,
                     )
                     .reason("the contact replied; the sequence continues on reply");
@@ -167,7 +180,7 @@ impl Engine {
                         Some(back) => format!("the contact is out of office until {back}"),
                         None => "the contact is out of office; resume the enrollment when they are back".to_owned(),
                     };
-                    let event = enrollment_event(&enrollment, contact.company_id.clone(), None, "enrollment.paused", &actor)
+                    let event = enrollment_event(&enrollment, contact.company_id.clone(), None, EventKind::EnrollmentPaused, &actor)
                         .reason(reason)
                         .change(before, json!({ "status": enrollment.status, "pause_reason": enrollment.pause_reason, "resume_at": enrollment.resume_at }));
                     tx.record_event(&event, now).await?;

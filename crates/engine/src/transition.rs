@@ -12,13 +12,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::process::{Context, EventExt, SYSTEM, enrollment_event};
+use super::process::{EventExt, SYSTEM, Snapshot, enrollment_event};
 use super::timing;
 use stepwise_domain::engagement::{
-    ActionStatus, DeferralReason, Enrollment, EnrollmentStatus, Level, OnUnmet, Outcome as EnrollmentOutcome,
+    ActionStatus, DeferralReason, Enrollment, EnrollmentOutcome, EnrollmentStatus, EventKind, Level, OnUnmet,
     PauseReason,
 };
-use stepwise_domain::plugin::{EnrollmentOutcome as ResultOutcome, ResultSpec};
+use stepwise_domain::plugin::ResultSpec;
 use stepwise_plugin_host::report::CallReport;
 use stepwise_plugin_host::types::Outcome as PluginOutcome;
 use stepwise_store::{ActionCompletion, NewEvent};
@@ -166,14 +166,14 @@ impl Transition {
 }
 
 /// Decides what `answer` does to the action of `ctx` and its enrollment.
-pub(crate) fn decide(ctx: &Context, answer: Answer, rules: Rules<'_>, now: DateTime<Utc>) -> Transition {
+pub(crate) fn decide(ctx: &Snapshot, answer: Answer, rules: Rules<'_>, now: DateTime<Utc>) -> Transition {
     match answer {
         Answer::Defer { reason, until, detail } => defer(ctx, reason, until, &detail, now),
         Answer::Activate => activate(ctx),
         Answer::Skip { result, reason, by } => {
             let actor = by.clone().unwrap_or_else(|| SYSTEM.to_owned());
             let completion = ActionCompletion::skipped(&result, by.as_deref(), reason);
-            let event = ctx.event("action.skipped", &actor).reason(result).change(
+            let event = ctx.event(EventKind::ActionSkipped, &actor).reason(result).change(
                 json!({ "status": ctx.action.status }),
                 json!({ "status": ActionStatus::Skipped, "opt_out": completion.opt_out }),
             );
@@ -193,7 +193,7 @@ pub(crate) fn decide(ctx: &Context, answer: Answer, rules: Rules<'_>, now: DateT
             let mut t = Transition::new(action, by.clone());
             t.enrollment =
                 EnrollmentWrite::Save(Box::new(Enrollment { next_action_at: Some(due_at), ..ctx.enrollment.clone() }));
-            t.events.push(ctx.event("action.rescheduled", &by).change(
+            t.events.push(ctx.event(EventKind::ActionRescheduled, &by).change(
                 json!({ "due_at": ctx.action.due_at, "status": ctx.action.status }),
                 json!({ "due_at": due_at, "status": ActionStatus::Future }),
             ));
@@ -208,7 +208,7 @@ pub(crate) fn decide(ctx: &Context, answer: Answer, rules: Rules<'_>, now: DateT
 /// unconfirmed send, otherwise looked at again now. An event is written
 /// when the reason changes, not at every re-check.
 fn defer(
-    ctx: &Context,
+    ctx: &Snapshot,
     reason: DeferralReason,
     until: Option<DateTime<Utc>>,
     detail: &str,
@@ -221,7 +221,7 @@ fn defer(
     if ctx.action.deferral_reason != Some(reason) {
         let level = if reason == DeferralReason::DuplicateAttempt { Level::Warning } else { Level::Info };
         t.events.push(
-            ctx.event("action.deferred", SYSTEM)
+            ctx.event(EventKind::ActionDeferred, SYSTEM)
                 .reason(format!("{}: {detail}", reason.sentence()))
                 .change(
                     json!({ "deferral_reason": ctx.action.deferral_reason }),
@@ -235,7 +235,7 @@ fn defer(
 
 /// A manual action onto its owner's Engage view; a pending enrollment is
 /// running from then on.
-fn activate(ctx: &Context) -> Transition {
+fn activate(ctx: &Snapshot) -> Transition {
     let owner = ctx.owner.as_ref().map(|o| o.id.clone());
     let action = ActionWrite::Activate {
         owner_changed: ctx.action.owner_id != owner,
@@ -249,14 +249,14 @@ fn activate(ctx: &Context) -> Transition {
     }
     let on = owner.as_deref().unwrap_or("nobody");
     t.events.push(
-        ctx.event("action.activated", SYSTEM).reason(format!("on the Engage view of {on}")).change(
+        ctx.event(EventKind::ActionActivated, SYSTEM).reason(format!("on the Engage view of {on}")).change(
             json!({ "status": ctx.action.status }),
             json!({ "status": ActionStatus::Active, "owner_id": owner }),
         ),
     );
     if ctx.step.notify {
         t.events.push(
-            ctx.event("notification", SYSTEM)
+            ctx.event(EventKind::Notification, SYSTEM)
                 .reason(format!("step {} ({}) is on your Engage view", ctx.action.step + 1, ctx.step.name))
                 .change(json!(null), json!({ "user_id": owner })),
         );
@@ -266,7 +266,7 @@ fn activate(ctx: &Context) -> Transition {
 
 /// What a plugin's answer does (SPEC §5).
 fn answered(
-    ctx: &Context,
+    ctx: &Snapshot,
     outcome: PluginOutcome,
     report: CallReport,
     by: Option<String>,
@@ -286,17 +286,13 @@ fn answered(
             };
             let mut t = Transition::new(ActionWrite::Complete(completion), actor.clone());
             (t.effects, t.by) = (report, by);
-            t.events.push(ctx.event("action.completed", &actor).reason(format!("result `{result}`")).change(
+            t.events.push(ctx.event(EventKind::ActionCompleted, &actor).reason(format!("result `{result}`")).change(
                 json!({ "status": ctx.action.status }),
                 json!({ "status": ActionStatus::Completed, "result": result }),
             ));
             match rules.results.iter().find(|r| r.code == result).filter(|r| r.ends_enrollment) {
                 Some(spec) => {
-                    let outcome = match spec.outcome {
-                        Some(ResultOutcome::Positive) => EnrollmentOutcome::Positive,
-                        Some(ResultOutcome::Negative) => EnrollmentOutcome::Negative,
-                        Some(ResultOutcome::Neutral) | None => EnrollmentOutcome::Neutral,
-                    };
+                    let outcome = spec.outcome.unwrap_or(EnrollmentOutcome::Neutral);
                     let why = format!("step {} ended with `{result}`", ctx.action.step + 1);
                     end(ctx, &mut t, EnrollmentStatus::Completed, outcome, &actor, &why);
                 }
@@ -308,7 +304,7 @@ fn answered(
             let completion = ActionCompletion::skipped(&reason, by.as_deref(), None);
             let mut t = Transition::new(ActionWrite::Complete(completion), actor.clone());
             (t.effects, t.by) = (report, by);
-            t.events.push(ctx.event("action.skipped", &actor).reason(reason));
+            t.events.push(ctx.event(EventKind::ActionSkipped, &actor).reason(reason));
             advance(ctx, &mut t, now);
             t
         }
@@ -324,7 +320,7 @@ fn answered(
             };
             let mut t = Transition::new(action, actor.clone());
             t.by = by;
-            t.events.push(ctx.event("action.retry", &actor).reason(reason).level(Level::Warning));
+            t.events.push(ctx.event(EventKind::ActionRetry, &actor).reason(reason).level(Level::Warning));
             t
         }
         PluginOutcome::Retry { reason, .. } => {
@@ -337,7 +333,7 @@ fn answered(
 
 /// An automatic step failed: the action keeps the details, the enrollment
 /// pauses with reason `error`, and an error event says why.
-fn fail(ctx: &Context, actor: String, by: Option<String>, message: String, details: Value) -> Transition {
+fn fail(ctx: &Snapshot, actor: String, by: Option<String>, message: String, details: Value) -> Transition {
     let output = json!({ "error": message, "details": details });
     let mut t = Transition::new(ActionWrite::Fail { output }, actor.clone());
     t.by = by;
@@ -347,7 +343,7 @@ fn fail(ctx: &Context, actor: String, by: Option<String>, message: String, detai
         ..ctx.enrollment.clone()
     }));
     t.events.push(
-        ctx.event("action.failed", &actor)
+        ctx.event(EventKind::ActionFailed, &actor)
             .reason(message.clone())
             .change(
                 json!({ "status": ctx.enrollment.status }),
@@ -362,7 +358,7 @@ fn fail(ctx: &Context, actor: String, by: Option<String>, message: String, detai
 /// After the action is done: the enrollment moves to the next unperformed
 /// step (`future`, or `disabled` by an earlier pause), whose due dates are
 /// recomputed from now under `after_previous`; with none left, it completes.
-fn advance(ctx: &Context, t: &mut Transition, now: DateTime<Utc>) {
+fn advance(ctx: &Snapshot, t: &mut Transition, now: DateTime<Utc>) {
     let next = ctx
         .siblings
         .iter()
@@ -396,7 +392,7 @@ fn advance(ctx: &Context, t: &mut Transition, now: DateTime<Utc>) {
 
 /// Ends the enrollment with `status` and `outcome`.
 fn end(
-    ctx: &Context,
+    ctx: &Snapshot,
     t: &mut Transition,
     status: EnrollmentStatus,
     outcome: EnrollmentOutcome,
@@ -405,7 +401,7 @@ fn end(
 ) {
     let enrollment = &ctx.enrollment;
     t.events.push(
-        enrollment_event(enrollment, ctx.contact.company_id.clone(), None, "enrollment.ended", actor)
+        enrollment_event(enrollment, ctx.contact.company_id.clone(), None, EventKind::EnrollmentEnded, actor)
             .reason(why)
             .change(
                 json!({ "status": enrollment.status, "pause_reason": enrollment.pause_reason }),
@@ -481,7 +477,7 @@ mod tests {
 
     /// An enrollment at step 2 of four `after_previous` steps a day apart;
     /// `statuses` are those of steps 3 and 4.
-    fn ctx(statuses: [ActionStatus; 2], settings: SequenceSettings) -> Context {
+    fn ctx(statuses: [ActionStatus; 2], settings: SequenceSettings) -> Snapshot {
         let steps: Vec<Step> = (0..4).map(|p| step(p, 24)).collect();
         let enrollment = Enrollment {
             id: "enr_1".into(),
@@ -522,7 +518,7 @@ mod tests {
             action(2, statuses[0], 24),
             action(3, statuses[1], 48),
         ];
-        Context {
+        Snapshot {
             action: siblings[1].clone(),
             enrollment,
             sequence,
@@ -543,7 +539,7 @@ mod tests {
         }
     }
 
-    fn running() -> Context {
+    fn running() -> Snapshot {
         ctx([ActionStatus::Future, ActionStatus::Future], SequenceSettings::default())
     }
 
@@ -610,11 +606,11 @@ mod tests {
         out
     }
 
-    fn check(ctx: &Context, answer: Answer, expected: &str) {
+    fn check(ctx: &Snapshot, answer: Answer, expected: &str) {
         check_with(ctx, answer, RULES, expected);
     }
 
-    fn check_with(ctx: &Context, answer: Answer, rules: Rules<'_>, expected: &str) {
+    fn check_with(ctx: &Snapshot, answer: Answer, rules: Rules<'_>, expected: &str) {
         let actual = render(&decide(ctx, answer, rules, at(0)));
         assert_eq!(actual.trim(), expected.trim(), "\nactual:\n{actual}");
     }
@@ -678,7 +674,7 @@ event: enrollment.ended by system [info] every step is done",
             code: "meeting_booked".into(),
             title: "Meeting booked".into(),
             ends_enrollment: true,
-            outcome: Some(ResultOutcome::Positive),
+            outcome: Some(EnrollmentOutcome::Positive),
         }];
         let by_rep = Answer::Plugin {
             outcome: PluginOutcome::Done { result: "meeting_booked".into(), output: json!({}) },

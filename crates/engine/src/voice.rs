@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::process::Context;
+use super::process::Snapshot;
 use super::{Engine, Result};
 use stepwise_domain::transport::{TransportError, Voice, VoiceCall};
 use stepwise_plugin_host::Plugin;
@@ -50,7 +50,7 @@ impl Engine {
     /// prepared script, said to the contact's phone.
     pub(crate) async fn place_call(
         &self,
-        ctx: &Context,
+        ctx: &Snapshot,
         plugin: &Plugin,
         voice: &dyn Voice,
     ) -> Result<(Outcome, CallReport)> {

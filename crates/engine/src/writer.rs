@@ -9,10 +9,11 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::process::{Context, contact_event};
+use super::process::{Snapshot, contact_event};
+use super::records::save_contact;
 use super::transition::{ActionWrite, Answer, EnrollmentWrite, Rules, Transition, decide};
 use super::{Engine, EngineError, Result};
-use stepwise_domain::engagement::{Channel, EnrollmentStatus};
+use stepwise_domain::engagement::{EnrollmentStatus, EventKind, OutboxChannel};
 use stepwise_plugin_host::report::{CallReport, QueuedMessage};
 use stepwise_plugin_host::types::Outcome as PluginOutcome;
 use stepwise_store::{BatchCompletion, NewEvent, NewOutboxMessage, Schedule, StoreError, Tx};
@@ -21,14 +22,14 @@ use stepwise_store::{BatchCompletion, NewEvent, NewOutboxMessage, Schedule, Stor
 /// under which it may be written (`None` for a person's change).
 #[derive(Debug)]
 pub(crate) struct Decided {
-    pub ctx: Context,
+    pub ctx: Snapshot,
     pub lease: Option<String>,
     pub transition: Transition,
 }
 
 impl Engine {
     /// Decides `answer` for the action of `ctx` ([`decide`]).
-    pub(crate) fn decided(&self, ctx: Context, lease: Option<String>, answer: Answer) -> Decided {
+    pub(crate) fn decided(&self, ctx: Snapshot, lease: Option<String>, answer: Answer) -> Decided {
         let results = ctx.plugin.as_ref().map(|p| p.manifest().results.as_slice()).unwrap_or_default();
         let rules = Rules { max_attempts: self.config().max_attempts, results };
         let transition = decide(&ctx, answer, rules, self.now());
@@ -212,7 +213,7 @@ impl Engine {
     async fn write_effects(
         &self,
         tx: &mut Tx,
-        ctx: &Context,
+        ctx: &Snapshot,
         report: &CallReport,
         actor: &str,
         now: DateTime<Utc>,
@@ -220,8 +221,8 @@ impl Engine {
         let account_id = &ctx.enrollment.account_id;
         for message in &report.messages {
             let (channel, key) = match message {
-                QueuedMessage::Email { id, .. } => (Channel::Email, id),
-                QueuedMessage::Sms { id, .. } => (Channel::Sms, id),
+                QueuedMessage::Email { id, .. } => (OutboxChannel::Email, id),
+                QueuedMessage::Sms { id, .. } => (OutboxChannel::Sms, id),
             };
             let new = NewOutboxMessage {
                 account_id: account_id.clone(),
@@ -240,7 +241,7 @@ impl Engine {
         if !report.messages.is_empty() {
             let mut contact = tx.contact(account_id, &ctx.contact.id).await?;
             contact.last_contacted = Some(now);
-            tx.update_contact(account_id, &contact, now).await?;
+            save_contact(tx, account_id, &contact, now).await?;
         }
         for change in &report.contact_changes {
             let mut contact = tx.contact(account_id, &ctx.contact.id).await?;
@@ -257,13 +258,13 @@ impl Engine {
             for (name, value) in &change.attributes {
                 contact.attributes.insert(name.clone(), value.clone());
             }
-            tx.update_contact(account_id, &contact, now).await?;
+            save_contact(tx, account_id, &contact, now).await?;
             let event = NewEvent {
                 enrollment_id: Some(ctx.enrollment.id.clone()),
                 action_id: Some(ctx.action.id.clone()),
                 before: Some(before),
                 after: Some(serde_json::to_value(&contact).unwrap_or_default()),
-                ..contact_event(account_id, &contact, "contact.updated", actor)
+                ..contact_event(account_id, &contact, EventKind::ContactUpdated, actor)
             };
             tx.record_event(&event, now).await?;
         }

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
-use super::{ReadTx, Result, StoreError, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
+use sqlx::QueryBuilder;
+
+use super::{ReadTx, Result, StoreError, Tx, found, in_list, ms, new_id, on_tx, time};
 use stepwise_domain::crm::{Role, User};
 use stepwise_domain::engagement::{Account, ContactType, DEFAULT_CONTACT_TYPES};
 
@@ -220,13 +222,16 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
-                    updated_at
-             FROM users WHERE account_id = $1 AND id IN ({})",
-            placeholders(2, ids.len())
-        );
-        let rows: Vec<UserRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
+        let rows: Vec<UserRow> = on_tx!(self, |c| {
+            let mut q = QueryBuilder::new(
+                "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
+                        updated_at
+                 FROM users WHERE account_id = ",
+            );
+            q.push_bind(account_id).push(" AND id IN ");
+            in_list(&mut q, ids);
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
         rows.into_iter().map(UserRow::into_domain).collect()
     }
 

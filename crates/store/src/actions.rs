@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use sqlx::QueryBuilder;
+
 use super::{
-    NONE, ReadTx, Result, Store, StoreError, Tx, fetch_in, found, json_opt, ms, ms_opt, new_id, on_pool, on_tx,
-    parse_opt, placeholders, time, time_opt, value_rows,
+    ReadTx, Result, Store, StoreError, Tx, found, in_list, json_opt, ms, ms_opt, new_id, on_pool, on_tx, parse_opt,
+    time, time_opt,
 };
 use stepwise_domain::engagement::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
 
@@ -354,11 +356,11 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT {ACTION_COLUMNS} FROM actions WHERE enrollment_id IN ({}) ORDER BY enrollment_id, step",
-            placeholders(1, ids.len())
-        );
-        let rows: Vec<ActionRow> = fetch_in!(self, sql, NONE, ids);
+        let rows: Vec<ActionRow> = on_tx!(self, |c| {
+            let mut q = QueryBuilder::new(format!("SELECT {ACTION_COLUMNS} FROM actions WHERE enrollment_id IN "));
+            in_list(&mut q, ids).push(" ORDER BY enrollment_id, step");
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
         rows.into_iter().map(ActionRow::into_domain).collect()
     }
 }
@@ -406,31 +408,28 @@ impl Tx {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = batch.iter().map(|_| new_id("act")).collect();
-        let sql = format!(
-            "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, due_at, is_current,
-                                  created_at, updated_at, status, show_on_engage, opt_out, attempts,
-                                  skip_criteria_evaluated)
-             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
-                    v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE
-             FROM (VALUES {}) AS v",
-            value_rows(1, batch.len(), 9)
-        );
-        let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql);
-            for (id, new) in ids.iter().zip(batch) {
-                q = q
-                    .bind(id)
-                    .bind(&new.enrollment_id)
-                    .bind(new.step)
-                    .bind(&new.plugin_id)
-                    .bind(new.activation.as_str())
-                    .bind(&new.owner_id)
-                    .bind(ms_opt(new.due_at))
-                    .bind(new.current)
-                    .bind(ms(now));
-            }
-            q.execute(&mut *c).await?.rows_affected()
+            let mut q = QueryBuilder::new(
+                "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, due_at, is_current,
+                                      created_at, updated_at, status, show_on_engage, opt_out, attempts,
+                                      skip_criteria_evaluated)
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
+                        v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE
+                 FROM (",
+            );
+            q.push_values(ids.iter().zip(batch), |mut row, (id, new)| {
+                row.push_bind(id)
+                    .push_bind(&new.enrollment_id)
+                    .push_bind(new.step)
+                    .push_bind(&new.plugin_id)
+                    .push_bind(new.activation.as_str())
+                    .push_bind(&new.owner_id)
+                    .push_bind(ms_opt(new.due_at))
+                    .push_bind(new.current)
+                    .push_bind(ms(now));
+            });
+            q.push(") AS v");
+            q.build().execute(&mut *c).await?.rows_affected()
         });
         Ok(ids)
     }
@@ -841,18 +840,15 @@ impl Tx {
         if enrollment_ids.is_empty() {
             return Ok(0);
         }
-        let sql = self.bulk_sql(format!(
-            "UPDATE actions SET status = 'skipped', result = $1, show_on_engage = FALSE, is_current = FALSE,
-                                lease_token = NULL, lease_expires_at = NULL, completed_at = $2, updated_at = $3
-             WHERE status IN ('future', 'active', 'disabled', 'failed') AND enrollment_id IN ({})",
-            placeholders(4, enrollment_ids.len())
-        ));
         Ok(on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql).bind(result).bind(ms(now)).bind(ms(now));
-            for id in enrollment_ids {
-                q = q.bind(id);
-            }
-            q.execute(&mut *c).await?.rows_affected()
+            let mut q = QueryBuilder::new("UPDATE actions SET status = 'skipped', result = ");
+            q.push_bind(result).push(", completed_at = ").push_bind(ms(now)).push(", updated_at = ").push_bind(ms(now));
+            q.push(
+                ", show_on_engage = FALSE, is_current = FALSE, lease_token = NULL, lease_expires_at = NULL
+                 WHERE status IN ('future', 'active', 'disabled', 'failed') AND enrollment_id IN ",
+            );
+            in_list(&mut q, enrollment_ids);
+            q.build().execute(&mut *c).await?.rows_affected()
         }))
     }
 
@@ -897,35 +893,34 @@ impl Tx {
             .collect::<Result<Vec<_>, _>>()?;
         // The lease test of `LEASE_HELD`, per row: the row's token, or none
         // given and none held (or an expired one).
-        let sql = format!(
-            "UPDATE actions SET status = v.column3, result = v.column4, output = v.column5, completed_by = v.column6,
-                                opt_out = v.column7, deferral_reason = v.column8, completed_at = $1,
-                                updated_at = $2, show_on_engage = FALSE, is_current = FALSE, lease_token = NULL,
-                                lease_expires_at = NULL
-             FROM (VALUES {}) AS v
-             WHERE actions.id = v.column1
-               AND (actions.lease_token = v.column2
-                    OR (v.column2 IS NULL AND (actions.lease_token IS NULL OR actions.lease_expires_at <= ${})))
-             RETURNING actions.id",
-            value_rows(3, batch.len(), 8),
-            3 + batch.len() * 8
-        );
-        let sql = self.bulk_sql(sql);
         Ok(on_tx!(self, |c| {
-            let mut q = sqlx::query_scalar(&sql).bind(ms(now)).bind(ms(now));
-            for (b, output) in batch.iter().zip(&outputs) {
+            let mut q = QueryBuilder::new("UPDATE actions SET completed_at = ");
+            q.push_bind(ms(now)).push(", updated_at = ").push_bind(ms(now));
+            q.push(
+                ", status = v.column3, result = v.column4, output = v.column5, completed_by = v.column6,
+                   opt_out = v.column7, deferral_reason = v.column8, show_on_engage = FALSE, is_current = FALSE,
+                   lease_token = NULL, lease_expires_at = NULL
+                 FROM (",
+            );
+            q.push_values(batch.iter().zip(&outputs), |mut row, (b, output)| {
                 let done = &b.completion;
-                q = q
-                    .bind(&b.id)
-                    .bind(&b.lease_token)
-                    .bind(done.status.as_str())
-                    .bind(&done.result)
-                    .bind(output)
-                    .bind(&done.completed_by)
-                    .bind(done.opt_out)
-                    .bind(done.deferral_reason.map(|d| d.as_str()));
-            }
-            q.bind(ms(now)).fetch_all(&mut *c).await?
+                row.push_bind(&b.id)
+                    .push_bind(&b.lease_token)
+                    .push_bind(done.status.as_str())
+                    .push_bind(&done.result)
+                    .push_bind(output)
+                    .push_bind(&done.completed_by)
+                    .push_bind(done.opt_out)
+                    .push_bind(done.deferral_reason.map(|d| d.as_str()));
+            });
+            q.push(
+                ") AS v
+                 WHERE actions.id = v.column1
+                   AND (actions.lease_token = v.column2
+                        OR (v.column2 IS NULL AND (actions.lease_token IS NULL OR actions.lease_expires_at <= ",
+            );
+            q.push_bind(ms(now)).push("))) RETURNING actions.id");
+            q.build_query_scalar().fetch_all(&mut *c).await?
         }))
     }
 
@@ -941,18 +936,14 @@ impl Tx {
         if batch.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "UPDATE actions SET due_at = v.column2, is_current = v.column3, updated_at = $1
-             FROM (VALUES {}) AS v WHERE actions.id = v.column1",
-            value_rows(2, batch.len(), 3)
-        );
-        let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql).bind(ms(now));
-            for b in batch {
-                q = q.bind(b.id).bind(ms_opt(b.due_at)).bind(b.current);
-            }
-            q.execute(&mut *c).await?.rows_affected()
+            let mut q = QueryBuilder::new("UPDATE actions SET updated_at = ");
+            q.push_bind(ms(now)).push(", due_at = v.column2, is_current = v.column3 FROM (");
+            q.push_values(batch, |mut row, b| {
+                row.push_bind(b.id).push_bind(ms_opt(b.due_at)).push_bind(b.current);
+            });
+            q.push(") AS v WHERE actions.id = v.column1");
+            q.build().execute(&mut *c).await?.rows_affected()
         });
         Ok(())
     }

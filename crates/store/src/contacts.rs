@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 
 use super::accounts::{Hierarchy, is_self_or_ancestor, lock_hierarchy};
 use super::sync::{Collection, SyncPage, bind_page};
-use super::{ReadTx, Result, StoreError, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, placeholders, time, time_opt};
+use sqlx::QueryBuilder;
+
+use super::{ReadTx, Result, StoreError, Tx, found, in_list, ms, ms_opt, new_id, on_tx, time, time_opt};
 use stepwise_domain::crm::{Company, Contact, ContactKind, OptOuts};
 
 #[derive(sqlx::FromRow)]
@@ -160,8 +162,12 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("{SELECT_CONTACT} WHERE c.account_id = $1 AND c.id IN ({})", placeholders(2, ids.len()));
-        let rows: Vec<ContactRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
+        let rows: Vec<ContactRow> = on_tx!(self, |c| {
+            let mut q = QueryBuilder::new(format!("{SELECT_CONTACT} WHERE c.account_id = "));
+            q.push_bind(account_id).push(" AND c.id IN ");
+            in_list(&mut q, ids);
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
         rows.into_iter().map(ContactRow::into_domain).collect()
     }
 
@@ -174,8 +180,12 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("{SELECT_COMPANY} WHERE account_id = $1 AND id IN ({})", placeholders(2, ids.len()));
-        let rows: Vec<CompanyRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
+        let rows: Vec<CompanyRow> = on_tx!(self, |c| {
+            let mut q = QueryBuilder::new(format!("{SELECT_COMPANY} WHERE account_id = "));
+            q.push_bind(account_id).push(" AND id IN ");
+            in_list(&mut q, ids);
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
         rows.into_iter().map(CompanyRow::into_domain).collect()
     }
 
@@ -293,17 +303,14 @@ impl Tx {
         Ok(Contact { id, contact_type: type_name, created_at: Some(now), updated_at: Some(now), ..contact.clone() })
     }
 
-    /// Replaces every field of contact `contact.id`, and makes the
-    /// contact's actions held by unmet criteria due at `now`
-    /// ([`Tx::release_criteria_holds`]): every change of a contact goes
-    /// through here, so none leaves a held step waiting for its re-check.
-    /// Returns how many actions were released; the caller wakes the
-    /// scheduler when there are any.
+    /// Replaces every field of contact `contact.id`. (The engine, which
+    /// makes every change of a contact, then releases the steps held for it:
+    /// [`Tx::release_criteria_holds`].)
     ///
     /// # Errors
     ///
     /// [`StoreError::Invalid`] as for [`Tx::create_contact`]; [`StoreError::NotFound`].
-    pub async fn update_contact(&mut self, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<u64> {
+    pub async fn update_contact(&mut self, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<()> {
         let (type_id, _) = self.contact_type_id(account_id, &contact.contact_type).await?;
         let attributes = serde_json::to_string(&contact.attributes)?;
         let done = on_tx!(self, |c| sqlx::query(
@@ -337,7 +344,7 @@ impl Tx {
         .await?
         .rows_affected());
         found((done > 0).then_some(()), "contact", &contact.id)?;
-        self.release_criteria_holds(account_id, &contact.id, now).await
+        Ok(())
     }
 
     /// Deletes a contact with its enrollments, actions and events, leaving

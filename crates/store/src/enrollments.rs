@@ -3,11 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::sync::{Collection, SyncPage, bind_page};
-use super::{
-    NONE, ReadTx, Result, Tx, fetch_in, found, ms, ms_opt, new_id, on_tx, parse_opt, placeholders, time, time_opt,
-    value_rows,
-};
-use stepwise_domain::engagement::{Enrollment, EnrollmentStatus, Outcome};
+use sqlx::QueryBuilder;
+
+use super::{ReadTx, Result, Tx, found, in_list, ms, ms_opt, new_id, on_tx, parse_opt, time, time_opt};
+use stepwise_domain::engagement::{Enrollment, EnrollmentOutcome, EnrollmentStatus};
 
 /// What [`ReadTx::sequence_report`] counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,8 +156,11 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("{SELECT_ENROLLMENT} WHERE id IN ({})", placeholders(1, ids.len()));
-        let rows: Vec<EnrollmentRow> = fetch_in!(self, sql, NONE, ids);
+        let rows: Vec<EnrollmentRow> = on_tx!(self, |c| {
+            let mut q = QueryBuilder::new(format!("{SELECT_ENROLLMENT} WHERE id IN "));
+            in_list(&mut q, ids);
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
     }
 
@@ -339,19 +341,15 @@ impl Tx {
         if batch.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "UPDATE enrollments SET status = v.column2, current_step = v.column3, next_action_at = v.column4,
-                                    last_action_completed_at = $1, updated_at = $2
-             FROM (VALUES {}) AS v WHERE enrollments.id = v.column1",
-            value_rows(3, batch.len(), 4)
-        );
-        let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now));
-            for (id, status, step, next) in batch {
-                q = q.bind(*id).bind(status.as_str()).bind(*step).bind(ms_opt(*next));
-            }
-            q.execute(&mut *c).await?.rows_affected()
+            let mut q = QueryBuilder::new("UPDATE enrollments SET last_action_completed_at = ");
+            q.push_bind(ms(now)).push(", updated_at = ").push_bind(ms(now));
+            q.push(", status = v.column2, current_step = v.column3, next_action_at = v.column4 FROM (");
+            q.push_values(batch, |mut row, (id, status, step, next)| {
+                row.push_bind(*id).push_bind(status.as_str()).push_bind(*step).push_bind(ms_opt(*next));
+            });
+            q.push(") AS v WHERE enrollments.id = v.column1");
+            q.build().execute(&mut *c).await?.rows_affected()
         });
         Ok(())
     }
@@ -366,7 +364,7 @@ impl Tx {
     /// is not final.
     pub async fn end_enrollments(
         &mut self,
-        batch: &[(&str, EnrollmentStatus, Option<Outcome>)],
+        batch: &[(&str, EnrollmentStatus, Option<EnrollmentOutcome>)],
         now: DateTime<Utc>,
     ) -> Result<()> {
         if batch.is_empty() {
@@ -375,20 +373,20 @@ impl Tx {
         if let Some((id, status, _)) = batch.iter().find(|(_, status, _)| status.is_open()) {
             return Err(super::StoreError::Invalid(format!("enrollment {id} cannot end as {status}")));
         }
-        let sql = format!(
-            "UPDATE enrollments SET status = v.column2, outcome = v.column3, pause_reason = NULL, resume_at = NULL,
-                                    queued_at = NULL, next_action_at = NULL, ended_at = $1,
-                                    last_action_completed_at = $2, updated_at = $3
-             FROM (VALUES {}) AS v WHERE enrollments.id = v.column1",
-            value_rows(4, batch.len(), 3)
-        );
-        let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql).bind(ms(now)).bind(ms(now)).bind(ms(now));
-            for (id, status, outcome) in batch {
-                q = q.bind(*id).bind(status.as_str()).bind(outcome.map(|o| o.as_str()));
-            }
-            q.execute(&mut *c).await?.rows_affected()
+            let mut q = QueryBuilder::new("UPDATE enrollments SET ended_at = ");
+            q.push_bind(ms(now)).push(", last_action_completed_at = ").push_bind(ms(now));
+            q.push(", updated_at = ").push_bind(ms(now));
+            q.push(
+                ", status = v.column2, outcome = v.column3, pause_reason = NULL, resume_at = NULL, queued_at = NULL,
+                   next_action_at = NULL
+                 FROM (",
+            );
+            q.push_values(batch, |mut row, (id, status, outcome)| {
+                row.push_bind(*id).push_bind(status.as_str()).push_bind(outcome.map(|o| o.as_str()));
+            });
+            q.push(") AS v WHERE enrollments.id = v.column1");
+            q.build().execute(&mut *c).await?.rows_affected()
         });
         Ok(())
     }

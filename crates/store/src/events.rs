@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time, value_rows};
-use stepwise_domain::engagement::{Event, Level};
+use sqlx::QueryBuilder;
+
+use super::{ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time};
+use stepwise_domain::engagement::{Event, EventKind, Level};
 
 /// What [`Tx::record_event`] needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +21,7 @@ pub struct NewEvent {
     /// The action concerned.
     pub action_id: Option<String>,
     /// What happened, such as `action.completed`.
-    pub kind: String,
+    pub kind: EventKind,
     /// Who did it: a user id, `system`, or `plugin:<id>`.
     pub actor: String,
     /// Why.
@@ -58,7 +60,7 @@ impl EventRow {
             company_id: self.company_id,
             enrollment_id: self.enrollment_id,
             action_id: self.action_id,
-            kind: self.kind,
+            kind: self.kind.parse()?,
             actor: self.actor,
             reason: self.reason,
             before: json_opt(self.before)?,
@@ -142,14 +144,14 @@ impl ReadTx {
     /// # Errors
     ///
     /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
-    pub async fn events_of_kind(&mut self, account_id: &str, kind: &str, limit: u32) -> Result<Vec<Event>> {
+    pub async fn events_of_kind(&mut self, account_id: &str, kind: EventKind, limit: u32) -> Result<Vec<Event>> {
         let rows: Vec<EventRow> = on_tx!(self, |c| sqlx::query_as(
             "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
                     after, level, at
              FROM events WHERE account_id = $1 AND kind = $2 ORDER BY at DESC, id DESC LIMIT $3"
         )
         .bind(account_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(i64::from(limit))
         .fetch_all(&mut *c)
         .await?);
@@ -179,7 +181,7 @@ impl Tx {
         .bind(&event.company_id)
         .bind(&event.enrollment_id)
         .bind(&event.action_id)
-        .bind(&event.kind)
+        .bind(event.kind.as_str())
         .bind(&event.actor)
         .bind(&event.reason)
         .bind(&before)
@@ -196,7 +198,7 @@ impl Tx {
             company_id: event.company_id.clone(),
             enrollment_id: event.enrollment_id.clone(),
             action_id: event.action_id.clone(),
-            kind: event.kind.clone(),
+            kind: event.kind,
             actor: event.actor.clone(),
             reason: event.reason.clone(),
             before: event.before.clone(),
@@ -224,32 +226,27 @@ impl Tx {
                 Ok((before, after))
             })
             .collect::<Result<Vec<_>>>()?;
-        let sql = format!(
-            "INSERT INTO events (id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor,
-                                 reason, before, after, level, at)
-             VALUES {}",
-            value_rows(1, events.len(), 13)
-        );
-        let sql = self.bulk_sql(sql);
         on_tx!(self, |c| {
-            let mut q = sqlx::query(&sql);
-            for (e, (before, after)) in events.iter().zip(&changes) {
-                q = q
-                    .bind(new_id("evt"))
-                    .bind(&e.account_id)
-                    .bind(&e.contact_id)
-                    .bind(&e.company_id)
-                    .bind(&e.enrollment_id)
-                    .bind(&e.action_id)
-                    .bind(&e.kind)
-                    .bind(&e.actor)
-                    .bind(&e.reason)
-                    .bind(before)
-                    .bind(after)
-                    .bind(e.level.as_str())
-                    .bind(ms(at));
-            }
-            q.execute(&mut *c).await?.rows_affected()
+            let mut q = QueryBuilder::new(
+                "INSERT INTO events (id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor,
+                                     reason, before, after, level, at) ",
+            );
+            q.push_values(events.iter().zip(&changes), |mut row, (e, (before, after))| {
+                row.push_bind(new_id("evt"))
+                    .push_bind(&e.account_id)
+                    .push_bind(&e.contact_id)
+                    .push_bind(&e.company_id)
+                    .push_bind(&e.enrollment_id)
+                    .push_bind(&e.action_id)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(&e.actor)
+                    .push_bind(&e.reason)
+                    .push_bind(before)
+                    .push_bind(after)
+                    .push_bind(e.level.as_str())
+                    .push_bind(ms(at));
+            });
+            q.build().execute(&mut *c).await?.rows_affected()
         });
         Ok(())
     }

@@ -8,7 +8,10 @@
 //! [`on_pool!`], which expand the same code once per backend over the
 //! concrete `sqlx` connection type. Only where the SQL must differ (the lease
 //! claim) is it written per backend. Row structs derive `FromRow`, which is
-//! generic over the row type, so decoding is written once too.
+//! generic over the row type, so decoding is written once too. Statements
+//! whose length depends on their input (an `IN (…)` list, the `VALUES`
+//! rows of a batch) are built with `sqlx::QueryBuilder`, which numbers the
+//! placeholders for each backend.
 //!
 //! `sqlx::Any` was not chosen: it would erase the types the two drivers
 //! decode natively (booleans, `BYTEA`), route every value through its own
@@ -34,6 +37,7 @@ mod contacts;
 mod enrollments;
 mod events;
 mod keys;
+mod monitor;
 mod outbox;
 mod plugins;
 mod sequences;
@@ -54,10 +58,11 @@ pub use audit::{AuditFilter, NewAudit};
 pub use enrollments::{NewEnrollment, SequenceReport};
 pub use events::{NewEvent, Timeline};
 pub use keys::{ApiKey, Idempotent, KeyHolder};
+pub use monitor::{WebhookFailure, WebhookFailureFilter};
 pub use outbox::{DeliveryOutcome, MessageFilter, NewOutboxMessage};
 pub use sequences::NewSequence;
 pub use sync::{Collection, Deletion, SyncPage};
-pub use templates::{Template, WebhookFailure, WebhookFailureFilter};
+pub use templates::Template;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -295,23 +300,6 @@ macro_rules! on_tx {
 }
 use on_tx;
 
-/// Fetches every row of `$sql`, binding the strings of `$leading` and then
-/// those of `$ids` (for an `IN (…)` list built with [`placeholders`]).
-macro_rules! fetch_in {
-    ($tx:expr, $sql:expr, $leading:expr, $ids:expr) => {{
-        let leading = $leading;
-        let sql = $tx.bulk_sql($sql);
-        on_tx!($tx, |c| {
-            let mut q = ::sqlx::query_as(&sql);
-            for value in leading.iter().chain($ids.iter()) {
-                q = q.bind(value.as_str());
-            }
-            q.fetch_all(&mut *c).await?
-        })
-    }};
-}
-use fetch_in;
-
 /// Runs `$body` once per backend with `$p` bound to the concrete pool, for
 /// single statements that need no transaction around them.
 macro_rules! on_pool {
@@ -526,64 +514,24 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Rewrites `$1, $2, …` to anonymous `?` placeholders for SQLite, where
-/// numbered parameters cost a linear search each when binding (sqlx asks
-/// SQLite for every parameter's name), which makes a statement with
-/// thousands of them slow. Only for statements whose parameters appear
-/// once each, in order; PostgreSQL keeps the text as written.
-fn positional(backend: Backend, sql: String) -> String {
-    if backend == Backend::Postgres {
-        return sql;
+/// Pushes `(v1, v2, …)` onto `q`, each value bound. `QueryBuilder` numbers
+/// placeholders for each backend: `$n` on PostgreSQL, anonymous `?` on
+/// SQLite (where sqlx would look every numbered one up by name, which makes
+/// a statement with thousands of them slow).
+fn in_list<'q, 'a: 'q, DB: sqlx::Database>(
+    q: &'q mut sqlx::QueryBuilder<'a, DB>,
+    values: &'a [String],
+) -> &'q mut sqlx::QueryBuilder<'a, DB>
+where
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut list = q.separated(", ");
+    list.push_unseparated("(");
+    for value in values {
+        list.push_bind(value);
     }
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.char_indices().peekable();
-    let mut expected = 1;
-    while let Some((_, ch)) = chars.next() {
-        if ch == '$' && chars.peek().is_some_and(|(_, c)| c.is_ascii_digit()) {
-            let mut n = 0usize;
-            while let Some((_, d)) = chars.peek().filter(|(_, c)| c.is_ascii_digit()) {
-                n = n * 10 + (*d as usize - '0' as usize);
-                chars.next();
-            }
-            debug_assert_eq!(n, expected, "parameters must appear once each, in order: {sql}");
-            expected += 1;
-            out.push('?');
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-impl ReadTx {
-    fn backend(&self) -> Backend {
-        match self.inner {
-            TxInner::Sqlite(_) => Backend::Sqlite,
-            TxInner::Postgres(_) => Backend::Postgres,
-        }
-    }
-
-    /// A bulk statement's text for this transaction's backend ([`positional`]).
-    fn bulk_sql(&self, sql: String) -> String {
-        positional(self.backend(), sql)
-    }
-}
-
-/// No leading values for [`fetch_in!`].
-const NONE: [String; 0] = [];
-
-/// `$first, $first+1, …`: the placeholders of an `IN (…)` list of `count`
-/// values. Callers never pass an empty list (`IN ()` is not SQL).
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-}
-
-/// `($a, $b), ($c, $d), …`: `rows` rows of `columns` placeholders for a
-/// `VALUES` list, numbered from `first`. Both backends name the columns
-/// `column1`, `column2`, … so `UPDATE … FROM (VALUES …) AS v` reads the
-/// same on each.
-fn value_rows(first: usize, rows: usize, columns: usize) -> String {
-    (0..rows).map(|r| format!("({})", placeholders(first + r * columns, columns))).collect::<Vec<_>>().join(", ")
+    list.push_unseparated(")");
+    q
 }
 
 /// A time as stored: Unix milliseconds.
@@ -619,24 +567,4 @@ fn json_opt(s: Option<String>) -> Result<Option<serde_json::Value>> {
 /// `NotFound` when a lookup found nothing.
 fn found<T>(row: Option<T>, what: &'static str, id: &str) -> Result<T> {
     row.ok_or_else(|| StoreError::NotFound { what, id: id.to_owned() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bulk_statements_use_anonymous_parameters_on_sqlite_only() {
-        let sql = format!(
-            "UPDATE t SET a = $1 FROM (VALUES {}) AS v WHERE t.id IN ({})",
-            value_rows(2, 2, 2),
-            placeholders(6, 2)
-        );
-        assert_eq!(sql, "UPDATE t SET a = $1 FROM (VALUES ($2, $3), ($4, $5)) AS v WHERE t.id IN ($6, $7)");
-        assert_eq!(
-            positional(Backend::Sqlite, sql.clone()),
-            "UPDATE t SET a = ? FROM (VALUES (?, ?), (?, ?)) AS v WHERE t.id IN (?, ?)"
-        );
-        assert_eq!(positional(Backend::Postgres, sql.clone()), sql);
-    }
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{ReadTx, Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
-use stepwise_domain::engagement::{Channel, ClaimedMessage, OutboxMessage, OutboxState};
+use stepwise_domain::engagement::{ClaimedMessage, OutboxChannel, OutboxMessage, OutboxState};
 
 /// What [`Tx::enqueue_message`] needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +15,7 @@ pub struct NewOutboxMessage {
     /// The action that produced it.
     pub action_id: Option<String>,
     /// Email or SMS.
-    pub channel: Channel,
+    pub channel: OutboxChannel,
     /// What to send.
     pub payload: serde_json::Value,
     /// Stable across retries of the action (derived from the action id).
@@ -98,7 +98,7 @@ pub struct MessageFilter {
     /// Only messages in this state.
     pub state: Option<OutboxState>,
     /// Only messages of this channel.
-    pub channel: Option<Channel>,
+    pub channel: Option<OutboxChannel>,
 }
 
 impl ReadTx {
@@ -150,7 +150,7 @@ impl ReadTx {
         let rows: Vec<OutboxRow> = on_tx!(self, |c| sqlx::query_as(&sql)
             .bind(account_id)
             .bind(filter.state.map(OutboxState::as_str))
-            .bind(filter.channel.map(Channel::as_str))
+            .bind(filter.channel.map(OutboxChannel::as_str))
             .bind(at)
             .bind(last)
             .bind(i64::from(limit))
@@ -309,7 +309,7 @@ impl Store {
         limit: u32,
         lease_for: std::time::Duration,
     ) -> Result<Vec<ClaimedMessage>> {
-        self.claim_messages_of(Channel::ALL, now, limit, lease_for).await
+        self.claim_messages_of(OutboxChannel::ALL, now, limit, lease_for).await
     }
 
     /// [`Store::claim_messages`] of the given channels only: messages of a
@@ -320,7 +320,7 @@ impl Store {
     /// [`StoreError::Database`](super::StoreError::Database).
     pub async fn claim_messages_of(
         &self,
-        channels: &[Channel],
+        channels: &[OutboxChannel],
         now: DateTime<Utc>,
         limit: u32,
         lease_for: std::time::Duration,

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
-use super::{ReadTx, Result, Tx, fetch_in, found, ms, new_id, on_tx, placeholders, time};
+use sqlx::QueryBuilder;
+
+use super::{ReadTx, Result, Tx, found, in_list, ms, new_id, on_tx, time};
 use stepwise_domain::engagement::{
     PlanType, Sequence, SequenceSettings, SequenceState, SequenceVersion, Step, TimingMode,
 };
@@ -137,8 +139,12 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("{SELECT_SEQUENCE} WHERE account_id = $1 AND id IN ({})", placeholders(2, ids.len()));
-        let rows: Vec<SequenceRow> = fetch_in!(self, sql, [account_id.to_owned()], ids);
+        let rows: Vec<SequenceRow> = on_tx!(self, |c| {
+            let mut q = QueryBuilder::new(format!("{SELECT_SEQUENCE} WHERE account_id = "));
+            q.push_bind(account_id).push(" AND id IN ");
+            in_list(&mut q, ids);
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
         rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 

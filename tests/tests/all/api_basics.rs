@@ -2,7 +2,7 @@
 //! documents, against a real server, on both backends.
 
 use serde_json::json;
-use stepwise::domain::TimingMode;
+use stepwise::engagement::TimingMode;
 use stepwise_tests::app::TestApp;
 use stepwise_tests::db::for_each_backend;
 use stepwise_tests::scenario::{scripted, settings};
@@ -106,7 +106,7 @@ async fn bootstrap_makes_an_admin_key_once() {
         let made =
             stepwise::engine::bootstrap(&store, stepwise_tests::db::t0()).await.unwrap().expect("a fresh database");
         let holder = store.authenticate(&made.secret, stepwise_tests::db::t0()).await.unwrap().expect("the key works");
-        assert_eq!(holder.user.role, stepwise::model::Role::Admin);
+        assert_eq!(holder.user.role, stepwise::crm::Role::Admin);
         assert!(stepwise::engine::bootstrap(&store, stepwise_tests::db::t0()).await.unwrap().is_none(), "only once");
         let mut tx = store.begin_read().await.unwrap();
         let keys = tx.api_keys(&made.account_id, &made.admin.id).await.unwrap();

@@ -2,7 +2,7 @@
 //! view, signals; roles, account isolation and bad input, on both backends.
 
 use serde_json::{Value, json};
-use stepwise::model::{Role, User};
+use stepwise::crm::{Role, User};
 use stepwise_tests::app::{Answer, TestApp};
 use stepwise_tests::db::for_each_backend;
 
@@ -227,7 +227,7 @@ async fn a_reply_signal_ends_the_enrollment() {
         let replied = post(&app, "/v1/signals", &app.agent_key, json!({"kind": "reply", "contact_id": contact})).await;
         assert_eq!(replied.status, 200, "{}", replied.text);
         assert_eq!(replied.json["enrollments"][0]["status"], "replied");
-        assert_eq!(app.world.enrollment(&enrolled.id).await.status, stepwise::domain::EnrollmentStatus::Replied);
+        assert_eq!(app.world.enrollment(&enrolled.id).await.status, stepwise::engagement::EnrollmentStatus::Replied);
         let unknown = post(&app, "/v1/signals", &app.agent_key, json!({"kind": "sneeze", "contact_id": contact})).await;
         assert_eq!(unknown.status, 422, "{}", unknown.text);
     })
@@ -438,7 +438,7 @@ async fn the_signed_unsubscribe_link_opts_the_contact_out_and_cannot_be_forged()
         assert_eq!(answer.status, 200, "{}", answer.text);
         assert!(answer.content_type.starts_with("text/html") && answer.text.contains("unsubscribed"));
         assert!(app.world.get_contact(&contact).await.opt_outs.email);
-        assert_eq!(app.world.enrollment(&enrolled.id).await.status, stepwise::domain::EnrollmentStatus::OptedOut);
+        assert_eq!(app.world.enrollment(&enrolled.id).await.status, stepwise::engagement::EnrollmentStatus::OptedOut);
         assert_eq!(app.get(&format!("/u/{token}"), None).await.status, 200, "using it twice is harmless");
     })
     .await;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use stepwise::model::{Role, User};
+use stepwise::crm::{Role, User};
 use stepwise_tests::app::{Answer, TestApp};
 use stepwise_tests::db::for_each_backend;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use stepwise::domain::{ActionStatus, DeferralReason, TimingMode};
+use stepwise::engagement::{ActionStatus, DeferralReason, TimingMode};
 use stepwise::engine::{Engine, EngineConfig, Unconfigured};
 use stepwise::plugins::Registry;
 use stepwise_tests::app::{Answer, TestApp};
@@ -57,11 +57,11 @@ async fn admins_upload_add_ons_and_bad_components_are_refused_by_name() {
         // Another account neither sees nor enables it.
         let mut tx = store.begin().await.unwrap();
         let other = tx.create_account("Globex", None, app.world.now()).await.unwrap().id;
-        let admin = stepwise::model::User {
+        let admin = stepwise::crm::User {
             name: "Hank".into(),
             email: "hank@globex.example".into(),
-            role: stepwise::model::Role::Admin,
-            ..stepwise::model::User::default()
+            role: stepwise::crm::Role::Admin,
+            ..stepwise::crm::User::default()
         };
         let admin = tx.create_user(&other, &admin, app.world.now()).await.unwrap().id;
         let (_, key) = tx.create_api_key(&other, &admin, "t", app.world.now()).await.unwrap();

@@ -3,7 +3,7 @@
 //! past 32,766 enrollments on SQLite (65,535 on PostgreSQL). It is counted
 //! by the database now. On both backends, with 100,000 enrollments.
 
-use stepwise::domain::{SequenceSettings, TimingMode};
+use stepwise::engagement::{SequenceSettings, TimingMode};
 use stepwise_tests::app::TestApp;
 use stepwise_tests::db::for_each_backend;
 use stepwise_tests::scenario::task;

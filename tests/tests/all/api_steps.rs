@@ -5,8 +5,8 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use stepwise::domain::{Activation, StepTiming, TimingMode};
-use stepwise::model::{Role, User};
+use stepwise::crm::{Role, User};
+use stepwise::engagement::{Activation, StepTiming, TimingMode};
 use stepwise_tests::app::{Answer, TestApp};
 use stepwise_tests::db::for_each_backend;
 use stepwise_tests::scenario::{settings, step};
@@ -108,7 +108,7 @@ async fn a_manual_text_is_sent_from_its_item_as_the_rep_edited_it() {
             send(&app, Method::POST, &complete, &app.agent_key, Some(json!({"result": "sent", "draft": edited}))).await;
         assert_eq!(refused.status, 409, "{}", refused.text);
         assert!(refused.json["detail"].as_str().unwrap().contains("over max_segments 1"), "{}", refused.text);
-        assert_eq!(w.action(&e.id, 0).await.status, stepwise::domain::ActionStatus::Active);
+        assert_eq!(w.action(&e.id, 0).await.status, stepwise::engagement::ActionStatus::Active);
 
         edited["body"] = json!("Hi Ada, can we make it 4pm?");
         let done =

@@ -4,7 +4,7 @@
 //! denied capability.
 
 use serde_json::{Value, json};
-use stepwise::domain::OutboxMessage;
+use stepwise::engagement::OutboxMessage;
 use stepwise_tests::app::{Answer, TestApp};
 use stepwise_tests::db::for_each_backend;
 

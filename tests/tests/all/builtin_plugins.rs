@@ -55,7 +55,7 @@ async fn webhook_sends_all_contact_fields_flat() {
     let runtime = runtime(true);
     let plugin = builtin(&runtime, "webhook").await;
     let mut subject = ada();
-    subject.contact.attributes.insert("seats".into(), stepwise::model::AttributeValue::Number(12.0));
+    subject.contact.attributes.insert("seats".into(), stepwise::crm::AttributeValue::Number(12.0));
     let config = serde_json::json!({"method": "PUT", "url": format!("{}/c", server.base), "payload": {"mode": "all_contact_fields"}});
     let grants = webhook_grants(&server.base);
     let mut inv = with_grants(&grants);

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use stepwise::model::{Subject, User};
+use stepwise::crm::{Subject, User};
 use stepwise::plugins::builtin::BUILTIN;
 use stepwise::plugins::report::QueuedMessage;
 use stepwise::plugins::types::{

@@ -3,17 +3,17 @@
 //! all. On both backends.
 
 use serde_json::{Value, json};
-use stepwise::domain::Channel;
+use stepwise::engagement::OutboxChannel;
 use stepwise::store::{DeliveryOutcome, NewOutboxMessage, Store};
 use stepwise_tests::app::TestApp;
 use stepwise_tests::db::{at, for_each_backend, t0};
 
-async fn enqueue(store: &Store, account: &str, channel: Channel, key: &str, minute: i64) -> String {
+async fn enqueue(store: &Store, account: &str, channel: OutboxChannel, key: &str, minute: i64) -> String {
     let payload = match channel {
-        Channel::Email => {
+        OutboxChannel::Email => {
             json!({"channel": "email", "id": key, "to": "ada@example.com", "subject": "Hi", "text": "Hi"})
         }
-        Channel::Sms => json!({"channel": "sms", "id": key, "to": "+15550100", "body": "Hi"}),
+        OutboxChannel::Sms => json!({"channel": "sms", "id": key, "to": "+15550100", "body": "Hi"}),
     };
     let new = NewOutboxMessage {
         account_id: account.to_owned(),
@@ -47,17 +47,17 @@ async fn admins_list_the_accounts_messages_by_state_and_channel_in_pages() {
     for_each_backend(|store| async move {
         let app = TestApp::spawn(store.clone()).await;
         let account = app.world.account.clone();
-        let queued = enqueue(&store, &account, Channel::Email, "k_queued", 0).await;
-        let sent = enqueue(&store, &account, Channel::Sms, "k_sent", 1).await;
-        let failed = enqueue(&store, &account, Channel::Email, "k_failed", 2).await;
-        let later = enqueue(&store, &account, Channel::Email, "k_later", 3).await;
+        let queued = enqueue(&store, &account, OutboxChannel::Email, "k_queued", 0).await;
+        let sent = enqueue(&store, &account, OutboxChannel::Sms, "k_sent", 1).await;
+        let failed = enqueue(&store, &account, OutboxChannel::Email, "k_failed", 2).await;
+        let later = enqueue(&store, &account, OutboxChannel::Email, "k_later", 3).await;
         settle(&store, &sent, DeliveryOutcome::Sent { provider_id: Some("SM1") }).await;
         settle(&store, &failed, DeliveryOutcome::Failed { error: "permanent failure: 550 no such user" }).await;
         // Another account's message is never shown.
         let mut tx = store.begin().await.unwrap();
         let other = tx.create_account("Other", None, t0()).await.unwrap().id;
         tx.commit().await.unwrap();
-        enqueue(&store, &other, Channel::Email, "k_other", 0).await;
+        enqueue(&store, &other, OutboxChannel::Email, "k_other", 0).await;
 
         let key = Some(app.admin_key.as_str());
         let all = app.get("/v1/outbox", key).await;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use stepwise::delivery::sms::{Call, CallScript, SmsConfig, SmsProvider};
 use stepwise::delivery::{Channels, Secret};
-use stepwise::domain::{Activation, Channel, EnrollmentStatus, OutboxMessage, OutboxState, StepTiming, TimingMode};
+use stepwise::engagement::{
+    Activation, EnrollmentStatus, OutboxChannel, OutboxMessage, OutboxState, StepTiming, TimingMode,
+};
 use stepwise::engine::{Engine, EngineConfig, Transport, TransportError};
 use stepwise::store::Store;
 use stepwise_tests::db::{at, for_each_backend};
@@ -143,7 +145,7 @@ async fn another_4xx_fails_the_text_with_the_providers_words_and_is_no_bounce() 
             )
         );
         assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Running, "only emails bounce");
-        assert!(w.events(&e.id).await.iter().any(|e| e.kind == "message.failed"), "on the timeline");
+        assert!(w.events(&e.id).await.iter().any(|e| e.kind.as_str() == "message.failed"), "on the timeline");
         w.clock.advance(chrono::Duration::hours(2));
         assert_eq!(engine.dispatch_outbox().await.unwrap(), 0);
         assert_eq!(provider.received().len(), 1, "never tried again");
@@ -198,10 +200,12 @@ async fn a_channel_without_a_transport_keeps_its_messages_queued_and_unleased() 
         engine.run_until_idle().await.unwrap();
 
         let messages = outbox(w.store(), &w.account).await;
-        let state = |channel: Channel| messages.iter().find(|m| m.channel == channel).map(|m| (m.state, m.attempts));
-        assert_eq!(state(Channel::Sms), Some((OutboxState::Sent, 1)));
-        assert_eq!(state(Channel::Email), Some((OutboxState::Queued, 0)), "no email transport: left as it was");
-        let free = store.claim_messages_of(&[Channel::Email], w.now(), 10, Duration::from_secs(60)).await.unwrap();
+        let state =
+            |channel: OutboxChannel| messages.iter().find(|m| m.channel == channel).map(|m| (m.state, m.attempts));
+        assert_eq!(state(OutboxChannel::Sms), Some((OutboxState::Sent, 1)));
+        assert_eq!(state(OutboxChannel::Email), Some((OutboxState::Queued, 0)), "no email transport: left as it was");
+        let free =
+            store.claim_messages_of(&[OutboxChannel::Email], w.now(), 10, Duration::from_secs(60)).await.unwrap();
         assert_eq!(free.len(), 1, "and not leased: a host with an email transport takes it at once");
         assert!(!Channels::default().configured(), "nothing configured: the dispatcher does nothing");
     })

@@ -13,7 +13,7 @@ use serde_json::json;
 use stepwise::config::Settings;
 use stepwise::delivery::smtp::{CaCertificates, Security, SmtpConfig, SmtpTransport};
 use stepwise::delivery::{Channels, Secret};
-use stepwise::domain::{EnrollmentStatus, OutboxMessage, OutboxState, SequenceSettings, TimingMode};
+use stepwise::engagement::{EnrollmentStatus, OutboxMessage, OutboxState, SequenceSettings, TimingMode};
 use stepwise::engine::{Engine, EngineConfig, INTERRUPTED};
 use stepwise::store::{NewOutboxMessage, Store};
 use stepwise_tests::db::{at, for_each_backend};
@@ -116,7 +116,7 @@ async fn an_html_email_has_both_parts_and_no_unsubscribe_link_unless_its_sequenc
         let new = NewOutboxMessage {
             account_id: w.account.clone(),
             action_id: None,
-            channel: stepwise::domain::Channel::Email,
+            channel: stepwise::engagement::OutboxChannel::Email,
             payload,
             idempotency_key: "msg_by_hand_1".into(),
         };
@@ -193,7 +193,8 @@ async fn a_5xx_reply_fails_the_email_and_bounces_the_enrollment() {
         let enrollment = w.enrollment(&e.id).await;
         assert_eq!(enrollment.status, EnrollmentStatus::Bounced, "a hard bounce ends the enrollment (SPEC §6)");
         let events = w.events(&e.id).await;
-        let failed = events.iter().find(|e| e.kind == "message.failed").expect("the failure is on the timeline");
+        let failed =
+            events.iter().find(|e| e.kind.as_str() == "message.failed").expect("the failure is on the timeline");
         assert!(failed.reason.as_deref().is_some_and(|r| r.contains("550")), "{failed:?}");
         let ended = events.iter().rev().find(|e| e.reason.as_deref().is_some_and(|r| r.contains("bounced"))).unwrap();
         assert_eq!(ended.actor, "outbox");
@@ -414,7 +415,10 @@ async fn a_server_whose_certificate_is_not_trusted_gets_nothing_and_the_email_is
             assert_eq!(message.next_attempt_at, w.now() + chrono::Duration::minutes(1), "{security}: backoff");
             assert!(server.received().is_empty(), "{security}: nothing reached the server");
             assert_eq!(w.enrollment(&e.id).await.status, EnrollmentStatus::Running, "{security}: no bounce");
-            assert!(!w.events(&e.id).await.iter().any(|ev| ev.kind == "message.failed"), "{security}: not given up");
+            assert!(
+                !w.events(&e.id).await.iter().any(|ev| ev.kind.as_str() == "message.failed"),
+                "{security}: not given up"
+            );
 
             // The operator names the CA: the next attempt goes out.
             let trusting = engine(&w, settings_for(&server, security, Some(&server.ca_file()))).await;
@@ -466,7 +470,7 @@ async fn a_certificate_for_another_name_is_refused_even_from_a_trusted_ca() {
         assert_eq!((message.state, message.attempts), (OutboxState::Failed, i64::from(attempts)));
         assert_eq!(message.last_error.as_deref(), Some(error.as_str()), "the TLS error is kept");
         let events = w.events(&e.id).await;
-        let failed = events.iter().find(|ev| ev.kind == "message.failed").expect("on the timeline");
+        let failed = events.iter().find(|ev| ev.kind.as_str() == "message.failed").expect("on the timeline");
         assert!(failed.reason.as_deref().is_some_and(|r| r.contains("not trusted")), "{failed:?}");
         assert_ne!(w.enrollment(&e.id).await.status, EnrollmentStatus::Bounced, "not a bounce");
         assert!(server.received().is_empty());

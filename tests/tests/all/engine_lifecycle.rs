@@ -3,12 +3,12 @@
 //! §5), on both backends.
 
 use serde_json::json;
-use stepwise::domain::{
-    ActionStatus, Editor, EnrollmentStatus, Level, Outcome, OwnerRule, PauseReason, SequenceSettings, SequenceState,
-    TimingMode,
+use stepwise::crm::{Company, ContactKind, User};
+use stepwise::engagement::{
+    ActionStatus, Editor, EnrollmentOutcome, EnrollmentStatus, Level, OwnerRule, PauseReason, SequenceSettings,
+    SequenceState, TimingMode,
 };
 use stepwise::engine::{Disposition, EngineError};
-use stepwise::model::{Company, ContactKind, User};
 use stepwise::store::Timeline;
 use stepwise_tests::db::{at, for_each_backend};
 use stepwise_tests::scenario::{DAY, HOUR, World, scripted, settings, task, trivial};
@@ -18,7 +18,8 @@ async fn results_continue_or_end_the_enrollment_with_their_outcome() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
         let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0), task(0), task(0)]).await;
-        for (result, outcome) in [("positive", Outcome::Positive), ("negative", Outcome::Negative)] {
+        for (result, outcome) in [("positive", EnrollmentOutcome::Positive), ("negative", EnrollmentOutcome::Negative)]
+        {
             let contact = w.contact(|c| c.email = Some(format!("{result}@example.com"))).await;
             let e = w.enroll(&contact, &seq).await;
             w.run().await;
@@ -44,7 +45,10 @@ async fn results_continue_or_end_the_enrollment_with_their_outcome() {
         let e = w.enroll(&contact, &won).await;
         w.run().await;
         let enrollment = w.enrollment(&e.id).await;
-        assert_eq!((enrollment.status, enrollment.outcome), (EnrollmentStatus::Completed, Some(Outcome::Positive)));
+        assert_eq!(
+            (enrollment.status, enrollment.outcome),
+            (EnrollmentStatus::Completed, Some(EnrollmentOutcome::Positive))
+        );
     })
     .await;
 }
@@ -65,7 +69,7 @@ async fn a_failed_automatic_step_pauses_the_enrollment_and_resuming_tries_again(
         assert_eq!(action.status, ActionStatus::Failed);
         assert_eq!(action.output.as_ref().unwrap()["error"], "scripted failure");
         let events = w.events(&e.id).await;
-        let failure = events.iter().find(|e| e.kind == "action.failed").expect("an error event");
+        let failure = events.iter().find(|e| e.kind.as_str() == "action.failed").expect("an error event");
         assert_eq!(failure.level, Level::Error);
         w.run_to(60).await;
         assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Failed, "nothing runs while paused");

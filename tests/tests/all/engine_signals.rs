@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use stepwise::domain::{
+use stepwise::engagement::{
     ActionStatus, EnrollmentStatus, OnReply, OutboxState, PauseReason, SequenceSettings, TimingMode,
 };
 use stepwise::engine::{Engine, EngineConfig, RecordingTransport, Signal, SignalKind, SystemClock};
@@ -224,7 +224,11 @@ async fn two_hosts_sharing_a_database_run_every_action_exactly_once() {
         for e in enrollments {
             assert_eq!(w.enrollment(&e).await.status, EnrollmentStatus::Completed);
             let events = w.events(&e).await;
-            assert_eq!(events.iter().filter(|e| e.kind == "action.completed").count(), 4, "no action ran twice");
+            assert_eq!(
+                events.iter().filter(|e| e.kind.as_str() == "action.completed").count(),
+                4,
+                "no action ran twice"
+            );
         }
     })
     .await;
@@ -242,7 +246,7 @@ struct Flaky {
 impl stepwise::engine::Transport for Flaky {
     async fn deliver(
         &self,
-        message: &stepwise::domain::OutboxMessage,
+        message: &stepwise::engagement::OutboxMessage,
     ) -> Result<stepwise::engine::Delivery, stepwise::engine::TransportError> {
         use stepwise::engine::TransportError;
         if message.payload["to"] == "bad@example.com" {

@@ -8,12 +8,12 @@
 
 use chrono::Duration;
 use serde_json::{Value, json};
-use stepwise::domain::{
-    ActionStatus, Activation, DeferralReason, EnrollmentStatus, Outcome, PauseReason, PluginAccount, Relative, Step,
-    StepTiming, TimingMode,
+use stepwise::crm::{AttributeValue, User};
+use stepwise::engagement::{
+    ActionStatus, Activation, DeferralReason, EnrollmentOutcome, EnrollmentStatus, PauseReason, PluginAccount,
+    Relative, Step, StepTiming, TimingMode,
 };
 use stepwise::engine::{EngineError, EnrollRequest};
-use stepwise::model::{AttributeValue, User};
 use stepwise::plugins::types::Draft;
 use stepwise_tests::db::{for_each_backend, t0};
 use stepwise_tests::scenario::{DAY, MINUTE, World, settings, step, task};
@@ -43,7 +43,7 @@ fn texts(w: &World) -> Vec<(String, String)> {
     w.transport
         .delivered()
         .iter()
-        .filter(|m| m.channel == stepwise::domain::Channel::Sms)
+        .filter(|m| m.channel == stepwise::engagement::OutboxChannel::Sms)
         .map(|m| (m.payload["to"].as_str().unwrap().to_owned(), m.payload["body"].as_str().unwrap().to_owned()))
         .collect()
 }
@@ -51,7 +51,7 @@ fn texts(w: &World) -> Vec<(String, String)> {
 /// The reason of the enrollment's `action.failed` event.
 async fn failure(w: &World, enrollment: &str) -> String {
     let events = w.events(enrollment).await;
-    let failed = events.iter().find(|e| e.kind == "action.failed").expect("an action.failed event");
+    let failed = events.iter().find(|e| e.kind.as_str() == "action.failed").expect("an action.failed event");
     failed.reason.clone().unwrap_or_default()
 }
 
@@ -170,8 +170,8 @@ async fn call_results_continue_or_end_the_enrollment() {
         for (result, status, outcome, next) in [
             ("no_answer", EnrollmentStatus::Running, None, true),
             ("left_voicemail", EnrollmentStatus::Running, None, true),
-            ("interested", EnrollmentStatus::Completed, Some(Outcome::Positive), false),
-            ("not_interested", EnrollmentStatus::Completed, Some(Outcome::Negative), false),
+            ("interested", EnrollmentStatus::Completed, Some(EnrollmentOutcome::Positive), false),
+            ("not_interested", EnrollmentStatus::Completed, Some(EnrollmentOutcome::Negative), false),
         ] {
             let contact = w.contact(|c| c.email = Some(format!("{result}@example.com"))).await;
             let e = start(&w, steps(), &contact).await;
@@ -287,7 +287,8 @@ async fn assign_user_hands_the_contact_and_its_next_steps_to_another_user() {
         let next = w.action(&e, 1).await;
         assert_eq!((next.status, next.owner_id.as_deref()), (ActionStatus::Active, Some(alan.as_str())));
         let events = w.events(&e).await;
-        let updated = events.iter().find(|e| e.kind == "contact.updated").expect("the change is on the timeline");
+        let updated =
+            events.iter().find(|e| e.kind.as_str() == "contact.updated").expect("the change is on the timeline");
         assert_eq!(updated.before.as_ref().unwrap()["owner_id"], json!(w.agent));
         assert_eq!(updated.after.as_ref().unwrap()["owner_id"], json!(alan));
 

@@ -1,7 +1,9 @@
 //! Timing modes (SPEC §3) and the continuous scheduler, on both backends.
 
 use serde_json::json;
-use stepwise::domain::{ActionStatus, Activation, EnrollmentStatus, Outcome, Relative, StepTiming, TimingMode};
+use stepwise::engagement::{
+    ActionStatus, Activation, EnrollmentOutcome, EnrollmentStatus, Relative, StepTiming, TimingMode,
+};
 use stepwise::engine::EnrollRequest;
 use stepwise_tests::db::{at, for_each_backend, t0};
 use stepwise_tests::scenario::{DAY, HOUR, MINUTE, World, settings, step, task, trivial};
@@ -57,7 +59,10 @@ async fn from_start_steps_with_the_same_offset_run_one_at_a_time_in_displayed_or
         let order: Vec<_> = actions.iter().map(|a| (a.step, a.completed_at)).collect();
         assert_eq!(order, vec![(0, Some(at(60))), (1, Some(at(60))), (2, Some(at(60)))]);
         let enrollment = w.enrollment(&e.id).await;
-        assert_eq!((enrollment.status, enrollment.outcome), (EnrollmentStatus::Completed, Some(Outcome::Neutral)));
+        assert_eq!(
+            (enrollment.status, enrollment.outcome),
+            (EnrollmentStatus::Completed, Some(EnrollmentOutcome::Neutral))
+        );
     })
     .await;
 }

@@ -180,10 +180,10 @@ async fn predicate_even() {
     let runtime = runtime(false);
     let plugin = runtime.load(guests::PREDICATE_EVEN).await.unwrap();
     let mut subject = ada();
-    subject.contact.attributes.insert("n".into(), stepwise::model::AttributeValue::Number(4.0));
+    subject.contact.attributes.insert("n".into(), stepwise::crm::AttributeValue::Number(4.0));
     let call = runtime.evaluate(&plugin, invocation(subject.clone(), &[]), "{}").await.unwrap();
     assert_eq!(call.value, Ok(true));
-    subject.contact.attributes.insert("n".into(), stepwise::model::AttributeValue::Number(3.0));
+    subject.contact.attributes.insert("n".into(), stepwise::crm::AttributeValue::Number(3.0));
     let call = runtime.evaluate(&plugin, invocation(subject, &[]), "{}").await.unwrap();
     assert_eq!(call.value, Ok(false));
     let call = runtime.evaluate(&plugin, invocation(ada(), &[]), "{}").await.unwrap();

@@ -1,10 +1,11 @@
 //! Reading back what was written, for every aggregate, and removing an
 //! enrollment with all its history, on both backends.
 
-use stepwise::domain::{
-    Channel, Level, OutboxState, PluginAccount, PluginKind, PluginRecord, SequenceSettings, SequenceState,
+use stepwise::crm::{AttributeValue, Company, Contact, OptOuts, Role, User};
+use stepwise::engagement::{
+    EventKind, Level, OutboxChannel, OutboxState, PluginAccount, PluginKind, PluginRecord, SequenceSettings,
+    SequenceState,
 };
-use stepwise::model::{AttributeValue, Company, Contact, OptOuts, Role, User};
 use stepwise::store::{NewEvent, NewOutboxMessage, StoreError, Timeline};
 use stepwise_tests::db::{action, at, fixture, for_each_backend, t0};
 
@@ -41,7 +42,7 @@ async fn accounts_users_contact_types_companies_and_contacts_round_trip() {
         assert_eq!(tx.company(&account.id, &company.id).await.unwrap(), company);
 
         let contact = Contact {
-            kind: stepwise::model::ContactKind::Contact,
+            kind: stepwise::crm::ContactKind::Contact,
             first_name: "Ada".into(),
             last_name: "Lovelace".into(),
             email: Some("ada@example.com".into()),
@@ -127,7 +128,7 @@ async fn events_outbox_and_plugins_round_trip() {
             company_id: None,
             enrollment_id: Some(f.enrollment.clone()),
             action_id: None,
-            kind: "enrollment.started".into(),
+            kind: EventKind::EnrollmentCreated,
             actor: f.user.clone(),
             reason: Some("enrolled by hand".into()),
             before: None,
@@ -140,7 +141,7 @@ async fn events_outbox_and_plugins_round_trip() {
         let message = NewOutboxMessage {
             account_id: f.account.clone(),
             action_id: None,
-            channel: Channel::Sms,
+            channel: OutboxChannel::Sms,
             payload: serde_json::json!({"to": "+15550100"}),
             idempotency_key: "k1".into(),
         };
@@ -220,7 +221,7 @@ async fn removing_an_enrollment_removes_its_actions_events_and_messages() {
             company_id: None,
             enrollment_id: Some(f.enrollment.clone()),
             action_id: Some(a.id.clone()),
-            kind: "action.completed".into(),
+            kind: EventKind::ActionCompleted,
             actor: "system".into(),
             reason: None,
             before: None,
@@ -231,7 +232,7 @@ async fn removing_an_enrollment_removes_its_actions_events_and_messages() {
         let message = NewOutboxMessage {
             account_id: f.account.clone(),
             action_id: Some(a.id.clone()),
-            channel: Channel::Email,
+            channel: OutboxChannel::Email,
             payload: serde_json::json!({}),
             idempotency_key: a.id.clone(),
         };

@@ -3,8 +3,8 @@
 //! unique outbox keys, foreign keys, enum CHECKs, acyclic hierarchies and
 //! immutable versions.
 
-use stepwise::domain::{Channel, Enrollment, EnrollmentStatus, PauseReason};
-use stepwise::model::Company;
+use stepwise::crm::Company;
+use stepwise::engagement::{Enrollment, EnrollmentStatus, OutboxChannel, PauseReason};
 use stepwise::store::{NewEnrollment, NewOutboxMessage, StoreError};
 use stepwise_tests::db::{action, at, fixture, for_each_backend, t0, two_steps};
 
@@ -84,7 +84,7 @@ async fn an_outbox_idempotency_key_is_queued_once() {
         let message = NewOutboxMessage {
             account_id: f.account.clone(),
             action_id: None,
-            channel: Channel::Email,
+            channel: OutboxChannel::Email,
             payload: serde_json::json!({"to": "ada@example.com"}),
             idempotency_key: "act_1:0".into(),
         };
@@ -150,10 +150,10 @@ async fn enum_columns_refuse_unknown_values_and_inconsistent_states() {
             assert!(matches!(error, StoreError::Invalid(_)), "{sql}: {error}");
         }
         // Every variant the code knows is accepted by the CHECK lists.
-        for status in stepwise::domain::ActionStatus::ALL {
+        for status in stepwise::engagement::ActionStatus::ALL {
             store.execute_unchecked(&format!("UPDATE actions SET status = '{status}'")).await.unwrap();
         }
-        for reason in stepwise::domain::DeferralReason::ALL {
+        for reason in stepwise::engagement::DeferralReason::ALL {
             store.execute_unchecked(&format!("UPDATE actions SET deferral_reason = '{reason}'")).await.unwrap();
         }
     })

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use stepwise::domain::{ActionStatus, DeferralReason};
+use stepwise::engagement::{ActionStatus, DeferralReason};
 use stepwise::store::{ActionCompletion, StoreError};
 use stepwise_tests::db::{action, at, fixture, for_each_backend, t0};
 
@@ -125,7 +125,7 @@ async fn concurrent_claimers_never_get_the_same_action() {
         let f = fixture(&store).await;
         let mut tx = store.begin().await.unwrap();
         for i in 0..40 {
-            let contact = stepwise::model::Contact {
+            let contact = stepwise::crm::Contact {
                 first_name: format!("c{i}"),
                 contact_type: "Clients".into(),
                 ..Default::default()
@@ -136,7 +136,7 @@ async fn concurrent_claimers_never_get_the_same_action() {
                 sequence_id: f.sequence.clone(),
                 version: 1,
                 initiated_by: None,
-                status: stepwise::domain::EnrollmentStatus::Running,
+                status: stepwise::engagement::EnrollmentStatus::Running,
                 event_date: None,
             };
             let enrollment = tx.create_enrollment(&f.account, &new, t0()).await.unwrap();

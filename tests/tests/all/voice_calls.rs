@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use stepwise::delivery::sms::{SmsConfig, SmsProvider};
 use stepwise::delivery::{Channels, Secret};
-use stepwise::domain::{ActionStatus, Activation, StepTiming, TimingMode};
+use stepwise::engagement::{ActionStatus, Activation, StepTiming, TimingMode};
 use stepwise::engine::{Engine, EngineConfig};
 use stepwise_tests::db::{at, for_each_backend};
 use stepwise_tests::delivery::Provider;

@@ -1,0 +1,211 @@
+//! What a rep does from the Engage view: see an action's item, complete
+//! it with a result (the plugin runs with the completion), skip it,
+//! reschedule it, or send it back to be processed again.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::process::{EventExt, Snapshot};
+use super::transition::Answer;
+use super::{Engine, EngineError, Result};
+use stepwise_domain::engagement::{Action, ActionStatus, EnrollmentStatus, EventKind};
+use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome};
+use stepwise_store::StoreError;
+
+/// A user's change raced the scheduler, which holds the action's lease.
+pub(crate) fn lease_busy(error: impl Into<EngineError>) -> EngineError {
+    match error.into() {
+        EngineError::Store(StoreError::LeaseLost(id)) => {
+            EngineError::InvalidState(format!("action {id} is being processed right now; try again in a moment"))
+        }
+        other => other,
+    }
+}
+
+impl Engine {
+    /// Completes an action on the Engage view with one of its step type's
+    /// results. The plugin runs with the rep's completion, so its effects
+    /// (a message sent, a field changed) happen now.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NotFound`]; [`EngineError::InvalidState`] unless the
+    /// action is active; [`EngineError::Invalid`] for a result the step type
+    /// does not declare; [`EngineError::Plugin`] when the plugin fails, in
+    /// which case nothing changes.
+    pub async fn complete_action(
+        &self,
+        account_id: &str,
+        action_id: &str,
+        user_id: &str,
+        result: &str,
+    ) -> Result<Action> {
+        self.complete_action_with_draft(account_id, action_id, user_id, result, None).await
+    }
+
+    /// [`Engine::complete_action`] with the message as the rep edited it on
+    /// the Engage view (the draft of [`Engine::engage_item`]): the plugin
+    /// sends that instead of its own rendering, or refuses it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::complete_action`]; a draft the plugin refuses is an
+    /// [`EngineError::Plugin`].
+    pub async fn complete_action_with_draft(
+        &self,
+        account_id: &str,
+        action_id: &str,
+        user_id: &str,
+        result: &str,
+        draft: Option<Draft>,
+    ) -> Result<Action> {
+        let ctx = self.load_snapshot(action_id, Some(account_id)).await?;
+        if ctx.action.status != ActionStatus::Active {
+            return Err(EngineError::InvalidState(format!(
+                "action {action_id} is {}; only an action on the Engage view can be completed",
+                ctx.action.status
+            )));
+        }
+        let plugin = ctx.plugin.clone().map_err(EngineError::InvalidState)?;
+        let manifest = plugin.manifest();
+        if manifest.result(result).is_none() {
+            let known: Vec<&str> = manifest.results.iter().map(|r| r.code.as_str()).collect();
+            return Err(EngineError::Invalid(format!(
+                "`{result}` is not a result of step type `{}`; expected one of: {}",
+                manifest.id,
+                known.join(", ")
+            )));
+        }
+        let completion = Completion { result: result.to_owned(), draft, user_id: user_id.to_owned() };
+        let invocation = self.invocation(&ctx, ctx.grant.clone(), Some(completion));
+        let call = self
+            .registry()
+            .runtime()
+            .execute(&plugin, invocation, &ctx.step.config.to_string())
+            .await
+            .inspect(|call| self.call_metrics().record(&manifest.id, "execute", call.report.wall))
+            .map_err(|e| EngineError::Plugin { plugin: manifest.id.clone(), message: e.error.to_string() })?;
+        match call.value {
+            PluginOutcome::Failed { message, .. } => {
+                return Err(EngineError::Plugin { plugin: manifest.id.clone(), message });
+            }
+            PluginOutcome::Retry { reason, .. } => {
+                return Err(EngineError::Plugin {
+                    plugin: manifest.id.clone(),
+                    message: format!("asked to try again later: {reason}"),
+                });
+            }
+            outcome => {
+                let answer = Answer::Plugin { outcome, report: call.report, by: Some(user_id.to_owned()) };
+                self.write_one(self.decided(ctx, None, answer)).await.map_err(lease_busy)?;
+            }
+        }
+        self.action_of(account_id, action_id).await
+    }
+
+    /// What the rep sees for an action on the Engage view: its step's
+    /// plugin prepares the title, the instructions (a call script, say) and
+    /// any message draft, for the contact as it is now.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NotFound`]; [`EngineError::InvalidState`] when the
+    /// step's plugin cannot run for the account; [`EngineError::Plugin`] when
+    /// the plugin cannot prepare the item.
+    pub async fn engage_item(&self, account_id: &str, action_id: &str) -> Result<EngageItem> {
+        let ctx = self.load_snapshot(action_id, Some(account_id)).await?;
+        let plugin = ctx.plugin.clone().map_err(EngineError::InvalidState)?;
+        let id = plugin.manifest().id.clone();
+        let invocation = self.invocation(&ctx, ctx.grant.clone(), None);
+        let call = self
+            .registry()
+            .runtime()
+            .prepare(&plugin, invocation, &ctx.step.config.to_string())
+            .await
+            .inspect(|call| self.call_metrics().record(&id, "prepare", call.report.wall))
+            .map_err(|e| EngineError::Plugin { plugin: id.clone(), message: e.error.to_string() })?;
+        call.value.map_err(|message| EngineError::Plugin { plugin: id, message })
+    }
+
+    /// The action `action_id` of the account.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NotFound`] when it is not the account's.
+    pub async fn action_of(&self, account_id: &str, action_id: &str) -> Result<Action> {
+        Ok(self.load_snapshot(action_id, Some(account_id)).await?.action)
+    }
+
+    /// Loads an action that a user may change: the enrollment's current,
+    /// unperformed action of an enrollment that is pending or running.
+    async fn user_snapshot(&self, account_id: &str, action_id: &str) -> Result<Snapshot> {
+        let ctx = self.load_snapshot(action_id, Some(account_id)).await?;
+        if !ctx.action.current || !matches!(ctx.action.status, ActionStatus::Future | ActionStatus::Active) {
+            return Err(EngineError::InvalidState(format!(
+                "action {action_id} is {}{}; only the enrollment's current, unperformed action can be changed",
+                ctx.action.status,
+                if ctx.action.current { "" } else { " and not current" }
+            )));
+        }
+        if !matches!(ctx.enrollment.status, EnrollmentStatus::Pending | EnrollmentStatus::Running) {
+            return Err(EngineError::InvalidState(format!(
+                "the enrollment of action {action_id} is {}",
+                ctx.enrollment.status
+            )));
+        }
+        Ok(ctx)
+    }
+
+    /// Skips the current action by a user's choice; the enrollment moves on.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NotFound`]; [`EngineError::InvalidState`] unless it is
+    /// the current unperformed action of a pending or running enrollment.
+    pub async fn skip_action(&self, account_id: &str, action_id: &str, user_id: &str) -> Result<Action> {
+        let ctx = self.user_snapshot(account_id, action_id).await?;
+        let skip = Answer::Skip { result: "skipped_by_user".into(), reason: None, by: Some(user_id.to_owned()) };
+        self.write_one(self.decided(ctx, None, skip)).await.map_err(lease_busy)?;
+        self.action_of(account_id, action_id).await
+    }
+
+    /// Reschedules the current action from the Engage view: a new due date,
+    /// off the Engage view until it is processed again [G]. A held
+    /// duplicate attempt is released by it (the user chose to try again).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::skip_action`].
+    pub async fn reschedule_action(
+        &self,
+        account_id: &str,
+        action_id: &str,
+        user_id: &str,
+        due_at: DateTime<Utc>,
+    ) -> Result<Action> {
+        let ctx = self.user_snapshot(account_id, action_id).await?;
+        let answer = Answer::Reschedule { due_at, by: user_id.to_owned() };
+        self.write_one(self.decided(ctx, None, answer)).await.map_err(lease_busy)?;
+        self.action_of(account_id, action_id).await
+    }
+
+    /// Sets show-on-Engage back to false: the action leaves the Engage view
+    /// and is processed again now, skip criteria included [G].
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::skip_action`].
+    pub async fn hide_from_engage(&self, account_id: &str, action_id: &str, user_id: &str) -> Result<Action> {
+        let ctx = self.user_snapshot(account_id, action_id).await?;
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let action = tx.reset_show_on_engage(action_id, now).await.map_err(lease_busy)?;
+        let event = ctx
+            .event(EventKind::ActionShowOnEngageReset, user_id)
+            .change(json!({ "show_on_engage": ctx.action.show_on_engage }), json!({ "show_on_engage": false }));
+        tx.record_event(&event, now).await?;
+        tx.commit().await?;
+        self.wake();
+        Ok(action)
+    }
+}
