@@ -3,9 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
-use sqlx::QueryBuilder;
 
-use super::{ReadTx, Result, StoreError, Tx, found, in_list, ms, new_id, on_tx, time};
+use super::{ReadTx, Result, StoreError, Tx, fetch_of_account, found, ms, new_id, on_tx, time};
 use stepwise_domain::crm::{Role, User};
 use stepwise_domain::engagement::{Account, ContactType, DEFAULT_CONTACT_TYPES};
 
@@ -222,16 +221,10 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<UserRow> = on_tx!(self, |c| {
-            let mut q = QueryBuilder::new(
-                "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
-                        updated_at
-                 FROM users WHERE account_id = ",
-            );
-            q.push_bind(account_id).push(" AND id IN ");
-            in_list(&mut q, ids);
-            q.build_query_as().fetch_all(&mut *c).await?
-        });
+        let select = "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected,
+                             created_at, updated_at
+                      FROM users";
+        let rows: Vec<UserRow> = fetch_of_account!(self, select, "account_id" = account_id, "id" in ids);
         rows.into_iter().map(UserRow::into_domain).collect()
     }
 

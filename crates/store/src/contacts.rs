@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::accounts::{Hierarchy, is_self_or_ancestor, lock_hierarchy};
 use super::sync::{Collection, SyncPage, bind_page};
-use sqlx::QueryBuilder;
 
-use super::{ReadTx, Result, StoreError, Tx, found, in_list, ms, ms_opt, new_id, on_tx, time, time_opt};
+use super::{ReadTx, Result, StoreError, Tx, fetch_of_account, found, ms, ms_opt, new_id, on_tx, time, time_opt};
 use stepwise_domain::crm::{Company, Contact, ContactKind, OptOuts};
 
 #[derive(sqlx::FromRow)]
@@ -162,12 +161,7 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<ContactRow> = on_tx!(self, |c| {
-            let mut q = QueryBuilder::new(format!("{SELECT_CONTACT} WHERE c.account_id = "));
-            q.push_bind(account_id).push(" AND c.id IN ");
-            in_list(&mut q, ids);
-            q.build_query_as().fetch_all(&mut *c).await?
-        });
+        let rows: Vec<ContactRow> = fetch_of_account!(self, SELECT_CONTACT, "c.account_id" = account_id, "c.id" in ids);
         rows.into_iter().map(ContactRow::into_domain).collect()
     }
 
@@ -180,12 +174,7 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<CompanyRow> = on_tx!(self, |c| {
-            let mut q = QueryBuilder::new(format!("{SELECT_COMPANY} WHERE account_id = "));
-            q.push_bind(account_id).push(" AND id IN ");
-            in_list(&mut q, ids);
-            q.build_query_as().fetch_all(&mut *c).await?
-        });
+        let rows: Vec<CompanyRow> = fetch_of_account!(self, SELECT_COMPANY, "account_id" = account_id, "id" in ids);
         rows.into_iter().map(CompanyRow::into_domain).collect()
     }
 

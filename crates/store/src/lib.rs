@@ -300,6 +300,21 @@ macro_rules! on_tx {
 }
 use on_tx;
 
+/// Fetches the rows of `$select` (a `SELECT … FROM …` without `WHERE`)
+/// whose `$account` column is `$account_id` and whose `$id` column is one
+/// of `$ids`: the batch reads of one account's records.
+macro_rules! fetch_of_account {
+    ($tx:expr, $select:expr, $account:literal = $account_id:expr, $id:literal in $ids:expr) => {
+        on_tx!($tx, |c| {
+            let mut q = ::sqlx::QueryBuilder::new($select);
+            q.push(concat!(" WHERE ", $account, " = ")).push_bind($account_id).push(concat!(" AND ", $id, " IN "));
+            $crate::in_list(&mut q, $ids);
+            q.build_query_as().fetch_all(&mut *c).await?
+        })
+    };
+}
+use fetch_of_account;
+
 /// Runs `$body` once per backend with `$p` bound to the concrete pool, for
 /// single statements that need no transaction around them.
 macro_rules! on_pool {

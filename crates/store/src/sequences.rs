@@ -3,9 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
-use sqlx::QueryBuilder;
 
-use super::{ReadTx, Result, Tx, found, in_list, ms, new_id, on_tx, time};
+use super::{ReadTx, Result, Tx, fetch_of_account, found, ms, new_id, on_tx, time};
 use stepwise_domain::engagement::{
     PlanType, Sequence, SequenceSettings, SequenceState, SequenceVersion, Step, TimingMode,
 };
@@ -139,12 +138,7 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<SequenceRow> = on_tx!(self, |c| {
-            let mut q = QueryBuilder::new(format!("{SELECT_SEQUENCE} WHERE account_id = "));
-            q.push_bind(account_id).push(" AND id IN ");
-            in_list(&mut q, ids);
-            q.build_query_as().fetch_all(&mut *c).await?
-        });
+        let rows: Vec<SequenceRow> = fetch_of_account!(self, SELECT_SEQUENCE, "account_id" = account_id, "id" in ids);
         rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 

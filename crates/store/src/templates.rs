@@ -4,9 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sync::{Collection, SyncPage, bind_page};
-use sqlx::QueryBuilder;
 
-use super::{ReadTx, Result, Tx, found, in_list, ms, new_id, on_tx, time};
+use super::{ReadTx, Result, Tx, fetch_of_account, found, ms, new_id, on_tx, time};
 
 /// A message template: a subject and a body with `{{tokens}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -72,12 +71,8 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<TemplateRow> = on_tx!(self, |c| {
-            let mut q = QueryBuilder::new(format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE account_id = "));
-            q.push_bind(account_id).push(" AND id IN ");
-            in_list(&mut q, ids);
-            q.build_query_as().fetch_all(&mut *c).await?
-        });
+        let select = format!("SELECT {TEMPLATE_COLUMNS} FROM templates");
+        let rows: Vec<TemplateRow> = fetch_of_account!(self, select, "account_id" = account_id, "id" in ids);
         rows.into_iter().map(TemplateRow::into_domain).collect()
     }
 
