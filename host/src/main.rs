@@ -271,14 +271,14 @@ fn build_engine(
     }
 }
 
-/// The store the settings name, and an engine over it with their plugin
-/// runtime, delivery and scheduler settings; add-ons stored by other hosts
-/// are loaded. `serve` and `scheduler` start the same way.
+/// An engine over `store` with the settings' plugin runtime, delivery and
+/// scheduler settings; add-ons stored by other hosts are loaded. `serve`
+/// and `scheduler` start the same way.
 async fn start(
     settings: &stepwise::config::Settings,
-) -> anyhow::Result<(stepwise::store::Store, stepwise::engine::Engine)> {
-    let transport = settings.transport()?;
-    let store = open_store(settings).await?;
+    store: &stepwise::store::Store,
+    transport: stepwise::delivery::Channels,
+) -> anyhow::Result<stepwise::engine::Engine> {
     let net = NetPolicy { allow_private: settings.allow_private_network, ..NetPolicy::default() };
     let runtime =
         Runtime::new(RuntimeConfig { cache_dir: settings.cache_dir.clone(), net, ..RuntimeConfig::default() })?;
@@ -290,19 +290,20 @@ async fn start(
     if add_ons > 0 {
         eprintln!("loaded {add_ons} add-on plugin(s) from the database");
     }
-    Ok((store, engine))
+    Ok(engine)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args)?;
     // Bootstrapped first: the engine never starts on a database no one
     // can reach through the API.
+    // Settings that cannot work stop the start before anything is written.
+    let transport = settings.transport()?;
     let store = open_store(&settings).await?;
     if let Some(made) = stepwise::engine::bootstrap(&store, chrono::Utc::now()).await? {
         print_bootstrap(&made);
     }
-    store.close().await;
-    let (store, engine) = start(&settings).await?;
+    let engine = start(&settings, &store, transport).await?;
     let app = stepwise::api::Application::build_with(engine.clone(), settings.listen, settings.http())
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -345,7 +346,9 @@ async fn scheduler(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.cache_dir {
         settings.cache_dir = Some(dir);
     }
-    let (store, engine) = start(&settings).await?;
+    let transport = settings.transport()?;
+    let store = open_store(&settings).await?;
+    let engine = start(&settings, &store, transport).await?;
     if args.once {
         let handled = engine.run_until_idle().await?;
         println!("processed {handled} due actions on {:?}", store.backend());
