@@ -280,8 +280,7 @@ async fn start(
     transport: stepwise::delivery::Channels,
 ) -> anyhow::Result<stepwise::engine::Engine> {
     let net = NetPolicy { allow_private: settings.allow_private_network, ..NetPolicy::default() };
-    let runtime =
-        Runtime::new(RuntimeConfig { cache_dir: settings.cache_dir.clone(), net, ..RuntimeConfig::default() })?;
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: settings.plugin_cache(), net, ..RuntimeConfig::default() })?;
     let registry = std::sync::Arc::new(stepwise::plugins::Registry::with_builtins(runtime).await?);
     // A channel without a transport keeps its messages queued in the outbox.
     eprintln!("delivery: {}", transport.describe());
