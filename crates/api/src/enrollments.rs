@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::json::Body;
 use super::json::Path;
-use stepwise_engine::{Disposition, EnrollRequest};
+use stepwise_engine::{Disposition, EnrollMany, EnrollRequest};
 
 /// An enrollment request.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -185,23 +185,23 @@ pub async fn enroll_many(
     if body.contact_ids.len() > super::contacts::MAX_IMPORT {
         return Err(ApiError::TooLarge(format!("at most {} contacts at once", super::contacts::MAX_IMPORT)));
     }
-    let mut results = Vec::with_capacity(body.contact_ids.len());
+    let request = EnrollMany {
+        sequence_id: body.sequence_id,
+        contact_ids: body.contact_ids,
+        initiated_by: Some(caller.user.id.clone()),
+        event_date: body.event_date,
+    };
+    let answers = state.engine.enroll_many(&caller.account_id, &request).await?;
     let (mut enrolled, mut failed) = (0, 0);
-    for contact_id in body.contact_ids {
-        let request = EnrollRequest {
-            contact_id: contact_id.clone(),
-            sequence_id: body.sequence_id.clone(),
-            initiated_by: Some(caller.user.id.clone()),
-            event_date: body.event_date,
-        };
-        match state.engine.enroll(&caller.account_id, &request).await {
+    let mut results = Vec::with_capacity(answers.len());
+    for (contact_id, answer) in request.contact_ids.iter().zip(answers) {
+        match answer {
             Ok(enrollment) => {
                 enrolled += 1;
                 results.push(
                     json!({ "contact_id": contact_id, "enrollment_id": enrollment.id, "status": enrollment.status }),
                 );
             }
-            Err(stepwise_engine::EngineError::Store(error)) => return Err(ApiError::from(error)),
             Err(error) => {
                 failed += 1;
                 results.push(json!({ "contact_id": contact_id, "error": error.to_string() }));

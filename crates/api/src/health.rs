@@ -51,6 +51,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         let _ = writeln!(out, "stepwise_outbox_messages{{state=\"{state}\"}} {n}");
     }
     state.engine.call_metrics().render(&mut out);
+    state.engine.stage_metrics().render(&mut out);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 

@@ -49,8 +49,8 @@ use tokio::sync::{Notify, Semaphore};
 pub use checks::{Facts, Requirement, first_unmet, opted_out, requirements, uses_legacy_merge};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use explain::{Check, Explanation};
-pub use lifecycle::EnrollRequest;
-pub use metrics::CallMetrics;
+pub use lifecycle::{EnrollMany, EnrollRequest};
+pub use metrics::{CallMetrics, Stage, StageMetrics, StageTotals};
 pub use moves::Disposition;
 pub use outbox::INTERRUPTED;
 pub use process::contact_event;
@@ -63,9 +63,11 @@ pub use stepwise_domain::transport::{
 pub use validate::StepProblem;
 pub use voice::PLACED;
 
-use stepwise_domain::engagement::SequenceVersion;
+use process::Snapshot;
+use stepwise_domain::engagement::{ClaimedAction, SequenceVersion};
 use stepwise_plugin_host::Registry;
 use stepwise_store::{Idempotent, KeyHolder, Metrics, ReadTx, Store, StoreError};
+use writer::Decided;
 
 /// How the engine works; every field has a sane default.
 #[derive(Debug, Clone)]
@@ -166,6 +168,28 @@ pub enum EngineError {
     Store(StoreError),
 }
 
+impl EngineError {
+    /// A copy of an error about the request rather than the store, for a
+    /// bulk request to give each of its items; `None` for a store error.
+    pub(crate) fn of_request(&self) -> Option<Self> {
+        Some(match self {
+            EngineError::NotFound { what, id } => EngineError::NotFound { what, id: id.clone() },
+            EngineError::AlreadyEnrolled { contact_id, sequence_id } => {
+                EngineError::AlreadyEnrolled { contact_id: contact_id.clone(), sequence_id: sequence_id.clone() }
+            }
+            EngineError::QueuedElsewhere { contact_id, sequence_id } => {
+                EngineError::QueuedElsewhere { contact_id: contact_id.clone(), sequence_id: sequence_id.clone() }
+            }
+            EngineError::InvalidState(message) => EngineError::InvalidState(message.clone()),
+            EngineError::Invalid(message) => EngineError::Invalid(message.clone()),
+            EngineError::Plugin { plugin, message } => {
+                EngineError::Plugin { plugin: plugin.clone(), message: message.clone() }
+            }
+            EngineError::Store(_) => return None,
+        })
+    }
+}
+
 impl From<StoreError> for EngineError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -200,6 +224,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     /// Plugin call latencies of this host.
     calls: CallMetrics,
+    /// Where this host's scheduler spends its time.
+    stages: StageMetrics,
     /// Sequence versions are immutable, so they are cached forever.
     versions: Mutex<HashMap<(String, i64), Arc<SequenceVersion>>>,
     /// Stored add-on versions that do not load on this host.
@@ -230,6 +256,7 @@ impl Engine {
                 outbox_wake: Notify::new(),
                 permits,
                 calls: CallMetrics::default(),
+                stages: StageMetrics::default(),
                 versions: Mutex::new(HashMap::new()),
                 failed_add_ons: Mutex::new(std::collections::HashSet::new()),
                 voice: None,
@@ -336,6 +363,11 @@ impl Engine {
         &self.inner.calls
     }
 
+    /// Where this host's scheduler spends its time, for `/metrics`.
+    pub fn stage_metrics(&self) -> &StageMetrics {
+        &self.inner.stages
+    }
+
     /// Tells the scheduler that work may be due sooner than it thinks.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
@@ -360,52 +392,120 @@ impl Engine {
     /// A store error while claiming; errors of single actions are logged and
     /// their leases left to expire, so they are tried again.
     pub async fn tick(&self) -> Result<usize> {
-        let now = self.now();
-        let resumed = self.resume_returning(now).await?;
-        let claimed =
-            self.inner.store.claim_due_actions(now, self.inner.config.batch_size, self.inner.config.lease).await?;
-        let count = claimed.len();
-        let contexts = self.load_snapshots(&claimed).await?;
-        let mut tasks = tokio::task::JoinSet::new();
-        for (action, ctx) in claimed.into_iter().zip(contexts) {
-            let ctx = match ctx {
-                Ok(ctx) => ctx,
-                Err(error) => {
-                    tracing::warn!(action = %action.id, %error, "cannot read the action; it is retried when its lease expires");
-                    continue;
-                }
-            };
-            let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-            let engine = self.clone();
-            // On the plugin executor: off the threads that answer HTTP, and
-            // with no hop between threads for its plugin calls.
-            let executor = self.registry().runtime().executor().clone();
-            tasks.spawn_on(async move {
-                let _permit = permit;
-                let id = action.id.clone();
-                match engine.process(action, ctx).await {
-                    Ok(pending) => pending,
-                    Err(error) => {
-                        tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
-                        None
-                    }
-                }
-            }, &executor);
-        }
-        let mut answers = Vec::with_capacity(count);
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Some(pending)) => answers.push(pending),
-                Ok(None) => {}
-                Err(error) => tracing::error!(%error, "an action task panicked"),
-            }
-        }
+        let resumed = self.resume_returning(self.now()).await?;
+        let batch = self.claim_batch().await?;
+        let count = batch.len();
+        let answers = self.process_batch(batch).await;
         self.write_batch(answers).await?;
         Ok(count + resumed)
     }
 
-    /// Runs [`Engine::tick`] until nothing is due now, then delivers the
-    /// outbox. Returns how many actions and returns were handled.
+    /// Processes due actions until a claim finds none, the stages of
+    /// consecutive batches overlapping: while one batch's plugins run, the
+    /// next batch is claimed and read and the answers of the one before are
+    /// written. Returns how many actions and returns were handled.
+    ///
+    /// Overlapping is safe because a claimed action is leased until its
+    /// answer is written: the next claim cannot take it, nor the next
+    /// action of its enrollment, which becomes current only then.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::tick`]; answers already decided are written first.
+    async fn pump(&self) -> Result<usize> {
+        let mut handled = self.resume_returning(self.now()).await?;
+        let mut batch = self.claim_batch().await?;
+        let mut answers = Vec::new();
+        while !batch.is_empty() {
+            handled += batch.len();
+            let (decided, written, claimed) =
+                tokio::join!(self.process_batch(batch), self.write_batch(answers), self.claim_batch());
+            answers = decided;
+            match (written, claimed) {
+                (Ok(()), Ok(next)) => batch = next,
+                (Err(error), _) | (_, Err(error)) => {
+                    // What was decided is written before giving up.
+                    self.write_batch(answers).await?;
+                    return Err(error);
+                }
+            }
+        }
+        self.write_batch(answers).await?;
+        Ok(handled)
+    }
+
+    /// Claims a batch of due actions and reads what processing them looks
+    /// at. An action whose records cannot be read is left to its lease.
+    async fn claim_batch(&self) -> Result<Vec<(ClaimedAction, Snapshot)>> {
+        let now = self.now();
+        let started = std::time::Instant::now();
+        let (size, lease) = (self.inner.config.batch_size, self.inner.config.lease);
+        let claimed = self.inner.store.claim_due_actions(now, size, lease).await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read = std::time::Instant::now();
+        self.inner.stages.record(Stage::Claim, read - started);
+        self.inner.stages.batch(claimed.len());
+        let snapshots = self.load_snapshots(&claimed).await?;
+        self.inner.stages.record(Stage::Read, read.elapsed());
+        Ok(claimed
+            .into_iter()
+            .zip(snapshots)
+            .filter_map(|(action, snapshot)| match snapshot {
+                Ok(snapshot) => Some((action, snapshot)),
+                Err(error) => {
+                    tracing::warn!(action = %action.id, %error, "cannot read the action; it is retried when its lease expires");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Processes a claimed batch, each action on its own task on the plugin
+    /// executor (off the threads that answer HTTP, and with no hop between
+    /// threads for its plugin calls), at most `concurrency` at once.
+    /// Returns the answers to write.
+    async fn process_batch(&self, batch: Vec<(ClaimedAction, Snapshot)>) -> Vec<Decided> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let started = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        let executor = self.registry().runtime().executor().clone();
+        let count = batch.len();
+        for (action, snapshot) in batch {
+            let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let engine = self.clone();
+            tasks.spawn_on(
+                async move {
+                    let _permit = permit;
+                    let id = action.id.clone();
+                    match engine.process(action, snapshot).await {
+                        Ok(decided) => decided,
+                        Err(error) => {
+                            tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
+                            None
+                        }
+                    }
+                },
+                &executor,
+            );
+        }
+        let mut answers = Vec::with_capacity(count);
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Some(decided)) => answers.push(decided),
+                Ok(None) => {}
+                Err(error) => tracing::error!(%error, "an action task panicked"),
+            }
+        }
+        self.inner.stages.record(Stage::Process, started.elapsed());
+        answers
+    }
+
+    /// Processes everything due now, overlapping batches, then delivers
+    /// the outbox. Returns how many actions and returns were handled.
     ///
     /// # Errors
     ///
@@ -413,7 +513,8 @@ impl Engine {
     pub async fn run_until_idle(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let handled = self.tick().await?;
+            // Answers written last may have made more actions due now.
+            let handled = self.pump().await?;
             if handled == 0 {
                 break;
             }
@@ -479,7 +580,7 @@ impl Engine {
         };
         tokio::pin!(shutdown);
         loop {
-            let sleep = match self.tick().await {
+            let sleep = match self.pump().await {
                 Ok(handled) if handled > 0 => Duration::ZERO,
                 Ok(_) => self.idle_time().await,
                 Err(error) => {

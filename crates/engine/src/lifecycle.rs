@@ -3,6 +3,9 @@
 //! due dates projected anew, out-of-office returns. How an answer moves an
 //! enrollment on is `transition.rs`; what people do to one is `moves.rs`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -11,11 +14,12 @@ use super::process::{EventExt, SYSTEM, contact_event, enrollment_event};
 use super::records::save_contact;
 use super::timing;
 use super::{Engine, EngineError, Result};
+use stepwise_domain::crm::Contact;
 use stepwise_domain::engagement::{
     ActionStatus, Enrollment, EnrollmentOutcome, EnrollmentStatus, EventKind, Level, Sequence, SequenceState,
     SequenceVersion, TimingMode,
 };
-use stepwise_store::{ActionCompletion, NewAction, NewEnrollment, StoreError, Tx};
+use stepwise_store::{ActionCompletion, NewAction, Tx, new_id};
 
 /// A request to enroll a contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +34,34 @@ pub struct EnrollRequest {
     /// The event date, required by `from_event` sequences.
     #[serde(default)]
     pub event_date: Option<DateTime<Utc>>,
+}
+
+/// A request to enroll many contacts in one sequence
+/// (`POST /v1/enrollments/bulk`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollMany {
+    /// The sequence; its newest version is used.
+    pub sequence_id: String,
+    /// The contacts, in the order results are given.
+    pub contact_ids: Vec<String>,
+    /// The user enrolling them (the `initiator` owner rule).
+    #[serde(default)]
+    pub initiated_by: Option<String>,
+    /// The event date of a `from_event` sequence, for all of them.
+    #[serde(default)]
+    pub event_date: Option<DateTime<Utc>>,
+}
+
+/// Contacts enrolled in one transaction of [`Engine::enroll_many`]: large
+/// enough that the statements per chunk cost little per contact, small
+/// enough that a chunk holds SQLite's write lock for milliseconds.
+const ENROLL_CHUNK: usize = 1_000;
+
+/// What a set of contacts is enrolled in.
+struct Target<'a> {
+    sequence_id: &'a str,
+    initiated_by: Option<&'a str>,
+    event_date: Option<DateTime<Utc>>,
 }
 
 impl Engine {
@@ -52,6 +84,44 @@ impl Engine {
         Ok(enrollment)
     }
 
+    /// Enrolls many contacts in one sequence with the rules of
+    /// [`Engine::enroll`], checked for the whole set at once: a transaction
+    /// and a handful of statements per thousand contacts, not several per
+    /// contact. Returns a result per contact, in order; one that cannot be
+    /// enrolled (unknown, already enrolled, queued elsewhere) never stops
+    /// the others, and a sequence that takes no enrollments is every
+    /// contact's error.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the store fails; what was enrolled in
+    /// the chunks before stays enrolled.
+    pub async fn enroll_many(&self, account_id: &str, request: &EnrollMany) -> Result<Vec<Result<Enrollment>>> {
+        let now = self.now();
+        let actor = request.initiated_by.clone().unwrap_or_else(|| SYSTEM.to_owned());
+        let target = Target {
+            sequence_id: &request.sequence_id,
+            initiated_by: request.initiated_by.as_deref(),
+            event_date: request.event_date,
+        };
+        let mut results = Vec::with_capacity(request.contact_ids.len());
+        for chunk in request.contact_ids.chunks(ENROLL_CHUNK) {
+            let mut tx = self.store().begin().await?;
+            match self.enroll_set_in(&mut tx, account_id, &target, chunk, &actor, now).await {
+                Ok(enrolled) => {
+                    tx.commit().await?;
+                    results.extend(enrolled);
+                }
+                Err(error) => {
+                    let Some(_) = error.of_request() else { return Err(error) };
+                    results.extend(chunk.iter().map(|_| Err(error.of_request().expect("checked above"))));
+                }
+            }
+        }
+        self.wake();
+        Ok(results)
+    }
+
     /// Enrolls inside `tx`, for callers that enroll as part of a larger change.
     pub(crate) async fn enroll_in(
         &self,
@@ -61,7 +131,25 @@ impl Engine {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Enrollment> {
-        let sequence = tx.sequence(account_id, &request.sequence_id).await?;
+        let target = Target {
+            sequence_id: &request.sequence_id,
+            initiated_by: request.initiated_by.as_deref(),
+            event_date: request.event_date,
+        };
+        let contact = std::slice::from_ref(&request.contact_id);
+        let mut results = self.enroll_set_in(tx, account_id, &target, contact, actor, now).await?;
+        results.pop().expect("a result per contact")
+    }
+
+    /// The sequence and the version new enrollments start in, when it takes
+    /// enrollments.
+    async fn enrollable(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        target: &Target<'_>,
+    ) -> Result<(Sequence, Arc<SequenceVersion>)> {
+        let sequence = tx.sequence(account_id, target.sequence_id).await?;
         if sequence.state != SequenceState::Active {
             return Err(EngineError::InvalidState(format!(
                 "sequence {} is {}; only an active sequence accepts enrollments",
@@ -78,115 +166,205 @@ impl Engine {
                 version.version, sequence.id
             )));
         }
-        if sequence.timing_mode == TimingMode::FromEvent && request.event_date.is_none() {
+        if sequence.timing_mode == TimingMode::FromEvent && target.event_date.is_none() {
             return Err(EngineError::Invalid(format!(
                 "sequence {} is timed from an event: the enrollment needs an event_date",
                 sequence.id
             )));
         }
-        let mut contact = tx.contact(account_id, &request.contact_id).await?;
-        if let Some(user) = &request.initiated_by {
+        if let Some(user) = target.initiated_by {
             tx.user(account_id, user).await?;
         }
-        for existing in tx.enrollments_of_contact(&contact.id).await? {
-            if existing.status == EnrollmentStatus::Queued {
-                return Err(EngineError::QueuedElsewhere { contact_id: contact.id, sequence_id: existing.sequence_id });
-            }
-            if existing.status.is_open() && existing.sequence_id == sequence.id {
-                return Err(EngineError::AlreadyEnrolled { contact_id: contact.id, sequence_id: sequence.id });
-            }
-        }
-        let status = match sequence.settings.drip_limit {
-            Some(limit) if tx.running_count(&sequence.id).await? >= i64::from(limit) => EnrollmentStatus::Queued,
-            _ => EnrollmentStatus::Pending,
-        };
-        let new = NewEnrollment {
-            contact_id: contact.id.clone(),
-            sequence_id: sequence.id.clone(),
-            version: version.version,
-            initiated_by: request.initiated_by.clone(),
-            status,
-            event_date: request.event_date,
-        };
-        let mut enrollment = match tx.create_enrollment(account_id, &new, now).await {
-            Err(StoreError::Conflict { constraint, .. }) if constraint == "enrollments_one_open_per_contact" => {
-                return Err(EngineError::AlreadyEnrolled { contact_id: contact.id, sequence_id: sequence.id });
-            }
-            other => other?,
-        };
-        let event =
-            enrollment_event(&enrollment, contact.company_id.clone(), None, EventKind::EnrollmentCreated, actor)
-                .reason(format!("enrolled in {} (version {})", sequence.name, version.version))
-                .change(json!(null), json!({ "status": status, "version": version.version }));
-        tx.record_event(&event, now).await?;
+        Ok((sequence, version))
+    }
 
-        if let Some(cycle) = &sequence.settings.sales_cycle
-            && contact.sales_cycle.as_ref() != Some(cycle)
-        {
-            let before = json!({ "sales_cycle": contact.sales_cycle });
-            contact.sales_cycle = Some(cycle.clone());
-            save_contact(tx, account_id, &contact, now).await?;
-            let event = contact_event(account_id, &contact, EventKind::ContactUpdated, actor)
-                .reason(format!("sales cycle set by sequence {}", sequence.name))
-                .change(before, json!({ "sales_cycle": cycle }));
-            tx.record_event(&event, now).await?;
+    /// Enrolls a set of contacts in one sequence inside `tx` (SPEC §1, §2,
+    /// §5): the rules each enrollment must meet (the contact exists, is not
+    /// already in the sequence, waits in no drip queue; a drip limit queues
+    /// those beyond it, in order) are checked against the set, and the
+    /// enrollments, their actions and their events are written a statement
+    /// per table. Returns a result per contact, in order.
+    ///
+    /// # Errors
+    ///
+    /// When the sequence takes no enrollments (not active, no version, no
+    /// event date for a `from_event` one, an unknown initiator), and when
+    /// the store fails.
+    async fn enroll_set_in(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        target: &Target<'_>,
+        contact_ids: &[String],
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Enrollment>>> {
+        let (sequence, version) = self.enrollable(tx, account_id, target).await?;
+        // The records keep milliseconds, as the store does.
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let contacts: HashMap<String, Contact> =
+            tx.contacts_in(account_id, contact_ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        // Each contact's unfinished enrollments, as (status, sequence),
+        // with those made here added as they are made.
+        let mut unfinished: HashMap<String, Vec<(EnrollmentStatus, String)>> = HashMap::new();
+        for e in tx.unfinished_enrollments_of(contact_ids).await? {
+            unfinished.entry(e.contact_id.clone()).or_default().push((e.status, e.sequence_id));
         }
+        let mut free_slots = match sequence.settings.drip_limit {
+            Some(limit) => Some(i64::from(limit) - tx.running_count(&sequence.id).await?),
+            None => None,
+        };
 
         // Every step gets its action now, with its projected due date. A
         // "before" step already past at enrollment is skipped (SPEC §3).
-        let dues = timing::project(sequence.timing_mode, &version.steps, now, request.event_date);
-        let mut current: Option<(i64, Option<DateTime<Utc>>)> = None;
-        let mut news = Vec::with_capacity(version.steps.len());
-        let mut late = Vec::new();
-        for (step, due) in version.steps.iter().zip(dues) {
-            let is_late = sequence.timing_mode == TimingMode::FromEvent
-                && timing::is_before_event(step)
-                && due.is_some_and(|d| d < now);
-            let is_current = current.is_none() && !is_late;
-            if is_current {
-                current = Some((i64::from(step.position), due));
+        // All of the set start now with the same event date, so the plan
+        // is the same for each.
+        let dues = timing::project(sequence.timing_mode, &version.steps, now, target.event_date);
+        let late: Vec<bool> = version
+            .steps
+            .iter()
+            .zip(&dues)
+            .map(|(step, due)| {
+                sequence.timing_mode == TimingMode::FromEvent
+                    && timing::is_before_event(step)
+                    && due.is_some_and(|d| d < now)
+            })
+            .collect();
+        let current = late.iter().position(|late| !late);
+
+        let mut results: Vec<Result<Enrollment>> = Vec::with_capacity(contact_ids.len());
+        let mut made: Vec<(usize, Enrollment)> = Vec::new();
+        for contact_id in contact_ids {
+            let Some(contact) = contacts.get(contact_id) else {
+                results.push(Err(EngineError::NotFound { what: "contact", id: contact_id.clone() }));
+                continue;
+            };
+            let open = unfinished.entry(contact.id.clone()).or_default();
+            if let Some((_, queued_in)) = open.iter().find(|(status, _)| *status == EnrollmentStatus::Queued) {
+                let error =
+                    EngineError::QueuedElsewhere { contact_id: contact.id.clone(), sequence_id: queued_in.clone() };
+                results.push(Err(error));
+                continue;
             }
-            late.push(is_late);
-            news.push(NewAction {
-                enrollment_id: enrollment.id.clone(),
-                step: i64::from(step.position),
-                plugin_id: step.plugin.id.clone(),
-                activation: step.activation,
-                owner_id: Self::owner_of(&step.owner, &enrollment, &contact, None),
-                due_at: due,
-                current: is_current,
-            });
-        }
-        let ids = tx.insert_actions(&news, now).await?;
-        for (id, _) in ids.iter().zip(&late).filter(|(_, late)| **late) {
-            let skipped = ActionCompletion::skipped("event_date_passed", None, None);
-            tx.complete_action(id, None, &skipped, now).await?;
-            let event =
-                enrollment_event(&enrollment, contact.company_id.clone(), Some(id), EventKind::ActionSkipped, SYSTEM)
-                    .reason("the step falls before the event date, which had already passed at enrollment");
-            tx.record_event(&event, now).await?;
-        }
-        match current {
-            Some((step, due)) => {
-                enrollment.current_step = step;
-                enrollment.next_action_at = due;
-                tx.save_enrollment(&enrollment, now).await?;
+            if open.iter().any(|(_, in_sequence)| *in_sequence == sequence.id) {
+                let error =
+                    EngineError::AlreadyEnrolled { contact_id: contact.id.clone(), sequence_id: sequence.id.clone() };
+                results.push(Err(error));
+                continue;
             }
-            None => {
-                self.end_enrollment(
-                    tx,
-                    &mut enrollment,
-                    &sequence,
-                    EnrollmentStatus::Completed,
-                    Some(EnrollmentOutcome::Neutral),
-                    SYSTEM,
-                    "every step was already past",
-                    now,
-                )
-                .await?;
+            let status = match &mut free_slots {
+                Some(free) if *free <= 0 => EnrollmentStatus::Queued,
+                Some(free) => {
+                    *free -= 1;
+                    EnrollmentStatus::Pending
+                }
+                None => EnrollmentStatus::Pending,
+            };
+            open.push((status, sequence.id.clone()));
+            let enrollment = Enrollment {
+                id: new_id("enr"),
+                account_id: account_id.to_owned(),
+                contact_id: contact.id.clone(),
+                sequence_id: sequence.id.clone(),
+                version: version.version,
+                initiated_by: target.initiated_by.map(str::to_owned),
+                status,
+                pause_reason: None,
+                outcome: None,
+                current_step: current.and_then(|i| version.steps.get(i)).map_or(0, |s| i64::from(s.position)),
+                started_at: now,
+                last_action_completed_at: None,
+                next_action_at: current.and_then(|i| dues.get(i).copied().flatten()),
+                event_date: target.event_date,
+                resume_at: None,
+                queued_at: (status == EnrollmentStatus::Queued).then_some(now),
+                ended_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            made.push((results.len(), enrollment.clone()));
+            results.push(Ok(enrollment));
+        }
+
+        let batch: Vec<Enrollment> = made.iter().map(|(_, e)| e.clone()).collect();
+        let added = tx.insert_enrollments(&batch).await?;
+        // Another writer enrolled the contact between the check and the
+        // insert.
+        made.retain(|(at, e)| {
+            let kept = added.contains(&e.id);
+            if !kept {
+                let error = EngineError::AlreadyEnrolled {
+                    contact_id: e.contact_id.clone(),
+                    sequence_id: e.sequence_id.clone(),
+                };
+                results[*at] = Err(error);
+            }
+            kept
+        });
+
+        let mut events = Vec::with_capacity(made.len());
+        let mut actions = Vec::with_capacity(made.len() * version.steps.len());
+        for (_, enrollment) in &made {
+            let contact = &contacts[&enrollment.contact_id];
+            events.push(
+                enrollment_event(enrollment, contact.company_id.clone(), None, EventKind::EnrollmentCreated, actor)
+                    .reason(format!("enrolled in {} (version {})", sequence.name, version.version))
+                    .change(json!(null), json!({ "status": enrollment.status, "version": version.version })),
+            );
+            for (i, (step, due)) in version.steps.iter().zip(&dues).enumerate() {
+                actions.push(NewAction {
+                    enrollment_id: enrollment.id.clone(),
+                    step: i64::from(step.position),
+                    plugin_id: step.plugin.id.clone(),
+                    activation: step.activation,
+                    owner_id: Self::owner_of(&step.owner, enrollment, contact, None),
+                    due_at: *due,
+                    current: current == Some(i),
+                });
             }
         }
-        Ok(enrollment)
+        tx.record_events(&events, now).await?;
+        let action_ids = tx.insert_actions(&actions, now).await?;
+
+        if let Some(cycle) = &sequence.settings.sales_cycle {
+            for (_, enrollment) in &made {
+                let mut contact = contacts[&enrollment.contact_id].clone();
+                if contact.sales_cycle.as_ref() == Some(cycle) {
+                    continue;
+                }
+                let before = json!({ "sales_cycle": contact.sales_cycle });
+                contact.sales_cycle = Some(cycle.clone());
+                save_contact(tx, account_id, &contact, now).await?;
+                let event = contact_event(account_id, &contact, EventKind::ContactUpdated, actor)
+                    .reason(format!("sales cycle set by sequence {}", sequence.name))
+                    .change(before, json!({ "sales_cycle": cycle }));
+                tx.record_event(&event, now).await?;
+            }
+        }
+
+        let steps = version.steps.len();
+        if late.iter().any(|late| *late) {
+            for ((_, enrollment), ids) in made.iter().zip(action_ids.chunks(steps)) {
+                let company_id = contacts[&enrollment.contact_id].company_id.clone();
+                for (id, _) in ids.iter().zip(&late).filter(|(_, late)| **late) {
+                    let skipped = ActionCompletion::skipped("event_date_passed", None, None);
+                    tx.complete_action(id, None, &skipped, now).await?;
+                    let event =
+                        enrollment_event(enrollment, company_id.clone(), Some(id), EventKind::ActionSkipped, SYSTEM)
+                            .reason("the step falls before the event date, which had already passed at enrollment");
+                    tx.record_event(&event, now).await?;
+                }
+            }
+        }
+        if current.is_none() {
+            for (at, mut enrollment) in made {
+                let why = "every step was already past";
+                let (status, outcome) = (EnrollmentStatus::Completed, Some(EnrollmentOutcome::Neutral));
+                self.end_enrollment(tx, &mut enrollment, &sequence, status, outcome, SYSTEM, why, now).await?;
+                results[at] = Ok(enrollment);
+            }
+        }
+        Ok(results)
     }
 
     /// Ends an enrollment with a final status. Its unperformed actions are

@@ -36,7 +36,9 @@ pub(crate) struct Snapshot {
     /// The step's plugin, or why it cannot run for the account.
     pub plugin: Result<Arc<Plugin>, String>,
     pub grant: Arc<AccountGrant>,
-    /// Every action of the enrollment, by step, as read with the rest.
+    /// The enrollment's actions still to be performed (`future` or
+    /// `disabled`; the claimed one among them), by step, as read with the
+    /// rest: what moving the enrollment on looks at.
     pub siblings: Vec<Action>,
 }
 
@@ -304,13 +306,14 @@ impl Engine {
     /// action whose records cannot be read gets its error.
     pub(crate) async fn load_snapshots(&self, claimed: &[ClaimedAction]) -> Result<Vec<Result<Snapshot>>> {
         let mut tx = self.store().begin_read().await?;
-        // The claimed actions are read with the rest of their enrollments'.
+        // The claimed actions are read with the rest of their enrollments'
+        // unperformed ones.
         let enrollment_ids: Vec<String> = unique(claimed.iter().map(|c| c.enrollment_id.clone()));
         let enrollments: HashMap<String, Enrollment> =
             tx.enrollments_by_ids(&enrollment_ids).await?.into_iter().map(|e| (e.id.clone(), e)).collect();
         let mut siblings: HashMap<String, Vec<Action>> = HashMap::new();
         let mut actions: HashMap<String, Action> = HashMap::new();
-        for a in tx.actions_of_enrollments(&enrollment_ids).await? {
+        for a in tx.unperformed_actions_of(&enrollment_ids).await? {
             if claimed.iter().any(|c| c.id == a.id) {
                 actions.insert(a.id.clone(), a.clone());
             }

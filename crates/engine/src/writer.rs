@@ -44,6 +44,13 @@ impl Engine {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let written = self.write_batch_in(batch).await;
+        self.inner.stages.record(super::Stage::Write, started.elapsed());
+        written
+    }
+
+    async fn write_batch_in(&self, batch: Vec<Decided>) -> Result<()> {
         let sends = batch.iter().any(|d| d.transition.sends());
         let mut tx = self.store().begin().await?;
         match self.write_in(&mut tx, &batch).await {

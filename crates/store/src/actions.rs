@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
 use super::{
-    ReadTx, Result, Store, StoreError, Tx, found, in_list, json_opt, ms, ms_opt, new_id, on_pool, on_tx, parse_opt,
-    time, time_opt,
+    MAX_BINDS, ReadTx, Result, Store, StoreError, Tx, found, in_list, json_opt, ms, ms_opt, new_id, on_pool, on_tx,
+    parse_opt, time, time_opt,
 };
 use stepwise_domain::engagement::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
 
@@ -260,9 +260,17 @@ impl Store {
     ///
     /// [`StoreError::Database`].
     pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
+        // Two index walks, not a scan of the due queue: the earliest
+        // unleased action, and the leased ones (a few batches at most).
         let next: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN lease_expires_at > due_at THEN lease_expires_at ELSE due_at END)
-             FROM actions WHERE is_current AND status = 'future' AND due_at IS NOT NULL"
+            "SELECT MIN(at) FROM (
+                 SELECT (SELECT due_at FROM actions
+                         WHERE is_current AND status = 'future' AND due_at IS NOT NULL AND lease_token IS NULL
+                         ORDER BY due_at LIMIT 1) AS at
+                 UNION ALL
+                 SELECT MIN(CASE WHEN lease_expires_at > due_at THEN lease_expires_at ELSE due_at END)
+                 FROM actions WHERE lease_token IS NOT NULL AND is_current AND status = 'future'
+             ) AS next"
         )
         .fetch_one(p)
         .await?);
@@ -312,7 +320,8 @@ impl ReadTx {
             "SELECT {ACTION_COLUMNS} FROM actions
              WHERE owner_id = $1 AND status = 'active' AND show_on_engage
                AND ($2 = '' OR plugin_id = $2)
-               AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = $9 AND ($3 = '' OR sequence_id = $3))
+               AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = actions.enrollment_id
+                                  AND e.account_id = $9 AND ($3 = '' OR e.sequence_id = $3))
                AND COALESCE(due_at, 0) <= $4
                AND ($5 = 0 OR COALESCE(due_at, 0) {compare} $6 OR (COALESCE(due_at, 0) = $6 AND id {compare} $7))
              ORDER BY COALESCE(due_at, 0) {order}, id {order} LIMIT $8"
@@ -347,17 +356,21 @@ impl ReadTx {
         rows.into_iter().map(ActionRow::into_domain).collect()
     }
 
-    /// Every action of these enrollments, by enrollment and step.
+    /// The actions of these enrollments still to be performed (`future`,
+    /// or `disabled` by a pause), by enrollment and step: what moving an
+    /// enrollment on looks at, without the rows of steps already done.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn actions_of_enrollments(&mut self, ids: &[String]) -> Result<Vec<Action>> {
+    pub async fn unperformed_actions_of(&mut self, ids: &[String]) -> Result<Vec<Action>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let rows: Vec<ActionRow> = on_tx!(self, |c| {
-            let mut q = QueryBuilder::new(format!("SELECT {ACTION_COLUMNS} FROM actions WHERE enrollment_id IN "));
+            let mut q = QueryBuilder::new(format!(
+                "SELECT {ACTION_COLUMNS} FROM actions WHERE status IN ('future', 'disabled') AND enrollment_id IN "
+            ));
             in_list(&mut q, ids).push(" ORDER BY enrollment_id, step");
             q.build_query_as().fetch_all(&mut *c).await?
         });
@@ -407,30 +420,33 @@ impl Tx {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        const COLUMNS: usize = 9;
         let ids: Vec<String> = batch.iter().map(|_| new_id("act")).collect();
-        on_tx!(self, |c| {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, due_at, is_current,
+        for (ids, batch) in ids.chunks(MAX_BINDS / COLUMNS).zip(batch.chunks(MAX_BINDS / COLUMNS)) {
+            on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, due_at, is_current,
                                       created_at, updated_at, status, show_on_engage, opt_out, attempts,
                                       skip_criteria_evaluated)
                  SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
                         v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE
                  FROM (",
-            );
-            q.push_values(ids.iter().zip(batch), |mut row, (id, new)| {
-                row.push_bind(id)
-                    .push_bind(&new.enrollment_id)
-                    .push_bind(new.step)
-                    .push_bind(&new.plugin_id)
-                    .push_bind(new.activation.as_str())
-                    .push_bind(&new.owner_id)
-                    .push_bind(ms_opt(new.due_at))
-                    .push_bind(new.current)
-                    .push_bind(ms(now));
+                );
+                q.push_values(ids.iter().zip(batch), |mut row, (id, new)| {
+                    row.push_bind(id)
+                        .push_bind(&new.enrollment_id)
+                        .push_bind(new.step)
+                        .push_bind(&new.plugin_id)
+                        .push_bind(new.activation.as_str())
+                        .push_bind(&new.owner_id)
+                        .push_bind(ms_opt(new.due_at))
+                        .push_bind(new.current)
+                        .push_bind(ms(now));
+                });
+                q.push(") AS v");
+                q.build().execute(&mut *c).await?.rows_affected()
             });
-            q.push(") AS v");
-            q.build().execute(&mut *c).await?.rows_affected()
-        });
+        }
         Ok(ids)
     }
 

@@ -1,11 +1,13 @@
 //! Enrollments: a contact in a pinned version of a sequence.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use super::sync::{Collection, SyncPage, bind_page};
 use sqlx::QueryBuilder;
 
-use super::{ReadTx, Result, Tx, found, in_list, ms, ms_opt, new_id, on_tx, parse_opt, time, time_opt};
+use super::{MAX_BINDS, ReadTx, Result, Tx, found, in_list, ms, ms_opt, new_id, on_tx, parse_opt, time, time_opt};
 use stepwise_domain::engagement::{Enrollment, EnrollmentOutcome, EnrollmentStatus};
 
 /// What [`ReadTx::sequence_report`] counts.
@@ -115,6 +117,34 @@ impl ReadTx {
         let rows: Vec<EnrollmentRow> =
             on_tx!(self, |c| sqlx::query_as(&sql).bind(contact_id).fetch_all(&mut *c).await?);
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
+    }
+
+    /// The unfinished enrollments (`pending`, `queued`, `running`,
+    /// `paused`) of these contacts, in any sequence, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn unfinished_enrollments_of(&mut self, contact_ids: &[String]) -> Result<Vec<Enrollment>> {
+        let mut found = Vec::new();
+        for chunk in contact_ids.chunks(MAX_BINDS) {
+            // By contact alone, and the status checked here: with the
+            // status in the query, PostgreSQL's generic plan walks the
+            // whole partial index of unfinished enrollments and compares
+            // each row's contact with every id of the list.
+            let rows: Vec<EnrollmentRow> = on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(format!("{SELECT_ENROLLMENT} WHERE contact_id IN "));
+                in_list(&mut q, chunk);
+                q.build_query_as().fetch_all(&mut *c).await?
+            });
+            for row in rows {
+                let enrollment = row.into_domain()?;
+                if enrollment.status.is_open() {
+                    found.push(enrollment);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// How many enrollments of a sequence hold a drip slot: every
@@ -286,6 +316,50 @@ impl Tx {
         .await?
         .rows_affected());
         self.enrollment(&id).await
+    }
+
+    /// Adds enrollments the engine made in full (ids, statuses, steps and
+    /// dates set), a few hundred rows a statement. One that would be a
+    /// second unfinished enrollment of its contact in its sequence (another
+    /// writer enrolled the contact meanwhile) is left out. Returns the ids
+    /// added.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when a referenced
+    /// record does not exist.
+    pub async fn insert_enrollments(&mut self, batch: &[Enrollment]) -> Result<HashSet<String>> {
+        const COLUMNS: usize = 14;
+        let mut added = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(MAX_BINDS / COLUMNS) {
+            let ids: Vec<String> = on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
+                                              current_step, started_at, next_action_at, event_date, queued_at,
+                                              created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, e| {
+                    row.push_bind(&e.id)
+                        .push_bind(&e.account_id)
+                        .push_bind(&e.contact_id)
+                        .push_bind(&e.sequence_id)
+                        .push_bind(e.version)
+                        .push_bind(&e.initiated_by)
+                        .push_bind(e.status.as_str())
+                        .push_bind(e.current_step)
+                        .push_bind(ms(e.started_at))
+                        .push_bind(ms_opt(e.next_action_at))
+                        .push_bind(ms_opt(e.event_date))
+                        .push_bind(ms_opt(e.queued_at))
+                        .push_bind(ms(e.created_at))
+                        .push_bind(ms(e.updated_at));
+                });
+                q.push(" ON CONFLICT DO NOTHING RETURNING id");
+                q.build_query_scalar().fetch_all(&mut *c).await?
+            });
+            added.extend(ids);
+        }
+        Ok(added)
     }
 
     /// Writes every mutable field of `enrollment` (status, pause reason,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use sqlx::QueryBuilder;
 
-use super::{ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time};
+use super::{MAX_BINDS, ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time};
 use stepwise_domain::engagement::{Event, EventKind, Level};
 
 /// What [`Tx::record_event`] needs.
@@ -226,28 +226,31 @@ impl Tx {
                 Ok((before, after))
             })
             .collect::<Result<Vec<_>>>()?;
-        on_tx!(self, |c| {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO events (id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor,
+        const COLUMNS: usize = 13;
+        for (events, changes) in events.chunks(MAX_BINDS / COLUMNS).zip(changes.chunks(MAX_BINDS / COLUMNS)) {
+            on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO events (id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor,
                                      reason, before, after, level, at) ",
-            );
-            q.push_values(events.iter().zip(&changes), |mut row, (e, (before, after))| {
-                row.push_bind(new_id("evt"))
-                    .push_bind(&e.account_id)
-                    .push_bind(&e.contact_id)
-                    .push_bind(&e.company_id)
-                    .push_bind(&e.enrollment_id)
-                    .push_bind(&e.action_id)
-                    .push_bind(e.kind.as_str())
-                    .push_bind(&e.actor)
-                    .push_bind(&e.reason)
-                    .push_bind(before)
-                    .push_bind(after)
-                    .push_bind(e.level.as_str())
-                    .push_bind(ms(at));
+                );
+                q.push_values(events.iter().zip(changes), |mut row, (e, (before, after))| {
+                    row.push_bind(new_id("evt"))
+                        .push_bind(&e.account_id)
+                        .push_bind(&e.contact_id)
+                        .push_bind(&e.company_id)
+                        .push_bind(&e.enrollment_id)
+                        .push_bind(&e.action_id)
+                        .push_bind(e.kind.as_str())
+                        .push_bind(&e.actor)
+                        .push_bind(&e.reason)
+                        .push_bind(before)
+                        .push_bind(after)
+                        .push_bind(e.level.as_str())
+                        .push_bind(ms(at));
+                });
+                q.build().execute(&mut *c).await?.rows_affected()
             });
-            q.build().execute(&mut *c).await?.rows_affected()
-        });
+        }
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use stepwise::engagement::{
     ActionStatus, Editor, EnrollmentOutcome, EnrollmentStatus, Level, OwnerRule, PauseReason, SequenceSettings,
     SequenceState, TimingMode,
 };
-use stepwise::engine::{Disposition, EngineError};
+use stepwise::engine::{Disposition, EngineError, EnrollMany};
 use stepwise::store::Timeline;
 use stepwise_tests::db::{at, for_each_backend};
 use stepwise_tests::scenario::{DAY, HOUR, World, scripted, settings, task, trivial};
@@ -378,6 +378,96 @@ async fn a_contact_is_never_enrolled_twice_in_a_sequence_at_once() {
         assert!(error.to_string().contains("already enrolled"));
         w.engine.cancel(&w.account, &e.id, &w.agent).await.unwrap();
         w.enroll(&contact, &seq).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn many_contacts_are_enrolled_at_once_under_the_same_rules_as_one() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let drip = SequenceSettings { drip_limit: Some(2), sales_cycle: Some("nurture".into()), ..settings() };
+        let seq = w.sequence(TimingMode::AfterPrevious, drip, vec![task(HOUR), task(DAY)]).await;
+        let other = w.sequence(TimingMode::AfterPrevious, settings(), vec![task(0)]).await;
+        let mut contacts = Vec::new();
+        for i in 0..5 {
+            contacts.push(w.contact(|c| c.email = Some(format!("m{i}@example.com"))).await);
+        }
+        // Already in the sequence, and waiting in another drip queue.
+        w.enroll(&contacts[0], &seq).await;
+        let elsewhere = w
+            .sequence(TimingMode::AfterPrevious, SequenceSettings { drip_limit: Some(1), ..settings() }, vec![task(0)])
+            .await;
+        w.enroll(&contacts[1], &elsewhere).await;
+        w.enroll(&contacts[4], &elsewhere).await;
+        let ids = vec![
+            contacts[0].clone(),
+            contacts[2].clone(),
+            "con_missing".to_owned(),
+            contacts[3].clone(),
+            contacts[2].clone(),
+            contacts[4].clone(),
+            contacts[1].clone(),
+        ];
+        let request = EnrollMany {
+            sequence_id: seq.clone(),
+            contact_ids: ids,
+            initiated_by: Some(w.agent.clone()),
+            event_date: None,
+        };
+        let results = w.engine.enroll_many(&w.account, &request).await.unwrap();
+        let described: Vec<String> = results
+            .iter()
+            .map(|r| match r {
+                Ok(e) => e.status.to_string(),
+                Err(EngineError::AlreadyEnrolled { .. }) => "already enrolled".into(),
+                Err(EngineError::QueuedElsewhere { .. }) => "queued elsewhere".into(),
+                Err(EngineError::NotFound { what, .. }) => format!("{what} not found"),
+                Err(other) => other.to_string(),
+            })
+            .collect();
+        // One slot of two is taken by the first contact: the next one
+        // enrolled takes the other, the one after waits its turn; a
+        // contact named twice is enrolled once; one running elsewhere (not
+        // queued) may be enrolled.
+        assert_eq!(
+            described,
+            [
+                "already enrolled",
+                "pending",
+                "contact not found",
+                "queued",
+                "already enrolled",
+                "queued elsewhere",
+                "queued"
+            ],
+        );
+        let made = results[1].as_ref().unwrap();
+        assert_eq!(made.current_step, 0);
+        assert_eq!(made.next_action_at, Some(w.now() + chrono::Duration::milliseconds(HOUR)));
+        assert_eq!(w.enrollment(&made.id).await, *made, "the enrollment answered is the one stored");
+        let first = w.action(&made.id, 0).await;
+        assert_eq!((first.status, first.due_at), (ActionStatus::Future, made.next_action_at));
+        assert_eq!(w.action(&made.id, 1).await.due_at, Some(w.now() + chrono::Duration::milliseconds(HOUR + DAY)));
+        assert_eq!(w.get_contact(&contacts[2]).await.sales_cycle.as_deref(), Some("nurture"));
+        assert!(w.event_kinds(&made.id).await.contains(&"enrollment.created".to_owned()));
+        let queued = results[3].as_ref().unwrap();
+        assert_eq!((queued.status, queued.queued_at), (EnrollmentStatus::Queued, Some(w.now())));
+
+        // A sequence that takes no enrollments is every contact's error.
+        w.engine.set_sequence_state(&w.account, &other, SequenceState::Paused, &w.editor()).await.unwrap();
+        let request = EnrollMany {
+            sequence_id: other,
+            contact_ids: contacts[2..4].to_vec(),
+            initiated_by: None,
+            event_date: None,
+        };
+        let results = w.engine.enroll_many(&w.account, &request).await.unwrap();
+        assert_eq!(results.len(), 2);
+        for result in results {
+            let error = result.unwrap_err();
+            assert!(matches!(error, EngineError::InvalidState(_)), "{error}");
+        }
     })
     .await;
 }
