@@ -26,6 +26,7 @@ use stepwise::engagement::{
 use stepwise::engine::{Clock, Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport, SystemClock};
 use stepwise::plugins::{Limits, NetPolicy, Registry, Runtime, RuntimeConfig};
 use stepwise::store::{NewSequence, Store};
+use stepwise_tests::bench::{backends, open};
 
 struct Options {
     contacts: usize,
@@ -47,12 +48,7 @@ fn options() -> Options {
             _ => {}
         }
     }
-    if o.backends.is_empty() {
-        o.backends.push("sqlite".into());
-        if std::env::var("STEPWISE_TEST_POSTGRES_URL").is_ok() {
-            o.backends.push("postgres".into());
-        }
-    }
+    o.backends = backends(std::mem::take(&mut o.backends));
     o
 }
 
@@ -72,43 +68,16 @@ fn main() {
         let registry = Arc::new(registry);
         for backend in &o.backends {
             let dir = tempfile::tempdir().expect("temporary directory");
-            let (store, cleanup) = open(backend, &dir).await;
+            let (store, _, cleanup) = open(backend, &dir).await;
             throughput(&store, &registry, backend, o.contacts).await;
             store.close().await;
             cleanup.await;
-            let (store, cleanup) = open(backend, &dir).await;
+            let (store, _, cleanup) = open(backend, &dir).await;
             latency(&store, &registry, backend, o.latency_actions).await;
             store.close().await;
             cleanup.await;
         }
     });
-}
-
-type Cleanup = std::pin::Pin<Box<dyn Future<Output = ()>>>;
-
-async fn open(backend: &str, dir: &tempfile::TempDir) -> (Store, Cleanup) {
-    match backend {
-        "sqlite" => {
-            let path = dir.path().join(format!("bench-{}.db", uuid::Uuid::new_v4().simple()));
-            let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.expect("sqlite");
-            (store, Box::pin(async {}))
-        }
-        "postgres" => {
-            let admin_url = std::env::var("STEPWISE_TEST_POSTGRES_URL").expect("STEPWISE_TEST_POSTGRES_URL");
-            let admin = sqlx::PgPool::connect(&admin_url).await.expect("postgres");
-            let schema = format!("stepwise_bench_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("schema");
-            let separator = if admin_url.contains('?') { '&' } else { '?' };
-            let store =
-                Store::connect(&format!("{admin_url}{separator}options[search_path]={schema}")).await.expect("store");
-            let cleanup = Box::pin(async move {
-                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.expect("drop");
-                admin.close().await;
-            });
-            (store, cleanup)
-        }
-        other => panic!("unknown backend {other}"),
-    }
 }
 
 /// An account with an agent, the trivial add-on enabled, and an active
@@ -213,6 +182,25 @@ async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: u
         handled as f64 / ran.as_secs_f64(),
         handled,
         ran.as_secs_f64()
+    );
+    stages(&engine);
+}
+
+/// Where the scheduler's time went, per batch (the stages of consecutive
+/// batches overlap, so they add up to more than a batch's share).
+fn stages(engine: &Engine) {
+    let totals = engine.stage_metrics().totals();
+    let batches = totals.batches.max(1) as f64;
+    let per_batch: Vec<String> = totals
+        .stages
+        .iter()
+        .map(|(stage, took)| format!("{stage:?} {:.1} ms", took.as_secs_f64() * 1000.0 / batches).to_lowercase())
+        .collect();
+    println!(
+        "  per batch of {:.0} actions ({} batches): {}",
+        totals.actions as f64 / batches,
+        totals.batches,
+        per_batch.join(", ")
     );
 }
 

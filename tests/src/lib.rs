@@ -2,6 +2,7 @@
 //! for them, a runtime with test limits, fixtures and a local HTTP server.
 
 pub mod app;
+pub mod bench;
 pub mod db;
 pub mod delivery;
 pub mod scenario;

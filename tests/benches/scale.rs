@@ -1,0 +1,189 @@
+//! Benchmarks of Stepwise among a large database, on SQLite and (when
+//! `STEPWISE_TEST_POSTGRES_URL` is set) PostgreSQL, through the API as
+//! clients use it:
+//!
+//! - **Bulk enrollment**: `--bulk N` contacts (100,000) enrolled in a
+//!   five-step sequence by `POST /v1/enrollments/bulk`, 10,000 a request.
+//! - **Among a million**: `--background N` enrollments (1,000,000), each
+//!   with its current action: nine in ten future-dated, one in ten on its
+//!   owner's Engage view, spread over 1,000 reps. Then the Engage view of
+//!   one rep (`GET /v1/engage`, `--engage-requests` times, p50 and p99),
+//!   and the engine bench's throughput run among them: `--contacts N`
+//!   contacts enrolled in five automatic trivial steps, run to the end.
+//!
+//! The large databases are made with SQL (`stepwise_tests::bench::Bulk`),
+//! not through the API, so that they take seconds.
+//!
+//! Run with `cargo bench -p stepwise-tests --bench scale` (options after
+//! `--`, also `--backend sqlite|postgres`, `--only bulk|million`).
+
+use std::time::Instant;
+
+use serde_json::json;
+use stepwise::engagement::TimingMode;
+use stepwise_tests::app::TestApp;
+use stepwise_tests::bench::{Bulk, backends, open};
+use stepwise_tests::scenario::{DAY, settings, task, trivial};
+
+struct Options {
+    bulk: usize,
+    background: usize,
+    contacts: usize,
+    engage_requests: usize,
+    only: Option<String>,
+    backends: Vec<String>,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        bulk: 100_000,
+        background: 1_000_000,
+        contacts: 4_000,
+        engage_requests: 1_000,
+        only: None,
+        backends: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    let number = |args: &mut std::iter::Skip<std::env::Args>, name: &str| -> usize {
+        args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} N"))
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bulk" => o.bulk = number(&mut args, "--bulk"),
+            "--background" => o.background = number(&mut args, "--background"),
+            "--contacts" => o.contacts = number(&mut args, "--contacts"),
+            "--engage-requests" => o.engage_requests = number(&mut args, "--engage-requests"),
+            "--only" => o.only = args.next(),
+            "--backend" => o.backends.push(args.next().expect("--backend sqlite|postgres")),
+            // cargo bench passes --bench; anything else is ignored.
+            _ => {}
+        }
+    }
+    o.backends = backends(std::mem::take(&mut o.backends));
+    o
+}
+
+/// Most contacts one bulk request takes.
+const PER_REQUEST: usize = 10_000;
+
+fn main() {
+    let o = options();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    rt.block_on(async {
+        for backend in &o.backends {
+            if o.only.as_deref().is_none_or(|only| only == "bulk") {
+                bulk(backend, o.bulk).await;
+            }
+            if o.only.as_deref().is_none_or(|only| only == "million") {
+                among_many(backend, &o).await;
+            }
+        }
+    });
+}
+
+/// Enrolls the contacts `{prefix}c_0 .. n` in `sequence` through the bulk
+/// route, as `key`; returns how many were enrolled.
+async fn enroll_all(app: &TestApp, key: &str, sequence: &str, prefix: &str, n: usize) -> usize {
+    let mut enrolled = 0;
+    for start in (0..n).step_by(PER_REQUEST) {
+        let ids: Vec<String> = (start..(start + PER_REQUEST).min(n)).map(|i| format!("{prefix}c_{i}")).collect();
+        let body = json!({ "sequence_id": sequence, "contact_ids": ids });
+        let answer = app.call(reqwest::Method::POST, "/v1/enrollments/bulk", Some(key), Some(&body)).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        enrolled += usize::try_from(answer.json["enrolled"].as_u64().unwrap_or(0)).unwrap_or(0);
+    }
+    enrolled
+}
+
+async fn app(backend: &str, dir: &tempfile::TempDir) -> (TestApp, Bulk, stepwise_tests::bench::Cleanup) {
+    let (store, url, cleanup) = open(backend, dir).await;
+    let app = TestApp::spawn_with_rate(store, (1_000_000, 1_000_000)).await;
+    let bulk = Bulk::connect(&url).await;
+    (app, bulk, cleanup)
+}
+
+async fn bulk(backend: &str, n: usize) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (app, bulk, cleanup) = app(backend, &dir).await;
+    let world = &app.world;
+    let now = world.now();
+    bulk.users(&world.account, "b", 100, now).await;
+    // Not analyzed: statistics taken while the enrollments table is empty
+    // would tell PostgreSQL it stays empty (until autovacuum analyzes it
+    // again, a minute later) and it would scan it for every chunk.
+    bulk.contacts(&world.account, "b", n, ("b", 100), now).await;
+    let steps = (0..5).map(|_| task(DAY)).collect();
+    let sequence = world.sequence(TimingMode::AfterPrevious, settings(), steps).await;
+    let started = Instant::now();
+    let enrolled = enroll_all(&app, &app.agent_key, &sequence, "b", n).await;
+    let took = started.elapsed();
+    assert_eq!(enrolled, n, "every contact was enrolled");
+    println!("{backend}: bulk enrollment, {n} contacts in a five-step sequence, {PER_REQUEST} a request");
+    println!("  enroll          {:>10.0} enrollments/s ({:.2} s)", n as f64 / took.as_secs_f64(), took.as_secs_f64());
+    bulk.close().await;
+    world.store.close().await;
+    cleanup.await;
+}
+
+async fn among_many(backend: &str, o: &Options) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (app, bulk, cleanup) = app(backend, &dir).await;
+    let world = &app.world;
+    let now = world.now();
+    let making = Instant::now();
+    let background = world.sequence(TimingMode::AfterPrevious, settings(), vec![task(DAY)]).await;
+    bulk.users(&world.account, "m", 1_000, now).await;
+    bulk.contacts(&world.account, "m", o.background, ("m", 1_000), now).await;
+    bulk.enrollments(&world.account, "m", &background, o.background, now).await;
+    bulk.contacts(&world.account, "f", o.contacts, ("m", 1_000), now).await;
+    bulk.analyze().await;
+    assert_eq!(bulk.due(now).await, 0, "nothing of the background is due");
+    println!(
+        "{backend}: among {} enrollments, each with its current action (nine in ten future-dated, one in ten on \
+         Engage views), made in {:.1} s",
+        o.background,
+        making.elapsed().as_secs_f64()
+    );
+
+    // One rep's Engage view: about a hundred actions of theirs among all.
+    let mut tx = world.store.begin().await.unwrap();
+    let (_, key) = tx.create_api_key(&world.account, "mu_7", "bench", now).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut took = Vec::with_capacity(o.engage_requests);
+    for _ in 0..o.engage_requests {
+        let started = Instant::now();
+        let answer = app.get("/v1/engage?limit=50", Some(&key)).await;
+        took.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        assert!(!answer.json["actions"].as_array().is_none_or(Vec::is_empty), "the rep has actions on Engage");
+    }
+    took.sort_by(f64::total_cmp);
+    let pick = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
+    println!("  GET /v1/engage  p50 {:>6.1} ms   p99 {:>6.1} ms   max {:>6.1} ms", pick(0.5), pick(0.99), pick(1.0));
+
+    // The engine bench's throughput run, among them.
+    let sequence = world.sequence(TimingMode::AfterPrevious, settings(), (0..5).map(|_| trivial(0)).collect()).await;
+    let started = Instant::now();
+    let enrolled = enroll_all(&app, &app.agent_key, &sequence, "f", o.contacts).await;
+    let enrolling = started.elapsed();
+    assert_eq!(enrolled, o.contacts, "every contact was enrolled");
+    let running = Instant::now();
+    let handled = world.engine.run_until_idle().await.expect("the scheduler runs");
+    let ran = running.elapsed();
+    assert_eq!(handled, o.contacts * 5, "every action ran");
+    println!(
+        "  enroll          {:>10.0} enrollments/s ({} in {:.2} s)",
+        o.contacts as f64 / enrolling.as_secs_f64(),
+        o.contacts,
+        enrolling.as_secs_f64()
+    );
+    println!(
+        "  run to the end  {:>10.0} actions/s ({} actions in {:.2} s)",
+        handled as f64 / ran.as_secs_f64(),
+        handled,
+        ran.as_secs_f64()
+    );
+    bulk.close().await;
+    world.store.close().await;
+    cleanup.await;
+}

@@ -1,0 +1,198 @@
+//! Pieces the benchmarks share: a fresh store on either backend, and
+//! records made in bulk with SQL so that a benchmark can stand among a
+//! million of them without spending an hour making them through the API.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use stepwise::store::Store;
+
+use crate::db::POSTGRES_URL_VAR;
+
+/// Drops what [`open`] made.
+pub type Cleanup = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A fresh store on `backend` (`sqlite`: a file in `dir`; `postgres`: a
+/// schema of its own on the server `STEPWISE_TEST_POSTGRES_URL` names),
+/// with its URL, for the bulk inserts of [`Bulk`].
+///
+/// # Panics
+///
+/// When the backend is unknown or cannot be reached.
+pub async fn open(backend: &str, dir: &tempfile::TempDir) -> (Store, String, Cleanup) {
+    match backend {
+        "sqlite" => {
+            let path = dir.path().join(format!("bench-{}.db", uuid::Uuid::new_v4().simple()));
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            let store = Store::connect(&url).await.expect("sqlite");
+            (store, url, Box::pin(async {}))
+        }
+        "postgres" => {
+            let admin_url = std::env::var(POSTGRES_URL_VAR).expect("STEPWISE_TEST_POSTGRES_URL");
+            let admin = sqlx::PgPool::connect(&admin_url).await.expect("postgres");
+            let schema = format!("stepwise_bench_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("schema");
+            let separator = if admin_url.contains('?') { '&' } else { '?' };
+            let url = format!("{admin_url}{separator}options[search_path]={schema}");
+            let store = Store::connect(&url).await.expect("store");
+            let cleanup = Box::pin(async move {
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.expect("drop");
+                admin.close().await;
+            });
+            (store, url, cleanup)
+        }
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+/// The backends to run: those named with `--backend`, else SQLite and,
+/// when `STEPWISE_TEST_POSTGRES_URL` is set, PostgreSQL.
+pub fn backends(named: Vec<String>) -> Vec<String> {
+    if !named.is_empty() {
+        return named;
+    }
+    let mut all = vec!["sqlite".to_owned()];
+    if std::env::var(POSTGRES_URL_VAR).is_ok() {
+        all.push("postgres".to_owned());
+    }
+    all
+}
+
+/// Rows written straight into the schema, thousands a statement, for
+/// benchmarks that need a large database around them. Every row is one
+/// the engine could have written (statuses, foreign keys and current
+/// actions as it keeps them).
+#[derive(Debug)]
+pub struct Bulk {
+    pool: Pool,
+}
+
+#[derive(Debug)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool.
+macro_rules! on_pool {
+    ($bulk:expr, |$p:ident| $body:expr) => {
+        match &$bulk.pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Numbers `0..$n` for the statements below: a recursive CTE, which both
+/// backends run.
+const NUMBERS: &str = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1)";
+
+impl Bulk {
+    /// Connects to the database at `url` (as [`open`] gave it).
+    ///
+    /// # Panics
+    ///
+    /// When it cannot.
+    pub async fn connect(url: &str) -> Bulk {
+        let pool = if url.starts_with("sqlite:") {
+            Pool::Sqlite(sqlx::SqlitePool::connect(url).await.expect("sqlite"))
+        } else {
+            Pool::Postgres(sqlx::PgPool::connect(url).await.expect("postgres"))
+        };
+        Bulk { pool }
+    }
+
+    async fn run(&self, sql: &str, n: usize, text: &[&str], at: i64) {
+        let n = i64::try_from(n).expect("a count");
+        on_pool!(self, |p| {
+            let mut q = sqlx::query(sql).bind(n).bind(at);
+            for value in text {
+                q = q.bind(*value);
+            }
+            q.execute(p).await.map(|_| ()).unwrap_or_else(|e| panic!("{e}: {sql}"))
+        });
+    }
+
+    /// `n` active agents of `account`, `{prefix}u_0` …, with connected
+    /// mailboxes.
+    pub async fn users(&self, account: &str, prefix: &str, n: usize, now: DateTime<Utc>) {
+        let sql = format!(
+            "{NUMBERS} INSERT INTO users (id, account_id, name, email, role, active, delegate, timezone, signature,
+                                          sender_connected, created_at, updated_at)
+             SELECT $4 || 'u_' || i, $3, 'Rep ' || i, $4 || 'rep' || i || '@example.com', 'agent', TRUE, FALSE,
+                    'UTC', '', TRUE, $2, $2
+             FROM n"
+        );
+        self.run(&sql, n, &[account, prefix], now.timestamp_millis()).await;
+    }
+
+    /// `n` contacts of `account` with email addresses, `{prefix}c_0` …,
+    /// owned in turn by the `count` users `{owners}u_…` (as
+    /// [`Bulk::users`] made them), of the account's first contact type.
+    pub async fn contacts(
+        &self,
+        account: &str,
+        prefix: &str,
+        n: usize,
+        (owners, count): (&str, usize),
+        now: DateTime<Utc>,
+    ) {
+        let sql = format!(
+            "{NUMBERS} INSERT INTO contacts (id, account_id, kind, first_name, last_name, email, owner_id,
+                                             contact_type_id, opt_out_email, opt_out_sms, opt_out_phone, attributes,
+                                             created_at, updated_at)
+             SELECT $4 || 'c_' || i, $3, 'contact', 'Contact', '' || i, $4 || 'c' || i || '@example.com',
+                    $5 || 'u_' || (i % {count}),
+                    (SELECT id FROM contact_types WHERE account_id = $3 ORDER BY position, id LIMIT 1),
+                    FALSE, FALSE, FALSE, '{{}}', $2, $2
+             FROM n"
+        );
+        self.run(&sql, n, &[account, prefix, owners], now.timestamp_millis()).await;
+    }
+
+    /// An enrollment of each of the `n` contacts `{prefix}c_…` in version 1
+    /// of `sequence`, running, at its first step: a manual action due long
+    /// after `now` (future), except every tenth, which is on its owner's
+    /// Engage view (active, due in the past).
+    pub async fn enrollments(&self, account: &str, prefix: &str, sequence: &str, n: usize, now: DateTime<Utc>) {
+        let month: i64 = 30 * 24 * 3_600_000;
+        let sql = format!(
+            "{NUMBERS} INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
+                                                current_step, started_at, next_action_at, created_at, updated_at)
+             SELECT $4 || 'e_' || i, $3, $4 || 'c_' || i, $5, 1, NULL, 'running', 0, $2,
+                    CASE WHEN (i / 1009) % 10 = 0 THEN $2 - i ELSE $2 + {month} + i END, $2, $2
+             FROM n"
+        );
+        self.run(&sql, n, &[account, prefix, sequence], now.timestamp_millis()).await;
+        let sql = format!(
+            "{NUMBERS} INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at,
+                                            show_on_engage, opt_out, attempts, skip_criteria_evaluated, is_current,
+                                            created_at, updated_at)
+             SELECT $3 || 'a_' || i, $3 || 'e_' || i, 0, 'task', 'manual',
+                    (SELECT owner_id FROM contacts WHERE id = $3 || 'c_' || i),
+                    CASE WHEN (i / 1009) % 10 = 0 THEN 'active' ELSE 'future' END,
+                    CASE WHEN (i / 1009) % 10 = 0 THEN $2 - i ELSE $2 + {month} + i END,
+                    (i / 1009) % 10 = 0, FALSE, 0, FALSE, TRUE, $2, $2
+             FROM n"
+        );
+        self.run(&sql, n, &[prefix], now.timestamp_millis()).await;
+    }
+
+    /// How many current actions are due at `at` (the background a
+    /// benchmark stands among must have none).
+    pub async fn due(&self, at: DateTime<Utc>) -> i64 {
+        let sql = "SELECT COUNT(*) FROM actions WHERE is_current AND status = 'future' AND due_at <= $1";
+        on_pool!(self, |p| sqlx::query_scalar(sql).bind(at.timestamp_millis()).fetch_one(p).await.expect("count"))
+    }
+
+    /// Refreshes the planner's statistics, as a database in service has them.
+    pub async fn analyze(&self) {
+        on_pool!(self, |p| sqlx::query("ANALYZE").execute(p).await.map(|_| ()).expect("analyze"));
+    }
+
+    /// Closes the connections.
+    pub async fn close(self) {
+        on_pool!(self, |p| p.close().await);
+    }
+}
