@@ -8,7 +8,7 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 use stepwise::store::Store;
 
-use crate::db::POSTGRES_URL_VAR;
+use crate::db::{POSTGRES_URL_VAR, postgres_schema};
 
 /// Drops what [`open`] made.
 pub type Cleanup = Pin<Box<dyn Future<Output = ()>>>;
@@ -30,11 +30,7 @@ pub async fn open(backend: &str, dir: &tempfile::TempDir) -> (Store, String, Cle
         }
         "postgres" => {
             let admin_url = std::env::var(POSTGRES_URL_VAR).expect("STEPWISE_TEST_POSTGRES_URL");
-            let admin = sqlx::PgPool::connect(&admin_url).await.expect("postgres");
-            let schema = format!("stepwise_bench_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("schema");
-            let separator = if admin_url.contains('?') { '&' } else { '?' };
-            let url = format!("{admin_url}{separator}options[search_path]={schema}");
+            let (admin, schema, url) = postgres_schema(&admin_url, "stepwise_bench").await;
             let store = Store::connect(&url).await.expect("store");
             let cleanup = Box::pin(async move {
                 sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.expect("drop");

@@ -29,11 +29,7 @@ where
     }
 
     let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else { return };
-    let admin = sqlx::PgPool::connect(&admin_url).await.expect("postgres reachable");
-    let schema = format!("stepwise_t_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("schema created");
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options[search_path]={schema}");
+    let (admin, schema, url) = postgres_schema(&admin_url, "stepwise_t").await;
     let store = Store::connect(&url).await.expect("postgres store opens");
     let outcome = tokio::spawn(test(store.clone())).await;
     store.close().await;
@@ -43,6 +39,22 @@ where
         eprintln!("failed on postgres");
         std::panic::resume_unwind(error.into_panic());
     }
+}
+
+/// A new schema `{prefix}_{random}` on the PostgreSQL server at
+/// `admin_url`: the admin connection (to drop it with), its name, and a
+/// URL whose connections work inside it.
+///
+/// # Panics
+///
+/// When the server cannot be reached or the schema made.
+pub async fn postgres_schema(admin_url: &str, prefix: &str) -> (sqlx::PgPool, String, String) {
+    let admin = sqlx::PgPool::connect(admin_url).await.expect("postgres reachable");
+    let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("schema created");
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    let url = format!("{admin_url}{separator}options[search_path]={schema}");
+    (admin, schema, url)
 }
 
 /// A fixed instant tests count from: 2025-01-06 09:00 UTC (a Monday).
