@@ -132,9 +132,7 @@ async fn bulk(backend: &str, n: usize) {
     assert_eq!(enrolled, n, "every contact was enrolled");
     println!("{backend}: bulk enrollment, {n} contacts in a five-step sequence, {PER_REQUEST} a request");
     println!("  enroll          {:>10.0} enrollments/s ({:.2} s)", n as f64 / took.as_secs_f64(), took.as_secs_f64());
-    bulk.close().await;
-    world.store.close().await;
-    cleanup.await;
+    close(world, bulk, cleanup).await;
 }
 
 async fn among_many(backend: &str, o: &Options) {
@@ -189,15 +187,8 @@ async fn among_many(backend: &str, o: &Options) {
         o.contacts,
         enrolling.as_secs_f64()
     );
-    println!(
-        "  run to the end  {:>10.0} actions/s ({} actions in {:.2} s)",
-        handled as f64 / ran.as_secs_f64(),
-        handled,
-        ran.as_secs_f64()
-    );
-    bulk.close().await;
-    world.store.close().await;
-    cleanup.await;
+    print_run(handled, ran, "");
+    close(world, bulk, cleanup).await;
 }
 
 async fn mixed(backend: &str, n: usize) {
@@ -265,12 +256,21 @@ async fn mixed(backend: &str, n: usize) {
     }
     assert_eq!(world.transport.delivered().len(), n, "every email was delivered once");
     println!("{backend}: a mixed sequence (template email, webhook, owner change), {n} contacts");
+    print_run(handled, ran, &format!(", {n} emails queued,"));
+    close(world, bulk, cleanup).await;
+}
+
+/// Prints the rate of a run of the scheduler: `handled` actions in `took`.
+fn print_run(handled: usize, took: std::time::Duration, detail: &str) {
+    let seconds = took.as_secs_f64();
     println!(
-        "  run to the end  {:>10.0} actions/s ({} actions, {n} emails queued, in {:.2} s)",
-        handled as f64 / ran.as_secs_f64(),
-        handled,
-        ran.as_secs_f64()
+        "  run to the end  {:>10.0} actions/s ({handled} actions{detail} in {seconds:.2} s)",
+        handled as f64 / seconds
     );
+}
+
+/// Closes what a scenario opened and drops its database.
+async fn close(world: &stepwise_tests::scenario::World, bulk: Bulk, cleanup: stepwise_tests::bench::Cleanup) {
     bulk.close().await;
     world.store.close().await;
     cleanup.await;
