@@ -112,10 +112,10 @@ impl Engine {
                     tx.commit().await?;
                     results.extend(enrolled);
                 }
-                Err(error) => {
-                    let Some(_) = error.of_request() else { return Err(error) };
-                    results.extend(chunk.iter().map(|_| Err(error.of_request().expect("checked above"))));
-                }
+                // A store error stops the request; an error about it (the
+                // sequence takes no enrollments) is every contact's answer.
+                Err(error @ EngineError::Store(_)) => return Err(error),
+                Err(error) => results.extend(chunk.iter().filter_map(|_| error.of_request().map(Err))),
             }
         }
         self.wake();
