@@ -39,7 +39,7 @@ mod validate;
 mod voice;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ pub use stepwise_domain::transport::{
 pub use validate::StepProblem;
 pub use voice::PLACED;
 
-use process::Snapshot;
+use process::{Run, Snapshot, Triage};
 use stepwise_domain::engagement::{ClaimedAction, SequenceVersion};
 use stepwise_plugin_host::Registry;
 use stepwise_store::{Idempotent, KeyHolder, Metrics, ReadTx, Store, StoreError};
@@ -229,7 +229,7 @@ struct Inner {
     /// Sequence versions are immutable, so they are cached forever.
     versions: Mutex<HashMap<(String, i64), Arc<SequenceVersion>>>,
     /// Stored add-on versions that do not load on this host.
-    failed_add_ons: Mutex<std::collections::HashSet<(String, String)>>,
+    failed_add_ons: Mutex<HashSet<(String, String)>>,
     /// Places automatic calls, when a voice provider is configured.
     voice: Option<Arc<dyn Voice>>,
 }
@@ -258,7 +258,7 @@ impl Engine {
                 calls: CallMetrics::default(),
                 stages: StageMetrics::default(),
                 versions: Mutex::new(HashMap::new()),
-                failed_add_ons: Mutex::new(std::collections::HashSet::new()),
+                failed_add_ons: Mutex::new(HashSet::new()),
                 voice: None,
             }),
         }
@@ -464,44 +464,125 @@ impl Engine {
 
     /// Processes a claimed batch, each action on its own task on the plugin
     /// executor (off the threads that answer HTTP, and with no hop between
-    /// threads for its plugin calls), at most `concurrency` at once.
-    /// Returns the answers to write.
+    /// threads for its plugin calls), at most `concurrency` at once: the
+    /// checks first ([`Engine::triage`]), then the attempts of those that
+    /// send or call out recorded together in one transaction, then their
+    /// plugins ([`Engine::run_plugin`]). Returns the answers to write.
     async fn process_batch(&self, batch: Vec<(ClaimedAction, Snapshot)>) -> Vec<Decided> {
         if batch.is_empty() {
             return Vec::new();
         }
         let started = std::time::Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        let executor = self.registry().runtime().executor().clone();
-        let count = batch.len();
-        for (action, snapshot) in batch {
-            let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-            let engine = self.clone();
-            tasks.spawn_on(
-                async move {
-                    let _permit = permit;
-                    let id = action.id.clone();
-                    match engine.process(action, snapshot).await {
-                        Ok(decided) => decided,
-                        Err(error) => {
-                            tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
-                            None
-                        }
-                    }
-                },
-                &executor,
-            );
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut runs = Vec::new();
+        let triaged = self.on_executor(batch, |engine, (action, snapshot)| async move {
+            let id = action.id.clone();
+            engine.triage(action, snapshot).await.map_err(|error| (id, error))
+        });
+        for triage in triaged.await {
+            match triage {
+                Ok(Triage::Answered(decided)) => answers.extend(decided.map(|d| *d)),
+                Ok(Triage::Run(run)) => runs.push(*run),
+                Err((id, error)) => {
+                    tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
+                }
+            }
         }
-        let mut answers = Vec::with_capacity(count);
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Some(decided)) => answers.push(decided),
-                Ok(None) => {}
-                Err(error) => tracing::error!(%error, "an action task panicked"),
+        let runs = self.record_attempts(runs).await;
+        let ran = self.on_executor(runs, |engine, run| async move {
+            let id = run.ctx.action.id.clone();
+            engine.run_plugin(run).await.map_err(|error| (id, error))
+        });
+        for decided in ran.await {
+            match decided {
+                Ok(decided) => answers.push(decided),
+                Err((id, error)) => {
+                    tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
+                }
             }
         }
         self.inner.stages.record(Stage::Process, started.elapsed());
         answers
+    }
+
+    /// Records, in one transaction, the attempts of the runs that send or
+    /// call out, before any of them runs: a host that dies after sending
+    /// leaves the attempt on record, and the action is then held as a
+    /// duplicate attempt instead of sent twice. Returns the runs to go on
+    /// with: those whose lease held, or the whole batch's when recording
+    /// failed, none of those that needed it.
+    async fn record_attempts(&self, runs: Vec<Run>) -> Vec<Run> {
+        let now = self.now();
+        let recorded = async {
+            let attempts: Vec<(&str, &str)> = runs
+                .iter()
+                .filter(|r| r.records_attempt)
+                .map(|r| (r.ctx.action.id.as_str(), r.lease.as_str()))
+                .collect();
+            if attempts.is_empty() {
+                return Ok(HashSet::new());
+            }
+            let mut tx = self.store().begin().await?;
+            let held = tx.record_send_attempts(&attempts, now).await?;
+            tx.commit().await?;
+            Ok::<_, EngineError>(held)
+        };
+        let held = match recorded.await {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::warn!(%error, "the attempts of a batch were not recorded; its sends are retried when their leases expire");
+                HashSet::new()
+            }
+        };
+        // As stored: to the millisecond.
+        let attempted = DateTime::from_timestamp_millis(now.timestamp_millis());
+        runs.into_iter()
+            .filter_map(|mut run| {
+                if !run.records_attempt {
+                    return Some(run);
+                }
+                if !held.contains(&run.ctx.action.id) {
+                    tracing::debug!(action = %run.ctx.action.id, "the lease was lost before the attempt was recorded");
+                    return None;
+                }
+                // The context keeps the attempts made before this one; the
+                // recorded send marks this attempt as counted.
+                run.ctx.action.send_attempted_at = attempted;
+                Some(run)
+            })
+            .collect()
+    }
+
+    /// Runs `work` on each of `items` as its own task on the plugin
+    /// executor, at most `concurrency` at once; returns what they gave, in
+    /// the order they finished.
+    async fn on_executor<I, F, Fut, T>(&self, items: Vec<I>, work: F) -> Vec<T>
+    where
+        F: Fn(Engine, I) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        let executor = self.registry().runtime().executor().clone();
+        let mut done = Vec::with_capacity(items.len());
+        for item in items {
+            let permit = self.inner.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let task = work(self.clone(), item);
+            tasks.spawn_on(
+                async move {
+                    let _permit = permit;
+                    task.await
+                },
+                &executor,
+            );
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(value) => done.push(value),
+                Err(error) => tracing::error!(%error, "an action task panicked"),
+            }
+        }
+        done
     }
 
     /// Processes everything due now, overlapping batches, then delivers

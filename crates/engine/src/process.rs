@@ -86,8 +86,29 @@ impl Snapshot {
     }
 }
 
+/// Where [`Engine::triage`] leaves an action.
+pub(crate) enum Triage {
+    /// Decided without running its plugin (`None`: it followed its
+    /// enrollment, and that is written).
+    Answered(Option<Box<Decided>>),
+    /// Its plugin is to run.
+    Run(Box<Run>),
+}
+
+/// An action whose plugin is to run, with what running it needs.
+pub(crate) struct Run {
+    pub lease: String,
+    pub ctx: Snapshot,
+    pub plugin: Arc<Plugin>,
+    /// The voice provider an automatic call goes through.
+    pub voice: Option<Arc<dyn stepwise_domain::transport::Voice>>,
+    /// Whether the attempt is recorded before the plugin runs (the
+    /// duplicate-attempt failsafe): it sends or calls out.
+    pub records_attempt: bool,
+}
+
 /// The distinct values of `items`, in first-seen order.
-fn unique<T: Clone + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
+pub(crate) fn unique<T: Clone + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut seen = std::collections::HashSet::new();
     items.filter(|i| seen.insert(i.clone())).collect()
 }
@@ -441,15 +462,17 @@ impl Engine {
         }
     }
 
-    /// Processes one claimed action (SPEC §4) up to its answer, which is
-    /// returned decided, so that the scheduler writes a whole batch of them
-    /// in one transaction. `None` when the action only followed its
-    /// enrollment (ended or paused meanwhile), which is written here.
-    pub(crate) async fn process(&self, claimed: ClaimedAction, ctx: Snapshot) -> Result<Option<Decided>> {
+    /// Takes one claimed action through the checks of SPEC §4 up to the
+    /// point where its plugin would run: either it is answered already
+    /// (deferred, skipped, activated), returned decided so that the
+    /// scheduler writes a whole batch of answers in one transaction, or it
+    /// is to [`Engine::run_plugin`]. `Answered(None)` when the action only followed
+    /// its enrollment (ended or paused meanwhile), which is written here.
+    pub(crate) async fn triage(&self, claimed: ClaimedAction, ctx: Snapshot) -> Result<Triage> {
         let lease = Some(claimed.lease_token.clone());
         let now = self.now();
-        let answer = |ctx: Snapshot, answer: Answer| -> Result<Option<Decided>> {
-            Ok(Some(self.decided(ctx, lease.clone(), answer)))
+        let answer = |ctx: Snapshot, answer: Answer| -> Result<Triage> {
+            Ok(Triage::Answered(Some(Box::new(self.decided(ctx, lease.clone(), answer)))))
         };
 
         // The enrollment or the sequence may have changed since the action
@@ -458,13 +481,13 @@ impl Engine {
             let mut tx = self.store().begin().await?;
             tx.close_open_actions(&ctx.enrollment.id, "enrollment_ended", now).await?;
             tx.commit().await?;
-            return Ok(None);
+            return Ok(Triage::Answered(None));
         }
         if ctx.enrollment.status == EnrollmentStatus::Paused || ctx.sequence.state != SequenceState::Active {
             let mut tx = self.store().begin().await?;
             tx.disable_actions(&ctx.enrollment.id, now).await?;
             tx.commit().await?;
-            return Ok(None);
+            return Ok(Triage::Answered(None));
         }
 
         // 1. Queued behind a drip limit: parked until a slot frees.
@@ -538,21 +561,23 @@ impl Engine {
             let detail = "an earlier attempt was never confirmed: skip the action or reschedule it to try again".into();
             return answer(ctx, Answer::Defer { reason: DeferralReason::DuplicateAttempt, until: None, detail });
         }
-        let mut ctx = ctx;
         // An automatic call goes through the voice provider, when there is one.
         let phone = plugin.manifest().channel == Some(stepwise_plugin_host::types::Channel::Phone);
         let voice = self.voice().filter(|_| phone).cloned();
-        if voice.is_some() || has_outside_effects(&plugin) {
-            let mut tx = self.store().begin().await?;
-            // The context keeps the attempts made before this one; the
-            // recorded send marks this attempt as counted.
-            let attempted = tx.record_send_attempt(&ctx.action.id, &claimed.lease_token, now).await?;
-            tx.commit().await?;
-            ctx.action.send_attempted_at = attempted.send_attempted_at;
-        }
+        let records_attempt = voice.is_some() || has_outside_effects(&plugin);
+        Ok(Triage::Run(Box::new(Run { lease: claimed.lease_token, ctx, plugin, voice, records_attempt })))
+    }
+
+    /// Runs the plugin of an action [`Engine::triage`] let through, its
+    /// attempt recorded first when it has outside effects (the scheduler
+    /// records those of a batch together: [`Tx::record_send_attempts`]).
+    ///
+    /// [`Tx::record_send_attempts`]: stepwise_store::Tx::record_send_attempts
+    pub(crate) async fn run_plugin(&self, run: Run) -> Result<Decided> {
+        let Run { lease, ctx, plugin, voice, .. } = run;
         if let Some(voice) = voice {
             let (outcome, report) = self.place_call(&ctx, &plugin, voice.as_ref()).await?;
-            return answer(ctx, Answer::Plugin { outcome, report, by: None });
+            return Ok(self.decided(ctx, Some(lease), Answer::Plugin { outcome, report, by: None }));
         }
         let config = ctx.step.config.to_string();
         let invocation = self.invocation(&ctx, ctx.grant.clone(), None);
@@ -567,7 +592,7 @@ impl Engine {
                 (PluginOutcome::Failed { message, details: json!({ "kind": "plugin_error" }) }, *error.report)
             }
         };
-        answer(ctx, Answer::Plugin { outcome, report, by: None })
+        Ok(self.decided(ctx, Some(lease), Answer::Plugin { outcome, report, by: None }))
     }
 
     fn recheck(&self) -> chrono::Duration {

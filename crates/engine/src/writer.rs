@@ -4,17 +4,17 @@
 //! (effects, the webhook monitor, a drip slot given on, a next sequence)
 //! run per row in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::process::{Snapshot, contact_event};
-use super::records::save_contact;
+use super::process::{Snapshot, contact_event, unique};
 use super::transition::{ActionWrite, Answer, EnrollmentWrite, Rules, Transition, decide};
 use super::{Engine, EngineError, Result};
+use stepwise_domain::crm::Contact;
 use stepwise_domain::engagement::{EnrollmentStatus, EventKind, OutboxChannel};
-use stepwise_plugin_host::report::{CallReport, QueuedMessage};
+use stepwise_plugin_host::report::{CallReport, ContactChange, QueuedMessage};
 use stepwise_plugin_host::types::Outcome as PluginOutcome;
 use stepwise_store::{BatchCompletion, NewEvent, NewOutboxMessage, Schedule, StoreError, Tx};
 
@@ -195,14 +195,13 @@ impl Engine {
             tx.close_open_actions_of(ids, &format!("enrollment_{status}"), now).await?;
         }
 
+        let mut events = write_effects(tx, &done, now).await?;
         for d in &done {
-            let t = &d.transition;
-            self.write_effects(tx, &d.ctx, &t.effects, &t.actor, now).await?;
-            if let Some((message, details)) = &t.monitor {
+            if let Some((message, details)) = &d.transition.monitor {
                 self.monitor_failure(tx, &d.ctx, message, details, now).await?;
             }
         }
-        let events: Vec<NewEvent> = done.iter().flat_map(|d| d.transition.events.iter().cloned()).collect();
+        events.extend(done.iter().flat_map(|d| d.transition.events.iter().cloned()));
         tx.record_events(&events, now).await?;
 
         for d in &done {
@@ -213,69 +212,85 @@ impl Engine {
         }
         Ok(done.len())
     }
+}
 
-    /// Writes what the plugin did besides answering: queued messages go to
-    /// the outbox (and the contact was contacted now), contact changes to
-    /// the contact, each on its timeline.
-    async fn write_effects(
-        &self,
-        tx: &mut Tx,
-        ctx: &Snapshot,
-        report: &CallReport,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let account_id = &ctx.enrollment.account_id;
+/// Writes what the plugins of a batch did besides answering, set-wise:
+/// queued messages go to the outbox in one statement (and their contacts
+/// were contacted now), contact changes to the contacts, a statement per
+/// account, and steps held for those contacts are checked again at once.
+/// Returns the contact changes' events, for the contacts' timelines.
+async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Result<Vec<NewEvent>> {
+    let mut messages = Vec::new();
+    let mut touched: HashMap<&str, Vec<String>> = HashMap::new();
+    for d in done {
+        let (ctx, report) = (&d.ctx, &d.transition.effects);
         for message in &report.messages {
             let (channel, key) = match message {
                 QueuedMessage::Email { id, .. } => (OutboxChannel::Email, id),
                 QueuedMessage::Sms { id, .. } => (OutboxChannel::Sms, id),
             };
-            let new = NewOutboxMessage {
-                account_id: account_id.clone(),
+            messages.push(NewOutboxMessage {
+                account_id: ctx.enrollment.account_id.clone(),
                 action_id: Some(ctx.action.id.clone()),
                 channel,
                 payload: serde_json::to_value(message).unwrap_or_default(),
                 idempotency_key: key.clone(),
-            };
-            match tx.enqueue_message(&new, now).await {
-                Ok(_) => {}
-                // Queued by an earlier attempt of the same action: never twice.
-                Err(StoreError::Conflict { constraint, .. }) if constraint == "outbox_idempotency_key_key" => {}
-                Err(other) => return Err(other.into()),
+            });
+        }
+        if !report.messages.is_empty() || !report.contact_changes.is_empty() {
+            touched.entry(&ctx.enrollment.account_id).or_default().push(ctx.contact.id.clone());
+        }
+    }
+    // A key queued by an earlier attempt of the same action stays as it is.
+    tx.enqueue_messages(&messages, now).await?;
+
+    let mut events = Vec::new();
+    for (account_id, ids) in touched {
+        let ids = unique(ids.into_iter());
+        let mut contacts: HashMap<String, Contact> =
+            tx.contacts_in(account_id, &ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        if let Some(missing) = ids.iter().find(|id| !contacts.contains_key(*id)) {
+            return Err(EngineError::NotFound { what: "contact", id: missing.clone() });
+        }
+        // In the batch's order: a contact two actions changed gets both.
+        for d in done.iter().filter(|d| d.ctx.enrollment.account_id == account_id) {
+            let report = &d.transition.effects;
+            let Some(contact) = contacts.get_mut(&d.ctx.contact.id) else { continue };
+            if !report.messages.is_empty() {
+                contact.last_contacted = Some(now);
+            }
+            for change in &report.contact_changes {
+                let before = serde_json::to_value(&*contact).unwrap_or_default();
+                apply_change(contact, change);
+                events.push(NewEvent {
+                    enrollment_id: Some(d.ctx.enrollment.id.clone()),
+                    action_id: Some(d.ctx.action.id.clone()),
+                    before: Some(before),
+                    after: Some(serde_json::to_value(&*contact).unwrap_or_default()),
+                    ..contact_event(account_id, contact, EventKind::ContactUpdated, &d.transition.actor)
+                });
             }
         }
-        if !report.messages.is_empty() {
-            let mut contact = tx.contact(account_id, &ctx.contact.id).await?;
-            contact.last_contacted = Some(now);
-            save_contact(tx, account_id, &contact, now).await?;
-        }
-        for change in &report.contact_changes {
-            let mut contact = tx.contact(account_id, &ctx.contact.id).await?;
-            let before = serde_json::to_value(&contact).unwrap_or_default();
-            if let Some(owner) = &change.owner {
-                contact.owner_id = owner.clone();
-            }
-            if let Some(contact_type) = &change.contact_type {
-                contact.contact_type = contact_type.clone();
-            }
-            if let Some(cycle) = &change.sales_cycle {
-                contact.sales_cycle = Some(cycle.clone());
-            }
-            for (name, value) in &change.attributes {
-                contact.attributes.insert(name.clone(), value.clone());
-            }
-            save_contact(tx, account_id, &contact, now).await?;
-            let event = NewEvent {
-                enrollment_id: Some(ctx.enrollment.id.clone()),
-                action_id: Some(ctx.action.id.clone()),
-                before: Some(before),
-                after: Some(serde_json::to_value(&contact).unwrap_or_default()),
-                ..contact_event(account_id, &contact, EventKind::ContactUpdated, actor)
-            };
-            tx.record_event(&event, now).await?;
-        }
-        Ok(())
+        let changed: Vec<Contact> = ids.iter().filter_map(|id| contacts.remove(id)).collect();
+        tx.update_contacts(account_id, &changed, now).await?;
+        tx.release_criteria_holds_of(account_id, &ids, now).await?;
+    }
+    Ok(events)
+}
+
+/// A plugin's change, made to `contact`.
+fn apply_change(contact: &mut Contact, change: &ContactChange) {
+    if let Some(owner) = &change.owner {
+        contact.owner_id = owner.clone();
+    }
+    if let Some(contact_type) = &change.contact_type {
+        contact.contact_type = contact_type.clone();
+    }
+    if let Some(cycle) = &change.sales_cycle {
+        contact.sales_cycle = Some(cycle.clone());
+    }
+    for (name, value) in &change.attributes {
+        contact.attributes.insert(name.clone(), value.clone());
     }
 }
 

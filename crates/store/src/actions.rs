@@ -1,6 +1,7 @@
 //! Actions: the steps of an enrollment, the lease-based claim of due ones,
 //! and the lease-checked transitions that complete or reschedule them.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -678,6 +679,34 @@ impl Tx {
         self.after_leased_update(id, done).await
     }
 
+    /// [`Tx::record_send_attempt`] for a batch of leased actions, `(id,
+    /// lease token)`, in one statement. Returns the ids whose lease held.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn record_send_attempts(
+        &mut self,
+        batch: &[(&str, &str)],
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<String>> {
+        let mut held = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(MAX_BINDS / 2) {
+            let ids: Vec<String> = on_tx!(self, |c| {
+                let mut q = QueryBuilder::new("UPDATE actions SET send_attempted_at = ");
+                q.push_bind(ms(now)).push(", attempts = attempts + 1, updated_at = ").push_bind(ms(now));
+                q.push(" FROM (");
+                q.push_values(chunk, |mut row, (id, lease)| {
+                    row.push_bind(*id).push_bind(*lease);
+                });
+                q.push(") AS v WHERE actions.id = v.column1 AND actions.lease_token = v.column2 RETURNING actions.id");
+                q.build_query_scalar().fetch_all(&mut *c).await?
+            });
+            held.extend(ids);
+        }
+        Ok(held)
+    }
+
     /// Marks an automatic action `failed` with the failure's details as its
     /// output. Unlike [`Tx::complete_action`] it stays the enrollment's
     /// current action: the engine pauses the enrollment, and resuming it
@@ -763,6 +792,33 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected()))
+    }
+
+    /// [`Tx::release_criteria_holds`] for a set of contacts of `account_id`
+    /// in one statement.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn release_criteria_holds_of(
+        &mut self,
+        account_id: &str,
+        contact_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut released = 0;
+        for chunk in contact_ids.chunks(MAX_BINDS) {
+            released += on_tx!(self, |c| {
+                let mut q = QueryBuilder::new("UPDATE actions SET due_at = ");
+                q.push_bind(ms(now)).push(", updated_at = ").push_bind(ms(now));
+                q.push(" WHERE is_current AND status = 'future' AND deferral_reason = 'criteria_unmet' AND due_at > ");
+                q.push_bind(ms(now)).push(" AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = ");
+                q.push_bind(account_id).push(" AND contact_id IN ");
+                in_list(&mut q, chunk).push(")");
+                q.build().execute(&mut *c).await?.rows_affected()
+            });
+        }
+        Ok(released)
     }
 
     /// Disables the unperformed actions of an enrollment (`future`,

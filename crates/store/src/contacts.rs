@@ -1,13 +1,17 @@
 //! Companies (an acyclic hierarchy) and contacts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use super::accounts::{Hierarchy, is_self_or_ancestor, lock_hierarchy};
 use super::sync::{Collection, SyncPage, bind_page};
 
-use super::{ReadTx, Result, StoreError, Tx, fetch_of_account, found, ms, ms_opt, new_id, on_tx, time, time_opt};
+use sqlx::QueryBuilder;
+
+use super::{
+    MAX_BINDS, ReadTx, Result, StoreError, Tx, fetch_of_account, found, ms, ms_opt, new_id, on_tx, time, time_opt,
+};
 use stepwise_domain::crm::{Company, Contact, ContactKind, OptOuts};
 
 #[derive(sqlx::FromRow)]
@@ -250,46 +254,118 @@ impl Tx {
     }
 
     /// Creates a contact; an empty `contact.id` gets a new one. The contact
-    /// type is named as the account names it.
+    /// type is named as the account names it; an empty name is the
+    /// account's default type.
     ///
     /// # Errors
     ///
     /// [`StoreError::Invalid`] when the contact type, owner or company is not
-    /// in the account.
+    /// in the account; [`StoreError::Conflict`] when the id is taken.
     pub async fn create_contact(&mut self, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<Contact> {
-        let id = if contact.id.is_empty() { new_id("con") } else { contact.id.clone() };
-        let (type_id, type_name) = self.contact_type_id(account_id, &contact.contact_type).await?;
-        let attributes = serde_json::to_string(&contact.attributes)?;
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO contacts (id, account_id, kind, first_name, last_name, email, phone, owner_id, company_id,
-                                   contact_type_id, lead_source, sales_cycle, timezone, opt_out_email, opt_out_sms,
-                                   opt_out_phone, attributes, last_engaged, last_contacted, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)"
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(kind_str(contact.kind))
-        .bind(&contact.first_name)
-        .bind(&contact.last_name)
-        .bind(&contact.email)
-        .bind(&contact.phone)
-        .bind(&contact.owner_id)
-        .bind(&contact.company_id)
-        .bind(&type_id)
-        .bind(&contact.lead_source)
-        .bind(&contact.sales_cycle)
-        .bind(&contact.timezone)
-        .bind(contact.opt_outs.email)
-        .bind(contact.opt_outs.sms)
-        .bind(contact.opt_outs.phone)
-        .bind(&attributes)
-        .bind(ms_opt(contact.last_engaged))
-        .bind(ms_opt(contact.last_contacted))
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        Ok(Contact { id, contact_type: type_name, created_at: Some(now), updated_at: Some(now), ..contact.clone() })
+        let mut created = self.create_contacts(account_id, std::slice::from_ref(contact), now).await?;
+        created.pop().expect("a result per contact")
+    }
+
+    /// Creates a batch of contacts of `account_id`, a few thousand rows a
+    /// statement: a result per contact, in order. What a contact names (its
+    /// type, owner and company) is checked for the whole batch at once; a
+    /// contact that names something the account does not have, or whose id
+    /// is taken, gets its error and is not created, and the others are.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the store fails (the per-contact
+    /// errors are in the results).
+    pub async fn create_contacts(
+        &mut self,
+        account_id: &str,
+        batch: &[Contact],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Contact>>> {
+        const COLUMNS: usize = 21;
+        let types: Vec<(String, String, bool)> =
+            on_tx!(self, |c| sqlx::query_as("SELECT id, name, is_default FROM contact_types WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_all(&mut *c)
+                .await?);
+        let owner_ids: Vec<String> = batch.iter().filter_map(|c| c.owner_id.clone()).collect();
+        let owners: HashSet<String> = self.users_in(account_id, &owner_ids).await?.into_iter().map(|u| u.id).collect();
+        let company_ids: Vec<String> = batch.iter().filter_map(|c| c.company_id.clone()).collect();
+        let companies: HashSet<String> =
+            self.companies_in(account_id, &company_ids).await?.into_iter().map(|c| c.id).collect();
+
+        let mut results: Vec<Result<Contact>> = Vec::with_capacity(batch.len());
+        let mut rows = Vec::new();
+        for contact in batch {
+            let name = contact.contact_type.trim();
+            let Some((type_id, type_name, _)) =
+                types.iter().find(|(_, n, default)| if name.is_empty() { *default } else { n == name })
+            else {
+                results.push(Err(StoreError::Invalid(match name {
+                    "" => "the account has no default contact type".into(),
+                    _ => format!("the account has no contact type named `{name}`"),
+                })));
+                continue;
+            };
+            if let Some(owner) = contact.owner_id.as_ref().filter(|id| !owners.contains(*id)) {
+                results.push(Err(StoreError::Invalid(format!("the account has no user `{owner}` to own the contact"))));
+                continue;
+            }
+            if let Some(company) = contact.company_id.as_ref().filter(|id| !companies.contains(*id)) {
+                results.push(Err(StoreError::Invalid(format!("the account has no company `{company}`"))));
+                continue;
+            }
+            let id = if contact.id.is_empty() { new_id("con") } else { contact.id.clone() };
+            let attributes = serde_json::to_string(&contact.attributes)?;
+            rows.push((results.len(), id.clone(), type_id.as_str(), attributes, contact));
+            results.push(Ok(Contact {
+                id,
+                contact_type: type_name.clone(),
+                created_at: Some(now),
+                updated_at: Some(now),
+                ..contact.clone()
+            }));
+        }
+        for chunk in rows.chunks(MAX_BINDS / COLUMNS) {
+            let added: HashSet<String> = on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO contacts (id, account_id, kind, first_name, last_name, email, phone, owner_id,
+                                           company_id, contact_type_id, lead_source, sales_cycle, timezone,
+                                           opt_out_email, opt_out_sms, opt_out_phone, attributes, last_engaged,
+                                           last_contacted, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, (_, id, type_id, attributes, contact)| {
+                    row.push_bind(id)
+                        .push_bind(account_id)
+                        .push_bind(kind_str(contact.kind))
+                        .push_bind(&contact.first_name)
+                        .push_bind(&contact.last_name)
+                        .push_bind(&contact.email)
+                        .push_bind(&contact.phone)
+                        .push_bind(&contact.owner_id)
+                        .push_bind(&contact.company_id)
+                        .push_bind(*type_id)
+                        .push_bind(&contact.lead_source)
+                        .push_bind(&contact.sales_cycle)
+                        .push_bind(&contact.timezone)
+                        .push_bind(contact.opt_outs.email)
+                        .push_bind(contact.opt_outs.sms)
+                        .push_bind(contact.opt_outs.phone)
+                        .push_bind(attributes)
+                        .push_bind(ms_opt(contact.last_engaged))
+                        .push_bind(ms_opt(contact.last_contacted))
+                        .push_bind(ms(now))
+                        .push_bind(ms(now));
+                });
+                q.push(" ON CONFLICT DO NOTHING RETURNING id");
+                q.build_query_scalar().fetch_all(&mut *c).await?.into_iter().collect()
+            });
+            for (at, id, ..) in chunk.iter().filter(|(_, id, ..)| !added.contains(id)) {
+                let what = format!("a contact with id `{id}` already exists");
+                results[*at] = Err(StoreError::Conflict { constraint: "contacts_pkey".into(), what });
+            }
+        }
+        Ok(results)
     }
 
     /// Replaces every field of contact `contact.id`. (The engine, which
@@ -333,6 +409,68 @@ impl Tx {
         .await?
         .rows_affected());
         found((done > 0).then_some(()), "contact", &contact.id)?;
+        Ok(())
+    }
+
+    /// Replaces every field of a batch of contacts of `account_id`, a few
+    /// thousand rows a statement: what [`Tx::update_contact`] does for one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tx::update_contact`], for the first contact at fault.
+    pub async fn update_contacts(&mut self, account_id: &str, batch: &[Contact], now: DateTime<Utc>) -> Result<()> {
+        const COLUMNS: usize = 19;
+        let mut types = HashMap::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        for contact in batch {
+            let type_id = match types.get(&contact.contact_type) {
+                Some(id) => Clone::clone(id),
+                None => {
+                    let (id, _) = self.contact_type_id(account_id, &contact.contact_type).await?;
+                    types.insert(contact.contact_type.clone(), id.clone());
+                    id
+                }
+            };
+            rows.push((contact, type_id, serde_json::to_string(&contact.attributes)?));
+        }
+        for chunk in rows.chunks(MAX_BINDS / COLUMNS) {
+            let updated: HashSet<String> = on_tx!(self, |c| {
+                let mut q = QueryBuilder::new("UPDATE contacts SET updated_at = ");
+                q.push_bind(ms(now)).push(
+                    ", kind = v.column2, first_name = v.column3, last_name = v.column4, email = v.column5,
+                       phone = v.column6, owner_id = v.column7, company_id = v.column8, contact_type_id = v.column9,
+                       lead_source = v.column10, sales_cycle = v.column11, timezone = v.column12,
+                       opt_out_email = v.column13, opt_out_sms = v.column14, opt_out_phone = v.column15,
+                       attributes = v.column16, last_engaged = v.column17, last_contacted = v.column18 FROM (",
+                );
+                q.push_values(chunk, |mut row, (contact, type_id, attributes)| {
+                    row.push_bind(&contact.id)
+                        .push_bind(kind_str(contact.kind))
+                        .push_bind(&contact.first_name)
+                        .push_bind(&contact.last_name)
+                        .push_bind(&contact.email)
+                        .push_bind(&contact.phone)
+                        .push_bind(&contact.owner_id)
+                        .push_bind(&contact.company_id)
+                        .push_bind(type_id)
+                        .push_bind(&contact.lead_source)
+                        .push_bind(&contact.sales_cycle)
+                        .push_bind(&contact.timezone)
+                        .push_bind(contact.opt_outs.email)
+                        .push_bind(contact.opt_outs.sms)
+                        .push_bind(contact.opt_outs.phone)
+                        .push_bind(attributes)
+                        .push_bind(ms_opt(contact.last_engaged))
+                        .push_bind(ms_opt(contact.last_contacted));
+                });
+                q.push(") AS v WHERE contacts.id = v.column1 AND contacts.account_id = ");
+                q.push_bind(account_id).push(" RETURNING contacts.id");
+                q.build_query_scalar().fetch_all(&mut *c).await?.into_iter().collect()
+            });
+            if let Some((missing, _, _)) = chunk.iter().find(|(c, _, _)| !updated.contains(&c.id)) {
+                return Err(StoreError::NotFound { what: "contact", id: missing.id.clone() });
+            }
+        }
         Ok(())
     }
 

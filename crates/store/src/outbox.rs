@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{ReadTx, Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
+use sqlx::QueryBuilder;
+
+use super::{MAX_BINDS, ReadTx, Result, Store, Tx, found, ms, new_id, on_pool, on_tx, time, time_opt};
 use stepwise_domain::engagement::{ClaimedMessage, OutboxChannel, OutboxMessage, OutboxState};
 
 /// What [`Tx::enqueue_message`] needs.
@@ -187,6 +189,43 @@ impl Tx {
         .await?
         .rows_affected());
         self.message(&id).await
+    }
+
+    /// Queues a batch of messages, a few thousand rows a statement. A key
+    /// already queued (by an earlier attempt of the same action) is left
+    /// as it is: the message exists and must not be sent twice. Returns
+    /// how many were queued.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`](super::StoreError::Invalid) when the account
+    /// or action does not exist.
+    pub async fn enqueue_messages(&mut self, batch: &[NewOutboxMessage], now: DateTime<Utc>) -> Result<u64> {
+        const COLUMNS: usize = 8;
+        let payloads = batch.iter().map(|m| serde_json::to_string(&m.payload)).collect::<Result<Vec<_>, _>>()?;
+        let mut queued = 0;
+        for (chunk, payloads) in batch.chunks(MAX_BINDS / COLUMNS).zip(payloads.chunks(MAX_BINDS / COLUMNS)) {
+            queued += on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO outbox (id, account_id, action_id, channel, payload, idempotency_key, state, attempts,
+                                         created_at, next_attempt_at) ",
+                );
+                q.push_values(chunk.iter().zip(payloads), |mut row, (m, payload)| {
+                    row.push_bind(new_id("msg"))
+                        .push_bind(&m.account_id)
+                        .push_bind(&m.action_id)
+                        .push_bind(m.channel.as_str())
+                        .push_bind(payload)
+                        .push_bind(&m.idempotency_key)
+                        .push("'queued', 0")
+                        .push_bind(ms(now))
+                        .push_bind(ms(now));
+                });
+                q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+                q.build().execute(&mut *c).await?.rows_affected()
+            });
+        }
+        Ok(queued)
     }
 
     /// Records a delivery attempt of a claimed message: `Ok` marks it sent;

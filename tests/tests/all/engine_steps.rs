@@ -395,3 +395,46 @@ async fn change_contact_type_sets_a_type_of_the_account_and_fails_on_any_other()
     })
     .await;
 }
+
+#[tokio::test]
+async fn changes_and_messages_of_one_batch_are_written_together_and_one_bad_change_fails_alone() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let alan = w.user(User { name: "Alan".into(), email: "alan@example.com".into(), ..User::default() }).await;
+        let ada = w.contact(|_| {}).await;
+        let bo = w.contact(|c| c.phone = Some("+15550111".into())).await;
+        // Four steps due at once, three of them on Ada: one batch.
+        let steps = [
+            automatic("change-contact-type", json!({"contact_type": "Partners"})),
+            automatic("assign-user", json!({"user_id": alan})),
+            sms(json!({"text": "Hi {{contact.first_name}}"}), Activation::Automatic),
+            automatic("change-contact-type", json!({"contact_type": "Prospects"})),
+        ];
+        let mut enrollments = Vec::new();
+        for (contact, step) in [&ada, &ada, &ada, &bo].into_iter().zip(steps) {
+            let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![step]).await;
+            enrollments.push(w.enroll(contact, &seq).await.id);
+        }
+        w.run().await;
+
+        for e in &enrollments[..3] {
+            assert_eq!(w.enrollment(e).await.status, EnrollmentStatus::Completed, "{e}");
+        }
+        let contact = w.get_contact(&ada).await;
+        assert_eq!(contact.contact_type, "Partners");
+        assert_eq!(contact.owner_id.as_deref(), Some(alan.as_str()));
+        assert!(contact.last_contacted.is_some(), "texting contacts the contact");
+        assert_eq!(texts(&w), [("+15550100".to_owned(), "Hi Ada".to_owned())]);
+        // Each change is on the timeline of its own enrollment, once.
+        for e in &enrollments[..2] {
+            let kinds = w.event_kinds(e).await;
+            assert_eq!(kinds.iter().filter(|k| *k == "contact.updated").count(), 1, "{kinds:?}");
+        }
+
+        // The type the account does not have fails its own step only.
+        paused_by_error(&w, &enrollments[3]).await;
+        assert_eq!(failure(&w, &enrollments[3]).await, "the account has no contact type named `Prospects`");
+        assert_eq!(w.get_contact(&bo).await.contact_type, "Clients", "unchanged");
+    })
+    .await;
+}
