@@ -55,13 +55,17 @@ pub struct EnrollMany {
 /// Contacts enrolled in one transaction of [`Engine::enroll_many`]: large
 /// enough that the statements per chunk cost little per contact, small
 /// enough that a chunk holds SQLite's write lock for milliseconds.
-const ENROLL_CHUNK: usize = 1_000;
+pub(crate) const ENROLL_CHUNK: usize = 1_000;
 
 /// What a set of contacts is enrolled in.
-struct Target<'a> {
-    sequence_id: &'a str,
-    initiated_by: Option<&'a str>,
-    event_date: Option<DateTime<Utc>>,
+pub(crate) struct Target<'a> {
+    pub sequence_id: &'a str,
+    /// Who enrolls them, unless `by_owner`.
+    pub initiated_by: Option<&'a str>,
+    /// Each enrollment is initiated by its contact's owner (a lead
+    /// enrolled by its lead source).
+    pub by_owner: bool,
+    pub event_date: Option<DateTime<Utc>>,
 }
 
 impl Engine {
@@ -102,6 +106,7 @@ impl Engine {
         let target = Target {
             sequence_id: &request.sequence_id,
             initiated_by: request.initiated_by.as_deref(),
+            by_owner: false,
             event_date: request.event_date,
         };
         let mut results = Vec::with_capacity(request.contact_ids.len());
@@ -134,6 +139,7 @@ impl Engine {
         let target = Target {
             sequence_id: &request.sequence_id,
             initiated_by: request.initiated_by.as_deref(),
+            by_owner: false,
             event_date: request.event_date,
         };
         let contact = std::slice::from_ref(&request.contact_id);
@@ -190,7 +196,7 @@ impl Engine {
     /// When the sequence takes no enrollments (not active, no version, no
     /// event date for a `from_event` one, an unknown initiator), and when
     /// the store fails.
-    async fn enroll_set_in(
+    pub(crate) async fn enroll_set_in(
         &self,
         tx: &mut Tx,
         account_id: &str,
@@ -267,7 +273,10 @@ impl Engine {
                 contact_id: contact.id.clone(),
                 sequence_id: sequence.id.clone(),
                 version: version.version,
-                initiated_by: target.initiated_by.map(str::to_owned),
+                initiated_by: match target.by_owner {
+                    true => contact.owner_id.clone(),
+                    false => target.initiated_by.map(str::to_owned),
+                },
                 status,
                 pause_reason: None,
                 outcome: None,

@@ -4,11 +4,13 @@
 //! its audit entry together (SPEC §11), so the API, which only reads the
 //! store, asks the engine for every change.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use super::lifecycle::EnrollRequest;
+use super::lifecycle::{ENROLL_CHUNK, Target};
 use super::process::{EventExt, SYSTEM, contact_event};
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::{Company, Contact, ContactKind, Role, User};
@@ -473,35 +475,102 @@ impl Engine {
         contact: &Contact,
         editor: &Editor,
     ) -> Result<(Contact, Vec<Enrollment>)> {
+        let mut created = self.create_contacts(account_id, std::slice::from_ref(contact), editor).await?;
+        created.pop().expect("a result per contact")
+    }
+
+    /// Creates a batch of contacts (an import) set-wise, a transaction per
+    /// thousand: what [`Engine::create_contact`] does for one, with a
+    /// statement per table for the lot, and the leads enrolled by lead
+    /// source a set per sequence. A result per contact, in order; a bad
+    /// contact never stops the others.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`] when the store fails; the contacts of the
+    /// chunks before stay created.
+    pub async fn create_contacts(
+        &self,
+        account_id: &str,
+        contacts: &[Contact],
+        editor: &Editor,
+    ) -> Result<Vec<Result<(Contact, Vec<Enrollment>)>>> {
         let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let contact = tx.create_contact(account_id, contact, now).await?;
-        tx.record_event(&contact_event(account_id, &contact, EventKind::ContactCreated, &editor.user_id), now).await?;
-        let entry = NewAudit::created(AuditAction::ContactCreated, &contact.id, &contact);
-        tx.audit(account_id, editor, entry, now).await?;
-        let mut enrolled = Vec::new();
-        if let (ContactKind::Lead, Some(source)) = (contact.kind, &contact.lead_source) {
+        let mut results = Vec::with_capacity(contacts.len());
+        for chunk in contacts.chunks(ENROLL_CHUNK) {
+            let mut tx = self.store().begin().await?;
+            let created = self.create_contacts_in(&mut tx, account_id, chunk, editor, now).await?;
+            tx.commit().await?;
+            results.extend(created);
+        }
+        self.wake();
+        Ok(results)
+    }
+
+    async fn create_contacts_in(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        chunk: &[Contact],
+        editor: &Editor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<(Contact, Vec<Enrollment>)>>> {
+        let created = tx.create_contacts(account_id, chunk, now).await?;
+        let made: Vec<&Contact> = created.iter().filter_map(|c| c.as_ref().ok()).collect();
+        let events: Vec<NewEvent> =
+            made.iter().map(|c| contact_event(account_id, c, EventKind::ContactCreated, &editor.user_id)).collect();
+        tx.record_events(&events, now).await?;
+        let entries: Vec<NewAudit<'_>> =
+            made.iter().map(|c| NewAudit::created(AuditAction::ContactCreated, &c.id, *c)).collect();
+        tx.audit_all(account_id, editor, &entries, now).await?;
+
+        // New leads by lead source, in the order given (drip slots go in
+        // that order); each is enrolled by its owner.
+        let mut leads: Vec<(&str, Vec<String>)> = Vec::new();
+        for c in &made {
+            if let (ContactKind::Lead, Some(source)) = (c.kind, &c.lead_source) {
+                match leads.iter_mut().find(|(s, _)| s == source) {
+                    Some((_, ids)) => ids.push(c.id.clone()),
+                    None => leads.push((source, vec![c.id.clone()])),
+                }
+            }
+        }
+        let by_id: HashMap<&str, &Contact> = made.iter().map(|c| (c.id.as_str(), *c)).collect();
+        let mut enrolled: HashMap<String, Vec<Enrollment>> = HashMap::new();
+        let mut failures = Vec::new();
+        for (source, ids) in &leads {
             for sequence in tx.sequences_for_lead_source(account_id, source).await? {
-                let request = EnrollRequest {
-                    contact_id: contact.id.clone(),
-                    sequence_id: sequence.id.clone(),
-                    initiated_by: contact.owner_id.clone(),
-                    event_date: None,
+                let target = Target { sequence_id: &sequence.id, initiated_by: None, by_owner: true, event_date: None };
+                let results = match self.enroll_set_in(tx, account_id, &target, ids, SYSTEM, now).await {
+                    Ok(results) => results,
+                    Err(error @ EngineError::Store(_)) => return Err(error),
+                    Err(error) => ids.iter().filter_map(|_| error.of_request().map(Err)).collect(),
                 };
-                match self.enroll_in(&mut tx, account_id, &request, SYSTEM, now).await {
-                    Ok(enrollment) => enrolled.push(enrollment),
-                    Err(EngineError::Store(error)) => return Err(EngineError::Store(error)),
-                    Err(error) => {
-                        let event = contact_event(account_id, &contact, EventKind::EnrollmentAutoFailed, SYSTEM)
-                            .reason(format!("lead source `{source}` names sequence {}, but: {error}", sequence.id))
-                            .level(Level::Warning);
-                        tx.record_event(&event, now).await?;
+                for (id, result) in ids.iter().zip(results) {
+                    match result {
+                        Ok(enrollment) => enrolled.entry(id.clone()).or_default().push(enrollment),
+                        Err(error @ EngineError::Store(_)) => return Err(error),
+                        Err(error) => {
+                            let Some(contact) = by_id.get(id.as_str()) else { continue };
+                            let why = format!("lead source `{source}` names sequence {}, but: {error}", sequence.id);
+                            failures.push(
+                                contact_event(account_id, contact, EventKind::EnrollmentAutoFailed, SYSTEM)
+                                    .reason(why)
+                                    .level(Level::Warning),
+                            );
+                        }
                     }
                 }
             }
         }
-        tx.commit().await?;
-        self.wake();
-        Ok((contact, enrolled))
+        tx.record_events(&failures, now).await?;
+        Ok(created
+            .into_iter()
+            .map(|c| {
+                let contact = c?;
+                let enrollments = enrolled.remove(&contact.id).unwrap_or_default();
+                Ok((contact, enrollments))
+            })
+            .collect())
     }
 }

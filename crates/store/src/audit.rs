@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time};
+use sqlx::QueryBuilder;
+
+use super::{MAX_BINDS, ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time};
 use stepwise_domain::engagement::{AuditAction, AuditEntry, AuditTarget, Editor};
 
 /// What [`Tx::audit`] records.
@@ -140,27 +142,53 @@ impl Tx {
         entry: NewAudit<'_>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let before = entry.before.as_ref().map(serde_json::to_string).transpose()?;
-        let after = entry.after.as_ref().map(serde_json::to_string).transpose()?;
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO audit (id, account_id, action, target_type, target_id, actor, key_id, request_id, before,
-                                after, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        )
-        .bind(new_id("aud"))
-        .bind(account_id)
-        .bind(entry.action.as_str())
-        .bind(entry.action.target().as_str())
-        .bind(entry.target_id)
-        .bind(&editor.user_id)
-        .bind(&editor.key_id)
-        .bind(&editor.request_id)
-        .bind(&before)
-        .bind(&after)
-        .bind(ms(at))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
+        self.audit_all(account_id, editor, std::slice::from_ref(&entry), at).await
+    }
+
+    /// [`Tx::audit`] for a batch of entries by one editor, a few thousand
+    /// rows a statement.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn audit_all(
+        &mut self,
+        account_id: &str,
+        editor: &Editor,
+        entries: &[NewAudit<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        const COLUMNS: usize = 11;
+        let changes = entries
+            .iter()
+            .map(|e| {
+                let before = e.before.as_ref().map(serde_json::to_string).transpose()?;
+                let after = e.after.as_ref().map(serde_json::to_string).transpose()?;
+                Ok((before, after))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (entries, changes) in entries.chunks(MAX_BINDS / COLUMNS).zip(changes.chunks(MAX_BINDS / COLUMNS)) {
+            on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO audit (id, account_id, action, target_type, target_id, actor, key_id, request_id,
+                                        before, after, at) ",
+                );
+                q.push_values(entries.iter().zip(changes), |mut row, (entry, (before, after))| {
+                    row.push_bind(new_id("aud"))
+                        .push_bind(account_id)
+                        .push_bind(entry.action.as_str())
+                        .push_bind(entry.action.target().as_str())
+                        .push_bind(entry.target_id)
+                        .push_bind(&editor.user_id)
+                        .push_bind(&editor.key_id)
+                        .push_bind(&editor.request_id)
+                        .push_bind(before)
+                        .push_bind(after)
+                        .push_bind(ms(at));
+                });
+                q.build().execute(&mut *c).await?.rows_affected()
+            });
+        }
         Ok(())
     }
 }

@@ -471,3 +471,72 @@ async fn many_contacts_are_enrolled_at_once_under_the_same_rules_as_one() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_import_creates_contacts_set_wise_under_the_same_rules_as_one() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let drip = SequenceSettings { lead_source: Some("webinar".into()), drip_limit: Some(2), ..settings() };
+        let seq = w.sequence(TimingMode::AfterPrevious, drip, vec![task(HOUR)]).await;
+        let alan = w.user(User { name: "Alan".into(), email: "alan@example.com".into(), ..User::default() }).await;
+        let lead = |name: &str, owner: &str| stepwise::crm::Contact {
+            first_name: name.into(),
+            owner_id: Some(owner.to_owned()),
+            lead_source: Some("webinar".into()),
+            ..Default::default()
+        };
+        let rows = vec![
+            lead("Ann", &w.agent),
+            stepwise::crm::Contact { contact_type: "Prospects".into(), ..lead("Bad type", &w.agent) },
+            lead("Bad owner", "usr_missing"),
+            stepwise::crm::Contact { company_id: Some("cmp_missing".into()), ..lead("Bad company", &w.agent) },
+            lead("Ben", &alan),
+            stepwise::crm::Contact { kind: ContactKind::Contact, ..lead("Cy", &w.agent) },
+            lead("Di", &alan),
+        ];
+        let made = w.engine.create_contacts(&w.account, &rows, &w.editor()).await.unwrap();
+        assert_eq!(made.len(), rows.len(), "a result per row, in order");
+        let error = |row: usize| made[row].as_ref().err().map(ToString::to_string).unwrap_or_default();
+        assert_eq!(error(1), "the account has no contact type named `Prospects`");
+        assert!(error(2).contains("no user `usr_missing`"), "{}", error(2));
+        assert!(error(3).contains("no company `cmp_missing`"), "{}", error(3));
+
+        let ok = |row: usize| made[row].as_ref().unwrap();
+        for row in [0, 4, 5, 6] {
+            assert_eq!(ok(row).0.first_name, rows[row].first_name);
+            assert_eq!(w.get_contact(&ok(row).0.id).await.contact_type, "Other", "the default type");
+        }
+        // Leads are enrolled, each initiated by its owner; the third waits
+        // for a drip slot; a contact (not a lead) is not enrolled.
+        let statuses: Vec<(EnrollmentStatus, Option<String>)> = [0, 4, 6]
+            .iter()
+            .map(|row| {
+                let e = &ok(*row).1;
+                assert_eq!(e.len(), 1, "row {row}");
+                assert_eq!(e[0].sequence_id, seq);
+                (e[0].status, e[0].initiated_by.clone())
+            })
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (EnrollmentStatus::Pending, Some(w.agent.clone())),
+                (EnrollmentStatus::Pending, Some(alan.clone())),
+                (EnrollmentStatus::Queued, Some(alan.clone())),
+            ]
+        );
+        assert!(ok(5).1.is_empty());
+
+        // Each created contact has its event and its audit entry.
+        let mut tx = w.store().begin_read().await.unwrap();
+        for row in [0, 4, 5, 6] {
+            let id = &ok(row).0.id;
+            let events = tx.events(Timeline::Contact(id)).await.unwrap();
+            assert!(events.iter().any(|e| e.kind.as_str() == "contact.created"), "row {row}");
+            let filter = stepwise::store::AuditFilter { target_id: Some(id), ..Default::default() };
+            let trail = tx.audit_trail(&w.account, &filter, None, 10).await.unwrap();
+            assert_eq!(trail.len(), 1, "row {row}");
+        }
+    })
+    .await;
+}
