@@ -10,6 +10,10 @@
 //!   one rep (`GET /v1/engage`, `--engage-requests` times, p50 and p99),
 //!   and the engine bench's throughput run among them: `--contacts N`
 //!   contacts enrolled in five automatic trivial steps, run to the end.
+//! - **Import**: `--import N` new leads (100,000) by
+//!   `POST /v1/contacts/import`, 10,000 a request, half of them from a lead
+//!   source an active five-step sequence names, so that they are enrolled
+//!   there as they are created.
 //! - **A mixed sequence**: `--mixed N` contacts (2,000) through three
 //!   automatic steps as a sales team would set them up: an email rendering
 //!   one of the account's templates into the outbox, a webhook to a local
@@ -21,18 +25,19 @@
 //! not through the API, so that they take seconds.
 //!
 //! Run with `cargo bench -p stepwise-tests --bench scale` (options after
-//! `--`, also `--backend sqlite|postgres`, `--only bulk|million|mixed`).
+//! `--`, also `--backend sqlite|postgres`, `--only bulk|import|million|mixed`).
 
 use std::time::Instant;
 
 use serde_json::json;
-use stepwise::engagement::TimingMode;
+use stepwise::engagement::{SequenceSettings, TimingMode};
 use stepwise_tests::app::TestApp;
 use stepwise_tests::bench::{Bulk, backends, open};
 use stepwise_tests::scenario::{DAY, settings, task, trivial};
 
 struct Options {
     bulk: usize,
+    import: usize,
     background: usize,
     contacts: usize,
     engage_requests: usize,
@@ -44,6 +49,7 @@ struct Options {
 fn options() -> Options {
     let mut o = Options {
         bulk: 100_000,
+        import: 100_000,
         background: 1_000_000,
         contacts: 4_000,
         engage_requests: 1_000,
@@ -58,6 +64,7 @@ fn options() -> Options {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bulk" => o.bulk = number(&mut args, "--bulk"),
+            "--import" => o.import = number(&mut args, "--import"),
             "--background" => o.background = number(&mut args, "--background"),
             "--contacts" => o.contacts = number(&mut args, "--contacts"),
             "--engage-requests" => o.engage_requests = number(&mut args, "--engage-requests"),
@@ -82,6 +89,9 @@ fn main() {
         for backend in &o.backends {
             if o.only.as_deref().is_none_or(|only| only == "bulk") {
                 bulk(backend, o.bulk).await;
+            }
+            if o.only.as_deref().is_none_or(|only| only == "import") {
+                import(backend, o.import).await;
             }
             if o.only.as_deref().is_none_or(|only| only == "million") {
                 among_many(backend, &o).await;
@@ -132,6 +142,41 @@ async fn bulk(backend: &str, n: usize) {
     assert_eq!(enrolled, n, "every contact was enrolled");
     println!("{backend}: bulk enrollment, {n} contacts in a five-step sequence, {PER_REQUEST} a request");
     println!("  enroll          {:>10.0} enrollments/s ({:.2} s)", n as f64 / took.as_secs_f64(), took.as_secs_f64());
+    close(world, bulk, cleanup).await;
+}
+
+async fn import(backend: &str, n: usize) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (app, bulk, cleanup) = app(backend, &dir).await;
+    let world = &app.world;
+    let by_source = SequenceSettings { lead_source: Some("webinar".into()), ..settings() };
+    let steps = (0..5).map(|_| task(DAY)).collect();
+    world.sequence(TimingMode::AfterPrevious, by_source, steps).await;
+    let started = Instant::now();
+    let (mut created, mut enrolled) = (0, 0);
+    for start in (0..n).step_by(PER_REQUEST) {
+        let rows: Vec<_> = (start..(start + PER_REQUEST).min(n))
+            .map(|i| {
+                let source = if i % 2 == 0 { "webinar" } else { "referral" };
+                json!({
+                    "first_name": format!("Lead {i}"),
+                    "email": format!("lead{i}@example.com"),
+                    "owner_id": world.agent,
+                    "lead_source": source,
+                })
+            })
+            .collect();
+        let body = json!({ "contacts": rows });
+        let answer = app.call(reqwest::Method::POST, "/v1/contacts/import", Some(&app.agent_key), Some(&body)).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        created += answer.json["created"].as_u64().unwrap_or(0);
+        let results = answer.json["results"].as_array().map_or(&[][..], Vec::as_slice);
+        enrolled += results.iter().filter(|r| r["enrollments"].as_array().is_some_and(|e| !e.is_empty())).count();
+    }
+    let took = started.elapsed();
+    assert_eq!((created, enrolled), (n as u64, n.div_ceil(2)), "every lead was created, half of them enrolled");
+    println!("{backend}: import, {n} leads, half of them enrolled by lead source in a five-step sequence");
+    println!("  import          {:>10.0} contacts/s ({:.2} s)", n as f64 / took.as_secs_f64(), took.as_secs_f64());
     close(world, bulk, cleanup).await;
 }
 

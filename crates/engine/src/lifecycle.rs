@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::process::{EventExt, SYSTEM, contact_event, enrollment_event};
-use super::records::save_contact;
+use super::records::save_contacts;
 use super::timing;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::Contact;
@@ -66,6 +66,13 @@ pub(crate) struct Target<'a> {
     /// enrolled by its lead source).
     pub by_owner: bool,
     pub event_date: Option<DateTime<Utc>>,
+}
+
+/// A target with the sequence and the version its enrollments start in.
+struct Enrolling<'t, 'a> {
+    target: &'t Target<'a>,
+    sequence: Sequence,
+    version: Arc<SequenceVersion>,
 }
 
 impl Engine {
@@ -206,10 +213,46 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<Enrollment>>> {
         let (sequence, version) = self.enrollable(tx, account_id, target).await?;
-        // The records keep milliseconds, as the store does.
-        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let contacts: HashMap<String, Contact> =
             tx.contacts_in(account_id, contact_ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let enrolling = Enrolling { target, sequence, version };
+        self.enroll_known_in(tx, account_id, &enrolling, contact_ids, &contacts, actor, now).await
+    }
+
+    /// [`Engine::enroll_set_in`] for contacts read already (those just
+    /// created, say): an id not in `contacts` is not found.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::enroll_set_in`].
+    pub(crate) async fn enroll_created_in(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        target: &Target<'_>,
+        contacts: &HashMap<String, Contact>,
+        contact_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Enrollment>>> {
+        let (sequence, version) = self.enrollable(tx, account_id, target).await?;
+        let enrolling = Enrolling { target, sequence, version };
+        self.enroll_known_in(tx, account_id, &enrolling, contact_ids, contacts, SYSTEM, now).await
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one transaction's worth of context")]
+    async fn enroll_known_in(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        enrolling: &Enrolling<'_, '_>,
+        contact_ids: &[String],
+        contacts: &HashMap<String, Contact>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Enrollment>>> {
+        let Enrolling { target, sequence, version } = enrolling;
+        // The records keep milliseconds, as the store does.
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         // Each contact's unfinished enrollments, as (status, sequence),
         // with those made here added as they are made.
         let mut unfinished: HashMap<String, Vec<(EnrollmentStatus, String)>> = HashMap::new();
@@ -336,6 +379,8 @@ impl Engine {
         let action_ids = tx.insert_actions(&actions, now).await?;
 
         if let Some(cycle) = &sequence.settings.sales_cycle {
+            let mut changed = Vec::new();
+            let mut events = Vec::new();
             for (_, enrollment) in &made {
                 let mut contact = contacts[&enrollment.contact_id].clone();
                 if contact.sales_cycle.as_ref() == Some(cycle) {
@@ -343,12 +388,15 @@ impl Engine {
                 }
                 let before = json!({ "sales_cycle": contact.sales_cycle });
                 contact.sales_cycle = Some(cycle.clone());
-                save_contact(tx, account_id, &contact, now).await?;
-                let event = contact_event(account_id, &contact, EventKind::ContactUpdated, actor)
-                    .reason(format!("sales cycle set by sequence {}", sequence.name))
-                    .change(before, json!({ "sales_cycle": cycle }));
-                tx.record_event(&event, now).await?;
+                events.push(
+                    contact_event(account_id, &contact, EventKind::ContactUpdated, actor)
+                        .reason(format!("sales cycle set by sequence {}", sequence.name))
+                        .change(before, json!({ "sales_cycle": cycle })),
+                );
+                changed.push(contact);
             }
+            save_contacts(tx, account_id, &changed, now).await?;
+            tx.record_events(&events, now).await?;
         }
 
         let steps = version.steps.len();
@@ -369,7 +417,7 @@ impl Engine {
             for (at, mut enrollment) in made {
                 let why = "every step was already past";
                 let (status, outcome) = (EnrollmentStatus::Completed, Some(EnrollmentOutcome::Neutral));
-                self.end_enrollment(tx, &mut enrollment, &sequence, status, outcome, SYSTEM, why, now).await?;
+                self.end_enrollment(tx, &mut enrollment, sequence, status, outcome, SYSTEM, why, now).await?;
                 results[at] = Ok(enrollment);
             }
         }

@@ -334,8 +334,9 @@ impl Engine {
             tx.enrollments_by_ids(&enrollment_ids).await?.into_iter().map(|e| (e.id.clone(), e)).collect();
         let mut siblings: HashMap<String, Vec<Action>> = HashMap::new();
         let mut actions: HashMap<String, Action> = HashMap::new();
+        let claimed_ids: std::collections::HashSet<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
         for a in tx.unperformed_actions_of(&enrollment_ids).await? {
-            if claimed.iter().any(|c| c.id == a.id) {
+            if claimed_ids.contains(a.id.as_str()) {
                 actions.insert(a.id.clone(), a.clone());
             }
             siblings.entry(a.enrollment_id.clone()).or_default().push(a);

@@ -98,6 +98,22 @@ pub(crate) async fn save_contact(tx: &mut Tx, account_id: &str, contact: &Contac
     Ok(())
 }
 
+/// [`save_contact`] for a set of contacts, a statement for each.
+pub(crate) async fn save_contacts(
+    tx: &mut Tx,
+    account_id: &str,
+    contacts: &[Contact],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    tx.update_contacts(account_id, contacts, now).await?;
+    let ids: Vec<String> = contacts.iter().map(|c| c.id.clone()).collect();
+    tx.release_criteria_holds_of(account_id, &ids, now).await?;
+    Ok(())
+}
+
 impl Engine {
     /// Writes `entry` by `editor`, then commits `tx`.
     async fn commit_audited(&self, mut tx: Tx, account_id: &str, editor: &Editor, entry: NewAudit<'_>) -> Result<()> {
@@ -535,13 +551,13 @@ impl Engine {
                 }
             }
         }
-        let by_id: HashMap<&str, &Contact> = made.iter().map(|c| (c.id.as_str(), *c)).collect();
+        let by_id: HashMap<String, Contact> = made.iter().map(|c| (c.id.clone(), (*c).clone())).collect();
         let mut enrolled: HashMap<String, Vec<Enrollment>> = HashMap::new();
         let mut failures = Vec::new();
         for (source, ids) in &leads {
             for sequence in tx.sequences_for_lead_source(account_id, source).await? {
                 let target = Target { sequence_id: &sequence.id, initiated_by: None, by_owner: true, event_date: None };
-                let results = match self.enroll_set_in(tx, account_id, &target, ids, SYSTEM, now).await {
+                let results = match self.enroll_created_in(tx, account_id, &target, &by_id, ids, now).await {
                     Ok(results) => results,
                     Err(error @ EngineError::Store(_)) => return Err(error),
                     Err(error) => ids.iter().filter_map(|_| error.of_request().map(Err)).collect(),
@@ -551,7 +567,7 @@ impl Engine {
                         Ok(enrollment) => enrolled.entry(id.clone()).or_default().push(enrollment),
                         Err(error @ EngineError::Store(_)) => return Err(error),
                         Err(error) => {
-                            let Some(contact) = by_id.get(id.as_str()) else { continue };
+                            let Some(contact) = by_id.get(id) else { continue };
                             let why = format!("lead source `{source}` names sequence {}, but: {error}", sequence.id);
                             failures.push(
                                 contact_event(account_id, contact, EventKind::EnrollmentAutoFailed, SYSTEM)
