@@ -465,9 +465,10 @@ impl Engine {
     /// Processes a claimed batch, each action on its own task on the plugin
     /// executor (off the threads that answer HTTP, and with no hop between
     /// threads for its plugin calls), at most `concurrency` at once: the
-    /// checks first ([`Engine::triage`]), then the attempts of those that
-    /// send or call out recorded together in one transaction, then their
-    /// plugins ([`Engine::run_plugin`]). Returns the answers to write.
+    /// checks ([`Engine::triage`]) and, for a step that neither sends nor
+    /// calls out, its plugin ([`Engine::run_plugin`]); the attempts of
+    /// those that do are recorded together in one transaction, and their
+    /// plugins run after. Returns the answers to write.
     async fn process_batch(&self, batch: Vec<(ClaimedAction, Snapshot)>) -> Vec<Decided> {
         if batch.is_empty() {
             return Vec::new();
@@ -477,7 +478,14 @@ impl Engine {
         let mut runs = Vec::new();
         let triaged = self.on_executor(batch, |engine, (action, snapshot)| async move {
             let id = action.id.clone();
-            engine.triage(action, snapshot).await.map_err(|error| (id, error))
+            let triaged = match engine.triage(action, snapshot).await {
+                // Nothing to record first: its plugin runs at once.
+                Ok(Triage::Run(run)) if !run.records_attempt => {
+                    engine.run_plugin(*run).await.map(|decided| Triage::Answered(Some(Box::new(decided))))
+                }
+                other => other,
+            };
+            triaged.map_err(|error| (id, error))
         });
         for triage in triaged.await {
             match triage {
