@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use sqlx::QueryBuilder;
 
-use super::{MAX_BINDS, ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time};
+use super::{MAX_BINDS, ReadTx, Result, Tx, changes_as_text, json_opt, ms, new_id, on_tx, time};
 use stepwise_domain::engagement::{AuditAction, AuditEntry, AuditTarget, Editor};
 
 /// What [`Tx::audit`] records.
@@ -159,14 +159,7 @@ impl Tx {
         at: DateTime<Utc>,
     ) -> Result<()> {
         const COLUMNS: usize = 11;
-        let changes = entries
-            .iter()
-            .map(|e| {
-                let before = e.before.as_ref().map(serde_json::to_string).transpose()?;
-                let after = e.after.as_ref().map(serde_json::to_string).transpose()?;
-                Ok((before, after))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let changes = changes_as_text(entries.iter().map(|e| (&e.before, &e.after)))?;
         for (entries, changes) in entries.chunks(MAX_BINDS / COLUMNS).zip(changes.chunks(MAX_BINDS / COLUMNS)) {
             on_tx!(self, |c| {
                 let mut q = QueryBuilder::new(

@@ -100,6 +100,30 @@ fn kind_str(kind: ContactKind) -> &'static str {
     }
 }
 
+/// Binds a contact's fields, from `kind` to `last_contacted` in the
+/// order of the table's columns, onto a row of a `QueryBuilder`.
+macro_rules! push_contact_fields {
+    ($row:expr, $contact:expr, $type_id:expr, $attributes:expr) => {
+        $row.push_bind(kind_str($contact.kind))
+            .push_bind(&$contact.first_name)
+            .push_bind(&$contact.last_name)
+            .push_bind(&$contact.email)
+            .push_bind(&$contact.phone)
+            .push_bind(&$contact.owner_id)
+            .push_bind(&$contact.company_id)
+            .push_bind($type_id)
+            .push_bind(&$contact.lead_source)
+            .push_bind(&$contact.sales_cycle)
+            .push_bind(&$contact.timezone)
+            .push_bind($contact.opt_outs.email)
+            .push_bind($contact.opt_outs.sms)
+            .push_bind($contact.opt_outs.phone)
+            .push_bind($attributes)
+            .push_bind(ms_opt($contact.last_engaged))
+            .push_bind(ms_opt($contact.last_contacted))
+    };
+}
+
 const SELECT_CONTACT: &str = "
     SELECT c.id, c.kind, c.first_name, c.last_name, c.email, c.phone, c.owner_id, c.company_id,
            t.name AS contact_type, c.lead_source, c.sales_cycle, c.timezone, c.opt_out_email, c.opt_out_sms,
@@ -335,27 +359,9 @@ impl Tx {
                                            last_contacted, created_at, updated_at) ",
                 );
                 q.push_values(chunk, |mut row, (_, id, type_id, attributes, contact)| {
-                    row.push_bind(id)
-                        .push_bind(account_id)
-                        .push_bind(kind_str(contact.kind))
-                        .push_bind(&contact.first_name)
-                        .push_bind(&contact.last_name)
-                        .push_bind(&contact.email)
-                        .push_bind(&contact.phone)
-                        .push_bind(&contact.owner_id)
-                        .push_bind(&contact.company_id)
-                        .push_bind(*type_id)
-                        .push_bind(&contact.lead_source)
-                        .push_bind(&contact.sales_cycle)
-                        .push_bind(&contact.timezone)
-                        .push_bind(contact.opt_outs.email)
-                        .push_bind(contact.opt_outs.sms)
-                        .push_bind(contact.opt_outs.phone)
-                        .push_bind(attributes)
-                        .push_bind(ms_opt(contact.last_engaged))
-                        .push_bind(ms_opt(contact.last_contacted))
-                        .push_bind(ms(now))
-                        .push_bind(ms(now));
+                    row.push_bind(id).push_bind(account_id);
+                    push_contact_fields!(row, contact, *type_id, attributes);
+                    row.push_bind(ms(now)).push_bind(ms(now));
                 });
                 q.push(" ON CONFLICT DO NOTHING RETURNING id");
                 q.build_query_scalar().fetch_all(&mut *c).await?.into_iter().collect()
@@ -376,40 +382,7 @@ impl Tx {
     ///
     /// [`StoreError::Invalid`] as for [`Tx::create_contact`]; [`StoreError::NotFound`].
     pub async fn update_contact(&mut self, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<()> {
-        let (type_id, _) = self.contact_type_id(account_id, &contact.contact_type).await?;
-        let attributes = serde_json::to_string(&contact.attributes)?;
-        let done = on_tx!(self, |c| sqlx::query(
-            "UPDATE contacts SET kind = $3, first_name = $4, last_name = $5, email = $6, phone = $7, owner_id = $8,
-                                 company_id = $9, contact_type_id = $10, lead_source = $11, sales_cycle = $12,
-                                 timezone = $13, opt_out_email = $14, opt_out_sms = $15, opt_out_phone = $16,
-                                 attributes = $17, last_engaged = $18, last_contacted = $19, updated_at = $20
-             WHERE account_id = $1 AND id = $2"
-        )
-        .bind(account_id)
-        .bind(&contact.id)
-        .bind(kind_str(contact.kind))
-        .bind(&contact.first_name)
-        .bind(&contact.last_name)
-        .bind(&contact.email)
-        .bind(&contact.phone)
-        .bind(&contact.owner_id)
-        .bind(&contact.company_id)
-        .bind(&type_id)
-        .bind(&contact.lead_source)
-        .bind(&contact.sales_cycle)
-        .bind(&contact.timezone)
-        .bind(contact.opt_outs.email)
-        .bind(contact.opt_outs.sms)
-        .bind(contact.opt_outs.phone)
-        .bind(&attributes)
-        .bind(ms_opt(contact.last_engaged))
-        .bind(ms_opt(contact.last_contacted))
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected());
-        found((done > 0).then_some(()), "contact", &contact.id)?;
-        Ok(())
+        self.update_contacts(account_id, std::slice::from_ref(contact), now).await
     }
 
     /// Replaces every field of a batch of contacts of `account_id`, a few
@@ -444,24 +417,8 @@ impl Tx {
                        attributes = v.column16, last_engaged = v.column17, last_contacted = v.column18 FROM (",
                 );
                 q.push_values(chunk, |mut row, (contact, type_id, attributes)| {
-                    row.push_bind(&contact.id)
-                        .push_bind(kind_str(contact.kind))
-                        .push_bind(&contact.first_name)
-                        .push_bind(&contact.last_name)
-                        .push_bind(&contact.email)
-                        .push_bind(&contact.phone)
-                        .push_bind(&contact.owner_id)
-                        .push_bind(&contact.company_id)
-                        .push_bind(type_id)
-                        .push_bind(&contact.lead_source)
-                        .push_bind(&contact.sales_cycle)
-                        .push_bind(&contact.timezone)
-                        .push_bind(contact.opt_outs.email)
-                        .push_bind(contact.opt_outs.sms)
-                        .push_bind(contact.opt_outs.phone)
-                        .push_bind(attributes)
-                        .push_bind(ms_opt(contact.last_engaged))
-                        .push_bind(ms_opt(contact.last_contacted));
+                    row.push_bind(&contact.id);
+                    push_contact_fields!(row, contact, type_id, attributes);
                 });
                 q.push(") AS v WHERE contacts.id = v.column1 AND contacts.account_id = ");
                 q.push_bind(account_id).push(" RETURNING contacts.id");

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use sqlx::QueryBuilder;
 
-use super::{MAX_BINDS, ReadTx, Result, Tx, json_opt, ms, new_id, on_tx, time};
+use super::{MAX_BINDS, ReadTx, Result, Tx, changes_as_text, json_opt, ms, new_id, on_tx, time};
 use stepwise_domain::engagement::{Event, EventKind, Level};
 
 /// What [`Tx::record_event`] needs.
@@ -218,14 +218,7 @@ impl Tx {
         if events.is_empty() {
             return Ok(());
         }
-        let changes = events
-            .iter()
-            .map(|e| {
-                let before = e.before.as_ref().map(serde_json::to_string).transpose()?;
-                let after = e.after.as_ref().map(serde_json::to_string).transpose()?;
-                Ok((before, after))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let changes = changes_as_text(events.iter().map(|e| (&e.before, &e.after)))?;
         const COLUMNS: usize = 13;
         for (events, changes) in events.chunks(MAX_BINDS / COLUMNS).zip(changes.chunks(MAX_BINDS / COLUMNS)) {
             on_tx!(self, |c| {

@@ -590,6 +590,19 @@ fn parse_opt<T: FromStr<Err = stepwise_domain::engagement::UnknownVariant>>(s: O
     Ok(s.map(|s| s.parse()).transpose()?)
 }
 
+/// The `before` and `after` of each of `items` as stored (JSON text).
+fn changes_as_text<'a>(
+    items: impl Iterator<Item = (&'a Option<serde_json::Value>, &'a Option<serde_json::Value>)>,
+) -> Result<Vec<(Option<String>, Option<String>)>> {
+    items
+        .map(|(before, after)| {
+            let before = before.as_ref().map(serde_json::to_string).transpose()?;
+            let after = after.as_ref().map(serde_json::to_string).transpose()?;
+            Ok((before, after))
+        })
+        .collect()
+}
+
 /// Optional stored JSON.
 fn json_opt(s: Option<String>) -> Result<Option<serde_json::Value>> {
     Ok(s.map(|s| serde_json::from_str(&s)).transpose()?)
