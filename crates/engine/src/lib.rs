@@ -517,8 +517,10 @@ impl Engine {
     /// call out, before any of them runs: a host that dies after sending
     /// leaves the attempt on record, and the action is then held as a
     /// duplicate attempt instead of sent twice. Returns the runs to go on
-    /// with: those whose lease held, or the whole batch's when recording
-    /// failed, none of those that needed it.
+    /// with: those with nothing to record, and those whose attempt is on
+    /// record. A run whose lease was lost meanwhile is dropped; when the
+    /// recording fails, every run that needed it is, and their leases
+    /// expire so that they are tried again.
     async fn record_attempts(&self, runs: Vec<Run>) -> Vec<Run> {
         let now = self.now();
         let recorded = async {

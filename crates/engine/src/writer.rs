@@ -1,8 +1,9 @@
 //! The one writer of decided answers ([`Transition`]s): a batch is written
 //! set-wise in one transaction (a statement per kind of write, not per
-//! action), each action only while its lease holds; the rare follow-ups
-//! (effects, the webhook monitor, a drip slot given on, a next sequence)
-//! run per row in the same transaction.
+//! action, plugins' messages and contact changes included), each action
+//! only while its lease holds; the rare follow-ups (the webhook monitor, a
+//! drip slot given on, a next sequence) run per row in the same
+//! transaction.
 
 use std::collections::{HashMap, HashSet};
 
