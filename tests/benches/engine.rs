@@ -13,7 +13,8 @@
 //! reported (p50, p99).
 //!
 //! Run with `cargo bench -p stepwise-tests --bench engine` (options after
-//! `--`: `--contacts N`, `--latency-actions N`, `--backend sqlite|postgres`).
+//! `--`: `--contacts N`, `--batch N` (the scheduler's batch size),
+//! `--latency-actions N`, `--backend sqlite|postgres`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,16 +31,24 @@ use stepwise_tests::bench::{backends, open};
 
 struct Options {
     contacts: usize,
+    /// The scheduler's batch size in the throughput run.
+    batch: u32,
     latency_actions: usize,
     backends: Vec<String>,
 }
 
 fn options() -> Options {
-    let mut o = Options { contacts: 4_000, latency_actions: 400, backends: Vec::new() };
+    let mut o = Options {
+        contacts: 4_000,
+        batch: EngineConfig::default().batch_size,
+        latency_actions: 400,
+        backends: Vec::new(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--contacts" => o.contacts = args.next().and_then(|v| v.parse().ok()).expect("--contacts N"),
+            "--batch" => o.batch = args.next().and_then(|v| v.parse().ok()).expect("--batch N"),
             "--latency-actions" => {
                 o.latency_actions = args.next().and_then(|v| v.parse().ok()).expect("--latency-actions N")
             }
@@ -69,7 +78,7 @@ fn main() {
         for backend in &o.backends {
             let dir = tempfile::tempdir().expect("temporary directory");
             let (store, _, cleanup) = open(backend, &dir).await;
-            throughput(&store, &registry, backend, o.contacts).await;
+            throughput(&store, &registry, backend, o.contacts, o.batch).await;
             store.close().await;
             cleanup.await;
             let (store, _, cleanup) = open(backend, &dir).await;
@@ -143,7 +152,7 @@ async fn contacts(engine: &Engine, account: &str, user: &str, n: usize) -> Vec<S
     ids
 }
 
-async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: usize) {
+async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: usize, batch: u32) {
     const STEPS: usize = 5;
     let start = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(start));
@@ -152,7 +161,7 @@ async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: u
         registry.clone(),
         clock.clone(),
         Arc::new(RecordingTransport::new()),
-        EngineConfig::default(),
+        EngineConfig { batch_size: batch, ..EngineConfig::default() },
     );
     let (account, user, sequence) = setup(store, STEPS, 0, clock.now()).await;
     let contacts = contacts(&engine, &account, &user, n).await;
