@@ -513,25 +513,21 @@ impl Engine {
         answers
     }
 
-    /// Records, in one transaction, the attempts of the runs that send or
-    /// call out, before any of them runs: a host that dies after sending
-    /// leaves the attempt on record, and the action is then held as a
-    /// duplicate attempt instead of sent twice. Returns the runs to go on
-    /// with: those with nothing to record, and those whose attempt is on
-    /// record. A run whose lease was lost meanwhile is dropped; when the
-    /// recording fails, every run that needed it is, and their leases
-    /// expire so that they are tried again.
+    /// Records, in one transaction, the attempts of runs that send or call
+    /// out, before any of them runs: a host that dies after sending leaves
+    /// the attempt on record, and the action is then held as a duplicate
+    /// attempt instead of sent twice. Returns the runs whose attempt is on
+    /// record; one whose lease was lost meanwhile is dropped, and when the
+    /// recording fails all are, their leases expiring so that they are
+    /// tried again.
     async fn record_attempts(&self, runs: Vec<Run>) -> Vec<Run> {
+        if runs.is_empty() {
+            return runs;
+        }
         let now = self.now();
         let recorded = async {
-            let attempts: Vec<(&str, &str)> = runs
-                .iter()
-                .filter(|r| r.records_attempt)
-                .map(|r| (r.ctx.action.id.as_str(), r.lease.as_str()))
-                .collect();
-            if attempts.is_empty() {
-                return Ok(HashSet::new());
-            }
+            let attempts: Vec<(&str, &str)> =
+                runs.iter().map(|r| (r.ctx.action.id.as_str(), r.lease.as_str())).collect();
             let mut tx = self.store().begin().await?;
             let held = tx.record_send_attempts(&attempts, now).await?;
             tx.commit().await?;
@@ -541,16 +537,13 @@ impl Engine {
             Ok(held) => held,
             Err(error) => {
                 tracing::warn!(%error, "the attempts of a batch were not recorded; its sends are retried when their leases expire");
-                HashSet::new()
+                return Vec::new();
             }
         };
         // As stored: to the millisecond.
         let attempted = DateTime::from_timestamp_millis(now.timestamp_millis());
         runs.into_iter()
             .filter_map(|mut run| {
-                if !run.records_attempt {
-                    return Some(run);
-                }
                 if !held.contains(&run.ctx.action.id) {
                     tracing::debug!(action = %run.ctx.action.id, "the lease was lost before the attempt was recorded");
                     return None;

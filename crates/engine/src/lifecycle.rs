@@ -66,13 +66,9 @@ pub(crate) struct Target<'a> {
     /// enrolled by its lead source).
     pub by_owner: bool,
     pub event_date: Option<DateTime<Utc>>,
-}
-
-/// A target with the sequence and the version its enrollments start in.
-struct Enrolling<'t, 'a> {
-    target: &'t Target<'a>,
-    sequence: Sequence,
-    version: Arc<SequenceVersion>,
+    /// The contacts, when they were read already (those just created):
+    /// an id not among them is not found.
+    pub known: Option<&'a HashMap<String, Contact>>,
 }
 
 impl Engine {
@@ -115,6 +111,7 @@ impl Engine {
             initiated_by: request.initiated_by.as_deref(),
             by_owner: false,
             event_date: request.event_date,
+            known: None,
         };
         let mut results = Vec::with_capacity(request.contact_ids.len());
         for chunk in request.contact_ids.chunks(ENROLL_CHUNK) {
@@ -148,6 +145,7 @@ impl Engine {
             initiated_by: request.initiated_by.as_deref(),
             by_owner: false,
             event_date: request.event_date,
+            known: None,
         };
         let contact = std::slice::from_ref(&request.contact_id);
         let mut results = self.enroll_set_in(tx, account_id, &target, contact, actor, now).await?;
@@ -212,45 +210,15 @@ impl Engine {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<Enrollment>>> {
-        let (sequence, version) = self.enrollable(tx, account_id, target).await?;
-        let contacts: HashMap<String, Contact> =
-            tx.contacts_in(account_id, contact_ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
-        let enrolling = Enrolling { target, sequence, version };
-        self.enroll_known_in(tx, account_id, &enrolling, contact_ids, &contacts, actor, now).await
-    }
-
-    /// [`Engine::enroll_set_in`] for contacts read already (those just
-    /// created, say): an id not in `contacts` is not found.
-    ///
-    /// # Errors
-    ///
-    /// As [`Engine::enroll_set_in`].
-    pub(crate) async fn enroll_created_in(
-        &self,
-        tx: &mut Tx,
-        account_id: &str,
-        target: &Target<'_>,
-        contacts: &HashMap<String, Contact>,
-        contact_ids: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Result<Enrollment>>> {
-        let (sequence, version) = self.enrollable(tx, account_id, target).await?;
-        let enrolling = Enrolling { target, sequence, version };
-        self.enroll_known_in(tx, account_id, &enrolling, contact_ids, contacts, SYSTEM, now).await
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "one transaction's worth of context")]
-    async fn enroll_known_in(
-        &self,
-        tx: &mut Tx,
-        account_id: &str,
-        enrolling: &Enrolling<'_, '_>,
-        contact_ids: &[String],
-        contacts: &HashMap<String, Contact>,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Result<Enrollment>>> {
-        let Enrolling { target, sequence, version } = enrolling;
+        let (ref sequence, ref version) = self.enrollable(tx, account_id, target).await?;
+        let read: HashMap<String, Contact>;
+        let contacts = match target.known {
+            Some(known) => known,
+            None => {
+                read = tx.contacts_in(account_id, contact_ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+                &read
+            }
+        };
         // The records keep milliseconds, as the store does.
         let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         // Each contact's unfinished enrollments, as (status, sequence),

@@ -1,7 +1,7 @@
 //! Processing one due action in the order of SPEC §4, and applying what a
 //! plugin answered (SPEC §5): the heart of the scheduler.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -109,7 +109,7 @@ pub(crate) struct Run {
 
 /// The distinct values of `items`, in first-seen order.
 pub(crate) fn unique<T: Clone + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     items.filter(|i| seen.insert(i.clone())).collect()
 }
 
@@ -334,7 +334,7 @@ impl Engine {
             tx.enrollments_by_ids(&enrollment_ids).await?.into_iter().map(|e| (e.id.clone(), e)).collect();
         let mut siblings: HashMap<String, Vec<Action>> = HashMap::new();
         let mut actions: HashMap<String, Action> = HashMap::new();
-        let claimed_ids: std::collections::HashSet<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
+        let claimed_ids: HashSet<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
         for a in tx.unperformed_actions_of(&enrollment_ids).await? {
             if claimed_ids.contains(a.id.as_str()) {
                 actions.insert(a.id.clone(), a.clone());

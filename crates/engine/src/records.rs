@@ -93,12 +93,10 @@ pub async fn bootstrap(store: &Store, now: DateTime<Utc>) -> Result<Option<Boots
 /// plugin's, a signal's) goes through here, so none leaves a held step
 /// waiting for its periodic re-check.
 pub(crate) async fn save_contact(tx: &mut Tx, account_id: &str, contact: &Contact, now: DateTime<Utc>) -> Result<()> {
-    tx.update_contact(account_id, contact, now).await?;
-    tx.release_criteria_holds(account_id, &contact.id, now).await?;
-    Ok(())
+    save_contacts(tx, account_id, std::slice::from_ref(contact), now).await
 }
 
-/// [`save_contact`] for a set of contacts, a statement for each.
+/// [`save_contact`] for a set of contacts, a statement for each step.
 pub(crate) async fn save_contacts(
     tx: &mut Tx,
     account_id: &str,
@@ -110,7 +108,7 @@ pub(crate) async fn save_contacts(
     }
     tx.update_contacts(account_id, contacts, now).await?;
     let ids: Vec<String> = contacts.iter().map(|c| c.id.clone()).collect();
-    tx.release_criteria_holds_of(account_id, &ids, now).await?;
+    tx.release_criteria_holds(account_id, &ids, now).await?;
     Ok(())
 }
 
@@ -556,8 +554,14 @@ impl Engine {
         let mut failures = Vec::new();
         for (source, ids) in &leads {
             for sequence in tx.sequences_for_lead_source(account_id, source).await? {
-                let target = Target { sequence_id: &sequence.id, initiated_by: None, by_owner: true, event_date: None };
-                let results = match self.enroll_created_in(tx, account_id, &target, &by_id, ids, now).await {
+                let target = Target {
+                    sequence_id: &sequence.id,
+                    initiated_by: None,
+                    by_owner: true,
+                    event_date: None,
+                    known: Some(&by_id),
+                };
+                let results = match self.enroll_set_in(tx, account_id, &target, ids, SYSTEM, now).await {
                     Ok(results) => results,
                     Err(error @ EngineError::Store(_)) => return Err(error),
                     Err(error) => ids.iter().filter_map(|_| error.of_request().map(Err)).collect(),

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::process::{Snapshot, contact_event, unique};
+use super::records::save_contacts;
 use super::transition::{ActionWrite, Answer, EnrollmentWrite, Rules, Transition, decide};
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::Contact;
@@ -273,8 +274,7 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
             }
         }
         let changed: Vec<Contact> = ids.iter().filter_map(|id| contacts.remove(id)).collect();
-        tx.update_contacts(account_id, &changed, now).await?;
-        tx.release_criteria_holds_of(account_id, &ids, now).await?;
+        save_contacts(tx, account_id, &changed, now).await?;
     }
     Ok(events)
 }

@@ -665,22 +665,13 @@ impl Tx {
     ///
     /// [`StoreError::LeaseLost`] when the lease does not match.
     pub async fn record_send_attempt(&mut self, id: &str, lease_token: &str, now: DateTime<Utc>) -> Result<Action> {
-        let sql = format!(
-            "UPDATE actions SET send_attempted_at = $3, attempts = attempts + 1, updated_at = $3
-             WHERE id = $1 AND {LEASE_HELD}"
-        );
-        let done = on_tx!(self, |c| sqlx::query(&sql)
-            .bind(id)
-            .bind(Some(lease_token))
-            .bind(ms(now))
-            .execute(&mut *c)
-            .await?
-            .rows_affected());
-        self.after_leased_update(id, done).await
+        let held = self.record_send_attempts(&[(id, lease_token)], now).await?;
+        self.after_leased_update(id, held.len() as u64).await
     }
 
     /// [`Tx::record_send_attempt`] for a batch of leased actions, `(id,
-    /// lease token)`, in one statement. Returns the ids whose lease held.
+    /// lease token)`, a few thousand a statement. Returns the ids whose
+    /// lease held.
     ///
     /// # Errors
     ///
@@ -762,9 +753,10 @@ impl Tx {
         self.after_leased_update(id, done).await
     }
 
-    /// Makes a contact's actions that wait for their criteria due at `now`:
-    /// the current `future` actions of its enrollments deferred with
-    /// `criteria_unmet` and due later. Criteria read the contact, so a
+    /// Makes the actions of a set of contacts of `account_id` that wait
+    /// for their criteria due at `now`: the current `future` actions of
+    /// their enrollments deferred with `criteria_unmet` and due later.
+    /// Criteria read the contact, so a
     /// changed contact may meet them now, and waiting for the re-check
     /// would hold the step for up to the whole re-check interval. Actions
     /// deferred for any other reason keep their due date, and so does one a
@@ -776,31 +768,6 @@ impl Tx {
     ///
     /// [`StoreError::Database`].
     pub async fn release_criteria_holds(
-        &mut self,
-        account_id: &str,
-        contact_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64> {
-        Ok(on_tx!(self, |c| sqlx::query(
-            "UPDATE actions SET due_at = $3, updated_at = $3
-             WHERE is_current AND status = 'future' AND deferral_reason = 'criteria_unmet' AND due_at > $3
-               AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = $1 AND contact_id = $2)"
-        )
-        .bind(account_id)
-        .bind(contact_id)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected()))
-    }
-
-    /// [`Tx::release_criteria_holds`] for a set of contacts of `account_id`
-    /// in one statement.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`].
-    pub async fn release_criteria_holds_of(
         &mut self,
         account_id: &str,
         contact_ids: &[String],
