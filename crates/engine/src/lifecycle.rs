@@ -71,6 +71,13 @@ pub(crate) struct Target<'a> {
     pub known: Option<&'a HashMap<String, Contact>>,
 }
 
+impl<'a> Target<'a> {
+    /// The contacts of a request, enrolled by `initiated_by`.
+    fn by(sequence_id: &'a str, initiated_by: Option<&'a str>, event_date: Option<DateTime<Utc>>) -> Self {
+        Target { sequence_id, initiated_by, by_owner: false, event_date, known: None }
+    }
+}
+
 impl Engine {
     /// Enrolls a contact in the newest version of a sequence (SPEC §1, §2, §5).
     ///
@@ -106,13 +113,7 @@ impl Engine {
     pub async fn enroll_many(&self, account_id: &str, request: &EnrollMany) -> Result<Vec<Result<Enrollment>>> {
         let now = self.now();
         let actor = request.initiated_by.clone().unwrap_or_else(|| SYSTEM.to_owned());
-        let target = Target {
-            sequence_id: &request.sequence_id,
-            initiated_by: request.initiated_by.as_deref(),
-            by_owner: false,
-            event_date: request.event_date,
-            known: None,
-        };
+        let target = Target::by(&request.sequence_id, request.initiated_by.as_deref(), request.event_date);
         let mut results = Vec::with_capacity(request.contact_ids.len());
         for chunk in request.contact_ids.chunks(ENROLL_CHUNK) {
             let mut tx = self.store().begin().await?;
@@ -140,13 +141,7 @@ impl Engine {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Enrollment> {
-        let target = Target {
-            sequence_id: &request.sequence_id,
-            initiated_by: request.initiated_by.as_deref(),
-            by_owner: false,
-            event_date: request.event_date,
-            known: None,
-        };
+        let target = Target::by(&request.sequence_id, request.initiated_by.as_deref(), request.event_date);
         let contact = std::slice::from_ref(&request.contact_id);
         let mut results = self.enroll_set_in(tx, account_id, &target, contact, actor, now).await?;
         results.pop().expect("a result per contact")
