@@ -250,7 +250,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_LISTEN", "address the HTTP API listens on (127.0.0.1:8080)"),
     ("STEPWISE_DATABASE_URL", "sqlite://PATH?mode=rwc (sqlite://stepwise.db?mode=rwc) or postgres://USER@HOST/DB"),
     ("STEPWISE_CACHE_DIR", "where compiled plugins are cached, or `off` ($XDG_CACHE_HOME/stepwise/plugins)"),
-    ("STEPWISE_SCHEDULER_BATCH_SIZE", "due actions claimed per batch (256)"),
+    ("STEPWISE_SCHEDULER_BATCH_SIZE", "due actions claimed per batch (1024)"),
     ("STEPWISE_SCHEDULER_CONCURRENCY", "actions processed at once (64)"),
     ("STEPWISE_SCHEDULER_LEASE_SECONDS", "seconds a claim holds an action (60)"),
     ("STEPWISE_SCHEDULER_MAX_IDLE_MS", "longest sleep before looking for other hosts' work (5000)"),

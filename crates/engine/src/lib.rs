@@ -69,10 +69,17 @@ use stepwise_plugin_host::Registry;
 use stepwise_store::{Idempotent, KeyHolder, Metrics, ReadTx, Store, StoreError};
 use writer::Decided;
 
+/// The time kept at the end of a lease for an action's answer to be
+/// written: an action's calls begin only while the lease covers them and
+/// this ([`Engine::lease_covers`]).
+pub const WRITE_ROOM: Duration = Duration::from_secs(5);
+
 /// How the engine works; every field has a sane default.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Due actions claimed per batch.
+    /// Due actions claimed per batch. A batch larger than `concurrency`
+    /// plugin calls can finish within the lease is safe: an action whose
+    /// lease no longer covers its calls is given back unstarted.
     pub batch_size: u32,
     /// How long a claim holds an action before another host may take it.
     /// Longer than the plugin call timeout, so a slow call is not done twice.
@@ -106,7 +113,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            batch_size: 256,
+            batch_size: 1024,
             lease: Duration::from_secs(60),
             concurrency: 64,
             recheck_after: Duration::from_secs(15 * 60),
@@ -468,14 +475,16 @@ impl Engine {
     /// checks ([`Engine::triage`]) and, for a step that neither sends nor
     /// calls out, its plugin ([`Engine::run_plugin`]); the attempts of
     /// those that do are recorded together in one transaction, and their
-    /// plugins run after. Returns the answers to write.
+    /// plugins run after. An action whose lease no longer covers its calls
+    /// is given back ([`Engine::lease_covers`]). Returns the answers to
+    /// write.
     async fn process_batch(&self, batch: Vec<(ClaimedAction, Snapshot)>) -> Vec<Decided> {
         if batch.is_empty() {
             return Vec::new();
         }
         let started = std::time::Instant::now();
         let mut answers = Vec::with_capacity(batch.len());
-        let mut runs = Vec::new();
+        let (mut runs, mut released) = (Vec::new(), Vec::new());
         let triaged = self.on_executor(batch, |engine, (action, snapshot)| async move {
             let id = action.id.clone();
             let triaged = match engine.triage(action, snapshot).await {
@@ -491,12 +500,13 @@ impl Engine {
             match triage {
                 Ok(Triage::Answered(decided)) => answers.extend(decided.map(|d| *d)),
                 Ok(Triage::Run(run)) => runs.push(*run),
+                Ok(Triage::Released { id, lease }) => released.push((id, lease)),
                 Err((id, error)) => {
                     tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
                 }
             }
         }
-        let runs = self.record_attempts(runs).await;
+        let runs = self.record_attempts(runs, &mut released).await;
         let ran = self.on_executor(runs, |engine, run| async move {
             let id = run.ctx.action.id.clone();
             engine.run_plugin(run).await.map_err(|error| (id, error))
@@ -509,8 +519,49 @@ impl Engine {
                 }
             }
         }
+        self.release_leases(released).await;
         self.inner.stages.record(Stage::Process, started.elapsed());
         answers
+    }
+
+    /// Whether an action leased until `expires` may still begin `calls`
+    /// plugin calls, one after the other, at `now`: each may take the
+    /// call timeout, and its answer must be written before the lease
+    /// ends, or another host could take the action and run it again. A
+    /// lease too short for all of them lets the calls begin in its first
+    /// half.
+    pub(crate) fn lease_covers(&self, expires: DateTime<Utc>, now: DateTime<Utc>, calls: usize) -> bool {
+        let needed = self.time_for_calls(calls).min(self.inner.config.lease / 2);
+        chrono::Duration::from_std(needed).is_ok_and(|needed| now + needed <= expires)
+    }
+
+    /// The longest `calls` plugin calls one after the other and the writing
+    /// of their answer may take.
+    fn time_for_calls(&self, calls: usize) -> Duration {
+        let timeout = self.registry().runtime().limits().call_timeout;
+        timeout.saturating_mul(u32::try_from(calls).unwrap_or(u32::MAX)).saturating_add(WRITE_ROOM)
+    }
+
+    /// Gives back, in one transaction, the leases of actions claimed but
+    /// not begun, for the next claim to take them at once. If that fails
+    /// they are taken when their leases expire.
+    async fn release_leases(&self, released: Vec<(String, String)>) {
+        if released.is_empty() {
+            return;
+        }
+        tracing::debug!(actions = released.len(), "leases given back: too little of them was left to run the actions");
+        let now = self.now();
+        let given = async {
+            let leases: Vec<(&str, &str)> = released.iter().map(|(id, lease)| (id.as_str(), lease.as_str())).collect();
+            let mut tx = self.store().begin().await?;
+            tx.release_leases(&leases, now).await?;
+            tx.commit().await?;
+            Ok::<_, EngineError>(())
+        };
+        if let Err(error) = given.await {
+            tracing::warn!(%error, "leases were not given back; their actions are taken when the leases expire");
+        }
+        self.inner.wake.notify_one();
     }
 
     /// Records, in one transaction, the attempts of runs that send or call
@@ -519,12 +570,29 @@ impl Engine {
     /// attempt instead of sent twice. Returns the runs whose attempt is on
     /// record; one whose lease was lost meanwhile is dropped, and when the
     /// recording fails all are, their leases expiring so that they are
-    /// tried again.
-    async fn record_attempts(&self, runs: Vec<Run>) -> Vec<Run> {
+    /// tried again. A run that, `concurrency` running at once, might not
+    /// finish within its lease is not recorded but added to `released`:
+    /// recorded, it could only be held as a duplicate.
+    async fn record_attempts(&self, runs: Vec<Run>, released: &mut Vec<(String, String)>) -> Vec<Run> {
         if runs.is_empty() {
             return runs;
         }
         let now = self.now();
+        let concurrency = self.inner.config.concurrency.max(1);
+        // The first `concurrency` begin at once; each next round may wait
+        // for the calls of the one before to time out.
+        let in_time = |round: usize, expires: DateTime<Utc>| {
+            round == 0
+                || chrono::Duration::from_std(self.time_for_calls(round + 1))
+                    .is_ok_and(|needed| now + needed <= expires)
+        };
+        let (runs, late): (Vec<_>, Vec<_>) =
+            runs.into_iter().enumerate().partition(|(i, run)| in_time(i / concurrency, run.expires));
+        released.extend(late.into_iter().map(|(_, run)| (run.ctx.action.id, run.lease)));
+        let runs: Vec<Run> = runs.into_iter().map(|(_, run)| run).collect();
+        if runs.is_empty() {
+            return runs;
+        }
         let recorded = async {
             let attempts: Vec<(&str, &str)> =
                 runs.iter().map(|r| (r.ctx.action.id.as_str(), r.lease.as_str())).collect();

@@ -93,11 +93,21 @@ pub(crate) enum Triage {
     Answered(Option<Box<Decided>>),
     /// Its plugin is to run.
     Run(Box<Run>),
+    /// Too little of its lease is left for its plugin calls: it is given
+    /// back for the next claim rather than run late.
+    Released {
+        /// The action.
+        id: String,
+        /// Its lease.
+        lease: String,
+    },
 }
 
 /// An action whose plugin is to run, with what running it needs.
 pub(crate) struct Run {
     pub lease: String,
+    /// When that lease expires.
+    pub expires: DateTime<Utc>,
     pub ctx: Snapshot,
     pub plugin: Arc<Plugin>,
     /// The voice provider an automatic call goes through.
@@ -470,8 +480,12 @@ impl Engine {
     /// is to [`Engine::run_plugin`]. `Answered(None)` when the action only followed
     /// its enrollment (ended or paused meanwhile), which is written here.
     pub(crate) async fn triage(&self, claimed: ClaimedAction, ctx: Snapshot) -> Result<Triage> {
-        let lease = Some(claimed.lease_token.clone());
         let now = self.now();
+        // 0. Its calls (the criteria and the step) must fit in its lease.
+        if !self.lease_covers(claimed.lease_expires_at, now, ctx.step.criteria.len() + 1) {
+            return Ok(Triage::Released { id: claimed.id, lease: claimed.lease_token });
+        }
+        let lease = Some(claimed.lease_token.clone());
         let answer = |ctx: Snapshot, answer: Answer| -> Result<Triage> {
             Ok(Triage::Answered(Some(Box::new(self.decided(ctx, lease.clone(), answer)))))
         };
@@ -566,7 +580,8 @@ impl Engine {
         let phone = plugin.manifest().channel == Some(stepwise_plugin_host::types::Channel::Phone);
         let voice = self.voice().filter(|_| phone).cloned();
         let records_attempt = voice.is_some() || has_outside_effects(&plugin);
-        Ok(Triage::Run(Box::new(Run { lease: claimed.lease_token, ctx, plugin, voice, records_attempt })))
+        let (lease, expires) = (claimed.lease_token, claimed.lease_expires_at);
+        Ok(Triage::Run(Box::new(Run { lease, expires, ctx, plugin, voice, records_attempt })))
     }
 
     /// Runs the plugin of an action [`Engine::triage`] let through, its

@@ -681,14 +681,38 @@ impl Tx {
         batch: &[(&str, &str)],
         now: DateTime<Utc>,
     ) -> Result<HashSet<String>> {
+        let set = "send_attempted_at = v.column3, attempts = attempts + 1, updated_at = v.column3";
+        self.update_leased(batch, set, now).await
+    }
+
+    /// Gives up the leases of actions `(id, lease token)` that were claimed
+    /// but not started, so that the next claim, of this host or another,
+    /// takes them at once instead of when the lease expires. Returns the
+    /// ids whose lease held.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn release_leases(&mut self, batch: &[(&str, &str)], now: DateTime<Utc>) -> Result<HashSet<String>> {
+        self.update_leased(batch, "lease_token = NULL, lease_expires_at = NULL, updated_at = v.column3", now).await
+    }
+
+    /// Runs `UPDATE actions SET {set}` on the actions of `batch` whose lease
+    /// still holds, a few thousand a statement; `set` reads `now` as
+    /// `v.column3`. Returns the ids updated.
+    async fn update_leased(
+        &mut self,
+        batch: &[(&str, &str)],
+        set: &str,
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<String>> {
         let mut held = HashSet::with_capacity(batch.len());
-        for chunk in batch.chunks(MAX_BINDS / 2) {
+        for chunk in batch.chunks(MAX_BINDS / 3) {
             let ids: Vec<String> = on_tx!(self, |c| {
-                let mut q = QueryBuilder::new("UPDATE actions SET send_attempted_at = ");
-                q.push_bind(ms(now)).push(", attempts = attempts + 1, updated_at = ").push_bind(ms(now));
-                q.push(" FROM (");
+                let mut q = QueryBuilder::new("UPDATE actions SET ");
+                q.push(set).push(" FROM (");
                 q.push_values(chunk, |mut row, (id, lease)| {
-                    row.push_bind(*id).push_bind(*lease);
+                    row.push_bind(*id).push_bind(*lease).push_bind(ms(now));
                 });
                 q.push(") AS v WHERE actions.id = v.column1 AND actions.lease_token = v.column2 RETURNING actions.id");
                 q.build_query_scalar().fetch_all(&mut *c).await?

@@ -461,3 +461,72 @@ async fn a_queued_enrollments_actions_never_become_active() {
     })
     .await;
 }
+
+/// A batch may hold more sends than `concurrency` plugin calls can finish
+/// within the lease: those that might begin too late are given back
+/// unstarted and unrecorded (recorded, they could only be held as
+/// duplicate attempts), for the next claim to take at once.
+#[tokio::test]
+async fn sends_that_might_begin_after_their_lease_are_given_back_unstarted() {
+    for_each_backend(|store| async move {
+        let lease = Duration::from_secs(60);
+        let config = EngineConfig { concurrency: 1, lease, ..EngineConfig::default() };
+        let w = World::with_config(store, config).await;
+        let timeout = stepwise_tests::test_limits().call_timeout;
+        // One at a time, each may take the call timeout, and the answer
+        // needs the write room at the end of the lease.
+        let fit = usize::try_from((lease - stepwise::engine::WRITE_ROOM).as_millis() / timeout.as_millis()).unwrap();
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let mut enrollments = Vec::new();
+        for i in 0..fit + 3 {
+            let contact = w.contact(|c| c.email = Some(format!("c{i}@example.com"))).await;
+            enrollments.push(w.enroll(&contact, &seq).await.id);
+        }
+
+        assert_eq!(w.engine.tick().await.unwrap(), fit + 3, "one batch claims them all");
+        let mut sent = 0;
+        let mut given_back = Vec::new();
+        for e in &enrollments {
+            let action = w.action(e, 0).await;
+            match action.status {
+                ActionStatus::Completed => sent += 1,
+                ActionStatus::Future => {
+                    assert!(action.lease_token.is_none(), "its lease is given back");
+                    assert!(action.send_attempted_at.is_none(), "no attempt is recorded for a send never begun");
+                    assert_eq!(action.attempts, 0);
+                    given_back.push(action.id);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((sent, given_back.len()), (fit, 3));
+        let claimed = w.store.claim_due_actions(w.now(), 10, lease).await.unwrap();
+        let mut claimed: Vec<String> = claimed.into_iter().map(|a| a.id).collect();
+        claimed.sort();
+        given_back.sort();
+        assert_eq!(claimed, given_back, "claimable at once, not when the lease expires");
+    })
+    .await;
+}
+
+/// The rest of a batch given back runs with the next claim, once each.
+#[tokio::test]
+async fn a_batch_larger_than_its_lease_covers_runs_every_send_once() {
+    for_each_backend(|store| async move {
+        let config = EngineConfig { concurrency: 1, lease: Duration::from_secs(7), ..EngineConfig::default() };
+        let w = World::with_config(store, config).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let mut enrollments = Vec::new();
+        for i in 0..12 {
+            let contact = w.contact(|c| c.email = Some(format!("c{i}@example.com"))).await;
+            enrollments.push(w.enroll(&contact, &seq).await.id);
+        }
+        w.run().await;
+        for e in &enrollments {
+            let action = w.action(e, 0).await;
+            assert_eq!((action.status, action.attempts), (ActionStatus::Completed, 1), "{e}");
+        }
+        assert_eq!(w.transport.delivered().len(), 12, "each sent once");
+    })
+    .await;
+}

@@ -168,3 +168,29 @@ async fn concurrent_claimers_never_get_the_same_action() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_lease_given_back_makes_the_action_claimable_at_once_and_a_stale_token_gives_nothing_back() {
+    for_each_backend(|store| async move {
+        let f = fixture(&store).await;
+        let mut tx = store.begin().await.unwrap();
+        let a = action(&mut tx, &f.enrollment, 0, t0(), true).await.unwrap();
+        tx.commit().await.unwrap();
+        let first = store.claim_due_actions(t0(), 1, LEASE).await.unwrap().remove(0);
+
+        let mut tx = store.begin().await.unwrap();
+        let given = tx.release_leases(&[(&a.id, "lse_stale")], at(1)).await.unwrap();
+        assert!(given.is_empty(), "a token that does not hold the lease gives nothing back");
+        let given = tx.release_leases(&[(&a.id, &first.lease_token)], at(1)).await.unwrap();
+        assert_eq!(given, HashSet::from([a.id.clone()]));
+        tx.commit().await.unwrap();
+
+        let again = store.claim_due_actions(at(1), 1, LEASE).await.unwrap();
+        assert_eq!(again.len(), 1, "claimable before the first lease would have expired");
+        assert_ne!(again[0].lease_token, first.lease_token);
+        let mut tx = store.begin().await.unwrap();
+        let error = tx.complete_action(&a.id, Some(&first.lease_token), &done(), at(1)).await.unwrap_err();
+        assert!(matches!(error, StoreError::LeaseLost(_)), "{error}");
+    })
+    .await;
+}
