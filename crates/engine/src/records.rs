@@ -15,10 +15,10 @@ use super::process::{EventExt, SYSTEM, contact_event};
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::{Company, Contact, ContactKind, Role, User};
 use stepwise_domain::engagement::{
-    Account, AuditAction, ContactType, Editor, Enrollment, EventKind, Level, PlanType, PluginAccount, PluginRecord,
-    Sequence, SequenceSettings, SequenceVersion, Step,
+    Account, AuditAction, ContactType, DeferralReason, Editor, Enrollment, EventKind, Level, PlanType, PluginAccount,
+    PluginRecord, Sequence, SequenceSettings, SequenceVersion, Step,
 };
-use stepwise_store::{ApiKey, NewAudit, NewEvent, NewSequence, Store, Template, Tx};
+use stepwise_store::{ApiKey, HoldScope, NewAudit, NewEvent, NewSequence, Store, Template, Tx};
 
 /// A template's editable text.
 #[derive(Debug, Clone, Copy)]
@@ -108,9 +108,22 @@ pub(crate) async fn save_contacts(
     }
     tx.update_contacts(account_id, contacts, now).await?;
     let ids: Vec<String> = contacts.iter().map(|c| c.id.clone()).collect();
-    tx.release_criteria_holds(account_id, &ids, now).await?;
+    tx.release_holds(account_id, &CONTACT_HOLDS, HoldScope::Contacts(&ids), now).await?;
     Ok(())
 }
+
+/// The holds a change of the contact may fix: criteria read the contact,
+/// and an email address or a phone number may have been added.
+const CONTACT_HOLDS: [DeferralReason; 3] =
+    [DeferralReason::CriteriaUnmet, DeferralReason::MissingEmail, DeferralReason::MissingPhone];
+
+/// The holds a change of a user may fix, for the actions they own.
+const OWNER_HOLDS: [DeferralReason; 3] =
+    [DeferralReason::OwnerInactive, DeferralReason::DelegatedOwner, DeferralReason::SenderNotConnected];
+
+/// The holds a plugin enabled or granted anew may fix: its own steps, and
+/// steps whose criteria it evaluates.
+const PLUGIN_HOLDS: [DeferralReason; 2] = [DeferralReason::PluginDisabled, DeferralReason::CriteriaUnmet];
 
 impl Engine {
     /// Writes `entry` by `editor`, then commits `tx`.
@@ -209,8 +222,15 @@ impl Engine {
     pub async fn update_user(&self, account_id: &str, user: &User, editor: &Editor) -> Result<User> {
         let mut tx = self.store().begin().await?;
         let before = tx.user(account_id, &user.id).await?;
-        tx.update_user(account_id, user, self.now()).await?;
+        let now = self.now();
+        tx.update_user(account_id, user, now).await?;
         let saved = tx.user(account_id, &user.id).await?;
+        let fixes = (saved.active && !before.active)
+            || (!saved.delegate && before.delegate)
+            || (saved.sender_connected && !before.sender_connected);
+        if fixes {
+            tx.release_holds(account_id, &OWNER_HOLDS, HoldScope::Account, now).await?;
+        }
         let entry = NewAudit::changed(AuditAction::UserUpdated, &user.id, &before, &saved);
         self.commit_audited(tx, account_id, editor, entry).await?;
         self.wake();
@@ -292,7 +312,7 @@ impl Engine {
         tx.update_template(account_id, &template, now).await?;
         tx.audit(account_id, editor, NewAudit::changed(AuditAction::TemplateUpdated, id, &before, &template), now)
             .await?;
-        tx.release_legacy_merge_holds(account_id, now).await?;
+        tx.release_holds(account_id, &[DeferralReason::LegacyMergeSyntax], HoldScope::Account, now).await?;
         tx.commit().await?;
         self.wake();
         Ok(template)
@@ -393,7 +413,11 @@ impl Engine {
         let account_id = &settings.account_id;
         let mut tx = self.store().begin().await?;
         let before = tx.plugin_account(account_id, &settings.plugin_id).await?;
-        tx.set_plugin_account(settings, self.now()).await?;
+        let now = self.now();
+        tx.set_plugin_account(settings, now).await?;
+        if settings.enabled {
+            tx.release_holds(account_id, &PLUGIN_HOLDS, HoldScope::Account, now).await?;
+        }
         let entry = NewAudit::changed(AuditAction::PluginAccountChanged, &settings.plugin_id, &before, settings);
         self.commit_audited(tx, account_id, editor, entry).await?;
         self.wake();

@@ -14,6 +14,15 @@ use super::{
 };
 use stepwise_domain::engagement::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
 
+/// Which held actions a change may have fixed ([`Tx::release_holds`]).
+#[derive(Debug, Clone, Copy)]
+pub enum HoldScope<'a> {
+    /// Those of the account's enrollments of these contacts.
+    Contacts(&'a [String]),
+    /// All of the account's.
+    Account,
+}
+
 /// What [`Tx::insert_action`] needs. Actions are created `future`, projected
 /// from enrollment on; only one per enrollment may be current.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -777,35 +786,50 @@ impl Tx {
         self.after_leased_update(id, done).await
     }
 
-    /// Makes the actions of a set of contacts of `account_id` that wait
-    /// for their criteria due at `now`: the current `future` actions of
-    /// their enrollments deferred with `criteria_unmet` and due later.
-    /// Criteria read the contact, so a
-    /// changed contact may meet them now, and waiting for the re-check
-    /// would hold the step for up to the whole re-check interval. Actions
-    /// deferred for any other reason keep their due date, and so does one a
-    /// host is processing (it was due when claimed). The deferral reason
-    /// stays until the action is processed again. Returns how many were
-    /// made due.
+    /// Makes due at `now` the account's actions held for one of `reasons`
+    /// that a change may have fixed: the current `future` actions of
+    /// `scope`, deferred for one of them and due later (at the periodic
+    /// re-check). Waiting for the re-check would hold them for up to its
+    /// whole interval; made due, they go through the checks again at once
+    /// and are held again if the change did not fix them. Actions held for
+    /// other reasons keep their due date, and so does one a host is
+    /// processing (it was due when claimed). The deferral reason stays until
+    /// the action is processed again. Returns how many were made due.
     ///
     /// # Errors
     ///
     /// [`StoreError::Database`].
-    pub async fn release_criteria_holds(
+    pub async fn release_holds(
         &mut self,
         account_id: &str,
-        contact_ids: &[String],
+        reasons: &[DeferralReason],
+        scope: HoldScope<'_>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
+        if reasons.is_empty() {
+            return Ok(0);
+        }
+        // The reasons are the enum's own names, never input.
+        let reasons = reasons.iter().map(|r| format!("'{}'", r.as_str())).collect::<Vec<_>>().join(", ");
+        let contacts: Vec<&[String]> = match scope {
+            HoldScope::Contacts(ids) => ids.chunks(MAX_BINDS).collect(),
+            HoldScope::Account => vec![&[]],
+        };
         let mut released = 0;
-        for chunk in contact_ids.chunks(MAX_BINDS) {
+        for chunk in contacts {
             released += on_tx!(self, |c| {
                 let mut q = QueryBuilder::new("UPDATE actions SET due_at = ");
                 q.push_bind(ms(now)).push(", updated_at = ").push_bind(ms(now));
-                q.push(" WHERE is_current AND status = 'future' AND deferral_reason = 'criteria_unmet' AND due_at > ");
+                q.push(format!(
+                    " WHERE is_current AND status = 'future' AND deferral_reason IN ({reasons}) AND due_at > "
+                ));
                 q.push_bind(ms(now)).push(" AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = ");
-                q.push_bind(account_id).push(" AND contact_id IN ");
-                in_list(&mut q, chunk).push(")");
+                q.push_bind(account_id);
+                if let HoldScope::Contacts(_) = scope {
+                    q.push(" AND contact_id IN ");
+                    in_list(&mut q, chunk);
+                }
+                q.push(")");
                 q.build().execute(&mut *c).await?.rows_affected()
             });
         }

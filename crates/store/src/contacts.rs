@@ -376,7 +376,7 @@ impl Tx {
 
     /// Replaces every field of contact `contact.id`. (The engine, which
     /// makes every change of a contact, then releases the steps held for it:
-    /// [`Tx::release_criteria_holds`].)
+    /// [`Tx::release_holds`].)
     ///
     /// # Errors
     ///

@@ -145,26 +145,6 @@ impl Tx {
         found((done > 0).then_some(()), "template", &template.id)
     }
 
-    /// Makes due now the account's actions held for legacy merge fields,
-    /// after a template changed: they are checked again at once. Returns
-    /// how many.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn release_legacy_merge_holds(&mut self, account_id: &str, now: DateTime<Utc>) -> Result<u64> {
-        Ok(on_tx!(self, |c| sqlx::query(
-            "UPDATE actions SET due_at = $2, updated_at = $2
-             WHERE is_current AND status = 'future' AND deferral_reason = 'legacy_merge_syntax' AND due_at > $2
-               AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = $1)"
-        )
-        .bind(account_id)
-        .bind(ms(now))
-        .execute(&mut *c)
-        .await?
-        .rows_affected()))
-    }
-
     /// Deletes a template.
     ///
     /// # Errors

@@ -530,3 +530,96 @@ async fn a_batch_larger_than_its_lease_covers_runs_every_send_once() {
     })
     .await;
 }
+
+/// A held step is looked at again by the change that fixes it, at once,
+/// not at the periodic re-check (15 minutes here): a phone number added,
+/// an owner reactivated or no longer a delegate, a mailbox connected, a
+/// plugin enabled.
+#[tokio::test]
+async fn each_hold_is_released_by_the_change_that_fixes_it() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let recheck = at(15);
+        let held = |action: &stepwise::engagement::Action, reason| {
+            assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(reason)));
+            assert_eq!(action.due_at, Some(recheck), "held until the re-check");
+        };
+
+        // A phone number added.
+        let texter = stepwise_tests::scenario::step(
+            "texter",
+            json!({}),
+            stepwise::engagement::Activation::Automatic,
+            stepwise::engagement::StepTiming::Delay { ms: 0 },
+        );
+        let contact = w.contact(|c| c.phone = None).await;
+        let (e, action) = one_step(&w, texter, &contact).await;
+        held(&action, DeferralReason::MissingPhone);
+        w.update_contact(&contact, |c| c.phone = Some("+15550111".into())).await;
+        w.run().await;
+        assert_eq!(w.action(&e, 0).await.status, ActionStatus::Completed, "sent now");
+
+        // An owner reactivated, and a delegate made a full user.
+        let sleeper = w
+            .user(User { name: "Sam".into(), email: "sam@example.com".into(), active: false, ..User::default() })
+            .await;
+        let contact = w.contact(|c| c.owner_id = Some(sleeper.clone())).await;
+        let (inactive, action) = one_step(&w, task(0), &contact).await;
+        held(&action, DeferralReason::OwnerInactive);
+        let dee = w
+            .user(User { name: "Dee".into(), email: "dee@example.com".into(), delegate: true, ..User::default() })
+            .await;
+        let contact = w.contact(|c| c.owner_id = Some(dee.clone())).await;
+        let (delegated, action) = one_step(&w, task(0), &contact).await;
+        held(&action, DeferralReason::DelegatedOwner);
+        for (user, change) in [(&sleeper, "active"), (&dee, "delegate")] {
+            let mut tx = w.store().begin_read().await.unwrap();
+            let mut u = tx.user(&w.account, user).await.unwrap();
+            drop(tx);
+            match change {
+                "active" => u.active = true,
+                _ => u.delegate = false,
+            }
+            w.engine.update_user(&w.account, &u, &w.editor()).await.unwrap();
+        }
+        w.run().await;
+        assert_eq!(w.action(&inactive, 0).await.status, ActionStatus::Active, "on Sam's Engage view now");
+        assert_eq!(w.action(&delegated, 0).await.status, ActionStatus::Active, "on Dee's Engage view now");
+
+        // A mailbox connected.
+        let offline = w.user(User { name: "Off".into(), email: "off@example.com".into(), ..User::default() }).await;
+        let contact = w.contact(|c| c.owner_id = Some(offline.clone())).await;
+        let (e, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
+        held(&action, DeferralReason::SenderNotConnected);
+        let mut tx = w.store().begin_read().await.unwrap();
+        let mut user = tx.user(&w.account, &offline).await.unwrap();
+        drop(tx);
+        user.name = "Off, renamed".into();
+        w.engine.update_user(&w.account, &user, &w.editor()).await.unwrap();
+        w.run().await;
+        held(&w.action(&e, 0).await, DeferralReason::SenderNotConnected);
+        user.sender_connected = true;
+        w.engine.update_user(&w.account, &user, &w.editor()).await.unwrap();
+        w.run().await;
+        assert_eq!(w.action(&e, 0).await.status, ActionStatus::Completed, "sent now");
+
+        // A plugin enabled again.
+        let mut settings = PluginAccount {
+            account_id: w.account.clone(),
+            plugin_id: "scripted".into(),
+            enabled: false,
+            grants: json!({"capabilities": ["send-email", {"update-contact": ["attributes", "contact_type"]}]}),
+            approved_capabilities: vec!["send-email".into(), "update-contact".into()],
+        };
+        w.engine.set_plugin_account(&settings, &w.editor()).await.unwrap();
+        let contact = w.contact(|c| c.email = Some("p@example.com".into())).await;
+        let (e, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
+        held(&action, DeferralReason::PluginDisabled);
+        settings.enabled = true;
+        w.engine.set_plugin_account(&settings, &w.editor()).await.unwrap();
+        w.run().await;
+        let after = w.action(&e, 0).await;
+        assert_eq!(after.status, ActionStatus::Completed, "run now: {after:?}");
+    })
+    .await;
+}
