@@ -15,9 +15,9 @@ use super::json::Body;
 use super::json::{Path, Query};
 use super::page::Page;
 use stepwise_domain::crm::Role;
-use stepwise_domain::engagement::Action;
+use stepwise_domain::engagement::{Action, DeferralReason};
 use stepwise_plugin_host::types::{Draft, EngageItem};
-use stepwise_store::EngageFilter;
+use stepwise_store::{EngageFilter, HeldFilter};
 
 /// Filters and order of the Engage view.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -34,6 +34,24 @@ pub struct EngageQuery {
     pub due_before: Option<DateTime<Utc>>,
     /// `due` (oldest first, the default) or `-due`.
     pub sort: Option<String>,
+    /// The `next_after` of the previous page.
+    pub after: Option<String>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// Filters of the held actions list.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeldQuery {
+    /// Held for this reason (`duplicate_attempt`, `missing_phone`, …);
+    /// for any without it.
+    pub deferral: Option<DeferralReason>,
+    /// Only actions this user owns (admins only; the caller's own
+    /// otherwise).
+    pub owner: Option<String>,
+    /// Only actions of this sequence.
+    pub sequence: Option<String>,
     /// The `next_after` of the previous page.
     pub after: Option<String>,
     /// At most this many (1–500, default 100).
@@ -93,6 +111,38 @@ pub async fn engage(
     let actions = tx.engage_page(&filter, page.after_at()?, page.limit()?).await?;
     let next = page.next_at(&actions, |a| (a.due_at.map_or(0, |d| d.timestamp_millis()), &a.id));
     Ok(Json(json!({ "user_id": user, "actions": actions, "next_after": next })))
+}
+
+/// `GET /v1/actions?deferral=…`: the actions held for a reason (or any),
+/// by id.
+/// An admin sees the whole account's (or one owner's); anyone else their
+/// own.
+pub async fn held(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<HeldQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.engine.read().await?;
+    let owner = match (&q.owner, caller.role()) {
+        (Some(owner), Role::Admin) => Some(tx.user(&caller.account_id, owner).await?.id),
+        (None, Role::Admin) => None,
+        (Some(owner), _) if *owner != caller.user.id => {
+            return Err(ApiError::Forbidden(format!(
+                "only an admin may list the held actions of another user ({owner})"
+            )));
+        }
+        _ => Some(caller.user.id.clone()),
+    };
+    let page = Page { after: q.after.clone(), limit: q.limit };
+    let filter = HeldFilter {
+        account_id: &caller.account_id,
+        reason: q.deferral,
+        owner_id: owner.as_deref(),
+        sequence_id: q.sequence.as_deref(),
+    };
+    let actions = tx.held_page(&filter, q.after.as_deref(), page.limit()?).await?;
+    let next = page.next(&actions, |a| &a.id);
+    Ok(Json(json!({ "deferral": q.deferral, "actions": actions, "next_after": next })))
 }
 
 /// Only the action's owner or an admin works an action.

@@ -23,6 +23,20 @@ pub enum HoldScope<'a> {
     Account,
 }
 
+/// Which held actions [`ReadTx::held_page`] lists.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldFilter<'a> {
+    /// The account whose actions these are: nothing of another account is
+    /// ever listed, whichever owner or sequence is named.
+    pub account_id: &'a str,
+    /// Held for this reason; `None`: for any.
+    pub reason: Option<DeferralReason>,
+    /// Only actions of this owner.
+    pub owner_id: Option<&'a str>,
+    /// Only actions of this sequence.
+    pub sequence_id: Option<&'a str>,
+}
+
 /// What [`Tx::insert_action`] needs. Actions are created `future`, projected
 /// from enrollment on; only one per enrollment may be current.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,6 +361,36 @@ impl ReadTx {
             .bind(last)
             .bind(i64::from(limit))
             .bind(filter.account_id)
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(ActionRow::into_domain).collect()
+    }
+
+    /// A page of the account's actions held for `filter.reason` (current,
+    /// `future`, with that deferral reason, or any), by id, after the id
+    /// `after`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn held_page(&mut self, filter: &HeldFilter<'_>, after: Option<&str>, limit: u32) -> Result<Vec<Action>> {
+        let sql = format!(
+            "SELECT {ACTION_COLUMNS} FROM actions
+             WHERE is_current AND status = 'future' AND deferral_reason IS NOT NULL
+               AND ($1 = '' OR deferral_reason = $1)
+               AND ($2 = '' OR owner_id = $2)
+               AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = actions.enrollment_id
+                                  AND e.account_id = $3 AND ($4 = '' OR e.sequence_id = $4))
+               AND id > $5
+             ORDER BY id LIMIT $6"
+        );
+        let rows: Vec<ActionRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(filter.reason.map_or("", DeferralReason::as_str))
+            .bind(filter.owner_id.unwrap_or(""))
+            .bind(filter.account_id)
+            .bind(filter.sequence_id.unwrap_or(""))
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
             .fetch_all(&mut *c)
             .await?);
         rows.into_iter().map(ActionRow::into_domain).collect()

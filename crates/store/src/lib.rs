@@ -53,7 +53,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
-pub use actions::{ActionCompletion, BatchCompletion, EngageFilter, HoldScope, NewAction, Schedule};
+pub use actions::{ActionCompletion, BatchCompletion, EngageFilter, HeldFilter, HoldScope, NewAction, Schedule};
 pub use audit::{AuditFilter, NewAudit};
 pub use enrollments::{NewEnrollment, SequenceReport};
 pub use events::{NewEvent, Timeline};

@@ -142,3 +142,71 @@ async fn a_key_over_its_rate_gets_a_429_with_retry_after() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn held_actions_are_listed_by_reason_a_page_at_a_time_and_reps_see_their_own() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let texter = stepwise_tests::scenario::step(
+            "texter",
+            serde_json::json!({}),
+            stepwise::engagement::Activation::Automatic,
+            stepwise::engagement::StepTiming::Delay { ms: 0 },
+        );
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![texter]).await;
+        let sam = w
+            .user(stepwise::crm::User { name: "Sam".into(), email: "sam@example.com".into(), ..Default::default() })
+            .await;
+        let mut mine = Vec::new();
+        for owner in [&w.agent, &w.agent, &w.agent, &sam] {
+            let contact = w
+                .contact(|c| {
+                    c.phone = None;
+                    c.owner_id = Some(owner.clone());
+                })
+                .await;
+            let e = w.enroll(&contact, &seq).await;
+            if *owner == w.agent {
+                mine.push(e.id);
+            }
+        }
+        w.run().await;
+        let mut held_mine = Vec::new();
+        for e in &mine {
+            held_mine.push(w.action(e, 0).await.id);
+        }
+        held_mine.sort();
+
+        let ids = |answer: &stepwise_tests::app::Answer| -> Vec<String> {
+            answer.json["actions"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+        };
+        // An admin sees the account's, a page at a time.
+        let first = app.get("/v1/actions?deferral=missing_phone&limit=3", Some(&app.admin_key)).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        assert_eq!(ids(&first).len(), 3);
+        let after = first.json["next_after"].as_str().unwrap().to_owned();
+        let second = app.get(&format!("/v1/actions?deferral=missing_phone&after={after}"), Some(&app.admin_key)).await;
+        assert_eq!((ids(&second).len(), &second.json["next_after"]), (1, &serde_json::Value::Null));
+        assert!(second.json["actions"][0]["deferral_reason"] == "missing_phone");
+        let other = app.get("/v1/actions?deferral=duplicate_attempt", Some(&app.admin_key)).await;
+        assert!(ids(&other).is_empty(), "nothing is held for another reason");
+        let sams = app.get(&format!("/v1/actions?deferral=missing_phone&owner={sam}"), Some(&app.admin_key)).await;
+        assert_eq!(ids(&sams).len(), 1);
+
+        // A rep sees their own, and may not ask for another's.
+        let own = app.get("/v1/actions?deferral=missing_phone", Some(&app.agent_key)).await;
+        assert_eq!(ids(&own), held_mine);
+        let denied = app.get(&format!("/v1/actions?deferral=missing_phone&owner={sam}"), Some(&app.agent_key)).await;
+        assert_eq!(denied.status, 403, "{}", denied.text);
+
+        // Without a reason, those held for any; a reason that does not
+        // exist is named in the error.
+        let any = app.get("/v1/actions", Some(&app.admin_key)).await;
+        assert_eq!((any.status, ids(&any).len()), (200, 4), "{}", any.text);
+        let bad = app.get("/v1/actions?deferral=asleep", Some(&app.admin_key)).await;
+        assert_eq!(bad.status, 400);
+        assert!(bad.text.contains("asleep"), "{}", bad.text);
+    })
+    .await;
+}
