@@ -123,24 +123,24 @@ pub async fn held(
     Query(q): Query<HeldQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut tx = state.engine.read().await?;
-    let owner = match (&q.owner, caller.role()) {
-        (Some(owner), Role::Admin) => Some(tx.user(&caller.account_id, owner).await?.id),
-        (None, Role::Admin) => None,
-        (Some(owner), _) if *owner != caller.user.id => {
-            return Err(ApiError::Forbidden(format!(
-                "only an admin may list the held actions of another user ({owner})"
-            )));
+    let owner = match q.owner {
+        Some(owner) if owner != caller.user.id => {
+            caller.require(&[Role::Admin], "listing another user's held actions")?;
+            // Named inside the caller's account: another account's user is
+            // not found.
+            Some(tx.user(&caller.account_id, &owner).await?.id)
         }
+        None if caller.role() == Role::Admin => None,
         _ => Some(caller.user.id.clone()),
     };
-    let page = Page { after: q.after.clone(), limit: q.limit };
+    let page = Page { after: q.after, limit: q.limit };
     let filter = HeldFilter {
         account_id: &caller.account_id,
         reason: q.deferral,
         owner_id: owner.as_deref(),
         sequence_id: q.sequence.as_deref(),
     };
-    let actions = tx.held_page(&filter, q.after.as_deref(), page.limit()?).await?;
+    let actions = tx.held_page(&filter, page.after.as_deref(), page.limit()?).await?;
     let next = page.next(&actions, |a| &a.id);
     Ok(Json(json!({ "deferral": q.deferral, "actions": actions, "next_after": next })))
 }

@@ -74,6 +74,11 @@ use writer::Decided;
 /// this ([`Engine::lease_covers`]).
 pub const WRITE_ROOM: Duration = Duration::from_secs(5);
 
+/// Whether work begun at `now` and taking up to `needed` ends by `expires`.
+fn done_in_time(now: DateTime<Utc>, needed: Duration, expires: DateTime<Utc>) -> bool {
+    chrono::Duration::from_std(needed).is_ok_and(|needed| now + needed <= expires)
+}
+
 /// How the engine works; every field has a sane default.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -531,8 +536,7 @@ impl Engine {
     /// lease too short for all of them lets the calls begin in its first
     /// half.
     pub(crate) fn lease_covers(&self, expires: DateTime<Utc>, now: DateTime<Utc>, calls: usize) -> bool {
-        let needed = self.time_for_calls(calls).min(self.inner.config.lease / 2);
-        chrono::Duration::from_std(needed).is_ok_and(|needed| now + needed <= expires)
+        done_in_time(now, self.time_for_calls(calls).min(self.inner.config.lease / 2), expires)
     }
 
     /// The longest `calls` plugin calls one after the other and the writing
@@ -581,11 +585,7 @@ impl Engine {
         let concurrency = self.inner.config.concurrency.max(1);
         // The first `concurrency` begin at once; each next round may wait
         // for the calls of the one before to time out.
-        let in_time = |round: usize, expires: DateTime<Utc>| {
-            round == 0
-                || chrono::Duration::from_std(self.time_for_calls(round + 1))
-                    .is_ok_and(|needed| now + needed <= expires)
-        };
+        let in_time = |round: usize, expires| round == 0 || done_in_time(now, self.time_for_calls(round + 1), expires);
         let (runs, late): (Vec<_>, Vec<_>) =
             runs.into_iter().enumerate().partition(|(i, run)| in_time(i / concurrency, run.expires));
         released.extend(late.into_iter().map(|(_, run)| (run.ctx.action.id, run.lease)));
