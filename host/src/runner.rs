@@ -271,6 +271,7 @@ pub async fn run(
         step,
         subject: options.subject,
         directory: Arc::new(StaticDirectory::new(options.users)),
+        effects: None,
     };
     let config = options.config.as_str();
     let (answer, error, report) = match mode {

@@ -2,17 +2,31 @@
 //! the `http-fetch` capability, granted for the destinations an admin
 //! allows.
 //!
+//! # Retries
+//!
+//! A host may die after a request left and before the step's answer was
+//! written. Before a request that a retry would repeat (any method but
+//! `GET` and `HEAD`), the host records that the step's effect may have
+//! begun; such a step is then held for a person (`duplicate_attempt`)
+//! instead of run again. A request that carries the step's
+//! [`StepContext::idempotency_key`](crate::StepContext) in an
+//! `Idempotency-Key` header is not: its receiver deduplicates a retry by the
+//! key, so the step is simply run again, with the same key.
+//!
 //! # Examples
 //!
 //! ```no_run
+//! use stepwise_plugin_sdk::StepContext;
 //! use stepwise_plugin_sdk::http::Request;
 //!
+//! # fn post(ctx: &StepContext) -> Result<(), stepwise_plugin_sdk::HostError> {
 //! let response = Request::post("https://hooks.example.com/lead")
-//!     .header("Idempotency-Key", "abc")
+//!     .header("Idempotency-Key", ctx.idempotency_key.as_str())
 //!     .json(&serde_json::json!({"name": "Ada"}))
 //!     .send()?;
 //! assert!(response.is_success());
-//! # Ok::<(), stepwise_plugin_sdk::HostError>(())
+//! # Ok(())
+//! # }
 //! ```
 
 use crate::__private::bindings::action::stepwise::plugin::http as wit;

@@ -92,6 +92,7 @@ pub fn invocation(subject: Subject, grants: &[&str]) -> Invocation {
         },
         subject,
         directory: Arc::new(StaticDirectory::new(vec![grace()])),
+        effects: None,
     }
 }
 

@@ -34,9 +34,13 @@ pub async fn registry() -> Arc<Registry> {
     REGISTRY
         .get_or_init(|| async {
             let registry = Registry::with_builtins(crate::runtime(true)).await.expect("built-ins load");
-            for bytes in
-                [crate::guests::SCRIPTED, crate::guests::TEXTER, crate::guests::TRIVIAL, crate::guests::PREDICATE_EVEN]
-            {
+            for bytes in [
+                crate::guests::SCRIPTED,
+                crate::guests::TEXTER,
+                crate::guests::TRIVIAL,
+                crate::guests::PREDICATE_EVEN,
+                crate::guests::HOST_CALLER,
+            ] {
                 registry.add(bytes).await.expect("test guest loads");
             }
             Arc::new(registry)
@@ -62,12 +66,14 @@ pub struct World {
     pub agent: String,
 }
 
-/// The add-ons every world enables, with what they may do.
-const ADD_ONS: [(&str, &[&str]); 4] = [
+/// The add-ons every world enables, with what they may do
+/// (`host-caller` may reach servers on the loopback).
+const ADD_ONS: [(&str, &[&str]); 5] = [
     ("scripted", &["send-email", "update-contact"]),
     ("texter", &["send-sms"]),
     ("trivial", &[]),
     ("predicate-even", &[]),
+    ("host-caller", &["http-fetch", "log", "render-template", "lookup-user"]),
 ];
 
 impl World {
@@ -87,7 +93,7 @@ impl World {
             User { name: "Grace".into(), email: "grace@example.com".into(), sender_connected: true, ..User::default() };
         let agent = tx.create_user(&account, &agent, t0()).await.unwrap().id;
         for (plugin, capabilities) in ADD_ONS {
-            let grants = json!({ "capabilities": grant_list(capabilities) });
+            let grants = json!({ "capabilities": grant_list(capabilities), "http_allow": ["http://127.0.0.1:*"] });
             let settings = PluginAccount {
                 account_id: account.clone(),
                 plugin_id: plugin.into(),

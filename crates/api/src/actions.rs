@@ -70,6 +70,16 @@ pub struct CompleteBody {
     pub draft: Option<Draft>,
 }
 
+/// How a send held as a duplicate attempt was resolved.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkSentBody {
+    /// The step type's result that happened; by default its first result
+    /// that does not end the enrollment.
+    #[serde(default)]
+    pub result: Option<String>,
+}
+
 /// A new due date.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -207,6 +217,30 @@ pub async fn reschedule(
 ) -> Result<Json<Action>, ApiError> {
     owned(&state, &caller, &id).await?;
     Ok(Json(state.engine.reschedule_action(&caller.account_id, &id, &caller.user.id, body.due_at).await?))
+}
+
+/// `POST /v1/actions/{id}/mark-sent`: a send held as a duplicate attempt
+/// did leave; the action is completed and the enrollment moves on.
+pub async fn mark_sent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<MarkSentBody>,
+) -> Result<Json<Action>, ApiError> {
+    owned(&state, &caller, &id).await?;
+    let result = body.result.as_deref();
+    Ok(Json(state.engine.mark_sent(&caller.account_id, &id, &caller.user.id, result).await?))
+}
+
+/// `POST /v1/actions/{id}/send-again`: a send held as a duplicate attempt
+/// did not leave; it is processed again now.
+pub async fn send_again(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Action>, ApiError> {
+    owned(&state, &caller, &id).await?;
+    Ok(Json(state.engine.send_again(&caller.account_id, &id, &caller.user.id).await?))
 }
 
 /// `POST /v1/actions/{id}/hide`: show-on-Engage back to false; the action

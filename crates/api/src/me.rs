@@ -1,5 +1,6 @@
 //! `GET /v1/me`: who the key belongs to; `GET /v1/notifications`: what
-//! the caller was told (steps with notify on, failures to look at).
+//! the caller was told (steps with notify on, failures to look at, sends
+//! held for a person), addressed to them or to their role.
 
 use axum::Json;
 use serde_json::{Value, json};
@@ -19,10 +20,13 @@ pub async fn notifications(
 ) -> Result<Json<Value>, super::error::ApiError> {
     let mut tx = state.engine.read().await?;
     let events = tx.events_of_kind(&caller.account_id, EventKind::Notification, 1_000).await?;
+    let role = json!(caller.role());
     let mine: Vec<_> = events
         .into_iter()
         .filter(|e| {
-            e.after.as_ref().and_then(|a| a.get("user_id")).and_then(Value::as_str) == Some(caller.user.id.as_str())
+            let Some(to) = e.after.as_ref() else { return false };
+            to.get("user_id").and_then(Value::as_str) == Some(caller.user.id.as_str())
+                || to.get("roles").and_then(Value::as_array).is_some_and(|roles| roles.contains(&role))
         })
         .take(100)
         .collect();

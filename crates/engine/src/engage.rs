@@ -8,7 +8,8 @@ use serde_json::json;
 use super::process::{EventExt, Snapshot};
 use super::transition::Answer;
 use super::{Engine, EngineError, Result};
-use stepwise_domain::engagement::{Action, ActionStatus, EnrollmentStatus, EventKind};
+use stepwise_domain::engagement::{Action, ActionStatus, DeferralReason, EnrollmentStatus, EventKind};
+use stepwise_plugin_host::report::CallReport;
 use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome};
 use stepwise_store::StoreError;
 
@@ -187,6 +188,75 @@ impl Engine {
         let answer = Answer::Reschedule { due_at, by: user_id.to_owned() };
         self.write_one(self.decided(ctx, None, answer)).await.map_err(lease_busy)?;
         self.action_of(account_id, action_id).await
+    }
+
+    /// Resolves a send held as a duplicate attempt that a person found did
+    /// leave: the action is completed with `result` (by default the step
+    /// type's first result that does not end the enrollment), nothing is
+    /// sent, and the enrollment moves on.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::skip_action`]; [`EngineError::InvalidState`] unless the
+    /// action is held as a duplicate attempt; [`EngineError::Invalid`] for a
+    /// result the step type does not declare.
+    pub async fn mark_sent(
+        &self,
+        account_id: &str,
+        action_id: &str,
+        user_id: &str,
+        result: Option<&str>,
+    ) -> Result<Action> {
+        let ctx = self.duplicate_attempt(account_id, action_id).await?;
+        let plugin = ctx.plugin.clone().map_err(EngineError::InvalidState)?;
+        let manifest = plugin.manifest();
+        let result = match result {
+            Some(code) => manifest.result(code).ok_or_else(|| {
+                let known: Vec<&str> = manifest.results.iter().map(|r| r.code.as_str()).collect();
+                EngineError::Invalid(format!(
+                    "result: `{code}` is not a result of step type `{}`; expected one of: {}",
+                    manifest.id,
+                    known.join(", ")
+                ))
+            })?,
+            None => manifest.results.iter().find(|r| !r.ends_enrollment).ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "result: every result of step type `{}` ends the enrollment; name the one that happened",
+                    manifest.id
+                ))
+            })?,
+        };
+        let outcome = PluginOutcome::Done { result: result.code.clone(), output: json!({ "marked_sent_by": user_id }) };
+        let answer = Answer::Plugin { outcome, report: CallReport::default(), by: Some(user_id.to_owned()) };
+        self.write_one(self.decided(ctx, None, answer)).await.map_err(lease_busy)?;
+        self.action_of(account_id, action_id).await
+    }
+
+    /// Resolves a send held as a duplicate attempt that a person found did
+    /// not leave: the earlier attempt is forgotten and the action is
+    /// processed again now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::mark_sent`].
+    pub async fn send_again(&self, account_id: &str, action_id: &str, user_id: &str) -> Result<Action> {
+        let ctx = self.duplicate_attempt(account_id, action_id).await?;
+        let answer = Answer::Reschedule { due_at: self.now(), by: user_id.to_owned() };
+        self.write_one(self.decided(ctx, None, answer)).await.map_err(lease_busy)?;
+        self.wake();
+        self.action_of(account_id, action_id).await
+    }
+
+    /// Loads an action a user may change that is held as a duplicate attempt.
+    async fn duplicate_attempt(&self, account_id: &str, action_id: &str) -> Result<Snapshot> {
+        let ctx = self.user_snapshot(account_id, action_id).await?;
+        if ctx.action.deferral_reason != Some(DeferralReason::DuplicateAttempt) {
+            let now = ctx.action.deferral_reason.map_or_else(|| "not held".to_owned(), |r| format!("held as `{r}`"));
+            return Err(EngineError::InvalidState(format!(
+                "action {action_id} is {now}; only a send held as `duplicate_attempt` can be marked sent or sent again"
+            )));
+        }
+        Ok(ctx)
     }
 
     /// Sets show-on-Engage back to false: the action leaves the Engage view

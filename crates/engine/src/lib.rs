@@ -19,6 +19,7 @@
 //! in milliseconds.
 
 mod add_ons;
+mod attempts;
 mod checks;
 mod clock;
 mod engage;
@@ -63,7 +64,7 @@ pub use stepwise_domain::transport::{
 pub use validate::StepProblem;
 pub use voice::PLACED;
 
-use process::{Run, Snapshot, Triage};
+use process::{Processed, Snapshot};
 use stepwise_domain::engagement::{ClaimedAction, SequenceVersion};
 use stepwise_plugin_host::Registry;
 use stepwise_store::{Idempotent, KeyHolder, Metrics, ReadTx, Store, StoreError};
@@ -244,6 +245,8 @@ struct Inner {
     failed_add_ons: Mutex<HashSet<(String, String)>>,
     /// Places automatic calls, when a voice provider is configured.
     voice: Option<Arc<dyn Voice>>,
+    /// Attempts of effects that may leave, written together.
+    attempts: attempts::Attempts,
 }
 
 impl Engine {
@@ -272,6 +275,7 @@ impl Engine {
                 versions: Mutex::new(HashMap::new()),
                 failed_add_ons: Mutex::new(HashSet::new()),
                 voice: None,
+                attempts: attempts::Attempts::default(),
             }),
         }
     }
@@ -477,48 +481,25 @@ impl Engine {
     /// Processes a claimed batch, each action on its own task on the plugin
     /// executor (off the threads that answer HTTP, and with no hop between
     /// threads for its plugin calls), at most `concurrency` at once: the
-    /// checks ([`Engine::triage`]) and, for a step that neither sends nor
-    /// calls out, its plugin ([`Engine::run_plugin`]); the attempts of
-    /// those that do are recorded together in one transaction, and their
-    /// plugins run after. An action whose lease no longer covers its calls
-    /// is given back ([`Engine::lease_covers`]). Returns the answers to
-    /// write.
+    /// checks ([`Engine::triage`]) and then its plugin
+    /// ([`Engine::run_plugin`]). An action whose lease no longer covers its
+    /// calls when its turn comes is given back ([`Engine::lease_covers`]).
+    /// Returns the answers to write.
     async fn process_batch(&self, batch: Vec<(ClaimedAction, Snapshot)>) -> Vec<Decided> {
         if batch.is_empty() {
             return Vec::new();
         }
         let started = std::time::Instant::now();
         let mut answers = Vec::with_capacity(batch.len());
-        let (mut runs, mut released) = (Vec::new(), Vec::new());
-        let triaged = self.on_executor(batch, |engine, (action, snapshot)| async move {
+        let mut released = Vec::new();
+        let processed = self.on_executor(batch, |engine, (action, snapshot)| async move {
             let id = action.id.clone();
-            let triaged = match engine.triage(action, snapshot).await {
-                // Nothing to record first: its plugin runs at once.
-                Ok(Triage::Run(run)) if !run.records_attempt => {
-                    engine.run_plugin(*run).await.map(|decided| Triage::Answered(Some(Box::new(decided))))
-                }
-                other => other,
-            };
-            triaged.map_err(|error| (id, error))
+            engine.process(action, snapshot).await.map_err(|error| (id, error))
         });
-        for triage in triaged.await {
-            match triage {
-                Ok(Triage::Answered(decided)) => answers.extend(decided.map(|d| *d)),
-                Ok(Triage::Run(run)) => runs.push(*run),
-                Ok(Triage::Released { id, lease }) => released.push((id, lease)),
-                Err((id, error)) => {
-                    tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
-                }
-            }
-        }
-        let runs = self.record_attempts(runs, &mut released).await;
-        let ran = self.on_executor(runs, |engine, run| async move {
-            let id = run.ctx.action.id.clone();
-            engine.run_plugin(run).await.map_err(|error| (id, error))
-        });
-        for decided in ran.await {
-            match decided {
-                Ok(decided) => answers.push(decided),
+        for processed in processed.await {
+            match processed {
+                Ok(Processed::Answered(decided)) => answers.extend(decided.map(|d| *d)),
+                Ok(Processed::Released { id, lease }) => released.push((id, lease)),
                 Err((id, error)) => {
                     tracing::warn!(action = %id, %error, "processing failed; the action is retried when its lease expires");
                 }
@@ -566,62 +547,6 @@ impl Engine {
             tracing::warn!(%error, "leases were not given back; their actions are taken when the leases expire");
         }
         self.inner.wake.notify_one();
-    }
-
-    /// Records, in one transaction, the attempts of runs that send or call
-    /// out, before any of them runs: a host that dies after sending leaves
-    /// the attempt on record, and the action is then held as a duplicate
-    /// attempt instead of sent twice. Returns the runs whose attempt is on
-    /// record; one whose lease was lost meanwhile is dropped, and when the
-    /// recording fails all are, their leases expiring so that they are
-    /// tried again. A run that, `concurrency` running at once, might not
-    /// finish within its lease is not recorded but added to `released`:
-    /// recorded, it could only be held as a duplicate.
-    async fn record_attempts(&self, runs: Vec<Run>, released: &mut Vec<(String, String)>) -> Vec<Run> {
-        if runs.is_empty() {
-            return runs;
-        }
-        let now = self.now();
-        let concurrency = self.inner.config.concurrency.max(1);
-        // The first `concurrency` begin at once; each next round may wait
-        // for the calls of the one before to time out.
-        let in_time = |round: usize, expires| round == 0 || done_in_time(now, self.time_for_calls(round + 1), expires);
-        let (runs, late): (Vec<_>, Vec<_>) =
-            runs.into_iter().enumerate().partition(|(i, run)| in_time(i / concurrency, run.expires));
-        released.extend(late.into_iter().map(|(_, run)| (run.ctx.action.id, run.lease)));
-        let runs: Vec<Run> = runs.into_iter().map(|(_, run)| run).collect();
-        if runs.is_empty() {
-            return runs;
-        }
-        let recorded = async {
-            let attempts: Vec<(&str, &str)> =
-                runs.iter().map(|r| (r.ctx.action.id.as_str(), r.lease.as_str())).collect();
-            let mut tx = self.store().begin().await?;
-            let held = tx.record_send_attempts(&attempts, now).await?;
-            tx.commit().await?;
-            Ok::<_, EngineError>(held)
-        };
-        let held = match recorded.await {
-            Ok(held) => held,
-            Err(error) => {
-                tracing::warn!(%error, "the attempts of a batch were not recorded; its sends are retried when their leases expire");
-                return Vec::new();
-            }
-        };
-        // As stored: to the millisecond.
-        let attempted = DateTime::from_timestamp_millis(now.timestamp_millis());
-        runs.into_iter()
-            .filter_map(|mut run| {
-                if !held.contains(&run.ctx.action.id) {
-                    tracing::debug!(action = %run.ctx.action.id, "the lease was lost before the attempt was recorded");
-                    return None;
-                }
-                // The context keeps the attempts made before this one; the
-                // recorded send marks this attempt as counted.
-                run.ctx.action.send_attempted_at = attempted;
-                Some(run)
-            })
-            .collect()
     }
 
     /// Runs `work` on each of `items` as its own task on the plugin

@@ -80,6 +80,7 @@ impl Engine {
                     completed_by: Some(actor.to_owned()),
                     opt_out: false,
                     deferral_reason: None,
+                    counts_attempt: false,
                 };
                 tx.complete_action(&open.id, None, &completion, now).await.map_err(lease_busy)?;
                 if let Some(next) = actions.iter().find(|a| a.step > open.step && a.status == ActionStatus::Future) {

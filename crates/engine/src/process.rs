@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::attempts::AttemptGate;
 use super::checks::{self, Facts};
 use super::step_config;
 use super::timing;
@@ -86,13 +87,11 @@ impl Snapshot {
     }
 }
 
-/// Where [`Engine::triage`] leaves an action.
-pub(crate) enum Triage {
-    /// Decided without running its plugin (`None`: it followed its
+/// Where processing leaves a claimed action.
+pub(crate) enum Processed {
+    /// Decided, to be written with the batch (`None`: it followed its
     /// enrollment, and that is written).
     Answered(Option<Box<Decided>>),
-    /// Its plugin is to run.
-    Run(Box<Run>),
     /// Too little of its lease is left for its plugin calls: it is given
     /// back for the next claim rather than run late.
     Released {
@@ -103,18 +102,21 @@ pub(crate) enum Triage {
     },
 }
 
+/// Where [`Engine::triage`] leaves an action.
+enum Triage {
+    /// Processed without running its plugin.
+    Done(Processed),
+    /// Its plugin is to run.
+    Run(Box<Run>),
+}
+
 /// An action whose plugin is to run, with what running it needs.
-pub(crate) struct Run {
-    pub lease: String,
-    /// When that lease expires.
-    pub expires: DateTime<Utc>,
-    pub ctx: Snapshot,
-    pub plugin: Arc<Plugin>,
+struct Run {
+    lease: String,
+    ctx: Snapshot,
+    plugin: Arc<Plugin>,
     /// The voice provider an automatic call goes through.
-    pub voice: Option<Arc<dyn stepwise_domain::transport::Voice>>,
-    /// Whether the attempt is recorded before the plugin runs (the
-    /// duplicate-attempt failsafe): it sends or calls out.
-    pub records_attempt: bool,
+    voice: Option<Arc<dyn stepwise_domain::transport::Voice>>,
 }
 
 /// The distinct values of `items`, in first-seen order.
@@ -194,17 +196,6 @@ impl Directory for StoreDirectory {
         };
         found.map_err(|e| e.to_string())
     }
-}
-
-/// Whether a plugin can have effects outside the host that must never be
-/// repeated by accident (it sends or calls out), so its automatic attempts
-/// are recorded before it runs (the duplicate-attempt failsafe).
-fn has_outside_effects(plugin: &Plugin) -> bool {
-    plugin
-        .manifest()
-        .capabilities
-        .iter()
-        .any(|c| matches!(c, Capability::SendEmail | Capability::SendSms | Capability::HttpFetch))
 }
 
 impl Engine {
@@ -470,6 +461,7 @@ impl Engine {
             step: ctx.step_context(self.now(), completion),
             subject: ctx.subject(),
             directory: Arc::new(StoreDirectory { store: self.store().clone() }),
+            effects: None,
         }
     }
 
@@ -479,15 +471,15 @@ impl Engine {
     /// scheduler writes a whole batch of answers in one transaction, or it
     /// is to [`Engine::run_plugin`]. `Answered(None)` when the action only followed
     /// its enrollment (ended or paused meanwhile), which is written here.
-    pub(crate) async fn triage(&self, claimed: ClaimedAction, ctx: Snapshot) -> Result<Triage> {
+    async fn triage(&self, claimed: ClaimedAction, ctx: Snapshot) -> Result<Triage> {
         let now = self.now();
         // 0. Its calls (the criteria and the step) must fit in its lease.
         if !self.lease_covers(claimed.lease_expires_at, now, ctx.step.criteria.len() + 1) {
-            return Ok(Triage::Released { id: claimed.id, lease: claimed.lease_token });
+            return Ok(Triage::Done(Processed::Released { id: claimed.id, lease: claimed.lease_token }));
         }
         let lease = Some(claimed.lease_token.clone());
         let answer = |ctx: Snapshot, answer: Answer| -> Result<Triage> {
-            Ok(Triage::Answered(Some(Box::new(self.decided(ctx, lease.clone(), answer)))))
+            Ok(Triage::Done(Processed::Answered(Some(Box::new(self.decided(ctx, lease.clone(), answer))))))
         };
 
         // The enrollment or the sequence may have changed since the action
@@ -496,13 +488,13 @@ impl Engine {
             let mut tx = self.store().begin().await?;
             tx.close_open_actions(&ctx.enrollment.id, "enrollment_ended", now).await?;
             tx.commit().await?;
-            return Ok(Triage::Answered(None));
+            return Ok(Triage::Done(Processed::Answered(None)));
         }
         if ctx.enrollment.status == EnrollmentStatus::Paused || ctx.sequence.state != SequenceState::Active {
             let mut tx = self.store().begin().await?;
             tx.disable_actions(&ctx.enrollment.id, now).await?;
             tx.commit().await?;
-            return Ok(Triage::Answered(None));
+            return Ok(Triage::Done(Processed::Answered(None)));
         }
 
         // 1. Queued behind a drip limit: parked until a slot frees.
@@ -579,36 +571,55 @@ impl Engine {
         // An automatic call goes through the voice provider, when there is one.
         let phone = plugin.manifest().channel == Some(stepwise_plugin_host::types::Channel::Phone);
         let voice = self.voice().filter(|_| phone).cloned();
-        let records_attempt = voice.is_some() || has_outside_effects(&plugin);
-        let (lease, expires) = (claimed.lease_token, claimed.lease_expires_at);
-        Ok(Triage::Run(Box::new(Run { lease, expires, ctx, plugin, voice, records_attempt })))
+        Ok(Triage::Run(Box::new(Run { lease: claimed.lease_token, ctx, plugin, voice })))
     }
 
-    /// Runs the plugin of an action [`Engine::triage`] let through, its
-    /// attempt recorded first when it has outside effects (the scheduler
-    /// records those of a batch together: [`Tx::record_send_attempts`]).
-    ///
-    /// [`Tx::record_send_attempts`]: stepwise_store::Tx::record_send_attempts
-    pub(crate) async fn run_plugin(&self, run: Run) -> Result<Decided> {
-        let Run { lease, ctx, plugin, voice, .. } = run;
-        if let Some(voice) = voice {
-            let (outcome, report) = self.place_call(&ctx, &plugin, voice.as_ref()).await?;
-            return Ok(self.decided(ctx, Some(lease), Answer::Plugin { outcome, report, by: None }));
-        }
-        let config = ctx.step.config.to_string();
-        let invocation = self.invocation(&ctx, ctx.grant.clone(), None);
-        let (outcome, report) = match self.registry().runtime().execute(&plugin, invocation, &config).await {
-            Ok(call) => {
-                self.inner.calls.record(&ctx.step.plugin.id, "execute", call.report.wall);
-                (call.value, call.report)
-            }
-            Err(error) => {
-                self.inner.calls.record(&ctx.step.plugin.id, "execute", error.report.wall);
-                let message = error.error.to_string();
-                (PluginOutcome::Failed { message, details: json!({ "kind": "plugin_error" }) }, *error.report)
+    /// Runs the plugin of an action [`Engine::triage`] let through. Its
+    /// calls go through an [`AttemptGate`]: the first request that may
+    /// leave and that a retry would repeat records the attempt first. When
+    /// the gate refused (the lease was lost), nothing is answered and the
+    /// action is left to its lease.
+    async fn run_plugin(&self, run: Run) -> Result<Decided> {
+        let Run { lease, mut ctx, plugin, voice } = run;
+        let gate = AttemptGate::new(self, &ctx.action.id, &lease);
+        let (outcome, report) = match voice {
+            Some(voice) => self.place_call(&ctx, &plugin, voice.as_ref(), gate.clone()).await?,
+            None => {
+                let mut invocation = self.invocation(&ctx, ctx.grant.clone(), None);
+                invocation.effects = Some(gate.clone());
+                let config = ctx.step.config.to_string();
+                match self.registry().runtime().execute(&plugin, invocation, &config).await {
+                    Ok(call) => {
+                        self.inner.calls.record(&ctx.step.plugin.id, "execute", call.report.wall);
+                        (call.value, call.report)
+                    }
+                    Err(error) => {
+                        self.inner.calls.record(&ctx.step.plugin.id, "execute", error.report.wall);
+                        let message = error.error.to_string();
+                        let details = json!({ "kind": "plugin_error" });
+                        (PluginOutcome::Failed { message, details }, *error.report)
+                    }
+                }
             }
         };
+        match gate.outcome().await {
+            None => {}
+            // The attempt counts from its record on.
+            Some(Ok(at)) => ctx.action.send_attempted_at = Some(at),
+            Some(Err(why)) => {
+                return Err(EngineError::InvalidState(format!("the step's request was held back: {why}")));
+            }
+        }
         Ok(self.decided(ctx, Some(lease), Answer::Plugin { outcome, report, by: None }))
+    }
+
+    /// Takes one claimed action through [`Engine::triage`] and, when its
+    /// plugin is to run, [`Engine::run_plugin`].
+    pub(crate) async fn process(&self, claimed: ClaimedAction, ctx: Snapshot) -> Result<Processed> {
+        match self.triage(claimed, ctx).await? {
+            Triage::Done(processed) => Ok(processed),
+            Triage::Run(run) => Ok(Processed::Answered(Some(Box::new(self.run_plugin(*run).await?)))),
+        }
     }
 
     fn recheck(&self) -> chrono::Duration {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::process::{EventExt, SYSTEM, Snapshot, enrollment_event};
 use super::timing;
+use stepwise_domain::crm::Role;
 use stepwise_domain::engagement::{
     ActionStatus, DeferralReason, Enrollment, EnrollmentOutcome, EnrollmentStatus, EventKind, Level, OnUnmet,
     PauseReason,
@@ -101,7 +102,11 @@ pub(crate) enum ActionWrite {
         skip_criteria_evaluated: bool,
     },
     /// Failed with `output`; it stays current so a resume tries it again.
-    Fail { output: Value },
+    Fail {
+        output: Value,
+        /// Count this attempt (one not counted when it was recorded).
+        count_attempt: bool,
+    },
 }
 
 /// What happens to the enrollment.
@@ -229,6 +234,24 @@ fn defer(
                 )
                 .level(level),
         );
+        if reason == DeferralReason::DuplicateAttempt {
+            // A person must resolve it: the step's owner and the admins
+            // are told.
+            let owner = ctx.owner.as_ref().map(|o| o.id.clone());
+            t.events.push(
+                ctx.event(EventKind::Notification, SYSTEM)
+                    .reason(format!(
+                        "step {} ({}) may have run without its outcome being recorded; it is held until someone marks it sent or sends it again",
+                        ctx.action.step + 1,
+                        ctx.step.name
+                    ))
+                    .change(
+                        json!(null),
+                        json!({ "user_id": owner, "roles": [Role::Admin], "action_id": ctx.action.id, "deferral_reason": reason }),
+                    )
+                    .level(Level::Warning),
+            );
+        }
     }
     t
 }
@@ -274,6 +297,9 @@ fn answered(
     now: DateTime<Utc>,
 ) -> Transition {
     let actor = by.clone().unwrap_or_else(|| format!("plugin:{}", ctx.step.plugin.id));
+    // An automatic run is an attempt; one recorded before its request left
+    // was counted then.
+    let counts_attempt = by.is_none() && ctx.action.send_attempted_at.is_none();
     match outcome {
         PluginOutcome::Done { result, output } => {
             let completion = ActionCompletion {
@@ -283,6 +309,7 @@ fn answered(
                 completed_by: by.clone(),
                 opt_out: false,
                 deferral_reason: None,
+                counts_attempt,
             };
             let mut t = Transition::new(ActionWrite::Complete(completion), actor.clone());
             (t.effects, t.by) = (report, by);
@@ -301,7 +328,8 @@ fn answered(
             t
         }
         PluginOutcome::Skipped { reason } => {
-            let completion = ActionCompletion::skipped(&reason, by.as_deref(), None);
+            let completion =
+                ActionCompletion { counts_attempt, ..ActionCompletion::skipped(&reason, by.as_deref(), None) };
             let mut t = Transition::new(ActionWrite::Complete(completion), actor.clone());
             (t.effects, t.by) = (report, by);
             t.events.push(ctx.event(EventKind::ActionSkipped, &actor).reason(reason));
@@ -316,7 +344,7 @@ fn answered(
                 due_at: Some(now + after),
                 reason: None,
                 confirm_send: true,
-                count_attempt: ctx.action.send_attempted_at.is_none(),
+                count_attempt: counts_attempt,
             };
             let mut t = Transition::new(action, actor.clone());
             t.by = by;
@@ -325,17 +353,24 @@ fn answered(
         }
         PluginOutcome::Retry { reason, .. } => {
             let message = format!("gave up after {} attempts: {reason}", ctx.action.attempts + 1);
-            fail(ctx, actor, by, message, json!({ "kind": "retries_exhausted" }))
+            fail(ctx, actor, by, message, json!({ "kind": "retries_exhausted" }), counts_attempt)
         }
-        PluginOutcome::Failed { message, details } => fail(ctx, actor, by, message, details),
+        PluginOutcome::Failed { message, details } => fail(ctx, actor, by, message, details, counts_attempt),
     }
 }
 
 /// An automatic step failed: the action keeps the details, the enrollment
 /// pauses with reason `error`, and an error event says why.
-fn fail(ctx: &Snapshot, actor: String, by: Option<String>, message: String, details: Value) -> Transition {
+fn fail(
+    ctx: &Snapshot,
+    actor: String,
+    by: Option<String>,
+    message: String,
+    details: Value,
+    count_attempt: bool,
+) -> Transition {
     let output = json!({ "error": message, "details": details });
-    let mut t = Transition::new(ActionWrite::Fail { output }, actor.clone());
+    let mut t = Transition::new(ActionWrite::Fail { output, count_attempt }, actor.clone());
     t.by = by;
     t.enrollment = EnrollmentWrite::Save(Box::new(Enrollment {
         status: EnrollmentStatus::Paused,
@@ -572,7 +607,9 @@ mod tests {
                 "action: active for {} (changed {owner_changed}) skip_criteria {skip_criteria_evaluated}",
                 owner.as_deref().unwrap_or("nobody")
             ),
-            ActionWrite::Fail { output } => writeln!(out, "action: failed {output}"),
+            ActionWrite::Fail { output, count_attempt } => {
+                writeln!(out, "action: failed {output} count {count_attempt}")
+            }
         }
         .unwrap();
         for s in &t.schedules {
@@ -713,7 +750,7 @@ event: action.retry by plugin:email [warning] busy",
             &last,
             retry(),
             r#"
-action: failed {"details":{"kind":"retries_exhausted"},"error":"gave up after 3 attempts: busy"}
+action: failed {"details":{"kind":"retries_exhausted"},"error":"gave up after 3 attempts: busy"} count true
 enrollment: paused error next +0h
 event: action.failed by plugin:email [error] gave up after 3 attempts: busy
 monitor: gave up after 3 attempts: busy"#,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::attempts::AttemptGate;
 use super::process::Snapshot;
 use super::{Engine, Result};
 use stepwise_domain::transport::{TransportError, Voice, VoiceCall};
@@ -53,8 +54,10 @@ impl Engine {
         ctx: &Snapshot,
         plugin: &Plugin,
         voice: &dyn Voice,
+        effects: Arc<AttemptGate>,
     ) -> Result<(Outcome, CallReport)> {
-        let invocation = self.invocation(ctx, ctx.grant.clone(), None);
+        let mut invocation = self.invocation(ctx, ctx.grant.clone(), None);
+        invocation.effects = Some(effects);
         let prepared = self.registry().runtime().prepare(plugin, invocation, &ctx.step.config.to_string()).await;
         let (item, report) = match prepared {
             Ok(call) => {
@@ -75,6 +78,8 @@ impl Engine {
         let Some(to) = ctx.contact.phone.clone().filter(|p| !p.trim().is_empty()) else {
             return Ok((failed("the contact has no phone number".into()), report));
         };
+        // The provider deduplicates by the key, so a call placed by a host
+        // that died before writing its answer is not placed twice on retry.
         let call = VoiceCall { to, twiml: say(&script), idempotency_key: ctx.action.id.clone() };
         let outcome = match voice.place_call(&call).await {
             Ok(placed) => Outcome::Done {

@@ -158,7 +158,13 @@ impl Engine {
                     }
                     held
                 }
-                ActionWrite::Fail { output } => leased(tx.fail_action(id, lease, output, now).await)?,
+                ActionWrite::Fail { output, count_attempt } => {
+                    let held = leased(tx.fail_action(id, lease, output, now).await)?;
+                    if held && *count_attempt {
+                        tx.count_attempt(id, now).await?;
+                    }
+                    held
+                }
             };
             if held {
                 written.insert(id.to_owned());

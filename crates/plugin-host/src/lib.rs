@@ -30,5 +30,5 @@ pub use net::NetPolicy;
 pub use registry::{Origin, Registered, Registry, RegistryError};
 pub use report::CallReport;
 pub use runtime::{Call, Plugin, Runtime, RuntimeConfig, StartError};
-pub use state::{AccountGrant, Invocation};
+pub use state::{AccountGrant, EffectGate, Invocation};
 pub use wit::SUPPORTED_VERSIONS;

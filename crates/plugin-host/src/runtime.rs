@@ -709,6 +709,7 @@ impl Invocation {
             step: StepContext::default(),
             subject: Subject::default(),
             directory: Arc::new(super::directory::StaticDirectory::default()),
+            effects: None,
         }
     }
 }

@@ -28,6 +28,26 @@ pub struct Invocation {
     pub subject: Subject,
     /// Where user lookups go.
     pub directory: Arc<dyn Directory>,
+    /// What must happen before an effect outside the host may begin;
+    /// `None` lets every effect begin.
+    pub effects: Option<Arc<dyn EffectGate>>,
+}
+
+/// The engine's say before a call's first effect outside the host that a
+/// retry could repeat: it records that the action's effect may have begun,
+/// so that a host dying after it leaves the evidence behind.
+///
+/// An outbound request that is safe (`GET`, `HEAD`) or idempotent by the
+/// action's key (it carries `Idempotency-Key` with
+/// [`StepContext::idempotency_key`], so a retry with the same key is
+/// deduplicated by its receiver) needs no say. Messages need none either:
+/// `send-email` and `send-sms` only put them in the call's report.
+#[async_trait::async_trait]
+pub trait EffectGate: std::fmt::Debug + Send + Sync {
+    /// Asked once per call, before its first such request leaves. An error
+    /// (the action's lease was lost, the record was not written) keeps the
+    /// request from leaving; the plugin sees it as `denied`.
+    async fn open(&self) -> Result<(), String>;
 }
 
 /// A grant with its HTTP allowlist parsed once.
@@ -106,6 +126,7 @@ impl CallState {
                 data_used: 0,
                 calls_made: 0,
                 messages_sent: 0,
+                effects_open: false,
                 report: CallReport::default(),
             },
             stdout,
@@ -176,6 +197,7 @@ pub(crate) struct HostCtx {
     data_used: usize,
     calls_made: usize,
     messages_sent: u32,
+    effects_open: bool,
     pub(crate) report: CallReport,
 }
 
@@ -242,6 +264,30 @@ impl HostCtx {
     pub(crate) fn next_message_id(&mut self) -> String {
         self.messages_sent += 1;
         format!("msg_{}_{}", self.invocation.step.idempotency_key, self.messages_sent)
+    }
+
+    /// Asks the invocation's [`EffectGate`], once per call, before an
+    /// effect outside the host begins.
+    ///
+    /// # Errors
+    ///
+    /// The gate's reason, when the effect must not begin.
+    pub(crate) async fn open_effects(&mut self) -> Result<(), String> {
+        if self.effects_open {
+            return Ok(());
+        }
+        if let Some(gate) = &self.invocation.effects {
+            gate.open().await?;
+        }
+        self.effects_open = true;
+        Ok(())
+    }
+
+    /// Whether a request carries the action's idempotency key, so that a
+    /// retry is deduplicated by the receiver.
+    pub(crate) fn keyed(&self, headers: &[(String, String)]) -> bool {
+        let key = &self.invocation.step.idempotency_key;
+        !key.is_empty() && headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("idempotency-key") && v == key)
     }
 
     /// The parsed HTTP allowlist of the grant.

@@ -95,6 +95,9 @@ pub struct ActionCompletion {
     pub opt_out: bool,
     /// Why the system skipped it, when it did.
     pub deferral_reason: Option<DeferralReason>,
+    /// The plugin ran for it and its attempt is not counted yet (it was
+    /// not recorded before a request left): count it.
+    pub counts_attempt: bool,
 }
 
 impl ActionCompletion {
@@ -109,6 +112,7 @@ impl ActionCompletion {
             completed_by: by.map(str::to_owned),
             opt_out: reason == Some(DeferralReason::OptedOut),
             deferral_reason: reason,
+            counts_attempt: false,
         }
     }
 }
@@ -619,7 +623,8 @@ impl Tx {
         let sql = format!(
             "UPDATE actions SET status = $4, result = $5, output = $6, completed_by = $7, opt_out = $8,
                                 deferral_reason = $9, completed_at = $3, updated_at = $3, show_on_engage = FALSE,
-                                is_current = FALSE, lease_token = NULL, lease_expires_at = NULL
+                                is_current = FALSE, lease_token = NULL, lease_expires_at = NULL,
+                                attempts = attempts + $10
              WHERE id = $1 AND {LEASE_HELD}"
         );
         let done = on_tx!(self, |c| sqlx::query(&sql)
@@ -632,6 +637,7 @@ impl Tx {
             .bind(&completion.completed_by)
             .bind(completion.opt_out)
             .bind(completion.deferral_reason.map(|d| d.as_str()))
+            .bind(i64::from(completion.counts_attempt))
             .execute(&mut *c)
             .await?
             .rows_affected());
@@ -1030,7 +1036,7 @@ impl Tx {
             q.push(
                 ", status = v.column3, result = v.column4, output = v.column5, completed_by = v.column6,
                    opt_out = v.column7, deferral_reason = v.column8, show_on_engage = FALSE, is_current = FALSE,
-                   lease_token = NULL, lease_expires_at = NULL
+                   lease_token = NULL, lease_expires_at = NULL, attempts = actions.attempts + v.column9
                  FROM (",
             );
             q.push_values(batch.iter().zip(&outputs), |mut row, (b, output)| {
@@ -1042,7 +1048,8 @@ impl Tx {
                     .push_bind(output)
                     .push_bind(&done.completed_by)
                     .push_bind(done.opt_out)
-                    .push_bind(done.deferral_reason.map(|d| d.as_str()));
+                    .push_bind(done.deferral_reason.map(|d| d.as_str()))
+                    .push_bind(i64::from(done.counts_attempt));
             });
             q.push(
                 ") AS v

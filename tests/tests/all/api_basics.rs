@@ -210,3 +210,64 @@ async fn held_actions_are_listed_by_reason_a_page_at_a_time_and_reps_see_their_o
     })
     .await;
 }
+
+/// A send that may have left is held for a person: the owner and the
+/// admins find it in their notifications and in the held list, and
+/// resolve it through the API.
+#[tokio::test]
+async fn a_send_held_as_a_duplicate_attempt_is_shown_and_resolved_through_the_api() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        for i in 0..3 {
+            let contact = w.contact(|c| c.email = Some(format!("d{i}@example.com"))).await;
+            w.enroll(&contact, &seq).await;
+        }
+        let t0 = stepwise_tests::db::t0();
+        let claimed = w.store.claim_due_actions(t0, 10, std::time::Duration::from_secs(60)).await.unwrap();
+        let mut tx = w.store.begin().await.unwrap();
+        for action in &claimed {
+            tx.record_send_attempt(&action.id, &action.lease_token, t0).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        w.run_to(2).await;
+
+        let held = app.get("/v1/actions?deferral=duplicate_attempt", Some(&app.agent_key)).await;
+        let held: Vec<String> =
+            held.json["actions"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(held.len(), 3);
+        for key in [&app.agent_key, &app.admin_key] {
+            let told = app.get("/v1/notifications", Some(key)).await;
+            let about: Vec<&str> = told.json["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|n| n["after"]["action_id"].as_str())
+                .collect();
+            assert_eq!(about.len(), 3, "owner and admins are told: {}", told.text);
+        }
+        let metrics = app.get("/metrics", None).await;
+        assert!(metrics.text.contains("stepwise_deferred_actions{reason=\"duplicate_attempt\"} 3"), "{}", metrics.text);
+
+        let app = &app;
+        let post = |path: String, body: serde_json::Value| async move {
+            app.call(reqwest::Method::POST, &path, Some(&app.agent_key), Some(&body)).await
+        };
+        let marked = post(format!("/v1/actions/{}/mark-sent", held[0]), json!({})).await;
+        let answer = (marked.status, &marked.json["status"], &marked.json["result"]);
+        assert_eq!(answer, (200, &json!("completed"), &json!("sent")), "{}", marked.text);
+        let bad = post(format!("/v1/actions/{}/mark-sent", held[1]), json!({"result": "posted"})).await;
+        assert_eq!(bad.status, 422, "{}", bad.text);
+        assert!(bad.text.contains("`posted`"), "{}", bad.text);
+        let again = post(format!("/v1/actions/{}/send-again", held[1]), json!({})).await;
+        assert_eq!((again.status, &again.json["deferral_reason"]), (200, &json!(null)), "{}", again.text);
+        let twice = post(format!("/v1/actions/{}/send-again", held[0]), json!({})).await;
+        assert_eq!(twice.status, 409, "{}", twice.text);
+        w.run().await;
+        let left = app.get("/v1/actions?deferral=duplicate_attempt", Some(&app.admin_key)).await;
+        assert_eq!(left.json["actions"].as_array().unwrap().len(), 1, "{}", left.text);
+        assert_eq!(w.transport.delivered().len(), 1, "only the one sent again left");
+    })
+    .await;
+}

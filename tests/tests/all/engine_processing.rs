@@ -2,6 +2,7 @@
 //! and skip criteria, business hours, manual and automatic activation, the
 //! duplicate-attempt failsafe and explain, on both backends.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{NaiveTime, Weekday};
@@ -363,36 +364,91 @@ async fn automatic_steps_wait_for_business_hours_in_the_sequences_timezone() {
     .await;
 }
 
+/// A send whose attempt is on record but was never confirmed is parked
+/// for a person, who is told, and resolves it: sent again, or marked sent.
 #[tokio::test]
-async fn an_unconfirmed_send_attempt_is_never_repeated() {
+async fn an_unconfirmed_send_attempt_is_never_repeated_and_waits_for_a_person() {
     for_each_backend(|store| async move {
         let w = World::new(store).await;
-        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
-        let contact = w.contact(|_| {}).await;
-        let e = w.enroll(&contact, &seq).await;
-        // A host claims the action, records its attempt and dies before the
-        // outcome is written.
+        let seq =
+            w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0), task(0)]).await;
+        let mut enrollments = Vec::new();
+        for i in 0..3 {
+            let contact = w.contact(|c| c.email = Some(format!("p{i}@example.com"))).await;
+            enrollments.push(w.enroll(&contact, &seq).await.id);
+        }
+        // A host claims the actions, records their attempts and dies before
+        // the outcome is written.
         let claimed = w.store().claim_due_actions(t0(), 10, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed.len(), 3);
         let mut tx = w.store().begin().await.unwrap();
-        tx.record_send_attempt(&claimed[0].id, &claimed[0].lease_token, t0()).await.unwrap();
+        for action in &claimed {
+            tx.record_send_attempt(&action.id, &action.lease_token, t0()).await.unwrap();
+        }
         tx.commit().await.unwrap();
-        // Its lease expires; the next host defers instead of sending again.
+        // Their leases expire; the next host holds them instead of sending
+        // again.
         w.run_to(2).await;
-        let action = w.action(&e.id, 0).await;
-        assert_eq!(
-            (action.status, action.deferral_reason),
-            (ActionStatus::Future, Some(DeferralReason::DuplicateAttempt))
-        );
-        assert_eq!(action.due_at, None, "parked until a person decides");
+        let mut parked = Vec::new();
+        for e in &enrollments {
+            let action = w.action(e, 0).await;
+            assert_eq!(
+                (action.status, action.deferral_reason),
+                (ActionStatus::Future, Some(DeferralReason::DuplicateAttempt))
+            );
+            assert_eq!(action.due_at, None, "parked until a person decides");
+            parked.push(action.id);
+        }
         assert!(w.transport.delivered().is_empty());
-        let explained = w.engine.explain(&w.account, &action.id).await.unwrap();
+        let explained = w.engine.explain(&w.account, &parked[0]).await.unwrap();
         assert!(explained.summary.contains("never confirmed"), "{}", explained.summary);
-        // Rescheduling is the person's "try again".
-        w.engine.reschedule_action(&w.account, &action.id, &w.agent, at(5)).await.unwrap();
-        w.run_to(5).await;
-        assert_eq!(w.action(&e.id, 0).await.status, ActionStatus::Completed);
+
+        // The owner and the admins are told, once per action.
+        let notifications = || async {
+            let mut tx = w.store().begin_read().await.unwrap();
+            tx.events_of_kind(&w.account, stepwise::engagement::EventKind::Notification, 100).await.unwrap()
+        };
+        let told = notifications().await;
+        assert_eq!(told.len(), 3, "{told:?}");
+        for notice in &told {
+            let to = notice.after.as_ref().unwrap();
+            assert_eq!(to["user_id"], json!(w.agent));
+            assert_eq!(to["roles"], json!(["admin"]));
+            assert!(parked.contains(&to["action_id"].as_str().unwrap().to_owned()));
+        }
+        w.run_to(30).await;
+        assert_eq!(notifications().await.len(), 3, "told once");
+
+        // "Send again": the earlier attempt is forgotten and it runs now.
+        let again = w.engine.send_again(&w.account, &parked[0], &w.agent).await.unwrap();
+        assert_eq!((again.status, again.deferral_reason), (ActionStatus::Future, None));
+        w.run().await;
+        assert_eq!(w.action(&enrollments[0], 0).await.status, ActionStatus::Completed);
         assert_eq!(w.transport.delivered().len(), 1);
+
+        // "Mark sent": completed with the step's result, nothing sent, and
+        // the enrollment moves on.
+        let marked = w.engine.mark_sent(&w.account, &parked[1], &w.agent, None).await.unwrap();
+        assert_eq!((marked.status, marked.result.as_deref()), (ActionStatus::Completed, Some("sent")));
+        w.run().await;
+        assert_eq!(w.action(&enrollments[1], 1).await.status, ActionStatus::Active, "the next step is on Engage");
+        assert_eq!(w.transport.delivered().len(), 1, "marking sends nothing");
+
+        // A result the step does not have is named; an action not held as
+        // a duplicate attempt cannot be resolved as one.
+        let error = w.engine.mark_sent(&w.account, &parked[2], &w.agent, Some("posted")).await.unwrap_err();
+        assert!(error.to_string().contains("`posted`") && error.to_string().contains("sent"), "{error}");
+        let next = w.action(&enrollments[1], 1).await.id;
+        let error = w.engine.send_again(&w.account, &next, &w.agent).await.unwrap_err();
+        assert!(error.to_string().contains("duplicate_attempt"), "{error}");
+        // Rescheduling is another way to try again.
+        w.engine
+            .reschedule_action(&w.account, &parked[2], &w.agent, w.now() + chrono::Duration::minutes(5))
+            .await
+            .unwrap();
+        w.run_to(40).await;
+        assert_eq!(w.action(&enrollments[2], 0).await.status, ActionStatus::Completed);
+        assert_eq!(w.transport.delivered().len(), 2);
     })
     .await;
 }
@@ -462,71 +518,138 @@ async fn a_queued_enrollments_actions_never_become_active() {
     .await;
 }
 
-/// A batch may hold more sends than `concurrency` plugin calls can finish
-/// within the lease: those that might begin too late are given back
-/// unstarted and unrecorded (recorded, they could only be held as
-/// duplicate attempts), for the next claim to take at once.
-#[tokio::test]
-async fn sends_that_might_begin_after_their_lease_are_given_back_unstarted() {
-    for_each_backend(|store| async move {
-        let lease = Duration::from_secs(60);
-        let config = EngineConfig { concurrency: 1, lease, ..EngineConfig::default() };
-        let w = World::with_config(store, config).await;
-        let timeout = stepwise_tests::test_limits().call_timeout;
-        // One at a time, each may take the call timeout, and the answer
-        // needs the write room at the end of the lease.
-        let fit = usize::try_from((lease - stepwise::engine::WRITE_ROOM).as_millis() / timeout.as_millis()).unwrap();
-        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
-        let mut enrollments = Vec::new();
-        for i in 0..fit + 3 {
-            let contact = w.contact(|c| c.email = Some(format!("c{i}@example.com"))).await;
-            enrollments.push(w.enroll(&contact, &seq).await.id);
-        }
+/// A receiver of the `host-caller` guest's requests that notes, as each
+/// arrives, whether its action's attempt is on record, and moves the
+/// world's clock on by `takes` (so that, as the engine sees it, each
+/// request takes that long).
+struct Witness {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
 
-        assert_eq!(w.engine.tick().await.unwrap(), fit + 3, "one batch claims them all");
-        let mut sent = 0;
-        let mut given_back = Vec::new();
-        for e in &enrollments {
-            let action = w.action(e, 0).await;
-            match action.status {
-                ActionStatus::Completed => sent += 1,
-                ActionStatus::Future => {
-                    assert!(action.lease_token.is_none(), "its lease is given back");
-                    assert!(action.send_attempted_at.is_none(), "no attempt is recorded for a send never begun");
-                    assert_eq!(action.attempts, 0);
-                    given_back.push(action.id);
-                }
-                other => panic!("unexpected {other:?}"),
+/// A request as it arrived.
+#[derive(Debug, Clone)]
+struct Seen {
+    action: String,
+    method: String,
+    keyed: bool,
+    on_record: bool,
+}
+
+impl Witness {
+    async fn start(w: &World, takes: chrono::Duration) -> Witness {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (sink, store, clock) = (seen.clone(), w.store.clone(), w.clock.clone());
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (sink, store, clock) = (sink.clone(), store.clone(), clock.clone());
+            let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let action = header("x-action").unwrap_or_default();
+            let keyed = header("idempotency-key").is_some();
+            let method = request.method().to_string();
+            async move {
+                let mut tx = store.begin_read().await.unwrap();
+                let on_record = !action.is_empty() && tx.action(&action).await.unwrap().send_attempted_at.is_some();
+                drop(tx);
+                sink.lock().unwrap().push(Seen { action, method, keyed, on_record });
+                clock.advance(takes);
+                "ok"
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Witness { base, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A `host-caller` step making `call` to the witness.
+fn calling(witness: &Witness, call: &str, keyed: bool) -> stepwise::engagement::Step {
+    stepwise_tests::scenario::step(
+        "host-caller",
+        json!({ "call": call, "url": format!("{}/hook", witness.base), "keyed": keyed }),
+        stepwise::engagement::Activation::Automatic,
+        stepwise::engagement::StepTiming::Delay { ms: 0 },
+    )
+}
+
+/// The attempt is recorded when a request that a retry would repeat is
+/// about to leave, once per call, and not for requests a retry may repeat
+/// safely: a GET, or a POST carrying the action's idempotency key.
+#[tokio::test]
+async fn an_attempt_is_on_record_before_a_request_that_may_not_be_repeated_leaves() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let witness = Witness::start(&w, chrono::Duration::zero()).await;
+        for (call, keyed, recorded) in [("post", false, true), ("post", true, false), ("fetch", false, false)] {
+            let contact = w.contact(|c| c.email = Some(format!("{call}{keyed}@example.com"))).await;
+            let (_, action) = one_step(&w, calling(&witness, call, keyed), &contact).await;
+            assert_eq!(action.status, ActionStatus::Completed, "{call} keyed {keyed}: {:?}", action.output);
+            assert_eq!(action.attempts, 1, "counted once, recorded or not");
+            let seen: Vec<Seen> = witness.seen().into_iter().filter(|s| s.action == action.id).collect();
+            let expected = if call == "post" { 2 } else { 1 };
+            assert_eq!(seen.len(), expected, "{seen:?}");
+            for s in &seen {
+                assert_eq!(s.keyed, keyed);
+                assert_eq!(s.on_record, recorded, "{call} keyed {keyed}: {s:?}");
             }
         }
-        assert_eq!((sent, given_back.len()), (fit, 3));
-        let claimed = w.store.claim_due_actions(w.now(), 10, lease).await.unwrap();
-        let mut claimed: Vec<String> = claimed.into_iter().map(|a| a.id).collect();
-        claimed.sort();
-        given_back.sort();
-        assert_eq!(claimed, given_back, "claimable at once, not when the lease expires");
     })
     .await;
 }
 
-/// The rest of a batch given back runs with the next claim, once each.
+/// An action begins only while its lease covers its calls: with one call
+/// at a time and each request taking a second of the engine's time, the
+/// rest of a batch is given back unstarted (no attempt recorded) and run by
+/// the next claims, each once.
 #[tokio::test]
-async fn a_batch_larger_than_its_lease_covers_runs_every_send_once() {
+async fn actions_whose_lease_runs_short_are_given_back_unstarted_and_each_runs_once() {
     for_each_backend(|store| async move {
         let config = EngineConfig { concurrency: 1, lease: Duration::from_secs(7), ..EngineConfig::default() };
         let w = World::with_config(store, config).await;
-        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let witness = Witness::start(&w, chrono::Duration::seconds(1)).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![calling(&witness, "post", false)]).await;
         let mut enrollments = Vec::new();
-        for i in 0..12 {
+        for i in 0..8 {
             let contact = w.contact(|c| c.email = Some(format!("c{i}@example.com"))).await;
             enrollments.push(w.enroll(&contact, &seq).await.id);
         }
         w.run().await;
+        let seen = witness.seen();
         for e in &enrollments {
             let action = w.action(e, 0).await;
-            assert_eq!((action.status, action.attempts), (ActionStatus::Completed, 1), "{e}");
+            assert_eq!((action.status, action.attempts), (ActionStatus::Completed, 1), "{e}: {:?}", action.output);
+            let mine: Vec<&Seen> = seen.iter().filter(|s| s.action == action.id).collect();
+            assert_eq!(mine.len(), 2, "each request once: {mine:?}");
+            assert!(mine.iter().all(|s| s.on_record && s.method == "POST"));
         }
-        assert_eq!(w.transport.delivered().len(), 12, "each sent once");
+        // Each action's two requests take 2 s of a 7 s lease whose last
+        // 3.5 s begin nothing: two actions a claim.
+        assert!(w.engine.stage_metrics().totals().batches >= 4, "the rest were given back and claimed again");
+    })
+    .await;
+}
+
+/// A host that dies while a message step runs leaves nothing on record:
+/// its messages go to the outbox only with the answer. The action is
+/// simply run again when the lease expires, and the message leaves once.
+#[tokio::test]
+async fn a_message_step_interrupted_before_its_answer_is_run_again_not_held() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![scripted(json!({"send": true}), 0)]).await;
+        let contact = w.contact(|_| {}).await;
+        let e = w.enroll(&contact, &seq).await;
+        let claimed = w.store().claim_due_actions(t0(), 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claimed.len(), 1, "a host claims it and dies");
+        w.run_to(2).await;
+        let action = w.action(&e.id, 0).await;
+        assert_eq!((action.status, action.deferral_reason), (ActionStatus::Completed, None));
+        w.run().await;
+        assert_eq!(w.transport.delivered().len(), 1);
     })
     .await;
 }

@@ -17,6 +17,7 @@ fn done() -> ActionCompletion {
         completed_by: None,
         opt_out: false,
         deferral_reason: None,
+        counts_attempt: false,
     }
 }
 

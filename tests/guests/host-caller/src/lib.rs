@@ -24,6 +24,9 @@ pub struct Config {
     /// bytes `render-large` sends (32 MiB unless set).
     #[serde(default)]
     pub count: Option<u32>,
+    /// Whether `post` sends the action's idempotency key.
+    #[serde(default)]
+    pub keyed: bool,
 }
 
 /// The host calls this guest can make.
@@ -38,8 +41,12 @@ pub enum Call {
     Render,
     /// Renders a template of `count` bytes made in the guest, in one call.
     RenderLarge,
-    /// GETs `url` (`https://example.com/` unless set).
+    /// GETs `url` (`https://example.com/` unless set), naming the action
+    /// in `X-Action`.
     Fetch,
+    /// POSTs to `url` twice, naming the action in `X-Action`, with the
+    /// action's idempotency key when `keyed`.
+    Post,
     /// Emails the contact (not declared).
     SendEmail,
     /// Sets the contact type to `Clients` (not declared).
@@ -66,8 +73,8 @@ impl Action for HostCaller {
             .capability(Capability::LookupUser)
     }
 
-    fn execute(_: &StepContext, config: Config, subject: &Subject) -> Outcome {
-        match call(&config, subject) {
+    fn execute(ctx: &StepContext, config: Config, subject: &Subject) -> Outcome {
+        match call(ctx, &config, subject) {
             Ok(output) => Outcome::done_with("done", &output),
             Err(error) => Outcome::failed_with(
                 "host call failed",
@@ -78,7 +85,7 @@ impl Action for HostCaller {
 }
 
 /// Makes the call `config` asks for and describes its result.
-fn call(config: &Config, subject: &Subject) -> Result<Value, HostError> {
+fn call(ctx: &StepContext, config: &Config, subject: &Subject) -> Result<Value, HostError> {
     let contact = &subject.contact;
     Ok(match config.call {
         Call::Log => {
@@ -103,8 +110,20 @@ fn call(config: &Config, subject: &Subject) -> Result<Value, HostError> {
         }
         Call::Fetch => {
             let url = config.url.as_deref().unwrap_or("https://example.com/");
-            let response = http::Request::get(url).send()?;
+            let response = http::Request::get(url).header("X-Action", ctx.action_id.as_str()).send()?;
             json!({"status": response.status(), "body": response.text()})
+        }
+        Call::Post => {
+            let url = config.url.as_deref().unwrap_or("https://example.com/");
+            let mut statuses = Vec::new();
+            for _ in 0..2 {
+                let mut request = http::Request::post(url).header("X-Action", ctx.action_id.as_str()).body("hello");
+                if config.keyed {
+                    request = request.header("Idempotency-Key", ctx.idempotency_key.as_str());
+                }
+                statuses.push(request.send()?.status());
+            }
+            json!({"statuses": statuses})
         }
         Call::SendEmail => {
             let email = Email {

@@ -32,6 +32,16 @@ impl Host for HostCtx {
         if let Err(denial) = self.authorize("http.fetch", &detail, Need::Plain(Capability::HttpFetch)) {
             return Ok(Err(host_error(ErrorCode::Denied, denial.to_string())));
         }
+        // A request that may change something elsewhere and that a retry
+        // would repeat leaves only once the engine has noted that it may.
+        let repeatable = matches!(method, http::Method::GET | http::Method::HEAD) || self.keyed(&request.headers);
+        if !repeatable && let Err(why) = self.open_effects().await {
+            let message = format!("the request was not sent: {why}");
+            let result =
+                HostCallResult::Error { code: code_name(ErrorCode::Denied).to_owned(), message: message.clone() };
+            self.record("http.fetch", &detail, result);
+            return Ok(Err(host_error(ErrorCode::Denied, message)));
+        }
         let outbound = OutboundRequest {
             method,
             url: request.url,
