@@ -572,6 +572,10 @@ pub struct Action {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// An automatic send was attempted at this time (duplicate-attempt failsafe).
     pub send_attempted_at: Option<DateTime<Utc>>,
+    /// When an action held for a reason is looked at again (the periodic
+    /// re-check; the change that fixes the reason releases it sooner). Its
+    /// due date stays as it was.
+    pub recheck_at: Option<DateTime<Utc>>,
 }
 
 /// An action leased to one host by the store's `claim_due_actions`.

@@ -37,6 +37,9 @@ pub struct Explanation {
     pub due_at: Option<DateTime<Utc>>,
     /// The system deferral reason, if any.
     pub deferral_reason: Option<DeferralReason>,
+    /// When a held action is looked at again, unless the change that fixes
+    /// its reason comes first.
+    pub recheck_at: Option<DateTime<Utc>>,
     /// One sentence: where it is and why.
     pub summary: String,
     /// Every check, in the list's order.
@@ -193,7 +196,13 @@ impl Engine {
             "deferral_reason",
             "Is there a system deferral reason?",
             a.deferral_reason.is_none(),
-            a.deferral_reason.map_or_else(|| "no".to_owned(), |r| format!("yes: {}", r.sentence())),
+            match (a.deferral_reason, a.recheck_at) {
+                (None, _) => "no".to_owned(),
+                (Some(r), Some(at)) => {
+                    format!("yes: {}; it is checked again at {at}, or at once when a change fixes it", r.sentence())
+                }
+                (Some(r), None) => format!("yes: {}", r.sentence()),
+            },
         ));
         let on_engage = a.status == ActionStatus::Active && a.show_on_engage;
         checks.push(check(
@@ -212,7 +221,10 @@ impl Engine {
         let summary = if on_engage {
             format!("on the Engage view of {}", a.owner_id.as_deref().unwrap_or("nobody"))
         } else if let (Some(reason), true) = (a.deferral_reason, unperformed) {
-            format!("held back: {}", reason.sentence())
+            match a.recheck_at {
+                Some(at) => format!("held back: {}; checked again at {at}", reason.sentence()),
+                None => format!("held back: {}", reason.sentence()),
+            }
         } else {
             checks.iter().find(|c| !c.ok).map_or_else(
                 || format!("{}: every check passes; it is processed when due", a.status),
@@ -226,6 +238,7 @@ impl Engine {
             owner_id: a.owner_id.clone(),
             due_at: a.due_at,
             deferral_reason: a.deferral_reason,
+            recheck_at: a.recheck_at.filter(|_| a.deferral_reason.is_some()),
             summary,
             checks,
         })

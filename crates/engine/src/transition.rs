@@ -88,6 +88,8 @@ pub(crate) enum ActionWrite {
         due_at: Option<DateTime<Utc>>,
         /// The rule holding it back, if any.
         reason: Option<DeferralReason>,
+        /// When a held action is looked at again, its due date kept.
+        recheck_at: Option<DateTime<Utc>>,
         /// The outcome of an earlier send attempt is known: forget it.
         confirm_send: bool,
         /// Count this attempt (one not counted when the send was recorded).
@@ -191,6 +193,7 @@ pub(crate) fn decide(ctx: &Snapshot, answer: Answer, rules: Rules<'_>, now: Date
         Answer::Reschedule { due_at, by } => {
             let action = ActionWrite::Reschedule {
                 due_at: Some(due_at),
+                recheck_at: None,
                 reason: None,
                 confirm_send: true,
                 count_attempt: false,
@@ -209,9 +212,11 @@ pub(crate) fn decide(ctx: &Snapshot, answer: Answer, rules: Rules<'_>, now: Date
     }
 }
 
-/// Held back: due again at `until`; parked for a drip slot or an
-/// unconfirmed send, otherwise looked at again now. An event is written
-/// when the reason changes, not at every re-check.
+/// Held back until `until`: parked for a drip slot or an unconfirmed send;
+/// due at the next opening outside business hours; otherwise held for a
+/// rule that a change may fix, looked at again at `until` (the periodic
+/// re-check, or now) with its due date kept. An event is written when the
+/// reason changes, not at every re-check.
 fn defer(
     ctx: &Snapshot,
     reason: DeferralReason,
@@ -219,9 +224,13 @@ fn defer(
     detail: &str,
     now: DateTime<Utc>,
 ) -> Transition {
-    let parked = matches!(reason, DeferralReason::Queued | DeferralReason::DuplicateAttempt);
-    let due_at = until.or(if parked { None } else { Some(now) });
-    let action = ActionWrite::Reschedule { due_at, reason: Some(reason), confirm_send: false, count_attempt: false };
+    let (due_at, recheck_at) = match reason {
+        DeferralReason::Queued | DeferralReason::DuplicateAttempt => (until, None),
+        DeferralReason::OutsideBusinessHours => (until.or(Some(now)), None),
+        _ => (ctx.action.due_at.or(Some(now)), until.or(Some(now))),
+    };
+    let action =
+        ActionWrite::Reschedule { due_at, recheck_at, reason: Some(reason), confirm_send: false, count_attempt: false };
     let mut t = Transition::new(action, SYSTEM.to_owned());
     if ctx.action.deferral_reason != Some(reason) {
         let level = if reason == DeferralReason::DuplicateAttempt { Level::Warning } else { Level::Info };
@@ -342,6 +351,7 @@ fn answered(
             // one recorded as a send attempt was counted then.
             let action = ActionWrite::Reschedule {
                 due_at: Some(now + after),
+                recheck_at: None,
                 reason: None,
                 confirm_send: true,
                 count_attempt: counts_attempt,
@@ -507,6 +517,7 @@ mod tests {
             lease_token: Some("lease".into()),
             lease_expires_at: None,
             send_attempted_at: None,
+            recheck_at: None,
         }
     }
 
@@ -594,11 +605,12 @@ mod tests {
                 let result = c.result.as_deref().unwrap_or("-");
                 writeln!(out, "action: {} `{result}` by {by} reason {reason} opt_out {}", c.status, c.opt_out)
             }
-            ActionWrite::Reschedule { due_at, reason, confirm_send, count_attempt } => {
+            ActionWrite::Reschedule { due_at, recheck_at, reason, confirm_send, count_attempt } => {
                 let reason = reason.map_or("-".into(), |r| r.to_string());
+                let recheck = recheck_at.map_or(String::new(), |r| format!(" recheck {}", hours(Some(r))));
                 writeln!(
                     out,
-                    "action: due {} reason {reason} confirm_send {confirm_send} count {count_attempt}",
+                    "action: due {}{recheck} reason {reason} confirm_send {confirm_send} count {count_attempt}",
                     hours(*due_at)
                 )
             }

@@ -144,8 +144,10 @@ impl Engine {
             let (id, lease) = (d.ctx.action.id.as_str(), d.lease.as_deref());
             let held = match &d.transition.action {
                 ActionWrite::Complete(_) => continue,
-                ActionWrite::Reschedule { due_at, reason, confirm_send, count_attempt } => {
-                    let held = leased(tx.reschedule_action(id, lease, *due_at, *reason, *confirm_send, now).await)?;
+                ActionWrite::Reschedule { due_at, recheck_at, reason, confirm_send, count_attempt } => {
+                    let held = leased(
+                        tx.reschedule_action(id, lease, *due_at, *recheck_at, *reason, *confirm_send, now).await,
+                    )?;
                     if held && *count_attempt {
                         tx.count_attempt(id, now).await?;
                     }

@@ -140,6 +140,7 @@ struct ActionRow {
     lease_token: Option<String>,
     lease_expires_at: Option<i64>,
     send_attempted_at: Option<i64>,
+    recheck_at: Option<i64>,
 }
 
 impl ActionRow {
@@ -166,6 +167,7 @@ impl ActionRow {
             lease_token: self.lease_token,
             lease_expires_at: time_opt(self.lease_expires_at)?,
             send_attempted_at: time_opt(self.send_attempted_at)?,
+            recheck_at: time_opt(self.recheck_at)?,
         })
     }
 }
@@ -201,16 +203,24 @@ impl ClaimedRow {
 
 const ACTION_COLUMNS: &str = "id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at, show_on_engage,
     deferral_reason, opt_out, result, output, attempts, skip_criteria_evaluated, completed_at, completed_by,
-    is_current, lease_token, lease_expires_at, send_attempted_at";
+    is_current, lease_token, lease_expires_at, send_attempted_at, recheck_at";
 
 const CLAIMED_COLUMNS: &str =
     "id, enrollment_id, step, plugin_id, activation, due_at, attempts, lease_token, lease_expires_at";
 
-/// Claimable: the enrollment's current action, `future`, due, and not under a
-/// live lease. The text matches the partial index `actions_due` so both
-/// planners use it.
-const CLAIMABLE: &str =
-    "is_current AND status = 'future' AND due_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)";
+/// When the scheduler looks at an action next: its due date, or the later
+/// re-check of a hold. Word for word the expression of the index
+/// `actions_due`, so that both planners use it.
+pub(crate) const NEXT_LOOK: &str = "(CASE WHEN recheck_at > due_at THEN recheck_at ELSE due_at END)";
+
+/// Claimable: the enrollment's current action, `future`, due (and past its
+/// re-check), and not under a live lease. The text matches the partial
+/// index `actions_due` so both planners use it.
+fn claimable() -> String {
+    format!(
+        "is_current AND status = 'future' AND {NEXT_LOOK} <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)"
+    )
+}
 
 /// The lease check of every transition: `$2` is the caller's token. With a
 /// token, it must be the one stored (an expired lease nobody re-claimed still
@@ -242,12 +252,13 @@ impl Store {
         let token = new_id("lse");
         let lease_ms = i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
         let expires = ms(now).saturating_add(lease_ms);
+        let claimable = claimable();
         let rows: Vec<ClaimedRow> = match self.backend() {
             super::Backend::Postgres => {
                 let sql = format!(
                     "WITH due AS (
-                         SELECT id FROM actions WHERE {CLAIMABLE}
-                         ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                         SELECT id FROM actions WHERE {claimable}
+                         ORDER BY {NEXT_LOOK}, id LIMIT $2 FOR UPDATE SKIP LOCKED)
                      UPDATE actions SET lease_token = $3, lease_expires_at = $4
                      WHERE id IN (SELECT id FROM due) RETURNING {CLAIMED_COLUMNS}"
                 );
@@ -262,7 +273,7 @@ impl Store {
             super::Backend::Sqlite => {
                 let sql = format!(
                     "UPDATE actions SET lease_token = $3, lease_expires_at = $4
-                     WHERE id IN (SELECT id FROM actions WHERE {CLAIMABLE} ORDER BY due_at, id LIMIT $2)
+                     WHERE id IN (SELECT id FROM actions WHERE {claimable} ORDER BY {NEXT_LOOK}, id LIMIT $2)
                      RETURNING {CLAIMED_COLUMNS}"
                 );
                 on_pool!(self, |p| sqlx::query_as(&sql)
@@ -290,18 +301,17 @@ impl Store {
     pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
         // Two index walks, not a scan of the due queue: the earliest
         // unleased action, and the leased ones (a few batches at most).
-        let next: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
+        let sql = format!(
             "SELECT MIN(at) FROM (
-                 SELECT (SELECT due_at FROM actions
-                         WHERE is_current AND status = 'future' AND due_at IS NOT NULL AND lease_token IS NULL
-                         ORDER BY due_at LIMIT 1) AS at
+                 SELECT (SELECT {NEXT_LOOK} FROM actions
+                         WHERE is_current AND status = 'future' AND {NEXT_LOOK} IS NOT NULL AND lease_token IS NULL
+                         ORDER BY {NEXT_LOOK} LIMIT 1) AS at
                  UNION ALL
-                 SELECT MIN(CASE WHEN lease_expires_at > due_at THEN lease_expires_at ELSE due_at END)
+                 SELECT MIN(CASE WHEN lease_expires_at > {NEXT_LOOK} THEN lease_expires_at ELSE {NEXT_LOOK} END)
                  FROM actions WHERE lease_token IS NOT NULL AND is_current AND status = 'future'
              ) AS next"
-        )
-        .fetch_one(p)
-        .await?);
+        );
+        let next: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(&sql).fetch_one(p).await?);
         time_opt(next)
     }
 }
@@ -647,7 +657,8 @@ impl Tx {
     /// Puts an action back to `future` with a new due date and, when the
     /// system holds it back, the reason; it leaves the Engage view and its
     /// lease is released. A `None` due date parks it until something (a
-    /// drip slot, a person) makes it due again.
+    /// drip slot, a person) makes it due again. `recheck_at` is when a held
+    /// action is looked at again, its due date kept; `None` clears it.
     ///
     /// With `confirm_send`, an earlier send attempt is forgotten: the caller
     /// knows its outcome (the plugin answered "retry", or a user chose to
@@ -656,18 +667,20 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::LeaseLost`] when the lease does not match.
+    #[allow(clippy::too_many_arguments)]
     pub async fn reschedule_action(
         &mut self,
         id: &str,
         lease_token: Option<&str>,
         due_at: Option<DateTime<Utc>>,
+        recheck_at: Option<DateTime<Utc>>,
         deferral: Option<DeferralReason>,
         confirm_send: bool,
         now: DateTime<Utc>,
     ) -> Result<Action> {
         let sql = format!(
             "UPDATE actions SET status = 'future', due_at = $4, deferral_reason = $5, show_on_engage = FALSE,
-                                updated_at = $3, lease_token = NULL, lease_expires_at = NULL,
+                                updated_at = $3, lease_token = NULL, lease_expires_at = NULL, recheck_at = $7,
                                 send_attempted_at = CASE WHEN $6 THEN NULL ELSE send_attempted_at END
              WHERE id = $1 AND {LEASE_HELD}"
         );
@@ -678,6 +691,7 @@ impl Tx {
             .bind(ms_opt(due_at))
             .bind(deferral.map(|d| d.as_str()))
             .bind(confirm_send)
+            .bind(ms_opt(recheck_at))
             .execute(&mut *c)
             .await?
             .rows_affected());
@@ -836,15 +850,17 @@ impl Tx {
         self.after_leased_update(id, done).await
     }
 
-    /// Makes due at `now` the account's actions held for one of `reasons`
-    /// that a change may have fixed: the current `future` actions of
-    /// `scope`, deferred for one of them and due later (at the periodic
-    /// re-check). Waiting for the re-check would hold them for up to its
-    /// whole interval; made due, they go through the checks again at once
-    /// and are held again if the change did not fix them. Actions held for
-    /// other reasons keep their due date, and so does one a host is
-    /// processing (it was due when claimed). The deferral reason stays until
-    /// the action is processed again. Returns how many were made due.
+    /// Ends the wait for the periodic re-check of the account's actions
+    /// held for one of `reasons` that a change may have fixed: the current
+    /// `future` actions of `scope`, deferred for one of them and to be
+    /// looked at again later. Waiting for the re-check would hold them for
+    /// up to its whole interval; released, they are claimable again at
+    /// their due date (which a hold never changes, so at once unless it was
+    /// moved later), go through the checks again and are held again if the
+    /// change did not fix them. Actions held for other reasons keep their
+    /// re-check, and so does one a host is processing (it was due when
+    /// claimed). The deferral reason stays until the action is processed
+    /// again. Returns how many were released.
     ///
     /// # Errors
     ///
@@ -868,10 +884,10 @@ impl Tx {
         let mut released = 0;
         for chunk in contacts {
             released += on_tx!(self, |c| {
-                let mut q = QueryBuilder::new("UPDATE actions SET due_at = ");
-                q.push_bind(ms(now)).push(", updated_at = ").push_bind(ms(now));
+                let mut q = QueryBuilder::new("UPDATE actions SET recheck_at = NULL, updated_at = ");
+                q.push_bind(ms(now));
                 q.push(format!(
-                    " WHERE is_current AND status = 'future' AND deferral_reason IN ({reasons}) AND due_at > "
+                    " WHERE is_current AND status = 'future' AND deferral_reason IN ({reasons}) AND recheck_at > "
                 ));
                 q.push_bind(ms(now)).push(" AND enrollment_id IN (SELECT id FROM enrollments WHERE account_id = ");
                 q.push_bind(account_id);

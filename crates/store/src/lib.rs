@@ -449,12 +449,11 @@ impl Store {
     ///
     /// [`StoreError::Database`].
     pub async fn metrics(&self, now: DateTime<Utc>) -> Result<Metrics> {
-        let due_backlog: i64 = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM actions WHERE is_current AND status = 'future' AND due_at <= $1"
-        )
-        .bind(ms(now))
-        .fetch_one(p)
-        .await?);
+        let backlog = format!(
+            "SELECT COUNT(*) FROM actions WHERE is_current AND status = 'future' AND {} <= $1",
+            actions::NEXT_LOOK
+        );
+        let due_backlog: i64 = on_pool!(self, |p| sqlx::query_scalar(&backlog).bind(ms(now)).fetch_one(p).await?);
         let actions: Vec<(String, String, i64)> = on_pool!(self, |p| sqlx::query_as(
             "SELECT plugin_id, status, COUNT(*) FROM actions GROUP BY plugin_id, status ORDER BY plugin_id, status"
         )

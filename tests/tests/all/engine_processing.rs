@@ -65,7 +65,8 @@ async fn each_requirement_defers_with_its_reason_and_is_re_evaluated_later() {
             (action.status, action.deferral_reason),
             (ActionStatus::Future, Some(DeferralReason::OwnerInactive))
         );
-        assert_eq!(action.due_at, Some(at(10)), "looked at again after recheck_after");
+        assert_eq!(action.recheck_at, Some(at(10)), "looked at again after recheck_after");
+        assert_eq!(action.due_at, Some(t0()), "its due date stays");
         w.update_user(&sleeper, |u| u.active = true).await;
         w.run_to(10).await;
         assert_eq!(w.action(&e, 0).await.status, ActionStatus::Active, "re-evaluated and activated");
@@ -261,7 +262,8 @@ async fn a_changed_contact_makes_its_criteria_holds_due_at_once_and_nothing_else
         held.criteria = vec![even(OnUnmet::Hold)];
         let contact = w.contact(n(1.0)).await;
         let (e, action) = one_step(&w, held.clone(), &contact).await;
-        assert_eq!((action.deferral_reason, action.due_at), (Some(DeferralReason::CriteriaUnmet), Some(at(15))));
+        assert_eq!((action.deferral_reason, action.recheck_at), (Some(DeferralReason::CriteriaUnmet), Some(at(15))));
+        assert_eq!(action.due_at, Some(t0()), "a hold keeps the due date");
         // Held too, but for another contact.
         let other = w
             .contact(|c| {
@@ -290,13 +292,23 @@ async fn a_changed_contact_makes_its_criteria_holds_due_at_once_and_nothing_else
         w.update_contact(&contact, n(3.0)).await;
         let released = w.action(&e, 0).await;
         assert_eq!(
-            (released.status, released.deferral_reason, released.due_at),
-            (ActionStatus::Future, Some(DeferralReason::CriteriaUnmet), Some(at(1)))
+            (released.status, released.deferral_reason, released.due_at, released.recheck_at),
+            (ActionStatus::Future, Some(DeferralReason::CriteriaUnmet), Some(t0()), None)
         );
-        assert_eq!(w.action(&held_elsewhere, 0).await.due_at, Some(at(15)), "another contact's hold waits");
+        assert_eq!(w.action(&held_elsewhere, 0).await.recheck_at, Some(at(15)), "another contact's hold waits");
         assert_eq!(w.action(&closed, 0).await.due_at, waiting.due_at, "other deferrals keep their due date");
         assert_eq!(w.run().await, 1, "only the released action is processed");
-        assert_eq!(w.action(&e, 0).await.due_at, Some(at(16)), "still odd: held until the next re-check");
+        let still = w.action(&e, 0).await;
+        assert_eq!(
+            (still.due_at, still.recheck_at),
+            (Some(t0()), Some(at(16))),
+            "still odd: held until the next re-check"
+        );
+        let explained = w.engine.explain(&w.account, &still.id).await.unwrap();
+        assert_eq!(explained.recheck_at, Some(at(16)));
+        assert!(explained.summary.contains("checked again at"), "{}", explained.summary);
+        let due = explained.checks.iter().find(|c| c.name == "due").unwrap();
+        assert!(due.ok && due.answer.contains("it was due at"), "{due:?}");
 
         // Met: the step goes on the Engage view with no time passing.
         w.update_contact(&contact, n(2.0)).await;
@@ -304,7 +316,7 @@ async fn a_changed_contact_makes_its_criteria_holds_due_at_once_and_nothing_else
         assert_eq!(w.now(), at(1));
         assert_eq!(w.action(&e, 0).await.status, ActionStatus::Active);
         let elsewhere = w.action(&held_elsewhere, 0).await;
-        assert_eq!((elsewhere.status, elsewhere.due_at), (ActionStatus::Future, Some(at(15))));
+        assert_eq!((elsewhere.status, elsewhere.recheck_at), (ActionStatus::Future, Some(at(15))));
     })
     .await;
 }
@@ -321,7 +333,7 @@ async fn a_step_that_changes_the_contact_releases_the_contacts_holds_in_other_se
             })
             .await;
         let (e, action) = one_step(&w, held, &contact).await;
-        assert_eq!(action.due_at, Some(at(15)));
+        assert_eq!(action.recheck_at, Some(at(15)));
         let marks = scripted(json!({"set": {"stage": "won"}}), 5 * MINUTE);
         let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![marks]).await;
         let marking = w.enroll(&contact, &seq).await.id;
@@ -329,7 +341,7 @@ async fn a_step_that_changes_the_contact_releases_the_contacts_holds_in_other_se
         assert_eq!(w.action(&marking, 0).await.status, ActionStatus::Completed);
         assert_eq!(w.get_contact(&contact).await.attributes["stage"], AttributeValue::Text("won".into()));
         // Re-checked at 5, when the step changed the contact, instead of at 15.
-        assert_eq!(w.action(&e, 0).await.due_at, Some(at(20)));
+        assert_eq!(w.action(&e, 0).await.recheck_at, Some(at(20)));
     })
     .await;
 }
@@ -665,7 +677,8 @@ async fn each_hold_is_released_by_the_change_that_fixes_it() {
         let recheck = at(15);
         let held = |action: &stepwise::engagement::Action, reason| {
             assert_eq!((action.status, action.deferral_reason), (ActionStatus::Future, Some(reason)));
-            assert_eq!(action.due_at, Some(recheck), "held until the re-check");
+            assert_eq!(action.recheck_at, Some(recheck), "held until the re-check");
+            assert_eq!(action.due_at, Some(w.now()), "its due date kept");
         };
 
         // A phone number added.

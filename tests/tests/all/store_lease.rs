@@ -57,8 +57,10 @@ async fn an_expired_lease_makes_the_action_claimable_again_and_the_stale_token_l
         let mut tx = store.begin().await.unwrap();
         let error = tx.complete_action(&a.id, Some(&crashed.lease_token), &done(), at(2)).await.unwrap_err();
         assert!(matches!(error, StoreError::LeaseLost(ref id) if *id == a.id), "{error}");
-        let error =
-            tx.reschedule_action(&a.id, Some(&crashed.lease_token), Some(at(9)), None, false, at(2)).await.unwrap_err();
+        let error = tx
+            .reschedule_action(&a.id, Some(&crashed.lease_token), Some(at(9)), None, None, false, at(2))
+            .await
+            .unwrap_err();
         assert!(matches!(error, StoreError::LeaseLost(_)), "{error}");
         // A user cannot act on it while a live lease exists either.
         let error = tx.complete_action(&a.id, None, &done(), at(2)).await.unwrap_err();
@@ -92,6 +94,7 @@ async fn reschedule_activate_and_send_attempts_check_the_lease() {
                 &a.id,
                 Some(&claim.lease_token),
                 Some(at(30)),
+                None,
                 Some(DeferralReason::OutsideBusinessHours),
                 false,
                 t0(),
