@@ -99,6 +99,9 @@ pub struct SmtpSettings {
     pub from_name: Option<String>,
     /// How long each step of the SMTP dialogue may take.
     pub timeout_seconds: u64,
+    /// Connections to the server open at once at most, each reused
+    /// across messages.
+    pub connections: usize,
 }
 
 /// How text messages (and calls) go out: a Twilio-style HTTP API. Unset
@@ -130,6 +133,7 @@ impl Default for SmtpSettings {
             from: None,
             from_name: None,
             timeout_seconds: 30,
+            connections: 8,
         }
     }
 }
@@ -159,6 +163,8 @@ pub struct SchedulerSettings {
     /// Longest sleep, in milliseconds, before looking for work written by
     /// other hosts.
     pub max_idle_ms: u64,
+    /// Outbox messages handed to their transports at once.
+    pub outbox_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -187,6 +193,7 @@ impl Default for SchedulerSettings {
             concurrency: engine.concurrency,
             lease_seconds: engine.lease.as_secs(),
             max_idle_ms: u64::try_from(engine.max_idle.as_millis()).unwrap_or(u64::MAX),
+            outbox_concurrency: engine.outbox_concurrency,
         }
     }
 }
@@ -254,6 +261,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_SCHEDULER_CONCURRENCY", "actions processed at once (64)"),
     ("STEPWISE_SCHEDULER_LEASE_SECONDS", "seconds a claim holds an action (60)"),
     ("STEPWISE_SCHEDULER_MAX_IDLE_MS", "longest sleep before looking for other hosts' work (5000)"),
+    ("STEPWISE_SCHEDULER_OUTBOX_CONCURRENCY", "outbox messages handed to their transports at once (32)"),
     ("STEPWISE_RATE_LIMIT_PER_SECOND", "requests per second each API key may make (100)"),
     ("STEPWISE_RATE_LIMIT_BURST", "requests a key may make at once above that rate (200)"),
     ("STEPWISE_HTTP_HEADER_TIMEOUT_SECONDS", "seconds a client may take to send a request's head (10)"),
@@ -275,6 +283,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_SMTP_FROM", "From address of every email (required with a host)"),
     ("STEPWISE_SMTP_FROM_NAME", "From display name (none)"),
     ("STEPWISE_SMTP_TIMEOUT_SECONDS", "limit of each step of the SMTP dialogue (30)"),
+    ("STEPWISE_SMTP_CONNECTIONS", "connections to the SMTP server at once at most, each reused (8)"),
     ("STEPWISE_SMS_URL", "base URL of the Twilio-style SMS API (https://api.twilio.com/2010-04-01)"),
     ("STEPWISE_SMS_ACCOUNT_SID", "SMS account sid (none: text messages stay queued)"),
     ("STEPWISE_SMS_AUTH_TOKEN", "SMS auth token (never printed)"),
@@ -331,6 +340,9 @@ impl Settings {
                 "STEPWISE_SCHEDULER_CONCURRENCY" => settings.scheduler.concurrency = parsed(name, &value)?,
                 "STEPWISE_SCHEDULER_LEASE_SECONDS" => settings.scheduler.lease_seconds = parsed(name, &value)?,
                 "STEPWISE_SCHEDULER_MAX_IDLE_MS" => settings.scheduler.max_idle_ms = parsed(name, &value)?,
+                "STEPWISE_SCHEDULER_OUTBOX_CONCURRENCY" => {
+                    settings.scheduler.outbox_concurrency = parsed(name, &value)?;
+                }
                 "STEPWISE_RATE_LIMIT_PER_SECOND" => settings.rate_limit_per_second = parsed(name, &value)?,
                 "STEPWISE_RATE_LIMIT_BURST" => settings.rate_limit_burst = parsed(name, &value)?,
                 "STEPWISE_HTTP_HEADER_TIMEOUT_SECONDS" => settings.http.header_timeout_seconds = parsed(name, &value)?,
@@ -351,6 +363,7 @@ impl Settings {
                 "STEPWISE_SMTP_FROM" => settings.smtp.from = Some(value),
                 "STEPWISE_SMTP_FROM_NAME" => settings.smtp.from_name = Some(value),
                 "STEPWISE_SMTP_TIMEOUT_SECONDS" => settings.smtp.timeout_seconds = parsed(name, &value)?,
+                "STEPWISE_SMTP_CONNECTIONS" => settings.smtp.connections = parsed(name, &value)?,
                 "STEPWISE_SMS_URL" => settings.sms.url = value,
                 "STEPWISE_SMS_ACCOUNT_SID" => settings.sms.account_sid = Some(value),
                 "STEPWISE_SMS_AUTH_TOKEN" => settings.sms.auth_token = Some(Secret::new(value)),
@@ -379,10 +392,13 @@ impl Settings {
                     .into(),
             });
         }
-        if settings.scheduler.batch_size == 0 || settings.scheduler.concurrency == 0 {
+        if settings.scheduler.batch_size == 0
+            || settings.scheduler.concurrency == 0
+            || settings.scheduler.outbox_concurrency == 0
+        {
             return Err(SettingsError {
                 source_name: "scheduler".into(),
-                message: "batch_size and concurrency must be at least 1".into(),
+                message: "batch_size, concurrency and outbox_concurrency must be at least 1".into(),
             });
         }
         if let Some(url) = &settings.public_url {
@@ -436,6 +452,9 @@ impl Settings {
         if smtp.timeout_seconds == 0 {
             return Err(error("timeout_seconds must be at least 1".into()));
         }
+        if smtp.connections == 0 {
+            return Err(error("connections must be at least 1".into()));
+        }
         let ca = match &smtp.ca_file {
             Some(path) => Some(CaCertificates::read(path).map_err(|e| error(format!("ca_file {e}")))?),
             None => None,
@@ -449,6 +468,7 @@ impl Settings {
             from,
             from_name: smtp.from_name.clone(),
             timeout: Duration::from_secs(smtp.timeout_seconds),
+            connections: smtp.connections,
         }))
     }
 
@@ -509,6 +529,7 @@ impl Settings {
             concurrency: self.scheduler.concurrency,
             lease: Duration::from_secs(self.scheduler.lease_seconds),
             max_idle: Duration::from_millis(self.scheduler.max_idle_ms),
+            outbox_concurrency: self.scheduler.outbox_concurrency,
             public_url: self.public_url.clone(),
             ..EngineConfig::default()
         }

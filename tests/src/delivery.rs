@@ -56,6 +56,10 @@ pub struct Mail {
     /// The TLS version the message came over (`TLSv1.3`), `None` for plain
     /// text.
     pub tls: Option<String>,
+    /// The client's port: which connection it came over.
+    pub peer: u16,
+    /// How many connections were open when it came.
+    pub open: usize,
     /// The headers, in order, decoded.
     pub headers: Vec<(String, String)>,
     /// The text/plain part, decoded.
@@ -81,6 +85,8 @@ impl Mail {
             rcpt_tos: json["rcpt_tos"].as_array().into_iter().flatten().filter_map(string).collect(),
             login: string(&json["login"]),
             tls: string(&json["tls"]),
+            peer: json["peer"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or_default(),
+            open: json["open"].as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or_default(),
             headers: json["headers"]
                 .as_array()
                 .into_iter()

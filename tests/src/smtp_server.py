@@ -6,8 +6,9 @@ Usage: python3 smtp_server.py DIRECTORY [--login USERNAME PASSWORD]
 Binds 127.0.0.1 on a free port and prints the port on the first line of
 stdout. Every message accepted is written to DIRECTORY/NNNNNN.json (atomically,
 before the 250 reply): the envelope, the login that sent it, the TLS version
-it came over (null for plain text), the headers as received and decoded, the
-text and HTML parts, and the raw message.
+it came over (null for plain text), the client's port, how many connections
+were open then, the headers as received and decoded, the text and HTML parts,
+and the raw message.
 
 Recipients steer the server:
   bounce*@...  550 to RCPT TO: a hard bounce
@@ -45,6 +46,8 @@ DIRECTORY = ARGS.directory
 CREDENTIALS = tuple(value.encode() for value in ARGS.login) if ARGS.login else None
 deferred = set()
 count = 0
+# Connections open now, and the most ever open at once.
+open_now = 0
 
 
 def part(message, kind):
@@ -80,6 +83,8 @@ class Handler:
             "rcpt_tos": envelope.rcpt_tos,
             "login": login,
             "tls": tls_version(server),
+            "peer": server.transport.get_extra_info("peername")[1],
+            "open": open_now,
             "headers": [[name, str(value)] for name, value in message.items()],
             "text": part(message, "plain"),
             "html": part(message, "html"),
@@ -92,6 +97,20 @@ class Handler:
         if any(rcpt.split("@", 1)[0].lower().startswith("slow") for rcpt in envelope.rcpt_tos):
             await asyncio.sleep(120)
         return "250 2.0.0 Ok: queued as %06d" % count
+
+
+class CountingSMTP(SMTP):
+    """An SMTP session that counts the connections open at once."""
+
+    def connection_made(self, transport):
+        global open_now
+        open_now += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error):
+        global open_now
+        open_now -= 1
+        super().connection_lost(error)
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):
@@ -118,7 +137,7 @@ async def main():
         options.update(tls_context=server_context(*ARGS.starttls), require_starttls=True)
     wrapped = server_context(*ARGS.tls) if ARGS.tls else None
     server = await loop.create_server(
-        lambda: SMTP(Handler(), hostname="smtp.test", loop=loop, **options), sock=sock, ssl=wrapped
+        lambda: CountingSMTP(Handler(), hostname="smtp.test", loop=loop, **options), sock=sock, ssl=wrapped
     )
     print(sock.getsockname()[1], flush=True)
     async with server:

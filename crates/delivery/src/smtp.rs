@@ -18,8 +18,9 @@
 //!   SMTP has no way to deduplicate, so the message is never sent again.
 //!
 //! The Message-ID is derived from the message's idempotency key, so every
-//! attempt of one message carries the same id. One idle connection is kept
-//! between messages and checked with `NOOP` before it is used again.
+//! attempt of one message carries the same id. Up to `connections`
+//! connections send at once; each is kept open between messages and
+//! checked with `NOOP` before it is used again.
 //!
 //! Over `starttls` and `tls` the server's certificate must chain to a root
 //! of webpki-roots (Mozilla's) or to one of the extra roots of
@@ -245,17 +246,23 @@ pub struct SmtpConfig {
     /// How long each step of the dialogue (connecting, a command, the
     /// content) may take.
     pub timeout: Duration,
+    /// Connections open at once at most, each kept for the next message.
+    pub connections: usize,
 }
 
 /// How long an idle connection is kept for the next message.
 const IDLE_REUSE: Duration = Duration::from_secs(30);
 
-/// The SMTP transport of the email channel.
+/// The SMTP transport of the email channel: a pool of at most
+/// `connections` connections, each sending one message at a time and kept
+/// open for the next.
 pub struct SmtpTransport {
     config: SmtpConfig,
     hello: ClientId,
-    /// One connection left open by the last message, with when it was used.
-    idle: Mutex<Option<(AsyncSmtpConnection, Instant)>>,
+    /// The connections open and not in use, with when each was last used.
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    /// A permit per connection that may be open.
+    slots: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for SmtpTransport {
@@ -303,7 +310,8 @@ impl SmtpTransport {
     /// A transport sending as `config` says. Nothing is connected until the
     /// first message.
     pub fn new(config: SmtpConfig) -> Self {
-        Self { config, hello: ClientId::default(), idle: Mutex::new(None) }
+        let slots = tokio::sync::Semaphore::new(config.connections.max(1));
+        Self { config, hello: ClientId::default(), idle: Mutex::new(Vec::new()), slots }
     }
 
     /// The settings it sends with.
@@ -411,10 +419,13 @@ impl SmtpTransport {
         Ok(connection)
     }
 
-    /// The idle connection when it still answers, or a new one.
+    /// The most recently used idle connection that still answers, or a
+    /// new one. Stale ones (idle too long, broken, silent) are closed on
+    /// the way.
     async fn connection(&self) -> Result<AsyncSmtpConnection, TransportError> {
-        let idle = self.idle.lock().await.take();
-        if let Some((mut connection, used)) = idle {
+        loop {
+            let idle = self.idle.lock().await.pop();
+            let Some((mut connection, used)) = idle else { break };
             if used.elapsed() < IDLE_REUSE
                 && !connection.has_broken()
                 && tokio::time::timeout(self.config.timeout, connection.test_connected()).await.unwrap_or(false)
@@ -563,10 +574,13 @@ fn message_id(key: &str, domain: &str) -> String {
 impl stepwise_domain::transport::Transport for SmtpTransport {
     async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError> {
         let email = self.build(message)?;
+        // Closed only when the transport is dropped.
+        let _slot =
+            self.slots.acquire().await.map_err(|_| TransportError::Temporary("the transport is closed".into()))?;
         let mut connection = self.connection().await?;
         match self.transaction(&mut connection, &email).await {
             Ok(()) => {
-                *self.idle.lock().await = Some((connection, Instant::now()));
+                self.idle.lock().await.push((connection, Instant::now()));
                 Ok(Delivery { provider_id: Some(self.message_id(&message.idempotency_key)) })
             }
             Err(error) => {

@@ -12,31 +12,21 @@
 //! Messages need no record at all: `send-email` and `send-sms` only put
 //! them in the report, and the outbox rows commit with the answer.
 //!
-//! The actions running at once record their attempts together: whoever
-//! finds the writer free writes every attempt waiting (a group commit), so
-//! a batch of webhooks costs a few commits, not one each.
+//! The actions running at once record their attempts together (a group
+//! commit, [`GroupCommit`]), so a batch of webhooks costs a few commits,
+//! not one each.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::oneshot;
 
+use super::group::GroupCommit;
 use super::{Engine, EngineError};
 use stepwise_plugin_host::EffectGate;
 
-/// The attempts waiting to be written, and the one writer.
-#[derive(Default)]
-pub(crate) struct Attempts {
-    waiting: Mutex<Vec<Waiting>>,
-    writer: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// An attempt waiting to be written, and where its outcome goes.
-struct Waiting {
-    action: String,
-    lease: String,
-    done: oneshot::Sender<Result<DateTime<Utc>, String>>,
-}
+/// The attempts waiting to be written: `(action, lease)`, answered with the
+/// time recorded or why not.
+pub(crate) type Attempts = GroupCommit<(String, String), Result<DateTime<Utc>, String>>;
 
 impl Engine {
     /// Records that the effect of `action`, leased with `lease`, may begin
@@ -47,31 +37,17 @@ impl Engine {
     /// Why the effect must not begin: the lease was lost, or the record
     /// could not be written.
     pub(crate) async fn record_attempt(&self, action: &str, lease: &str) -> Result<DateTime<Utc>, String> {
-        let attempts = &self.inner.attempts;
-        let (done, outcome) = oneshot::channel();
-        attempts.lock_waiting().push(Waiting { action: action.to_owned(), lease: lease.to_owned(), done });
-        // Whoever holds the writer takes everything waiting; ours may be
-        // written by the one before us, and then there is nothing left.
-        let writer = attempts.writer.clone().lock_owned().await;
-        let batch = std::mem::take(&mut *attempts.lock_waiting());
-        if !batch.is_empty() {
-            // On a task of its own, so that a caller that gives up (its
-            // call timed out) never drops a transaction half-way and leaves
-            // the others of the batch without an answer.
-            let engine = self.clone();
-            tokio::spawn(async move {
-                let _writer = writer;
-                engine.write_attempts(batch).await;
-            });
-        }
-        outcome.await.unwrap_or_else(|_| Err("the attempt was not recorded".into()))
+        let engine = self.clone();
+        let item = (action.to_owned(), lease.to_owned());
+        let recorded = self.inner.attempts.submit(item, move |group| async move { engine.write_attempts(group).await });
+        recorded.await.unwrap_or_else(|| Err("the attempt was not recorded".into()))
     }
 
-    /// Writes `batch` in one transaction and tells each waiter.
-    async fn write_attempts(&self, batch: Vec<Waiting>) {
+    /// Writes a group of attempts in one transaction; answers each.
+    async fn write_attempts(&self, group: Vec<(String, String)>) -> Vec<Result<DateTime<Utc>, String>> {
         let now = self.now();
         let written = async {
-            let leases: Vec<(&str, &str)> = batch.iter().map(|w| (w.action.as_str(), w.lease.as_str())).collect();
+            let leases: Vec<(&str, &str)> = group.iter().map(|(a, l)| (a.as_str(), l.as_str())).collect();
             let mut tx = self.store().begin().await?;
             let held = tx.record_send_attempts(&leases, now).await?;
             tx.commit().await?;
@@ -79,30 +55,17 @@ impl Engine {
         }
         .await;
         if let Err(error) = &written {
-            tracing::warn!(%error, attempts = batch.len(), "attempts were not recorded; their requests are not sent");
+            tracing::warn!(%error, attempts = group.len(), "attempts were not recorded; their requests are not sent");
         }
         let at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
-        for waiting in batch {
-            let outcome = match &written {
-                Ok(held) if held.contains(&waiting.action) => Ok(at),
-                Ok(_) => Err(format!("the lease of action {} was lost", waiting.action)),
+        group
+            .iter()
+            .map(|(action, _)| match &written {
+                Ok(held) if held.contains(action) => Ok(at),
+                Ok(_) => Err(format!("the lease of action {action} was lost")),
                 Err(error) => Err(format!("the attempt could not be recorded: {error}")),
-            };
-            // A waiter that gave up no longer listens.
-            let _ = waiting.done.send(outcome);
-        }
-    }
-}
-
-impl std::fmt::Debug for Attempts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Attempts").field("waiting", &self.lock_waiting().len()).finish_non_exhaustive()
-    }
-}
-
-impl Attempts {
-    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            })
+            .collect()
     }
 }
 

@@ -24,6 +24,7 @@ mod checks;
 mod clock;
 mod engage;
 mod explain;
+mod group;
 mod lifecycle;
 mod metrics;
 mod monitor;
@@ -102,8 +103,11 @@ pub struct EngineConfig {
     /// Attempts of an automatic step that keeps answering "retry" before it
     /// counts as failed.
     pub max_attempts: u32,
-    /// Outbox messages handed to the transport per round.
+    /// Outbox messages claimed per round.
     pub outbox_batch: u32,
+    /// Outbox messages handed to their transports at once (each transport
+    /// bounds its own connections besides).
+    pub outbox_concurrency: usize,
     /// Delivery attempts of a message before it is given up.
     pub outbox_max_attempts: u32,
     /// The longest a transport may take to deliver one message; its answer
@@ -125,7 +129,8 @@ impl Default for EngineConfig {
             recheck_after: Duration::from_secs(15 * 60),
             max_idle: Duration::from_secs(5),
             max_attempts: 5,
-            outbox_batch: 100,
+            outbox_batch: 256,
+            outbox_concurrency: 32,
             outbox_max_attempts: 5,
             outbox_handover_timeout: Duration::from_secs(5 * 60),
             public_url: None,
@@ -247,6 +252,10 @@ struct Inner {
     voice: Option<Arc<dyn Voice>>,
     /// Attempts of effects that may leave, written together.
     attempts: attempts::Attempts,
+    /// Handover marks of messages, written together.
+    handovers: group::GroupCommit<(String, String), std::result::Result<bool, String>>,
+    /// Messages sent, recorded together.
+    sent: group::GroupCommit<(String, String, Option<String>), std::result::Result<bool, String>>,
 }
 
 impl Engine {
@@ -276,6 +285,8 @@ impl Engine {
                 failed_add_ons: Mutex::new(HashSet::new()),
                 voice: None,
                 attempts: attempts::Attempts::default(),
+                handovers: group::GroupCommit::default(),
+                sent: group::GroupCommit::default(),
             }),
         }
     }

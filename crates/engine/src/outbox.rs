@@ -50,9 +50,9 @@ impl Engine {
         self.dispatch_batch(None).await
     }
 
-    /// [`Engine::dispatch_outbox`], stopping between two messages once
-    /// `stop` says so; the messages of the batch not handed over yet are
-    /// released at once.
+    /// [`Engine::dispatch_outbox`], handing over up to `outbox_concurrency`
+    /// messages at once and starting no more once `stop` says so; the
+    /// messages of the batch not begun are released at once.
     pub(super) async fn dispatch_batch(&self, stop: Option<&tokio::sync::watch::Receiver<bool>>) -> Result<usize> {
         let transport = &self.inner.transport;
         let channels: Vec<OutboxChannel> =
@@ -62,23 +62,39 @@ impl Engine {
         }
         let config = self.config();
         let claimed = self.store().claim_messages_of(&channels, self.now(), config.outbox_batch, config.lease).await?;
-        let mut delivered = 0;
-        for ClaimedMessage { message, lease_token } in claimed {
-            if stop.is_some_and(|stop| *stop.borrow()) {
-                self.store().release_messages(&lease_token).await?;
-                break;
+        let concurrency = config.outbox_concurrency.max(1);
+        let mut waiting = claimed.into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        let (mut delivered, mut failure) = (0, None);
+        loop {
+            while running.len() < concurrency && failure.is_none() {
+                if stop.is_some_and(|stop| *stop.borrow()) {
+                    break;
+                }
+                let Some(ClaimedMessage { message, lease_token }) = waiting.next() else { break };
+                let engine = self.clone();
+                running.spawn(async move {
+                    let id = message.id.clone();
+                    (id, engine.hand_over(message, &lease_token).await)
+                });
             }
-            let id = message.id.clone();
-            match self.hand_over(message, &lease_token).await {
-                Ok(Handled::Sent) => delivered += 1,
-                Ok(_) => {}
-                Err(EngineError::Store(StoreError::LeaseLost(_))) => {
+            let Some(joined) = running.join_next().await else { break };
+            match joined {
+                Ok((_, Ok(Handled::Sent))) => delivered += 1,
+                Ok((_, Ok(_))) => {}
+                Ok((id, Err(EngineError::Store(StoreError::LeaseLost(_))))) => {
                     tracing::warn!(message = %id, "the message's lease expired before it was handed over; another dispatcher has it");
                 }
-                Err(error) => return Err(error),
+                Ok((_, Err(error))) => failure = Some(error),
+                Err(error) => tracing::error!(%error, "a message's handover panicked"),
             }
         }
-        Ok(delivered)
+        // What was not begun goes back at once (a message mid-handover
+        // keeps its mark and lease).
+        if let Some(first) = waiting.next() {
+            self.store().release_messages(&first.lease_token).await?;
+        }
+        failure.map_or(Ok(delivered), Err)
     }
 
     /// Hands one claimed message to the transport and records the outcome.
@@ -98,12 +114,8 @@ impl Engine {
         // The mark, durable before anything leaves the host. The lease is
         // extended past the transport's deadline below, so that no other
         // host takes the message over while this one may still be sending.
-        let now = self.now();
         let deadline = self.config().outbox_handover_timeout;
-        let held = deadline.max(self.config().lease) + HANDOVER_MARGIN;
-        let mut tx = self.store().begin().await?;
-        tx.begin_handover(&message.id, lease, now, now + chrono::Duration::from_std(held).unwrap_or_default()).await?;
-        tx.commit().await?;
+        self.mark_handover(&message.id, lease).await?;
 
         let outcome = match tokio::time::timeout(deadline, transport.deliver(&message)).await {
             Ok(outcome) => outcome,
@@ -131,7 +143,10 @@ impl Engine {
             Err(TransportError::Permanent(reply)) if message.channel == OutboxChannel::Email => Some(reply.as_str()),
             _ => None,
         };
-        self.record(&message, lease, record, bounce).await?;
+        match record {
+            DeliveryOutcome::Sent { provider_id } => self.record_sent(&message.id, lease, provider_id).await?,
+            record => self.record(&message, lease, record, bounce).await?,
+        }
         match (handled, &error) {
             (Handled::Retrying, Some(error)) => {
                 tracing::info!(message = %message.id, %error, "delivery failed for now; tried again later")
@@ -140,6 +155,57 @@ impl Engine {
             _ => {}
         }
         Ok(handled)
+    }
+
+    /// Commits the handover mark of a claimed message, with the marks of
+    /// the messages handed over at the same time, and renews its lease past
+    /// the transport's deadline, so that no other host takes the message
+    /// over while this one may still be sending.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::LeaseLost`] when the lease was lost: the message must
+    /// not be handed over. A store error when the mark was not written.
+    async fn mark_handover(&self, id: &str, lease: &str) -> Result<()> {
+        let engine = self.clone();
+        let item = (id.to_owned(), lease.to_owned());
+        let marked = self.inner.handovers.submit(item, move |group| async move {
+            let now = engine.now();
+            let held = engine.config().outbox_handover_timeout.max(engine.config().lease) + HANDOVER_MARGIN;
+            let until = now + chrono::Duration::from_std(held).unwrap_or_default();
+            let written = async {
+                let marks: Vec<(&str, &str)> = group.iter().map(|(i, l)| (i.as_str(), l.as_str())).collect();
+                let mut tx = engine.store().begin().await?;
+                let marked = tx.begin_handovers(&marks, now, until).await?;
+                tx.commit().await?;
+                Ok::<_, EngineError>(marked)
+            };
+            answers(&group, written.await, |(id, _)| id)
+        });
+        settled(id, marked.await)
+    }
+
+    /// Records a message sent, with the others sent at the same time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::mark_handover`].
+    async fn record_sent(&self, id: &str, lease: &str, provider_id: Option<&str>) -> Result<()> {
+        let engine = self.clone();
+        let item = (id.to_owned(), lease.to_owned(), provider_id.map(str::to_owned));
+        let recorded = self.inner.sent.submit(item, move |group| async move {
+            let now = engine.now();
+            let written = async {
+                let sent: Vec<(&str, &str, Option<&str>)> =
+                    group.iter().map(|(i, l, p)| (i.as_str(), l.as_str(), p.as_deref())).collect();
+                let mut tx = engine.store().begin().await?;
+                let recorded = tx.finish_sent(&sent, now).await?;
+                tx.commit().await?;
+                Ok::<_, EngineError>(recorded)
+            };
+            answers(&group, written.await, |(id, _, _)| id)
+        });
+        settled(id, recorded.await)
     }
 
     /// Records an outcome in one transaction with what it causes: a
@@ -225,6 +291,35 @@ async fn origin(tx: &mut ReadTx, message: &OutboxMessage) -> Result<Option<(Enro
     let enrollment = tx.enrollment(&action.enrollment_id).await?;
     let sequence = tx.sequence(&enrollment.account_id, &enrollment.sequence_id).await?;
     Ok(Some((enrollment, sequence)))
+}
+
+/// What a group write of messages says to each: whether its row was
+/// written, or the store's error.
+type Written = std::result::Result<bool, String>;
+
+/// Each of `group`'s answers from the ids a group write touched.
+fn answers<T>(
+    group: &[T],
+    written: Result<std::collections::HashSet<String>>,
+    id: impl Fn(&T) -> &String,
+) -> Vec<Written> {
+    match written {
+        Ok(touched) => group.iter().map(|item| Ok(touched.contains(id(item)))).collect(),
+        Err(error) => {
+            let error = error.to_string();
+            group.iter().map(|_| Err(error.clone())).collect()
+        }
+    }
+}
+
+/// One message's answer of a group write, as the engine's result.
+fn settled(id: &str, answer: Option<Written>) -> Result<()> {
+    match answer {
+        Some(Ok(true)) => Ok(()),
+        Some(Ok(false)) => Err(EngineError::Store(StoreError::LeaseLost(id.to_owned()))),
+        Some(Err(error)) => Err(EngineError::InvalidState(format!("message {id}: {error}"))),
+        None => Err(EngineError::InvalidState(format!("message {id}: the write was lost"))),
+    }
 }
 
 /// How much longer than the handover's deadline its lease lasts: time to

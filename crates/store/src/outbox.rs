@@ -2,6 +2,8 @@
 //! action and delivered later by a dispatcher, each at most once per
 //! idempotency key.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use sqlx::QueryBuilder;
@@ -330,6 +332,72 @@ impl Tx {
             return Err(super::StoreError::LeaseLost(id.to_owned()));
         }
         Ok(())
+    }
+}
+
+impl Tx {
+    /// [`Tx::begin_handover`] for several claimed messages at once, each
+    /// `(id, lease)`: one statement a chunk. Returns the ids marked; one
+    /// missing lost its lease and must not be handed over.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn begin_handovers(
+        &mut self,
+        batch: &[(&str, &str)],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<HashSet<String>> {
+        let mut marked = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(MAX_BINDS / 2) {
+            let ids: Vec<String> = on_tx!(self, |c| {
+                let mut q = QueryBuilder::new("UPDATE outbox SET handover_started_at = ");
+                q.push_bind(ms(now)).push(", lease_expires_at = ").push_bind(ms(lease_until)).push(" FROM (");
+                q.push_values(chunk, |mut row, (id, lease)| {
+                    row.push_bind(*id).push_bind(*lease);
+                });
+                q.push(
+                    ") AS v WHERE outbox.id = v.column1 AND outbox.lease_token = v.column2
+                       AND outbox.state = 'queued' AND outbox.lease_expires_at > ",
+                );
+                q.push_bind(ms(now)).push(" RETURNING outbox.id");
+                q.build_query_scalar().fetch_all(&mut *c).await?
+            });
+            marked.extend(ids);
+        }
+        Ok(marked)
+    }
+
+    /// Records several messages sent, each `(id, lease, provider id)`, as
+    /// [`Tx::finish_delivery`] does one: one statement a chunk. Returns the
+    /// ids recorded; one missing lost its lease.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn finish_sent(
+        &mut self,
+        batch: &[(&str, &str, Option<&str>)],
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<String>> {
+        let mut recorded = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(MAX_BINDS / 3) {
+            let ids: Vec<String> = on_tx!(self, |c| {
+                let mut q = QueryBuilder::new("UPDATE outbox SET state = 'sent', sent_at = ");
+                q.push_bind(ms(now)).push(
+                    ", provider_id = COALESCE(v.column3, outbox.provider_id), attempts = outbox.attempts + 1,
+                       handover_started_at = NULL, lease_token = NULL, lease_expires_at = NULL FROM (",
+                );
+                q.push_values(chunk, |mut row, (id, lease, provider)| {
+                    row.push_bind(*id).push_bind(*lease).push_bind(*provider);
+                });
+                q.push(") AS v WHERE outbox.id = v.column1 AND outbox.lease_token = v.column2 RETURNING outbox.id");
+                q.build_query_scalar().fetch_all(&mut *c).await?
+            });
+            recorded.extend(ids);
+        }
+        Ok(recorded)
     }
 }
 

@@ -32,6 +32,7 @@ fn smtp(server: &SmtpServer) -> SmtpConfig {
         from: "sales@stepwise.test".parse().unwrap(),
         from_name: Some("Acme Sales".into()),
         timeout: Duration::from_secs(10),
+        connections: 4,
     }
 }
 
@@ -294,6 +295,7 @@ async fn an_unreachable_server_is_tried_again_later() {
             from: "sales@stepwise.test".parse().unwrap(),
             from_name: None,
             timeout: Duration::from_secs(5),
+            connections: 1,
         };
         let engine = engine(&w, config).await;
         let seq = email_sequence(&w, false).await;
@@ -503,6 +505,37 @@ async fn a_server_without_starttls_or_tls_gets_nothing_in_clear_text() {
             assert!(error.starts_with(&expected), "{security:?}: {error}");
         }
         assert!(server.received().is_empty(), "nothing was sent in clear text");
+    })
+    .await;
+}
+
+/// Many emails go out over a few connections at once, each connection
+/// reused for message after message, never more open than the setting
+/// allows; each email is sent once and recorded sent.
+#[tokio::test]
+async fn emails_go_out_in_parallel_over_a_bounded_pool_of_reused_connections() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        let engine = engine(&w, SmtpConfig { connections: 3, ..smtp(&server) }).await;
+        let seq = email_sequence(&w, false).await;
+        let contacts: Vec<String> = (0..40).map(|i| format!("c{i}@example.com")).collect();
+        for email in &contacts {
+            let contact = w.contact(|c| c.email = Some(email.clone())).await;
+            engine.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        }
+        engine.run_until_idle().await.unwrap();
+        let received = server.wait_for(40).await;
+        let mut to: Vec<&str> = received.iter().map(|m| m.rcpt_tos[0].as_str()).collect();
+        to.sort_unstable();
+        to.dedup();
+        assert_eq!(to.len(), 40, "each email once");
+        let connections: std::collections::HashSet<u16> = received.iter().map(|m| m.peer).collect();
+        assert!(connections.len() <= 3, "at most the pool's connections: {connections:?}");
+        assert!(received.iter().all(|m| m.open <= 3), "never more open at once than allowed");
+        assert!(received.iter().any(|m| m.open >= 2), "sent in parallel");
+        let messages = outbox(w.store(), &w.account).await;
+        assert!(messages.iter().all(|m| m.state == OutboxState::Sent && m.attempts == 1), "{messages:?}");
     })
     .await;
 }
