@@ -6,6 +6,7 @@ pub mod bench;
 pub mod db;
 pub mod delivery;
 pub mod scenario;
+pub mod smtp_sink;
 
 use std::sync::Arc;
 use std::time::Duration;
