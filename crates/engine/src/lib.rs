@@ -39,6 +39,7 @@ mod transition;
 mod unsubscribe;
 mod validate;
 mod voice;
+mod wake;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -256,6 +257,8 @@ struct Inner {
     handovers: group::GroupCommit<(String, String), std::result::Result<bool, String>>,
     /// Messages sent, recorded together.
     sent: group::GroupCommit<(String, String, Option<String>), std::result::Result<bool, String>>,
+    /// What this host tells the others.
+    announcer: wake::Announcer,
 }
 
 impl Engine {
@@ -287,6 +290,7 @@ impl Engine {
                 attempts: attempts::Attempts::default(),
                 handovers: group::GroupCommit::default(),
                 sent: group::GroupCommit::default(),
+                announcer: wake::Announcer::default(),
             }),
         }
     }
@@ -395,9 +399,11 @@ impl Engine {
         &self.inner.stages
     }
 
-    /// Tells the scheduler that work may be due sooner than it thinks.
+    /// Tells the scheduler, and the other hosts, that work may be due
+    /// sooner than they think.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+        self.announce(wake::News::Due);
     }
 
     /// A version of a sequence, from the cache or the store.
@@ -666,6 +672,10 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.sync_add_ons_forever().await })
         };
+        let listener = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.listen_forever().await })
+        };
         tokio::pin!(shutdown);
         loop {
             let sleep = match self.pump().await {
@@ -691,6 +701,7 @@ impl Engine {
             tracing::error!(%error, "the outbox dispatcher panicked");
         }
         add_ons.abort();
+        listener.abort();
         Ok(())
     }
 

@@ -400,7 +400,9 @@ impl Engine {
         let mut tx = self.store().begin().await?;
         tx.save_plugin(record, self.now()).await?;
         let entry = NewAudit::created(AuditAction::PluginUploaded, &record.id, summary);
-        self.commit_audited(tx, account_id, editor, entry).await
+        self.commit_audited(tx, account_id, editor, entry).await?;
+        self.announce(super::wake::News::AddOns);
+        Ok(())
     }
 
     /// Sets whether an account may use a plugin and what it grants it.

@@ -119,6 +119,7 @@ impl Engine {
     fn after_writes(&self, sends: bool) {
         if sends {
             self.inner.outbox_wake.notify_one();
+            self.announce(super::wake::News::Outbox);
         }
         self.wake();
     }

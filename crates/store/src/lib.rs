@@ -43,6 +43,7 @@ mod plugins;
 mod sequences;
 mod sync;
 mod templates;
+mod wake;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -63,6 +64,7 @@ pub use outbox::{DeliveryOutcome, MessageFilter, NewOutboxMessage};
 pub use sequences::NewSequence;
 pub use sync::{Collection, Deletion, SyncPage};
 pub use templates::Template;
+pub use wake::{WAKE_CHANNEL, WakeListener};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -1,0 +1,52 @@
+//! Hosts sharing one PostgreSQL database hear each other: work one host
+//! makes due is claimed by another at once, not at its next poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stepwise::engagement::{ActionStatus, TimingMode};
+use stepwise::engine::{Engine, EngineConfig, RecordingTransport, SystemClock};
+use stepwise::store::Store;
+use stepwise_tests::db::{POSTGRES_URL_VAR, postgres_schema};
+use stepwise_tests::scenario::{World, registry, settings, trivial};
+
+#[tokio::test]
+async fn a_host_claims_at_once_what_another_host_made_due() {
+    let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else { return };
+    let (admin, schema, url) = postgres_schema(&admin_url, "stepwise_hosts").await;
+    let store = Store::connect(&url).await.unwrap();
+    let outcome = tokio::spawn({
+        let store = store.clone();
+        async move {
+            // The world's engine is the host people talk to; it runs no
+            // scheduler. The other polls only every minute.
+            let w = World::new(store.clone()).await;
+            let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![trivial(0)]).await;
+            let config = EngineConfig { max_idle: Duration::from_secs(60), ..EngineConfig::default() };
+            let transport = Arc::new(RecordingTransport::new());
+            let other = Engine::new(store, registry().await, Arc::new(SystemClock), transport, config);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::spawn(async move { other.run(async { stopped.await.unwrap_or(()) }).await });
+            // Listening and asleep, with nothing due.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+
+            let contact = w.contact(|_| {}).await;
+            let e = w.enroll(&contact, &seq).await;
+            let heard = tokio::time::timeout(Duration::from_secs(10), async {
+                while w.action(&e.id, 0).await.status != ActionStatus::Completed {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            let _ = stop.send(());
+            running.await.unwrap().unwrap();
+            assert!(heard.is_ok(), "the other host claimed the action long before its next poll");
+        }
+    })
+    .await;
+    store.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
