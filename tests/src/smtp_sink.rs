@@ -1,11 +1,13 @@
-//! A minimal SMTP server on loopback for the mail benchmark: it speaks
-//! enough of RFC 5321 for a client (EHLO, MAIL, RCPT, DATA, NOOP, RSET,
-//! QUIT), accepts every message and only counts them, so that it can take
-//! far more than a sender needs. [`blast`] is a bare client that measures
-//! what the sink takes without any sender's overhead.
+//! A minimal SMTP server on loopback for the mail benchmark and the crash
+//! tests: it speaks enough of RFC 5321 for a client (EHLO, MAIL, RCPT,
+//! DATA, NOOP, RSET, QUIT), accepts every message and only counts them
+//! (and their Message-IDs, to find one sent twice), so that it can take far
+//! more than a sender needs. [`blast`] is a bare client that measures what
+//! the sink takes without any sender's overhead.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +18,7 @@ pub struct SmtpSink {
     /// Its port.
     pub port: u16,
     accepted: Arc<AtomicU64>,
+    ids: Arc<Mutex<HashMap<String, u32>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -25,16 +28,24 @@ impl SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let port = listener.local_addr().expect("local addr").port();
         let accepted = Arc::new(AtomicU64::new(0));
-        let counter = accepted.clone();
+        let ids = Arc::new(Mutex::new(HashMap::new()));
+        let (counter, seen) = (accepted.clone(), ids.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let counter = counter.clone();
+                let (counter, seen) = (counter.clone(), seen.clone());
                 tokio::spawn(async move {
-                    let _ = session(stream, &counter).await;
+                    let _ = session(stream, &counter, &seen).await;
                 });
             }
         });
-        SmtpSink { port, accepted, task }
+        SmtpSink { port, accepted, ids, task }
+    }
+
+    /// Messages with a Message-ID accepted so far, and how many of those
+    /// repeat an id accepted before.
+    pub fn message_ids(&self) -> (usize, usize) {
+        let ids = self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (ids.len(), ids.values().map(|n| (*n as usize).saturating_sub(1)).sum())
     }
 
     /// Messages accepted so far.
@@ -50,7 +61,7 @@ impl Drop for SmtpSink {
 }
 
 /// One client's session.
-async fn session(stream: TcpStream, accepted: &AtomicU64) -> std::io::Result<()> {
+async fn session(stream: TcpStream, accepted: &AtomicU64, ids: &Mutex<HashMap<String, u32>>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 sink.test ESMTP\r\n").await?;
@@ -66,6 +77,7 @@ async fn session(stream: TcpStream, accepted: &AtomicU64) -> std::io::Result<()>
             "HELO" | "MAIL" | "RCPT" | "NOOP" | "RSET" => b"250 2.0.0 OK\r\n",
             "DATA" => {
                 write.write_all(b"354 end with .\r\n").await?;
+                let mut id = None;
                 loop {
                     line.clear();
                     if lines.read_line(&mut line).await? == 0 {
@@ -74,8 +86,14 @@ async fn session(stream: TcpStream, accepted: &AtomicU64) -> std::io::Result<()>
                     if line == ".\r\n" || line == ".\n" {
                         break;
                     }
+                    if id.is_none() && line.get(..11).is_some_and(|h| h.eq_ignore_ascii_case("message-id:")) {
+                        id = Some(line[11..].trim().to_owned());
+                    }
                 }
                 accepted.fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = id {
+                    *ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(id).or_default() += 1;
+                }
                 b"250 2.0.0 queued\r\n"
             }
             "QUIT" => {

@@ -35,6 +35,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     );
     let _ = writeln!(out, "# TYPE stepwise_due_actions gauge");
     let _ = writeln!(out, "stepwise_due_actions {}", m.due_backlog);
+    let _ = writeln!(
+        out,
+        "# HELP stepwise_expired_leases Actions a host claimed and left under an expired lease, not yet claimed again."
+    );
+    let _ = writeln!(out, "# TYPE stepwise_expired_leases gauge");
+    let _ = writeln!(out, "stepwise_expired_leases {}", m.expired_leases);
     let _ = writeln!(out, "# HELP stepwise_actions Actions by plugin and status.");
     let _ = writeln!(out, "# TYPE stepwise_actions gauge");
     for (plugin, status, n) in &m.actions {

@@ -80,6 +80,10 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Metrics {
     /// Current actions due now and not yet processed.
     pub due_backlog: i64,
+    /// Current actions under a lease that expired and that no host has
+    /// claimed again yet: the work of a host that stopped, waiting to be
+    /// picked up.
+    pub expired_leases: i64,
     /// `(plugin, status, count)`.
     pub actions: Vec<(String, String, i64)>,
     /// `(deferral reason, count)` of unperformed actions.
@@ -471,7 +475,14 @@ impl Store {
             on_pool!(self, |p| sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
                 .fetch_all(p)
                 .await?);
-        Ok(Metrics { due_backlog, actions, deferrals, outbox })
+        let expired_leases: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM actions
+             WHERE lease_token IS NOT NULL AND is_current AND status = 'future' AND lease_expires_at <= $1"
+        )
+        .bind(ms(now))
+        .fetch_one(p)
+        .await?);
+        Ok(Metrics { due_backlog, expired_leases, actions, deferrals, outbox })
     }
 
     /// Executes one statement as written, outside the typed API. It exists
