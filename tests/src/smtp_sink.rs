@@ -32,6 +32,7 @@ impl SmtpSink {
         let (counter, seen) = (accepted.clone(), ids.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
                 let (counter, seen) = (counter.clone(), seen.clone());
                 tokio::spawn(async move {
                     let _ = session(stream, &counter, &seen).await;
@@ -115,7 +116,10 @@ pub async fn blast(port: u16, connections: usize, messages: usize, body: &str) {
     for _ in 0..connections.max(1) {
         let body = body.to_owned();
         clients.spawn(async move {
+            let body = body.as_str();
             let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let content = format!("{body}\r\n.\r\n");
             let (read, mut write) = stream.into_split();
             let mut lines = BufReader::new(read);
             let mut reply = String::new();
@@ -139,8 +143,7 @@ pub async fn blast(port: u16, connections: usize, messages: usize, body: &str) {
                 expect(&mut lines, "250").await;
                 write.write_all(b"DATA\r\n").await.expect("write");
                 expect(&mut lines, "354").await;
-                write.write_all(body.as_bytes()).await.expect("write");
-                write.write_all(b"\r\n.\r\n").await.expect("write");
+                write.write_all(content.as_bytes()).await.expect("write");
                 expect(&mut lines, "250").await;
             }
             write.write_all(b"QUIT\r\n").await.expect("write");
