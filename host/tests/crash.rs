@@ -9,23 +9,11 @@
 //!
 //! `STEPWISE_CRASH_CONTACTS` sets the contacts per run (three actions each).
 
-#[path = "../../tests/src/smtp_sink.rs"]
-#[allow(dead_code)]
-mod smtp_sink;
+mod support;
 
-use std::collections::HashMap;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-use smtp_sink::SmtpSink;
-
-/// The lease the hosts claim under.
-const LEASE: Duration = Duration::from_secs(4);
+use support::{Db, Outcome, Plan, run};
 
 /// One scenario at a time: they kill processes and restart the database.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -34,350 +22,11 @@ fn contacts() -> usize {
     std::env::var("STEPWISE_CRASH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_500)
 }
 
-/// How long the webhook receiver takes to answer: enough that every host
-/// always has a batch in flight, so that a kill lands mid-batch.
-const RECEIVER_DELAY: Duration = Duration::from_millis(20);
-
-/// The webhook receiver: requests by `Idempotency-Key`.
-#[derive(Clone, Default)]
-struct Receiver {
-    keys: Arc<Mutex<HashMap<String, u32>>>,
-}
-
-impl Receiver {
-    async fn start(&self) -> String {
-        let keys = self.keys.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: axum::http::HeaderMap| {
-                let keys = keys.clone();
-                async move {
-                    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                    *keys.lock().unwrap().entry(key).or_default() += 1;
-                    tokio::time::sleep(RECEIVER_DELAY).await;
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
-    }
-
-    /// Distinct keys, and requests that repeated a key.
-    fn counts(&self) -> (usize, usize) {
-        let keys = self.keys.lock().unwrap();
-        (keys.len(), keys.values().map(|n| *n as usize - 1).sum())
-    }
-
-    fn seen(&self, key: &str) -> bool {
-        self.keys.lock().unwrap().contains_key(key)
-    }
-}
-
-/// What every host of a run shares.
-struct Cluster {
-    database_url: String,
-    smtp_port: u16,
-}
-
-impl Cluster {
-    fn command(&self, what: &str) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stepwise"));
-        command
-            .arg(what)
-            .env("STEPWISE_DATABASE_URL", &self.database_url)
-            .env("STEPWISE_LISTEN", "127.0.0.1:0")
-            .env("STEPWISE_ALLOW_PRIVATE_NETWORK", "true")
-            .env("STEPWISE_SCHEDULER_LEASE_SECONDS", LEASE.as_secs().to_string())
-            .env("STEPWISE_SCHEDULER_MAX_IDLE_MS", "1000")
-            .env("STEPWISE_SMTP_HOST", "127.0.0.1")
-            .env("STEPWISE_SMTP_PORT", self.smtp_port.to_string())
-            .env("STEPWISE_SMTP_SECURITY", "none")
-            .env("STEPWISE_SMTP_FROM", "sales@stepwise.test")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
-    }
-
-    /// `serve`: its admin key (on a fresh database) and the API's base URL.
-    async fn serve(&self) -> (Child, Option<String>, String) {
-        let mut child = self.command("serve").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (key, base) = tokio::time::timeout(Duration::from_secs(60), async {
-            let mut key = None;
-            loop {
-                tokio::select! {
-                    line = out.next_line() => {
-                        let Some(line) = line.unwrap() else { continue };
-                        if let Some((_, secret)) = line.split_once("admin API key (shown once; keep it safe): ") {
-                            key = Some(secret.trim().to_owned());
-                        }
-                    }
-                    line = err.next_line() => {
-                        let line = line.unwrap().expect("serve stopped before listening");
-                        if let Some(rest) = line.strip_prefix("stepwise listening on ") {
-                            return (key, rest.split_whitespace().next().unwrap().to_owned());
-                        }
-                    }
-                }
-            }
-        })
-        .await
-        .expect("serve starts within a minute");
-        tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
-        tokio::spawn(async move { while let Ok(Some(_)) = err.next_line().await {} });
-        (child, key, base)
-    }
-
-    fn scheduler(&self) -> Child {
-        self.command("scheduler").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
-    }
-}
-
-/// The API as the test's admin.
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body.to_string());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn metric(&self, name: &str) -> Option<i64> {
-        let text = self.client.get(format!("{}/metrics", self.base)).send().await.ok()?.text().await.ok()?;
-        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-    }
-}
-
-/// Sets up the account: a connected mailbox, the webhook granted, and an
-/// active sequence of two webhooks and an email for `n` new contacts.
-async fn setup(api: &Api, hook: &str, n: usize) -> (String, Vec<String>) {
-    let me = api.call(reqwest::Method::GET, "/v1/me", None).await["user"].clone();
-    let mut user = me.clone();
-    user["sender_connected"] = json!(true);
-    user["email"] = json!("admin@stepwise.test");
-    let id = me["id"].as_str().unwrap().to_owned();
-    api.call(reqwest::Method::PUT, &format!("/v1/users/{id}"), Some(user)).await;
-    let grant =
-        json!({"enabled": true, "grant": {"capabilities": ["render-template", "http-fetch"], "http_allow": [hook]}});
-    api.call(reqwest::Method::PUT, "/v1/plugins/webhook/account", Some(grant)).await;
-    let step = |position: u32, name: &str, plugin: &str, config: Value| {
-        json!({"position": position, "name": name, "plugin": {"id": plugin, "version": "*"}, "config": config,
-               "timing": {"kind": "delay", "ms": 0}, "activation": "automatic", "owner": {"rule": "contact_owner"}})
-    };
-    let webhook = json!({"url": hook, "payload": {"mode": "fields", "fields": [{"key": "name", "value": "{{contact.first_name}}"}]}});
-    let email = json!({"subject": "Hello {{contact.first_name}}", "body": "Following up.", "signature": false});
-    let steps = json!([
-        step(0, "Tell the CRM", "webhook", webhook.clone()),
-        step(1, "Tell it again", "webhook", webhook),
-        step(2, "Say hello", "email", email)
-    ]);
-    let created =
-        api.call(reqwest::Method::POST, "/v1/sequences", Some(json!({"name": "Crash", "steps": steps}))).await;
-    let seq = created["sequence"]["id"].as_str().unwrap().to_owned();
-    api.call(reqwest::Method::POST, &format!("/v1/sequences/{seq}/state"), Some(json!({"state": "active"}))).await;
-    let mut ids = Vec::with_capacity(n);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
-        let rows: Vec<Value> = chunk
-            .iter()
-            .map(|i| json!({"first_name": format!("C{i}"), "email": format!("c{i}@example.com"), "owner_id": id}))
-            .collect();
-        let imported = api.call(reqwest::Method::POST, "/v1/contacts/import", Some(json!({"contacts": rows}))).await;
-        ids.extend(imported["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
-    }
-    (seq, ids)
-}
-
-/// What a run came to.
-#[derive(Debug)]
-struct Outcome {
-    actions: usize,
-    completed: i64,
-    parked: i64,
-    parked_never_started: usize,
-    webhook_keys: usize,
-    webhook_repeats: usize,
-    emails: usize,
-    email_duplicates: usize,
-    emails_interrupted: i64,
-    longest_expired_lease: Duration,
-    took: Duration,
-}
-
-/// The run's database, read straight.
-#[derive(Clone)]
-enum Db {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl Db {
-    async fn connect(url: &str) -> Db {
-        if url.starts_with("sqlite:") {
-            Db::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
-        } else {
-            Db::Postgres(sqlx::PgPool::connect(url).await.unwrap())
-        }
-    }
-
-    async fn execute(&self, sql: &str) {
-        match self {
-            Db::Sqlite(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
-            Db::Postgres(p) => drop(sqlx::query(sql).execute(p).await.unwrap()),
-        }
-    }
-
-    async fn strings(&self, sql: &str) -> Vec<String> {
-        match self {
-            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
-            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
-        }
-    }
-
-    async fn close(&self) {
-        match self {
-            Db::Sqlite(p) => p.close().await,
-            Db::Postgres(p) => p.close().await,
-        }
-    }
-}
-
-/// Counts, straight from the database.
-async fn count(db: &Db, sql: &str) -> i64 {
-    match db {
-        Db::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await.unwrap(),
-        Db::Postgres(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await.unwrap(),
-    }
-}
-
-/// Runs the scenario: `serve` plus `schedulers` scheduler hosts; `kills`
-/// times a scheduler host is killed and started again; `restart` restarts
-/// the database once mid-run.
-async fn run(database_url: String, schedulers: usize, kills: usize, restart: Option<fn()>) -> Outcome {
-    let sink = SmtpSink::start().await;
-    let receiver = Receiver::default();
-    let hook = receiver.start().await;
-    let cluster = Cluster { database_url: database_url.clone(), smtp_port: sink.port };
-    let (_serve, key, base) = cluster.serve().await;
-    let api = Api { client: reqwest::Client::new(), base, key: key.expect("a fresh database prints the admin key") };
-    let n = contacts();
-    let (seq, contacts) = setup(&api, &hook, n).await;
-    let mut hosts: Vec<Child> = (0..schedulers).map(|_| cluster.scheduler()).collect();
-
-    // Enrolled in a few requests; the hosts take the work as it comes.
-    let started = Instant::now();
-    for chunk in contacts.chunks(5_000) {
-        let body = json!({"sequence_id": seq, "contact_ids": chunk});
-        api.call(reqwest::Method::POST, "/v1/enrollments/bulk", Some(body)).await;
-    }
-
-    // How long work sits under an expired lease, as `/metrics` shows it.
-    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let longest = Arc::new(Mutex::new(Duration::ZERO));
-    let watcher = {
-        let (watching, longest) = (watching.clone(), longest.clone());
-        let api = Api { client: api.client.clone(), base: api.base.clone(), key: api.key.clone() };
-        tokio::spawn(async move {
-            let mut since: Option<Instant> = None;
-            while watching.load(std::sync::atomic::Ordering::Relaxed) {
-                match api.metric("stepwise_expired_leases").await {
-                    Some(n) if n > 0 => {
-                        let from = *since.get_or_insert_with(Instant::now);
-                        let mut longest = longest.lock().unwrap();
-                        *longest = (*longest).max(from.elapsed());
-                    }
-                    Some(_) => since = None,
-                    None => {}
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-
-    let db = Db::connect(&database_url).await;
-    let total = 3 * n as i64;
-    let done = |db: Db| async move {
-        count(&db, "SELECT COUNT(*) FROM actions WHERE status = 'completed' OR deferral_reason = 'duplicate_attempt'")
-            .await
-    };
-    // Kills spread over the run: each when another sixth of the work is done.
-    for k in 0..kills {
-        let target = total * (k as i64 + 1) / (kills as i64 + 2);
-        while done(db.clone()).await < target {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let victim = k % hosts.len();
-        hosts[victim].start_kill().unwrap();
-        hosts[victim].wait().await.unwrap();
-        if k == kills / 2
-            && let Some(restart) = restart
-        {
-            tokio::task::spawn_blocking(restart).await.unwrap();
-        }
-        hosts[victim] = cluster.scheduler();
-    }
-    let finished = tokio::time::timeout(Duration::from_secs(300), async {
-        loop {
-            let queued = count(&db, "SELECT COUNT(*) FROM outbox WHERE state = 'queued'").await;
-            if done(db.clone()).await >= total && queued == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    let took = started.elapsed();
-    watching.store(false, std::sync::atomic::Ordering::Relaxed);
-    watcher.await.unwrap();
-    let completed = count(&db, "SELECT COUNT(*) FROM actions WHERE status = 'completed'").await;
-    assert!(finished.is_ok(), "the run did not finish: {completed} of {total} actions completed");
-
-    let parked_ids = db.strings("SELECT id FROM actions WHERE deferral_reason = 'duplicate_attempt'").await;
-    // A parked webhook whose request never reached the receiver never began.
-    let parked_never_started = parked_ids.iter().filter(|id| !receiver.seen(id)).count();
-    let (webhook_keys, webhook_repeats) = receiver.counts();
-    let (emails, email_duplicates) = sink.message_ids();
-    let emails_interrupted = count(&db, "SELECT COUNT(*) FROM outbox WHERE state = 'failed'").await;
-    let outcome = Outcome {
-        actions: total as usize,
-        completed,
-        parked: parked_ids.len() as i64,
-        parked_never_started,
-        webhook_keys,
-        webhook_repeats,
-        emails,
-        email_duplicates,
-        emails_interrupted,
-        longest_expired_lease: *longest.lock().unwrap(),
-        took,
-    };
-    db.close().await;
-    for mut host in hosts {
-        let _ = host.start_kill();
-        let _ = host.wait().await;
-    }
-    eprintln!(
-        "{} actions in {:.1} s; webhook requests repeating a key: {}; {outcome:#?}",
-        outcome.actions,
-        outcome.took.as_secs_f64(),
-        outcome.webhook_repeats
-    );
-    outcome
+/// Six kills of one of `schedulers` hosts, against a receiver slow enough
+/// that every host always has a batch in flight, so that a kill lands
+/// mid-batch.
+fn plan(schedulers: usize, restart: Option<fn()>) -> Plan {
+    Plan { contacts: contacts(), schedulers, kills: 6, restart, receiver_delay: Duration::from_millis(20) }
 }
 
 /// What every run must show.
@@ -388,10 +37,11 @@ fn check(outcome: &Outcome) {
     assert_eq!(outcome.parked, 0, "webhooks retry with their key and emails commit with the answer: {outcome:?}");
     assert_eq!(outcome.webhook_keys, 2 * n, "each webhook reached the receiver: {outcome:?}");
     assert_eq!(outcome.email_duplicates, 0, "no email twice: {outcome:?}");
-    assert_eq!(
-        outcome.emails + outcome.emails_interrupted as usize,
-        n,
-        "each email sent, or failed as interrupted: {outcome:?}"
+    // An email a killed host handed over but did not record is both
+    // received and held as interrupted: never sent again.
+    assert!(
+        outcome.emails <= n && outcome.emails + outcome.emails_interrupted as usize >= n,
+        "each email sent once, or held as interrupted: {outcome:?}"
     );
     assert!(
         outcome.longest_expired_lease <= Duration::from_millis(1_500),
@@ -404,7 +54,7 @@ async fn killed_scheduler_hosts_on_sqlite_lose_nothing_and_send_nothing_twice() 
     let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("crash.db").display());
-    let outcome = run(url, 1, 6, None).await;
+    let outcome = run(url, plan(1, None)).await;
     check(&outcome);
 }
 
@@ -438,7 +88,7 @@ async fn killed_scheduler_hosts_and_a_database_restart_on_postgresql_lose_nothin
     admin.close().await;
     let separator = if admin_url.contains('?') { '&' } else { '?' };
     let url = format!("{admin_url}{separator}options[search_path]={schema}");
-    let outcome = run(url, 2, 6, Some(restart_postgres)).await;
+    let outcome = run(url, plan(2, Some(restart_postgres))).await;
     let admin = Db::connect(&admin_url).await;
     admin.execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
     check(&outcome);
