@@ -41,6 +41,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     );
     let _ = writeln!(out, "# TYPE stepwise_expired_leases gauge");
     let _ = writeln!(out, "stepwise_expired_leases {}", m.expired_leases);
+    let _ = writeln!(
+        out,
+        "# HELP stepwise_expired_lease_age_seconds How long past its lease's expiry the oldest of those has waited."
+    );
+    let _ = writeln!(out, "# TYPE stepwise_expired_lease_age_seconds gauge");
+    let _ = writeln!(out, "stepwise_expired_lease_age_seconds {:.3}", m.expired_lease_age.as_secs_f64());
     let _ = writeln!(out, "# HELP stepwise_actions Actions by plugin and status.");
     let _ = writeln!(out, "# TYPE stepwise_actions gauge");
     for (plugin, status, n) in &m.actions {

@@ -84,6 +84,8 @@ pub struct Metrics {
     /// claimed again yet: the work of a host that stopped, waiting to be
     /// picked up.
     pub expired_leases: i64,
+    /// How long past its lease's expiry the oldest of those has waited.
+    pub expired_lease_age: Duration,
     /// `(plugin, status, count)`.
     pub actions: Vec<(String, String, i64)>,
     /// `(deferral reason, count)` of unperformed actions.
@@ -475,14 +477,17 @@ impl Store {
             on_pool!(self, |p| sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
                 .fetch_all(p)
                 .await?);
-        let expired_leases: i64 = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM actions
+        let (expired_leases, oldest): (i64, Option<i64>) = on_pool!(self, |p| sqlx::query_as(
+            "SELECT COUNT(*), MIN(lease_expires_at) FROM actions
              WHERE lease_token IS NOT NULL AND is_current AND status = 'future' AND lease_expires_at <= $1"
         )
         .bind(ms(now))
         .fetch_one(p)
         .await?);
-        Ok(Metrics { due_backlog, expired_leases, actions, deferrals, outbox })
+        let expired_lease_age = oldest.map_or(Duration::ZERO, |at| {
+            Duration::from_millis(u64::try_from(ms(now).saturating_sub(at)).unwrap_or_default())
+        });
+        Ok(Metrics { due_backlog, expired_leases, expired_lease_age, actions, deferrals, outbox })
     }
 
     /// Executes one statement as written, outside the typed API. It exists

@@ -143,7 +143,7 @@ impl Api {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
-    async fn metric(&self, name: &str) -> Option<i64> {
+    async fn metric(&self, name: &str) -> Option<f64> {
         let text = self.client.get(format!("{}/metrics", self.base)).send().await.ok()?.text().await.ok()?;
         text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
@@ -284,23 +284,18 @@ pub async fn run(database_url: String, plan: Plan) -> Outcome {
         api.call(reqwest::Method::POST, "/v1/enrollments/bulk", Some(body)).await;
     }
 
-    // How long work sits under an expired lease, as `/metrics` shows it.
+    // How long past its lease's expiry a dead host's work waits to be
+    // claimed again, as `/metrics` shows it.
     let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let longest = Arc::new(Mutex::new(Duration::ZERO));
     let watcher = {
         let (watching, longest) = (watching.clone(), longest.clone());
         let api = Api { client: api.client.clone(), base: api.base.clone(), key: api.key.clone() };
         tokio::spawn(async move {
-            let mut since: Option<Instant> = None;
             while watching.load(std::sync::atomic::Ordering::Relaxed) {
-                match api.metric("stepwise_expired_leases").await {
-                    Some(n) if n > 0 => {
-                        let from = *since.get_or_insert_with(Instant::now);
-                        let mut longest = longest.lock().unwrap();
-                        *longest = (*longest).max(from.elapsed());
-                    }
-                    Some(_) => since = None,
-                    None => {}
+                if let Some(age) = api.metric("stepwise_expired_lease_age_seconds").await {
+                    let mut longest = longest.lock().unwrap();
+                    *longest = (*longest).max(Duration::from_secs_f64(age));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
