@@ -277,7 +277,9 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        let batch_size = config.batch_size.max(1);
+        // One wave at first: the first batch says how long this host's
+        // actions take, and later claims grow to fit ([`Engine::fit_claims`]).
+        let first_claim = config.batch_size.min(u32::try_from(config.concurrency).unwrap_or(u32::MAX)).max(1);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -297,7 +299,7 @@ impl Engine {
                 handovers: group::GroupCommit::default(),
                 sent: group::GroupCommit::default(),
                 announcer: wake::Announcer::default(),
-                claim_size: std::sync::atomic::AtomicU32::new(batch_size),
+                claim_size: std::sync::atomic::AtomicU32::new(first_claim),
             }),
         }
     }
