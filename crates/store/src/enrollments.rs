@@ -204,8 +204,18 @@ impl ReadTx {
             "{SELECT_ENROLLMENT} WHERE resume_at IS NOT NULL AND resume_at <= $1 AND status = 'paused'
              ORDER BY resume_at, id LIMIT $2"
         );
-        let rows: Vec<EnrollmentRow> =
-            on_tx!(self, |c| sqlx::query_as(&sql).bind(ms(now)).bind(i64::from(limit)).fetch_all(&mut *c).await?);
+        // On PostgreSQL the rows stay locked until the transaction resumes
+        // them, and another host's sweep skips them: each returning
+        // enrollment is resumed by one host. SQLite has one writer.
+        let rows: Vec<EnrollmentRow> = match &mut self.inner {
+            super::TxInner::Sqlite(c) => {
+                sqlx::query_as(&sql).bind(ms(now)).bind(i64::from(limit)).fetch_all(&mut **c).await?
+            }
+            super::TxInner::Postgres(c) => {
+                let locked = format!("{sql} FOR UPDATE SKIP LOCKED");
+                sqlx::query_as(&locked).bind(ms(now)).bind(i64::from(limit)).fetch_all(&mut **c).await?
+            }
+        };
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
     }
 

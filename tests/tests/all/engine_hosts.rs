@@ -1,14 +1,15 @@
-//! Hosts sharing one PostgreSQL database hear each other: work one host
-//! makes due is claimed by another at once, not at its next poll.
+//! Hosts sharing one PostgreSQL database hear each other (work one host
+//! makes due is claimed by another at once, not at its next poll) and
+//! sweep without doing the same work twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use stepwise::engagement::{ActionStatus, TimingMode};
-use stepwise::engine::{Engine, EngineConfig, RecordingTransport, SystemClock};
+use stepwise::engagement::{ActionStatus, EnrollmentStatus, EventKind, TimingMode};
+use stepwise::engine::{Engine, EngineConfig, RecordingTransport, Signal, SignalKind, SystemClock};
 use stepwise::store::Store;
-use stepwise_tests::db::{POSTGRES_URL_VAR, postgres_schema};
-use stepwise_tests::scenario::{World, registry, settings, trivial};
+use stepwise_tests::db::{POSTGRES_URL_VAR, at, postgres_schema};
+use stepwise_tests::scenario::{DAY, World, registry, settings, trivial};
 
 #[tokio::test]
 async fn a_host_claims_at_once_what_another_host_made_due() {
@@ -41,6 +42,63 @@ async fn a_host_claims_at_once_what_another_host_made_due() {
             let _ = stop.send(());
             running.await.unwrap().unwrap();
             assert!(heard.is_ok(), "the other host claimed the action long before its next poll");
+        }
+    })
+    .await;
+    store.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// Out-of-office returns are swept by every host, and each returning
+/// enrollment is resumed by one of them, once.
+#[tokio::test]
+async fn hosts_sweeping_out_of_office_returns_at_once_resume_each_enrollment_once() {
+    let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else { return };
+    let (admin, schema, url) = postgres_schema(&admin_url, "stepwise_hosts").await;
+    let store = Store::connect(&url).await.unwrap();
+    let outcome = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let w = World::new(store.clone()).await;
+            let seq =
+                w.sequence(TimingMode::AfterPrevious, settings(), vec![stepwise_tests::scenario::task(DAY)]).await;
+            let mut enrollments = Vec::new();
+            for i in 0..200 {
+                let contact = w.contact(|c| c.email = Some(format!("c{i}@example.com"))).await;
+                enrollments.push(w.enroll(&contact, &seq).await.id);
+                let away = Signal {
+                    kind: SignalKind::OutOfOffice,
+                    contact_id: contact,
+                    enrollment_id: None,
+                    action_id: None,
+                    return_date: Some(at(60)),
+                };
+                w.engine.signal(&w.account, &away).await.unwrap();
+            }
+            w.clock.set(at(61));
+            // Two more hosts on the same clock sweep at the same time.
+            let host = || {
+                let transport = Arc::new(RecordingTransport::new());
+                Engine::new(
+                    store.clone(),
+                    w.engine.registry().clone(),
+                    w.clock.clone(),
+                    transport,
+                    EngineConfig::default(),
+                )
+            };
+            let (a, b) = (host(), host());
+            let (x, y) = tokio::join!(a.run_until_idle(), b.run_until_idle());
+            x.unwrap();
+            y.unwrap();
+            for e in &enrollments {
+                let resumed = w.events(e).await.iter().filter(|ev| ev.kind == EventKind::EnrollmentResumed).count();
+                assert_eq!(resumed, 1, "{e} resumed once");
+                assert_eq!(w.enrollment(e).await.status, EnrollmentStatus::Running);
+            }
         }
     })
     .await;
