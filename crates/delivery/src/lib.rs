@@ -8,7 +8,7 @@ pub mod sms;
 pub mod smtp;
 
 pub use stepwise_domain::Secret;
-pub use stepwise_domain::transport::{EmailPayload, SmsPayload};
+pub use stepwise_domain::transport::{EmailPayload, Handover, SmsPayload};
 
 use stepwise_domain::engagement::{OutboxChannel, OutboxMessage};
 use stepwise_domain::transport::{Delivery, Transport, TransportError};
@@ -56,6 +56,14 @@ impl Transport for Channels {
         match message.channel {
             OutboxChannel::Email => self.email.as_ref().ok_or_else(unconfigured)?.deliver(message).await,
             OutboxChannel::Sms => self.sms.as_ref().ok_or_else(unconfigured)?.deliver(message).await,
+        }
+    }
+
+    async fn deliver_with(&self, message: &OutboxMessage, handover: &dyn Handover) -> Result<Delivery, TransportError> {
+        let unconfigured = || TransportError::Temporary(format!("no {} transport is configured", message.channel));
+        match message.channel {
+            OutboxChannel::Email => self.email.as_ref().ok_or_else(unconfigured)?.deliver_with(message, handover).await,
+            OutboxChannel::Sms => self.sms.as_ref().ok_or_else(unconfigured)?.deliver_with(message, handover).await,
         }
     }
 

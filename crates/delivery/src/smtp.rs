@@ -44,7 +44,7 @@ use tokio::sync::Mutex;
 
 use super::{EmailPayload, Secret};
 use stepwise_domain::engagement::OutboxMessage;
-use stepwise_domain::transport::{Delivery, TransportError};
+use stepwise_domain::transport::{Delivery, Handover, TransportError};
 
 /// How the connection to the SMTP server is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -464,8 +464,15 @@ impl SmtpTransport {
         }
     }
 
-    /// One SMTP transaction on `connection`.
-    async fn transaction(&self, connection: &mut AsyncSmtpConnection, email: &Message) -> Result<(), TransportError> {
+    /// One SMTP transaction on `connection`; `handover` is asked once the
+    /// server has taken the sender, the recipients and `DATA`, just before
+    /// the content is written.
+    async fn transaction(
+        &self,
+        connection: &mut AsyncSmtpConnection,
+        email: &Message,
+        handover: Option<&dyn Handover>,
+    ) -> Result<(), Refusal> {
         let envelope = email.envelope();
         let content = email.formatted();
         let mut parameters = Vec::new();
@@ -475,9 +482,9 @@ impl SmtpTransport {
         });
         if international {
             if !connection.server_info().supports_feature(Extension::SmtpUtfEight) {
-                return Err(TransportError::Permanent(
+                return Err(Refusal::Failed(TransportError::Permanent(
                     "the recipient's address is internationalized and the server does not accept SMTPUTF8".into(),
-                ));
+                )));
             }
             parameters.push(MailParameter::SmtpUtfEight);
         }
@@ -489,6 +496,13 @@ impl SmtpTransport {
             self.timed(Step::Recipient, connection.command(Rcpt::new(to.clone(), vec![]))).await?;
         }
         self.timed(Step::Data, connection.command(Data)).await?;
+        if let Some(handover) = handover
+            && let Err(why) = handover.begin().await
+        {
+            // The content never leaves: the connection is dropped in the
+            // middle of DATA, so the server discards the transaction.
+            return Err(Refusal::NotHandedOver(TransportError::Temporary(format!("not handed over: {why}"))));
+        }
         // The content and its final dot in one write: written apart, the
         // dot waits for the server to acknowledge the content, which a
         // server holds back (delayed ACK) until it has something to say,
@@ -599,25 +613,57 @@ fn message_id(key: &str, domain: &str) -> String {
 #[async_trait::async_trait]
 impl stepwise_domain::transport::Transport for SmtpTransport {
     async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError> {
+        self.send(message, None).await
+    }
+
+    async fn deliver_with(&self, message: &OutboxMessage, handover: &dyn Handover) -> Result<Delivery, TransportError> {
+        self.send(message, Some(handover)).await
+    }
+
+    fn handles(&self, channel: stepwise_domain::engagement::OutboxChannel) -> bool {
+        channel == stepwise_domain::engagement::OutboxChannel::Email
+    }
+}
+
+impl SmtpTransport {
+    /// Sends one message over a pooled connection.
+    async fn send(&self, message: &OutboxMessage, handover: Option<&dyn Handover>) -> Result<Delivery, TransportError> {
         let email = self.build(message)?;
         // Closed only when the transport is dropped.
         let _slot =
             self.slots.acquire().await.map_err(|_| TransportError::Temporary("the transport is closed".into()))?;
         let mut connection = self.connection().await?;
-        match self.transaction(&mut connection, &email).await {
+        match self.transaction(&mut connection, &email, handover).await {
             Ok(()) => {
                 self.idle.lock().await.push((connection, Instant::now()));
                 Ok(Delivery { provider_id: Some(self.message_id(&message.idempotency_key)) })
             }
-            Err(error) => {
+            Err(Refusal::NotHandedOver(error)) => {
+                // In the middle of DATA: anything written now would be
+                // content. Closed without the final dot, the server
+                // discards the transaction.
+                drop(connection);
+                Err(error)
+            }
+            Err(Refusal::Failed(error)) => {
                 self.discard(connection).await;
                 Err(error)
             }
         }
     }
+}
 
-    fn handles(&self, channel: stepwise_domain::engagement::OutboxChannel) -> bool {
-        channel == stepwise_domain::engagement::OutboxChannel::Email
+/// How a transaction ended without the message.
+enum Refusal {
+    /// A step failed.
+    Failed(TransportError),
+    /// The dispatcher refused the handover after `DATA`.
+    NotHandedOver(TransportError),
+}
+
+impl From<TransportError> for Refusal {
+    fn from(error: TransportError) -> Self {
+        Refusal::Failed(error)
     }
 }
 

@@ -107,6 +107,17 @@ pub enum TransportError {
     Invalid(String),
 }
 
+/// The dispatcher's say before a message's content may leave: it records
+/// that the message may have been sent (the handover mark), so that a host
+/// stopping after that never sends it again.
+#[async_trait::async_trait]
+pub trait Handover: Send + Sync {
+    /// Asked once, just before the content may leave. An error (the
+    /// message's lease was lost, the mark was not written) means it must
+    /// not.
+    async fn begin(&self) -> Result<(), String>;
+}
+
 /// Hands messages to the outside world. Implementations must pass the
 /// message's idempotency key on (a Message-ID, a provider's idempotency
 /// header), so that a message handed over twice can be recognized.
@@ -118,6 +129,21 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     ///
     /// A [`TransportError`] saying whether to try again.
     async fn deliver(&self, message: &OutboxMessage) -> Result<Delivery, TransportError>;
+
+    /// Delivers one message, asking `handover` just before its content may
+    /// leave. By default that is before anything is done; a transport that
+    /// talks to its server first (SMTP: connection, sender, recipient) asks
+    /// later, so that a message whose dialogue failed or was cut off before
+    /// its content is known not to have left.
+    ///
+    /// # Errors
+    ///
+    /// As [`Transport::deliver`]; a refused handover is a
+    /// [`TransportError::Temporary`] and nothing left.
+    async fn deliver_with(&self, message: &OutboxMessage, handover: &dyn Handover) -> Result<Delivery, TransportError> {
+        handover.begin().await.map_err(|why| TransportError::Temporary(format!("not handed over: {why}")))?;
+        self.deliver(message).await
+    }
 
     /// Whether messages can go out at all. An unconfigured transport leaves
     /// them queued in the outbox, visible, never dropped.

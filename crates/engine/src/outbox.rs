@@ -7,13 +7,18 @@
 //! A lease keeps two dispatchers from handing one message over at the same
 //! time, but a lease alone would hand a message over again after a host
 //! stopped between sending it and recording that it did. So before a
-//! message goes to its transport, the dispatcher commits a handover mark
-//! ([`OutboxMessage::handover_started_at`]); recording the outcome clears
-//! it. A message found with the mark once its lease has expired may have
-//! been sent: on a channel whose transport deduplicates retries (the SMS
-//! provider's idempotency header) it is handed over again, otherwise (SMTP)
-//! it becomes `failed`, saying so, and is never sent twice.
+//! message's content leaves, the dispatcher commits a handover mark
+//! ([`OutboxMessage::handover_started_at`]), when its transport asks for it
+//! ([`Handover`]: SMTP once the server has taken the sender, the recipients
+//! and `DATA`); recording the outcome clears it. A message whose dialogue
+//! failed or was cut off before that is known not to have left, and is
+//! simply tried again. A message found with the mark once its lease has
+//! expired may have been sent: on a channel whose transport deduplicates
+//! retries (the SMS provider's idempotency header) it is handed over again,
+//! otherwise (SMTP) it becomes `failed`, saying so, and is never sent
+//! twice.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +29,7 @@ use super::{Engine, EngineError, Result};
 use stepwise_domain::engagement::{
     ClaimedMessage, Enrollment, EnrollmentStatus, EventKind, Level, OutboxChannel, OutboxMessage, Sequence,
 };
-use stepwise_domain::transport::TransportError;
+use stepwise_domain::transport::{Handover, TransportError};
 use stepwise_store::{DeliveryOutcome, ReadTx, StoreError, Tx};
 
 /// The `last_error` of a message whose handover a stopped host never
@@ -111,14 +116,18 @@ impl Engine {
         }
         self.add_unsubscribe_link(&mut message).await?;
 
-        // The mark, durable before anything leaves the host. The lease is
-        // extended past the transport's deadline below, so that no other
+        // The mark, durable before the content leaves the host: the
+        // transport asks for it once its server is ready for the content
+        // (for SMTP, after the sender, the recipient and `DATA`). Its lease
+        // is extended past the transport's deadline then, so that no other
         // host takes the message over while this one may still be sending.
         let deadline = self.config().outbox_handover_timeout;
-        self.mark_handover(&message.id, lease).await?;
-
-        let outcome = match tokio::time::timeout(deadline, transport.deliver(&message)).await {
+        let handover = MarkOnHandover { engine: self, id: &message.id, lease, began: AtomicBool::new(false) };
+        let outcome = match tokio::time::timeout(deadline, transport.deliver_with(&message, &handover)).await {
             Ok(outcome) => outcome,
+            Err(_) if !handover.began.load(Ordering::Acquire) => {
+                Err(TransportError::Temporary(format!("the transport did not get to the content within {deadline:?}")))
+            }
             Err(_) => Err(TransportError::Uncertain(format!("the transport did not finish within {deadline:?}"))),
         };
         let outcome = match outcome {
@@ -291,6 +300,25 @@ async fn origin(tx: &mut ReadTx, message: &OutboxMessage) -> Result<Option<(Enro
     let enrollment = tx.enrollment(&action.enrollment_id).await?;
     let sequence = tx.sequence(&enrollment.account_id, &enrollment.sequence_id).await?;
     Ok(Some((enrollment, sequence)))
+}
+
+/// The handover mark of one message, committed when its transport is
+/// about to let the content go.
+struct MarkOnHandover<'a> {
+    engine: &'a Engine,
+    id: &'a str,
+    lease: &'a str,
+    /// The mark was committed: the content may have left.
+    began: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Handover for MarkOnHandover<'_> {
+    async fn begin(&self) -> std::result::Result<(), String> {
+        self.engine.mark_handover(self.id, self.lease).await.map_err(|e| e.to_string())?;
+        self.began.store(true, Ordering::Release);
+        Ok(())
+    }
 }
 
 /// What a group write of messages says to each: whether its row was

@@ -539,3 +539,68 @@ async fn emails_go_out_in_parallel_over_a_bounded_pool_of_reused_connections() {
     })
     .await;
 }
+
+/// Counts the handovers asked for, and refuses them when told to.
+struct Gate {
+    asked: std::sync::atomic::AtomicUsize,
+    refuse: bool,
+}
+
+#[async_trait::async_trait]
+impl stepwise::delivery::Handover for Gate {
+    async fn begin(&self) -> Result<(), String> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.refuse { Err("the lease was lost".into()) } else { Ok(()) }
+    }
+}
+
+/// The handover mark is asked for only once the server is ready for the
+/// content: a recipient refused before it needs none (nothing left), and a
+/// handover refused then sends nothing (the server discards the
+/// unfinished transaction).
+#[tokio::test]
+async fn the_handover_is_marked_only_when_the_content_is_about_to_leave() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        let mut tx = w.store().begin().await.unwrap();
+        for (key, to) in
+            [("msg_bounce", "bounce@example.com"), ("msg_refused", "ada@example.com"), ("msg_ok", "bob@example.com")]
+        {
+            let new = NewOutboxMessage {
+                account_id: w.account.clone(),
+                action_id: None,
+                channel: stepwise::engagement::OutboxChannel::Email,
+                payload: json!({"to": to, "subject": "Hi", "text": "Hello"}),
+                idempotency_key: key.into(),
+            };
+            tx.enqueue_message(&new, w.now()).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let messages = outbox(w.store(), &w.account).await;
+        let message = |key: &str| messages.iter().find(|m| m.idempotency_key == key).unwrap().clone();
+        let transport = SmtpTransport::new(smtp(&server));
+        let gate = |refuse| Gate { asked: 0.into(), refuse };
+        use stepwise::engine::Transport as _;
+
+        let bounced = gate(false);
+        let error = transport.deliver_with(&message("msg_bounce"), &bounced).await.unwrap_err();
+        assert!(error.to_string().contains("550"), "{error}");
+        assert_eq!(bounced.asked.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing was about to leave");
+
+        let refused = gate(true);
+        let error = transport.deliver_with(&message("msg_refused"), &refused).await.unwrap_err();
+        assert!(error.to_string().contains("not handed over"), "{error}");
+        assert_eq!(refused.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let handed = gate(false);
+        transport.deliver_with(&message("msg_ok"), &handed).await.unwrap();
+        assert_eq!(handed.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        server.wait_for(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let received = server.received();
+        assert_eq!(received.len(), 1, "only the message handed over arrived: {received:#?}");
+        assert_eq!(received[0].rcpt_tos, ["bob@example.com"]);
+    })
+    .await;
+}
