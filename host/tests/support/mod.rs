@@ -285,14 +285,20 @@ pub async fn run(database_url: String, plan: Plan) -> Outcome {
     }
 
     // How long past its lease's expiry a dead host's work waits to be
-    // claimed again, as `/metrics` shows it.
+    // claimed again, as `/metrics` shows it; not while the database
+    // restarts and the hosts reconnect (nobody claims anything then).
     let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let restarting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let longest = Arc::new(Mutex::new(Duration::ZERO));
     let watcher = {
-        let (watching, longest) = (watching.clone(), longest.clone());
+        let (watching, restarting, longest) = (watching.clone(), restarting.clone(), longest.clone());
         let api = Api { client: api.client.clone(), base: api.base.clone(), key: api.key.clone() };
         tokio::spawn(async move {
             while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                if restarting.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
                 if let Some(age) = api.metric("stepwise_expired_lease_age_seconds").await {
                     let mut longest = longest.lock().unwrap();
                     *longest = (*longest).max(Duration::from_secs_f64(age));
@@ -320,7 +326,14 @@ pub async fn run(database_url: String, plan: Plan) -> Outcome {
         if k == kills / 2
             && let Some(restart) = restart
         {
+            restarting.store(true, std::sync::atomic::Ordering::Relaxed);
             tokio::task::spawn_blocking(restart).await.unwrap();
+            let restarting = restarting.clone();
+            tokio::spawn(async move {
+                // Reconnecting takes a second or two; then the watch goes on.
+                tokio::time::sleep(LEASE).await;
+                restarting.store(false, std::sync::atomic::Ordering::Relaxed);
+            });
         }
         hosts[victim] = cluster.scheduler();
     }
