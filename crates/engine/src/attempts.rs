@@ -18,65 +18,54 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
 
-use super::group::GroupCommit;
+use super::group::{GroupCommit, Written, answers};
 use super::{Engine, EngineError};
 use stepwise_plugin_host::EffectGate;
 
-/// The attempts waiting to be written: `(action, lease)`, answered with the
-/// time recorded or why not.
-pub(crate) type Attempts = GroupCommit<(String, String), Result<DateTime<Utc>, String>>;
+/// The attempts waiting to be written, `(action, lease)`.
+pub(crate) type Attempts = GroupCommit<(String, String), Written>;
 
 impl Engine {
     /// Records that the effect of `action`, leased with `lease`, may begin
-    /// now; returns the time recorded, to the millisecond as stored.
+    /// now.
     ///
     /// # Errors
     ///
     /// Why the effect must not begin: the lease was lost, or the record
     /// could not be written.
-    pub(crate) async fn record_attempt(&self, action: &str, lease: &str) -> Result<DateTime<Utc>, String> {
+    pub(crate) async fn record_attempt(&self, action: &str, lease: &str) -> Result<(), String> {
         let engine = self.clone();
         let item = (action.to_owned(), lease.to_owned());
-        let recorded = self.inner.attempts.submit(item, move |group| async move { engine.write_attempts(group).await });
-        recorded.await.unwrap_or_else(|| Err("the attempt was not recorded".into()))
-    }
-
-    /// Writes a group of attempts in one transaction; answers each.
-    async fn write_attempts(&self, group: Vec<(String, String)>) -> Vec<Result<DateTime<Utc>, String>> {
-        let now = self.now();
-        let written = async {
-            let leases: Vec<(&str, &str)> = group.iter().map(|(a, l)| (a.as_str(), l.as_str())).collect();
-            let mut tx = self.store().begin().await?;
-            let held = tx.record_send_attempts(&leases, now).await?;
-            tx.commit().await?;
-            Ok::<_, EngineError>(held)
+        let recorded = self.inner.attempts.submit(item, move |group| async move {
+            let now = engine.now();
+            let written = async {
+                let leases: Vec<(&str, &str)> = group.iter().map(|(a, l)| (a.as_str(), l.as_str())).collect();
+                let mut tx = engine.store().begin().await?;
+                let held = tx.record_send_attempts(&leases, now).await?;
+                tx.commit().await?;
+                Ok::<_, EngineError>(held)
+            };
+            answers(&group, written.await, |(action, _)| action)
+        });
+        match recorded.await {
+            Some(Ok(true)) => Ok(()),
+            Some(Ok(false)) => Err(format!("the lease of action {action} was lost")),
+            Some(Err(error)) => Err(format!("the attempt could not be recorded: {error}")),
+            None => Err("the attempt was not recorded".into()),
         }
-        .await;
-        if let Err(error) = &written {
-            tracing::warn!(%error, attempts = group.len(), "attempts were not recorded; their requests are not sent");
-        }
-        let at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
-        group
-            .iter()
-            .map(|(action, _)| match &written {
-                Ok(held) if held.contains(action) => Ok(at),
-                Ok(_) => Err(format!("the lease of action {action} was lost")),
-                Err(error) => Err(format!("the attempt could not be recorded: {error}")),
-            })
-            .collect()
     }
 }
 
 /// The gate of one scheduled action's calls: the first effect that may
-/// leave records the attempt; what it recorded, or why it refused, is kept
+/// leave records the attempt; whether it did, or why it refused, is kept
 /// for the answer.
 pub(crate) struct AttemptGate {
     engine: Engine,
     action: String,
     lease: String,
-    outcome: tokio::sync::Mutex<Option<Result<DateTime<Utc>, String>>>,
+    outcome: OnceCell<Result<(), String>>,
 }
 
 impl std::fmt::Debug for AttemptGate {
@@ -91,26 +80,20 @@ impl AttemptGate {
             engine: engine.clone(),
             action: action.to_owned(),
             lease: lease.to_owned(),
-            outcome: tokio::sync::Mutex::new(None),
+            outcome: OnceCell::new(),
         })
     }
 
-    /// What the gate did: `None` when no effect asked, the time recorded,
-    /// or why it refused.
-    pub(crate) async fn outcome(&self) -> Option<Result<DateTime<Utc>, String>> {
-        self.outcome.lock().await.clone()
+    /// What the gate did: `None` when no effect asked, `Ok` when the
+    /// attempt is on record, or why it refused.
+    pub(crate) fn outcome(&self) -> Option<&Result<(), String>> {
+        self.outcome.get()
     }
 }
 
 #[async_trait::async_trait]
 impl EffectGate for AttemptGate {
     async fn open(&self) -> Result<(), String> {
-        let mut outcome = self.outcome.lock().await;
-        if let Some(known) = outcome.as_ref() {
-            return known.clone().map(|_| ());
-        }
-        let recorded = self.engine.record_attempt(&self.action, &self.lease).await;
-        *outcome = Some(recorded.clone());
-        recorded.map(|_| ())
+        self.outcome.get_or_init(|| self.engine.record_attempt(&self.action, &self.lease)).await.clone()
     }
 }

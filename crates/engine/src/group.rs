@@ -4,10 +4,31 @@
 //! load a transaction carries as many writes as arrived while the last one
 //! committed; alone, a write is made at once.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
+
+/// What a group write of leased rows says to each: whether its row was
+/// written (`false`: its lease was lost), or the store's error.
+pub(crate) type Written = Result<bool, String>;
+
+/// Each of `group`'s answers, from the ids of the rows a group write
+/// touched (or its error).
+pub(crate) fn answers<T>(
+    group: &[T],
+    written: super::Result<HashSet<String>>,
+    id: impl Fn(&T) -> &String,
+) -> Vec<Written> {
+    match written {
+        Ok(touched) => group.iter().map(|item| Ok(touched.contains(id(item)))).collect(),
+        Err(error) => {
+            let error = error.to_string();
+            group.iter().map(|_| Err(error.clone())).collect()
+        }
+    }
+}
 
 /// Writes of `T`, each answered with an `R`.
 pub(crate) struct GroupCommit<T, R> {

@@ -24,6 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::group::{Written, answers};
 use super::process::{EventExt, enrollment_event};
 use super::{Engine, EngineError, Result};
 use stepwise_domain::engagement::{
@@ -318,25 +319,6 @@ impl Handover for MarkOnHandover<'_> {
         self.engine.mark_handover(self.id, self.lease).await.map_err(|e| e.to_string())?;
         self.began.store(true, Ordering::Release);
         Ok(())
-    }
-}
-
-/// What a group write of messages says to each: whether its row was
-/// written, or the store's error.
-type Written = std::result::Result<bool, String>;
-
-/// Each of `group`'s answers from the ids a group write touched.
-fn answers<T>(
-    group: &[T],
-    written: Result<std::collections::HashSet<String>>,
-    id: impl Fn(&T) -> &String,
-) -> Vec<Written> {
-    match written {
-        Ok(touched) => group.iter().map(|item| Ok(touched.contains(id(item)))).collect(),
-        Err(error) => {
-            let error = error.to_string();
-            group.iter().map(|_| Err(error.clone())).collect()
-        }
     }
 }
 

@@ -602,10 +602,10 @@ impl Engine {
                 }
             }
         };
-        match gate.outcome().await {
+        match gate.outcome() {
             None => {}
-            // The attempt counts from its record on.
-            Some(Ok(at)) => ctx.action.send_attempted_at = Some(at),
+            // On record, the attempt was counted: the answer counts no other.
+            Some(Ok(())) => ctx.action.send_attempted_at = Some(self.now()),
             Some(Err(why)) => {
                 return Err(EngineError::InvalidState(format!("the step's request was held back: {why}")));
             }

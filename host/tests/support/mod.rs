@@ -328,10 +328,20 @@ pub async fn run(database_url: String, plan: Plan) -> Outcome {
         {
             restarting.store(true, std::sync::atomic::Ordering::Relaxed);
             tokio::task::spawn_blocking(restart).await.unwrap();
-            let restarting = restarting.clone();
+            let (restarting, db) = (restarting.clone(), db.clone());
+            let api = Api { client: api.client.clone(), base: api.base.clone(), key: api.key.clone() };
             tokio::spawn(async move {
-                // Reconnecting takes a second or two; then the watch goes on.
-                tokio::time::sleep(LEASE).await;
+                // The watch goes on once the hosts are back: work moves
+                // again and nothing is left under an expired lease.
+                let before = done(db.clone()).await;
+                loop {
+                    let now = done(db.clone()).await;
+                    let moved = now > before || now >= total;
+                    if moved && api.metric("stepwise_expired_leases").await == Some(0.0) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 restarting.store(false, std::sync::atomic::Ordering::Relaxed);
             });
         }
