@@ -19,15 +19,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stepwise::crm::{Contact, User};
-use stepwise::engagement::{
-    Activation, Editor, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step,
-    StepTiming, TimingMode,
-};
 use stepwise::engine::{Clock, Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport, SystemClock};
 use stepwise::plugins::{Limits, NetPolicy, Registry, Runtime, RuntimeConfig};
-use stepwise::store::{NewSequence, Store};
-use stepwise_tests::bench::{backends, open};
+use stepwise::store::Store;
+use stepwise_tests::bench::{backends, contacts, open, trivial_sequence};
 
 struct Options {
     contacts: usize,
@@ -92,69 +87,6 @@ fn main() {
     });
 }
 
-/// An account with an agent, the trivial add-on enabled, and an active
-/// sequence of `steps` trivial steps `delay_ms` apart.
-async fn setup(
-    store: &Store,
-    steps: usize,
-    delay_ms: i64,
-    now: chrono::DateTime<chrono::Utc>,
-) -> (String, String, String) {
-    let mut tx = store.begin().await.unwrap();
-    let account = tx.create_account("Bench", None, now).await.unwrap().id;
-    let user = User { name: "Agent".into(), email: "agent@example.com".into(), ..User::default() };
-    let user = tx.create_user(&account, &user, now).await.unwrap().id;
-    let settings = PluginAccount {
-        account_id: account.clone(),
-        plugin_id: "trivial".into(),
-        enabled: true,
-        grants: serde_json::json!({}),
-        approved_capabilities: vec![],
-    };
-    tx.set_plugin_account(&settings, now).await.unwrap();
-    let new = NewSequence {
-        name: "Bench".into(),
-        description: String::new(),
-        plan_type: PlanType::General,
-        timing_mode: TimingMode::AfterPrevious,
-        settings: SequenceSettings::default(),
-    };
-    let sequence = tx.create_sequence(&account, &new, now).await.unwrap().id;
-    let steps: Vec<Step> = (0..steps)
-        .map(|i| Step {
-            position: u32::try_from(i).unwrap(),
-            name: format!("step {i}"),
-            plugin: PluginRef { id: "trivial".into(), version: "*".into() },
-            config: serde_json::json!({}),
-            timing: StepTiming::Delay { ms: delay_ms },
-            activation: Activation::Automatic,
-            owner: OwnerRule::ContactOwner,
-            criteria: vec![],
-            notify: false,
-            regarding: None,
-        })
-        .collect();
-    tx.publish_version(&account, &sequence, &steps, Some(&user), now).await.unwrap();
-    tx.set_sequence_state(&account, &sequence, SequenceState::Active, now).await.unwrap();
-    tx.commit().await.unwrap();
-    (account, user, sequence)
-}
-
-async fn contacts(engine: &Engine, account: &str, user: &str, n: usize) -> Vec<String> {
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let contact = Contact {
-            first_name: format!("Contact {i}"),
-            email: Some(format!("c{i}@example.com")),
-            owner_id: Some(user.to_owned()),
-            contact_type: "Clients".into(),
-            ..Contact::default()
-        };
-        ids.push(engine.create_contact(account, &contact, &Editor::user(user)).await.unwrap().0.id);
-    }
-    ids
-}
-
 async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: usize, batch: u32) {
     const STEPS: usize = 5;
     let start = chrono::Utc::now();
@@ -166,7 +98,7 @@ async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: u
         Arc::new(RecordingTransport::new()),
         EngineConfig { batch_size: batch, ..EngineConfig::default() },
     );
-    let (account, user, sequence) = setup(store, STEPS, 0, clock.now()).await;
+    let (account, user, sequence) = trivial_sequence(store, "Bench", STEPS, 0, clock.now()).await;
     let contacts = contacts(&engine, &account, &user, n).await;
     let enrolling = Instant::now();
     for contact in &contacts {
@@ -226,7 +158,7 @@ async fn latency(store: &Store, registry: &Arc<Registry>, backend: &str, n: usiz
         EngineConfig::default(),
     );
     let spread = Duration::from_millis(10);
-    let (account, user, sequence) = setup(store, 1, 200, clock.now()).await;
+    let (account, user, sequence) = trivial_sequence(store, "Bench", 1, 200, clock.now()).await;
     let contacts = contacts(&engine, &account, &user, n).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runner = {

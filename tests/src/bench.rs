@@ -6,7 +6,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
-use stepwise::store::Store;
+use stepwise::crm::{Contact, User};
+use stepwise::engagement::{
+    Activation, Editor, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step,
+    StepTiming, TimingMode,
+};
+use stepwise::engine::Engine;
+use stepwise::store::{NewSequence, Store};
 
 use crate::db::{POSTGRES_URL_VAR, postgres_schema};
 
@@ -53,6 +59,80 @@ pub fn backends(named: Vec<String>) -> Vec<String> {
         all.push("postgres".to_owned());
     }
     all
+}
+
+/// An account named `name` with an agent, the trivial add-on enabled, and
+/// an active sequence of `steps` trivial steps `delay_ms` apart: the
+/// account's, the agent's and the sequence's ids.
+///
+/// # Panics
+///
+/// When the store refuses.
+pub async fn trivial_sequence(
+    store: &Store,
+    name: &str,
+    steps: usize,
+    delay_ms: i64,
+    now: DateTime<Utc>,
+) -> (String, String, String) {
+    let mut tx = store.begin().await.unwrap();
+    let account = tx.create_account(name, None, now).await.unwrap().id;
+    let user = User { name: "Agent".into(), email: "agent@example.com".into(), ..User::default() };
+    let user = tx.create_user(&account, &user, now).await.unwrap().id;
+    let settings = PluginAccount {
+        account_id: account.clone(),
+        plugin_id: "trivial".into(),
+        enabled: true,
+        grants: serde_json::json!({}),
+        approved_capabilities: vec![],
+    };
+    tx.set_plugin_account(&settings, now).await.unwrap();
+    let new = NewSequence {
+        name: name.into(),
+        description: String::new(),
+        plan_type: PlanType::General,
+        timing_mode: TimingMode::AfterPrevious,
+        settings: SequenceSettings::default(),
+    };
+    let sequence = tx.create_sequence(&account, &new, now).await.unwrap().id;
+    let steps: Vec<Step> = (0..steps)
+        .map(|i| Step {
+            position: u32::try_from(i).unwrap(),
+            name: format!("step {i}"),
+            plugin: PluginRef { id: "trivial".into(), version: "*".into() },
+            config: serde_json::json!({}),
+            timing: StepTiming::Delay { ms: delay_ms },
+            activation: Activation::Automatic,
+            owner: OwnerRule::ContactOwner,
+            criteria: vec![],
+            notify: false,
+            regarding: None,
+        })
+        .collect();
+    tx.publish_version(&account, &sequence, &steps, Some(&user), now).await.unwrap();
+    tx.set_sequence_state(&account, &sequence, SequenceState::Active, now).await.unwrap();
+    tx.commit().await.unwrap();
+    (account, user, sequence)
+}
+
+/// `n` contacts of `account` owned by `user`, made through the engine.
+///
+/// # Panics
+///
+/// When the engine refuses.
+pub async fn contacts(engine: &Engine, account: &str, user: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let contact = Contact {
+            first_name: format!("Contact {i}"),
+            email: Some(format!("c{i}@example.com")),
+            owner_id: Some(user.to_owned()),
+            contact_type: "Clients".into(),
+            ..Contact::default()
+        };
+        ids.push(engine.create_contact(account, &contact, &Editor::user(user)).await.unwrap().0.id);
+    }
+    ids
 }
 
 /// Rows written straight into the schema, thousands a statement, for
@@ -173,6 +253,37 @@ impl Bulk {
              FROM n"
         );
         self.run(&sql, n, &[prefix], now.timestamp_millis()).await;
+    }
+
+    /// A burst: an enrollment of each of the `n` contacts `{prefix}c_…` in
+    /// version 1 of `sequence`, running, whose current action is its first
+    /// step, automatic, of `plugin`, and due, the oldest `n` milliseconds
+    /// before `now` (as a large enrollment leaves them).
+    pub async fn due_burst(
+        &self,
+        account: &str,
+        prefix: &str,
+        (sequence, plugin): (&str, &str),
+        n: usize,
+        now: DateTime<Utc>,
+    ) {
+        let sql = format!(
+            "{NUMBERS} INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
+                                                current_step, started_at, next_action_at, created_at, updated_at)
+             SELECT $4 || 'e_' || i, $3, $4 || 'c_' || i, $5, 1, NULL, 'running', 0, $2, $2 - $1 + i, $2, $2
+             FROM n"
+        );
+        self.run(&sql, n, &[account, prefix, sequence], now.timestamp_millis()).await;
+        let sql = format!(
+            "{NUMBERS} INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id,
+                                            status, due_at, show_on_engage, opt_out, attempts,
+                                            skip_criteria_evaluated, is_current, created_at, updated_at)
+             SELECT $4 || 'a_' || i, $4 || 'e_' || i, 0, $5, 'automatic',
+                    (SELECT owner_id FROM contacts WHERE id = $4 || 'c_' || i),
+                    'future', $2 - $1 + i, FALSE, FALSE, 0, FALSE, TRUE, $2, $2
+             FROM n"
+        );
+        self.run(&sql, n, &[account, prefix, plugin], now.timestamp_millis()).await;
     }
 
     /// How many current actions are due at `at` (the background a
