@@ -242,17 +242,17 @@ impl Bulk {
         );
         self.run(&sql, n, &[account, prefix, sequence], now.timestamp_millis()).await;
         let sql = format!(
-            "{NUMBERS} INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at,
-                                            show_on_engage, opt_out, attempts, skip_criteria_evaluated, is_current,
-                                            created_at, updated_at)
-             SELECT $3 || 'a_' || i, $3 || 'e_' || i, 0, 'task', 'manual',
-                    (SELECT owner_id FROM contacts WHERE id = $3 || 'c_' || i),
+            "{NUMBERS} INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id,
+                                            status, due_at, show_on_engage, opt_out, attempts,
+                                            skip_criteria_evaluated, is_current, created_at, updated_at)
+             SELECT $4 || 'a_' || i, $3, $4 || 'e_' || i, 0, 'task', 'manual',
+                    (SELECT owner_id FROM contacts WHERE id = $4 || 'c_' || i),
                     CASE WHEN (i / 1009) % 10 = 0 THEN 'active' ELSE 'future' END,
                     CASE WHEN (i / 1009) % 10 = 0 THEN $2 - i ELSE $2 + {month} + i END,
                     (i / 1009) % 10 = 0, FALSE, 0, FALSE, TRUE, $2, $2
              FROM n"
         );
-        self.run(&sql, n, &[prefix], now.timestamp_millis()).await;
+        self.run(&sql, n, &[account, prefix], now.timestamp_millis()).await;
     }
 
     /// A burst: an enrollment of each of the `n` contacts `{prefix}c_…` in
@@ -275,10 +275,10 @@ impl Bulk {
         );
         self.run(&sql, n, &[account, prefix, sequence], now.timestamp_millis()).await;
         let sql = format!(
-            "{NUMBERS} INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id,
+            "{NUMBERS} INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id,
                                             status, due_at, show_on_engage, opt_out, attempts,
                                             skip_criteria_evaluated, is_current, created_at, updated_at)
-             SELECT $4 || 'a_' || i, $4 || 'e_' || i, 0, $5, 'automatic',
+             SELECT $4 || 'a_' || i, $3, $4 || 'e_' || i, 0, $5, 'automatic',
                     (SELECT owner_id FROM contacts WHERE id = $4 || 'c_' || i),
                     'future', $2 - $1 + i, FALSE, FALSE, 0, FALSE, TRUE, $2, $2
              FROM n"

@@ -583,6 +583,8 @@ pub struct Action {
 pub struct ClaimedAction {
     /// The action.
     pub id: String,
+    /// Its account.
+    pub account_id: String,
     /// Its enrollment.
     pub enrollment_id: String,
     /// Its step.

@@ -21,6 +21,7 @@
 mod add_ons;
 mod attempts;
 mod checks;
+mod claims;
 mod clock;
 mod engage;
 mod explain;
@@ -72,8 +73,7 @@ use stepwise_plugin_host::Registry;
 use stepwise_store::{Idempotent, KeyHolder, Metrics, ReadTx, Store, StoreError};
 use writer::Decided;
 
-/// How far ahead a host claims work: what it can begin within this long.
-pub const CLAIM_HORIZON: Duration = Duration::from_millis(500);
+pub use claims::CLAIM_HORIZON;
 
 /// The time kept at the end of a lease for an action's answer to be
 /// written: an action's calls begin only while the lease covers them and
@@ -262,8 +262,8 @@ struct Inner {
     sent: group::GroupCommit<(String, String, Option<String>), std::result::Result<bool, String>>,
     /// What this host tells the others.
     announcer: wake::Announcer,
-    /// Actions the next claim takes ([`Engine::fit_claims`]).
-    claim_size: std::sync::atomic::AtomicU32,
+    /// How much the next claim takes, and from which accounts.
+    claims: claims::Claims,
 }
 
 impl Engine {
@@ -278,8 +278,9 @@ impl Engine {
     ) -> Self {
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
         // One wave at first: the first batch says how long this host's
-        // actions take, and later claims grow to fit ([`Engine::fit_claims`]).
+        // actions take, and later claims grow to fit (`Claims::fit`).
         let first_claim = config.batch_size.min(u32::try_from(config.concurrency).unwrap_or(u32::MAX)).max(1);
+        let claims = claims::Claims::new(first_claim, config.batch_size);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -299,7 +300,7 @@ impl Engine {
                 handovers: group::GroupCommit::default(),
                 sent: group::GroupCommit::default(),
                 announcer: wake::Announcer::default(),
-                claim_size: std::sync::atomic::AtomicU32::new(first_claim),
+                claims,
             }),
         }
     }
@@ -481,9 +482,7 @@ impl Engine {
     async fn claim_batch(&self) -> Result<Vec<(ClaimedAction, Snapshot)>> {
         let now = self.now();
         let started = std::time::Instant::now();
-        let size = self.inner.claim_size.load(std::sync::atomic::Ordering::Relaxed);
-        let lease = self.inner.config.lease;
-        let claimed = self.inner.store.claim_due_actions(now, size, lease).await?;
+        let claimed = self.inner.claims.claim(&self.inner.store, now, self.inner.config.lease).await?;
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
@@ -535,24 +534,8 @@ impl Engine {
         }
         self.release_leases(released).await;
         self.inner.stages.record(Stage::Process, started.elapsed());
-        self.fit_claims(claimed, started.elapsed());
+        self.inner.claims.fit(self.inner.config.concurrency, claimed, started.elapsed());
         answers
-    }
-
-    /// Sizes the next claims to what this host can begin within about
-    /// [`CLAIM_HORIZON`], from how long a wave of `concurrency` actions
-    /// took in the batch just processed: fast steps are claimed a full
-    /// batch at a time (one claim for many), slow ones (webhooks to a slow
-    /// receiver) a few waves at a time, so that work this host cannot
-    /// begin soon is left for other hosts to claim.
-    fn fit_claims(&self, claimed: usize, took: Duration) {
-        let concurrency = self.inner.config.concurrency.max(1);
-        let waves = claimed.div_ceil(concurrency).max(1);
-        let wave = took / u32::try_from(waves).unwrap_or(u32::MAX);
-        let fit = if wave.is_zero() { usize::MAX } else { (CLAIM_HORIZON.as_nanos() / wave.as_nanos()) as usize };
-        let max = self.inner.config.batch_size;
-        let size = u32::try_from(fit.max(1).saturating_mul(concurrency)).unwrap_or(u32::MAX).min(max).max(1);
-        self.inner.claim_size.store(size, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether an action leased until `expires` may still begin `calls`

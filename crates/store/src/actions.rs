@@ -38,7 +38,8 @@ pub struct HeldFilter<'a> {
 }
 
 /// What [`Tx::insert_action`] needs. Actions are created `future`, projected
-/// from enrollment on; only one per enrollment may be current.
+/// from enrollment on; only one per enrollment may be current. An action's
+/// account is its enrollment's, read by the insert itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAction {
     /// The enrollment.
@@ -175,6 +176,7 @@ impl ActionRow {
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
     id: String,
+    account_id: String,
     enrollment_id: String,
     step: i64,
     plugin_id: String,
@@ -189,6 +191,7 @@ impl ClaimedRow {
     fn into_domain(self) -> Result<ClaimedAction> {
         Ok(ClaimedAction {
             id: self.id,
+            account_id: self.account_id,
             enrollment_id: self.enrollment_id,
             step: self.step,
             plugin_id: self.plugin_id,
@@ -206,7 +209,7 @@ const ACTION_COLUMNS: &str = "id, enrollment_id, step, plugin_id, activation, ow
     is_current, lease_token, lease_expires_at, send_attempted_at, recheck_at";
 
 const CLAIMED_COLUMNS: &str =
-    "id, enrollment_id, step, plugin_id, activation, due_at, attempts, lease_token, lease_expires_at";
+    "id, account_id, enrollment_id, step, plugin_id, activation, due_at, attempts, lease_token, lease_expires_at";
 
 /// When the scheduler looks at an action next: its due date, or the later
 /// re-check of a hold. Word for word the expression of the index
@@ -220,6 +223,13 @@ fn claimable() -> String {
     format!(
         "is_current AND status = 'future' AND {NEXT_LOOK} <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1)"
     )
+}
+
+/// A fresh lease token and when a lease taken at `now` for `lease_for`
+/// expires.
+fn lease(now: DateTime<Utc>, lease_for: Duration) -> (String, i64) {
+    let lease_ms = i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
+    (new_id("lse"), ms(now).saturating_add(lease_ms))
 }
 
 /// The lease check of every transition: `$2` is the caller's token. With a
@@ -249,9 +259,7 @@ impl Store {
         limit: u32,
         lease_for: Duration,
     ) -> Result<Vec<ClaimedAction>> {
-        let token = new_id("lse");
-        let lease_ms = i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
-        let expires = ms(now).saturating_add(lease_ms);
+        let (token, expires) = lease(now, lease_for);
         let claimable = claimable();
         let rows: Vec<ClaimedRow> = match self.backend() {
             super::Backend::Postgres => {
@@ -289,6 +297,124 @@ impl Store {
         // RETURNING gives no order; the engine processes oldest first.
         claimed.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
         Ok(claimed)
+    }
+
+    /// The accounts with due actions, at most `max`, the one whose oldest
+    /// due action has waited longest first: what [`Store::claim_shares`]
+    /// is given. Two index probes per account with future actions (the next
+    /// account, then its oldest due action), however many actions each has.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn accounts_with_due_actions(&self, now: DateTime<Utc>, max: u32) -> Result<Vec<String>> {
+        // A skip scan of `actions_due_by_account`, written out because
+        // neither planner does one by itself.
+        let sql = format!(
+            "WITH RECURSIVE accounts (account_id) AS (
+                 SELECT (SELECT account_id FROM actions WHERE is_current AND status = 'future'
+                         ORDER BY account_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT a.account_id FROM actions a
+                         WHERE a.is_current AND a.status = 'future' AND a.account_id > accounts.account_id
+                         ORDER BY a.account_id LIMIT 1)
+                 FROM accounts WHERE accounts.account_id IS NOT NULL
+             )
+             SELECT account_id FROM (
+                 SELECT account_id,
+                        (SELECT {NEXT_LOOK} FROM actions
+                         WHERE actions.account_id = accounts.account_id AND is_current AND status = 'future'
+                           AND {NEXT_LOOK} <= $1
+                         ORDER BY {NEXT_LOOK} LIMIT 1) AS oldest
+                 FROM accounts WHERE account_id IS NOT NULL
+             ) AS heads
+             WHERE oldest IS NOT NULL ORDER BY oldest, account_id LIMIT $2"
+        );
+        Ok(on_pool!(self, |p| sqlx::query_scalar(&sql).bind(ms(now)).bind(i64::from(max)).fetch_all(p).await?))
+    }
+
+    /// Leases to the caller, for `lease_for`, up to `share` due actions of
+    /// each of `accounts` (as [`Store::claim_due_actions`] leases them), so
+    /// that every account with due work is served by every claim, however
+    /// many actions another account has waiting. Returned in turns: each
+    /// account's oldest, then each one's second oldest, and so on, so that
+    /// a batch begins with every account's work.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn claim_shares(
+        &self,
+        now: DateTime<Utc>,
+        accounts: &[String],
+        share: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<ClaimedAction>> {
+        if accounts.is_empty() || share == 0 {
+            return Ok(Vec::new());
+        }
+        let (token, expires) = lease(now, lease_for);
+        let claimable = claimable();
+        let rows: Vec<ClaimedRow> = match &self.pool {
+            super::Pool::Postgres(p) => {
+                let sql = format!(
+                    "WITH due AS (
+                         SELECT share.id FROM unnest($5::text[]) AS of (account_id)
+                         CROSS JOIN LATERAL (
+                             SELECT id FROM actions WHERE account_id = of.account_id AND {claimable}
+                             ORDER BY {NEXT_LOOK}, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS share)
+                     UPDATE actions SET lease_token = $3, lease_expires_at = $4
+                     WHERE id IN (SELECT id FROM due) RETURNING {CLAIMED_COLUMNS}"
+                );
+                sqlx::query_as(&sql)
+                    .bind(ms(now))
+                    .bind(i64::from(share))
+                    .bind(&token)
+                    .bind(expires)
+                    .bind(accounts)
+                    .fetch_all(p)
+                    .await?
+            }
+            super::Pool::Sqlite(_) => {
+                // No LATERAL: one statement per account, in one write
+                // transaction (SQLite has one writer at a time anyway).
+                let sql = format!(
+                    "UPDATE actions SET lease_token = $3, lease_expires_at = $4
+                     WHERE id IN (SELECT id FROM actions WHERE account_id = $5 AND {claimable}
+                                  ORDER BY {NEXT_LOOK}, id LIMIT $2)
+                     RETURNING {CLAIMED_COLUMNS}"
+                );
+                let mut tx = self.begin().await?;
+                let mut rows = Vec::new();
+                for account in accounts {
+                    let mut some: Vec<ClaimedRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
+                        .bind(ms(now))
+                        .bind(i64::from(share))
+                        .bind(&token)
+                        .bind(expires)
+                        .bind(account)
+                        .fetch_all(&mut *c)
+                        .await?);
+                    rows.append(&mut some);
+                }
+                tx.commit().await?;
+                rows
+            }
+        };
+        let mut claimed = rows.into_iter().map(ClaimedRow::into_domain).collect::<Result<Vec<_>>>()?;
+        claimed.sort_by(|a, b| (&a.account_id, a.due_at, &a.id).cmp(&(&b.account_id, b.due_at, &b.id)));
+        // The turn of each action within its account, then oldest first.
+        let mut turns = Vec::with_capacity(claimed.len());
+        for (i, action) in claimed.iter().enumerate() {
+            let turn = match i.checked_sub(1).map(|before| &claimed[before]) {
+                Some(before) if before.account_id == action.account_id => turns[i - 1] + 1,
+                _ => 0usize,
+            };
+            turns.push(turn);
+        }
+        let mut ordered: Vec<(usize, ClaimedAction)> = turns.into_iter().zip(claimed).collect();
+        ordered.sort_by(|(ta, a), (tb, b)| (ta, a.due_at, &a.id).cmp(&(tb, b.due_at, &b.id)));
+        Ok(ordered.into_iter().map(|(_, action)| action).collect())
     }
 
     /// When the next claimable work falls due: the earliest due date of a
@@ -458,10 +584,11 @@ impl Tx {
     pub async fn insert_action(&mut self, new: &NewAction, now: DateTime<Utc>) -> Result<Action> {
         let id = new_id("act");
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at,
-                                  show_on_engage, opt_out, attempts, skip_criteria_evaluated, is_current,
+            "INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id, status,
+                                  due_at, show_on_engage, opt_out, attempts, skip_criteria_evaluated, is_current,
                                   created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'future', $7, FALSE, FALSE, 0, FALSE, $8, $9, $9)"
+             VALUES ($1, (SELECT account_id FROM enrollments WHERE id = $2), $2, $3, $4, $5, $6, 'future', $7,
+                     FALSE, FALSE, 0, FALSE, $8, $9, $9)"
         )
         .bind(&id)
         .bind(&new.enrollment_id)
@@ -493,10 +620,10 @@ impl Tx {
         for (ids, batch) in ids.chunks(MAX_BINDS / COLUMNS).zip(batch.chunks(MAX_BINDS / COLUMNS)) {
             on_tx!(self, |c| {
                 let mut q = QueryBuilder::new(
-                    "INSERT INTO actions (id, enrollment_id, step, plugin_id, activation, owner_id, due_at, is_current,
-                                      created_at, updated_at, status, show_on_engage, opt_out, attempts,
+                    "INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id, due_at,
+                                      is_current, created_at, updated_at, status, show_on_engage, opt_out, attempts,
                                       skip_criteria_evaluated)
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
+                 SELECT v.column1, (SELECT account_id FROM enrollments WHERE id = v.column2), v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
                         v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE
                  FROM (",
                 );

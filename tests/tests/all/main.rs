@@ -24,6 +24,7 @@ mod builtin_steps;
 mod delivery_outbox;
 mod delivery_sms;
 mod delivery_smtp;
+mod engine_fairness;
 mod engine_hosts;
 mod engine_lifecycle;
 mod engine_processing;
