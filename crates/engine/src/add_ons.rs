@@ -1,6 +1,8 @@
 //! Add-ons uploaded through any host. Each host loads the stored add-ons it
-//! has not loaded yet: at start, every [`ADD_ON_SYNC`] while its scheduler
-//! runs, and at once when a step names a plugin it lacks. So an upload through
+//! has not loaded yet: at start, when another host announces an upload,
+//! every [`ADD_ON_SYNC`] while its scheduler runs (every
+//! [`ADD_ON_SYNC_HEARD`] while it hears announcements), and at once when a
+//! step names a plugin it lacks. So an upload through
 //! one host is usable on every host sharing the database, without a restart.
 
 use std::time::Duration;
@@ -10,6 +12,9 @@ use stepwise_store as store;
 
 /// How often a running scheduler looks for add-ons uploaded elsewhere.
 pub const ADD_ON_SYNC: Duration = Duration::from_secs(10);
+
+/// How often it looks while it hears other hosts announce their uploads.
+pub const ADD_ON_SYNC_HEARD: Duration = Duration::from_secs(60);
 
 impl Engine {
     /// Loads every stored add-on version this host has not loaded; returns
@@ -55,12 +60,15 @@ impl Engine {
         }
     }
 
-    /// Syncs add-ons every [`ADD_ON_SYNC`], for ever.
+    /// Syncs add-ons every [`ADD_ON_SYNC`], for ever; every
+    /// [`ADD_ON_SYNC_HEARD`] while this host hears the others' announcements
+    /// (an upload is then loaded when announced, and the poll is only the
+    /// fallback). Each pause is jittered, so hosts started together do not
+    /// all look at once.
     pub(crate) async fn sync_add_ons_forever(&self) {
-        let mut every = tokio::time::interval(ADD_ON_SYNC);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            every.tick().await;
+            let every = if self.hears_other_hosts() { ADD_ON_SYNC_HEARD } else { ADD_ON_SYNC };
+            tokio::time::sleep(super::wake::jittered(every)).await;
             if let Err(error) = self.sync_add_ons().await {
                 tracing::warn!(%error, "could not look for add-ons uploaded through other hosts");
             }

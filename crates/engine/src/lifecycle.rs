@@ -223,7 +223,7 @@ impl Engine {
             unfinished.entry(e.contact_id.clone()).or_default().push((e.status, e.sequence_id));
         }
         let mut free_slots = match sequence.settings.drip_limit {
-            Some(limit) => Some(i64::from(limit) - tx.running_count(&sequence.id).await?),
+            Some(limit) => Some(i64::from(limit) - tx.drip_slots_held(&sequence.id).await?),
             None => None,
         };
 
@@ -473,7 +473,7 @@ impl Engine {
     /// are free (FIFO).
     pub(crate) async fn dequeue(&self, tx: &mut Tx, sequence: &Sequence, now: DateTime<Utc>) -> Result<()> {
         let Some(limit) = sequence.settings.drip_limit else { return Ok(()) };
-        while tx.running_count(&sequence.id).await? < i64::from(limit) {
+        while tx.drip_slots_held(&sequence.id).await? < i64::from(limit) {
             let Some(mut next) = tx.oldest_queued(&sequence.id).await? else { break };
             next.status = EnrollmentStatus::Pending;
             next.queued_at = None;

@@ -1,7 +1,8 @@
 //! Wake-ups across hosts. A host that made work due, queued messages or
 //! stored an add-on announces it (PostgreSQL `NOTIFY`, at most one per kind
-//! of news every [`DEBOUNCE`] however many changes it made), and every
-//! other host listening wakes at once: its scheduler claims, its dispatcher
+//! of news every [`DEBOUNCE`] however many changes it made; work only when
+//! something falls due before the hosts' next poll), and every other host
+//! listening wakes at once: its scheduler claims, its dispatcher
 //! delivers, it loads the add-on. The poll every `max_idle` stays as the
 //! fallback: a host whose listening connection is lost looks at the
 //! database at once when it listens again (what was announced meanwhile is
@@ -45,17 +46,18 @@ impl News {
     }
 }
 
-/// This host's name in announcements, and the kinds of news waiting for
-/// their announcement.
+/// This host's name in announcements, the kinds of news waiting for their
+/// announcement, and whether it hears the other hosts.
 #[derive(Debug)]
 pub(crate) struct Announcer {
     host: String,
     pending: [AtomicBool; 3],
+    hearing: AtomicBool,
 }
 
 impl Default for Announcer {
     fn default() -> Self {
-        Self { host: new_id("hst"), pending: Default::default() }
+        Self { host: new_id("hst"), pending: Default::default(), hearing: AtomicBool::new(false) }
     }
 }
 
@@ -76,11 +78,28 @@ impl Engine {
             tokio::time::sleep(DEBOUNCE).await;
             let announcer = &engine.inner.announcer;
             announcer.pending[news as usize].store(false, Ordering::Release);
+            if news == News::Due && !engine.due_within_horizon().await {
+                return;
+            }
             let payload = format!("{} {}", news.as_str(), announcer.host);
             if let Err(error) = engine.store().announce(&payload).await {
                 tracing::debug!(%error, "could not tell the other hosts; they find the work when they poll");
             }
         });
+    }
+
+    /// Whether work falls due before every host looks anyway: the earliest
+    /// due time (or out-of-office return) is within `max_idle`, the longest any scheduler sleeps. A
+    /// change that made work due only later (an enrollment whose first step
+    /// is days away, a contact edit that released nothing) needs no
+    /// announcement; when unsure, it is made.
+    async fn due_within_horizon(&self) -> bool {
+        let horizon = chrono::Duration::from_std(self.inner.config.max_idle).unwrap_or(chrono::Duration::MAX);
+        match self.next_wakeup().await {
+            Ok(Some(next)) => next <= self.now().checked_add_signed(horizon).unwrap_or(next),
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 
     /// Listens for other hosts' announcements until the task is dropped.
@@ -95,12 +114,14 @@ impl Engine {
                         tracing::info!("listening to the other hosts again");
                     }
                     failures = 0;
+                    self.inner.announcer.hearing.store(true, Ordering::Release);
                     // What was announced while nobody listened is gone.
                     self.heard_everything();
                     loop {
                         match listener.next().await {
                             Ok(payload) => self.heard(&payload),
                             Err(error) => {
+                                self.inner.announcer.hearing.store(false, Ordering::Release);
                                 tracing::warn!(%error, "stopped hearing the other hosts; polling until listening again");
                                 break;
                             }
@@ -112,6 +133,11 @@ impl Engine {
             failures += 1;
             tokio::time::sleep(reconnect_pause(failures)).await;
         }
+    }
+
+    /// Whether this host hears the other hosts' announcements now.
+    pub(crate) fn hears_other_hosts(&self) -> bool {
+        self.inner.announcer.hearing.load(Ordering::Acquire)
     }
 
     /// Acts on another host's announcement; its own are ignored.
@@ -149,15 +175,17 @@ impl Engine {
 }
 
 /// The pause before listening again after `failures` failures in a row:
-/// 100 ms doubling up to [`MAX_RECONNECT`], each between half and all of
-/// that at random.
+/// 100 ms doubling up to [`MAX_RECONNECT`], jittered.
 fn reconnect_pause(failures: u32) -> Duration {
-    let full =
-        Duration::from_millis(100).saturating_mul(1 << failures.clamp(1, 10).saturating_sub(1)).min(MAX_RECONNECT);
-    // The standard library's hasher keys are random per process.
-    let random = std::collections::hash_map::RandomState::new().hash_one(failures);
-    let share = 0.5 + 0.5 * (random % 1_000) as f64 / 1_000.0;
-    full.mul_f64(share)
+    jittered(Duration::from_millis(100).saturating_mul(1 << failures.clamp(1, 10).saturating_sub(1)).min(MAX_RECONNECT))
+}
+
+/// Between half and all of `full`, at random, so that hosts doing the same
+/// thing on the same schedule spread out.
+pub(crate) fn jittered(full: Duration) -> Duration {
+    // The standard library's hasher keys are random per process and call.
+    let random = std::collections::hash_map::RandomState::new().hash_one(full);
+    full.mul_f64(0.5 + 0.5 * (random % 1_000) as f64 / 1_000.0)
 }
 
 #[cfg(test)]

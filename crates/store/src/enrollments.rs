@@ -147,23 +147,6 @@ impl ReadTx {
         Ok(found)
     }
 
-    /// How many enrollments of a sequence hold a drip slot: every
-    /// unfinished one that is not queued (`pending`, `running`, `paused`).
-    /// Counting only `running` would let a burst of new, still `pending`
-    /// enrollments overshoot the limit.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn running_count(&mut self, sequence_id: &str) -> Result<i64> {
-        Ok(on_tx!(self, |c| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM enrollments WHERE sequence_id = $1 AND status IN ('pending', 'running', 'paused')"
-        )
-        .bind(sequence_id)
-        .fetch_one(&mut *c)
-        .await?))
-    }
-
     /// The enrollment of a sequence queued the longest (FIFO dequeue).
     ///
     /// # Errors
@@ -291,6 +274,35 @@ impl ReadTx {
 }
 
 impl Tx {
+    /// How many enrollments of a sequence hold a drip slot: every
+    /// unfinished one that is not queued (`pending`, `running`, `paused`).
+    /// Counting only `running` would let a burst of new, still `pending`
+    /// enrollments overshoot the limit.
+    ///
+    /// The sequence's slots are this transaction's until it ends: on
+    /// PostgreSQL the sequence's row is locked first (`FOR NO KEY UPDATE`,
+    /// which new enrollments' foreign-key checks do not wait for), so two
+    /// hosts freeing or taking slots at once count one after the other
+    /// instead of both handing the same free slot on; SQLite has one writer.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn drip_slots_held(&mut self, sequence_id: &str) -> Result<i64> {
+        if let super::TxInner::Postgres(c) = &mut self.inner {
+            sqlx::query("SELECT id FROM sequences WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(sequence_id)
+                .fetch_optional(&mut **c)
+                .await?;
+        }
+        Ok(on_tx!(self, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM enrollments WHERE sequence_id = $1 AND status IN ('pending', 'running', 'paused')"
+        )
+        .bind(sequence_id)
+        .fetch_one(&mut *c)
+        .await?))
+    }
+
     /// Enrolls a contact, starting now at step 0.
     ///
     /// # Errors

@@ -98,3 +98,78 @@ async fn hosts_sweeping_out_of_office_returns_at_once_resume_each_enrollment_onc
     })
     .await;
 }
+
+/// Two hosts freeing drip slots at the same moment hand each slot on once:
+/// each to a different queued enrollment, and never more than the limit.
+#[tokio::test]
+async fn hosts_freeing_drip_slots_at_once_hand_each_slot_on_once() {
+    on_postgres(|store| async move {
+        let w = World::new(store.clone()).await;
+        let drip = stepwise::engagement::SequenceSettings { drip_limit: Some(2), ..settings() };
+        let seq = w.sequence(TimingMode::AfterPrevious, drip, vec![stepwise_tests::scenario::task(0)]).await;
+        let mut enrollments = Vec::new();
+        for i in 0..12 {
+            let contact = w.contact(|c| c.email = Some(format!("c{i}@example.com"))).await;
+            enrollments.push(w.enroll(&contact, &seq).await.id);
+        }
+        let transport = Arc::new(RecordingTransport::new());
+        let other = Engine::new(
+            store.clone(),
+            w.engine.registry().clone(),
+            w.clock.clone(),
+            transport,
+            EngineConfig::default(),
+        );
+        for round in 0..5 {
+            let mut holders = Vec::new();
+            for e in &enrollments {
+                if matches!(w.enrollment(e).await.status, EnrollmentStatus::Pending | EnrollmentStatus::Running) {
+                    holders.push(e.clone());
+                }
+            }
+            assert_eq!(holders.len(), 2, "round {round}: the limit's worth hold slots");
+            let (x, y) = tokio::join!(
+                w.engine.cancel(&w.account, &holders[0], &w.agent),
+                other.cancel(&w.account, &holders[1], &w.agent)
+            );
+            x.unwrap();
+            y.unwrap();
+        }
+        let mut dequeued = 0;
+        let mut holding = 0;
+        for e in &enrollments {
+            let once = w.events(e).await.iter().filter(|ev| ev.kind == EventKind::EnrollmentDequeued).count();
+            assert!(once <= 1, "{e} dequeued {once} times");
+            dequeued += once;
+            if matches!(w.enrollment(e).await.status, EnrollmentStatus::Pending | EnrollmentStatus::Running) {
+                holding += 1;
+            }
+        }
+        assert_eq!((dequeued, holding), (10, 2), "every slot freed went on once");
+    })
+    .await;
+}
+
+/// A change that makes work due only after every host's next poll is not
+/// announced; one that makes work due now is.
+#[tokio::test]
+async fn only_work_due_before_the_next_poll_is_announced() {
+    on_postgres(|store| async move {
+        let w = World::new(store.clone()).await;
+        let later = w.sequence(TimingMode::AfterPrevious, settings(), vec![trivial(DAY)]).await;
+        let now = w.sequence(TimingMode::AfterPrevious, settings(), vec![trivial(0)]).await;
+        let (first, second) = (w.contact(|_| {}).await, w.contact(|c| c.email = Some("b@example.com".into())).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut listener = store.listen().await.unwrap().expect("PostgreSQL listens");
+
+        w.enroll(&first, &later).await;
+        let heard = tokio::time::timeout(Duration::from_millis(500), listener.next()).await;
+        assert!(heard.is_err(), "a step due tomorrow wakes nobody: {heard:?}");
+
+        w.enroll(&second, &now).await;
+        let heard = tokio::time::timeout(Duration::from_secs(5), listener.next()).await;
+        let payload = heard.expect("announced").unwrap();
+        assert!(payload.starts_with("due "), "{payload}");
+    })
+    .await;
+}

@@ -111,7 +111,7 @@ async fn sequences_versions_and_enrollments_round_trip() {
         let enrollment = tx.enrollment(&f.enrollment).await.unwrap();
         assert_eq!((enrollment.version, enrollment.current_step, enrollment.started_at), (1, 0, t0()));
         assert_eq!(tx.enrollments_of_contact(&f.contact).await.unwrap(), std::slice::from_ref(&enrollment));
-        assert_eq!(tx.running_count(&f.sequence).await.unwrap(), 1);
+        assert_eq!(tx.drip_slots_held(&f.sequence).await.unwrap(), 1);
         assert_eq!(tx.oldest_queued(&f.sequence).await.unwrap(), None);
     })
     .await;
