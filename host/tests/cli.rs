@@ -275,7 +275,19 @@ async fn serve_bootstraps_an_admin_serves_and_stops_on_sigterm() {
     assert_eq!(health.status(), 200);
     let me = client.get(format!("{base}/v1/me")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(me.status(), 200);
-    assert!(me.text().await.unwrap().contains("admin@localhost"));
+    let me: serde_json::Value = serde_json::from_str(&me.text().await.unwrap()).unwrap();
+    assert_eq!(me["user"]["email"], "admin@stepwise.localhost");
+    // The bootstrapped admin saved back as read is accepted.
+    let id = me["user"]["id"].as_str().unwrap();
+    let saved = client
+        .put(format!("{base}/v1/users/{id}"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(me["user"].to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());

@@ -80,8 +80,15 @@ pub async fn bootstrap(store: &Store, now: DateTime<Utc>) -> Result<Option<Boots
         return Ok(None);
     }
     let account = tx.create_account("Default", None, now).await?;
-    let admin =
-        User { name: "Administrator".into(), email: "admin@localhost".into(), role: Role::Admin, ..User::default() };
+    // An address of the reserved `.localhost` domain: valid where the API
+    // checks addresses (a user saved back unchanged is accepted), and
+    // plainly a placeholder to replace.
+    let admin = User {
+        name: "Administrator".into(),
+        email: "admin@stepwise.localhost".into(),
+        role: Role::Admin,
+        ..User::default()
+    };
     let admin = tx.create_user(&account.id, &admin, now).await?;
     let (_, secret) = tx.create_api_key(&account.id, &admin.id, "bootstrap", now).await?;
     tx.commit().await?;

@@ -155,7 +155,6 @@ async fn setup(api: &Api, hook: &str, n: usize) -> (String, Vec<String>) {
     let me = api.call(reqwest::Method::GET, "/v1/me", None).await["user"].clone();
     let mut user = me.clone();
     user["sender_connected"] = json!(true);
-    user["email"] = json!("admin@stepwise.test");
     let id = me["id"].as_str().unwrap().to_owned();
     api.call(reqwest::Method::PUT, &format!("/v1/users/{id}"), Some(user)).await;
     let grant =
