@@ -60,9 +60,7 @@ impl Claims {
         let mut claimed = if accounts.len() < 2 {
             Vec::new()
         } else {
-            let accounts = &accounts[..accounts.len().min(size as usize)];
-            let share = size / u32::try_from(accounts.len()).unwrap_or(u32::MAX);
-            store.claim_shares(now, accounts, share.max(1), lease).await?
+            store.claim_shares(now, &accounts[..accounts.len().min(size as usize)], size, lease).await?
         };
         let room = size.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
         if room > 0 {

@@ -333,12 +333,20 @@ impl Store {
         Ok(on_pool!(self, |p| sqlx::query_scalar(&sql).bind(ms(now)).bind(i64::from(max)).fetch_all(p).await?))
     }
 
-    /// Leases to the caller, for `lease_for`, up to `share` due actions of
-    /// each of `accounts` (as [`Store::claim_due_actions`] leases them), so
+    /// Leases to the caller, for `lease_for`, up to `limit` due actions of
+    /// `accounts` (as [`Store::claim_due_actions`] leases them), each
+    /// account's oldest first and at least its even share (`limit` over the
+    /// number of accounts, one at least) when it has that many due, so
     /// that every account with due work is served by every claim, however
     /// many actions another account has waiting. Returned in turns: each
     /// account's oldest, then each one's second oldest, and so on, so that
     /// a batch begins with every account's work.
+    ///
+    /// On PostgreSQL one statement takes each account's even share. On
+    /// SQLite (one statement per account, in one write transaction) what an
+    /// account leaves of its share goes to the accounts after it, the
+    /// earliest waiting last, so one account's burst fills what the others
+    /// leave without a second claim.
     ///
     /// # Errors
     ///
@@ -347,12 +355,13 @@ impl Store {
         &self,
         now: DateTime<Utc>,
         accounts: &[String],
-        share: u32,
+        limit: u32,
         lease_for: Duration,
     ) -> Result<Vec<ClaimedAction>> {
-        if accounts.is_empty() || share == 0 {
+        let Some(count) = u32::try_from(accounts.len()).ok().filter(|n| *n > 0 && limit > 0) else {
             return Ok(Vec::new());
-        }
+        };
+        let share = (limit / count).max(1);
         let (token, expires) = lease(now, lease_for);
         let claimable = claimable();
         let rows: Vec<ClaimedRow> = match &self.pool {
@@ -385,11 +394,16 @@ impl Store {
                      RETURNING {CLAIMED_COLUMNS}"
                 );
                 let mut tx = self.begin().await?;
-                let mut rows = Vec::new();
-                for account in accounts {
+                let mut rows: Vec<ClaimedRow> = Vec::new();
+                for (left, account) in accounts.iter().rev().enumerate().map(|(i, a)| (accounts.len() - i, a)) {
+                    let room = (limit as usize).saturating_sub(rows.len());
+                    if room == 0 {
+                        break;
+                    }
+                    let take = (room / left).max(1);
                     let mut some: Vec<ClaimedRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
                         .bind(ms(now))
-                        .bind(i64::from(share))
+                        .bind(i64::try_from(take).unwrap_or(i64::MAX))
                         .bind(&token)
                         .bind(expires)
                         .bind(account)

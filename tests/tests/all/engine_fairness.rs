@@ -84,7 +84,7 @@ async fn a_shared_claim_takes_each_accounts_oldest_in_turns() {
         assert_eq!(accounts, vec![a.account.clone(), b.account.clone()], "oldest waiting first");
         assert_eq!(store.accounts_with_due_actions(now, 1).await.unwrap(), vec![a.account.clone()]);
 
-        let claimed = store.claim_shares(now, &accounts, 2, Duration::from_secs(60)).await.unwrap();
+        let claimed = store.claim_shares(now, &accounts, 4, Duration::from_secs(60)).await.unwrap();
         let order: Vec<(String, String)> =
             claimed.iter().map(|c| (c.account_id.clone(), c.enrollment_id.clone())).collect();
         assert_eq!(
@@ -98,7 +98,7 @@ async fn a_shared_claim_takes_each_accounts_oldest_in_turns() {
             "two each, each account's oldest first, in turns"
         );
         // What a share took is leased: the next shared claim takes the rest.
-        let rest = store.claim_shares(now, &accounts, 2, Duration::from_secs(60)).await.unwrap();
+        let rest = store.claim_shares(now, &accounts, 4, Duration::from_secs(60)).await.unwrap();
         assert_eq!(rest.iter().map(|c| c.enrollment_id.clone()).collect::<Vec<_>>(), vec![oldest[2].clone()]);
     })
     .await;
