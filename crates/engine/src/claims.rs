@@ -18,7 +18,10 @@ use stepwise_domain::engagement::ClaimedAction;
 use stepwise_store::{Result, Store};
 
 /// How far ahead a host claims work: what it can begin within this long.
-pub const CLAIM_HORIZON: Duration = Duration::from_millis(500);
+/// A host holds about two claims at once (the batch running and the next,
+/// claimed while it runs), so a host that dies leaves about twice this much
+/// of its own work for the others to take up once its lease expires.
+pub const CLAIM_HORIZON: Duration = Duration::from_millis(250);
 
 /// How long the list of accounts with due work is used before it is read
 /// again: an account whose work falls due meanwhile waits this long at most

@@ -284,13 +284,21 @@ impl Store {
                      WHERE id IN (SELECT id FROM actions WHERE {claimable} ORDER BY {NEXT_LOOK}, id LIMIT $2)
                      RETURNING {CLAIMED_COLUMNS}"
                 );
-                on_pool!(self, |p| sqlx::query_as(&sql)
+                // Under the writer lock, so that a claim waits for this
+                // host's own writes asynchronously and begins the moment
+                // they end, not in SQLite's busy handler (which sleeps up to
+                // 100 ms between tries) while the next batch's answers are
+                // written.
+                let mut tx = self.begin().await?;
+                let rows = on_tx!(tx, |c| sqlx::query_as(&sql)
                     .bind(ms(now))
                     .bind(i64::from(limit))
                     .bind(&token)
                     .bind(expires)
-                    .fetch_all(p)
-                    .await?)
+                    .fetch_all(&mut *c)
+                    .await?);
+                tx.commit().await?;
+                rows
             }
         };
         let mut claimed = rows.into_iter().map(ClaimedRow::into_domain).collect::<Result<Vec<_>>>()?;

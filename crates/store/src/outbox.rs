@@ -455,13 +455,16 @@ impl Store {
                  RETURNING {MESSAGE_COLUMNS}"
             ),
         };
-        let rows: Vec<OutboxRow> = on_pool!(self, |p| sqlx::query_as(&sql)
+        // On SQLite under the writer lock, as the claim of actions is.
+        let mut tx = self.begin().await?;
+        let rows: Vec<OutboxRow> = on_tx!(tx, |c| sqlx::query_as(&sql)
             .bind(ms(now))
             .bind(i64::from(limit))
             .bind(&token)
             .bind(expires)
-            .fetch_all(p)
+            .fetch_all(&mut *c)
             .await?);
+        tx.commit().await?;
         let mut claimed = rows
             .into_iter()
             .map(|row| Ok(ClaimedMessage { message: row.into_domain()?, lease_token: token.clone() }))
