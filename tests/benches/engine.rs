@@ -20,9 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stepwise::engine::{Clock, Engine, EngineConfig, EnrollRequest, ManualClock, RecordingTransport, SystemClock};
-use stepwise::plugins::{Limits, NetPolicy, Registry, Runtime, RuntimeConfig};
+use stepwise::plugins::Registry;
 use stepwise::store::Store;
-use stepwise_tests::bench::{backends, contacts, open, trivial_sequence};
+use stepwise_tests::bench::{
+    Running, arguments, contacts, enroll, first_step_lateness, open, real_time_engine, registry_with_trivial,
+    trivial_sequence, value,
+};
 
 struct Options {
     contacts: usize,
@@ -39,20 +42,12 @@ fn options() -> Options {
         latency_actions: 400,
         backends: Vec::new(),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--contacts" => o.contacts = args.next().and_then(|v| v.parse().ok()).expect("--contacts N"),
-            "--batch" => o.batch = args.next().and_then(|v| v.parse().ok()).expect("--batch N"),
-            "--latency-actions" => {
-                o.latency_actions = args.next().and_then(|v| v.parse().ok()).expect("--latency-actions N")
-            }
-            "--backend" => o.backends.push(args.next().expect("--backend sqlite|postgres")),
-            // cargo bench passes --bench; anything else is ignored.
-            _ => {}
-        }
-    }
-    o.backends = backends(std::mem::take(&mut o.backends));
+    o.backends = arguments(|flag, args| match flag {
+        "--contacts" => o.contacts = value(args, flag),
+        "--batch" => o.batch = value(args, flag),
+        "--latency-actions" => o.latency_actions = value(args, flag),
+        _ => {}
+    });
     o
 }
 
@@ -60,16 +55,7 @@ fn main() {
     let o = options();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
     rt.block_on(async {
-        let runtime = Runtime::new(RuntimeConfig {
-            limits: Limits { concurrent_calls: 256, ..Limits::default() },
-            net: NetPolicy::default(),
-            cache_dir: Some(std::env::temp_dir().join("stepwise-test-artifacts")),
-            threads: None,
-        })
-        .expect("runtime");
-        let registry = Registry::with_builtins(runtime).await.expect("built-ins");
-        registry.add(stepwise_tests::guests::TRIVIAL).await.expect("trivial loads");
-        let registry = Arc::new(registry);
+        let registry = registry_with_trivial().await;
         for backend in &o.backends {
             let dir = tempfile::tempdir().expect("temporary directory");
             let (store, _, cleanup) = open(backend, &dir).await;
@@ -149,49 +135,22 @@ fn stages(engine: &Engine) {
 }
 
 async fn latency(store: &Store, registry: &Arc<Registry>, backend: &str, n: usize) {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Engine::new(
-        store.clone(),
-        registry.clone(),
-        clock.clone(),
-        Arc::new(RecordingTransport::new()),
-        EngineConfig::default(),
-    );
+    let engine = real_time_engine(store, registry);
+    let clock = SystemClock;
     let spread = Duration::from_millis(10);
     let (account, user, sequence) = trivial_sequence(store, "Bench", 1, 200, clock.now()).await;
     let contacts = contacts(&engine, &account, &user, n).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.run(async { stopped.await.unwrap_or(()) }).await })
-    };
+    let running = Running::start(&engine);
     // One enrollment every 10 ms, each due 200 ms after it is made, so the
     // scheduler sleeps between due times, as when idle.
     let mut enrollments = Vec::with_capacity(n);
     for contact in &contacts {
-        let request = EnrollRequest {
-            contact_id: contact.clone(),
-            sequence_id: sequence.clone(),
-            initiated_by: Some(user.clone()),
-            event_date: None,
-        };
-        let enrollment = engine.enroll(&account, &request).await.unwrap();
-        enrollments.push(enrollment.id);
+        enrollments.push(enroll(&engine, &account, &user, &sequence, contact).await);
         tokio::time::sleep(spread).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.send(()).unwrap();
-    runner.await.unwrap().unwrap();
-    let mut lateness = Vec::with_capacity(n);
-    let mut tx = store.begin_read().await.unwrap();
-    for id in &enrollments {
-        let actions = tx.actions_of_enrollment(id).await.unwrap();
-        let a = &actions[0];
-        let late = a.completed_at.expect("completed") - a.due_at.expect("due");
-        lateness.push(late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
-    }
-    lateness.sort_by(f64::total_cmp);
-    let pick = |q: f64| lateness[((lateness.len() as f64 * q) as usize).min(lateness.len() - 1)];
+    running.stop().await;
+    let [p50, p99, max] = first_step_lateness(store, &enrollments).await;
     println!("{backend}: due-to-executed latency, {n} actions due 10 ms apart, scheduler otherwise idle");
-    println!("  p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms", pick(0.5), pick(0.99), pick(1.0));
+    println!("  p50 {p50:>7.1} ms   p99 {p99:>7.1} ms   max {max:>7.1} ms");
 }

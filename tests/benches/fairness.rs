@@ -17,9 +17,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stepwise::engine::{Clock, Engine, EngineConfig, EnrollRequest, RecordingTransport, SystemClock};
-use stepwise::plugins::{Limits, NetPolicy, Registry, Runtime, RuntimeConfig};
-use stepwise_tests::bench::{Bulk, backends, contacts, open, trivial_sequence};
+use stepwise::engine::{Clock, SystemClock};
+use stepwise::plugins::Registry;
+use stepwise_tests::bench::{
+    Bulk, Running, arguments, contacts, enroll, first_step_lateness, open, real_time_engine, registry_with_trivial,
+    trivial_sequence, value,
+};
 
 struct Options {
     burst: usize,
@@ -30,20 +33,12 @@ struct Options {
 
 fn options() -> Options {
     let mut o = Options { burst: 100_000, probes: 100, every: Duration::from_millis(100), backends: Vec::new() };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--burst" => o.burst = args.next().and_then(|v| v.parse().ok()).expect("--burst N"),
-            "--probes" => o.probes = args.next().and_then(|v| v.parse().ok()).expect("--probes N"),
-            "--every" => {
-                o.every = Duration::from_millis(args.next().and_then(|v| v.parse().ok()).expect("--every MS"));
-            }
-            "--backend" => o.backends.push(args.next().expect("--backend sqlite|postgres")),
-            // cargo bench passes --bench; anything else is ignored.
-            _ => {}
-        }
-    }
-    o.backends = backends(std::mem::take(&mut o.backends));
+    o.backends = arguments(|flag, args| match flag {
+        "--burst" => o.burst = value(args, flag),
+        "--probes" => o.probes = value(args, flag),
+        "--every" => o.every = Duration::from_millis(value(args, flag)),
+        _ => {}
+    });
     o
 }
 
@@ -51,16 +46,7 @@ fn main() {
     let o = options();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
     rt.block_on(async {
-        let runtime = Runtime::new(RuntimeConfig {
-            limits: Limits { concurrent_calls: 256, ..Limits::default() },
-            net: NetPolicy::default(),
-            cache_dir: Some(std::env::temp_dir().join("stepwise-test-artifacts")),
-            threads: None,
-        })
-        .expect("runtime");
-        let registry = Registry::with_builtins(runtime).await.expect("built-ins");
-        registry.add(stepwise_tests::guests::TRIVIAL).await.expect("trivial loads");
-        let registry = Arc::new(registry);
+        let registry = registry_with_trivial().await;
         for backend in &o.backends {
             let dir = tempfile::tempdir().expect("temporary directory");
             let (store, url, cleanup) = open(backend, &dir).await;
@@ -74,14 +60,8 @@ fn main() {
 }
 
 async fn run(store: &stepwise::store::Store, bulk: &Bulk, registry: &Arc<Registry>, backend: &str, o: &Options) {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Engine::new(
-        store.clone(),
-        registry.clone(),
-        clock.clone(),
-        Arc::new(RecordingTransport::new()),
-        EngineConfig::default(),
-    );
+    let engine = real_time_engine(store, registry);
+    let clock = SystemClock;
     let (busy, _, busy_sequence) = trivial_sequence(store, "Burst", 1, 0, clock.now()).await;
     let now = clock.now();
     bulk.users(&busy, "a", 10, now).await;
@@ -92,22 +72,11 @@ async fn run(store: &stepwise::store::Store, bulk: &Bulk, registry: &Arc<Registr
     let probes = contacts(&engine, &other, &user, o.probes).await;
 
     let started = Instant::now();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.run(async { stopped.await.unwrap_or(()) }).await })
-    };
+    let running = Running::start(&engine);
     let mut enrollments = Vec::with_capacity(o.probes);
     let mut during_backlog = 0;
     for contact in &probes {
-        let request = EnrollRequest {
-            contact_id: contact.clone(),
-            sequence_id: sequence.clone(),
-            initiated_by: Some(user.clone()),
-            event_date: None,
-        };
-        let enrollment = engine.enroll(&other, &request).await.unwrap();
-        enrollments.push(enrollment.id);
+        enrollments.push(enroll(&engine, &other, &user, &sequence, contact).await);
         if bulk.due(clock.now()).await > 1 {
             during_backlog += 1;
         }
@@ -118,19 +87,9 @@ async fn run(store: &stepwise::store::Store, bulk: &Bulk, registry: &Arc<Registr
     }
     let drained = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.send(()).unwrap();
-    runner.await.unwrap().unwrap();
+    running.stop().await;
 
-    let mut lateness = Vec::with_capacity(enrollments.len());
-    let mut tx = store.begin_read().await.unwrap();
-    for id in &enrollments {
-        let actions = tx.actions_of_enrollment(id).await.unwrap();
-        let a = &actions[0];
-        let late = a.completed_at.expect("completed") - a.due_at.expect("due");
-        lateness.push(late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
-    }
-    lateness.sort_by(f64::total_cmp);
-    let pick = |q: f64| lateness[((lateness.len() as f64 * q) as usize).min(lateness.len() - 1)];
+    let [p50, p99, max] = first_step_lateness(store, &enrollments).await;
     println!(
         "{backend}: {} actions of account A due at once; account B enrolls one contact every {} ms",
         o.burst,
@@ -142,10 +101,7 @@ async fn run(store: &stepwise::store::Store, bulk: &Bulk, registry: &Arc<Registr
         (o.burst + enrollments.len()) as f64 / drained.as_secs_f64()
     );
     println!(
-        "  B's actions, due to executed: p50 {:>8.1} ms   p99 {:>8.1} ms   max {:>8.1} ms ({during_backlog} of {} made while A had a backlog)",
-        pick(0.5),
-        pick(0.99),
-        pick(1.0),
-        lateness.len()
+        "  B's actions, due to executed: p50 {p50:>8.1} ms   p99 {p99:>8.1} ms   max {max:>8.1} ms ({during_backlog} of {} made while A had a backlog)",
+        enrollments.len()
     );
 }

@@ -25,7 +25,7 @@ use stepwise::engagement::OutboxChannel;
 use stepwise::engine::{Engine, EngineConfig, SystemClock};
 use stepwise::plugins::{Registry, Runtime, RuntimeConfig};
 use stepwise::store::{NewOutboxMessage, Store};
-use stepwise_tests::bench::{backends, open};
+use stepwise_tests::bench::{arguments, open, value};
 use stepwise_tests::smtp_sink::{SmtpSink, blast};
 
 struct Options {
@@ -42,21 +42,12 @@ fn options() -> Options {
         concurrency: EngineConfig::default().outbox_concurrency,
         backends: Vec::new(),
     };
-    let mut args = std::env::args().skip(1);
-    let number = |args: &mut std::iter::Skip<std::env::Args>, what: &str| -> usize {
-        args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{what} N"))
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--emails" => o.emails = number(&mut args, "--emails"),
-            "--connections" => o.connections = number(&mut args, "--connections"),
-            "--concurrency" => o.concurrency = number(&mut args, "--concurrency"),
-            "--backend" => o.backends.push(args.next().expect("--backend sqlite|postgres")),
-            // cargo bench passes --bench; anything else is ignored.
-            _ => {}
-        }
-    }
-    o.backends = backends(std::mem::take(&mut o.backends));
+    o.backends = arguments(|flag, args| match flag {
+        "--emails" => o.emails = value(args, flag),
+        "--connections" => o.connections = value(args, flag),
+        "--concurrency" => o.concurrency = value(args, flag),
+        _ => {}
+    });
     o
 }
 

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use stepwise::crm::{Contact, User};
@@ -11,7 +12,8 @@ use stepwise::engagement::{
     Activation, Editor, OwnerRule, PlanType, PluginAccount, PluginRef, SequenceSettings, SequenceState, Step,
     StepTiming, TimingMode,
 };
-use stepwise::engine::Engine;
+use stepwise::engine::{Engine, EngineConfig, EnrollRequest, RecordingTransport, SystemClock};
+use stepwise::plugins::{Limits, NetPolicy, Registry, Runtime, RuntimeConfig};
 use stepwise::store::{NewSequence, Store};
 
 use crate::db::{POSTGRES_URL_VAR, postgres_schema};
@@ -233,26 +235,15 @@ impl Bulk {
     /// Engage view (active, due in the past).
     pub async fn enrollments(&self, account: &str, prefix: &str, sequence: &str, n: usize, now: DateTime<Utc>) {
         let month: i64 = 30 * 24 * 3_600_000;
-        let sql = format!(
-            "{NUMBERS} INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
-                                                current_step, started_at, next_action_at, created_at, updated_at)
-             SELECT $4 || 'e_' || i, $3, $4 || 'c_' || i, $5, 1, NULL, 'running', 0, $2,
-                    CASE WHEN (i / 1009) % 10 = 0 THEN $2 - i ELSE $2 + {month} + i END, $2, $2
-             FROM n"
-        );
-        self.run(&sql, n, &[account, prefix, sequence], now.timestamp_millis()).await;
-        let sql = format!(
-            "{NUMBERS} INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id,
-                                            status, due_at, show_on_engage, opt_out, attempts,
-                                            skip_criteria_evaluated, is_current, created_at, updated_at)
-             SELECT $4 || 'a_' || i, $3, $4 || 'e_' || i, 0, 'task', 'manual',
-                    (SELECT owner_id FROM contacts WHERE id = $4 || 'c_' || i),
-                    CASE WHEN (i / 1009) % 10 = 0 THEN 'active' ELSE 'future' END,
-                    CASE WHEN (i / 1009) % 10 = 0 THEN $2 - i ELSE $2 + {month} + i END,
-                    (i / 1009) % 10 = 0, FALSE, 0, FALSE, TRUE, $2, $2
-             FROM n"
-        );
-        self.run(&sql, n, &[account, prefix], now.timestamp_millis()).await;
+        let due = format!("CASE WHEN (i / 1009) % 10 = 0 THEN $2 - i ELSE $2 + {month} + i END");
+        let step = FirstStep {
+            plugin: "task",
+            activation: "manual",
+            status: "CASE WHEN (i / 1009) % 10 = 0 THEN 'active' ELSE 'future' END",
+            due: &due,
+            on_engage: "(i / 1009) % 10 = 0",
+        };
+        self.at_first_step((account, prefix, sequence), n, &step, now).await;
     }
 
     /// A burst: an enrollment of each of the `n` contacts `{prefix}c_…` in
@@ -267,10 +258,26 @@ impl Bulk {
         n: usize,
         now: DateTime<Utc>,
     ) {
+        let step =
+            FirstStep { plugin, activation: "automatic", status: "'future'", due: "$2 - $1 + i", on_engage: "FALSE" };
+        self.at_first_step((account, prefix, sequence), n, &step, now).await;
+    }
+
+    /// Enrollments of the `n` contacts `{prefix}c_…` of `account` in version
+    /// 1 of `sequence`, running, each with its current action at the first
+    /// step as `step` describes it.
+    async fn at_first_step(
+        &self,
+        (account, prefix, sequence): (&str, &str, &str),
+        n: usize,
+        step: &FirstStep<'_>,
+        now: DateTime<Utc>,
+    ) {
+        let FirstStep { plugin, activation, status, due, on_engage } = step;
         let sql = format!(
             "{NUMBERS} INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
                                                 current_step, started_at, next_action_at, created_at, updated_at)
-             SELECT $4 || 'e_' || i, $3, $4 || 'c_' || i, $5, 1, NULL, 'running', 0, $2, $2 - $1 + i, $2, $2
+             SELECT $4 || 'e_' || i, $3, $4 || 'c_' || i, $5, 1, NULL, 'running', 0, $2, {due}, $2, $2
              FROM n"
         );
         self.run(&sql, n, &[account, prefix, sequence], now.timestamp_millis()).await;
@@ -278,9 +285,9 @@ impl Bulk {
             "{NUMBERS} INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id,
                                             status, due_at, show_on_engage, opt_out, attempts,
                                             skip_criteria_evaluated, is_current, created_at, updated_at)
-             SELECT $4 || 'a_' || i, $3, $4 || 'e_' || i, 0, $5, 'automatic',
+             SELECT $4 || 'a_' || i, $3, $4 || 'e_' || i, 0, $5, '{activation}',
                     (SELECT owner_id FROM contacts WHERE id = $4 || 'c_' || i),
-                    'future', $2 - $1 + i, FALSE, FALSE, 0, FALSE, TRUE, $2, $2
+                    {status}, {due}, {on_engage}, FALSE, 0, FALSE, TRUE, $2, $2
              FROM n"
         );
         self.run(&sql, n, &[account, prefix, plugin], now.timestamp_millis()).await;
@@ -302,4 +309,136 @@ impl Bulk {
     pub async fn close(self) {
         on_pool!(self, |p| p.close().await);
     }
+}
+
+/// The current action [`Bulk`] gives each enrollment it makes: its plugin
+/// and activation, and SQL over the row number `i` and the time `$2` for its
+/// status, due date and place on the Engage view.
+struct FirstStep<'a> {
+    plugin: &'a str,
+    activation: &'a str,
+    status: &'a str,
+    due: &'a str,
+    on_engage: &'a str,
+}
+
+/// The benchmarks' plugin registry: the built-ins and the trivial add-on,
+/// on a runtime allowing 256 calls at once.
+///
+/// # Panics
+///
+/// When the runtime cannot start or a plugin does not load.
+pub async fn registry_with_trivial() -> Arc<Registry> {
+    let runtime = Runtime::new(RuntimeConfig {
+        limits: Limits { concurrent_calls: 256, ..Limits::default() },
+        net: NetPolicy::default(),
+        cache_dir: Some(std::env::temp_dir().join("stepwise-test-artifacts")),
+        threads: None,
+    })
+    .expect("runtime");
+    let registry = Registry::with_builtins(runtime).await.expect("built-ins");
+    registry.add(crate::guests::TRIVIAL).await.expect("trivial loads");
+    Arc::new(registry)
+}
+
+/// Reads a benchmark's arguments: each `--backend NAME` names a backend to
+/// run (the result, as [`backends`] completes it); any other flag goes to
+/// `option` with the arguments after it, to take the values it needs
+/// ([`value`]). Flags `option` does not know are ignored (cargo bench
+/// passes `--bench`).
+pub fn arguments(mut option: impl FnMut(&str, &mut dyn Iterator<Item = String>)) -> Vec<String> {
+    let mut named = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--backend" {
+            named.push(args.next().expect("--backend sqlite|postgres"));
+        } else {
+            option(&flag, &mut args);
+        }
+    }
+    backends(named)
+}
+
+/// The value after the option `flag` among a benchmark's arguments.
+///
+/// # Panics
+///
+/// When it is missing or does not parse.
+pub fn value<T: std::str::FromStr>(args: &mut dyn Iterator<Item = String>, flag: &str) -> T {
+    args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{flag} takes a value"))
+}
+
+/// How late the first action of each of `enrollments` ran after its due
+/// time, in milliseconds: p50, p99 and max.
+///
+/// # Panics
+///
+/// When one has not run, or there are none.
+pub async fn first_step_lateness(store: &Store, enrollments: &[String]) -> [f64; 3] {
+    let mut lateness = Vec::with_capacity(enrollments.len());
+    let mut tx = store.begin_read().await.unwrap();
+    for id in enrollments {
+        let actions = tx.actions_of_enrollment(id).await.unwrap();
+        let a = &actions[0];
+        let late = a.completed_at.expect("completed") - a.due_at.expect("due");
+        lateness.push(late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+    }
+    lateness.sort_by(f64::total_cmp);
+    let pick = |q: f64| lateness[((lateness.len() as f64 * q) as usize).min(lateness.len() - 1)];
+    [pick(0.5), pick(0.99), pick(1.0)]
+}
+
+/// An engine over `store` on the system clock, with the default settings
+/// and a transport that records what it is handed.
+pub fn real_time_engine(store: &Store, registry: &Arc<Registry>) -> Engine {
+    Engine::new(
+        store.clone(),
+        registry.clone(),
+        Arc::new(SystemClock),
+        Arc::new(RecordingTransport::new()),
+        EngineConfig::default(),
+    )
+}
+
+/// An engine's scheduler running on a task of its own until stopped.
+#[derive(Debug)]
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    runner: tokio::task::JoinHandle<stepwise::engine::Result<()>>,
+}
+
+impl Running {
+    /// Starts `engine`'s scheduler.
+    pub fn start(engine: &Engine) -> Running {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let engine = engine.clone();
+        let runner = tokio::spawn(async move { engine.run(async { stopped.await.unwrap_or(()) }).await });
+        Running { stop, runner }
+    }
+
+    /// Stops it once what it runs is done.
+    ///
+    /// # Panics
+    ///
+    /// When the scheduler failed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.runner.await.expect("the scheduler task").expect("the scheduler runs");
+    }
+}
+
+/// Enrolls `contact` of `account` in `sequence`, initiated by `user`;
+/// returns the enrollment's id.
+///
+/// # Panics
+///
+/// When the engine refuses.
+pub async fn enroll(engine: &Engine, account: &str, user: &str, sequence: &str, contact: &str) -> String {
+    let request = EnrollRequest {
+        contact_id: contact.to_owned(),
+        sequence_id: sequence.to_owned(),
+        initiated_by: Some(user.to_owned()),
+        event_date: None,
+    };
+    engine.enroll(account, &request).await.unwrap().id
 }
