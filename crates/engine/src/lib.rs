@@ -118,6 +118,11 @@ pub struct EngineConfig {
     /// is then uncertain. The message's lease lasts this long and a little
     /// more, so a host that stopped mid-handover is noticed after it.
     pub outbox_handover_timeout: Duration,
+    /// How long a message being handed over stays this host's without a
+    /// word from it: the host renews it every third of this while the
+    /// transport works, so a host that stopped mid-handover gives its
+    /// messages up this long after, not after the whole deadline.
+    pub outbox_handover_lease: Duration,
     /// The URL people reach this host at (`https://stepwise.example.com`):
     /// emails of sequences that ask for it carry the contact's unsubscribe
     /// link under it. `None`: no links.
@@ -137,6 +142,7 @@ impl Default for EngineConfig {
             outbox_concurrency: 32,
             outbox_max_attempts: 5,
             outbox_handover_timeout: Duration::from_secs(5 * 60),
+            outbox_handover_lease: Duration::from_secs(30),
             public_url: None,
         }
     }

@@ -124,7 +124,23 @@ impl Engine {
         // host takes the message over while this one may still be sending.
         let deadline = self.config().outbox_handover_timeout;
         let handover = MarkOnHandover { engine: self, id: &message.id, lease, began: AtomicBool::new(false) };
-        let outcome = match tokio::time::timeout(deadline, transport.deliver_with(&message, &handover)).await {
+        let delivery = tokio::time::timeout(deadline, transport.deliver_with(&message, &handover));
+        tokio::pin!(delivery);
+        // Once marked, the message is this host's while it says so: its
+        // lease is renewed every third of the handover lease until the
+        // transport answers.
+        let renew_every = (self.config().outbox_handover_lease / 3).max(Duration::from_millis(10));
+        let delivered = loop {
+            tokio::select! {
+                delivered = &mut delivery => break delivered,
+                () = tokio::time::sleep(renew_every) => {
+                    if handover.began.load(Ordering::Acquire) {
+                        self.renew_handover(&message.id, lease).await;
+                    }
+                }
+            }
+        };
+        let outcome = match delivered {
             Ok(outcome) => outcome,
             Err(_) if !handover.began.load(Ordering::Acquire) => {
                 Err(TransportError::Temporary(format!("the transport did not get to the content within {deadline:?}")))
@@ -168,8 +184,9 @@ impl Engine {
     }
 
     /// Commits the handover mark of a claimed message, with the marks of
-    /// the messages handed over at the same time, and renews its lease past
-    /// the transport's deadline, so that no other host takes the message
+    /// the messages handed over at the same time, and renews its lease for
+    /// the handover lease (renewed again while the transport works, by
+    /// [`Engine::renew_handover`]), so that no other host takes the message
     /// over while this one may still be sending.
     ///
     /// # Errors
@@ -181,8 +198,7 @@ impl Engine {
         let item = (id.to_owned(), lease.to_owned());
         let marked = self.inner.handovers.submit(item, move |group| async move {
             let now = engine.now();
-            let held = engine.config().outbox_handover_timeout.max(engine.config().lease) + HANDOVER_MARGIN;
-            let until = now + chrono::Duration::from_std(held).unwrap_or_default();
+            let until = now + chrono::Duration::from_std(engine.config().outbox_handover_lease).unwrap_or_default();
             let written = async {
                 let marks: Vec<(&str, &str)> = group.iter().map(|(i, l)| (i.as_str(), l.as_str())).collect();
                 let mut tx = engine.store().begin().await?;
@@ -193,6 +209,21 @@ impl Engine {
             answers(&group, written.await, |(id, _)| id)
         });
         settled(id, marked.await)
+    }
+
+    /// Renews the lease of a message this host is handing over for another
+    /// handover lease. A failure is logged: the lease may then end while the
+    /// transport works, and the next host to claim the message finds its
+    /// mark and does not send it again.
+    async fn renew_handover(&self, id: &str, lease: &str) {
+        let until = self.now() + chrono::Duration::from_std(self.config().outbox_handover_lease).unwrap_or_default();
+        match self.store().renew_message_lease(id, lease, until).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(message = %id, "the message's handover lease was lost while it was handed over")
+            }
+            Err(error) => tracing::warn!(message = %id, %error, "could not renew the message's handover lease"),
+        }
     }
 
     /// Records a message sent, with the others sent at the same time.
@@ -331,10 +362,6 @@ fn settled(id: &str, answer: Option<Written>) -> Result<()> {
         None => Err(EngineError::InvalidState(format!("message {id}: the write was lost"))),
     }
 }
-
-/// How much longer than the handover's deadline its lease lasts: time to
-/// record the outcome.
-const HANDOVER_MARGIN: Duration = Duration::from_secs(30);
 
 /// The actor of what the dispatcher records.
 const ACTOR: &str = "outbox";

@@ -475,6 +475,27 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Extends the lease of message `id` held under `lease` to `until`.
+    /// Returns whether the lease was still the caller's.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn renew_message_lease(&self, id: &str, lease: &str, until: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let renewed = on_tx!(tx, |c| sqlx::query(
+            "UPDATE outbox SET lease_expires_at = $3 WHERE id = $1 AND lease_token = $2 AND state = 'queued'"
+        )
+        .bind(id)
+        .bind(lease)
+        .bind(ms(until))
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        tx.commit().await?;
+        Ok(renewed == 1)
+    }
+
     /// Gives back the messages of a claim that were not handed over (a
     /// dispatcher stopping between messages), so another can take them at
     /// once. Returns how many.

@@ -39,8 +39,13 @@ fn smtp(server: &SmtpServer) -> SmtpConfig {
 /// An engine over the world's store and clock that delivers email through
 /// `config`'s server.
 async fn engine(w: &World, config: SmtpConfig) -> Engine {
+    engine_with(w, config, EngineConfig::default()).await
+}
+
+/// [`engine`] with the rest of the engine's settings from `engine`.
+async fn engine_with(w: &World, config: SmtpConfig, engine: EngineConfig) -> Engine {
     let transport = Channels::new(Some(SmtpTransport::new(config)), None);
-    let config = EngineConfig { public_url: Some(PUBLIC_URL.into()), ..EngineConfig::default() };
+    let config = EngineConfig { public_url: Some(PUBLIC_URL.into()), ..engine };
     Engine::new(w.store().clone(), registry().await, w.clock.clone(), Arc::new(transport), config)
 }
 
@@ -209,6 +214,48 @@ async fn a_5xx_reply_fails_the_email_and_bounces_the_enrollment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_handing_an_email_over_keeps_it_while_it_lives_and_gives_it_up_a_lease_after_it_stops() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        let held = EngineConfig { outbox_handover_lease: Duration::from_millis(300), ..EngineConfig::default() };
+        // The server takes the content and then does not answer in time.
+        let first = engine_with(&w, smtp(&server), held.clone()).await;
+        let seq = email_sequence(&w, false).await;
+        let contact = w.contact(|c| c.email = Some("slow@example.com".into())).await;
+        first.enroll(&w.account, &w.request(&contact, &seq)).await.unwrap();
+        first.tick().await.unwrap();
+        let dispatching = tokio::spawn({
+            let first = first.clone();
+            async move { first.dispatch_outbox().await }
+        });
+        server.wait_for(1).await;
+
+        // Long past its first lease, the first host still holds it: it
+        // renews the lease while the server keeps it waiting.
+        w.clock.advance(chrono::Duration::minutes(10));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let next = engine_with(&w, smtp(&server), held).await;
+        assert_eq!(next.dispatch_outbox().await.unwrap(), 0);
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!(message.state, OutboxState::Queued, "still the first host's");
+        assert!(message.handover_started_at.is_some());
+
+        // It stops: a lease later the next host finds the mark and fails
+        // the message rather than send it again.
+        dispatching.abort();
+        assert!(dispatching.await.unwrap_err().is_cancelled());
+        w.clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(next.dispatch_outbox().await.unwrap(), 0, "not sent again");
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!(message.state, OutboxState::Failed);
+        assert!(message.last_error.unwrap().starts_with(INTERRUPTED));
+        assert_eq!(server.received().len(), 1, "the server received it exactly once");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_stopping_mid_handover_never_sends_the_email_twice() {
     for_each_backend(|store| async move {
         let server = SmtpServer::start().await;
@@ -234,15 +281,15 @@ async fn a_host_stopping_mid_handover_never_sends_the_email_twice() {
         assert!(message.handover_started_at.is_some(), "the handover was recorded before the transport was called");
 
         // The next host: nothing while the first one may still be sending
-        // (its lease lasts the handover's deadline), then the message fails
-        // instead of going out again.
+        // (its handover lease has not ended), then the message fails instead
+        // of going out again.
         let next = engine(&w, smtp(&server)).await;
         assert_eq!(next.dispatch_outbox().await.unwrap(), 0);
-        let deadline = chrono::Duration::from_std(EngineConfig::default().outbox_handover_timeout).unwrap();
-        w.clock.advance(deadline);
+        let lease = chrono::Duration::from_std(EngineConfig::default().outbox_handover_lease).unwrap();
+        w.clock.advance(lease - chrono::Duration::seconds(1));
         assert_eq!(next.dispatch_outbox().await.unwrap(), 0);
         assert_eq!(outbox(w.store(), &w.account).await[0].state, OutboxState::Queued, "still the first host's");
-        w.clock.advance(chrono::Duration::minutes(1));
+        w.clock.advance(chrono::Duration::seconds(2));
         assert_eq!(next.dispatch_outbox().await.unwrap(), 0, "not sent again");
         let message = outbox(w.store(), &w.account).await.remove(0);
         assert_eq!((message.state, message.attempts), (OutboxState::Failed, 1));
