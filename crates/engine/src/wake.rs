@@ -66,7 +66,8 @@ impl Engine {
     /// to say of its kind within [`DEBOUNCE`].
     pub(crate) fn announce(&self, news: News) {
         let announcer = &self.inner.announcer;
-        if announcer.pending[news as usize].swap(true, Ordering::AcqRel) {
+        // Nobody hears on SQLite: no task, no look at the next due time.
+        if !self.store().announces() || announcer.pending[news as usize].swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

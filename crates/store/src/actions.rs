@@ -1,7 +1,7 @@
 //! Actions: the steps of an enrollment, the lease-based claim of due ones,
 //! and the lease-checked transitions that complete or reschedule them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -424,18 +424,19 @@ impl Store {
             }
         };
         let mut claimed = rows.into_iter().map(ClaimedRow::into_domain).collect::<Result<Vec<_>>>()?;
-        claimed.sort_by(|a, b| (&a.account_id, a.due_at, &a.id).cmp(&(&b.account_id, b.due_at, &b.id)));
-        // The turn of each action within its account, then oldest first.
-        let mut turns = Vec::with_capacity(claimed.len());
-        for (i, action) in claimed.iter().enumerate() {
-            let turn = match i.checked_sub(1).map(|before| &claimed[before]) {
-                Some(before) if before.account_id == action.account_id => turns[i - 1] + 1,
-                _ => 0usize,
-            };
-            turns.push(turn);
-        }
-        let mut ordered: Vec<(usize, ClaimedAction)> = turns.into_iter().zip(claimed).collect();
-        ordered.sort_by(|(ta, a), (tb, b)| (ta, a.due_at, &a.id).cmp(&(tb, b.due_at, &b.id)));
+        // Oldest first, then (a stable sort) by each action's turn within
+        // its account.
+        claimed.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        let mut ordered: Vec<(usize, ClaimedAction)> = claimed
+            .into_iter()
+            .map(|action| {
+                let turn = taken.entry(action.account_id.clone()).or_default();
+                *turn += 1;
+                (*turn, action)
+            })
+            .collect();
+        ordered.sort_by_key(|(turn, _)| *turn);
         Ok(ordered.into_iter().map(|(_, action)| action).collect())
     }
 

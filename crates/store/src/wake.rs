@@ -11,6 +11,11 @@ use super::{Pool, Result, Store, StoreError};
 pub const WAKE_CHANNEL: &str = "stepwise_wake";
 
 impl Store {
+    /// Whether [`Store::announce`] reaches other hosts: on PostgreSQL.
+    pub fn announces(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
     /// Tells the other hosts `payload` (at most 8000 bytes, PostgreSQL's
     /// limit): delivered to every listener once it is sent. Nothing on
     /// SQLite.
