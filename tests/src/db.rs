@@ -158,6 +158,7 @@ pub async fn action(
         owner_id: None,
         due_at: Some(due_at),
         current,
+        priority: stepwise::engagement::Priority::Normal,
     };
     tx.insert_action(&new, t0()).await
 }

@@ -15,9 +15,9 @@ use super::json::Body;
 use super::json::{Path, Query};
 use super::page::Page;
 use stepwise_domain::crm::Role;
-use stepwise_domain::engagement::{Action, DeferralReason};
+use stepwise_domain::engagement::{Action, DeferralReason, Priority, WorkItem};
 use stepwise_plugin_host::types::{Draft, EngageItem};
-use stepwise_store::{EngageFilter, HeldFilter};
+use stepwise_store::{HeldFilter, WorkCursor, WorkFilter, WorkSort, WorkState};
 
 /// Filters and order of the Engage view.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -30,14 +30,70 @@ pub struct EngageQuery {
     pub plugin: Option<String>,
     /// Only actions of this sequence.
     pub sequence: Option<String>,
+    /// Only actions of this priority.
+    pub priority: Option<Priority>,
+    /// Only actions past their due date (`true`).
+    pub overdue: Option<bool>,
     /// Only actions due at or before this time.
     pub due_before: Option<DateTime<Utc>>,
-    /// `due` (oldest first, the default) or `-due`.
+    /// `due` (oldest first, the default), `-due`, `priority` (most urgent
+    /// first, then oldest due) or `-priority`.
     pub sort: Option<String>,
     /// The `next_after` of the previous page.
     pub after: Option<String>,
     /// At most this many (1–500, default 100).
     pub limit: Option<u32>,
+}
+
+/// The order a list of work's `sort` names.
+pub(super) fn work_sort(sort: Option<&str>) -> Result<WorkSort, ApiError> {
+    Ok(match sort {
+        None | Some("due") => WorkSort::Due,
+        Some("-due") => WorkSort::DueDescending,
+        Some("priority") => WorkSort::Priority,
+        Some("-priority") => WorkSort::PriorityAscending,
+        Some(other) => {
+            return Err(ApiError::field(
+                "/sort",
+                "one of due, -due, priority, -priority",
+                format!("sort `{other}` is not one of `due`, `-due`, `priority`, `-priority`"),
+            ));
+        }
+    })
+}
+
+/// The position a list of work's `after` names.
+pub(super) fn work_cursor(after: Option<&str>) -> Result<Option<WorkCursor>, ApiError> {
+    after
+        .map(|text| {
+            WorkCursor::parse(text).ok_or_else(|| {
+                ApiError::field(
+                    "/after",
+                    "the next_after of the previous page",
+                    format!("`after={text}` is not a cursor this list gave (`next_after`)"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The cursor of the page after `items` when the page is full.
+pub(super) fn work_next(page: &Page, items: &[WorkItem]) -> Option<String> {
+    page.next(items, |_| "").and(items.last()).map(|last| WorkCursor::after(&last.action).to_string())
+}
+
+/// The latest due date of a list of work: `due_before`, or now for
+/// `overdue`, whichever is earlier.
+pub(super) fn due_limit(
+    due_before: Option<DateTime<Utc>>,
+    overdue: Option<bool>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let overdue = overdue.unwrap_or(false).then_some(now - chrono::Duration::milliseconds(1));
+    match (due_before, overdue) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Filters of the held actions list.
@@ -104,23 +160,22 @@ pub async fn engage(
         }
         _ => caller.user.id.clone(),
     };
-    let descending = match q.sort.as_deref() {
-        None | Some("due") => false,
-        Some("-due") => true,
-        Some(other) => return Err(ApiError::BadRequest(format!("sort `{other}` is not `due` or `-due`"))),
-    };
-    let page = Page { after: q.after.clone(), limit: q.limit };
-    let filter = EngageFilter {
+    let page = Page { after: None, limit: q.limit };
+    let filter = WorkFilter {
         account_id: &caller.account_id,
-        owner_id: &user,
+        state: WorkState::Engage,
+        owner_id: Some(&user),
+        company_ids: None,
         plugin_id: q.plugin.as_deref(),
         sequence_id: q.sequence.as_deref(),
-        due_before: q.due_before,
-        descending,
+        priority: q.priority,
+        due_before: due_limit(q.due_before, q.overdue, state.engine.now()),
+        sort: work_sort(q.sort.as_deref())?,
     };
-    let actions = tx.engage_page(&filter, page.after_at()?, page.limit()?).await?;
-    let next = page.next_at(&actions, |a| (a.due_at.map_or(0, |d| d.timestamp_millis()), &a.id));
-    Ok(Json(json!({ "user_id": user, "actions": actions, "next_after": next })))
+    let after = work_cursor(q.after.as_deref())?;
+    let items = state.engine.work(&mut tx, &filter, after.as_ref(), page.limit()?).await?;
+    let next = work_next(&page, &items);
+    Ok(Json(json!({ "user_id": user, "actions": items, "next_after": next })))
 }
 
 /// `GET /v1/actions?deferral=…`: the actions held for a reason (or any),

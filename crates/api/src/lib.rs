@@ -9,6 +9,7 @@ pub mod auth;
 mod companies;
 mod contact_types;
 mod contacts;
+mod engagement;
 mod enrollments;
 pub mod error;
 mod health;
@@ -248,6 +249,31 @@ fn table(state: AppState) -> Router<AppState> {
         .at("/v1/companies/{id}/timeline", [get(companies::timeline, "The events of a company's contacts, oldest first")
             .query::<page::Page>()
             .pages::<Event>("events")])
+        .at("/v1/companies/{id}/engagement", [get(engagement::overview, "A company's engagement overview")
+            .describe("Upcoming touchpoints (the next due actions of its contacts), open work items (as `…/work-items` lists them), its parents and children, its newest events and its health score with twelve weeks of history, in one answer. `children=true` takes in the contacts of every company below it.")
+            .query::<engagement::WorkItemsQuery>()
+            .answers::<engagement::Engagement>(200)])
+        .at("/v1/companies/{id}/work-items", [get(engagement::work_items, "A company's open work items")
+            .describe("Active and held actions of its contacts (or of every company below it with `children=true`), each with what its row shows; by priority (the default) or due date; filter by state, step type, priority and overdue.")
+            .query::<engagement::WorkItemsQuery>()
+            .pages::<stepwise_domain::engagement::WorkItem>("work_items")])
+        .at("/v1/companies/{id}/health", [get(engagement::health, "A company's health score")
+            .describe("The score now from the account's weighted indicators, each indicator's value, target, weight, gap and points (sortable by each), and the weekly snapshots of the last twelve weeks.")
+            .query::<engagement::HealthQuery>()
+            .answers::<stepwise_engine::CompanyHealth>(200)])
+        .at("/v1/companies/{id}/health/refresh", [post(engagement::refresh, "Recompute a company's health score now")
+            .describe("Scores the company now and keeps it as this week's snapshot.")
+            .roles(WORKERS)
+            .answers::<stepwise_engine::CompanyHealth>(200)])
+        .at("/v1/health-settings", [
+            get(engagement::settings, "How the account scores its companies' health")
+                .answers::<stepwise_domain::health::HealthConfig>(200),
+            put(engagement::replace_settings, "Replace the health score's indicators, targets, weights and window")
+                .describe("Each indicator at most once, weights and targets at least 0 and summing above 0, a window of 1 to 365 days; every problem is named at its field.")
+                .roles(ADMINS)
+                .body::<stepwise_domain::health::HealthConfig>()
+                .answers::<stepwise_domain::health::HealthConfig>(200),
+        ])
         .at("/v1/templates", [
             get(templates::list, "The account's message templates")
                 .query::<sync::ListQuery>()
@@ -350,10 +376,10 @@ fn table(state: AppState) -> Router<AppState> {
             .roles(WORKERS)
             .body::<enrollments::EventDateBody>()])
         .at("/v1/engage", [get(actions::engage, "A user's Engage view: the actions they should work")
-            .describe("Manual actions that are due, and automatic ones held for review, by due date; filter by step type, sequence and due date.")
+            .describe("Manual actions that are due, and automatic ones held for review, each with what its row shows (title, contact, company, sequence); by due date or priority; filter by step type, sequence, priority, overdue and due date.")
             .query::<actions::EngageQuery>()
             .guarded("Only an admin may read another user's view (`?user=`).")
-            .pages::<Action>("actions")])
+            .pages::<stepwise_domain::engagement::WorkItem>("actions")])
         .at("/v1/actions", [get(actions::held, "The actions held for a reason")
             .describe("Current actions waiting with the deferral reason named (or any, without `deferral`), by id: `duplicate_attempt` lists the sends that may have left and wait for a person. An admin sees the account's, anyone else their own.")
             .query::<actions::HeldQuery>()

@@ -279,6 +279,51 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// How urgent an action is, for sorting and filtering the Engage view
+    /// and a company's work items. It comes from the step's config: a
+    /// `priority` of `low`, `normal` or `high` (the task step's, say);
+    /// `normal` otherwise.
+    Priority("priority") {
+        /// Can wait.
+        Low = "low",
+        /// The usual.
+        Normal = "normal",
+        /// Do it first.
+        High = "high",
+    }
+}
+
+impl Priority {
+    /// The priority a step's config asks for: its `priority` field when
+    /// that names one, `normal` otherwise.
+    pub fn of_config(config: &serde_json::Value) -> Self {
+        config.get("priority").and_then(serde_json::Value::as_str).and_then(|p| p.parse().ok()).unwrap_or_default()
+    }
+
+    /// The stored rank: higher is more urgent, so a descending sort puts
+    /// `high` first.
+    pub fn rank(self) -> i64 {
+        match self {
+            Self::Low => 1,
+            Self::Normal => 2,
+            Self::High => 3,
+        }
+    }
+
+    /// The priority of a stored rank.
+    pub fn from_rank(rank: i64) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.rank() == rank)
+    }
+}
+
+#[expect(clippy::derivable_impls, reason = "text_enum! writes the enum, and only this one has a default")]
+impl Default for Priority {
+    fn default() -> Self {
+        Self::Normal
+    }
+}
+
 /// Who owns a step's action [S].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "rule", rename_all = "snake_case")]
@@ -576,6 +621,38 @@ pub struct Action {
     /// re-check; the change that fixes the reason releases it sooner). Its
     /// due date stays as it was.
     pub recheck_at: Option<DateTime<Utc>>,
+    /// How urgent it is, from its step's config.
+    pub priority: Priority,
+}
+
+/// One row of a list of work (a rep's Engage view, a company's work items
+/// and upcoming touchpoints): the action with what the row shows, so one
+/// request renders a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WorkItem {
+    /// The action.
+    #[serde(flatten)]
+    pub action: Action,
+    /// The row's title: the name of the action's step.
+    pub title: String,
+    /// The enrollment's contact.
+    pub contact_id: String,
+    /// The contact's name.
+    pub contact_name: String,
+    /// The contact's email address.
+    pub contact_email: Option<String>,
+    /// The contact's company.
+    pub company_id: Option<String>,
+    /// Its name.
+    pub company_name: Option<String>,
+    /// The enrollment's sequence.
+    pub sequence_id: String,
+    /// Its name.
+    pub sequence_name: String,
+    /// The sequence version the enrollment runs.
+    pub sequence_version: i64,
+    /// Due before the list was read and not yet done.
+    pub overdue: bool,
 }
 
 /// An action leased to one host by the store's `claim_due_actions`.
@@ -739,6 +816,8 @@ text_enum! {
         Sequence = "sequence",
         /// A contact type.
         ContactType = "contact_type",
+        /// The account's health score settings.
+        HealthSettings = "health_settings",
     }
 }
 
@@ -787,6 +866,8 @@ text_enum! {
         SequenceImported = "sequence.imported",
         /// A contact type was renamed.
         ContactTypeRenamed = "contact_type.renamed",
+        /// The health score's indicators, targets or weights changed.
+        HealthSettingsChanged = "health_settings.changed",
     }
 }
 
@@ -808,6 +889,7 @@ impl AuditAction {
             | A::SequenceStateChanged
             | A::SequenceImported => AuditTarget::Sequence,
             A::ContactTypeRenamed => AuditTarget::ContactType,
+            A::HealthSettingsChanged => AuditTarget::HealthSettings,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The records and contracts every part of Stepwise shares, with no I/O:
 //! [`crm`] holds the records of the CRM that plugins see (contacts, users,
 //! companies), [`engagement`] the records of sequences at work (steps,
-//! enrollments, actions, events, the outbox), [`plugin`] what plugins say
-//! and answer, [`templates`] the token language of messages, and
+//! enrollments, actions, events, the outbox), [`health`] a company's health
+//! score from weighted indicators and its weekly history, [`plugin`] what
+//! plugins say and answer, [`templates`] the token language of messages, and
 //! [`transport`] how queued messages and calls leave the host.
 
 pub mod crm;
 pub mod engagement;
+pub mod health;
 pub mod plugin;
 mod secret;
 pub mod templates;

@@ -2,16 +2,22 @@
 //! it with a result (the plugin runs with the completion), skip it,
 //! reschedule it, or send it back to be processed again.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::process::{EventExt, Snapshot};
 use super::transition::Answer;
 use super::{Engine, EngineError, Result};
-use stepwise_domain::engagement::{Action, ActionStatus, DeferralReason, EnrollmentStatus, EventKind};
+use stepwise_domain::engagement::{
+    Action, ActionStatus, DeferralReason, EnrollmentStatus, EventKind, SequenceVersion, WorkItem,
+};
 use stepwise_plugin_host::report::CallReport;
 use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome};
-use stepwise_store::StoreError;
+use stepwise_store::{ReadTx, StoreError, WorkCursor, WorkFilter};
 
 /// A user's change raced the scheduler, which holds the action's lease.
 pub(crate) fn lease_busy(error: impl Into<EngineError>) -> EngineError {
@@ -126,6 +132,55 @@ impl Engine {
             .inspect(|call| self.call_metrics().record(&id, "prepare", call.report.wall))
             .map_err(|e| EngineError::Plugin { plugin: id.clone(), message: e.error.to_string() })?;
         call.value.map_err(|message| EngineError::Plugin { plugin: id, message })
+    }
+
+    /// A page of work as a list shows it (a rep's Engage view, a company's
+    /// work items or upcoming touchpoints): each action with its contact's,
+    /// company's, sequence's and step's names, read in a handful of
+    /// statements whatever the page's length.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub async fn work(
+        &self,
+        tx: &mut ReadTx,
+        filter: &WorkFilter<'_>,
+        after: Option<&WorkCursor>,
+        limit: u32,
+    ) -> Result<Vec<WorkItem>> {
+        let rows = tx.work_page(filter, after, limit).await?;
+        let now = self.now();
+        // A page's rows run a few versions of a few sequences: each read once.
+        let mut steps: HashMap<(String, i64), Arc<SequenceVersion>> = HashMap::new();
+        for row in &rows {
+            if let Entry::Vacant(slot) = steps.entry((row.sequence_id.clone(), row.version)) {
+                slot.insert(self.version(tx, &row.sequence_id, row.version).await?);
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let title = usize::try_from(row.action.step)
+                    .ok()
+                    .and_then(|i| Some(steps.get(&(row.sequence_id.clone(), row.version))?.steps.get(i)?.name.clone()))
+                    .unwrap_or_else(|| format!("step {}", row.action.step + 1));
+                let overdue = row.action.status == ActionStatus::Active && row.action.due_at.is_some_and(|d| d < now);
+                WorkItem {
+                    title,
+                    overdue,
+                    contact_id: row.contact_id,
+                    contact_name: row.contact_name,
+                    contact_email: row.contact_email,
+                    company_id: row.company_id,
+                    company_name: row.company_name,
+                    sequence_id: row.sequence_id,
+                    sequence_name: row.sequence_name,
+                    sequence_version: row.version,
+                    action: row.action,
+                }
+            })
+            .collect())
     }
 
     /// The action `action_id` of the account.

@@ -23,6 +23,7 @@ mod attempts;
 mod checks;
 mod claims;
 mod clock;
+mod company;
 mod engage;
 mod explain;
 mod group;
@@ -52,6 +53,7 @@ use tokio::sync::{Notify, Semaphore};
 
 pub use checks::{Facts, Requirement, first_unmet, opted_out, requirements, uses_legacy_merge};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use company::CompanyHealth;
 pub use explain::{Check, Explanation};
 pub use lifecycle::{EnrollMany, EnrollRequest};
 pub use metrics::{CallMetrics, Stage, StageMetrics, StageTotals};
@@ -693,6 +695,10 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.listen_forever().await })
         };
+        let health = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.snapshot_health_forever().await })
+        };
         tokio::pin!(shutdown);
         loop {
             let sleep = match self.pump().await {
@@ -719,6 +725,7 @@ impl Engine {
         }
         add_ons.abort();
         listener.abort();
+        health.abort();
         Ok(())
     }
 

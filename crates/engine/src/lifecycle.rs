@@ -16,7 +16,7 @@ use super::timing;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::Contact;
 use stepwise_domain::engagement::{
-    ActionStatus, Enrollment, EnrollmentOutcome, EnrollmentStatus, EventKind, Level, Sequence, SequenceState,
+    ActionStatus, Enrollment, EnrollmentOutcome, EnrollmentStatus, EventKind, Level, Priority, Sequence, SequenceState,
     SequenceVersion, TimingMode,
 };
 use stepwise_store::{ActionCompletion, NewAction, Tx, new_id};
@@ -335,6 +335,7 @@ impl Engine {
                     owner_id: Self::owner_of(&step.owner, enrollment, contact, None),
                     due_at: *due,
                     current: current == Some(i),
+                    priority: Priority::of_config(&step.config),
                 });
             }
         }

@@ -12,7 +12,7 @@ use super::timing;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::engagement::{
     ActionStatus, AuditAction, Editor, Enrollment, EnrollmentOutcome, EnrollmentStatus, EventKind, Level, PauseReason,
-    Sequence, SequenceState, TimingMode,
+    Priority, Sequence, SequenceState, TimingMode,
 };
 use stepwise_store::{ActionCompletion, NewAction, NewAudit, StoreError, Tx};
 
@@ -242,6 +242,7 @@ impl Engine {
                 owner_id: Self::owner_of(&step.owner, &enrollment, &contact, None),
                 due_at: due,
                 current: current.is_none(),
+                priority: Priority::of_config(&step.config),
             };
             let action = tx.insert_action(&new, now).await?;
             if current.is_none() {

@@ -468,8 +468,8 @@ mod tests {
     use super::*;
     use stepwise_domain::crm::Contact;
     use stepwise_domain::engagement::{
-        Action, Activation, OwnerRule, PlanType, PluginRef, Sequence, SequenceSettings, SequenceState, SequenceVersion,
-        Step, StepTiming, TimingMode,
+        Action, Activation, OwnerRule, PlanType, PluginRef, Priority, Sequence, SequenceSettings, SequenceState,
+        SequenceVersion, Step, StepTiming, TimingMode,
     };
     use stepwise_plugin_host::AccountGrant;
 
@@ -518,6 +518,7 @@ mod tests {
             lease_expires_at: None,
             send_attempted_at: None,
             recheck_at: None,
+            priority: Priority::Normal,
         }
     }
 

@@ -12,7 +12,7 @@ use super::{
     MAX_BINDS, ReadTx, Result, Store, StoreError, Tx, found, in_list, json_opt, ms, ms_opt, new_id, on_pool, on_tx,
     parse_opt, time, time_opt,
 };
-use stepwise_domain::engagement::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason};
+use stepwise_domain::engagement::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason, Priority};
 
 /// Which held actions a change may have fixed ([`Tx::release_holds`]).
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +56,8 @@ pub struct NewAction {
     pub due_at: Option<DateTime<Utc>>,
     /// Whether it is the enrollment's current action.
     pub current: bool,
+    /// How urgent it is ([`Priority::of_config`] of its step).
+    pub priority: Priority,
 }
 
 /// One action of a batch ended by [`Tx::complete_actions`].
@@ -119,7 +121,7 @@ impl ActionCompletion {
 }
 
 #[derive(sqlx::FromRow)]
-struct ActionRow {
+pub(crate) struct ActionRow {
     id: String,
     enrollment_id: String,
     step: i64,
@@ -142,10 +144,11 @@ struct ActionRow {
     lease_expires_at: Option<i64>,
     send_attempted_at: Option<i64>,
     recheck_at: Option<i64>,
+    priority: i64,
 }
 
 impl ActionRow {
-    fn into_domain(self) -> Result<Action> {
+    pub(crate) fn into_domain(self) -> Result<Action> {
         Ok(Action {
             id: self.id,
             enrollment_id: self.enrollment_id,
@@ -169,6 +172,8 @@ impl ActionRow {
             lease_expires_at: time_opt(self.lease_expires_at)?,
             send_attempted_at: time_opt(self.send_attempted_at)?,
             recheck_at: time_opt(self.recheck_at)?,
+            priority: Priority::from_rank(self.priority)
+                .ok_or_else(|| StoreError::Corrupt(format!("priority rank {} is not 1, 2 or 3", self.priority)))?,
         })
     }
 }
@@ -206,7 +211,12 @@ impl ClaimedRow {
 
 const ACTION_COLUMNS: &str = "id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at, show_on_engage,
     deferral_reason, opt_out, result, output, attempts, skip_criteria_evaluated, completed_at, completed_by,
-    is_current, lease_token, lease_expires_at, send_attempted_at, recheck_at";
+    is_current, lease_token, lease_expires_at, send_attempted_at, recheck_at, priority";
+
+/// [`ACTION_COLUMNS`], each of the table named `alias`.
+pub(crate) fn action_columns(alias: &str) -> String {
+    ACTION_COLUMNS.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
 
 const CLAIMED_COLUMNS: &str =
     "id, account_id, enrollment_id, step, plugin_id, activation, due_at, attempts, lease_token, lease_expires_at";
@@ -488,47 +498,6 @@ impl ReadTx {
             on_tx!(self, |c| sqlx::query_as(&sql).bind(enrollment_id).fetch_all(&mut *c).await?);
         rows.into_iter().map(ActionRow::into_domain).collect()
     }
-
-    /// A page of a user's Engage view: their active actions shown on Engage
-    /// that pass `filter`, by due date (then id), after the action at `after`
-    /// (its due time in milliseconds and its id).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn engage_page(
-        &mut self,
-        filter: &EngageFilter<'_>,
-        after: Option<(i64, &str)>,
-        limit: u32,
-    ) -> Result<Vec<Action>> {
-        let (compare, order) = if filter.descending { ("<", "DESC") } else { (">", "ASC") };
-        let sql = format!(
-            "SELECT {ACTION_COLUMNS} FROM actions
-             WHERE owner_id = $1 AND status = 'active' AND show_on_engage
-               AND ($2 = '' OR plugin_id = $2)
-               AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = actions.enrollment_id
-                                  AND e.account_id = $9 AND ($3 = '' OR e.sequence_id = $3))
-               AND COALESCE(due_at, 0) <= $4
-               AND ($5 = 0 OR COALESCE(due_at, 0) {compare} $6 OR (COALESCE(due_at, 0) = $6 AND id {compare} $7))
-             ORDER BY COALESCE(due_at, 0) {order}, id {order} LIMIT $8"
-        );
-        let (at, last) = after.unwrap_or((0, ""));
-        let rows: Vec<ActionRow> = on_tx!(self, |c| sqlx::query_as(&sql)
-            .bind(filter.owner_id)
-            .bind(filter.plugin_id.unwrap_or(""))
-            .bind(filter.sequence_id.unwrap_or(""))
-            .bind(filter.due_before.map_or(i64::MAX, ms))
-            .bind(i64::from(after.is_some()))
-            .bind(at)
-            .bind(last)
-            .bind(i64::from(limit))
-            .bind(filter.account_id)
-            .fetch_all(&mut *c)
-            .await?);
-        rows.into_iter().map(ActionRow::into_domain).collect()
-    }
-
     /// A page of the account's actions held for `filter.reason` (current,
     /// `future`, with that deferral reason, or any), by id, after the id
     /// `after`.
@@ -609,9 +578,9 @@ impl Tx {
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id, status,
                                   due_at, show_on_engage, opt_out, attempts, skip_criteria_evaluated, is_current,
-                                  created_at, updated_at)
+                                  created_at, updated_at, priority)
              VALUES ($1, (SELECT account_id FROM enrollments WHERE id = $2), $2, $3, $4, $5, $6, 'future', $7,
-                     FALSE, FALSE, 0, FALSE, $8, $9, $9)"
+                     FALSE, FALSE, 0, FALSE, $8, $9, $9, $10)"
         )
         .bind(&id)
         .bind(&new.enrollment_id)
@@ -622,6 +591,7 @@ impl Tx {
         .bind(ms_opt(new.due_at))
         .bind(new.current)
         .bind(ms(now))
+        .bind(new.priority.rank())
         .execute(&mut *c)
         .await?
         .rows_affected());
@@ -638,16 +608,16 @@ impl Tx {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        const COLUMNS: usize = 9;
+        const COLUMNS: usize = 10;
         let ids: Vec<String> = batch.iter().map(|_| new_id("act")).collect();
         for (ids, batch) in ids.chunks(MAX_BINDS / COLUMNS).zip(batch.chunks(MAX_BINDS / COLUMNS)) {
             on_tx!(self, |c| {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id, due_at,
                                       is_current, created_at, updated_at, status, show_on_engage, opt_out, attempts,
-                                      skip_criteria_evaluated)
+                                      skip_criteria_evaluated, priority)
                  SELECT v.column1, (SELECT account_id FROM enrollments WHERE id = v.column2), v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8,
-                        v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE
+                        v.column9, v.column9, 'future', FALSE, FALSE, 0, FALSE, v.column10
                  FROM (",
                 );
                 q.push_values(ids.iter().zip(batch), |mut row, (id, new)| {
@@ -659,7 +629,8 @@ impl Tx {
                         .push_bind(&new.owner_id)
                         .push_bind(ms_opt(new.due_at))
                         .push_bind(new.current)
-                        .push_bind(ms(now));
+                        .push_bind(ms(now))
+                        .push_bind(new.priority.rank());
                 });
                 q.push(") AS v");
                 q.build().execute(&mut *c).await?.rows_affected()
@@ -1258,22 +1229,4 @@ impl Tx {
         }
         self.action(id).await
     }
-}
-
-/// Which of a user's Engage actions to list, and in which order.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EngageFilter<'a> {
-    /// The account whose actions these are: nothing of another account is
-    /// ever listed, whichever owner or sequence is named.
-    pub account_id: &'a str,
-    /// Whose view.
-    pub owner_id: &'a str,
-    /// Only actions of this step type.
-    pub plugin_id: Option<&'a str>,
-    /// Only actions of this sequence.
-    pub sequence_id: Option<&'a str>,
-    /// Only actions due at or before this time.
-    pub due_before: Option<DateTime<Utc>>,
-    /// Latest due first.
-    pub descending: bool,
 }

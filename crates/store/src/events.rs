@@ -139,6 +139,23 @@ impl ReadTx {
         rows.into_iter().map(EventRow::into_domain).collect()
     }
 
+    /// The newest `limit` events of a timeline, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn recent_events(&mut self, timeline: Timeline<'_>, limit: u32) -> Result<Vec<Event>> {
+        let (column, id) = timeline.column();
+        let sql = format!(
+            "SELECT id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor, reason, before,
+                    after, level, at
+             FROM events WHERE {column} = $1 ORDER BY at DESC, id DESC LIMIT $2"
+        );
+        let rows: Vec<EventRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(id).bind(i64::from(limit)).fetch_all(&mut *c).await?);
+        rows.into_iter().map(EventRow::into_domain).collect()
+    }
+
     /// The newest `limit` events of an account of one kind, newest first.
     ///
     /// # Errors

@@ -36,6 +36,7 @@ mod audit;
 mod contacts;
 mod enrollments;
 mod events;
+mod health;
 mod keys;
 mod monitor;
 mod outbox;
@@ -44,6 +45,7 @@ mod sequences;
 mod sync;
 mod templates;
 mod wake;
+mod work;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -54,10 +56,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
-pub use actions::{ActionCompletion, BatchCompletion, EngageFilter, HeldFilter, HoldScope, NewAction, Schedule};
+pub use actions::{ActionCompletion, BatchCompletion, HeldFilter, HoldScope, NewAction, Schedule};
 pub use audit::{AuditFilter, NewAudit};
 pub use enrollments::{NewEnrollment, SequenceReport};
 pub use events::{NewEvent, Timeline};
+pub use health::{Activity, Family, HealthSnapshot, MAX_FAMILY};
 pub use keys::{ApiKey, Idempotent, KeyHolder};
 pub use monitor::{WebhookFailure, WebhookFailureFilter};
 pub use outbox::{DeliveryOutcome, MessageFilter, NewOutboxMessage};
@@ -65,6 +68,7 @@ pub use sequences::NewSequence;
 pub use sync::{Collection, Deletion, SyncPage};
 pub use templates::Template;
 pub use wake::{WAKE_CHANNEL, WakeListener};
+pub use work::{WorkCursor, WorkFilter, WorkRow, WorkSort, WorkState};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

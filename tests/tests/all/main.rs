@@ -8,6 +8,7 @@ mod api_audit;
 mod api_basics;
 mod api_clients;
 mod api_contract;
+mod api_engagement;
 mod api_flow;
 mod api_isolation;
 mod api_journey;
