@@ -523,6 +523,16 @@ impl Settings {
     }
 
     /// The engine configuration these settings describe.
+    /// Where people open the console: the public URL, or `listening`, the
+    /// address `serve` listens on (`localhost` for an unspecified one).
+    pub fn console_url(&self, listening: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None if listening.ip().is_unspecified() => format!("http://localhost:{}", listening.port()),
+            None => format!("http://{listening}"),
+        }
+    }
+
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
             batch_size: self.scheduler.batch_size,

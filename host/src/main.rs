@@ -235,9 +235,21 @@ async fn open_store(settings: &stepwise::config::Settings) -> anyhow::Result<ste
         .with_context(|| format!("cannot open the database {}", stepwise::config::redact(&settings.database_url)))
 }
 
+/// Says what the first start made: the account, its admin and their API
+/// key.
 fn print_bootstrap(made: &stepwise::engine::Bootstrapped) {
     println!("created account {} with admin {} <{}>", made.account_id, made.admin.id, made.admin.email);
     println!("admin API key (shown once; keep it safe): {}", made.secret);
+}
+
+/// Says where the first admin sets their console password: a one-time link
+/// under `base`.
+fn print_password_link(made: &stepwise::engine::Bootstrapped, base: &str) {
+    println!(
+        "set the admin's console password (once, within 72 hours): {}/set-password/{}",
+        base.trim_end_matches('/'),
+        made.password_token
+    );
 }
 
 async fn bootstrap(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -248,6 +260,7 @@ async fn bootstrap(args: ServeArgs) -> anyhow::Result<ExitCode> {
     match made {
         Some(made) => {
             print_bootstrap(&made);
+            print_password_link(&made, &settings.console_url(settings.listen));
             Ok(ExitCode::SUCCESS)
         }
         None => anyhow::bail!("the database already has an account; make further keys through the API"),
@@ -299,13 +312,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Settings that cannot work stop the start before anything is written.
     let transport = settings.transport()?;
     let store = open_store(&settings).await?;
-    if let Some(made) = stepwise::engine::bootstrap(&store, chrono::Utc::now()).await? {
-        print_bootstrap(&made);
+    let made = stepwise::engine::bootstrap(&store, chrono::Utc::now()).await?;
+    if let Some(made) = &made {
+        print_bootstrap(made);
     }
     let engine = start(&settings, &store, transport).await?;
     let app = stepwise::api::Application::build_with(engine.clone(), settings.listen, settings.http())
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    if let Some(made) = &made {
+        print_password_link(made, &settings.console_url(app.local_addr()?));
+    }
     eprintln!("stepwise listening on http://{} ({:?} database); stop with Ctrl-C", app.local_addr()?, store.backend());
     // One signal stops both: the API finishes its requests, the scheduler
     // its actions in flight. Either ending on its own (an error or a

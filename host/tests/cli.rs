@@ -289,6 +289,49 @@ async fn serve_bootstraps_an_admin_serves_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
 
+    // The console: the printed one-time link sets the admin's password, and
+    // the admin signs in with it.
+    let link_line = out.next().unwrap().unwrap();
+    let link = link_line.split_whitespace().find(|w| w.contains("/set-password/")).expect("a link").to_owned();
+    assert!(link.starts_with(&base), "the link is under the address served: {link_line}");
+    let form = client.get(&link).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let password = [("password", "the admin's new password")];
+    let set = client.post(&link).form(&password).send().await.unwrap();
+    assert_eq!(set.status(), 200);
+    assert!(set.text().await.unwrap().contains("Your password is set"));
+    assert_eq!(client.get(&link).send().await.unwrap().status(), 404, "the link works once");
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = no_redirects.get(format!("{base}/sign-in")).send().await.unwrap();
+    let sign_in_cookie = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = page.text().await.unwrap();
+    let token = html.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let signed_in = no_redirects
+        .post(format!("{base}/sign-in"))
+        .header("cookie", &sign_in_cookie)
+        .form(&[("email", "admin@stepwise.localhost"), ("password", "the admin's new password"), ("_csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let session = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("stepwise_session="))
+        .expect("a session cookie");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
+    assert!(!session.contains("Secure"), "plain http: {session}");
+    let engage = no_redirects
+        .get(format!("{base}/engage"))
+        .header("cookie", session.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(engage.status(), 200);
+    assert!(engage.text().await.unwrap().contains("<h1>Engage</h1>"));
+
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();

@@ -68,7 +68,12 @@ impl TestApp {
     /// [`TestApp::spawn`] with the server's limits set by `http`: tests of
     /// slow clients shorten its timeouts.
     pub async fn spawn_with(store: Store, http: HttpConfig) -> TestApp {
-        let world = World::new(store).await;
+        Self::spawn_world(World::new(store).await, http).await
+    }
+
+    /// Serves the API over `world` (made with an engine configuration of
+    /// the test's own).
+    pub async fn spawn_world(world: World, http: HttpConfig) -> TestApp {
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let app = Application::build_with(world.engine.clone(), addr, http).await.expect("binds");
         let base = format!("http://{}", app.local_addr().unwrap());

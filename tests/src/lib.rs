@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod bench;
+pub mod browser;
+pub mod console;
 pub mod db;
 pub mod delivery;
 pub mod scenario;

@@ -164,6 +164,7 @@ pub async fn engage(
     let filter = WorkFilter {
         account_id: &caller.account_id,
         state: WorkState::Engage,
+        action_id: None,
         owner_id: Some(&user),
         company_ids: None,
         plugin_id: q.plugin.as_deref(),
@@ -211,7 +212,7 @@ pub async fn held(
 }
 
 /// Only the action's owner or an admin works an action.
-async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Action, ApiError> {
+pub(super) async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Action, ApiError> {
     let action = state.engine.action_of(&caller.account_id, id).await?;
     if caller.role() != Role::Admin && action.owner_id.as_deref() != Some(caller.user.id.as_str()) {
         return Err(ApiError::Forbidden(format!("action {id} is not yours; its owner or an admin may work it")));

@@ -131,6 +131,7 @@ fn work_filter<'a>(
     Ok(WorkFilter {
         account_id: &caller.account_id,
         state: work_state,
+        action_id: None,
         owner_id: None,
         company_ids: Some(ids),
         plugin_id: q.plugin.as_deref(),
@@ -155,6 +156,7 @@ pub async fn overview(
     let upcoming = WorkFilter {
         account_id: &caller.account_id,
         state: WorkState::Upcoming,
+        action_id: None,
         owner_id: None,
         company_ids: Some(&ids),
         plugin_id: None,

@@ -7,6 +7,7 @@ mod actions;
 mod audit;
 pub mod auth;
 mod companies;
+pub mod console;
 mod contact_types;
 mod contacts;
 mod engagement;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub in_flight: task::InFlight,
     /// How slow clients are treated.
     pub http: server::HttpConfig,
+    /// The console's sign-in attempts.
+    pub sign_ins: std::sync::Arc<console::SignInLimiter>,
 }
 
 /// Requests per second each API key may make by default, and its burst.
@@ -101,7 +104,8 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let limiter = std::sync::Arc::new(limit::RateLimiter::new(http.rate.0, http.rate.1));
         let in_flight = task::InFlight::new(http.max_in_flight, http.request_timeout);
-        let state = AppState { engine, limiter, in_flight: in_flight.clone(), http };
+        let sign_ins = std::sync::Arc::new(console::SignInLimiter::default());
+        let state = AppState { engine, limiter, in_flight: in_flight.clone(), http, sign_ins };
         Ok(Application { listener, router: router(state), in_flight, http })
     }
 
@@ -140,11 +144,22 @@ const BULK_BODY_BYTES: usize = 16 << 20;
 /// Every route, from the table that also makes the OpenAPI document.
 pub fn router(state: AppState) -> Router {
     table(state.clone())
-        .fallback(error::not_found)
+        .merge(console::routes())
+        .fallback(not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), task::run_to_completion))
         .layer(axum::middleware::from_fn(trace::traced))
         .with_state(state)
+}
+
+/// An unknown path: a problem document under the API, a page elsewhere.
+async fn not_found(uri: http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if console::is_console_path(uri.path()) {
+        console::Shown(error::ApiError::NotFound(format!("no page {}", uri.path()))).into_response()
+    } else {
+        error::not_found(uri).await.into_response()
+    }
 }
 
 /// The route table: each route's ops, who may call them, what they read and
@@ -200,6 +215,15 @@ fn table(state: AppState) -> Router<AppState> {
                 .guarded("Anyone may create their own key; only an admin may create another user's.")
                 .status(201),
         ])
+        .at("/v1/users/{id}/password", [put(users::set_password, "Set a user's console password")
+            .describe("10 to 256 characters, kept as an argon2id hash; the user's console sessions end. API keys are unaffected.")
+            .roles(ADMINS)
+            .body::<users::PasswordBody>()
+            .empty(204)])
+        .at("/v1/users/{id}/password-link", [post(users::password_link, "Make a one-time link for a user to set their console password")
+            .describe("The link (`path`, and `url` under the public URL when one is set) is in this answer only and works once, for 72 hours; an earlier unused link stops working.")
+            .roles(ADMINS)
+            .status(201)])
         .at("/v1/keys/{id}", [delete(users::revoke, "Revoke an API key")
             .guarded("Anyone may revoke their own key; only an admin may revoke another user's.")
             .empty(204)])

@@ -140,3 +140,44 @@ pub async fn revoke(
     state.engine.revoke_api_key(&caller.account_id, &id, &caller.editor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A password an admin sets for a user.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    /// 10 to 256 characters. Never stored: only its argon2id hash is.
+    pub password: String,
+}
+
+/// `PUT /v1/users/{id}/password`: an admin sets a user's console password;
+/// the user's sessions end.
+pub async fn set_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let user = state.engine.read().await?.user(&caller.account_id, &id).await?;
+    if let Err(problem) = stepwise_engine::check_password(&body.password) {
+        return Err(ApiError::field("/password", problem.to_string(), problem.to_string()));
+    }
+    state.engine.set_password(&caller.account_id, &user.id, &body.password, &caller.editor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/users/{id}/password-link`: a one-time link for the user to set
+/// their console password, shown in this answer only; earlier unused links
+/// stop working.
+pub async fn password_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = state.engine.read().await?.user(&caller.account_id, &id).await?;
+    let token = state.engine.password_link(&caller.account_id, &user.id, &caller.editor()).await?;
+    let path = format!("/set-password/{token}");
+    let url = state.engine.config().public_url.as_deref().map(|base| format!("{}{path}", base.trim_end_matches('/')));
+    let valid = state.engine.config().sessions.link_valid;
+    let expires_at = state.engine.now() + chrono::Duration::from_std(valid).unwrap_or(chrono::Duration::MAX);
+    Ok((StatusCode::CREATED, Json(json!({ "user_id": user.id, "path": path, "url": url, "expires_at": expires_at }))))
+}

@@ -866,6 +866,9 @@ text_enum! {
         SequenceImported = "sequence.imported",
         /// A contact type was renamed.
         ContactTypeRenamed = "contact_type.renamed",
+        /// A user's password was set, or a link to set it made (never the
+        /// password or the link).
+        UserPasswordSet = "user.password_set",
         /// The health score's indicators, targets or weights changed.
         HealthSettingsChanged = "health_settings.changed",
     }
@@ -879,7 +882,7 @@ impl AuditAction {
             A::AccountCreated => AuditTarget::Account,
             A::ContactCreated | A::ContactUpdated | A::ContactDeleted => AuditTarget::Contact,
             A::CompanyCreated | A::CompanyUpdated => AuditTarget::Company,
-            A::UserCreated | A::UserUpdated => AuditTarget::User,
+            A::UserCreated | A::UserUpdated | A::UserPasswordSet => AuditTarget::User,
             A::KeyCreated | A::KeyRevoked => AuditTarget::ApiKey,
             A::TemplateCreated | A::TemplateUpdated | A::TemplateDeleted => AuditTarget::Template,
             A::PluginUploaded | A::PluginAccountChanged => AuditTarget::Plugin,

@@ -16,7 +16,7 @@ use stepwise_domain::engagement::{
     Action, ActionStatus, DeferralReason, EnrollmentStatus, EventKind, SequenceVersion, WorkItem,
 };
 use stepwise_plugin_host::report::CallReport;
-use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome};
+use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome, ResultSpec};
 use stepwise_store::{ReadTx, StoreError, WorkCursor, WorkFilter};
 
 /// A user's change raced the scheduler, which holds the action's lease.
@@ -181,6 +181,18 @@ impl Engine {
                 }
             })
             .collect())
+    }
+
+    /// The results a rep may complete an action with: its step type's.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NotFound`]; [`EngineError::InvalidState`] when the
+    /// step's plugin cannot run for the account.
+    pub async fn action_results(&self, account_id: &str, action_id: &str) -> Result<Vec<ResultSpec>> {
+        let ctx = self.load_snapshot(action_id, Some(account_id)).await?;
+        let plugin = ctx.plugin.clone().map_err(EngineError::InvalidState)?;
+        Ok(plugin.manifest().results.clone())
     }
 
     /// The action `action_id` of the account.

@@ -34,6 +34,7 @@ mod moves;
 mod outbox;
 mod process;
 mod records;
+mod sign_in;
 mod signals;
 mod step_config;
 pub mod timing;
@@ -61,6 +62,7 @@ pub use moves::Disposition;
 pub use outbox::INTERRUPTED;
 pub use process::contact_event;
 pub use records::{Bootstrapped, NewAccount, SequenceEdit, TemplateText, bootstrap};
+pub use sign_in::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, SessionConfig, check_password};
 pub use signals::{Signal, SignalKind};
 pub use stepwise_domain::transport::{
     Delivery, EmailPayload, PlacedCall, RecordingTransport, SmsPayload, Transport, TransportError, Unconfigured, Voice,
@@ -129,6 +131,8 @@ pub struct EngineConfig {
     /// emails of sequences that ask for it carry the contact's unsubscribe
     /// link under it. `None`: no links.
     pub public_url: Option<String>,
+    /// How long console sessions and set-password links last.
+    pub sessions: SessionConfig,
 }
 
 impl Default for EngineConfig {
@@ -146,6 +150,7 @@ impl Default for EngineConfig {
             outbox_handover_timeout: Duration::from_secs(5 * 60),
             outbox_handover_lease: Duration::from_secs(30),
             public_url: None,
+            sessions: SessionConfig::default(),
         }
     }
 }

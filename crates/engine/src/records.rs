@@ -64,6 +64,9 @@ pub struct Bootstrapped {
     pub admin: User,
     /// The admin's API key; shown once, kept only as a hash.
     pub secret: String,
+    /// The token of the admin's one-time link to set their console
+    /// password (`/set-password/{token}`); shown once.
+    pub password_token: String,
 }
 
 /// On a database with no account: creates one, with an admin user and an
@@ -91,8 +94,10 @@ pub async fn bootstrap(store: &Store, now: DateTime<Utc>) -> Result<Option<Boots
     };
     let admin = tx.create_user(&account.id, &admin, now).await?;
     let (_, secret) = tx.create_api_key(&account.id, &admin.id, "bootstrap", now).await?;
+    let valid = chrono::Duration::from_std(super::SessionConfig::default().link_valid).unwrap_or(chrono::Duration::MAX);
+    let password_token = tx.create_password_link(&account.id, &admin.id, None, now, valid).await?;
     tx.commit().await?;
-    Ok(Some(Bootstrapped { account_id: account.id, admin, secret }))
+    Ok(Some(Bootstrapped { account_id: account.id, admin, secret, password_token }))
 }
 
 /// Replaces every field of a contact and makes the steps held by its

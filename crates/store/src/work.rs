@@ -26,6 +26,8 @@ pub enum WorkState {
     Open,
     /// The next action of each running enrollment, not yet due or held.
     Upcoming,
+    /// Any action, whatever its status (one action's row).
+    Any,
 }
 
 impl WorkState {
@@ -38,6 +40,7 @@ impl WorkState {
                 "(a.status = 'active' OR (a.is_current AND a.status = 'future' AND a.deferral_reason IS NOT NULL))"
             }
             Self::Upcoming => "a.is_current AND a.status = 'future' AND a.deferral_reason IS NULL",
+            Self::Any => "TRUE",
         }
     }
 }
@@ -104,6 +107,8 @@ pub struct WorkFilter<'a> {
     pub account_id: &'a str,
     /// Which actions.
     pub state: WorkState,
+    /// Only this action.
+    pub action_id: Option<&'a str>,
     /// Only actions this user owns.
     pub owner_id: Option<&'a str>,
     /// Only actions of contacts of these companies.
@@ -210,6 +215,9 @@ impl ReadTx {
                 filter.state.condition()
             ));
             q.push_bind(filter.account_id);
+            if let Some(action) = filter.action_id {
+                q.push(" AND a.id = ").push_bind(action);
+            }
             if let Some(owner) = filter.owner_id {
                 q.push(" AND a.owner_id = ").push_bind(owner);
             }

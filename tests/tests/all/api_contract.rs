@@ -185,6 +185,7 @@ fn valid_body(op: &Operation) -> Option<Value> {
                       "activation": "manual", "owner": {"rule": "contact_owner"}});
     Some(match (op.method.as_str(), op.path.as_str()) {
         ("PUT", "/v1/users/{id}") => json!({"name": "Renamed", "email": "renamed@example.com"}),
+        ("PUT", "/v1/users/{id}/password") => json!({"password": "a long enough password"}),
         ("PUT", "/v1/contacts/{id}") => json!({"first_name": "Renamed"}),
         ("PUT", "/v1/companies/{id}") => json!({"name": "Renamed"}),
         ("PATCH", "/v1/sequences/{id}") => json!({"name": "Renamed"}),

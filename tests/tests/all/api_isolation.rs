@@ -224,6 +224,7 @@ fn body_for(op: &Operation, ours: &BTreeMap<&'static str, String>) -> Value {
     match (op.method.as_str(), op.path.as_str()) {
         ("POST", "/v1/users") => json!({"name": "New", "email": "new@example.com"}),
         ("PUT", "/v1/users/{id}") => json!({"name": "Renamed", "email": "renamed@example.com"}),
+        ("PUT", "/v1/users/{id}/password") => json!({"password": "a long enough password"}),
         ("POST" | "PUT", "/v1/contacts" | "/v1/contacts/{id}") => json!({"first_name": "Renamed"}),
         ("POST" | "PUT", "/v1/companies" | "/v1/companies/{id}") => json!({"name": "Renamed"}),
         ("POST", "/v1/sequences") => json!({"name": "New", "steps": [step]}),

@@ -22,6 +22,8 @@ mod builtin_email;
 mod builtin_plugins;
 mod builtin_predicates;
 mod builtin_steps;
+mod console_auth;
+mod console_engage;
 mod delivery_outbox;
 mod delivery_sms;
 mod delivery_smtp;

@@ -1,0 +1,112 @@
+//! Charts as SVG drawn on the server: no script, no asset from elsewhere,
+//! readable by screen readers through their title and a table beside them.
+
+use std::fmt::Write as _;
+
+use maud::{Markup, PreEscaped, html};
+
+/// One point of a line chart: its label on the x axis and its value, if
+/// any (a gap in the line otherwise).
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// The x axis label.
+    pub label: String,
+    /// The value.
+    pub value: Option<f64>,
+}
+
+const WIDTH: f64 = 600.0;
+const HEIGHT: f64 = 220.0;
+const LEFT: f64 = 36.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 40.0;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A line chart of `points` on a y axis from 0 to `max`, titled `title`;
+/// missing values break the line, and each value has a dot.
+pub fn line(title: &str, points: &[Point], max: f64) -> Markup {
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let max = if max > 0.0 { max } else { 1.0 };
+    let step = if points.len() > 1 { plot_w / (points.len() - 1) as f64 } else { 0.0 };
+    let x = |i: usize| LEFT + step * i as f64;
+    let y = |v: f64| TOP + plot_h * (1.0 - (v / max).clamp(0.0, 1.0));
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{0}" xmlns="http://www.w3.org/2000/svg"><title>{0}</title>"#,
+        escape(title)
+    );
+    for tick in 0..=4 {
+        let value = max * f64::from(tick) / 4.0;
+        let ty = y(value);
+        let _ = write!(
+            svg,
+            r##"<line x1="{LEFT}" x2="{}" y1="{ty:.1}" y2="{ty:.1}" stroke="#d9dee7"/><text x="{}" y="{:.1}" text-anchor="end">{value:.0}</text>"##,
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            ty + 4.0
+        );
+    }
+    let mut path = String::new();
+    let mut pen_down = false;
+    for (i, point) in points.iter().enumerate() {
+        match point.value {
+            Some(v) => {
+                let _ = write!(path, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, x(i), y(v));
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    if !path.is_empty() {
+        let _ = write!(svg, r##"<path d="{}" fill="none" stroke="#1f5fbf" stroke-width="2.5"/>"##, path.trim_end());
+    }
+    for (i, point) in points.iter().enumerate() {
+        if let Some(v) = point.value {
+            let _ = write!(
+                svg,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#1f5fbf"><title>{}: {v:.1}</title></circle>"##,
+                x(i),
+                y(v),
+                escape(&point.label)
+            );
+        }
+        if i % 2 == points.len().saturating_sub(1) % 2 {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                x(i),
+                HEIGHT - BOTTOM + 16.0,
+                escape(&point.label)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    html! { (PreEscaped(svg)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_breaks_at_missing_values_and_labels_are_escaped() {
+        let points = vec![
+            Point { label: "a<b".into(), value: Some(50.0) },
+            Point { label: "2".into(), value: None },
+            Point { label: "3".into(), value: Some(100.0) },
+        ];
+        let svg = line("Score & history", &points, 100.0).into_string();
+        assert!(svg.contains("<title>Score &amp; history</title>"), "{svg}");
+        assert!(svg.contains("a&lt;b"), "{svg}");
+        // Two separate pieces: a move to the first point, another to the third.
+        let d = svg.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
+        assert_eq!(d.matches('M').count(), 2, "{d}");
+        assert_eq!(svg.matches("<circle").count(), 2);
+    }
+}
