@@ -112,6 +112,52 @@ impl Drop for Browser {
     }
 }
 
+/// Signs in through the form as `email`.
+pub async fn sign_in(client: &Client, base: &str, email: &str, password: &str) {
+    client.open(&format!("{base}/sign-in")).await;
+    client.fill("#email", email).await;
+    client.fill("#password", password).await;
+    client.follow("button[type=submit]").await;
+}
+
+/// Checks that every visible field of the page has a label.
+///
+/// # Panics
+///
+/// Naming the fields without one.
+pub async fn every_field_is_labelled(client: &Client) {
+    let unlabelled = client
+        .eval(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                 .filter(f => f.labels.length === 0 && !f.getAttribute('aria-label')).map(f => f.name);",
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "fields without a label on {}", client.path().await);
+}
+
+/// Checks that the page fits a phone's width without scrolling sideways.
+///
+/// # Panics
+///
+/// Naming what sticks out.
+pub async fn fits_a_phone(client: &Client) {
+    client.set_window_size(390, 844).await.unwrap();
+    let overflow = client.eval("return document.documentElement.scrollWidth - window.innerWidth;").await;
+    if overflow.as_i64().unwrap() > 0 {
+        let wide = client
+            .eval(
+                "return [...document.querySelectorAll('body *')]
+                     .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5
+                                  || e.scrollWidth > window.innerWidth)
+                     .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '.' + e.className
+                               + ' ' + Math.round(e.getBoundingClientRect().width));",
+            )
+            .await;
+        panic!("{} overflows a phone by {overflow}px: {wide}", client.path().await);
+    }
+    client.set_window_size(1280, 800).await.unwrap();
+}
+
 /// What tests do with a page, in a few words each.
 #[expect(async_fn_in_trait, reason = "used by tests only, on one runtime")]
 pub trait Page {

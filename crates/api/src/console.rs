@@ -15,6 +15,7 @@ mod chart;
 mod companies;
 mod engage;
 mod layout;
+mod records;
 mod sign_in;
 
 use std::net::{IpAddr, SocketAddr};
@@ -63,6 +64,13 @@ pub fn routes() -> Router<AppState> {
         .route("/actions/{id}/skip", post(engage::skip))
         .route("/actions/{id}/reschedule", post(engage::reschedule))
         .route("/actions/{id}/hide", post(engage::hide))
+        .route("/contacts", get(records::contacts))
+        .route("/contacts/{id}", get(records::contact))
+        .route("/contacts/{id}/enroll", post(records::enroll))
+        .route("/companies", get(records::companies))
+        .route("/enrollments", get(records::enrollments))
+        .route("/enrollments/{id}", get(records::enrollment))
+        .route("/enrollments/{id}/{verb}", post(records::change))
         .route("/companies/{id}", get(companies::overview))
         .route("/companies/{id}/health/refresh", post(companies::refresh))
 }

@@ -12,8 +12,11 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::Body;
-use super::json::Path;
+use super::json::{Path, Query};
+use super::page::Page;
+use stepwise_domain::engagement::EnrollmentStatus;
 use stepwise_engine::{Disposition, EnrollMany, EnrollRequest};
+use stepwise_store::EnrollmentFilter;
 
 /// An enrollment request.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -209,4 +212,41 @@ pub async fn enroll_many(
         }
     }
     Ok(Json(json!({ "enrolled": enrolled, "failed": failed, "results": results })))
+}
+
+/// Filters of the account's enrollment list.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only enrollments with this status.
+    pub status: Option<EnrollmentStatus>,
+    /// Only enrollments in this sequence.
+    pub sequence: Option<String>,
+    /// Only enrollments of this contact.
+    pub contact: Option<String>,
+    /// The `next_after` of the previous page.
+    pub after: Option<String>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// `GET /v1/enrollments`: the account's enrollments, newest first, each
+/// with its contact's and sequence's names, current step and the contact's
+/// last engaged and contacted times.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = Page { after: q.after.clone(), limit: q.limit };
+    let filter = EnrollmentFilter {
+        account_id: &caller.account_id,
+        status: q.status,
+        sequence_id: q.sequence.as_deref(),
+        contact_id: q.contact.as_deref(),
+    };
+    let mut tx = state.engine.read().await?;
+    let items = state.engine.enrollment_items(&mut tx, &filter, page.after_at()?, page.limit()?).await?;
+    let next = page.next_at(&items, |i| (i.enrollment.created_at.timestamp_millis(), &i.enrollment.id));
+    Ok(Json(json!({ "enrollments": items, "next_after": next })))
 }

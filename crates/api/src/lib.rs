@@ -375,10 +375,16 @@ fn table(state: AppState) -> Router<AppState> {
         .at("/v1/sequences/{id}/enrollments", [get(sequences::enrollments, "A sequence's enrollments")
             .query::<sync::ListQuery>()
             .pages::<stepwise_domain::engagement::Enrollment>("enrollments")])
-        .at("/v1/enrollments", [post(enrollments::enroll, "Enroll a contact; the caller initiates")
-            .roles(WORKERS)
-            .body::<enrollments::EnrollBody>()
-            .status(201)])
+        .at("/v1/enrollments", [
+            get(enrollments::list, "The account's enrollments, newest first")
+                .describe("Each with its contact's and sequence's names, the name of the step it is at and the contact's last engaged and last contacted times; filter by status, sequence and contact.")
+                .query::<enrollments::ListQuery>()
+                .pages::<stepwise_domain::engagement::EnrollmentItem>("enrollments"),
+            post(enrollments::enroll, "Enroll a contact; the caller initiates")
+                .roles(WORKERS)
+                .body::<enrollments::EnrollBody>()
+                .status(201),
+        ])
         .at("/v1/enrollments/bulk", [post(enrollments::enroll_many, "Enroll many contacts, with a result per contact")
             .roles(WORKERS)
             .body::<enrollments::EnrollManyBody>()

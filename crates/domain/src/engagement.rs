@@ -655,6 +655,28 @@ pub struct WorkItem {
     pub overdue: bool,
 }
 
+/// One row of a list of enrollments ([I]): the enrollment with its
+/// contact's and sequence's names, its current step's name and the
+/// contact's last engaged and last contacted times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EnrollmentItem {
+    /// The enrollment.
+    #[serde(flatten)]
+    pub enrollment: Enrollment,
+    /// The contact's name.
+    pub contact_name: String,
+    /// The contact's email address.
+    pub contact_email: Option<String>,
+    /// When the contact last engaged.
+    pub last_engaged: Option<DateTime<Utc>>,
+    /// When the contact was last contacted.
+    pub last_contacted: Option<DateTime<Utc>>,
+    /// The sequence's name.
+    pub sequence_name: String,
+    /// The name of the step the enrollment is at; `None` past its last.
+    pub step_name: Option<String>,
+}
+
 /// An action leased to one host by the store's `claim_due_actions`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedAction {

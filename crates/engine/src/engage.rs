@@ -13,11 +13,11 @@ use super::process::{EventExt, Snapshot};
 use super::transition::Answer;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::engagement::{
-    Action, ActionStatus, DeferralReason, EnrollmentStatus, EventKind, SequenceVersion, WorkItem,
+    Action, ActionStatus, DeferralReason, EnrollmentItem, EnrollmentStatus, EventKind, SequenceVersion, WorkItem,
 };
 use stepwise_plugin_host::report::CallReport;
 use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome, ResultSpec};
-use stepwise_store::{ReadTx, StoreError, WorkCursor, WorkFilter};
+use stepwise_store::{EnrollmentFilter, ReadTx, StoreError, WorkCursor, WorkFilter};
 
 /// A user's change raced the scheduler, which holds the action's lease.
 pub(crate) fn lease_busy(error: impl Into<EngineError>) -> EngineError {
@@ -181,6 +181,44 @@ impl Engine {
                 }
             })
             .collect())
+    }
+
+    /// A page of enrollments as a list shows them ([I]): each with its
+    /// contact's and sequence's names, its current step's name and the
+    /// contact's last engaged and contacted times, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Store`].
+    pub async fn enrollment_items(
+        &self,
+        tx: &mut ReadTx,
+        filter: &EnrollmentFilter<'_>,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<EnrollmentItem>> {
+        let rows = tx.enrollment_rows(filter, after, limit).await?;
+        let mut versions: HashMap<(String, i64), Arc<SequenceVersion>> = HashMap::new();
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let e = &row.enrollment;
+            if let Entry::Vacant(slot) = versions.entry((e.sequence_id.clone(), e.version)) {
+                slot.insert(self.version(tx, &e.sequence_id, e.version).await?);
+            }
+            let step_name = usize::try_from(e.current_step)
+                .ok()
+                .and_then(|i| Some(versions.get(&(e.sequence_id.clone(), e.version))?.steps.get(i)?.name.clone()));
+            items.push(EnrollmentItem {
+                enrollment: row.enrollment,
+                contact_name: row.contact_name,
+                contact_email: row.contact_email,
+                last_engaged: row.last_engaged,
+                last_contacted: row.last_contacted,
+                sequence_name: row.sequence_name,
+                step_name,
+            });
+        }
+        Ok(items)
     }
 
     /// The results a rep may complete an action with: its step type's.

@@ -130,6 +130,13 @@ const SELECT_CONTACT: &str = "
            c.opt_out_phone, c.attributes, c.last_engaged, c.last_contacted, c.created_at, c.updated_at
     FROM contacts c JOIN contact_types t ON t.id = c.contact_type_id";
 
+/// A `LIKE` pattern matching text that holds `text`, lower-cased, its
+/// wildcards escaped.
+fn like(text: &str) -> String {
+    let escaped = text.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 impl ReadTx {
     /// The company `id` of `account_id`.
     ///
@@ -152,6 +159,46 @@ impl ReadTx {
         let sql = format!("{SELECT_COMPANY} WHERE account_id = $1 AND {}", page.clause("", 2));
         let rows: Vec<CompanyRow> =
             on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
+        rows.into_iter().map(CompanyRow::into_domain).collect()
+    }
+
+    /// Up to `limit` contacts of the account whose name or email address
+    /// holds `text` (whatever its case), by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn search_contacts(&mut self, account_id: &str, text: &str, limit: u32) -> Result<Vec<Contact>> {
+        let sql = format!(
+            "{SELECT_CONTACT} WHERE c.account_id = $1
+               AND (LOWER(c.first_name || ' ' || c.last_name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(c.email, '')) LIKE $2 ESCAPE '\\')
+             ORDER BY c.last_name, c.first_name, c.id LIMIT $3"
+        );
+        let rows: Vec<ContactRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(account_id)
+            .bind(like(text))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(ContactRow::into_domain).collect()
+    }
+
+    /// Up to `limit` companies of the account whose name holds `text`
+    /// (whatever its case), by name.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn search_companies(&mut self, account_id: &str, text: &str, limit: u32) -> Result<Vec<Company>> {
+        let sql = format!(
+            "{SELECT_COMPANY} WHERE account_id = $1 AND LOWER(name) LIKE $2 ESCAPE '\\' ORDER BY name, id LIMIT $3"
+        );
+        let rows: Vec<CompanyRow> = on_tx!(self, |c| sqlx::query_as(&sql)
+            .bind(account_id)
+            .bind(like(text))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await?);
         rows.into_iter().map(CompanyRow::into_domain).collect()
     }
 

@@ -39,7 +39,7 @@ pub struct NewEnrollment {
 }
 
 #[derive(sqlx::FromRow)]
-struct EnrollmentRow {
+pub(crate) struct EnrollmentRow {
     id: String,
     account_id: String,
     contact_id: String,
@@ -62,7 +62,7 @@ struct EnrollmentRow {
 }
 
 impl EnrollmentRow {
-    fn into_domain(self) -> Result<Enrollment> {
+    pub(crate) fn into_domain(self) -> Result<Enrollment> {
         Ok(Enrollment {
             id: self.id,
             account_id: self.account_id,

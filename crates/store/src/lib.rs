@@ -70,7 +70,7 @@ pub use sessions::{Credentials, PasswordLink, Session};
 pub use sync::{Collection, Deletion, SyncPage};
 pub use templates::Template;
 pub use wake::{WAKE_CHANNEL, WakeListener};
-pub use work::{WorkCursor, WorkFilter, WorkRow, WorkSort, WorkState};
+pub use work::{EnrollmentFilter, EnrollmentRow, WorkCursor, WorkFilter, WorkRow, WorkSort, WorkState};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -10,7 +10,7 @@ use sqlx::QueryBuilder;
 
 use super::actions::{ActionRow, action_columns};
 use super::{ReadTx, Result, ms, on_tx};
-use stepwise_domain::engagement::{Action, Priority};
+use stepwise_domain::engagement::{Action, Enrollment, EnrollmentStatus, Priority};
 
 /// Which of an account's actions a list holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,11 +166,7 @@ struct Row {
 
 impl Row {
     fn into_work(self) -> Result<WorkRow> {
-        let contact_name = match (self.first_name.trim(), self.last_name.trim()) {
-            (first, "") => first.to_owned(),
-            ("", last) => last.to_owned(),
-            (first, last) => format!("{first} {last}"),
-        };
+        let contact_name = full_name(&self.first_name, &self.last_name);
         Ok(WorkRow {
             action: self.action.into_domain()?,
             contact_id: self.contact_id,
@@ -271,5 +267,113 @@ impl ReadTx {
             q.build_query_as().fetch_all(&mut *c).await?
         });
         rows.into_iter().map(Row::into_work).collect()
+    }
+}
+
+/// Which enrollments a list holds: every condition inside `account_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct EnrollmentFilter<'a> {
+    /// The account.
+    pub account_id: &'a str,
+    /// Only enrollments with this status.
+    pub status: Option<EnrollmentStatus>,
+    /// Only enrollments in this sequence.
+    pub sequence_id: Option<&'a str>,
+    /// Only enrollments of this contact.
+    pub contact_id: Option<&'a str>,
+}
+
+/// One row of a list of enrollments: the enrollment with its contact's and
+/// sequence's names and the contact's last engaged and contacted times
+/// (the [I] columns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentRow {
+    /// The enrollment.
+    pub enrollment: Enrollment,
+    /// The contact's first and last name.
+    pub contact_name: String,
+    /// The contact's email address.
+    pub contact_email: Option<String>,
+    /// When the contact last engaged.
+    pub last_engaged: Option<DateTime<Utc>>,
+    /// When the contact was last contacted.
+    pub last_contacted: Option<DateTime<Utc>>,
+    /// The sequence's name.
+    pub sequence_name: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct EnrollmentListRow {
+    #[sqlx(flatten)]
+    enrollment: super::enrollments::EnrollmentRow,
+    first_name: String,
+    last_name: String,
+    contact_email: Option<String>,
+    last_engaged: Option<i64>,
+    last_contacted: Option<i64>,
+    sequence_name: String,
+}
+
+/// A contact's name as a list shows it.
+fn full_name(first: &str, last: &str) -> String {
+    match (first.trim(), last.trim()) {
+        (first, "") => first.to_owned(),
+        ("", last) => last.to_owned(),
+        (first, last) => format!("{first} {last}"),
+    }
+}
+
+impl ReadTx {
+    /// A page of enrollments, newest first, after the enrollment at `after`
+    /// (its creation time in milliseconds and its id).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
+    pub async fn enrollment_rows(
+        &mut self,
+        filter: &EnrollmentFilter<'_>,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<EnrollmentRow>> {
+        let rows: Vec<EnrollmentListRow> = on_tx!(self, |c| {
+            let mut q = QueryBuilder::new(
+                "SELECT e.id, e.account_id, e.contact_id, e.sequence_id, e.version, e.initiated_by, e.status,
+                        e.pause_reason, e.outcome, e.current_step, e.started_at, e.last_action_completed_at,
+                        e.next_action_at, e.event_date, e.resume_at, e.queued_at, e.ended_at, e.created_at,
+                        e.updated_at, c.first_name, c.last_name, c.email AS contact_email, c.last_engaged,
+                        c.last_contacted, s.name AS sequence_name
+                 FROM enrollments e JOIN contacts c ON c.id = e.contact_id JOIN sequences s ON s.id = e.sequence_id
+                 WHERE e.account_id = ",
+            );
+            q.push_bind(filter.account_id);
+            if let Some(status) = filter.status {
+                q.push(" AND e.status = ").push_bind(status.as_str());
+            }
+            if let Some(sequence) = filter.sequence_id {
+                q.push(" AND e.sequence_id = ").push_bind(sequence);
+            }
+            if let Some(contact) = filter.contact_id {
+                q.push(" AND e.contact_id = ").push_bind(contact);
+            }
+            if let Some((at, id)) = after {
+                q.push(" AND (e.created_at < ").push_bind(at);
+                q.push(" OR (e.created_at = ").push_bind(at).push(" AND e.id < ").push_bind(id.to_owned()).push("))");
+            }
+            q.push(" ORDER BY e.created_at DESC, e.id DESC LIMIT ").push_bind(i64::from(limit));
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
+        rows.into_iter()
+            .map(|row| {
+                Ok(EnrollmentRow {
+                    contact_name: full_name(&row.first_name, &row.last_name),
+                    enrollment: row.enrollment.into_domain()?,
+                    contact_email: row.contact_email,
+                    last_engaged: super::time_opt(row.last_engaged)?,
+                    last_contacted: super::time_opt(row.last_contacted)?,
+                    sequence_name: row.sequence_name,
+                })
+            })
+            .collect()
     }
 }

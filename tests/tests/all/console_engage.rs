@@ -7,7 +7,7 @@ use serde_json::json;
 use stepwise::crm::{Company, Role, User};
 use stepwise::engagement::{Activation, StepTiming, TimingMode};
 use stepwise_tests::app::TestApp;
-use stepwise_tests::browser::{Browser, Page};
+use stepwise_tests::browser::{Browser, Page, every_field_is_labelled, fits_a_phone, sign_in};
 use stepwise_tests::db::for_each_backend;
 use stepwise_tests::scenario::{World, settings, step};
 
@@ -41,44 +41,6 @@ async fn scene(store: stepwise::store::Store) -> (TestApp, String) {
     world.enroll(&contact, &sequence).await;
     world.run().await;
     (app, acme)
-}
-
-/// Signs in through the form as `email`.
-async fn sign_in(client: &fantoccini::Client, base: &str, email: &str, password: &str) {
-    client.open(&format!("{base}/sign-in")).await;
-    client.fill("#email", email).await;
-    client.fill("#password", password).await;
-    client.follow("button[type=submit]").await;
-}
-
-/// Every visible field of the page has a label.
-async fn every_field_is_labelled(client: &fantoccini::Client) {
-    let unlabelled = client
-        .eval(
-            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-                 .filter(f => f.labels.length === 0 && !f.getAttribute('aria-label')).map(f => f.name);",
-        )
-        .await;
-    assert_eq!(unlabelled, json!([]), "fields without a label on {}", client.path().await);
-}
-
-/// The page fits a phone's width without scrolling sideways.
-async fn fits_a_phone(client: &fantoccini::Client) {
-    client.set_window_size(390, 844).await.unwrap();
-    let overflow = client.eval("return document.documentElement.scrollWidth - window.innerWidth;").await;
-    if overflow.as_i64().unwrap() > 0 {
-        let wide = client
-            .eval(
-                "return [...document.querySelectorAll('body *')]
-                     .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5
-                                  || e.scrollWidth > window.innerWidth)
-                     .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '.' + e.className
-                               + ' ' + Math.round(e.getBoundingClientRect().width));",
-            )
-            .await;
-        panic!("{} overflows a phone by {overflow}px: {wide}", client.path().await);
-    }
-    client.set_window_size(1280, 800).await.unwrap();
 }
 
 /// With `STEPWISE_SCREENSHOTS=<dir>`, saves the page as it looks at

@@ -24,6 +24,7 @@ mod builtin_predicates;
 mod builtin_steps;
 mod console_auth;
 mod console_engage;
+mod console_records;
 mod delivery_outbox;
 mod delivery_sms;
 mod delivery_smtp;

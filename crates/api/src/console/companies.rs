@@ -75,7 +75,7 @@ pub async fn overview(
     }
     let title = view.company.name.clone();
     let body = body(&visitor, &id, &q, &view);
-    Ok(page(&visitor, &title, "engage", body).into_response())
+    Ok(page(&visitor, &title, "companies", body).into_response())
 }
 
 fn body(visitor: &Visitor, id: &str, q: &OverviewQuery, view: &Engagement) -> Markup {

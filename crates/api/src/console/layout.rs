@@ -33,7 +33,13 @@ fn head(title: &str) -> Markup {
 /// navigation entry it belongs to.
 pub fn page(visitor: &Visitor, title: &str, current: &str, body: Markup) -> Html<String> {
     let user = &visitor.caller.user;
-    let entries: &[(&str, &str, &str)] = &[("engage", "/engage", "Engage"), ("account", "/account", "Account")];
+    let entries: &[(&str, &str, &str)] = &[
+        ("engage", "/engage", "Engage"),
+        ("contacts", "/contacts", "Contacts"),
+        ("companies", "/companies", "Companies"),
+        ("enrollments", "/enrollments", "Enrollments"),
+        ("account", "/account", "Account"),
+    ];
     Html(
         html! {
             (DOCTYPE)
