@@ -16,6 +16,7 @@ mod companies;
 mod engage;
 mod layout;
 mod records;
+mod sequences;
 mod sign_in;
 
 use std::net::{IpAddr, SocketAddr};
@@ -71,6 +72,11 @@ pub fn routes() -> Router<AppState> {
         .route("/enrollments", get(records::enrollments))
         .route("/enrollments/{id}", get(records::enrollment))
         .route("/enrollments/{id}/{verb}", post(records::change))
+        .route("/sequences", get(sequences::list))
+        .route("/sequences/import", post(sequences::import))
+        .route("/sequences/{id}", get(sequences::sequence))
+        .route("/sequences/{id}/state", post(sequences::set_state))
+        .route("/sequences/{id}/export", get(sequences::export))
         .route("/companies/{id}", get(companies::overview))
         .route("/companies/{id}/health/refresh", post(companies::refresh))
 }

@@ -303,7 +303,26 @@ pub async fn report(
         .map(|(step, (completed, skipped, failed))| json!({ "step": step, "completed": completed, "skipped": skipped, "failed": failed }))
         .collect();
     let count = |status: &str| by_status.get(status).copied().unwrap_or(0);
+    // The last twelve weeks, oldest first: enrollments started, and ended
+    // by final status.
+    let this_week = stepwise_domain::health::week_start(state.engine.now()).and_time(chrono::NaiveTime::MIN).and_utc();
+    let since = this_week - chrono::Duration::weeks(11);
+    let weekly = tx.sequence_weeks(&id, since).await?;
+    let weeks: Vec<Value> = (0..12)
+        .map(|i| {
+            let start = since + chrono::Duration::weeks(i);
+            let started = weekly.started.iter().find(|(w, _)| *w == start).map_or(0, |(_, n)| *n);
+            let ended: BTreeMap<&str, i64> = weekly
+                .ended
+                .iter()
+                .filter(|(w, _, _)| *w == start)
+                .map(|(_, status, n)| (status.as_str(), *n))
+                .collect();
+            json!({ "week_start": start.date_naive(), "enrolled": started, "ended": ended })
+        })
+        .collect();
     Ok(Json(json!({
+        "weeks": weeks,
         "sequence_id": sequence.id,
         "enrolled": by_status.values().sum::<i64>(),
         "by_status": by_status,

@@ -21,6 +21,16 @@ pub struct SequenceReport {
     pub steps: Vec<(i64, String, String, i64)>,
 }
 
+/// A sequence's enrollments by week ([`ReadTx::sequence_weeks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SequenceWeeks {
+    /// Each week's Monday and the enrollments that started that week.
+    pub started: Vec<(DateTime<Utc>, i64)>,
+    /// Each week's Monday, a final status and the enrollments that ended
+    /// with it that week.
+    pub ended: Vec<(DateTime<Utc>, String, i64)>,
+}
+
 /// What [`Tx::create_enrollment`] needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEnrollment {
@@ -215,6 +225,48 @@ impl ReadTx {
         .bind(sequence_id)
         .fetch_one(&mut *c)
         .await?))
+    }
+
+    /// A sequence's enrollments by week since `since` (a Monday, 00:00
+    /// UTC): how many started each week, and how many ended each week by
+    /// their final status. Weeks are Monday to Sunday, UTC; each is named by
+    /// its Monday's time in milliseconds.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`](super::StoreError::Database).
+    pub async fn sequence_weeks(&mut self, sequence_id: &str, since: DateTime<Utc>) -> Result<SequenceWeeks> {
+        // 1970-01-01 was a Thursday: weeks counted from Monday 1969-12-29.
+        const MONDAY: i64 = 3 * 86_400_000;
+        const WEEK: i64 = 7 * 86_400_000;
+        let (started, ended) = on_tx!(self, |c| {
+            let started: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT (created_at + $3) / $4 AS week, COUNT(*) FROM enrollments
+                 WHERE sequence_id = $1 AND created_at >= $2 GROUP BY week ORDER BY week",
+            )
+            .bind(sequence_id)
+            .bind(ms(since))
+            .bind(MONDAY)
+            .bind(WEEK)
+            .fetch_all(&mut *c)
+            .await?;
+            let ended: Vec<(i64, String, i64)> = sqlx::query_as(
+                "SELECT (ended_at + $3) / $4 AS week, status, COUNT(*) FROM enrollments
+                 WHERE sequence_id = $1 AND ended_at >= $2 GROUP BY week, status ORDER BY week, status",
+            )
+            .bind(sequence_id)
+            .bind(ms(since))
+            .bind(MONDAY)
+            .bind(WEEK)
+            .fetch_all(&mut *c)
+            .await?;
+            (started, ended)
+        });
+        let monday = |week: i64| time(week * WEEK - MONDAY);
+        Ok(SequenceWeeks {
+            started: started.into_iter().map(|(w, n)| Ok((monday(w)?, n))).collect::<Result<_>>()?,
+            ended: ended.into_iter().map(|(w, s, n)| Ok((monday(w)?, s, n))).collect::<Result<_>>()?,
+        })
     }
 
     /// A sequence's report, counted by the database whatever the number of

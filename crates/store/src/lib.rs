@@ -59,7 +59,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use actions::{ActionCompletion, BatchCompletion, HeldFilter, HoldScope, NewAction, Schedule};
 pub use audit::{AuditFilter, NewAudit};
-pub use enrollments::{NewEnrollment, SequenceReport};
+pub use enrollments::{NewEnrollment, SequenceReport, SequenceWeeks};
 pub use events::{NewEvent, Timeline};
 pub use health::{Activity, Family, HealthSnapshot, MAX_FAMILY};
 pub use keys::{ApiKey, Idempotent, KeyHolder};

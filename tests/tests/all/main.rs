@@ -25,6 +25,7 @@ mod builtin_steps;
 mod console_auth;
 mod console_engage;
 mod console_records;
+mod console_sequences;
 mod delivery_outbox;
 mod delivery_sms;
 mod delivery_smtp;

@@ -90,6 +90,38 @@ pub fn line(title: &str, points: &[Point], max: f64) -> Markup {
     html! { (PreEscaped(svg)) }
 }
 
+/// Horizontal bars, one per `(label, value)`, on a scale up to the largest
+/// value; titled `title`.
+pub fn bars(title: &str, rows: &[(String, f64)]) -> Markup {
+    let max = rows.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max).max(1.0);
+    let row_h = 26.0;
+    let label_w = 180.0;
+    let height = TOP + row_h * rows.len() as f64 + 8.0;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{0}" xmlns="http://www.w3.org/2000/svg"><title>{0}</title>"#,
+        escape(title)
+    );
+    for (i, (label, value)) in rows.iter().enumerate() {
+        let top = TOP + row_h * i as f64;
+        let w = (WIDTH - label_w - RIGHT - 40.0) * (value / max);
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect x="{label_w}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="#1f5fbf"/><text x="{:.1}" y="{:.1}">{value}</text>"##,
+            label_w - 8.0,
+            top + row_h * 0.6,
+            escape(label),
+            top + 4.0,
+            row_h - 8.0,
+            label_w + w + 6.0,
+            top + row_h * 0.6,
+        );
+    }
+    svg.push_str("</svg>");
+    html! { (PreEscaped(svg)) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +140,12 @@ mod tests {
         let d = svg.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(d.matches('M').count(), 2, "{d}");
         assert_eq!(svg.matches("<circle").count(), 2);
+    }
+
+    #[test]
+    fn bars_scale_to_the_largest_value() {
+        let svg = bars("Steps", &[("one".into(), 10.0), ("two".into(), 5.0)]).into_string();
+        assert_eq!(svg.matches("<rect").count(), 2);
+        assert!(svg.contains(">10<") && svg.contains(">5<"), "{svg}");
     }
 }

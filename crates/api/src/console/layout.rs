@@ -38,6 +38,7 @@ pub fn page(visitor: &Visitor, title: &str, current: &str, body: Markup) -> Html
         ("contacts", "/contacts", "Contacts"),
         ("companies", "/companies", "Companies"),
         ("enrollments", "/enrollments", "Enrollments"),
+        ("sequences", "/sequences", "Sequences"),
         ("account", "/account", "Account"),
     ];
     Html(
