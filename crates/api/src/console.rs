@@ -11,6 +11,7 @@
 //! `Secure` when the public URL is https), and every form carries the
 //! session's CSRF token.
 
+mod admin;
 mod chart;
 mod companies;
 mod engage;
@@ -59,6 +60,21 @@ pub fn routes() -> Router<AppState> {
         .route("/set-password/{token}", get(sign_in::link_form).post(sign_in::link_submit))
         .route("/account", get(sign_in::account))
         .route("/account/password", post(sign_in::change_password))
+        .route("/account/keys", get(admin::keys).post(admin::create_key))
+        .route("/account/keys/{id}/revoke", post(admin::revoke_key))
+        .route("/notifications", get(admin::notifications))
+        .route("/admin/plugins", get(admin::plugins))
+        .route(
+            "/admin/plugins/upload",
+            post(admin::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::plugins::MAX_COMPONENT_BYTES + 64 * 1024)),
+        )
+        .route("/admin/plugins/{id}", post(admin::plugin_settings))
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/users/{id}", post(admin::update_user))
+        .route("/admin/users/{id}/password-link", post(admin::password_link))
+        .route("/admin/webhooks", get(admin::webhooks))
+        .route("/admin/outbox", get(admin::outbox))
         .route("/engage", get(engage::list))
         .route("/actions/{id}", get(engage::action))
         .route("/actions/{id}/complete", post(engage::complete))

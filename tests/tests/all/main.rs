@@ -22,6 +22,7 @@ mod builtin_email;
 mod builtin_plugins;
 mod builtin_predicates;
 mod builtin_steps;
+mod console_admin;
 mod console_auth;
 mod console_engage;
 mod console_records;

@@ -39,8 +39,16 @@ pub fn page(visitor: &Visitor, title: &str, current: &str, body: Markup) -> Html
         ("companies", "/companies", "Companies"),
         ("enrollments", "/enrollments", "Enrollments"),
         ("sequences", "/sequences", "Sequences"),
+        ("notifications", "/notifications", "Notifications"),
         ("account", "/account", "Account"),
     ];
+    let admin: &[(&str, &str, &str)] = &[
+        ("admin", "/admin/plugins", "Plugins"),
+        ("admin", "/admin/users", "Users"),
+        ("admin", "/admin/webhooks", "Webhooks"),
+        ("admin", "/admin/outbox", "Outbox"),
+    ];
+    let admins = user.role == Role::Admin;
     Html(
         html! {
             (DOCTYPE)
@@ -55,6 +63,11 @@ pub fn page(visitor: &Visitor, title: &str, current: &str, body: Markup) -> Html
                                 @for (key, href, label) in entries {
                                     li {
                                         a href=(href) aria-current=[(*key == current).then_some("page")] { (label) }
+                                    }
+                                }
+                                @if admins {
+                                    @for (_, href, label) in admin {
+                                        li { a href=(href) { (label) } }
                                     }
                                 }
                             }

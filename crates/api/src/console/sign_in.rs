@@ -209,6 +209,7 @@ fn account_page(visitor: &Visitor, status: StatusCode, flash: Option<&str>, prob
                 dt { "Role" } dd { (role_name(user.role)) }
                 dt { "Timezone" } dd { (user.timezone) }
             }
+            p { a href="/account/keys" { "Your API keys" } }
         }
         section.card aria-labelledby="change-password" {
             h2 #change-password { "Change your password" }

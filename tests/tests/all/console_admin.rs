@@ -1,0 +1,125 @@
+//! What admins manage in the console, in a real headless browser: an add-on
+//! uploaded from a file, enabled and granted; a user added, given a
+//! set-password link they use to sign in; API keys made and revoked; the
+//! webhook monitor and the outbox; and none of it for an agent; on both
+//! backends.
+
+use serde_json::json;
+use stepwise::crm::{Role, User};
+use stepwise_tests::app::TestApp;
+use stepwise_tests::browser::{Browser, Page, every_field_is_labelled, fits_a_phone, sign_in};
+use stepwise_tests::db::for_each_backend;
+
+const PASSWORD: &str = "a long enough password";
+
+#[tokio::test]
+async fn an_admin_uploads_enables_and_grants_an_add_on_and_manages_users_and_keys() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let world = &app.world;
+        let admin = User { name: "Ann".into(), email: "ann@example.com".into(), role: Role::Admin, ..User::default() };
+        let admin = world.user(admin).await;
+        world.engine.set_password(&world.account, &admin, PASSWORD, &world.editor()).await.unwrap();
+        world.engine.set_password(&world.account, &world.agent, PASSWORD, &world.editor()).await.unwrap();
+        let browser = Browser::start();
+        let base = app.base.clone();
+        let api = (app.base.clone(), app.admin_key.clone());
+        browser
+            .run(move |client| async move {
+                sign_in(&client, &base, "ann@example.com", PASSWORD).await;
+                client.open(&format!("{base}/admin/plugins")).await;
+                every_field_is_labelled(&client).await;
+                fits_a_phone(&client).await;
+                // Upload from a file input, as a person would.
+                let file = client.find(fantoccini::Locator::Css("#component")).await.unwrap();
+                file.send_keys(stepwise_tests::add_ons::PROPOSAL_PAID).await.unwrap();
+                client.follow("form[action='/admin/plugins/upload'] button").await;
+                assert!(client.text_of(".flash").await.contains("Uploaded proposal-paid"), "{}", client.body_text().await);
+                client.click_on("form[action='/admin/plugins/proposal-paid'] input[name=enabled]").await;
+                client.follow("form[action='/admin/plugins/proposal-paid'] button").await;
+                assert!(client.text_of(".flash").await.contains("Settings of proposal-paid saved"));
+                // The webhook step may reach one origin: a bad entry is refused
+                // with what is wrong, a good one saved.
+                let webhook = "form[action='/admin/plugins/webhook']";
+                client.click_on(&format!("{webhook} input[value='\"http-fetch\"']")).await;
+                client.fill(&format!("{webhook} textarea[name=http_allow]"), "not an origin").await;
+                client.follow(&format!("{webhook} button")).await;
+                assert!(client.text_of("#problem").await.contains("webhook"), "{}", client.body_text().await);
+                client.click_on(&format!("{webhook} input[value='\"http-fetch\"']")).await;
+                client.fill(&format!("{webhook} textarea[name=http_allow]"), "https://hooks.example.com").await;
+                client.follow(&format!("{webhook} button")).await;
+                assert!(client.text_of(".flash").await.contains("Settings of webhook saved"));
+                let plugins = reqwest::Client::new()
+                    .get(format!("{}/v1/plugins", api.0))
+                    .bearer_auth(&api.1)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let plugins: serde_json::Value = serde_json::from_str(&plugins).unwrap();
+                let account = |id: &str| {
+                    plugins["plugins"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["account"].clone()
+                };
+                assert_eq!(account("proposal-paid")["enabled"], true);
+                let webhook = account("webhook")["grants"].to_string();
+                assert!(webhook.contains("http-fetch") && webhook.contains("https://hooks.example.com"), "{webhook}");
+                assert_eq!(account("webhook")["enabled"], false, "granted, not enabled");
+
+                // A new user, and the link they set their password with.
+                client.open(&format!("{base}/admin/users")).await;
+                client.fill("#name", "Vic").await;
+                client.fill("#email", "vic@example.com").await;
+                client.choose("#role", "viewer").await;
+                client.follow("form[action='/admin/users'] button").await;
+                assert!(client.text_of(".flash").await.contains("User added"));
+                let row = client
+                    .eval("return [...document.querySelectorAll('table.rows tbody tr')].findIndex(r => r.textContent.includes('vic@example.com'));")
+                    .await;
+                let row = row.as_i64().unwrap() + 1;
+                client.follow(&format!("table.rows tbody tr:nth-child({row}) form[action$='/password-link'] button")).await;
+                let link = client.text_of("#link").await;
+                assert!(link.starts_with("/set-password/"), "{link}");
+
+                // API keys: made, its secret shown once, revoked.
+                client.open(&format!("{base}/account/keys")).await;
+                client.fill("#key-name", "reports").await;
+                client.follow("form[action='/account/keys'] button").await;
+                assert!(client.text_of("#secret").await.starts_with("sw_"));
+                client.open(&format!("{base}/account/keys")).await;
+                client.follow("form[action$='/revoke'] button").await;
+                assert!(client.text_of(".flash").await.contains("revoked"));
+
+                for (path, heading) in [("/admin/webhooks", "Webhook monitor"), ("/admin/outbox", "Outbox"), ("/notifications", "Notifications")] {
+                    client.open(&format!("{base}{path}")).await;
+                    assert_eq!(client.text_of("h1").await, heading);
+                }
+                client.follow("header form[action='/sign-out'] button").await;
+
+                client.open(&format!("{base}{link}")).await;
+                client.fill("#password", "vic's own password").await;
+                client.follow("form button").await;
+                assert!(client.body_text().await.contains("Your password is set"));
+                sign_in(&client, &base, "vic@example.com", "vic's own password").await;
+                assert_eq!(client.path().await, "/engage");
+                client.follow("header form[action='/sign-out'] button").await;
+
+                // An agent is offered none of it, and is refused it.
+                sign_in(&client, &base, "grace@example.com", PASSWORD).await;
+                assert!(!client.has("header a[href='/admin/plugins']").await);
+                client.open(&format!("{base}/admin/plugins")).await;
+                assert_eq!(client.text_of("h1").await, "Forbidden");
+                let status = client
+                    .eval(
+                        "const token = document.querySelector('input[name=_csrf]');
+                         return token ? (await fetch('/admin/users', {method: 'POST',
+                             body: new URLSearchParams({_csrf: token.value, name: 'X', email: 'x@example.com', role: 'admin'})})).status : 'no form';",
+                    )
+                    .await;
+                assert!(status == json!(403) || status == json!("no form"), "{status}");
+            })
+            .await;
+    })
+    .await;
+}
