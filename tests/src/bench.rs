@@ -246,6 +246,55 @@ impl Bulk {
         self.at_first_step((account, prefix, sequence), n, &step, now).await;
     }
 
+    /// [`Bulk::enrollments`] of the contacts `{contacts}c_…` (made by an
+    /// earlier call), the enrollments and actions named `{prefix}e_…` and
+    /// `{prefix}a_…`: a second, third, … sequence for the same contacts.
+    pub async fn more_enrollments(
+        &self,
+        account: &str,
+        (contacts, prefix): (&str, &str),
+        sequence: &str,
+        n: usize,
+        now: DateTime<Utc>,
+    ) {
+        let month: i64 = 30 * 24 * 3_600_000;
+        let due = format!("CASE WHEN (i / 1009) % 10 = 0 THEN $2 - i ELSE $2 + {month} + i END");
+        let sql = format!(
+            "{NUMBERS} INSERT INTO enrollments (id, account_id, contact_id, sequence_id, version, initiated_by, status,
+                                                current_step, started_at, next_action_at, created_at, updated_at)
+             SELECT $4 || 'e_' || i, $3, $6 || 'c_' || i, $5, 1, NULL, 'running', 0, $2, {due}, $2, $2
+             FROM n"
+        );
+        self.run(&sql, n, &[account, prefix, sequence, contacts], now.timestamp_millis()).await;
+        let sql = format!(
+            "{NUMBERS} INSERT INTO actions (id, account_id, enrollment_id, step, plugin_id, activation, owner_id,
+                                            status, due_at, show_on_engage, opt_out, attempts,
+                                            skip_criteria_evaluated, is_current, created_at, updated_at)
+             SELECT $4 || 'a_' || i, $3, $4 || 'e_' || i, 0, 'task', 'manual',
+                    (SELECT owner_id FROM contacts WHERE id = $5 || 'c_' || i),
+                    CASE WHEN (i / 1009) % 10 = 0 THEN 'active' ELSE 'future' END, {due}, (i / 1009) % 10 = 0,
+                    FALSE, 0, FALSE, TRUE, $2, $2
+             FROM n"
+        );
+        self.run(&sql, n, &[account, prefix, contacts], now.timestamp_millis()).await;
+    }
+
+    /// `n` companies of `account`, `{prefix}co_0` …, and the contacts
+    /// `{contacts}c_…` spread over them in turn.
+    pub async fn companies(&self, account: &str, prefix: &str, n: usize, contacts: &str, now: DateTime<Utc>) {
+        let sql = format!(
+            "{NUMBERS} INSERT INTO companies (id, account_id, name, created_at, updated_at)
+             SELECT $4 || 'co_' || i, $3, 'Company ' || i, $2, $2 FROM n"
+        );
+        self.run(&sql, n, &[account, prefix], now.timestamp_millis()).await;
+        let skip = contacts.len() + 3;
+        let sql = format!(
+            "UPDATE contacts SET company_id = $4 || 'co_' || (CAST(SUBSTR(id, {skip}) AS BIGINT) % $1)
+             WHERE account_id = $3 AND id LIKE $5 || 'c\\_%' ESCAPE '\\' AND $2 = $2"
+        );
+        self.run(&sql, n, &[account, prefix, contacts], now.timestamp_millis()).await;
+    }
+
     /// A burst: an enrollment of each of the `n` contacts `{prefix}c_…` in
     /// version 1 of `sequence`, running, whose current action is its first
     /// step, automatic, of `plugin`, and due, the oldest `n` milliseconds
