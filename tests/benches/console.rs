@@ -5,7 +5,8 @@
 //! reps. Then, signed in as one rep through the sign-in form, each page
 //! `--requests N` times (200), p50 / p99 / max: the Engage view, a
 //! contact, a company's engagement overview and a sequence's report. On
-//! SQLite and (with `STEPWISE_TEST_POSTGRES_URL`) PostgreSQL.
+//! SQLite and (with `STEPWISE_TEST_POSTGRES_URL`) PostgreSQL, vacuumed and
+//! analyzed after the load as autovacuum would.
 //!
 //! Run with `cargo bench -p stepwise-tests --bench console` (options after
 //! `--`, also `--backend sqlite|postgres`).
@@ -68,7 +69,7 @@ async fn pages(backend: &str, o: &Options) {
         bulk.more_enrollments(&world.account, ("m", &format!("s{i}")), &sequence, o.contacts, now).await;
         sequences.push(sequence);
     }
-    bulk.analyze().await;
+    bulk.vacuum_analyze().await;
     println!(
         "{backend}: {} contacts in {} companies, {} enrollments and actions ({} sequences), made in {:.1} s",
         o.contacts,

@@ -354,6 +354,16 @@ impl Bulk {
         on_pool!(self, |p| sqlx::query("ANALYZE").execute(p).await.map(|_| ()).expect("analyze"));
     }
 
+    /// [`Bulk::analyze`], and on PostgreSQL a `VACUUM` as autovacuum gives
+    /// tables in service soon after a bulk load: it sets the visibility
+    /// map that index-only scans read instead of the rows.
+    pub async fn vacuum_analyze(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::query("ANALYZE").execute(p).await.map(|_| ()).expect("analyze"),
+            Pool::Postgres(p) => sqlx::query("VACUUM ANALYZE").execute(p).await.map(|_| ()).expect("vacuum"),
+        }
+    }
+
     /// Closes the connections.
     pub async fn close(self) {
         on_pool!(self, |p| p.close().await);

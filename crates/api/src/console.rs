@@ -76,6 +76,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/webhooks", get(admin::webhooks))
         .route("/admin/outbox", get(admin::outbox))
         .route("/engage", get(engage::list))
+        .route("/why", get(engage::why))
         .route("/actions/{id}", get(engage::action))
         .route("/actions/{id}/complete", post(engage::complete))
         .route("/actions/{id}/skip", post(engage::skip))
@@ -217,7 +218,13 @@ impl FromRequestParts<AppState> for Visitor {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Back to the page after signing in; a form's target is no page to
+        // return to, so a form posted after the session ended leads to
+        // the Engage view.
         let back = || {
+            if parts.method != http::Method::GET {
+                return see_other("/sign-in");
+            }
             let next: String = form_urlencoded::byte_serialize(here(parts).as_bytes()).collect();
             Redirect::to(&format!("/sign-in?next={next}")).into_response()
         };

@@ -121,6 +121,12 @@ async fn a_viewer_sees_but_cannot_act_and_a_forged_form_is_refused() {
         browser
             .run(move |client| async move {
                 sign_in(&client, &base, "vic@example.com", PASSWORD).await;
+                // "Why is this not on my list?" for any action by its id.
+                client.fill("#action", &action).await;
+                client.follow("form[action='/why'] button").await;
+                assert_eq!(client.path().await, format!("/actions/{action}"));
+                assert!(client.text_of("#why").await.contains("Why is this (not) on the Engage view?"));
+                assert!(client.text_of("ol.checks").await.contains("yes"), "the checklist, answered");
                 client.open(&format!("{base}/actions/{action}")).await;
                 let page = client.body_text().await;
                 assert!(page.contains("Discovery call"), "{page}");

@@ -41,7 +41,7 @@ async fn an_admin_pauses_activates_reads_the_report_and_exports_and_imports_a_se
                 client.follow(&format!("a[href='/sequences/{sequence}']")).await;
                 assert_eq!(client.text_of("h1").await, "Welcome");
                 let page = client.body_text().await;
-                for shown in ["Intro call", "Enrolled", "Completed by step", "Outcomes", "positive"] {
+                for shown in ["Intro call", "Enrolled", "Completed by step", "Outcomes", "positive", "completed: 1"] {
                     assert!(page.contains(shown), "`{shown}` not on the report");
                 }
                 assert!(client.has("svg.chart[aria-label^='Enrollments started by week']").await);

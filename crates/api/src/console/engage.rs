@@ -196,8 +196,30 @@ pub async fn list(
         @if let Some(link) = next_link {
             p.pager { a href=(link) { "Next page" } }
         }
+        section.card aria-labelledby="missing-title" {
+            h2 #missing-title { "Why is this not on my list?" }
+            p.muted { "Name an action (its id, from a contact's enrollment or a link) to see the checklist it goes through." }
+            form method="get" action="/why" {
+                label for="action" { "Action id" }
+                input #action type="text" name="action" required pattern="act_[0-9a-f]+";
+                " " button.secondary type="submit" { "Explain" }
+            }
+        }
     };
     Ok(page(&visitor, "Engage", "engage", body).into_response())
+}
+
+/// The action a "why is this not on my list?" form names.
+#[derive(Debug, Deserialize)]
+pub struct WhyQuery {
+    action: String,
+}
+
+/// `GET /why?action=`: the action's page at its checklist.
+pub async fn why(_visitor: Visitor, Query(q): Query<WhyQuery>) -> Response {
+    let id: String = q.action.trim().chars().filter(char::is_ascii_alphanumeric).take(64).collect();
+    let id = id.strip_prefix("act").map_or(id.clone(), |rest| format!("act_{rest}"));
+    see_other(&format!("/actions/{id}#why"))
 }
 
 /// What the action page shows besides the action: a problem to show at a

@@ -257,6 +257,26 @@ pub async fn sequence(
             }
             div.table-wrap {
                 table.rows {
+                    caption.muted { "By week: enrollments started, and ended by final status" }
+                    thead { tr { th scope="col" { "Week of" } th scope="col" { "Started" } th scope="col" { "Ended" } } }
+                    tbody {
+                        @for w in report["weeks"].as_array().unwrap_or(&empty) {
+                            tr {
+                                td data-label="Week of" { (text(w, "week_start")) }
+                                td data-label="Started" { (w["enrolled"].as_i64().unwrap_or(0)) }
+                                td data-label="Ended" {
+                                    @match w["ended"].as_object().filter(|e| !e.is_empty()) {
+                                        Some(ended) => { @for (status, n) in ended { (status) ": " (n.as_i64().unwrap_or(0)) " " } }
+                                        None => { "—" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            div.table-wrap {
+                table.rows {
                     caption.muted { "Per step: completed, skipped by reason, failed" }
                     thead { tr { th scope="col" { "Step" } th scope="col" { "Completed" } th scope="col" { "Skipped" } th scope="col" { "Failed" } } }
                     tbody {
