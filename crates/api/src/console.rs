@@ -79,9 +79,8 @@ pub fn routes() -> Router<AppState> {
         .route("/why", get(engage::why))
         .route("/actions/{id}", get(engage::action))
         .route("/actions/{id}/complete", post(engage::complete))
-        .route("/actions/{id}/skip", post(engage::skip))
         .route("/actions/{id}/reschedule", post(engage::reschedule))
-        .route("/actions/{id}/hide", post(engage::hide))
+        .route("/actions/{id}/{verb}", post(engage::act))
         .route("/contacts", get(records::contacts))
         .route("/contacts/{id}", get(records::contact))
         .route("/contacts/{id}/enroll", post(records::enroll))
@@ -341,6 +340,27 @@ impl SignInLimiter {
 /// The client's address, when the server recorded it.
 fn client_address(parts: &Parts) -> Option<IpAddr> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// A form or query value, unless it is empty or blank (no filter).
+fn given(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The text at `key` of a JSON answer of the API ("" when there is none).
+fn text<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
+    value[key].as_str().unwrap_or("")
+}
+
+/// The words of an API refusal, with each field's problem.
+fn describe(error: &ApiError) -> String {
+    match error {
+        ApiError::Validation { detail, fields } => {
+            let fields: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            if fields.is_empty() { detail.clone() } else { format!("{detail} ({})", fields.join("; ")) }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// A 303 to `to` (after a form).

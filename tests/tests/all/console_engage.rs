@@ -177,6 +177,10 @@ async fn forms_without_the_sessions_token_change_nothing_and_sessions_expire() {
                     .await;
                 assert_eq!(status, json!(415), "not a form at all");
                 assert_eq!(engine.action_of(&account, &action).await.unwrap().status.to_string(), "active");
+                // The page's own form does it.
+                client.follow("form[action$='/skip'] button").await;
+                assert!(client.text_of(".flash").await.contains("skipped"));
+                assert_eq!(engine.action_of(&account, &action).await.unwrap().status.to_string(), "skipped");
 
                 // Twelve idle hours later the session is over.
                 clock.advance(chrono::Duration::hours(13));
@@ -214,6 +218,10 @@ async fn a_bad_due_date_is_shown_at_its_field_and_changes_nothing() {
                     json!("true")
                 );
                 assert_eq!(engine.action_of(&account, &action).await.unwrap().due_at, due, "nothing changed");
+                // Hidden from the list, it is processed again.
+                client.follow("form[action$='/hide'] button").await;
+                assert!(client.text_of(".flash").await.contains("hidden"));
+                assert!(!engine.action_of(&account, &action).await.unwrap().show_on_engage);
             })
             .await;
     })

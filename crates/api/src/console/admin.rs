@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::layout::{csrf, page};
-use super::{CSRF_FIELD, CsrfForm, Form, Shown, Visitor, see_other};
+use super::{CSRF_FIELD, CsrfForm, Form, Shown, Visitor, describe, see_other, text};
 use crate::AppState;
 use crate::auth::ADMINS;
 use crate::error::ApiError;
@@ -24,21 +24,6 @@ use crate::{me, outbox, plugins, users, webhook_failures};
 use stepwise_domain::crm::{Role, User};
 use stepwise_plugin_host::Grant;
 use stepwise_plugin_host::types::Capability;
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or("")
-}
-
-/// The words of a refusal, with each field's problem.
-fn describe(error: &ApiError) -> String {
-    match error {
-        ApiError::Validation { detail, fields } => {
-            let fields: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
-            if fields.is_empty() { detail.clone() } else { format!("{detail} ({})", fields.join("; ")) }
-        }
-        other => other.to_string(),
-    }
-}
 
 fn admin_only(visitor: &Visitor, what: &str) -> Result<(), Shown> {
     visitor.caller.require(ADMINS, what).map_err(Shown)

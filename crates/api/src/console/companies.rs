@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::chart::{Point, line};
 use super::engage::work_table;
 use super::layout::{csrf, page, time};
-use super::{CsrfForm, Form, Shown, Visitor, see_other};
+use super::{CsrfForm, Form, Shown, Visitor, given, see_other};
 use crate::AppState;
 use crate::auth::WORKERS;
 use crate::engagement::{Engagement, WorkItemState, WorkItemsQuery, overview as engagement};
@@ -32,10 +32,6 @@ pub struct OverviewQuery {
     /// The indicators' order: a column, `-` first for descending.
     hsort: Option<String>,
     done: Option<String>,
-}
-
-fn given(value: Option<&str>) -> Option<&str> {
-    value.filter(|v| !v.trim().is_empty())
 }
 
 fn number(value: Option<f64>) -> String {

@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{csrf, page, time, timezone};
-use super::{CsrfForm, Form, Shown, Visitor, see_other};
+use super::{CsrfForm, Form, Shown, Visitor, given, see_other};
 use crate::AppState;
 use crate::actions::{due_limit, owned, work_cursor, work_next, work_sort};
 use crate::auth::WORKERS;
@@ -34,11 +34,6 @@ pub struct ListQuery {
     overdue: Option<String>,
     after: Option<String>,
     done: Option<String>,
-}
-
-/// An empty form value is no filter.
-fn given(value: Option<&str>) -> Option<&str> {
-    value.filter(|v| !v.trim().is_empty())
 }
 
 fn priority_badge(priority: Priority) -> Markup {
@@ -478,33 +473,27 @@ pub async fn complete(
     }
 }
 
-/// `POST /actions/{id}/skip`.
-pub async fn skip(
+/// `POST /actions/{id}/skip` and `POST /actions/{id}/hide`: as the API's
+/// routes of the same names.
+pub async fn act(
     State(state): State<AppState>,
     visitor: Visitor,
-    Path(id): Path<String>,
+    Path((id, verb)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, Shown> {
-    may_work(&state, &visitor, &id, form.csrf.as_deref()).await?;
-    let caller = &visitor.caller;
-    match state.engine.skip_action(&caller.account_id, &id, &caller.user.id).await {
-        Ok(_) => Ok(see_other("/engage?done=skipped")),
-        Err(error) => refused(&state, &visitor, &id, "skip", error).await,
+    if !matches!(verb.as_str(), "skip" | "hide") {
+        return Err(Shown(ApiError::NotFound(format!("no page /actions/{id}/{verb}"))));
     }
-}
-
-/// `POST /actions/{id}/hide`.
-pub async fn hide(
-    State(state): State<AppState>,
-    visitor: Visitor,
-    Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, Shown> {
     may_work(&state, &visitor, &id, form.csrf.as_deref()).await?;
     let caller = &visitor.caller;
-    match state.engine.hide_from_engage(&caller.account_id, &id, &caller.user.id).await {
-        Ok(_) => Ok(see_other("/engage?done=hidden")),
-        Err(error) => refused(&state, &visitor, &id, "hide", error).await,
+    let (account, user) = (&caller.account_id, &caller.user.id);
+    let (done, outcome) = match verb.as_str() {
+        "skip" => ("skipped", state.engine.skip_action(account, &id, user).await),
+        _ => ("hidden", state.engine.hide_from_engage(account, &id, user).await),
+    };
+    match outcome {
+        Ok(_) => Ok(see_other(&format!("/engage?done={done}"))),
+        Err(error) => refused(&state, &visitor, &id, "form", error).await,
     }
 }
 

@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{csrf, page, time};
-use super::{Form, Shown, Visitor, see_other};
+use super::{Form, Shown, Visitor, given, see_other};
 use crate::AppState;
 use crate::auth::{ADMINS, WORKERS};
 use crate::page::{Page, cursor};
@@ -20,10 +20,6 @@ use stepwise_store::{EnrollmentFilter, SyncPage, Timeline};
 
 /// How many rows a page of these lists shows.
 const ROWS: u32 = 50;
-
-fn given(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
-}
 
 /// A search box's query.
 #[derive(Debug, Default, Deserialize)]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::chart::{Point, bars, line};
 use super::layout::{csrf, page};
-use super::{Form, Shown, Visitor, see_other};
+use super::{Form, Shown, Visitor, describe, see_other, text};
 use crate::AppState;
 use crate::auth::ADMINS;
 use crate::error::ApiError;
@@ -23,10 +23,6 @@ use crate::json;
 use crate::sequences::{self as api, ExportQuery, Exported, StateBody};
 use crate::sync::ListQuery;
 use stepwise_domain::engagement::SequenceState;
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or("")
-}
 
 fn import_form(visitor: &Visitor, problem: Option<&str>, given: &str) -> Markup {
     html! {
@@ -94,17 +90,6 @@ pub struct ImportForm {
     exported: String,
     #[serde(rename = "_csrf")]
     csrf: Option<String>,
-}
-
-/// The words of a refusal, with each field's problem.
-fn describe(error: &ApiError) -> String {
-    match error {
-        ApiError::Validation { detail, fields } => {
-            let fields: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
-            if fields.is_empty() { detail.clone() } else { format!("{detail} ({})", fields.join("; ")) }
-        }
-        other => other.to_string(),
-    }
 }
 
 /// `POST /sequences/import`: as `POST /v1/sequences/import`; what is wrong
