@@ -2,10 +2,6 @@
 //! it with a result (the plugin runs with the completion), skip it,
 //! reschedule it, or send it back to be processed again.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -13,7 +9,7 @@ use super::process::{EventExt, Snapshot};
 use super::transition::Answer;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::engagement::{
-    Action, ActionStatus, DeferralReason, EnrollmentItem, EnrollmentStatus, EventKind, SequenceVersion, WorkItem,
+    Action, ActionStatus, DeferralReason, EnrollmentItem, EnrollmentStatus, EventKind, WorkItem,
 };
 use stepwise_plugin_host::report::CallReport;
 use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome, ResultSpec};
@@ -120,6 +116,20 @@ impl Engine {
     /// step's plugin cannot run for the account; [`EngineError::Plugin`] when
     /// the plugin cannot prepare the item.
     pub async fn engage_item(&self, account_id: &str, action_id: &str) -> Result<EngageItem> {
+        Ok(self.engage_item_with_results(account_id, action_id).await?.0)
+    }
+
+    /// [`Engine::engage_item`] with the results a rep may complete the
+    /// action with (its step type's), from one read of the action.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::engage_item`].
+    pub async fn engage_item_with_results(
+        &self,
+        account_id: &str,
+        action_id: &str,
+    ) -> Result<(EngageItem, Vec<ResultSpec>)> {
         let ctx = self.load_snapshot(action_id, Some(account_id)).await?;
         let plugin = ctx.plugin.clone().map_err(EngineError::InvalidState)?;
         let id = plugin.manifest().id.clone();
@@ -131,7 +141,8 @@ impl Engine {
             .await
             .inspect(|call| self.call_metrics().record(&id, "prepare", call.report.wall))
             .map_err(|e| EngineError::Plugin { plugin: id.clone(), message: e.error.to_string() })?;
-        call.value.map_err(|message| EngineError::Plugin { plugin: id, message })
+        let item = call.value.map_err(|message| EngineError::Plugin { plugin: id, message })?;
+        Ok((item, plugin.manifest().results.clone()))
     }
 
     /// A page of work as a list shows it (a rep's Engage view, a company's
@@ -151,20 +162,18 @@ impl Engine {
     ) -> Result<Vec<WorkItem>> {
         let rows = tx.work_page(filter, after, limit).await?;
         let now = self.now();
-        // A page's rows run a few versions of a few sequences: each read once.
-        let mut steps: HashMap<(String, i64), Arc<SequenceVersion>> = HashMap::new();
+        // The engine's version cache: a page's rows run a few versions,
+        // each read once.
+        let mut names = Vec::with_capacity(rows.len());
         for row in &rows {
-            if let Entry::Vacant(slot) = steps.entry((row.sequence_id.clone(), row.version)) {
-                slot.insert(self.version(tx, &row.sequence_id, row.version).await?);
-            }
+            let version = self.version(tx, &row.sequence_id, row.version).await?;
+            let step = usize::try_from(row.action.step).ok().and_then(|i| version.steps.get(i));
+            names.push(step.map_or_else(|| format!("step {}", row.action.step + 1), |s| s.name.clone()));
         }
         Ok(rows
             .into_iter()
-            .map(|row| {
-                let title = usize::try_from(row.action.step)
-                    .ok()
-                    .and_then(|i| Some(steps.get(&(row.sequence_id.clone(), row.version))?.steps.get(i)?.name.clone()))
-                    .unwrap_or_else(|| format!("step {}", row.action.step + 1));
+            .zip(names)
+            .map(|(row, title)| {
                 let overdue = row.action.status == ActionStatus::Active && row.action.due_at.is_some_and(|d| d < now);
                 WorkItem {
                     title,
@@ -198,16 +207,11 @@ impl Engine {
         limit: u32,
     ) -> Result<Vec<EnrollmentItem>> {
         let rows = tx.enrollment_rows(filter, after, limit).await?;
-        let mut versions: HashMap<(String, i64), Arc<SequenceVersion>> = HashMap::new();
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let e = &row.enrollment;
-            if let Entry::Vacant(slot) = versions.entry((e.sequence_id.clone(), e.version)) {
-                slot.insert(self.version(tx, &e.sequence_id, e.version).await?);
-            }
-            let step_name = usize::try_from(e.current_step)
-                .ok()
-                .and_then(|i| Some(versions.get(&(e.sequence_id.clone(), e.version))?.steps.get(i)?.name.clone()));
+            let version = self.version(tx, &e.sequence_id, e.version).await?;
+            let step_name = usize::try_from(e.current_step).ok().and_then(|i| Some(version.steps.get(i)?.name.clone()));
             items.push(EnrollmentItem {
                 enrollment: row.enrollment,
                 contact_name: row.contact_name,
@@ -219,18 +223,6 @@ impl Engine {
             });
         }
         Ok(items)
-    }
-
-    /// The results a rep may complete an action with: its step type's.
-    ///
-    /// # Errors
-    ///
-    /// [`EngineError::NotFound`]; [`EngineError::InvalidState`] when the
-    /// step's plugin cannot run for the account.
-    pub async fn action_results(&self, account_id: &str, action_id: &str) -> Result<Vec<ResultSpec>> {
-        let ctx = self.load_snapshot(action_id, Some(account_id)).await?;
-        let plugin = ctx.plugin.clone().map_err(EngineError::InvalidState)?;
-        Ok(plugin.manifest().results.clone())
     }
 
     /// The action `action_id` of the account.

@@ -71,8 +71,16 @@ impl KeyRow {
     }
 }
 
-fn hash(secret: &str) -> String {
+/// A secret's SHA-256, hex: what is kept of API keys, session cookies and
+/// set-password links.
+pub(crate) fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A random secret: two version-4 UUIDs, 244 bits from the operating
+/// system's generator, in hex.
+pub(crate) fn random_secret() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
 impl ReadTx {
@@ -133,8 +141,7 @@ impl Tx {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<(ApiKey, String)> {
-        // Two version-4 UUIDs: 244 bits from the operating system's generator.
-        let secret = format!("{KEY_PREFIX}{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let secret = format!("{KEY_PREFIX}{}", random_secret());
         let prefix: String = secret.chars().take(KEY_PREFIX.len() + 8).collect();
         let id = new_id("key");
         on_tx!(self, |c| sqlx::query(
@@ -227,7 +234,7 @@ impl Store {
     ///
     /// [`StoreError::Database`](super::StoreError::Database).
     pub async fn host_secret(&self, name: &str, now: DateTime<Utc>) -> Result<String> {
-        let candidate = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let candidate = random_secret();
         on_pool!(self, |p| sqlx::query(
             "INSERT INTO host_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
         )

@@ -2,21 +2,10 @@
 //! and one-time set-password links. Secrets (a session's cookie, a link's
 //! token) are made here, returned once and kept only as SHA-256 hashes.
 
-use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
-
+use super::keys::{hash, random_secret as secret};
 use super::{ReadTx, Result, StoreError, Tx, ms, on_tx, time};
+use chrono::{DateTime, Utc};
 use stepwise_domain::crm::User;
-
-/// A random secret: two version-4 UUIDs, 244 bits from the operating
-/// system's generator, in hex.
-fn secret() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
-}
-
-fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
 
 /// A live console session and who it signs in.
 #[derive(Debug, Clone, PartialEq, Eq)]

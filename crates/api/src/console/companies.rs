@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::chart::{Point, line};
-use super::engage::work_table;
+use super::engage::{priority_filter, work_table};
 use super::layout::{csrf, page, time};
 use super::{CsrfForm, Form, Shown, Visitor, given, see_other};
 use crate::AppState;
@@ -194,15 +194,7 @@ fn body(visitor: &Visitor, id: &str, q: &OverviewQuery, view: &Engagement) -> Ma
                     label for="type" { "Type" }
                     input #type type="text" name="type" value=[q.plugin.as_deref()] size="10";
                 }
-                div {
-                    label for="priority" { "Priority" }
-                    select #priority name="priority" {
-                        option value="" { "Any" }
-                        @for p in Priority::ALL.iter().rev() {
-                            option value=(p) selected[selected(&q.priority, p.as_str())] { (p) }
-                        }
-                    }
-                }
+                (priority_filter(q.priority.as_deref()))
                 div { label for="overdue" { input #overdue type="checkbox" name="overdue" checked[q.overdue.as_deref() == Some("on")]; " Overdue only" } }
                 div { label for="children" { input #children type="checkbox" name="children" checked[q.children.as_deref() == Some("on")]; " Include companies below" } }
                 div { button type="submit" { "Apply" } }

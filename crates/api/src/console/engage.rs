@@ -40,6 +40,21 @@ fn priority_badge(priority: Priority) -> Markup {
     html! { span class=(format!("badge {priority}")) { (priority) } }
 }
 
+/// The priority filter of a list of work's form, `chosen` selected.
+pub fn priority_filter(chosen: Option<&str>) -> Markup {
+    html! {
+        div {
+            label for="priority" { "Priority" }
+            select #priority name="priority" {
+                option value="" { "Any" }
+                @for p in Priority::ALL.iter().rev() {
+                    option value=(p) selected[chosen == Some(p.as_str())] { (p) }
+                }
+            }
+        }
+    }
+}
+
 /// The rows of a list of work, as a table (cards on a phone).
 pub fn work_table(visitor: &Visitor, caption: &str, items: &[WorkItem], with_owner_view: bool) -> Markup {
     html! {
@@ -173,15 +188,7 @@ pub async fn list(
                     @for s in &sequences { option value=(s.id) selected[selected(&q.sequence, &s.id)] { (s.name) } }
                 }
             }
-            div {
-                label for="priority" { "Priority" }
-                select #priority name="priority" {
-                    option value="" { "Any" }
-                    @for p in Priority::ALL.iter().rev() {
-                        option value=(p) selected[selected(&q.priority, p.as_str())] { (p) }
-                    }
-                }
-            }
+            (priority_filter(q.priority.as_deref()))
             div {
                 label for="overdue" { input #overdue type="checkbox" name="overdue" checked[overdue]; " Overdue only" }
             }
@@ -258,9 +265,10 @@ async fn action_page(
     let active = action.status == ActionStatus::Active;
     let changeable = action.current && matches!(action.status, ActionStatus::Active | ActionStatus::Future);
     let (item, results): (Result<EngageItem, String>, Vec<_>) = if active {
-        let item = state.engine.engage_item(&caller.account_id, id).await.map_err(|e| e.to_string());
-        let results = state.engine.action_results(&caller.account_id, id).await.unwrap_or_default();
-        (item, results)
+        match state.engine.engage_item_with_results(&caller.account_id, id).await {
+            Ok((item, results)) => (Ok(item), results),
+            Err(error) => (Err(error.to_string()), Vec::new()),
+        }
     } else {
         (Err(String::new()), Vec::new())
     };
