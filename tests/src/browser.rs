@@ -120,6 +120,37 @@ pub async fn sign_in(client: &Client, base: &str, email: &str, password: &str) {
     client.follow("button[type=submit]").await;
 }
 
+/// Uploads the add-on component at `path` from the plugin catalog's file
+/// input, as an admin would, and enables it for the account.
+///
+/// # Panics
+///
+/// When the upload or the enabling is not confirmed.
+pub async fn upload_add_on(client: &Client, base: &str, path: &str, id: &str) {
+    client.open(&format!("{base}/admin/plugins")).await;
+    let file = client.find(Locator::Css("#component")).await.expect("the file input");
+    file.send_keys(path).await.expect("the file chosen");
+    client.follow("form[action='/admin/plugins/upload'] button").await;
+    assert!(client.text_of(".flash").await.contains(&format!("Uploaded {id}")), "{}", client.body_text().await);
+    client.click_on(&format!("form[action='/admin/plugins/{id}'] input[name=enabled]")).await;
+    client.follow(&format!("form[action='/admin/plugins/{id}'] button")).await;
+    assert!(client.text_of(".flash").await.contains(&format!("Settings of {id} saved")));
+}
+
+/// With `STEPWISE_SCREENSHOTS=<dir>`, saves the page as it looks at
+/// 1280×800 there, as `name` (the README's pictures:
+/// `STEPWISE_SCREENSHOTS=$PWD/docs`).
+///
+/// # Panics
+///
+/// When the picture cannot be taken or saved.
+pub async fn screenshot(client: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("STEPWISE_SCREENSHOTS") {
+        let png = client.screenshot().await.expect("a screenshot");
+        std::fs::write(std::path::Path::new(&dir).join(name), png).expect("the screenshot is saved");
+    }
+}
+
 /// Checks that every visible field of the page has a label.
 ///
 /// # Panics
@@ -177,6 +208,8 @@ pub trait Page {
     async fn choose(&self, css: &str, value: &str);
     /// Whether something matches `css` now.
     async fn has(&self, css: &str) -> bool;
+    /// The current value of the field `css` selects.
+    async fn value_of(&self, css: &str) -> String;
     /// Runs `script` (a function body) and returns what it returns.
     async fn eval(&self, script: &str) -> serde_json::Value;
     /// The path (and query) of the current page.
@@ -237,6 +270,11 @@ impl Page for Client {
 
     async fn has(&self, css: &str) -> bool {
         self.find(Locator::Css(css)).await.is_ok()
+    }
+
+    async fn value_of(&self, css: &str) -> String {
+        let field = self.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no field `{css}`: {e}"));
+        field.prop("value").await.expect("its value").unwrap_or_default()
     }
 
     async fn eval(&self, script: &str) -> serde_json::Value {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use stepwise::crm::{Contact, User};
+use stepwise::crm::{Contact, Role, User};
 use stepwise::engagement::{
     Action, Activation, Criterion, Editor, Enrollment, Event, OnUnmet, OwnerRule, PlanType, PluginAccount, PluginRef,
     SequenceSettings, SequenceState, Step, StepTiming, TimingMode,
@@ -125,6 +125,17 @@ impl World {
     /// Runs what is due now.
     pub async fn run(&self) -> usize {
         self.engine.run_until_idle().await.expect("the scheduler runs")
+    }
+
+    /// Ann (`ann@example.com`), an admin of the account, and the agent
+    /// (`grace@example.com`), each with `password` for the console; Ann's id.
+    pub async fn console_people(&self, password: &str) -> String {
+        let ann = User { name: "Ann".into(), email: "ann@example.com".into(), role: Role::Admin, ..User::default() };
+        let ann = self.user(ann).await;
+        for user in [&ann, &self.agent] {
+            self.engine.set_password(&self.account, user, password, &self.editor()).await.expect("a password");
+        }
+        ann
     }
 
     /// A user of the account.

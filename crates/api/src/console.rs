@@ -12,12 +12,15 @@
 //! session's CSRF token.
 
 mod admin;
+mod builder;
 mod chart;
 mod companies;
 mod engage;
 mod layout;
 mod records;
+mod schema_form;
 mod sequences;
+mod settings;
 mod sign_in;
 
 use std::net::{IpAddr, SocketAddr};
@@ -90,8 +93,11 @@ pub fn routes() -> Router<AppState> {
         .route("/enrollments/{id}/{verb}", post(records::change))
         .route("/sequences", get(sequences::list))
         .route("/sequences/import", post(sequences::import))
+        .route("/sequences/new", post(builder::create))
+        .route("/sequences/{id}/builder", get(builder::builder).post(builder::change))
         .route("/sequences/{id}", get(sequences::sequence))
         .route("/sequences/{id}/state", post(sequences::set_state))
+        .route("/sequences/{id}/settings", post(settings::save))
         .route("/sequences/{id}/export", get(sequences::export))
         .route("/companies/{id}", get(companies::overview))
         .route("/companies/{id}/health/refresh", post(companies::refresh))

@@ -64,7 +64,7 @@ pub struct StateBody {
 }
 
 /// Numbers the steps by their order and checks them with their plugins.
-async fn checked_steps(
+pub(crate) async fn checked_steps(
     state: &AppState,
     account: &str,
     mode: TimingMode,
@@ -83,6 +83,27 @@ async fn checked_steps(
         detail: format!("{} problem(s) in the steps", problems.len()),
         fields: problems.into_iter().map(|p| FieldProblem { field: p.field, message: p.message }).collect(),
     })
+}
+
+/// Checks settings, and that the next sequence they name is one the
+/// account has.
+async fn check_settings_of(state: &AppState, caller: &Caller, settings: &SequenceSettings) -> Result<(), ApiError> {
+    check_settings(settings)?;
+    if let Some(next) = &settings.next_sequence_id {
+        let mut tx = state.engine.read().await?;
+        match tx.sequence(&caller.account_id, next).await {
+            Ok(_) => {}
+            Err(stepwise_store::StoreError::NotFound { .. }) => {
+                return Err(ApiError::field(
+                    "/settings/next_sequence_id",
+                    format!("no sequence {next} in the account"),
+                    "the next sequence does not exist",
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
 }
 
 fn check_settings(settings: &SequenceSettings) -> Result<(), ApiError> {
@@ -124,7 +145,7 @@ async fn make(
             fields: vec![FieldProblem { field: "/name".into(), message: "must not be empty".into() }],
         });
     }
-    check_settings(&body.settings)?;
+    check_settings_of(state, caller, &body.settings).await?;
     let steps = if body.steps.is_empty() {
         Vec::new()
     } else {
@@ -471,7 +492,7 @@ pub async fn edit(
 ) -> Result<Json<Value>, ApiError> {
     writable(&state, &caller, &id).await?;
     if let Some(settings) = &body.settings {
-        check_settings(settings)?;
+        check_settings_of(&state, &caller, settings).await?;
     }
     if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::field("/name", "must not be empty", "a sequence needs a name"));

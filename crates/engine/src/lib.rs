@@ -64,11 +64,12 @@ pub use process::contact_event;
 pub use records::{Bootstrapped, NewAccount, SequenceEdit, TemplateText, bootstrap};
 pub use sign_in::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, SessionConfig, check_password};
 pub use signals::{Signal, SignalKind};
+pub use step_config::{TEMPLATE, TEMPLATE_ID};
 pub use stepwise_domain::transport::{
     Delivery, EmailPayload, PlacedCall, RecordingTransport, SmsPayload, Transport, TransportError, Unconfigured, Voice,
     VoiceCall,
 };
-pub use validate::StepProblem;
+pub use validate::{MAX_CRITERIA, MAX_STEPS, StepProblem};
 pub use voice::PLACED;
 
 use process::{Processed, Snapshot};

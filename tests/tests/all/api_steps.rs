@@ -164,3 +164,31 @@ async fn a_calls_item_holds_its_rendered_script() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_next_sequence_must_be_one_of_the_account() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let other = app.world.sequence(TimingMode::AfterPrevious, settings(), vec![]).await;
+        let next = |id: &str| json!({"name": "Welcome", "settings": {"next_sequence_id": id}});
+        let refused = send(&app, Method::POST, "/v1/sequences", &app.admin_key, Some(next("seq_nope"))).await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        assert_eq!(refused.json["errors"][0]["field"], "/settings/next_sequence_id", "{}", refused.text);
+        assert_eq!(refused.json["errors"][0]["message"], "no sequence seq_nope in the account");
+        let made = send(&app, Method::POST, "/v1/sequences", &app.admin_key, Some(next(&other))).await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        let path = format!("/v1/sequences/{}", made.json["sequence"]["id"].as_str().unwrap());
+        let edited = send(
+            &app,
+            Method::PATCH,
+            &path,
+            &app.admin_key,
+            Some(json!({"settings": {"next_sequence_id": "seq_gone"}})),
+        )
+        .await;
+        assert_eq!(edited.status, 422, "{}", edited.text);
+        let kept = app.get(&path, Some(&app.admin_key)).await;
+        assert_eq!(kept.json["sequence"]["settings"]["next_sequence_id"], json!(other), "nothing changed");
+    })
+    .await;
+}

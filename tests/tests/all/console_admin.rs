@@ -5,9 +5,8 @@
 //! backends.
 
 use serde_json::json;
-use stepwise::crm::{Role, User};
 use stepwise_tests::app::TestApp;
-use stepwise_tests::browser::{Browser, Page, every_field_is_labelled, fits_a_phone, sign_in};
+use stepwise_tests::browser::{Browser, Page, every_field_is_labelled, fits_a_phone, sign_in, upload_add_on};
 use stepwise_tests::db::for_each_backend;
 
 const PASSWORD: &str = "a long enough password";
@@ -17,10 +16,7 @@ async fn an_admin_uploads_enables_and_grants_an_add_on_and_manages_users_and_key
     for_each_backend(|store| async move {
         let app = TestApp::spawn(store).await;
         let world = &app.world;
-        let admin = User { name: "Ann".into(), email: "ann@example.com".into(), role: Role::Admin, ..User::default() };
-        let admin = world.user(admin).await;
-        world.engine.set_password(&world.account, &admin, PASSWORD, &world.editor()).await.unwrap();
-        world.engine.set_password(&world.account, &world.agent, PASSWORD, &world.editor()).await.unwrap();
+        world.console_people(PASSWORD).await;
         let browser = Browser::start();
         let base = app.base.clone();
         let api = (app.base.clone(), app.admin_key.clone());
@@ -31,13 +27,7 @@ async fn an_admin_uploads_enables_and_grants_an_add_on_and_manages_users_and_key
                 every_field_is_labelled(&client).await;
                 fits_a_phone(&client).await;
                 // Upload from a file input, as a person would.
-                let file = client.find(fantoccini::Locator::Css("#component")).await.unwrap();
-                file.send_keys(stepwise_tests::add_ons::PROPOSAL_PAID).await.unwrap();
-                client.follow("form[action='/admin/plugins/upload'] button").await;
-                assert!(client.text_of(".flash").await.contains("Uploaded proposal-paid"), "{}", client.body_text().await);
-                client.click_on("form[action='/admin/plugins/proposal-paid'] input[name=enabled]").await;
-                client.follow("form[action='/admin/plugins/proposal-paid'] button").await;
-                assert!(client.text_of(".flash").await.contains("Settings of proposal-paid saved"));
+                upload_add_on(&client, &base, stepwise_tests::add_ons::PROPOSAL_PAID, "proposal-paid").await;
                 // The webhook step may reach one origin: a bad entry is refused
                 // with what is wrong, a good one saved.
                 let webhook = "form[action='/admin/plugins/webhook']";

@@ -7,7 +7,7 @@ use serde_json::json;
 use stepwise::crm::{Company, Role, User};
 use stepwise::engagement::{Activation, StepTiming, TimingMode};
 use stepwise_tests::app::TestApp;
-use stepwise_tests::browser::{Browser, Page, every_field_is_labelled, fits_a_phone, sign_in};
+use stepwise_tests::browser::{Browser, Page, every_field_is_labelled, fits_a_phone, screenshot, sign_in};
 use stepwise_tests::db::for_each_backend;
 use stepwise_tests::scenario::{World, settings, step};
 
@@ -41,15 +41,6 @@ async fn scene(store: stepwise::store::Store) -> (TestApp, String) {
     world.enroll(&contact, &sequence).await;
     world.run().await;
     (app, acme)
-}
-
-/// With `STEPWISE_SCREENSHOTS=<dir>`, saves the page as it looks at
-/// 1280×800 there (the README's picture: `STEPWISE_SCREENSHOTS=docs`).
-async fn screenshot(client: &fantoccini::Client, name: &str) {
-    if let Ok(dir) = std::env::var("STEPWISE_SCREENSHOTS") {
-        let png = client.screenshot().await.expect("a screenshot");
-        std::fs::write(std::path::Path::new(&dir).join(name), png).expect("the screenshot is saved");
-    }
 }
 
 #[tokio::test]

@@ -4,7 +4,6 @@
 //! an agent has no admin forms; on both backends.
 
 use serde_json::json;
-use stepwise::crm::{Role, User};
 use stepwise::engagement::{Activation, StepTiming, TimingMode};
 use stepwise_tests::app::TestApp;
 use stepwise_tests::browser::{Browser, Page, every_field_is_labelled, fits_a_phone, sign_in};
@@ -18,10 +17,7 @@ async fn an_admin_pauses_activates_reads_the_report_and_exports_and_imports_a_se
     for_each_backend(|store| async move {
         let app = TestApp::spawn(store).await;
         let world = &app.world;
-        let admin = User { name: "Ann".into(), email: "ann@example.com".into(), role: Role::Admin, ..User::default() };
-        let admin = world.user(admin).await;
-        world.engine.set_password(&world.account, &admin, PASSWORD, &world.editor()).await.unwrap();
-        world.engine.set_password(&world.account, &world.agent, PASSWORD, &world.editor()).await.unwrap();
+        world.console_people(PASSWORD).await;
         let mut call = step("task", json!({"title": "Call"}), Activation::Manual, StepTiming::Delay { ms: 0 });
         call.name = "Intro call".into();
         let sequence = world.sequence(TimingMode::AfterPrevious, settings(), vec![call]).await;
@@ -48,6 +44,37 @@ async fn an_admin_pauses_activates_reads_the_report_and_exports_and_imports_a_se
                 assert!(client.has("svg.chart[aria-label='Actions completed by step'] rect").await);
                 every_field_is_labelled(&client).await;
                 fits_a_phone(&client).await;
+
+                // Settings: what does not read is shown at its field as typed,
+                // and nothing is saved; then they are.
+                client.fill("#settings-drip-limit", "many").await;
+                client.follow("#save-settings").await;
+                assert!(client.text_of("#settings-drip_limit-error").await.contains("`many` is not a whole number"));
+                assert_eq!(client.value_of("#settings-drip-limit").await, "many");
+                client.fill("#settings-drip-limit", "2").await;
+                client.choose("#settings-on-reply", "continue").await;
+                client.click_on("#settings-hours").await;
+                client.fill("#settings-timezone", "Mars/Olympus").await;
+                client
+                    .eval(
+                        "document.querySelector('#settings-start').value = '09:00';
+                             document.querySelector('#settings-end').value = '17:30'; return null;",
+                    )
+                    .await;
+                client.click_on("#settings-day-Mon").await;
+                client.follow("#save-settings").await;
+                assert!(client.text_of("#settings-business_hours-error").await.contains("Mars/Olympus"));
+                assert_eq!(client.value_of("#settings-drip-limit").await, "2", "what was typed stays");
+                client.fill("#settings-timezone", "Europe/Paris").await;
+                client.follow("#save-settings").await;
+                assert!(client.text_of(".flash").await.contains("saved"));
+                let got = client
+                    .eval(&format!("return await (await fetch('/sequences/{sequence}/export?format=json')).json();"))
+                    .await;
+                assert_eq!(got["settings"]["drip_limit"], 2);
+                assert_eq!(got["settings"]["on_reply"], "continue");
+                assert_eq!(got["settings"]["business_hours"]["timezone"], "Europe/Paris");
+                assert_eq!(got["settings"]["business_hours"]["weekdays"], json!(["Mon"]));
 
                 client.follow("form[action$='/state'] input[value=paused] + button").await;
                 assert!(client.text_of(".flash").await.contains("paused"));
@@ -83,6 +110,7 @@ async fn an_admin_pauses_activates_reads_the_report_and_exports_and_imports_a_se
                 sign_in(&client, &base, "grace@example.com", PASSWORD).await;
                 client.open(&format!("{base}/sequences/{sequence}")).await;
                 assert!(!client.has("form[action$='/state']").await);
+                assert!(!client.has("#save-settings").await);
                 client.open(&format!("{base}/sequences")).await;
                 assert!(!client.has("#exported").await);
                 let status = client

@@ -24,6 +24,7 @@ mod builtin_predicates;
 mod builtin_steps;
 mod console_admin;
 mod console_auth;
+mod console_builder;
 mod console_engage;
 mod console_records;
 mod console_sequences;

@@ -8,21 +8,22 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::chart::{Point, bars, line};
 use super::layout::{csrf, page};
-use super::{Form, Shown, Visitor, describe, see_other, text};
+use super::schema_form::Posted;
+use super::{Form, Shown, Visitor, describe, see_other, settings, text};
 use crate::AppState;
 use crate::auth::ADMINS;
 use crate::error::ApiError;
 use crate::json;
 use crate::sequences::{self as api, ExportQuery, Exported, StateBody};
 use crate::sync::ListQuery;
-use stepwise_domain::engagement::SequenceState;
+use stepwise_domain::engagement::{SequenceState, StepTiming};
 
 fn import_form(visitor: &Visitor, problem: Option<&str>, given: &str) -> Markup {
     html! {
@@ -41,12 +42,14 @@ fn import_form(visitor: &Visitor, problem: Option<&str>, given: &str) -> Markup 
     }
 }
 
-async fn list_page(
+/// The list, with the import form's problem and what was pasted, or the
+/// new-sequence form's problem, when one was refused.
+pub(super) async fn list_with(
     state: &AppState,
     visitor: &Visitor,
     status: StatusCode,
-    problem: Option<&str>,
-    given: &str,
+    import: Option<(&str, &str)>,
+    new: Option<&str>,
 ) -> Result<Response, Shown> {
     let query = ListQuery { after: None, limit: Some(500), created_since: None, updated_since: None };
     let axum::Json(listed) = api::list(State(state.clone()), visitor.caller.clone(), json::Query(query)).await?;
@@ -74,14 +77,19 @@ async fn list_page(
                 }
             }
         }
-        @if visitor.may(ADMINS) { (import_form(visitor, problem, given)) }
+        @if visitor.may(ADMINS) {
+            div.grid {
+                (super::builder::new_form(visitor, new))
+                (import_form(visitor, import.map(|i| i.0), import.map_or("", |i| i.1)))
+            }
+        }
     };
     Ok((status, page(visitor, "Sequences", "sequences", body)).into_response())
 }
 
 /// `GET /sequences`.
 pub async fn list(State(state): State<AppState>, visitor: Visitor) -> Result<Response, Shown> {
-    list_page(&state, &visitor, StatusCode::OK, None, "").await
+    list_with(&state, &visitor, StatusCode::OK, None, None).await
 }
 
 /// The import form.
@@ -105,7 +113,8 @@ pub async fn import(
         Ok(exported) => exported,
         Err(e) => {
             let problem = format!("the export does not read: {e}");
-            return list_page(&state, &visitor, StatusCode::UNPROCESSABLE_ENTITY, Some(&problem), &form.exported).await;
+            let import = Some((problem.as_str(), form.exported.as_str()));
+            return list_with(&state, &visitor, StatusCode::UNPROCESSABLE_ENTITY, import, None).await;
         }
     };
     match api::import(State(state.clone()), visitor.caller.clone(), json::Body(exported)).await {
@@ -113,7 +122,9 @@ pub async fn import(
             Ok(see_other(&format!("/sequences/{}?done=imported", text(&made["sequence"], "id"))))
         }
         Err(error @ (ApiError::Validation { .. } | ApiError::BadRequest(_) | ApiError::Conflict(_))) => {
-            list_page(&state, &visitor, StatusCode::UNPROCESSABLE_ENTITY, Some(&describe(&error)), &form.exported).await
+            let problem = describe(&error);
+            let import = Some((problem.as_str(), form.exported.as_str()));
+            list_with(&state, &visitor, StatusCode::UNPROCESSABLE_ENTITY, import, None).await
         }
         Err(error) => Err(error.into()),
     }
@@ -125,13 +136,38 @@ pub struct Done {
     done: Option<String>,
 }
 
-/// `GET /sequences/{id}`: steps, state, export and the report.
+/// `GET /sequences/{id}`: steps, state, settings, export and the report.
 pub async fn sequence(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(id): Path<String>,
     Query(done): Query<Done>,
 ) -> Result<Response, Shown> {
+    Ok(page_of(&state, &visitor, &id, done.done.as_deref(), None).await?.into_response())
+}
+
+/// The sequences a completed enrollment may move on to, by id and name.
+async fn names(state: &AppState, visitor: &Visitor) -> Result<Vec<(String, String)>, Shown> {
+    let query = ListQuery { after: None, limit: Some(500), created_since: None, updated_since: None };
+    let axum::Json(listed) = api::list(State(state.clone()), visitor.caller.clone(), json::Query(query)).await?;
+    Ok(listed["sequences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| (text(&l["sequence"], "id").to_owned(), text(&l["sequence"], "name").to_owned()))
+        .collect())
+}
+
+/// A sequence's page; `refused` is a settings form shown again with its
+/// problem.
+pub(super) async fn page_of(
+    state: &AppState,
+    visitor: &Visitor,
+    id: &str,
+    done: Option<&str>,
+    refused: Option<(Posted, settings::Problem)>,
+) -> Result<Html<String>, Shown> {
+    let (state, visitor, id) = (state.clone(), visitor.clone(), id.to_owned());
     let axum::Json(got) = api::get(State(state.clone()), visitor.caller.clone(), json::Path(id.clone())).await?;
     let axum::Json(report) = api::report(State(state.clone()), visitor.caller.clone(), json::Path(id.clone())).await?;
     let sequence = &got["sequence"];
@@ -170,7 +206,7 @@ pub async fn sequence(
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0))).collect())
         .unwrap_or_default();
     let body = html! {
-        @if let Some(done) = done.done.as_deref() { p.flash role="status" { "Sequence " (done) "." } }
+        @if let Some(done) = done { p.flash role="status" { "Sequence " (done) "." } }
         section.card aria-label="Sequence" {
             dl.facts {
                 dt { "State" } dd { span.badge { (current) } @if locked { " shared by the parent account, read-only" } }
@@ -191,6 +227,9 @@ pub async fn sequence(
                         }
                     }
                 }
+                @if visitor.may(ADMINS) && !locked && current != "archived" {
+                    a.button #edit-steps href=(format!("/sequences/{id}/builder")) { "Edit steps" }
+                }
                 a.button href=(format!("/sequences/{id}/export?format=json")) { "Export JSON" }
                 a.button href=(format!("/sequences/{id}/export?format=csv")) { "Export CSV" }
             }
@@ -199,16 +238,26 @@ pub async fn sequence(
             h2 #steps-title { "Steps" }
             div.table-wrap {
                 table.rows {
-                    thead { tr { th scope="col" { "#" } th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Activation" } th scope="col" { "Timing" } th scope="col" { "Owner" } } }
+                    thead { tr { th scope="col" { "#" } th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Activation" } th scope="col" { "When" } th scope="col" { "Owner" } th scope="col" { "Criteria" } } }
                     tbody {
-                        @for s in steps {
+                        @for (n, s) in steps.iter().enumerate() {
                             tr {
                                 td data-label="#" { (s["position"].as_i64().unwrap_or(0) + 1) }
                                 td data-label="Name" { (text(s, "name")) }
                                 td data-label="Type" { (text(&s["plugin"], "id")) }
                                 td data-label="Activation" { (text(s, "activation")) }
-                                td data-label="Timing" { (s["timing"].to_string()) }
-                                td data-label="Owner" { (text(&s["owner"], "rule")) }
+                                td data-label="When" {
+                                    @match serde_json::from_value::<StepTiming>(s["timing"].clone()) {
+                                        Ok(timing) => { (super::builder::timing_text(timing, n == 0)) }
+                                        Err(_) => { (s["timing"].to_string()) }
+                                    }
+                                }
+                                td data-label="Owner" { (text(&s["owner"], "rule").replace('_', " ")) }
+                                td data-label="Criteria" {
+                                    @for c in s["criteria"].as_array().unwrap_or(&empty) {
+                                        span.badge { (text(&c["plugin"], "id")) ", " (text(c, "on_unmet")) } " "
+                                    }
+                                }
                             }
                         }
                     }
@@ -282,8 +331,18 @@ pub async fn sequence(
             }
         }
     };
+    let settings = match (visitor.may(ADMINS) && !locked, refused) {
+        (false, _) => html! {},
+        (true, Some((values, problem))) => {
+            settings::card(&visitor, &id, &values, &names(&state, &visitor).await?, Some(&problem))
+        }
+        (true, None) => {
+            settings::card(&visitor, &id, &settings::stored(sequence), &names(&state, &visitor).await?, None)
+        }
+    };
+    let body = html! { (body) (settings) };
     let title = text(sequence, "name").to_owned();
-    Ok(page(&visitor, &title, "sequences", body).into_response())
+    Ok(page(&visitor, &title, "sequences", body))
 }
 
 /// A new state.
