@@ -163,40 +163,54 @@ impl ReadTx {
     }
 
     /// Up to `limit` contacts of the account whose name or email address
-    /// holds `text` (whatever its case), by name.
+    /// holds `text` (whatever its case), by name, after the first `skip`.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn search_contacts(&mut self, account_id: &str, text: &str, limit: u32) -> Result<Vec<Contact>> {
+    pub async fn search_contacts(
+        &mut self,
+        account_id: &str,
+        text: &str,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<Contact>> {
         let sql = format!(
             "{SELECT_CONTACT} WHERE c.account_id = $1
                AND (LOWER(c.first_name || ' ' || c.last_name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(c.email, '')) LIKE $2 ESCAPE '\\')
-             ORDER BY c.last_name, c.first_name, c.id LIMIT $3"
+             ORDER BY c.last_name, c.first_name, c.id LIMIT $3 OFFSET $4"
         );
         let rows: Vec<ContactRow> = on_tx!(self, |c| sqlx::query_as(&sql)
             .bind(account_id)
             .bind(like(text))
             .bind(i64::from(limit))
+            .bind(i64::from(skip))
             .fetch_all(&mut *c)
             .await?);
         rows.into_iter().map(ContactRow::into_domain).collect()
     }
 
     /// Up to `limit` companies of the account whose name holds `text`
-    /// (whatever its case), by name.
+    /// (whatever its case), by name, after the first `skip`.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] on an unreadable row.
-    pub async fn search_companies(&mut self, account_id: &str, text: &str, limit: u32) -> Result<Vec<Company>> {
+    pub async fn search_companies(
+        &mut self,
+        account_id: &str,
+        text: &str,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<Company>> {
         let sql = format!(
-            "{SELECT_COMPANY} WHERE account_id = $1 AND LOWER(name) LIKE $2 ESCAPE '\\' ORDER BY name, id LIMIT $3"
+            "{SELECT_COMPANY} WHERE account_id = $1 AND LOWER(name) LIKE $2 ESCAPE '\\' ORDER BY name, id LIMIT $3 OFFSET $4"
         );
         let rows: Vec<CompanyRow> = on_tx!(self, |c| sqlx::query_as(&sql)
             .bind(account_id)
             .bind(like(text))
             .bind(i64::from(limit))
+            .bind(i64::from(skip))
             .fetch_all(&mut *c)
             .await?);
         rows.into_iter().map(CompanyRow::into_domain).collect()

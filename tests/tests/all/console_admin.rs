@@ -113,3 +113,46 @@ async fn an_admin_uploads_enables_and_grants_an_add_on_and_manages_users_and_key
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_version_asking_for_more_than_was_approved_says_what_until_an_admin_grants_again() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let world = &app.world;
+        world.console_people(PASSWORD).await;
+        let upload = app.client.post(format!("{}/v1/plugins", app.base)).bearer_auth(&app.admin_key);
+        let upload = upload.header("content-type", "application/wasm").body(stepwise_tests::guests::SCRIPTED);
+        assert_eq!(app.send(upload).await.status, 201);
+        // What an upgrade leaves: the account approved what the old version
+        // asked for (`send-email`); the new one also asks for
+        // `update-contact`.
+        let settings = stepwise::engagement::PluginAccount {
+            account_id: world.account.clone(),
+            plugin_id: "scripted".into(),
+            enabled: true,
+            grants: json!({"capabilities": ["send-email"]}),
+            approved_capabilities: vec!["send-email".into()],
+        };
+        world.engine.set_plugin_account(&settings, &world.editor()).await.unwrap();
+        let browser = Browser::start();
+        let base = app.base.clone();
+        browser
+            .run(move |client| async move {
+                sign_in(&client, &base, "ann@example.com", PASSWORD).await;
+                client.open(&format!("{base}/admin/plugins")).await;
+                let card = "section:has(form[action='/admin/plugins/scripted'])";
+                let warning = client.text_of(&format!("{card} p.error")).await;
+                assert!(warning.contains("asks for more than was approved: update-contact"), "{warning}");
+                // Granting again approves what this version asks for.
+                let boxes = format!("{card} input[type=checkbox][name^=cap_]:not(:checked)");
+                while client.has(&boxes).await {
+                    client.click_on(&boxes).await;
+                }
+                client.follow(&format!("{card} button")).await;
+                assert!(client.text_of(".flash").await.contains("Settings of scripted saved"));
+                assert!(!client.has(&format!("{card} p.error")).await);
+            })
+            .await;
+    })
+    .await;
+}

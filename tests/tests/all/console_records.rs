@@ -193,3 +193,49 @@ async fn the_enrollment_list_filters_by_status_and_carries_names_and_contact_tim
     })
     .await;
 }
+
+/// The contact ids a console page links to, in order.
+fn linked_contacts(page: &str) -> Vec<String> {
+    page.split("href=\"/contacts/").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_owned).collect()
+}
+
+/// The link of a page's "Next page", unescaped.
+fn next_page(page: &str) -> Option<String> {
+    let link = page.split("id=\"next-page\" href=\"").nth(1)?.split('"').next()?;
+    Some(link.replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn contact_lists_and_searches_page_through_every_match_once() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let world = &app.world;
+        world.engine.set_password(&world.account, &world.agent, PASSWORD, &world.editor()).await.unwrap();
+        for n in 0..57 {
+            world.contact(|c| c.last_name = format!("Zed{n:02}")).await;
+        }
+        world.contact(|c| c.last_name = "Other".into()).await;
+        let mut person = stepwise_tests::console::Person::new(&app.base);
+        person.sign_in("grace@example.com", PASSWORD).await;
+        for (start, expected) in [("/contacts", 58), ("/contacts?q=zed", 57)] {
+            let mut seen = Vec::new();
+            let mut path = Some(start.to_owned());
+            let mut pages = 0;
+            while let Some(at) = path {
+                let page = person.get(&at).await;
+                assert_eq!(page.status, 200, "{at}: {}", page.text);
+                let ids = linked_contacts(&page.text);
+                assert!(ids.len() <= 50, "a page holds 50 at most");
+                seen.extend(ids);
+                path = next_page(&page.text);
+                pages += 1;
+            }
+            let unique: std::collections::BTreeSet<&String> = seen.iter().collect();
+            assert_eq!((seen.len(), unique.len(), pages), (expected, expected, 2), "{start}");
+        }
+        let page = person.get("/contacts?after=not-a-cursor").await;
+        assert_eq!(page.status, 400, "{}", page.text);
+        assert!(page.text.contains("is not a cursor this list gave"), "{}", page.text);
+    })
+    .await;
+}

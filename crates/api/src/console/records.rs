@@ -3,6 +3,8 @@
 //! its actions and what people do to it (pause, resume, stop with a
 //! disposition, cancel, remove, migrate).
 
+use std::future::Future;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +16,7 @@ use super::{Form, Shown, Visitor, given, see_other};
 use crate::AppState;
 use crate::auth::{ADMINS, WORKERS};
 use crate::page::{Page, cursor};
+use stepwise_domain::crm::{Company, Contact};
 use stepwise_domain::engagement::{EnrollmentItem, EnrollmentStatus, SequenceState};
 use stepwise_engine::{Disposition, EngineError, EnrollRequest};
 use stepwise_store::{EnrollmentFilter, SyncPage, Timeline};
@@ -21,10 +24,55 @@ use stepwise_store::{EnrollmentFilter, SyncPage, Timeline};
 /// How many rows a page of these lists shows.
 const ROWS: u32 = 50;
 
-/// A search box's query.
+/// A search box's query, and where its page starts: `from` matches
+/// skipped (a search), or `after` a listing's cursor.
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchQuery {
     q: Option<String>,
+    after: Option<String>,
+    from: Option<u32>,
+}
+
+/// The most matches a search pages through; past them, search more
+/// narrowly.
+const MAX_SKIP: u32 = 10_000;
+
+/// A page of a search or a listing: the rows, and the link to the next
+/// page when this one is full.
+struct Found<T> {
+    rows: Vec<T>,
+    next: Option<String>,
+}
+
+/// Searches with `search`, or lists in creation order with `list`, one
+/// page of [`ROWS`] at the place `q` names; `at` reads a row's position.
+async fn found<T, S, L>(
+    path: &str,
+    q: &SearchQuery,
+    search: impl FnOnce(String, u32) -> S,
+    list: impl FnOnce(Option<(i64, String)>) -> L,
+    at: impl Fn(&T) -> (i64, &str),
+) -> Result<Found<T>, Shown>
+where
+    S: Future<Output = Result<Vec<T>, Shown>>,
+    L: Future<Output = Result<Vec<T>, Shown>>,
+{
+    let query = |pairs: &[(&str, &str)]| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.extend_pairs(pairs);
+        format!("{path}?{}", query.finish())
+    };
+    if let Some(text) = given(q.q.as_deref()) {
+        let from = q.from.unwrap_or(0).min(MAX_SKIP);
+        let rows = search(text.to_owned(), from).await?;
+        let next = (rows.len() == ROWS as usize && from + ROWS <= MAX_SKIP)
+            .then(|| query(&[("q", text), ("from", &(from + ROWS).to_string())]));
+        return Ok(Found { rows, next });
+    }
+    let after = given(q.after.as_deref()).map(cursor).transpose()?.map(|(ms, id)| (ms, id.to_owned()));
+    let rows = list(after).await?;
+    let next = Page { after: None, limit: Some(ROWS) }.next_at(&rows, at).map(|cursor| query(&[("after", &cursor)]));
+    Ok(Found { rows, next })
 }
 
 fn search_form(action: &str, label: &str, q: Option<&str>) -> Markup {
@@ -39,18 +87,31 @@ fn search_form(action: &str, label: &str, q: Option<&str>) -> Markup {
     }
 }
 
-/// `GET /contacts`: search by name or email, or the newest contacts.
+fn pager(next: Option<&str>) -> Markup {
+    html! { @if let Some(next) = next { p.pager { a #next-page href=(next) { "Next page" } } } }
+}
+
+/// `GET /contacts`: search by name or email, or every contact, oldest
+/// first, a page at a time.
 pub async fn contacts(
     State(state): State<AppState>,
     visitor: Visitor,
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, Shown> {
     let account = &visitor.caller.account_id;
-    let mut tx = state.engine.read().await?;
-    let contacts = match given(q.q.as_deref()) {
-        Some(text) => tx.search_contacts(account, text, ROWS).await?,
-        None => tx.contacts(account, &SyncPage::first(ROWS)).await?,
+    let engine = &state.engine;
+    let search = |text: String, from: u32| async move {
+        Ok(engine.read().await?.search_contacts(account, &text, from, ROWS).await?)
     };
+    let list = |after: Option<(i64, String)>| async move {
+        let page = SyncPage { after: after.as_ref().map(|(ms, id)| (*ms, id.as_str())), ..SyncPage::first(ROWS) };
+        Ok(engine.read().await?.contacts(account, &page).await?)
+    };
+    let found = found("/contacts", &q, search, list, |c: &Contact| {
+        (c.created_at.unwrap_or_default().timestamp_millis(), &c.id)
+    })
+    .await?;
+    let contacts = &found.rows;
     let body = html! {
         (search_form("/contacts", "Name or email", q.q.as_deref()))
         div.table-wrap {
@@ -58,7 +119,7 @@ pub async fn contacts(
                 caption.muted { (if q.q.is_some() { "Matching contacts" } else { "Contacts" }) }
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Type" } th scope="col" { "Last engaged" } } }
                 tbody {
-                    @for c in &contacts {
+                    @for c in contacts {
                         tr {
                             td data-label="Name" { a href=(format!("/contacts/{}", c.id)) { (c.first_name) " " (c.last_name) } }
                             td data-label="Email" { (c.email.as_deref().unwrap_or("—")) }
@@ -70,30 +131,38 @@ pub async fn contacts(
                 }
             }
         }
-        @if contacts.len() == ROWS as usize { p.muted { "The first " (ROWS) " are shown: search to narrow them down." } }
+        (pager(found.next.as_deref()))
     };
     Ok(page(&visitor, "Contacts", "contacts", body).into_response())
 }
 
-/// `GET /companies`: search by name, or the first companies.
+/// `GET /companies`: search by name, or every company, oldest first, a
+/// page at a time.
 pub async fn companies(
     State(state): State<AppState>,
     visitor: Visitor,
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, Shown> {
     let account = &visitor.caller.account_id;
-    let mut tx = state.engine.read().await?;
-    let companies = match given(q.q.as_deref()) {
-        Some(text) => tx.search_companies(account, text, ROWS).await?,
-        None => tx.companies_page(account, &SyncPage::first(ROWS)).await?,
+    let engine = &state.engine;
+    let search = |text: String, from: u32| async move {
+        Ok(engine.read().await?.search_companies(account, &text, from, ROWS).await?)
     };
+    let list = |after: Option<(i64, String)>| async move {
+        let page = SyncPage { after: after.as_ref().map(|(ms, id)| (*ms, id.as_str())), ..SyncPage::first(ROWS) };
+        Ok(engine.read().await?.companies_page(account, &page).await?)
+    };
+    let found = found("/companies", &q, search, list, |c: &Company| {
+        (c.created_at.unwrap_or_default().timestamp_millis(), &c.id)
+    })
+    .await?;
     let body = html! {
         (search_form("/companies", "Company name", q.q.as_deref()))
         ul {
-            @for c in &companies { li { a href=(format!("/companies/{}", c.id)) { (c.name) } } }
+            @for c in &found.rows { li { a href=(format!("/companies/{}", c.id)) { (c.name) } } }
         }
-        @if companies.is_empty() { p.muted { "No companies." } }
-        @if companies.len() == ROWS as usize { p.muted { "The first " (ROWS) " are shown: search to narrow them down." } }
+        @if found.rows.is_empty() { p.muted { "No companies." } }
+        (pager(found.next.as_deref()))
     };
     Ok(page(&visitor, "Companies", "companies", body).into_response())
 }
@@ -326,7 +395,7 @@ pub async fn enrollments(
             div { button type="submit" { "Apply" } }
         }
         (enrollment_table(&visitor, "Enrollments, newest first", &items, true))
-        @if let Some(link) = next_link { p.pager { a href=(link) { "Next page" } } }
+        (pager(next_link.as_deref()))
     };
     Ok(page(&visitor, "Enrollments", "enrollments", body).into_response())
 }
