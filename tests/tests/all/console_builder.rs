@@ -169,6 +169,7 @@ async fn an_admin_uploads_an_add_on_builds_a_sequence_with_it_enrolls_and_reads_
                 client.open(&format!("{base}/sequences/{sequence}")).await;
                 assert!(client.has("svg.chart[aria-label='Actions completed by step'] rect").await);
                 assert!(client.has("svg.chart[aria-label='Completed enrollments by outcome'] rect").await);
+                assert!(client.has("svg.chart[aria-label^='Enrollments ended by week'] rect title").await);
                 let page = client.body_text().await;
                 assert!(page.contains("completed: 1") && page.contains("positive"), "{page}");
                 client.eval("document.querySelector('#report-title').scrollIntoView(); return null;").await;

@@ -41,17 +41,7 @@ pub fn line(title: &str, points: &[Point], max: f64) -> Markup {
         r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{0}" xmlns="http://www.w3.org/2000/svg"><title>{0}</title>"#,
         escape(title)
     );
-    for tick in 0..=4 {
-        let value = max * f64::from(tick) / 4.0;
-        let ty = y(value);
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{ty:.1}" y2="{ty:.1}" stroke="#d9dee7"/><text x="{}" y="{:.1}" text-anchor="end">{value:.0}</text>"##,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            ty + 4.0
-        );
-    }
+    grid(&mut svg, max, y);
     let mut path = String::new();
     let mut pen_down = false;
     for (i, point) in points.iter().enumerate() {
@@ -85,6 +75,89 @@ pub fn line(title: &str, points: &[Point], max: f64) -> Markup {
                 escape(&point.label)
             );
         }
+    }
+    svg.push_str("</svg>");
+    html! { (PreEscaped(svg)) }
+}
+
+/// Five horizontal rules from 0 to `max` with their values, `y` placing
+/// a value.
+fn grid(svg: &mut String, max: f64, y: impl Fn(f64) -> f64) {
+    for tick in 0..=4 {
+        let value = max * f64::from(tick) / 4.0;
+        let ty = y(value);
+        let _ = write!(
+            svg,
+            r##"<line x1="{LEFT}" x2="{}" y1="{ty:.1}" y2="{ty:.1}" stroke="#d9dee7"/><text x="{}" y="{:.1}" text-anchor="end">{value:.0}</text>"##,
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            ty + 4.0
+        );
+    }
+}
+
+/// The colours of a stacked chart's series, in order.
+const SERIES: [&str; 6] = ["#1f5fbf", "#17643a", "#8a5a00", "#a4262c", "#6b4fa0", "#5b6474"];
+
+/// Stacked columns, one per label, each stacking the series' values at
+/// that label (a series is a name and one value per label), with a
+/// legend; titled `title`.
+pub fn columns(title: &str, labels: &[String], series: &[(String, Vec<f64>)]) -> Markup {
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let totals: Vec<f64> =
+        (0..labels.len()).map(|i| series.iter().map(|(_, v)| v.get(i).copied().unwrap_or(0.0)).sum()).collect();
+    let max = totals.iter().copied().fold(0.0_f64, f64::max).max(4.0);
+    let y = |v: f64| TOP + plot_h * (1.0 - (v / max).clamp(0.0, 1.0));
+    let slot = plot_w / labels.len().max(1) as f64;
+    let legend_h = 18.0 * series.len().div_ceil(3) as f64;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {}" role="img" aria-label="{1}" xmlns="http://www.w3.org/2000/svg"><title>{1}</title>"#,
+        HEIGHT + legend_h,
+        escape(title)
+    );
+    grid(&mut svg, max, y);
+    for (i, label) in labels.iter().enumerate() {
+        let x = LEFT + slot * i as f64 + slot * 0.2;
+        let mut base = 0.0;
+        for (n, (name, values)) in series.iter().enumerate() {
+            let value = values.get(i).copied().unwrap_or(0.0);
+            if value > 0.0 {
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}, {}: {value}</title></rect>"#,
+                    y(base + value),
+                    slot * 0.6,
+                    y(base) - y(base + value),
+                    SERIES[n % SERIES.len()],
+                    escape(label),
+                    escape(name)
+                );
+            }
+            base += value;
+        }
+        if i % 2 == labels.len().saturating_sub(1) % 2 {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                x + slot * 0.3,
+                HEIGHT - BOTTOM + 16.0,
+                escape(label)
+            );
+        }
+    }
+    for (n, (name, _)) in series.iter().enumerate() {
+        let (lx, ly) = (LEFT + 180.0 * (n % 3) as f64, HEIGHT + 18.0 * (n / 3) as f64 - 6.0);
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{ly:.1}">{}</text>"#,
+            ly - 9.0,
+            SERIES[n % SERIES.len()],
+            lx + 14.0,
+            escape(name)
+        );
     }
     svg.push_str("</svg>");
     html! { (PreEscaped(svg)) }
@@ -140,6 +213,17 @@ mod tests {
         let d = svg.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(d.matches('M').count(), 2, "{d}");
         assert_eq!(svg.matches("<circle").count(), 2);
+    }
+
+    #[test]
+    fn columns_stack_their_series_and_name_them() {
+        let labels = vec!["w1".to_owned(), "w2".to_owned()];
+        let series = vec![("completed".to_owned(), vec![2.0, 0.0]), ("replied".to_owned(), vec![1.0, 3.0])];
+        let svg = columns("Ended by week", &labels, &series).into_string();
+        // Three non-empty pieces and two legend keys.
+        assert_eq!(svg.matches("<rect").count(), 5, "{svg}");
+        assert!(svg.contains("<title>w1, replied: 1</title>"), "{svg}");
+        assert!(svg.contains(">completed</text>") && svg.contains(">replied</text>"), "{svg}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::chart::{Point, bars, line};
+use super::chart::{Point, bars, columns, line};
 use super::layout::{csrf, page};
 use super::schema_form::Posted;
 use super::{Form, Shown, Visitor, describe, see_other, settings, text};
@@ -185,6 +185,19 @@ pub(super) async fn page_of(
         })
         .collect();
     let max_week = weekly.iter().filter_map(|p| p.value).fold(0.0_f64, f64::max).max(4.0);
+    let weeks = report["weeks"].as_array().unwrap_or(&empty);
+    let week_labels: Vec<String> = weekly.iter().map(|p| p.label.clone()).collect();
+    let mut ended_statuses: Vec<String> =
+        weeks.iter().filter_map(|w| w["ended"].as_object()).flat_map(|e| e.keys().cloned()).collect();
+    ended_statuses.sort();
+    ended_statuses.dedup();
+    let ended: Vec<(String, Vec<f64>)> = ended_statuses
+        .into_iter()
+        .map(|status| {
+            let values = weeks.iter().map(|w| w["ended"][&status].as_f64().unwrap_or(0.0)).collect();
+            (status, values)
+        })
+        .collect();
     let step_name = |n: i64| {
         steps
             .iter()
@@ -279,6 +292,11 @@ pub(super) async fn page_of(
                 section.card {
                     h3 { "Enrolled by week" }
                     (line("Enrollments started by week, last 12 weeks", &weekly, max_week))
+                }
+                section.card {
+                    h3 { "Ended by week, by status" }
+                    @if ended.is_empty() { p.muted { "No enrollment has ended yet." } }
+                    @else { (columns("Enrollments ended by week and final status, last 12 weeks", &week_labels, &ended)) }
                 }
                 section.card {
                     h3 { "Completed by step" }
