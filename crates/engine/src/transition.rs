@@ -142,6 +142,9 @@ pub(crate) struct Transition {
     pub enrollment: EnrollmentWrite,
     /// Messages to queue and contact changes to make.
     pub effects: CallReport,
+    /// A call was made (a phone step's result, a rep's logged call or an
+    /// automatic one placed): the contact was contacted now.
+    pub contacted: bool,
     /// A failure for the webhook monitor: `(message, details)`.
     pub monitor: Option<(String, Value)>,
     /// The timeline's entries, in order.
@@ -159,6 +162,7 @@ impl Transition {
             schedules: Vec::new(),
             enrollment: EnrollmentWrite::Keep,
             effects: CallReport::default(),
+            contacted: false,
             monitor: None,
             events: Vec::new(),
             actor,
@@ -322,6 +326,7 @@ fn answered(
             };
             let mut t = Transition::new(ActionWrite::Complete(completion), actor.clone());
             (t.effects, t.by) = (report, by);
+            t.contacted = ctx.channel() == Some(stepwise_plugin_host::types::Channel::Phone);
             t.events.push(ctx.event(EventKind::ActionCompleted, &actor).reason(format!("result `{result}`")).change(
                 json!({ "status": ctx.action.status }),
                 json!({ "status": ActionStatus::Completed, "result": result }),

@@ -227,7 +227,7 @@ impl Engine {
 
 /// Writes what the plugins of a batch did besides answering, set-wise:
 /// queued messages go to the outbox in one statement (and their contacts
-/// were contacted now), contact changes to the contacts, a statement per
+/// were contacted now, as were those of a call that was made), contact changes to the contacts, a statement per
 /// account, and steps held for those contacts are checked again at once.
 /// Returns the contact changes' events, for the contacts' timelines.
 async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Result<Vec<NewEvent>> {
@@ -248,7 +248,7 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
                 idempotency_key: key.clone(),
             });
         }
-        if !report.messages.is_empty() || !report.contact_changes.is_empty() {
+        if !report.messages.is_empty() || !report.contact_changes.is_empty() || d.transition.contacted {
             touched.entry(&ctx.enrollment.account_id).or_default().push(ctx.contact.id.clone());
         }
     }
@@ -267,7 +267,7 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
         for d in done.iter().filter(|d| d.ctx.enrollment.account_id == account_id) {
             let report = &d.transition.effects;
             let Some(contact) = contacts.get_mut(&d.ctx.contact.id) else { continue };
-            if !report.messages.is_empty() {
+            if !report.messages.is_empty() || d.transition.contacted {
                 contact.last_contacted = Some(now);
             }
             for change in &report.contact_changes {

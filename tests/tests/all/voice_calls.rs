@@ -70,6 +70,9 @@ async fn an_automatic_call_says_its_script_through_the_provider_once() {
         }
         let twiml = received[1].field("Twiml").unwrap();
         assert!(twiml.contains("<Say>Hello Ada, this is Acme &amp; co.</Say>"), "{twiml}");
+        // A placed call is contact ([I]): when it was placed.
+        assert_eq!(w.get_contact(&contact).await.last_contacted, action.completed_at);
+        assert!(action.completed_at.is_some());
     })
     .await;
 }
@@ -97,6 +100,10 @@ async fn a_call_without_a_script_a_refusal_or_an_opt_out_places_nothing() {
         assert_eq!(refused.status, ActionStatus::Failed);
         let error = refused.output.as_ref().unwrap()["error"].as_str().unwrap();
         assert!(error.starts_with("the voice provider refused the call") && error.contains("21211"), "{error}");
+        for unplaced in [&first, &second, &third] {
+            let contact = w.get_contact(&unplaced.contact_id).await;
+            assert_eq!(contact.last_contacted, None, "a call not placed is no contact");
+        }
         let skipped = w.action(&third.id, 0).await;
         assert_eq!(skipped.deferral_reason.map(|r| r.as_str()), Some("opted_out"));
         assert_eq!(provider.received().len(), 1, "only the scripted call reached the provider");
@@ -115,6 +122,32 @@ async fn without_a_voice_provider_an_automatic_call_fails_with_the_reason() {
         assert_eq!(action.status, ActionStatus::Failed);
         let error = action.output.as_ref().unwrap()["error"].as_str().unwrap();
         assert!(error.starts_with("automatic calls need a voice provider"), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reps_logged_call_is_contact_whatever_its_result() {
+    for_each_backend(|store| async move {
+        let w = World::new(store).await;
+        let call =
+            step("call", json!({"script": "Ask about the demo"}), Activation::Manual, StepTiming::Delay { ms: 0 });
+        let task = step("task", json!({"title": "Note it"}), Activation::Manual, StepTiming::Delay { ms: 0 });
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), vec![task, call]).await;
+        let contact = ada(&w).await;
+        let enrolled = w.enroll(&contact, &seq).await;
+        w.run().await;
+        // A task is no contact.
+        let first = w.action(&enrolled.id, 0).await;
+        w.engine.complete_action(&w.account, &first.id, &w.agent, "none").await.unwrap();
+        w.run().await;
+        assert_eq!(w.get_contact(&contact).await.last_contacted, None);
+        // A call is, even unanswered.
+        w.run_to(5).await;
+        let call = w.action(&enrolled.id, 1).await;
+        w.engine.complete_action(&w.account, &call.id, &w.agent, "no_answer").await.unwrap();
+        w.run().await;
+        assert_eq!(w.get_contact(&contact).await.last_contacted, Some(w.now()));
     })
     .await;
 }
