@@ -38,6 +38,9 @@ pub struct Settings {
     /// The URL people reach this host at, for the unsubscribe links of
     /// emails (none: emails carry no link).
     pub public_url: Option<String>,
+    /// The first admin's email address, used once: when `serve` or
+    /// `admin bootstrap` finds a database with no account.
+    pub admin_email: String,
     /// Email delivery (none: emails stay queued).
     pub smtp: SmtpSettings,
     /// Text-message delivery (none: text messages stay queued).
@@ -179,6 +182,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             allow_private_network: false,
             public_url: None,
+            admin_email: crate::engine::DEFAULT_ADMIN_EMAIL.to_owned(),
             smtp: SmtpSettings::default(),
             sms: SmsSettings::default(),
         }
@@ -210,6 +214,7 @@ impl std::fmt::Debug for Settings {
             .field("http", &self.http)
             .field("allow_private_network", &self.allow_private_network)
             .field("public_url", &self.public_url)
+            .field("admin_email", &self.admin_email)
             .field("smtp", &self.smtp)
             .field("sms", &self.sms)
             .finish()
@@ -271,6 +276,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_HTTP_REQUEST_TIMEOUT_SECONDS", "seconds from a request's arrival to its answer (60)"),
     ("STEPWISE_ALLOW_PRIVATE_NETWORK", "let plugins reach private and loopback addresses: true or false (false)"),
     ("STEPWISE_PUBLIC_URL", "the URL people reach this host at, for emails' unsubscribe links (none: no links)"),
+    (
+        "STEPWISE_ADMIN_EMAIL",
+        "the first admin's email, when a database with no account is set up (admin@stepwise.localhost)",
+    ),
     ("STEPWISE_SMTP_HOST", "SMTP server that sends email (none: emails stay queued)"),
     ("STEPWISE_SMTP_PORT", "its port (25, 587 or 465 by security)"),
     ("STEPWISE_SMTP_SECURITY", "none, starttls or tls (starttls)"),
@@ -354,6 +363,7 @@ impl Settings {
                 }
                 "STEPWISE_ALLOW_PRIVATE_NETWORK" => settings.allow_private_network = parsed(name, &value)?,
                 "STEPWISE_PUBLIC_URL" => settings.public_url = Some(value),
+                "STEPWISE_ADMIN_EMAIL" => settings.admin_email = value,
                 "STEPWISE_SMTP_HOST" => settings.smtp.host = Some(value),
                 "STEPWISE_SMTP_PORT" => settings.smtp.port = Some(parsed(name, &value)?),
                 "STEPWISE_SMTP_SECURITY" => settings.smtp.security = parsed(name, &value)?,
@@ -403,6 +413,12 @@ impl Settings {
         }
         if let Some(url) = &settings.public_url {
             http_url(url).map_err(|message| SettingsError { source_name: "public_url".into(), message })?;
+        }
+        if !crate::crm::is_email(&settings.admin_email) {
+            return Err(SettingsError {
+                source_name: "admin_email".into(),
+                message: format!("`{}` is not an email address", settings.admin_email),
+            });
         }
         settings.smtp()?;
         settings.sms()?;

@@ -43,12 +43,16 @@ enum Command {
 struct ServeArgs {
     /// A TOML file of settings (keys: listen, database_url, cache_dir,
     /// rate_limit_per_second, rate_limit_burst, allow_private_network,
-    /// public_url, [scheduler] batch_size, concurrency, lease_seconds,
+    /// public_url, admin_email, [scheduler] batch_size, concurrency, lease_seconds,
     /// max_idle_ms, [smtp] host, port, security, ca_file, username,
     /// password, from, from_name, timeout_seconds, [sms] url, account_sid,
     /// auth_token, from, timeout_seconds).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The first admin's email address, used when the database has no
+    /// account yet (overrides STEPWISE_ADMIN_EMAIL and the file).
+    #[arg(long, value_name = "EMAIL")]
+    admin_email: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,7 +225,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn settings(args: &ServeArgs) -> anyhow::Result<stepwise::config::Settings> {
-    load_settings(args.config.as_deref())
+    let mut settings = load_settings(args.config.as_deref())?;
+    if let Some(email) = &args.admin_email {
+        anyhow::ensure!(stepwise::crm::is_email(email), "--admin-email: `{email}` is not an email address");
+        settings.admin_email.clone_from(email);
+    }
+    Ok(settings)
 }
 
 fn load_settings(file: Option<&std::path::Path>) -> anyhow::Result<stepwise::config::Settings> {
@@ -255,7 +264,7 @@ fn print_password_link(made: &stepwise::engine::Bootstrapped, base: &str) {
 async fn bootstrap(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args)?;
     let store = open_store(&settings).await?;
-    let made = stepwise::engine::bootstrap(&store, chrono::Utc::now()).await?;
+    let made = stepwise::engine::bootstrap_as(&store, &settings.admin_email, chrono::Utc::now()).await?;
     store.close().await;
     match made {
         Some(made) => {
@@ -312,7 +321,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Settings that cannot work stop the start before anything is written.
     let transport = settings.transport()?;
     let store = open_store(&settings).await?;
-    let made = stepwise::engine::bootstrap(&store, chrono::Utc::now()).await?;
+    let made = stepwise::engine::bootstrap_as(&store, &settings.admin_email, chrono::Utc::now()).await?;
     if let Some(made) = &made {
         print_bootstrap(made);
     }

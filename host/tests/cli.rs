@@ -432,3 +432,29 @@ fn run_refuses_a_component_over_the_size_limit_before_reading_it() {
     assert!(!ok);
     assert!(err.contains("over the limit"), "{err}");
 }
+
+#[test]
+fn admin_bootstrap_takes_the_first_admins_email_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+    let bootstrap = |email: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_stepwise"))
+            .args(["admin", "bootstrap", "--admin-email", email])
+            .env("STEPWISE_DATABASE_URL", &url)
+            .output()
+            .expect("the binary runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = bootstrap("not-an-address");
+    assert!(!ok);
+    assert!(err.contains("--admin-email: `not-an-address` is not an email address"), "{err}");
+    let (ok, out, err) = bootstrap("ann@example.com");
+    assert!(ok, "{err}");
+    assert!(out.contains("<ann@example.com>"), "{out}");
+    let (ok, _, err) = bootstrap("ann@example.com");
+    assert!(!ok && err.contains("already has an account"), "once only: {err}");
+}

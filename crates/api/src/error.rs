@@ -202,10 +202,7 @@ pub fn same_id(body: &str, path: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// Whether `text` looks like an email address (someone@host.domain).
-pub fn is_email(text: &str) -> bool {
-    text.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
-}
+pub use stepwise_domain::crm::is_email;
 
 /// The answer to a route that does not exist.
 pub async fn not_found(uri: Uri) -> ApiError {

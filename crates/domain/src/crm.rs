@@ -219,3 +219,8 @@ impl Subject {
         contact + owner + company + 64
     }
 }
+
+/// Whether `text` looks like an email address (someone@host.domain).
+pub fn is_email(text: &str) -> bool {
+    text.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+}

@@ -61,7 +61,7 @@ pub use metrics::{CallMetrics, Stage, StageMetrics, StageTotals};
 pub use moves::Disposition;
 pub use outbox::INTERRUPTED;
 pub use process::contact_event;
-pub use records::{Bootstrapped, NewAccount, SequenceEdit, TemplateText, bootstrap};
+pub use records::{Bootstrapped, DEFAULT_ADMIN_EMAIL, NewAccount, SequenceEdit, TemplateText, bootstrap, bootstrap_as};
 pub use sign_in::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, SessionConfig, check_password};
 pub use signals::{Signal, SignalKind};
 pub use step_config::{TEMPLATE, TEMPLATE_ID};

@@ -78,17 +78,32 @@ pub struct Bootstrapped {
 ///
 /// A store error.
 pub async fn bootstrap(store: &Store, now: DateTime<Utc>) -> Result<Option<Bootstrapped>> {
+    bootstrap_as(store, DEFAULT_ADMIN_EMAIL, now).await
+}
+
+/// The first admin's address unless the operator names one: of the
+/// reserved `.localhost` domain, valid where the API checks addresses (a
+/// user saved back unchanged is accepted) and plainly a placeholder.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@stepwise.localhost";
+
+/// [`bootstrap`], the admin signing in as `admin_email`.
+///
+/// # Errors
+///
+/// [`EngineError::Invalid`] when `admin_email` is not an email address; a
+/// store error.
+pub async fn bootstrap_as(store: &Store, admin_email: &str, now: DateTime<Utc>) -> Result<Option<Bootstrapped>> {
+    if !stepwise_domain::crm::is_email(admin_email) {
+        return Err(EngineError::Invalid(format!("the admin's email `{admin_email}` is not an email address")));
+    }
     let mut tx = store.begin().await?;
     if tx.account_count().await? > 0 {
         return Ok(None);
     }
     let account = tx.create_account("Default", None, now).await?;
-    // An address of the reserved `.localhost` domain: valid where the API
-    // checks addresses (a user saved back unchanged is accepted), and
-    // plainly a placeholder to replace.
     let admin = User {
         name: "Administrator".into(),
-        email: "admin@stepwise.localhost".into(),
+        email: admin_email.trim().to_owned(),
         role: Role::Admin,
         ..User::default()
     };
