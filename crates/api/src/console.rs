@@ -63,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/set-password/{token}", get(sign_in::link_form).post(sign_in::link_submit))
         .route("/account", get(sign_in::account))
         .route("/account/password", post(sign_in::change_password))
+        .route("/account/profile", post(sign_in::save_profile))
         .route("/account/keys", get(admin::keys).post(admin::create_key))
         .route("/account/keys/{id}/revoke", post(admin::revoke_key))
         .route("/notifications", get(admin::notifications))

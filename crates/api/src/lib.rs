@@ -187,7 +187,13 @@ fn table(state: AppState) -> Router<AppState> {
                 .media("text/html"),
             post(unsubscribe::unsubscribe, "One-click unsubscribe (RFC 8058)").open().media("text/html"),
         ])
-        .at("/v1/me", [get(me::me, "The key's user and account")])
+        .at("/v1/me", [
+            get(me::me, "The key's user and account"),
+            patch(me::update, "Change your own name, timezone and signature")
+                .describe("Role, active flag and email address are an admin's to change (`PUT /v1/users/{id}`); naming them is a 422.")
+                .body::<me::ProfileBody>()
+                .answers::<User>(200),
+        ])
         .at("/v1/accounts", [
             get(accounts::get, "The caller's account, its parent and its sub-accounts"),
             post(accounts::create, "Create a sub-account with its own admin (whose key is shown once)")

@@ -1,12 +1,72 @@
-//! `GET /v1/me`: who the key belongs to; `GET /v1/notifications`: what
-//! the caller was told (steps with notify on, failures to look at, sends
-//! held for a person), addressed to them or to their role.
+//! `GET /v1/me`: who the key belongs to; `PATCH /v1/me`: people change
+//! their own name, timezone and signature (never their role or active
+//! flag); `GET /v1/notifications`: what the caller was told (steps with
+//! notify on, failures to look at, sends held for a person), addressed to
+//! them or to their role.
 
 use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::auth::Caller;
+use super::error::{ApiError, FieldProblem};
+use super::json::Body;
+use stepwise_domain::crm::User;
 use stepwise_domain::engagement::EventKind;
+
+/// The longest signature a user may keep.
+pub const MAX_SIGNATURE: usize = 10_000;
+
+/// What people may change of themselves; what is left out stays.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    /// The name shown to colleagues and signed into emails.
+    pub name: Option<String>,
+    /// IANA timezone their times are shown in, such as `Europe/Paris`.
+    pub timezone: Option<String>,
+    /// The signature their emails carry.
+    pub signature: Option<String>,
+}
+
+/// `PATCH /v1/me`: the caller's own name, timezone and signature. Role,
+/// active flag and email address are an admin's to change
+/// (`PUT /v1/users/{id}`); naming them here is a 422.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<ProfileBody>,
+) -> Result<Json<User>, ApiError> {
+    let mut fields = Vec::new();
+    let mut problem = |field: &str, message: String| fields.push(FieldProblem { field: field.into(), message });
+    if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        problem("/name", "must not be empty".into());
+    }
+    if let Some(zone) = body.timezone.as_deref().filter(|z| z.parse::<chrono_tz::Tz>().is_err()) {
+        problem("/timezone", format!("unknown timezone `{zone}`"));
+    }
+    if let Some(signature) = body.signature.as_deref().filter(|s| s.len() > MAX_SIGNATURE) {
+        problem("/signature", format!("{} bytes; a signature has at most {MAX_SIGNATURE}", signature.len()));
+    }
+    if !fields.is_empty() {
+        return Err(ApiError::Validation { detail: "the profile is invalid".into(), fields });
+    }
+    let mut tx = state.engine.read().await?;
+    let mut user = tx.user(&caller.account_id, &caller.user.id).await?;
+    drop(tx);
+    if let Some(name) = body.name {
+        user.name = name.trim().to_owned();
+    }
+    if let Some(timezone) = body.timezone {
+        user.timezone = timezone;
+    }
+    if let Some(signature) = body.signature {
+        user.signature = signature;
+    }
+    Ok(Json(state.engine.update_user(&caller.account_id, &user, &caller.editor()).await?))
+}
 
 /// The caller, their account and their key.
 pub async fn me(caller: Caller) -> Json<Value> {
@@ -14,10 +74,7 @@ pub async fn me(caller: Caller) -> Json<Value> {
 }
 
 /// `GET /v1/notifications`: the caller's newest notifications.
-pub async fn notifications(
-    axum::extract::State(state): axum::extract::State<super::AppState>,
-    caller: Caller,
-) -> Result<Json<Value>, super::error::ApiError> {
+pub async fn notifications(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let mut tx = state.engine.read().await?;
     let events = tx.events_of_kind(&caller.account_id, EventKind::Notification, 1_000).await?;
     let role = json!(caller.role());

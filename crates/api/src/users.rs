@@ -29,6 +29,10 @@ fn check(user: &User) -> Result<(), ApiError> {
         fields
             .push(FieldProblem { field: "/timezone".into(), message: format!("unknown timezone `{}`", user.timezone) });
     }
+    if user.signature.len() > super::me::MAX_SIGNATURE {
+        let message = format!("{} bytes; a signature has at most {}", user.signature.len(), super::me::MAX_SIGNATURE);
+        fields.push(FieldProblem { field: "/signature".into(), message });
+    }
     if fields.is_empty() { Ok(()) } else { Err(ApiError::Validation { detail: "the user is invalid".into(), fields }) }
 }
 

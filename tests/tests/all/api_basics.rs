@@ -271,3 +271,43 @@ async fn a_send_held_as_a_duplicate_attempt_is_shown_and_resolved_through_the_ap
     })
     .await;
 }
+
+#[tokio::test]
+async fn people_change_their_own_profile_but_not_their_role() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let patch = |body: serde_json::Value| {
+            let app = &app;
+            async move { app.call(reqwest::Method::PATCH, "/v1/me", Some(&app.agent_key), Some(&body)).await }
+        };
+        let changed =
+            patch(json!({"name": "Grace H.", "timezone": "Europe/Paris", "signature": "Grace\nAcme sales"})).await;
+        assert_eq!(changed.status, 200, "{}", changed.text);
+        assert_eq!((changed.string("/name"), changed.string("/timezone")), ("Grace H.".into(), "Europe/Paris".into()));
+        let me = app.get("/v1/me", Some(&app.agent_key)).await;
+        assert_eq!(me.json["user"]["signature"], "Grace\nAcme sales");
+        assert_eq!(me.json["user"]["role"], "agent");
+
+        // Only their own fields: a role is an admin's to give.
+        let promoted = patch(json!({"role": "admin"})).await;
+        assert_eq!(promoted.status, 422, "{}", promoted.text);
+        assert!(promoted.text.contains("unknown field `role`"), "{}", promoted.text);
+        let bad = patch(json!({"name": " ", "timezone": "Mars/Olympus", "signature": "x".repeat(10_001)})).await;
+        assert_eq!(bad.status, 422, "{}", bad.text);
+        let fields: Vec<&str> =
+            bad.json["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["/name", "/timezone", "/signature"]);
+        let me = app.get("/v1/me", Some(&app.agent_key)).await;
+        assert_eq!(
+            (me.json["user"]["name"].as_str(), me.json["user"]["role"].as_str()),
+            (Some("Grace H."), Some("agent"))
+        );
+
+        // The first admin saves their own profile as bootstrapped.
+        let admin = app.get("/v1/me", Some(&app.admin_key)).await;
+        let path = format!("/v1/users/{}", admin.string("/user/id"));
+        let saved = app.call(reqwest::Method::PUT, &path, Some(&app.admin_key), Some(&admin.json["user"])).await;
+        assert_eq!(saved.status, 200, "{}", saved.text);
+    })
+    .await;
+}

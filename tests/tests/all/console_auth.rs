@@ -185,3 +185,40 @@ async fn people_change_their_own_password_with_the_current_one() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn people_save_their_own_profile_and_a_refused_one_keeps_what_they_typed() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        with_password(&app).await;
+        let mut grace = Person::new(&app.base);
+        grace.sign_in("grace@example.com", PASSWORD).await;
+        let page = grace.get("/account").await;
+        let token = csrf(&page.text);
+        let form = |timezone: &'static str| {
+            [
+                ("_csrf", token.clone()),
+                ("name", "Grace Hopper".to_owned()),
+                ("timezone", timezone.to_owned()),
+                ("signature", "-- Grace".to_owned()),
+            ]
+        };
+        let refused =
+            grace.post("/account/profile", &form("Mars/Olympus").each_ref().map(|(k, v)| (*k, v.as_str()))).await;
+        assert_eq!(refused.status, 422);
+        assert!(refused.text.contains("unknown timezone `Mars/Olympus`"), "{}", refused.text);
+        assert!(
+            refused.text.contains("value=\"Mars/Olympus\"") && refused.text.contains("Grace Hopper"),
+            "kept as typed"
+        );
+        let saved =
+            grace.post("/account/profile", &form("America/New_York").each_ref().map(|(k, v)| (*k, v.as_str()))).await;
+        assert_eq!((saved.status, saved.location()), (303, Some("/account?saved=1")));
+        let page = grace.get("/account?saved=1").await;
+        assert!(page.text.contains("Your profile is saved") && page.text.contains("America/New_York"), "{}", page.text);
+        let mut tx = app.world.store().begin_read().await.unwrap();
+        let user = tx.user(&app.world.account, &app.world.agent).await.unwrap();
+        assert_eq!((user.name.as_str(), user.signature.as_str()), ("Grace Hopper", "-- Grace"));
+    })
+    .await;
+}

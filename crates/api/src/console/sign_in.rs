@@ -13,6 +13,7 @@ use super::{
     CSRF_FIELD, CsrfForm, Form, SESSION_COOKIE, SIGN_IN_COOKIE, Shown, Visitor, cookie, same, see_other, set_cookie,
 };
 use crate::AppState;
+use crate::error::ApiError;
 use stepwise_engine::{EngineError, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 
 /// Where to go after signing in: a path of this site only.
@@ -196,20 +197,56 @@ pub async fn link_submit(
     }
 }
 
-fn account_page(visitor: &Visitor, status: StatusCode, flash: Option<&str>, problem: Option<&str>) -> Response {
+/// The profile form's fields.
+#[derive(Debug, Deserialize)]
+pub struct ProfileForm {
+    name: String,
+    timezone: String,
+    #[serde(default)]
+    signature: String,
+    #[serde(rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// The account page; `profile` is a refused profile form, shown again as
+/// typed with its problem.
+fn account_page(
+    visitor: &Visitor,
+    status: StatusCode,
+    flash: Option<&str>,
+    problem: Option<&str>,
+    profile: Option<(&ProfileForm, &str)>,
+) -> Response {
     let user = &visitor.caller.user;
+    let (name, timezone, signature) = match profile {
+        Some((form, _)) => (form.name.as_str(), form.timezone.as_str(), form.signature.as_str()),
+        None => (user.name.as_str(), user.timezone.as_str(), user.signature.as_str()),
+    };
+    let profile_problem = profile.map(|(_, problem)| problem);
     let body = html! {
         @if let Some(flash) = flash {
             p.flash role="status" { (flash) }
         }
         section.card {
             dl.facts {
-                dt { "Name" } dd { (user.name) }
                 dt { "Email" } dd { (user.email) }
                 dt { "Role" } dd { (role_name(user.role)) }
-                dt { "Timezone" } dd { (user.timezone) }
             }
             p { a href="/account/keys" { "Your API keys" } }
+        }
+        section.card aria-labelledby="profile-title" {
+            h2 #profile-title { "Your profile" }
+            form method="post" action="/account/profile" {
+                (csrf(visitor))
+                @if let Some(problem) = profile_problem { p.field-error #profile-error role="alert" { (problem) } }
+                label for="profile-name" { "Name" }
+                input #profile-name type="text" name="name" value=(name) required;
+                label for="profile-timezone" { "Timezone (IANA, such as Europe/Paris)" }
+                input #profile-timezone type="text" name="timezone" value=(timezone) required;
+                label for="profile-signature" { "Email signature" }
+                textarea #profile-signature name="signature" { (signature) }
+                p { button #save-profile type="submit" { "Save profile" } }
+            }
         }
         section.card aria-labelledby="change-password" {
             h2 #change-password { "Change your password" }
@@ -225,8 +262,37 @@ fn account_page(visitor: &Visitor, status: StatusCode, flash: Option<&str>, prob
 }
 
 /// `GET /account`.
-pub async fn account(visitor: Visitor) -> Response {
-    account_page(&visitor, StatusCode::OK, None, None)
+pub async fn account(visitor: Visitor, Query(done): Query<Saved>) -> Response {
+    let flash = done.saved.is_some().then_some("Your profile is saved.");
+    account_page(&visitor, StatusCode::OK, flash, None, None)
+}
+
+/// `?saved` after the profile is saved.
+#[derive(Debug, Default, Deserialize)]
+pub struct Saved {
+    saved: Option<String>,
+}
+
+/// `POST /account/profile`: as `PATCH /v1/me`.
+pub async fn save_profile(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Form(form): Form<ProfileForm>,
+) -> Result<Response, Shown> {
+    visitor.check_csrf(form.csrf.as_deref())?;
+    let body = crate::me::ProfileBody {
+        name: Some(form.name.clone()),
+        timezone: Some(form.timezone.trim().to_owned()),
+        signature: Some(form.signature.clone()),
+    };
+    match crate::me::update(State(state.clone()), visitor.caller.clone(), crate::json::Body(body)).await {
+        Ok(_) => Ok(see_other("/account?saved=1")),
+        Err(error @ ApiError::Validation { .. }) => {
+            let problem = super::describe(&error);
+            Ok(account_page(&visitor, StatusCode::UNPROCESSABLE_ENTITY, None, None, Some((&form, &problem))))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// `POST /account/password`: the visitor changes their own password; their
@@ -254,7 +320,7 @@ pub async fn change_password(
             Ok(response)
         }
         Err(EngineError::Invalid(problem)) => {
-            Ok(account_page(&visitor, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&problem)))
+            Ok(account_page(&visitor, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&problem), None))
         }
         Err(error) => Err(error.into()),
     }
