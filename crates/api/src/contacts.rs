@@ -102,14 +102,16 @@ pub async fn enrollments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<super::sync::ListQuery>,
+    Query(query): Query<super::sync::EnrollmentsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = query.sync_page()?;
+    let list = query.list();
+    let page = list.sync_page()?;
     let mut tx = state.engine.read().await?;
     tx.contact(&caller.account_id, &id).await?;
-    let enrollments = tx.enrollments_page(&id, true, &page).await?;
-    let next = query.next(&enrollments, |e| (e.created_at, &e.id));
-    Ok(Json(json!({ "enrollments": enrollments, "next_after": next })))
+    let enrollments = tx.enrollments_page(&id, true, query.status, &page).await?;
+    let next = list.next(&enrollments, |e| (e.created_at, &e.id));
+    let items = state.engine.enrollment_items_of(&mut tx, &caller.account_id, enrollments).await?;
+    Ok(Json(json!({ "enrollments": items, "next_after": next })))
 }
 
 /// `GET /v1/contacts/{id}/timeline`: every event about the contact, oldest

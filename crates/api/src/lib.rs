@@ -250,8 +250,9 @@ fn table(state: AppState) -> Router<AppState> {
             delete(contacts::delete, "Delete a contact with its enrollments and history").roles(ADMINS).empty(204),
         ])
         .at("/v1/contacts/{id}/enrollments", [get(contacts::enrollments, "A contact's enrollments")
-            .query::<sync::ListQuery>()
-            .pages::<stepwise_domain::engagement::Enrollment>("enrollments")])
+            .describe("Each with its sequence's name, the name of the step it is at and the contact's name, last engaged and last contacted times; filter by status.")
+            .query::<sync::EnrollmentsQuery>()
+            .pages::<stepwise_domain::engagement::EnrollmentItem>("enrollments")])
         .at("/v1/contacts/{id}/timeline", [get(contacts::timeline, "A contact's events, oldest first")
             .query::<page::Page>()
             .pages::<Event>("events")])
@@ -379,8 +380,9 @@ fn table(state: AppState) -> Router<AppState> {
         .roles(ADMINS)
         .body::<sequences::StateBody>()])
         .at("/v1/sequences/{id}/enrollments", [get(sequences::enrollments, "A sequence's enrollments")
-            .query::<sync::ListQuery>()
-            .pages::<stepwise_domain::engagement::Enrollment>("enrollments")])
+            .describe("Each with its contact's name, last engaged and last contacted times and the name of the step it is at; filter by status.")
+            .query::<sync::EnrollmentsQuery>()
+            .pages::<stepwise_domain::engagement::EnrollmentItem>("enrollments")])
         .at("/v1/enrollments", [
             get(enrollments::list, "The account's enrollments, newest first")
                 .describe("Each with its contact's and sequence's names, the name of the step it is at and the contact's last engaged and last contacted times; filter by status, sequence and contact.")

@@ -285,14 +285,16 @@ pub async fn enrollments(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    super::json::Query(query): super::json::Query<super::sync::ListQuery>,
+    super::json::Query(query): super::json::Query<super::sync::EnrollmentsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = query.sync_page()?;
+    let list = query.list();
+    let page = list.sync_page()?;
     let mut tx = state.engine.read().await?;
     tx.sequence(&caller.account_id, &id).await?;
-    let enrollments = tx.enrollments_page(&id, false, &page).await?;
-    let next = query.next(&enrollments, |e| (e.created_at, &e.id));
-    Ok(Json(json!({ "enrollments": enrollments, "next_after": next })))
+    let enrollments = tx.enrollments_page(&id, false, query.status, &page).await?;
+    let next = list.next(&enrollments, |e| (e.created_at, &e.id));
+    let items = state.engine.enrollment_items_of(&mut tx, &caller.account_id, enrollments).await?;
+    Ok(Json(json!({ "enrollments": items, "next_after": next })))
 }
 
 /// `GET /v1/sequences/{id}/report`: enrolled, by status, outcomes, replies,

@@ -59,6 +59,35 @@ impl ListQuery {
     }
 }
 
+/// Paging and sync filters of a contact's or a sequence's enrollments,
+/// and the status to keep.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentsQuery {
+    /// The `next_after` of the previous page.
+    pub after: Option<String>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<u32>,
+    /// Only enrollments made at or after this time (RFC 3339).
+    pub created_since: Option<DateTime<Utc>>,
+    /// Only enrollments changed (or made) at or after this time (RFC 3339).
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Only enrollments with this status.
+    pub status: Option<stepwise_domain::engagement::EnrollmentStatus>,
+}
+
+impl EnrollmentsQuery {
+    /// Its paging and sync filters.
+    pub(super) fn list(&self) -> ListQuery {
+        ListQuery {
+            after: self.after.clone(),
+            limit: self.limit,
+            created_since: self.created_since,
+            updated_since: self.updated_since,
+        }
+    }
+}
+
 /// Which tombstones.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,14 +2,17 @@
 //! it with a result (the plugin runs with the completion), skip it,
 //! reschedule it, or send it back to be processed again.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::process::{EventExt, Snapshot};
 use super::transition::Answer;
 use super::{Engine, EngineError, Result};
+use stepwise_domain::crm::Contact;
 use stepwise_domain::engagement::{
-    Action, ActionStatus, DeferralReason, EnrollmentItem, EnrollmentStatus, EventKind, WorkItem,
+    Action, ActionStatus, DeferralReason, Enrollment, EnrollmentItem, EnrollmentStatus, EventKind, WorkItem,
 };
 use stepwise_plugin_host::report::CallReport;
 use stepwise_plugin_host::types::{Completion, Draft, EngageItem, Outcome as PluginOutcome, ResultSpec};
@@ -220,6 +223,49 @@ impl Engine {
                 last_contacted: row.last_contacted,
                 sequence_name: row.sequence_name,
                 step_name,
+            });
+        }
+        Ok(items)
+    }
+
+    /// `enrollments` of `account_id` as the rows of a list: each with its
+    /// contact's name and times, its sequence's name and its step's name.
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn enrollment_items_of(
+        &self,
+        tx: &mut ReadTx,
+        account_id: &str,
+        enrollments: Vec<Enrollment>,
+    ) -> Result<Vec<EnrollmentItem>> {
+        let ids = |of: fn(&Enrollment) -> &String| {
+            let mut ids: Vec<String> = enrollments.iter().map(|e| of(e).clone()).collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        let contacts: HashMap<String, Contact> =
+            tx.contacts_in(account_id, &ids(|e| &e.contact_id)).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let sequences: HashMap<String, String> =
+            tx.sequences_in(account_id, &ids(|e| &e.sequence_id)).await?.into_iter().map(|s| (s.id, s.name)).collect();
+        let mut items = Vec::with_capacity(enrollments.len());
+        for enrollment in enrollments {
+            let version = self.version(tx, &enrollment.sequence_id, enrollment.version).await?;
+            let step_name =
+                usize::try_from(enrollment.current_step).ok().and_then(|i| Some(version.steps.get(i)?.name.clone()));
+            let contact = contacts.get(&enrollment.contact_id);
+            items.push(EnrollmentItem {
+                contact_name: contact
+                    .map(|c| format!("{} {}", c.first_name, c.last_name).trim().to_owned())
+                    .unwrap_or_default(),
+                contact_email: contact.and_then(|c| c.email.clone()),
+                last_engaged: contact.and_then(|c| c.last_engaged),
+                last_contacted: contact.and_then(|c| c.last_contacted),
+                sequence_name: sequences.get(&enrollment.sequence_id).cloned().unwrap_or_default(),
+                step_name,
+                enrollment,
             });
         }
         Ok(items)

@@ -306,7 +306,7 @@ impl ReadTx {
     }
 
     /// A page of the enrollments of a sequence (or, with `by_contact`, of a
-    /// contact), in creation order.
+    /// contact), in creation order; with `status`, only those in it.
     ///
     /// # Errors
     ///
@@ -315,12 +315,22 @@ impl ReadTx {
         &mut self,
         of: &str,
         by_contact: bool,
+        status: Option<EnrollmentStatus>,
         page: &SyncPage<'_>,
     ) -> Result<Vec<Enrollment>> {
         let column = if by_contact { "contact_id" } else { "sequence_id" };
-        let sql = format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND {}", page.clause("", 2));
-        let rows: Vec<EnrollmentRow> =
-            on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of), page).fetch_all(&mut *c).await?);
+        let rows: Vec<EnrollmentRow> = match status {
+            None => {
+                let sql = format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND {}", page.clause("", 2));
+                on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of), page).fetch_all(&mut *c).await?)
+            }
+            Some(status) => {
+                let sql = format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND status = $2 AND {}", page.clause("", 3));
+                on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of).bind(status.as_str()), page)
+                    .fetch_all(&mut *c)
+                    .await?)
+            }
+        };
         rows.into_iter().map(EnrollmentRow::into_domain).collect()
     }
 }

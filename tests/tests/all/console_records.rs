@@ -190,6 +190,31 @@ async fn the_enrollment_list_filters_by_status_and_carries_names_and_contact_tim
         let bad = app.get("/v1/enrollments?status=sleeping", Some(&app.agent_key)).await;
         assert_eq!(bad.status, 400, "{}", bad.text);
         assert!(bad.text.contains("status"), "{}", bad.text);
+
+        // A contact's and a sequence's enrollments read the same way, and
+        // filter by status too.
+        let hers = app.get(&format!("/v1/contacts/{ada}/enrollments"), Some(&app.agent_key)).await;
+        assert_eq!(hers.status, 200, "{}", hers.text);
+        let row = &hers.json["enrollments"][0];
+        assert_eq!((&row["id"], &row["status"]), (&json!(first), &json!("paused")));
+        assert_eq!((&row["sequence_name"], &row["step_name"]), (&json!("Onboarding"), &json!("Intro call")));
+        assert_eq!((&row["contact_name"], &row["version"]), (&json!("Ada Lovelace"), &json!(1)));
+        assert!(row.get("last_engaged").is_some() && row.get("last_contacted").is_some());
+        let path = format!("/v1/sequences/{sequence}/enrollments");
+        let running = app.get(&format!("{path}?status=running"), Some(&app.agent_key)).await;
+        let names: Vec<&str> = running.json["enrollments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["contact_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Bob Lovelace"], "{}", running.text);
+        let everyone = app.get(&path, Some(&app.agent_key)).await;
+        assert_eq!(everyone.json["enrollments"].as_array().unwrap().len(), 2);
+        let none = app.get(&format!("/v1/contacts/{ada}/enrollments?status=completed"), Some(&app.agent_key)).await;
+        assert_eq!(none.json["enrollments"], json!([]));
+        let bad = app.get(&format!("{path}?status=sleeping"), Some(&app.agent_key)).await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
     })
     .await;
 }
