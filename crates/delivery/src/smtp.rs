@@ -345,6 +345,12 @@ impl SmtpTransport {
             .subject(email.subject)
             .date(SystemTime::now())
             .message_id(Some(self.message_id(&message.idempotency_key)));
+        // A reply goes to the rep; a Reply-To that is no address is left
+        // out rather than holding the email.
+        if let Some(reply_to) = email.reply_to.as_deref().and_then(|a| a.trim().parse::<Address>().ok()) {
+            let name = email.reply_to_name.clone().filter(|n| !n.trim().is_empty());
+            builder = builder.reply_to(Mailbox::new(name, reply_to));
+        }
         if let Some(url) = email.unsubscribe_url {
             let parsed =
                 url::Url::parse(&url).ok().filter(|u| matches!(u.scheme(), "https" | "http")).ok_or_else(|| {

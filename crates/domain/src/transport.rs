@@ -31,6 +31,14 @@ pub struct EmailPayload {
     /// its public URL; a payload that already has one keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsubscribe_url: Option<String>,
+    /// Where replies go: the address of the rep who owns the step, so that
+    /// a prospect's answer reaches them though the email comes from the
+    /// shared sending address. Set when the step's message is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// The name shown with [`EmailPayload::reply_to`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_name: Option<String>,
 }
 
 /// The payload of a text message in the outbox.

@@ -240,11 +240,15 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
                 QueuedMessage::Email { id, .. } => (OutboxChannel::Email, id),
                 QueuedMessage::Sms { id, .. } => (OutboxChannel::Sms, id),
             };
+            let mut payload = serde_json::to_value(message).unwrap_or_default();
+            if channel == OutboxChannel::Email {
+                reply_to_owner(&mut payload, ctx.owner.as_ref());
+            }
             messages.push(NewOutboxMessage {
                 account_id: ctx.enrollment.account_id.clone(),
                 action_id: Some(ctx.action.id.clone()),
                 channel,
-                payload: serde_json::to_value(message).unwrap_or_default(),
+                payload,
                 idempotency_key: key.clone(),
             });
         }
@@ -286,6 +290,19 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
         save_contacts(tx, account_id, &changed, now).await?;
     }
     Ok(events)
+}
+
+/// Sends replies to an email to the rep who owns its step: `reply_to` (and
+/// its name) in the queued payload, unless the payload names one already
+/// or the owner has no usable address.
+fn reply_to_owner(payload: &mut serde_json::Value, owner: Option<&stepwise_domain::crm::User>) {
+    let Some(owner) = owner.filter(|o| stepwise_domain::crm::is_email(&o.email)) else { return };
+    let Some(fields) = payload.as_object_mut() else { return };
+    if fields.get("reply_to").is_some_and(|r| !r.is_null()) {
+        return;
+    }
+    fields.insert("reply_to".into(), serde_json::Value::String(owner.email.clone()));
+    fields.insert("reply_to_name".into(), serde_json::Value::String(owner.name.clone()));
 }
 
 /// A plugin's change, made to `contact`.

@@ -82,6 +82,7 @@ async fn an_email_goes_out_with_its_headers_message_id_and_unsubscribe_link() {
         assert_eq!(mail.login.as_deref(), Some("sales"), "authenticated with the configured user");
         assert_eq!(mail.header("To"), Some("ada@example.com"));
         assert_eq!(mail.header("From"), Some("Acme Sales <sales@stepwise.test>"));
+        assert_eq!(mail.header("Reply-To"), Some("Grace <grace@example.com>"), "replies reach the step's owner");
         assert_eq!(mail.header("Subject"), Some("Step 1 for Ada"));
         assert!(mail.header("Date").is_some_and(|d| d.contains(" +0000") || d.contains("GMT")), "{mail:#?}");
         assert_eq!(mail.text.as_deref().map(str::trim_end), Some("Hello Ada"));
