@@ -250,6 +250,9 @@ pub struct Store {
     /// asynchronously, instead of inside SQLite's busy handler, which
     /// sleeps in steps of milliseconds between retries.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The channel hosts on this database and schema announce work on
+    /// ([`wake::channel`]).
+    wake_channel: std::sync::Arc<str>,
 }
 
 #[derive(Debug)]
@@ -386,7 +389,15 @@ impl Store {
         } else {
             return Err(StoreError::Connect("the database url must start with sqlite: or postgres:".into()));
         };
-        Ok(Store { pool, writer: std::sync::Arc::new(tokio::sync::Mutex::new(())) })
+        let wake_channel = match &pool {
+            Pool::Postgres(pool) => {
+                let schema: String =
+                    sqlx::query_scalar("SELECT current_schema()").fetch_one(pool).await.map_err(|e| connect(&e))?;
+                wake::channel(&schema)
+            }
+            Pool::Sqlite(_) => WAKE_CHANNEL.to_owned(),
+        };
+        Ok(Store { pool, writer: std::sync::Arc::new(tokio::sync::Mutex::new(())), wake_channel: wake_channel.into() })
     }
 
     /// Which database this is.
