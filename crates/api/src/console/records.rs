@@ -3,8 +3,6 @@
 //! its actions and what people do to it (pause, resume, stop with a
 //! disposition, cancel, remove, migrate).
 
-use std::future::Future;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +17,7 @@ use crate::page::{Page, cursor};
 use stepwise_domain::crm::{Company, Contact};
 use stepwise_domain::engagement::{EnrollmentItem, EnrollmentStatus, SequenceState};
 use stepwise_engine::{Disposition, EngineError, EnrollRequest};
-use stepwise_store::{EnrollmentFilter, SyncPage, Timeline};
+use stepwise_store::{EnrollmentFilter, ReadTx, StoreError, SyncPage, Timeline};
 
 /// How many rows a page of these lists shows.
 const ROWS: u32 = 50;
@@ -45,34 +43,38 @@ struct Found<T> {
 }
 
 /// Searches with `search`, or lists in creation order with `list`, one
-/// page of [`ROWS`] at the place `q` names; `at` reads a row's position.
-async fn found<T, S, L>(
+/// page of [`ROWS`] at the place `q` names, in one read; `at` reads a
+/// row's position.
+async fn found<T>(
+    state: &AppState,
     path: &str,
     q: &SearchQuery,
-    search: impl FnOnce(String, u32) -> S,
-    list: impl FnOnce(Option<(i64, String)>) -> L,
+    search: impl AsyncFnOnce(&mut ReadTx, &str, u32) -> Result<Vec<T>, StoreError>,
+    list: impl AsyncFnOnce(&mut ReadTx, &SyncPage<'_>) -> Result<Vec<T>, StoreError>,
     at: impl Fn(&T) -> (i64, &str),
-) -> Result<Found<T>, Shown>
-where
-    S: Future<Output = Result<Vec<T>, Shown>>,
-    L: Future<Output = Result<Vec<T>, Shown>>,
-{
+) -> Result<Found<T>, Shown> {
     let query = |pairs: &[(&str, &str)]| {
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.extend_pairs(pairs);
         format!("{path}?{}", query.finish())
     };
+    let mut tx = state.engine.read().await?;
     if let Some(text) = given(q.q.as_deref()) {
         let from = q.from.unwrap_or(0).min(MAX_SKIP);
-        let rows = search(text.to_owned(), from).await?;
+        let rows = search(&mut tx, text, from).await?;
         let next = (rows.len() == ROWS as usize && from + ROWS <= MAX_SKIP)
             .then(|| query(&[("q", text), ("from", &(from + ROWS).to_string())]));
         return Ok(Found { rows, next });
     }
-    let after = given(q.after.as_deref()).map(cursor).transpose()?.map(|(ms, id)| (ms, id.to_owned()));
-    let rows = list(after).await?;
+    let after = given(q.after.as_deref()).map(cursor).transpose()?;
+    let rows = list(&mut tx, &SyncPage { after, ..SyncPage::first(ROWS) }).await?;
     let next = Page { after: None, limit: Some(ROWS) }.next_at(&rows, at).map(|cursor| query(&[("after", &cursor)]));
     Ok(Found { rows, next })
+}
+
+/// Where a contact or company stands in creation order.
+fn made(created_at: Option<chrono::DateTime<chrono::Utc>>, id: &str) -> (i64, &str) {
+    (created_at.unwrap_or_default().timestamp_millis(), id)
 }
 
 fn search_form(action: &str, label: &str, q: Option<&str>) -> Markup {
@@ -99,17 +101,14 @@ pub async fn contacts(
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, Shown> {
     let account = &visitor.caller.account_id;
-    let engine = &state.engine;
-    let search = |text: String, from: u32| async move {
-        Ok(engine.read().await?.search_contacts(account, &text, from, ROWS).await?)
-    };
-    let list = |after: Option<(i64, String)>| async move {
-        let page = SyncPage { after: after.as_ref().map(|(ms, id)| (*ms, id.as_str())), ..SyncPage::first(ROWS) };
-        Ok(engine.read().await?.contacts(account, &page).await?)
-    };
-    let found = found("/contacts", &q, search, list, |c: &Contact| {
-        (c.created_at.unwrap_or_default().timestamp_millis(), &c.id)
-    })
+    let found = found(
+        &state,
+        "/contacts",
+        &q,
+        async |tx: &mut ReadTx, text: &str, from| tx.search_contacts(account, text, from, ROWS).await,
+        async |tx: &mut ReadTx, page: &SyncPage<'_>| tx.contacts(account, page).await,
+        |c: &Contact| made(c.created_at, &c.id),
+    )
     .await?;
     let contacts = &found.rows;
     let body = html! {
@@ -144,17 +143,14 @@ pub async fn companies(
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, Shown> {
     let account = &visitor.caller.account_id;
-    let engine = &state.engine;
-    let search = |text: String, from: u32| async move {
-        Ok(engine.read().await?.search_companies(account, &text, from, ROWS).await?)
-    };
-    let list = |after: Option<(i64, String)>| async move {
-        let page = SyncPage { after: after.as_ref().map(|(ms, id)| (*ms, id.as_str())), ..SyncPage::first(ROWS) };
-        Ok(engine.read().await?.companies_page(account, &page).await?)
-    };
-    let found = found("/companies", &q, search, list, |c: &Company| {
-        (c.created_at.unwrap_or_default().timestamp_millis(), &c.id)
-    })
+    let found = found(
+        &state,
+        "/companies",
+        &q,
+        async |tx: &mut ReadTx, text: &str, from| tx.search_companies(account, text, from, ROWS).await,
+        async |tx: &mut ReadTx, page: &SyncPage<'_>| tx.companies_page(account, page).await,
+        |c: &Company| made(c.created_at, &c.id),
+    )
     .await?;
     let body = html! {
         (search_form("/companies", "Company name", q.q.as_deref()))
