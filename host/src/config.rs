@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::delivery::sms::{SmsConfig, SmsProvider};
 use crate::delivery::smtp::{CaCertificates, Security, SmtpConfig, SmtpTransport};
-use crate::engine::EngineConfig;
+use crate::engine::{EngineConfig, WebhookConfig};
 
 /// Everything `stepwise serve` can be told.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -100,6 +100,8 @@ pub struct SmtpSettings {
     pub from: Option<String>,
     /// The From display name.
     pub from_name: Option<String>,
+    /// The envelope sender (`MAIL FROM`, where bounces go); `from` when unset.
+    pub envelope_from: Option<String>,
     /// How long each step of the SMTP dialogue may take.
     pub timeout_seconds: u64,
     /// Connections to the server open at once at most, each reused
@@ -135,6 +137,7 @@ impl Default for SmtpSettings {
             password: None,
             from: None,
             from_name: None,
+            envelope_from: None,
             timeout_seconds: 30,
             connections: 8,
         }
@@ -291,6 +294,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("STEPWISE_SMTP_PASSWORD", "its password (never printed)"),
     ("STEPWISE_SMTP_FROM", "From address of every email (required with a host)"),
     ("STEPWISE_SMTP_FROM_NAME", "From display name (none)"),
+    ("STEPWISE_SMTP_ENVELOPE_FROM", "envelope sender, where bounces go (the From address)"),
     ("STEPWISE_SMTP_TIMEOUT_SECONDS", "limit of each step of the SMTP dialogue (30)"),
     ("STEPWISE_SMTP_CONNECTIONS", "connections to the SMTP server at once at most, each reused (8)"),
     ("STEPWISE_SMS_URL", "base URL of the Twilio-style SMS API (https://api.twilio.com/2010-04-01)"),
@@ -372,6 +376,7 @@ impl Settings {
                 "STEPWISE_SMTP_PASSWORD" => settings.smtp.password = Some(Secret::new(value)),
                 "STEPWISE_SMTP_FROM" => settings.smtp.from = Some(value),
                 "STEPWISE_SMTP_FROM_NAME" => settings.smtp.from_name = Some(value),
+                "STEPWISE_SMTP_ENVELOPE_FROM" => settings.smtp.envelope_from = Some(value),
                 "STEPWISE_SMTP_TIMEOUT_SECONDS" => settings.smtp.timeout_seconds = parsed(name, &value)?,
                 "STEPWISE_SMTP_CONNECTIONS" => settings.smtp.connections = parsed(name, &value)?,
                 "STEPWISE_SMS_URL" => settings.sms.url = value,
@@ -462,6 +467,15 @@ impl Settings {
             (None, None) => None,
             _ => return Err(error("username and password go together".into())),
         };
+        let envelope_from = match smtp.envelope_from.as_deref() {
+            Some(address) => Some(
+                address
+                    .trim()
+                    .parse()
+                    .map_err(|e| error(format!("envelope_from `{address}` is not an email address: {e}")))?,
+            ),
+            None => None,
+        };
         if smtp.from_name.as_deref().is_some_and(|n| n.contains(['\r', '\n'])) {
             return Err(error("from_name must be one line".into()));
         }
@@ -483,6 +497,7 @@ impl Settings {
             credentials,
             from,
             from_name: smtp.from_name.clone(),
+            envelope_from,
             timeout: Duration::from_secs(smtp.timeout_seconds),
             connections: smtp.connections,
         }))
@@ -550,10 +565,16 @@ impl Settings {
     }
 
     pub fn engine(&self) -> EngineConfig {
+        let lease = Duration::from_secs(self.scheduler.lease_seconds);
+        // A webhook delivery is claimed under the scheduler's lease and
+        // must be answered well within it, or another host sends it again.
+        let defaults = WebhookConfig::default();
+        let webhooks = WebhookConfig { lease, timeout: defaults.timeout.min(lease * 3 / 4), ..defaults };
         EngineConfig {
             batch_size: self.scheduler.batch_size,
             concurrency: self.scheduler.concurrency,
-            lease: Duration::from_secs(self.scheduler.lease_seconds),
+            lease,
+            webhooks,
             max_idle: Duration::from_millis(self.scheduler.max_idle_ms),
             outbox_concurrency: self.scheduler.outbox_concurrency,
             public_url: self.public_url.clone(),

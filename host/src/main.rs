@@ -45,7 +45,7 @@ struct ServeArgs {
     /// rate_limit_per_second, rate_limit_burst, allow_private_network,
     /// public_url, admin_email, [scheduler] batch_size, concurrency, lease_seconds,
     /// max_idle_ms, [smtp] host, port, security, ca_file, username,
-    /// password, from, from_name, timeout_seconds, [sms] url, account_sid,
+    /// password, from, from_name, envelope_from, timeout_seconds, [sms] url, account_sid,
     /// auth_token, from, timeout_seconds).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,

@@ -5,7 +5,9 @@
 //! started again (and, on PostgreSQL, the database restarts). Every action
 //! must end completed (or parked with evidence that its effect may have
 //! begun), nothing may be delivered twice, and a dead host's work must be
-//! taken up within its lease and a second.
+//! taken up within its lease and a second. The account's webhook
+//! subscription must receive every event written for it, under the id it
+//! was written with, each enrollment's in order.
 //!
 //! `STEPWISE_CRASH_CONTACTS` sets the contacts per run (three actions each).
 
@@ -43,6 +45,10 @@ fn check(outcome: &Outcome) {
         outcome.emails <= n && outcome.emails + outcome.emails_interrupted as usize >= n,
         "each email sent once, or held as interrupted: {outcome:?}"
     );
+    assert_eq!(outcome.events, 4 * n, "three steps and the enrollment completed, each written once: {outcome:?}");
+    assert_eq!(outcome.events_missing, 0, "no event is lost between commit and delivery: {outcome:?}");
+    assert_eq!(outcome.events_unknown, 0, "no event arrives under an id of its own: {outcome:?}");
+    assert_eq!(outcome.events_out_of_order, 0, "an enrollment's events arrive in order: {outcome:?}");
     assert!(
         outcome.longest_expired_lease <= Duration::from_secs(1),
         "a dead host's work is taken within its lease and a second: {outcome:?}"

@@ -128,6 +128,7 @@ async fn deliver(store: &Store, registry: &Arc<Registry>, sink: &SmtpSink, o: &O
         credentials: None,
         from: "sales@stepwise.test".parse().unwrap(),
         from_name: Some("Acme Sales".into()),
+        envelope_from: None,
         timeout: Duration::from_secs(30),
         connections: o.connections,
     };

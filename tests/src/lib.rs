@@ -126,6 +126,7 @@ pub struct Recorder {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     received: Arc<std::sync::Mutex<Vec<Received>>>,
+    status: Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl Recorder {
@@ -144,9 +145,12 @@ impl Recorder {
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let received = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = received.clone();
+        let answer = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let answers = answer.clone();
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
             let sink = sink.clone();
             let location = location.clone();
+            let status = answers.load(std::sync::atomic::Ordering::SeqCst);
             async move {
                 let (parts, body) = request.into_parts();
                 let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
@@ -171,7 +175,12 @@ impl Recorder {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { base, received }
+        Self { base, received, status: answer }
+    }
+
+    /// Answers `status` from now on.
+    pub fn answer(&self, status: u16) {
+        self.status.store(status, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Everything received so far.

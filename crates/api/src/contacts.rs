@@ -108,7 +108,7 @@ pub async fn enrollments(
     let page = list.sync_page()?;
     let mut tx = state.engine.read().await?;
     tx.contact(&caller.account_id, &id).await?;
-    let enrollments = tx.enrollments_page(&id, true, query.status, &page).await?;
+    let enrollments = tx.enrollments_page(&caller.account_id, &id, true, query.status, &page).await?;
     let next = list.next(&enrollments, |e| (e.created_at, &e.id));
     let items = state.engine.enrollment_items_of(&mut tx, &caller.account_id, enrollments).await?;
     Ok(Json(json!({ "enrollments": items, "next_after": next })))

@@ -161,6 +161,10 @@ impl From<EngineError> for ApiError {
             | EngineError::QueuedElsewhere { .. }
             | EngineError::InvalidState(_) => ApiError::Conflict(error.to_string()),
             EngineError::Invalid(message) => ApiError::Validation { detail: message, fields: Vec::new() },
+            EngineError::InvalidField { field, message } => ApiError::Validation {
+                detail: format!("{field} is invalid: {message}"),
+                fields: vec![FieldProblem { field, message }],
+            },
             EngineError::Plugin { .. } => ApiError::Conflict(error.to_string()),
             EngineError::Store(store) => store.into(),
         }

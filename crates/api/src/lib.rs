@@ -22,6 +22,7 @@ mod openapi;
 mod outbox;
 mod page;
 mod plugins;
+mod sender;
 mod sequences;
 pub mod server;
 mod signals;
@@ -32,6 +33,7 @@ pub mod trace;
 mod unsubscribe;
 mod users;
 mod webhook_failures;
+mod webhook_subscriptions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -187,6 +189,31 @@ fn table(state: AppState) -> Router<AppState> {
                 .media("text/html"),
             post(unsubscribe::unsubscribe, "One-click unsubscribe (RFC 8058)").open().media("text/html"),
         ])
+        .at("/sender/{token}", [get(sender::confirm, "The link that confirms a rep's sending address")
+            .open()
+            .media("text/html")])
+        .at("/v1/me/sender", [
+            get(sender::get_identity, "Your sending identity: address, name, whether it is verified, your own server")
+                .answers::<sender::SenderView>(200),
+            put(sender::set_identity, "Set the address and name your emails come from")
+                .describe("A new address is not verified until the link emailed to it is followed (or an admin approves it with `sender_connected`); while the account sends from reps' own addresses, your automatic emails wait until then.")
+                .body::<sender::SenderBody>()
+                .answers::<sender::SenderAnswer>(200),
+        ])
+        .at("/v1/me/sender/smtp", [
+            put(sender::set_smtp, "Your own SMTP server and login, for your emails from your own address")
+                .describe("The password is kept for sending alone: never shown again, never in the audit trail, never given to plugins. Used while the account sends from reps' own addresses and yours is verified.")
+                .body::<sender::SmtpBody>()
+                .answers::<stepwise_store::SenderSmtp>(200),
+            delete(sender::delete_smtp, "Forget your own SMTP server: your emails go through the relay").empty(204),
+        ])
+        .at("/v1/me/sender/confirmation", [post(sender::request_confirmation, "Email a new link confirming your sending address")
+            .answers::<sender::Sent>(202)])
+        .at("/v1/accounts/{id}", [patch(sender::edit_account, "Change your account: where its emails come from")
+            .describe("`sender_mode`: `relay` (the host's address, `Reply-To` the rep) or `own_address` (each rep's verified address).")
+            .roles(ADMINS)
+            .body::<sender::AccountPatch>()
+            .answers::<stepwise_domain::engagement::Account>(200)])
         .at("/v1/me", [
             get(me::me, "The key's user and account"),
             patch(me::update, "Change your own name, timezone and signature")
@@ -339,6 +366,50 @@ fn table(state: AppState) -> Router<AppState> {
         .describe("Each entry has the request as sent (secrets masked) and the response or the error.")
         .query::<webhook_failures::FailureQuery>()
         .pages::<stepwise_store::WebhookFailure>("failures")])
+        .at("/v1/webhook-subscriptions", [
+            get(webhook_subscriptions::list, "The account's webhook subscriptions, oldest first")
+                .roles(ADMINS)
+                .query::<page::Page>()
+                .pages::<stepwise_store::WebhookSubscription>("subscriptions"),
+            post(webhook_subscriptions::create, "Subscribe a URL to event types; the signing secret is in this answer only")
+                .describe("Every state change of a type it names is written with the change and posted to the URL, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`), retried with backoff, in order per enrollment. Private, loopback and metadata addresses are refused unless the operator allows them.")
+                .roles(ADMINS)
+                .body::<webhook_subscriptions::SubscriptionBody>()
+                .answers::<webhook_subscriptions::Created>(201),
+        ])
+        .at("/v1/webhook-subscriptions/{id}", [
+            get(webhook_subscriptions::get, "A webhook subscription")
+                .roles(ADMINS)
+                .answers::<stepwise_store::WebhookSubscription>(200),
+            patch(webhook_subscriptions::edit, "Change a subscription's URL, event types or description, or enable or disable it")
+                .describe("Enabling a disabled subscription forgets its run of failures and sends its pending deliveries at once.")
+                .roles(ADMINS)
+                .body::<webhook_subscriptions::SubscriptionPatch>()
+                .answers::<stepwise_store::WebhookSubscription>(200),
+            delete(webhook_subscriptions::delete, "Delete a subscription and its delivery log").roles(ADMINS).empty(204),
+        ])
+        .at("/v1/webhook-subscriptions/{id}/secret", [post(webhook_subscriptions::rotate, "A new signing secret, in this answer only")
+            .roles(ADMINS)
+            .answers::<webhook_subscriptions::Rotated>(200)])
+        .at("/v1/webhook-subscriptions/{id}/deliveries", [get(
+            webhook_subscriptions::deliveries,
+            "A subscription's deliveries, newest first, with the receiver's answer",
+        )
+        .roles(ADMINS)
+        .query::<webhook_subscriptions::DeliveriesQuery>()
+        .pages::<stepwise_store::WebhookDelivery>("deliveries")])
+        .at("/v1/webhook-subscriptions/{id}/deliveries/{delivery_id}", [get(
+            webhook_subscriptions::delivery,
+            "One delivery",
+        )
+        .roles(ADMINS)
+        .answers::<stepwise_store::WebhookDelivery>(200)])
+        .at("/v1/webhook-subscriptions/{id}/deliveries/{delivery_id}/replay", [post(
+            webhook_subscriptions::replay,
+            "Send a delivery's event again under the same `webhook-id`",
+        )
+        .roles(ADMINS)
+        .answers::<stepwise_store::WebhookDelivery>(201)])
         .at("/v1/sequences", [
             get(sequences::list, "The account's sequences, and those its parent shares locked")
                 .query::<sync::ListQuery>()

@@ -264,7 +264,7 @@ pub async fn version(
     Path((id, n)): Path<(String, i64)>,
 ) -> Result<Json<Value>, ApiError> {
     let mut tx = state.engine.read().await?;
-    tx.sequence(&caller.account_id, &id).await?;
+    visible(&mut tx, &caller, &id).await?;
     Ok(Json(json!({ "version": tx.sequence_version(&id, n).await? })))
 }
 
@@ -290,8 +290,9 @@ pub async fn enrollments(
     let list = query.list();
     let page = list.sync_page()?;
     let mut tx = state.engine.read().await?;
-    tx.sequence(&caller.account_id, &id).await?;
-    let enrollments = tx.enrollments_page(&id, false, query.status, &page).await?;
+    visible(&mut tx, &caller, &id).await?;
+    // Each account lists its own, a shared plan's owner included.
+    let enrollments = tx.enrollments_page(&caller.account_id, &id, false, query.status, &page).await?;
     let next = list.next(&enrollments, |e| (e.created_at, &e.id));
     let items = state.engine.enrollment_items_of(&mut tx, &caller.account_id, enrollments).await?;
     Ok(Json(json!({ "enrollments": items, "next_after": next })))
@@ -308,8 +309,11 @@ pub async fn report(
     use std::collections::BTreeMap;
 
     let mut tx = state.engine.read().await?;
-    let sequence = tx.sequence(&caller.account_id, &id).await?;
-    let report = tx.sequence_report(&id).await?;
+    // A sub-account's report of a plan its parent shares counts its own
+    // enrollments; the owner's counts every account's.
+    let (sequence, shared) = visible(&mut tx, &caller, &id).await?;
+    let scope = shared.then_some(caller.account_id.as_str());
+    let report = tx.sequence_report(&id, scope).await?;
     let by_status: BTreeMap<&str, i64> = report.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect();
     let outcomes: BTreeMap<&str, i64> = report.by_outcome.iter().map(|(o, n)| (o.as_str(), *n)).collect();
     let mut steps: BTreeMap<i64, (i64, BTreeMap<&str, i64>, i64)> = BTreeMap::new();
@@ -330,7 +334,7 @@ pub async fn report(
     // by final status.
     let this_week = stepwise_domain::health::week_start(state.engine.now()).and_time(chrono::NaiveTime::MIN).and_utc();
     let since = this_week - chrono::Duration::weeks(11);
-    let weekly = tx.sequence_weeks(&id, since).await?;
+    let weekly = tx.sequence_weeks(&id, scope, since).await?;
     let weeks: Vec<Value> = (0..12)
         .map(|i| {
             let start = since + chrono::Duration::weeks(i);

@@ -8,8 +8,13 @@ pub mod sms;
 pub mod smtp;
 
 pub use stepwise_domain::Secret;
-pub use stepwise_domain::transport::{EmailPayload, Handover, SmsPayload};
+pub use stepwise_domain::transport::{EmailPayload, Handover, SmsPayload, SmtpAccount};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lettre::Address;
+use sha2::{Digest, Sha256};
 use stepwise_domain::engagement::{OutboxChannel, OutboxMessage};
 use stepwise_domain::transport::{Delivery, Transport, TransportError};
 
@@ -20,12 +25,58 @@ use stepwise_domain::transport::{Delivery, Transport, TransportError};
 pub struct Channels {
     email: Option<smtp::SmtpTransport>,
     sms: Option<sms::SmsProvider>,
+    /// A transport per rep's own SMTP server and login, made on its first
+    /// email and kept (with its connections) for the next.
+    reps: std::sync::Mutex<HashMap<String, Arc<smtp::SmtpTransport>>>,
 }
+
+/// The most reps' servers kept connected at once; past it the kept ones
+/// are let go and made again as their emails come.
+const MAX_REP_TRANSPORTS: usize = 1_000;
 
 impl Channels {
     /// The transports given; `None` leaves a channel's messages queued.
     pub fn new(email: Option<smtp::SmtpTransport>, sms: Option<sms::SmsProvider>) -> Self {
-        Self { email, sms }
+        Self { email, sms, reps: std::sync::Mutex::default() }
+    }
+
+    /// The transport of a rep's own server: the relay's settings (timeouts,
+    /// trusted CA) with the rep's server, login and address, which is the
+    /// envelope sender too (their server sends for them alone).
+    fn rep_transport(&self, account: &SmtpAccount, from: Address) -> Result<Arc<smtp::SmtpTransport>, TransportError> {
+        let relay =
+            self.email.as_ref().ok_or_else(|| TransportError::Temporary("no email transport is configured".into()))?;
+        let key = format!(
+            "{}:{}:{:?}:{}:{}:{from}",
+            account.host,
+            account.port,
+            account.security,
+            account.username,
+            hex::encode(Sha256::digest(account.password.expose().as_bytes()))
+        );
+        let mut reps = self.reps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(transport) = reps.get(&key) {
+            return Ok(transport.clone());
+        }
+        if reps.len() >= MAX_REP_TRANSPORTS {
+            reps.clear();
+        }
+        let base = relay.config();
+        let config = smtp::SmtpConfig {
+            host: account.host.clone(),
+            port: account.port,
+            security: account.security,
+            ca: base.ca.clone(),
+            credentials: Some((account.username.clone(), account.password.clone())),
+            from: from.clone(),
+            from_name: None,
+            envelope_from: Some(from),
+            timeout: base.timeout,
+            connections: 2,
+        };
+        let transport = Arc::new(smtp::SmtpTransport::new(config));
+        reps.insert(key, transport.clone());
+        Ok(transport)
     }
 
     /// The SMS provider's client, for steps that place calls.
@@ -65,6 +116,21 @@ impl Transport for Channels {
             OutboxChannel::Email => self.email.as_ref().ok_or_else(unconfigured)?.deliver_with(message, handover).await,
             OutboxChannel::Sms => self.sms.as_ref().ok_or_else(unconfigured)?.deliver_with(message, handover).await,
         }
+    }
+
+    async fn deliver_through(
+        &self,
+        message: &OutboxMessage,
+        account: &SmtpAccount,
+        handover: &dyn Handover,
+    ) -> Result<Delivery, TransportError> {
+        let email = EmailPayload::of(message)?;
+        let from = email
+            .from
+            .as_deref()
+            .and_then(|a| a.trim().parse::<Address>().ok())
+            .ok_or_else(|| TransportError::Invalid("an email through a rep's server names their address".into()))?;
+        self.rep_transport(account, from)?.deliver_with(message, handover).await
     }
 
     fn configured(&self) -> bool {

@@ -31,6 +31,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use lettre::Address;
+use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
@@ -46,43 +47,9 @@ use super::{EmailPayload, Secret};
 use stepwise_domain::engagement::OutboxMessage;
 use stepwise_domain::transport::{Delivery, Handover, TransportError};
 
-/// How the connection to the SMTP server is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Security {
-    /// Plain text throughout: only for a relay on a trusted network.
-    None,
-    /// Plain text, upgraded with `STARTTLS` before anything else is said;
-    /// a server that does not offer it is refused. Port 587 by default.
-    #[default]
-    Starttls,
-    /// TLS from the first byte (SMTPS). Port 465 by default.
-    Tls,
-}
-
-impl Security {
-    /// The usual port of this mode.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Security::None => 25,
-            Security::Starttls => 587,
-            Security::Tls => 465,
-        }
-    }
-}
-
-impl std::str::FromStr for Security {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Security::None),
-            "starttls" => Ok(Security::Starttls),
-            "tls" => Ok(Security::Tls),
-            other => Err(format!("`{other}` is not one of none, starttls, tls")),
-        }
-    }
-}
+/// How the connection to the SMTP server is secured: the domain's, shared
+/// with the reps' own servers.
+pub use stepwise_domain::transport::SmtpSecurity as Security;
 
 /// Root certificates trusted for the SMTP server besides the built-in ones
 /// (webpki-roots): a private CA's, read from a PEM file at start-up.
@@ -243,6 +210,10 @@ pub struct SmtpConfig {
     pub from: Address,
     /// The From display name.
     pub from_name: Option<String>,
+    /// The envelope sender (`MAIL FROM`, where bounces go); `from` when
+    /// `None`. Emails that come from a rep's own address keep it too, so
+    /// bounces reach the host's mailbox and the relay's domain vouches.
+    pub envelope_from: Option<Address>,
     /// How long each step of the dialogue (connecting, a command, the
     /// content) may take.
     pub timeout: Duration,
@@ -338,10 +309,19 @@ impl SmtpTransport {
             email.to.trim().parse().map_err(|e| {
                 TransportError::Permanent(format!("recipient `{}` is not an email address: {e}", email.to))
             })?;
-        let from = Mailbox::new(self.config.from_name.clone(), self.config.from.clone());
+        // From the rep's own address when the account sends so (the engine
+        // names it only once it is verified), else the relay's.
+        let from = match email.from.as_deref().and_then(|a| a.trim().parse::<Address>().ok()) {
+            Some(address) => Mailbox::new(email.from_name.clone().filter(|n| !n.trim().is_empty()), address),
+            None => Mailbox::new(self.config.from_name.clone(), self.config.from.clone()),
+        };
+        let sender = self.config.envelope_from.clone().unwrap_or_else(|| self.config.from.clone());
+        let envelope = Envelope::new(Some(sender), vec![to.clone()])
+            .map_err(|e| TransportError::Invalid(format!("the envelope cannot be built: {e}")))?;
         let mut builder = Message::builder()
             .from(from)
             .to(Mailbox::new(None, to))
+            .envelope(envelope)
             .subject(email.subject)
             .date(SystemTime::now())
             .message_id(Some(self.message_id(&message.idempotency_key)));

@@ -130,8 +130,16 @@ pub struct User {
     pub timezone: String,
     /// Email signature.
     pub signature: String,
-    /// Mailbox connected for automatic email.
+    /// Their sending identity is verified (a confirmation link followed,
+    /// or an admin's approval): an account that sends from reps' own
+    /// addresses sends their automatic email only then.
     pub sender_connected: bool,
+    /// The address their emails come from when the account sends from
+    /// reps' own addresses; their `email` when unset. Changing it takes a
+    /// new confirmation.
+    pub sender_email: Option<String>,
+    /// The name their emails come from; their `name` when unset.
+    pub sender_name: Option<String>,
     /// When it was made; set by the server (ignored when sent).
     #[schemars(extend("readOnly" = true))]
     pub created_at: Option<DateTime<Utc>>,
@@ -152,9 +160,24 @@ impl Default for User {
             timezone: "UTC".into(),
             signature: String::new(),
             sender_connected: false,
+            sender_email: None,
+            sender_name: None,
             created_at: None,
             updated_at: None,
         }
+    }
+}
+
+impl User {
+    /// The address their emails come from: their sending identity's, else
+    /// their email.
+    pub fn sending_address(&self) -> &str {
+        self.sender_email.as_deref().filter(|a| !a.trim().is_empty()).unwrap_or(&self.email)
+    }
+
+    /// The name their emails come from.
+    pub fn sending_name(&self) -> &str {
+        self.sender_name.as_deref().filter(|n| !n.trim().is_empty()).unwrap_or(&self.name)
     }
 }
 

@@ -74,8 +74,25 @@ pub struct Account {
     pub name: String,
     /// The parent account; the hierarchy is acyclic.
     pub parent_id: Option<String>,
+    /// Where its reps' emails come from.
+    #[serde(default)]
+    pub sender_mode: SenderMode,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+text_enum! {
+    /// Where an account's emails come from.
+    #[derive(Default)]
+    SenderMode("sender mode") {
+        /// The shared relay's address (the operator's `From`), with
+        /// `Reply-To` the rep who owns the step: nothing to verify.
+        #[default]
+        Relay = "relay",
+        /// Each rep's own sending address, once it is verified; a rep
+        /// whose address is not is held (`sender_not_connected`).
+        OwnAddress = "own_address",
+    }
 }
 
 /// A contact type of an account (`Clients`, `Employees`, …), renamable.
@@ -535,7 +552,7 @@ text_enum! {
         MissingEmail = "missing_email",
         /// The contact has no phone number.
         MissingPhone = "missing_phone",
-        /// The owner's mailbox is not connected for automatic email.
+        /// Automatic email from the owner's own address waits until it is verified.
         SenderNotConnected = "sender_not_connected",
         /// The step's plugin is not enabled for the account.
         PluginDisabled = "plugin_disabled",
@@ -561,7 +578,7 @@ impl DeferralReason {
             Self::DelegatedOwner => "the action's owner is a delegate, who may not own actions",
             Self::MissingEmail => "the contact has no email address",
             Self::MissingPhone => "the contact has no phone number",
-            Self::SenderNotConnected => "the owner's mailbox is not connected for automatic email",
+            Self::SenderNotConnected => "the owner's sending address is not verified for automatic email",
             Self::PluginDisabled => "the step's plugin is not enabled for the account",
             Self::LegacyMergeSyntax => "the step's template uses legacy merge syntax such as {!Contact.FirstName}",
             Self::OptedOut => "the contact opted out of the step's channel",
@@ -840,6 +857,8 @@ text_enum! {
         ContactType = "contact_type",
         /// The account's health score settings.
         HealthSettings = "health_settings",
+        /// A webhook subscription.
+        WebhookSubscription = "webhook_subscription",
     }
 }
 
@@ -893,6 +912,16 @@ text_enum! {
         UserPasswordSet = "user.password_set",
         /// The health score's indicators, targets or weights changed.
         HealthSettingsChanged = "health_settings.changed",
+        /// Where the account's emails come from changed.
+        AccountSenderModeChanged = "account.sender_mode_changed",
+        /// A user's sending address was confirmed by its link.
+        UserSenderConfirmed = "user.sender_confirmed",
+        /// A webhook subscription was made.
+        WebhookSubscriptionCreated = "webhook_subscription.created",
+        /// A webhook subscription changed (its URL, types, state or secret).
+        WebhookSubscriptionUpdated = "webhook_subscription.updated",
+        /// A webhook subscription was deleted.
+        WebhookSubscriptionDeleted = "webhook_subscription.deleted",
     }
 }
 
@@ -901,10 +930,10 @@ impl AuditAction {
     pub fn target(self) -> AuditTarget {
         use AuditAction as A;
         match self {
-            A::AccountCreated => AuditTarget::Account,
+            A::AccountCreated | A::AccountSenderModeChanged => AuditTarget::Account,
             A::ContactCreated | A::ContactUpdated | A::ContactDeleted => AuditTarget::Contact,
             A::CompanyCreated | A::CompanyUpdated => AuditTarget::Company,
-            A::UserCreated | A::UserUpdated | A::UserPasswordSet => AuditTarget::User,
+            A::UserCreated | A::UserUpdated | A::UserPasswordSet | A::UserSenderConfirmed => AuditTarget::User,
             A::KeyCreated | A::KeyRevoked => AuditTarget::ApiKey,
             A::TemplateCreated | A::TemplateUpdated | A::TemplateDeleted => AuditTarget::Template,
             A::PluginUploaded | A::PluginAccountChanged => AuditTarget::Plugin,
@@ -915,6 +944,9 @@ impl AuditAction {
             | A::SequenceImported => AuditTarget::Sequence,
             A::ContactTypeRenamed => AuditTarget::ContactType,
             A::HealthSettingsChanged => AuditTarget::HealthSettings,
+            A::WebhookSubscriptionCreated | A::WebhookSubscriptionUpdated | A::WebhookSubscriptionDeleted => {
+                AuditTarget::WebhookSubscription
+            }
         }
     }
 }
@@ -1079,4 +1111,145 @@ pub struct ClaimedMessage {
     pub message: OutboxMessage,
     /// The token recording its delivery must present.
     pub lease_token: String,
+}
+
+text_enum! {
+    /// What a webhook subscription may ask to be told: the events other
+    /// systems follow, each from a state change the engine commits.
+    WebhookEventType("webhook event type") {
+        /// A contact was enrolled (running, or queued for a drip slot).
+        EnrollmentStarted = "enrollment.started",
+        /// An enrollment ran every step, or a step ended it with a result.
+        EnrollmentCompleted = "enrollment.completed",
+        /// The contact replied: the enrollment ended, or goes on when the
+        /// sequence says so.
+        EnrollmentReplied = "enrollment.replied",
+        /// An email to the contact bounced and the enrollment ended.
+        EnrollmentBounced = "enrollment.bounced",
+        /// The contact unsubscribed and the enrollment ended.
+        EnrollmentOptedOut = "enrollment.opted_out",
+        /// An enrollment paused: stopped by a user, a failed step, or the
+        /// contact out of office.
+        EnrollmentPaused = "enrollment.paused",
+        /// A paused enrollment resumed.
+        EnrollmentResumed = "enrollment.resumed",
+        /// An enrollment was cancelled by a user.
+        EnrollmentCancelled = "enrollment.cancelled",
+        /// An enrollment was removed.
+        EnrollmentRemoved = "enrollment.removed",
+        /// A manual step went onto its owner's Engage view.
+        ActionActivated = "action.activated",
+        /// A step was done with a result.
+        ActionCompleted = "action.completed",
+        /// A step was skipped (by a rule, its plugin or a rep).
+        ActionSkipped = "action.skipped",
+        /// An automatic step failed; its enrollment paused.
+        ActionFailed = "action.failed",
+        /// A step may have run without its outcome being recorded and is
+        /// parked until someone resolves it.
+        ActionParked = "action.parked",
+        /// A step's HTTP request failed for good (the webhook monitor).
+        WebhookStepFailed = "webhook_step.failed",
+        /// A new version of an enabled plugin asks for capabilities an
+        /// admin has not approved.
+        PluginNeedsApproval = "plugin.needs_approval",
+        /// A contact was created.
+        ContactCreated = "contact.created",
+        /// A contact changed.
+        ContactUpdated = "contact.updated",
+        /// A queued message could not be delivered.
+        MessageFailed = "message.failed",
+    }
+}
+
+impl WebhookEventType {
+    /// The webhook event a timeline event is, if any: `after` is the
+    /// timeline event's state after, which tells how an enrollment ended
+    /// and why an action was held.
+    pub fn of(kind: EventKind, after: Option<&serde_json::Value>) -> Option<WebhookEventType> {
+        let field = |name: &str| after.and_then(|a| a.get(name)).and_then(serde_json::Value::as_str);
+        Some(match kind {
+            EventKind::EnrollmentCreated => Self::EnrollmentStarted,
+            EventKind::EnrollmentEnded => match field("status")?.parse::<EnrollmentStatus>().ok()? {
+                EnrollmentStatus::Completed => Self::EnrollmentCompleted,
+                EnrollmentStatus::Replied => Self::EnrollmentReplied,
+                EnrollmentStatus::Bounced => Self::EnrollmentBounced,
+                EnrollmentStatus::OptedOut => Self::EnrollmentOptedOut,
+                EnrollmentStatus::Cancelled => Self::EnrollmentCancelled,
+                EnrollmentStatus::Pending
+                | EnrollmentStatus::Queued
+                | EnrollmentStatus::Running
+                | EnrollmentStatus::Paused => return None,
+            },
+            EventKind::EnrollmentReplyReceived => Self::EnrollmentReplied,
+            EventKind::EnrollmentPaused | EventKind::EnrollmentStopped => Self::EnrollmentPaused,
+            EventKind::EnrollmentResumed => Self::EnrollmentResumed,
+            EventKind::EnrollmentRemoved => Self::EnrollmentRemoved,
+            EventKind::ActionActivated => Self::ActionActivated,
+            EventKind::ActionCompleted => Self::ActionCompleted,
+            EventKind::ActionSkipped => Self::ActionSkipped,
+            EventKind::ActionFailed => Self::ActionFailed,
+            EventKind::ActionDeferred
+                if field("deferral_reason") == Some(DeferralReason::DuplicateAttempt.as_str()) =>
+            {
+                Self::ActionParked
+            }
+            EventKind::ContactCreated => Self::ContactCreated,
+            EventKind::ContactUpdated => Self::ContactUpdated,
+            EventKind::MessageFailed => Self::MessageFailed,
+            _ => return None,
+        })
+    }
+}
+
+text_enum! {
+    /// Whether a webhook subscription is told.
+    SubscriptionStatus("subscription status") {
+        /// Events are written and delivered.
+        Active = "active",
+        /// Nothing is written for it and nothing delivered, until an
+        /// admin enables it again; set by an admin or after a run of
+        /// failures.
+        Disabled = "disabled",
+    }
+}
+
+text_enum! {
+    /// Where a delivery of an event to a subscription is.
+    DeliveryStatus("delivery status") {
+        /// Waiting for its turn or for its next attempt.
+        Pending = "pending",
+        /// The receiver answered 2xx.
+        Succeeded = "succeeded",
+        /// Every attempt failed; later events of its ordering key go on.
+        Failed = "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{EventKind, WebhookEventType as T};
+
+    #[test]
+    fn timeline_events_become_the_webhook_events_subscribers_ask_for() {
+        let ended = |status: &str| T::of(EventKind::EnrollmentEnded, Some(&json!({ "status": status })));
+        assert_eq!(ended("completed"), Some(T::EnrollmentCompleted));
+        assert_eq!(ended("replied"), Some(T::EnrollmentReplied));
+        assert_eq!(ended("bounced"), Some(T::EnrollmentBounced));
+        assert_eq!(ended("opted_out"), Some(T::EnrollmentOptedOut));
+        assert_eq!(ended("cancelled"), Some(T::EnrollmentCancelled));
+        assert_eq!(ended("exploded"), None);
+        assert_eq!(T::of(EventKind::EnrollmentEnded, None), None);
+        assert_eq!(T::of(EventKind::EnrollmentCreated, None), Some(T::EnrollmentStarted));
+        assert_eq!(T::of(EventKind::EnrollmentStopped, None), Some(T::EnrollmentPaused));
+        assert_eq!(T::of(EventKind::EnrollmentReplyReceived, None), Some(T::EnrollmentReplied));
+        let parked = json!({ "deferral_reason": "duplicate_attempt" });
+        assert_eq!(T::of(EventKind::ActionDeferred, Some(&parked)), Some(T::ActionParked));
+        let held = json!({ "deferral_reason": "criteria_unmet" });
+        assert_eq!(T::of(EventKind::ActionDeferred, Some(&held)), None, "holds are not published");
+        assert_eq!(T::of(EventKind::Notification, None), None);
+        assert_eq!(T::of(EventKind::SignalOpen, None), None);
+    }
 }

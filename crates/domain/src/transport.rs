@@ -12,7 +12,7 @@ use crate::engagement::{OutboxChannel, OutboxMessage};
 
 /// The payload of an email in the outbox: what a step queued with
 /// `messaging.send-email`, plus what the host adds before sending.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailPayload {
     /// The recipient's address.
     pub to: String,
@@ -39,6 +39,82 @@ pub struct EmailPayload {
     /// The name shown with [`EmailPayload::reply_to`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to_name: Option<String>,
+    /// The address the email comes from, when the account sends from its
+    /// reps' own verified addresses: the step owner's. Without it the
+    /// email comes from the relay's configured address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The name shown with [`EmailPayload::from`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<String>,
+    /// The rep whose own address the email comes from: when they gave
+    /// their own SMTP server, it goes through that server with their login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_user_id: Option<String>,
+}
+
+/// How a connection to an SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain text throughout: only for a relay on a trusted network.
+    None,
+    /// Plain text, upgraded with `STARTTLS` before anything else is said;
+    /// a server that does not offer it is refused. Port 587 by default.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS). Port 465 by default.
+    Tls,
+}
+
+impl std::str::FromStr for SmtpSecurity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "starttls" => Ok(Self::Starttls),
+            "tls" => Ok(Self::Tls),
+            other => Err(format!("`{other}` is not one of none, starttls, tls")),
+        }
+    }
+}
+
+impl SmtpSecurity {
+    /// Its name, as settings and the store write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Starttls => "starttls",
+            Self::Tls => "tls",
+        }
+    }
+
+    /// The port a server listens on for it by default.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::None => 25,
+            Self::Starttls => 587,
+            Self::Tls => 465,
+        }
+    }
+}
+
+/// A rep's own SMTP server and login: their emails from their own address
+/// go through it. The password is a [`Secret`]: never shown, logged or
+/// given to plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpAccount {
+    /// The server's host name.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// How the connection is secured.
+    pub security: SmtpSecurity,
+    /// The login.
+    pub username: String,
+    /// The password.
+    pub password: crate::Secret,
 }
 
 /// The payload of a text message in the outbox.
@@ -151,6 +227,23 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     async fn deliver_with(&self, message: &OutboxMessage, handover: &dyn Handover) -> Result<Delivery, TransportError> {
         handover.begin().await.map_err(|why| TransportError::Temporary(format!("not handed over: {why}")))?;
         self.deliver(message).await
+    }
+
+    /// Delivers one email through a rep's own SMTP server (`account`)
+    /// rather than the relay, asking `handover` as
+    /// [`Transport::deliver_with`] does. By default there is none.
+    ///
+    /// # Errors
+    ///
+    /// As [`Transport::deliver_with`].
+    async fn deliver_through(
+        &self,
+        message: &OutboxMessage,
+        account: &SmtpAccount,
+        handover: &dyn Handover,
+    ) -> Result<Delivery, TransportError> {
+        let _ = (message, handover);
+        Err(TransportError::Temporary(format!("this host cannot send through {}", account.host)))
     }
 
     /// Whether messages can go out at all. An unconfigured transport leaves

@@ -2,7 +2,7 @@
 //! functions of what the engine loaded, shared by processing and explain.
 
 use stepwise_domain::crm::{Contact, User};
-use stepwise_domain::engagement::{Activation, DeferralReason};
+use stepwise_domain::engagement::{Activation, DeferralReason, SenderMode};
 use stepwise_plugin_host::types::Channel;
 
 /// What the requirement checks look at.
@@ -20,6 +20,8 @@ pub struct Facts<'a> {
     pub plugin: Result<(), &'a str>,
     /// The step's config uses legacy merge syntax.
     pub legacy_merge: bool,
+    /// Where the account's emails come from.
+    pub sender_mode: SenderMode,
 }
 
 /// One requirement and whether it is met.
@@ -86,12 +88,23 @@ pub fn requirements(f: &Facts<'_>) -> Vec<Requirement> {
         Requirement {
             reason: DeferralReason::SenderNotConnected,
             applies: email_channel && f.activation == Activation::Automatic,
+            // Through the relay any owner's email goes (replies reach them
+            // by Reply-To); from their own address, only once it is verified.
             met: !(email_channel && f.activation == Activation::Automatic)
-                || f.owner.is_some_and(|o| o.sender_connected),
+                || f.owner.is_some_and(|o| f.sender_mode == SenderMode::Relay || o.sender_connected),
             detail: match f.owner {
-                Some(o) if o.sender_connected => format!("the mailbox of {owner_name} is connected"),
-                Some(_) => format!("the mailbox of {owner_name} is not connected"),
-                None => "there is no owner whose mailbox could send".to_owned(),
+                Some(o) if f.sender_mode == SenderMode::Relay => {
+                    format!("the shared relay sends for {owner_name}, replies going to {}", o.sending_address())
+                }
+                Some(o) if o.sender_connected => {
+                    format!("the sending address {} of {owner_name} is verified", o.sending_address())
+                }
+                Some(o) => format!(
+                    "the sending address {} of {owner_name} is not verified: they follow the confirmation link \
+                     sent to it (`POST /v1/me/sender/confirmation`), or an admin approves it",
+                    o.sending_address()
+                ),
+                None => "there is no owner whose address could send".to_owned(),
             },
         },
         Requirement {
@@ -159,7 +172,8 @@ mod tests {
         owner: Option<&User>,
         contact: &Contact,
     ) -> Option<DeferralReason> {
-        let facts = Facts { channel, activation, owner, contact, plugin: Ok(()), legacy_merge: false };
+        let sender_mode = SenderMode::OwnAddress;
+        let facts = Facts { channel, activation, owner, contact, plugin: Ok(()), legacy_merge: false, sender_mode };
         first_unmet(&facts).map(|r| r.reason)
     }
 
@@ -198,6 +212,18 @@ mod tests {
             None,
             "manual email needs no mailbox"
         );
+        let relayed = Facts {
+            channel: Some(Channel::Email),
+            activation: Activation::Automatic,
+            owner: Some(&offline),
+            contact: &c,
+            plugin: Ok(()),
+            legacy_merge: false,
+            sender_mode: SenderMode::Relay,
+        };
+        assert_eq!(first_unmet(&relayed).map(|r| r.reason), None, "the relay sends for an unverified owner");
+        let nobody = Facts { owner: None, ..relayed };
+        assert_eq!(first_unmet(&nobody).map(|r| r.reason), Some(DeferralReason::SenderNotConnected));
 
         let facts = Facts {
             channel: None,
@@ -206,6 +232,7 @@ mod tests {
             contact: &c,
             plugin: Err("disabled by an admin"),
             legacy_merge: false,
+            sender_mode: SenderMode::Relay,
         };
         let r = first_unmet(&facts).unwrap();
         assert_eq!((r.reason, r.detail.as_str()), (DeferralReason::PluginDisabled, "disabled by an admin"));

@@ -145,9 +145,10 @@ impl Engine {
                 DeferralReason::MissingPhone => {
                     ("contact_phone", "Does the contact have a phone number (call and SMS actions)?")
                 }
-                DeferralReason::SenderNotConnected => {
-                    ("sender_connected", "Is the owner's mailbox connected (automatic email)?")
-                }
+                DeferralReason::SenderNotConnected => (
+                    "sender_connected",
+                    "Can automatic email go out for the owner (the relay sends for them, or their own address is verified)?",
+                ),
                 DeferralReason::PluginDisabled => ("plugin_enabled", "Is the step's plugin enabled for the account?"),
                 _ => ("legacy_merge_syntax", "Is the template free of legacy merge syntax?"),
             };

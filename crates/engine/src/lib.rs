@@ -34,6 +34,7 @@ mod moves;
 mod outbox;
 mod process;
 mod records;
+mod sender;
 mod sign_in;
 mod signals;
 mod step_config;
@@ -43,6 +44,7 @@ mod unsubscribe;
 mod validate;
 mod voice;
 mod wake;
+mod webhooks;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -62,6 +64,7 @@ pub use moves::Disposition;
 pub use outbox::INTERRUPTED;
 pub use process::contact_event;
 pub use records::{Bootstrapped, DEFAULT_ADMIN_EMAIL, NewAccount, SequenceEdit, TemplateText, bootstrap, bootstrap_as};
+pub use sender::{CONFIRMATION_HOURS, SenderIdentity};
 pub use sign_in::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, SessionConfig, check_password};
 pub use signals::{Signal, SignalKind};
 pub use step_config::{TEMPLATE, TEMPLATE_ID};
@@ -71,6 +74,9 @@ pub use stepwise_domain::transport::{
 };
 pub use validate::{MAX_CRITERIA, MAX_STEPS, StepProblem};
 pub use voice::PLACED;
+pub use webhooks::{
+    MAX_EVENT_TYPES, MAX_URL_CHARS, SubscriptionEdit, SubscriptionRequest, WebhookConfig, signature, url_problem,
+};
 
 use process::{Processed, Snapshot};
 use stepwise_domain::engagement::{ClaimedAction, SequenceVersion};
@@ -134,6 +140,8 @@ pub struct EngineConfig {
     pub public_url: Option<String>,
     /// How long console sessions and set-password links last.
     pub sessions: SessionConfig,
+    /// How webhook subscriptions are delivered.
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for EngineConfig {
@@ -152,6 +160,7 @@ impl Default for EngineConfig {
             outbox_handover_lease: Duration::from_secs(30),
             public_url: None,
             sessions: SessionConfig::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -191,6 +200,14 @@ pub enum EngineError {
     /// The request itself is wrong.
     #[error("{0}")]
     Invalid(String),
+    /// One field of the request is wrong.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// Its JSON pointer, such as `/url`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A plugin could not answer.
     #[error("plugin {plugin}: {message}")]
     Plugin {
@@ -218,6 +235,9 @@ impl EngineError {
             }
             EngineError::InvalidState(message) => EngineError::InvalidState(message.clone()),
             EngineError::Invalid(message) => EngineError::Invalid(message.clone()),
+            EngineError::InvalidField { field, message } => {
+                EngineError::InvalidField { field: field.clone(), message: message.clone() }
+            }
             EngineError::Plugin { plugin, message } => {
                 EngineError::Plugin { plugin: plugin.clone(), message: message.clone() }
             }
@@ -278,6 +298,9 @@ struct Inner {
     announcer: wake::Announcer,
     /// How much the next claim takes, and from which accounts.
     claims: claims::Claims,
+    /// Sends webhook deliveries, under the operator's outbound-address
+    /// rules; `None` when it could not be built (deliveries then fail).
+    webhook_client: Option<Arc<stepwise_plugin_host::net::HttpClient>>,
 }
 
 impl Engine {
@@ -295,6 +318,7 @@ impl Engine {
         // actions take, and later claims grow to fit (`Claims::fit`).
         let first_claim = config.batch_size.min(u32::try_from(config.concurrency).unwrap_or(u32::MAX)).max(1);
         let claims = claims::Claims::new(first_claim, config.batch_size);
+        let webhook_client = Self::webhook_client(registry.runtime().net_policy(), &config.webhooks);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -315,6 +339,7 @@ impl Engine {
                 sent: group::GroupCommit::default(),
                 announcer: wake::Announcer::default(),
                 claims,
+                webhook_client,
             }),
         }
     }
@@ -640,6 +665,7 @@ impl Engine {
             total += handled;
         }
         self.dispatch_outbox().await?;
+        self.deliver_webhooks().await?;
         Ok(total)
     }
 
@@ -653,7 +679,10 @@ impl Engine {
     pub async fn run_until(&self, clock: &ManualClock, until: DateTime<Utc>) -> Result<usize> {
         let mut total = self.run_until_idle().await?;
         loop {
-            let next = self.next_wakeup().await?;
+            let next = match (self.next_wakeup().await?, self.store().next_webhook_delivery_at().await?) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             match next {
                 Some(next) if next <= until => {
                     clock.set(next);
@@ -689,6 +718,11 @@ impl Engine {
     /// loop goes on after a pause.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let (stop_dispatcher, dispatcher_stopped) = tokio::sync::watch::channel(false);
+        let webhooks = {
+            let engine = self.clone();
+            let stop = dispatcher_stopped.clone();
+            tokio::spawn(async move { engine.deliver_webhooks_forever(stop).await })
+        };
         let dispatcher = {
             let engine = self.clone();
             tokio::spawn(async move { engine.dispatch_forever(dispatcher_stopped).await })
@@ -728,6 +762,11 @@ impl Engine {
         let _ = stop_dispatcher.send(true);
         if let Err(error) = dispatcher.await {
             tracing::error!(%error, "the outbox dispatcher panicked");
+        }
+        // Deliveries in flight finish (or their lease lets another host
+        // send them again under the same id).
+        if let Err(error) = webhooks.await {
+            tracing::error!(%error, "the webhook dispatcher panicked");
         }
         add_ons.abort();
         listener.abort();

@@ -155,7 +155,11 @@ impl Engine {
         account_id: &str,
         target: &Target<'_>,
     ) -> Result<(Sequence, Arc<SequenceVersion>)> {
-        let sequence = tx.sequence(account_id, target.sequence_id).await?;
+        // Its own, or one its parent shares locked (SPEC §1).
+        let sequence = tx.sequence_for(account_id, target.sequence_id).await?;
+        if sequence.account_id != account_id && !sequence.settings.shared_locked {
+            return Err(EngineError::NotFound { what: "sequence", id: target.sequence_id.to_owned() });
+        }
         if sequence.state != SequenceState::Active {
             return Err(EngineError::InvalidState(format!(
                 "sequence {} is {}; only an active sequence accepts enrollments",
@@ -571,7 +575,7 @@ impl Engine {
         tx.record_event(&event, now).await?;
         if !actions.iter().any(|a| a.current) {
             // Stopping completed or skipped the last open action.
-            let sequence = tx.sequence(&enrollment.account_id, &enrollment.sequence_id).await?;
+            let sequence = tx.sequence_for(&enrollment.account_id, &enrollment.sequence_id).await?;
             self.end_enrollment(
                 tx,
                 enrollment,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::process::{EventExt, SYSTEM, Snapshot};
 use super::{Engine, Result};
-use stepwise_domain::engagement::EventKind;
+use stepwise_domain::engagement::{EventKind, WebhookEventType};
 use stepwise_store::{Tx, WebhookFailure, new_id};
 
 impl Engine {
@@ -40,6 +40,10 @@ impl Engine {
             failed_at: now,
         };
         tx.record_webhook_failure(&ctx.enrollment.account_id, &failure).await?;
+        let data =
+            json!({ "webhook_failure": failure, "contact_id": ctx.contact.id, "enrollment_id": ctx.enrollment.id });
+        let kind = WebhookEventType::WebhookStepFailed;
+        tx.publish_event(&ctx.enrollment.account_id, kind, Some(&ctx.enrollment.id), data, now).await?;
         let target = request.get("url").and_then(Value::as_str).unwrap_or("its destination");
         let note = format!(
             "step {} ({}) could not reach {target} after {} attempt(s): {message}",

@@ -144,7 +144,7 @@ impl Engine {
                 enrollment.status
             )));
         }
-        let sequence = tx.sequence(account_id, &enrollment.sequence_id).await?;
+        let sequence = tx.sequence_for(account_id, &enrollment.sequence_id).await?;
         self.end_enrollment(
             &mut tx,
             &mut enrollment,
@@ -171,7 +171,7 @@ impl Engine {
         let mut tx = self.store().begin().await?;
         let enrollment = self.enrollment_of(&mut tx, account_id, enrollment_id).await?;
         tx.delete_enrollment(account_id, &enrollment.id, now).await?;
-        let sequence = tx.sequence(account_id, &enrollment.sequence_id).await?;
+        let sequence = tx.sequence_for(account_id, &enrollment.sequence_id).await?;
         if enrollment.status.is_open() && enrollment.status != EnrollmentStatus::Queued {
             self.dequeue(&mut tx, &sequence, now).await?;
         }
@@ -210,7 +210,7 @@ impl Engine {
         if enrollment.version == to_version {
             return Ok(enrollment);
         }
-        let sequence = tx.sequence(account_id, &enrollment.sequence_id).await?;
+        let sequence = tx.sequence_for(account_id, &enrollment.sequence_id).await?;
         let version = self.version(&mut tx, &sequence.id, to_version).await?;
         let from = enrollment.current_step;
         tx.delete_unperformed_actions(&enrollment.id, from).await.map_err(lease_busy)?;
@@ -302,7 +302,7 @@ impl Engine {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut enrollment = self.enrollment_of(&mut tx, account_id, enrollment_id).await?;
-        let sequence = tx.sequence(account_id, &enrollment.sequence_id).await?;
+        let sequence = tx.sequence_for(account_id, &enrollment.sequence_id).await?;
         if sequence.timing_mode != TimingMode::FromEvent {
             return Err(EngineError::Invalid(format!("sequence {} is not timed from an event date", sequence.id)));
         }

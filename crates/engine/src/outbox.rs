@@ -30,7 +30,7 @@ use super::{Engine, EngineError, Result};
 use stepwise_domain::engagement::{
     ClaimedMessage, Enrollment, EnrollmentStatus, EventKind, Level, OutboxChannel, OutboxMessage, Sequence,
 };
-use stepwise_domain::transport::{Handover, TransportError};
+use stepwise_domain::transport::{Handover, SmtpAccount, TransportError};
 use stepwise_store::{DeliveryOutcome, ReadTx, StoreError, Tx};
 
 /// The `last_error` of a message whose handover a stopped host never
@@ -103,6 +103,19 @@ impl Engine {
         failure.map_or(Ok(delivered), Err)
     }
 
+    /// The rep's own SMTP server an email from their address goes
+    /// through, when they gave one.
+    async fn own_server(&self, message: &OutboxMessage) -> Result<Option<SmtpAccount>> {
+        if message.channel != OutboxChannel::Email {
+            return Ok(None);
+        }
+        let Some(user) = message.payload.get("from_user_id").and_then(serde_json::Value::as_str) else {
+            return Ok(None);
+        };
+        let mut tx = self.store().begin_read().await?;
+        Ok(tx.sender_smtp(&message.account_id, user).await?)
+    }
+
     /// Hands one claimed message to the transport and records the outcome.
     async fn hand_over(&self, mut message: OutboxMessage, lease: &str) -> Result<Handled> {
         let transport = self.inner.transport.clone();
@@ -116,6 +129,7 @@ impl Engine {
             return Ok(Handled::Failed);
         }
         self.add_unsubscribe_link(&mut message).await?;
+        let own_server = self.own_server(&message).await?;
 
         // The mark, durable before the content leaves the host: the
         // transport asks for it once its server is ready for the content
@@ -124,7 +138,12 @@ impl Engine {
         // host takes the message over while this one may still be sending.
         let deadline = self.config().outbox_handover_timeout;
         let handover = MarkOnHandover { engine: self, id: &message.id, lease, began: AtomicBool::new(false) };
-        let delivery = tokio::time::timeout(deadline, transport.deliver_with(&message, &handover));
+        let delivery = tokio::time::timeout(deadline, async {
+            match &own_server {
+                Some(account) => transport.deliver_through(&message, account, &handover).await,
+                None => transport.deliver_with(&message, &handover).await,
+            }
+        });
         tokio::pin!(delivery);
         // Once marked, the message is this host's while it says so: its
         // lease is renewed every third of the handover lease until the
@@ -330,7 +349,7 @@ async fn origin(tx: &mut ReadTx, message: &OutboxMessage) -> Result<Option<(Enro
     let Some(action_id) = &message.action_id else { return Ok(None) };
     let action = tx.action(action_id).await?;
     let enrollment = tx.enrollment(&action.enrollment_id).await?;
-    let sequence = tx.sequence(&enrollment.account_id, &enrollment.sequence_id).await?;
+    let sequence = tx.sequence_for(&enrollment.account_id, &enrollment.sequence_id).await?;
     Ok(Some((enrollment, sequence)))
 }
 

@@ -17,11 +17,20 @@ use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::{Company, Contact, Subject, User};
 use stepwise_domain::engagement::{
     Action, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, EventKind, Level, OnUnmet,
-    OwnerRule, PluginAccount, PluginRef, Sequence, SequenceState, SequenceVersion, Step,
+    OwnerRule, PluginAccount, PluginRef, SenderMode, Sequence, SequenceState, SequenceVersion, Step,
 };
 use stepwise_plugin_host::types::{Capability, Completion, Outcome as PluginOutcome, StepContext};
 use stepwise_plugin_host::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
 use stepwise_store::{NewEvent, ReadTx, Store, StoreError};
+
+/// The capabilities of `asked` an admin has not approved for the account.
+pub(crate) fn unapproved<'a>(asked: &'a [Capability], settings: &PluginAccount) -> Vec<&'a str> {
+    asked
+        .iter()
+        .map(Capability::name)
+        .filter(|name| !settings.approved_capabilities.iter().any(|a| a == name))
+        .collect()
+}
 
 /// Everything processing an action looks at, read in one snapshot.
 #[derive(Debug, Clone)]
@@ -41,6 +50,8 @@ pub(crate) struct Snapshot {
     /// `disabled`; the claimed one among them), by step, as read with the
     /// rest: what moving the enrollment on looks at.
     pub siblings: Vec<Action>,
+    /// Where the account's emails come from.
+    pub sender_mode: SenderMode,
 }
 
 impl Snapshot {
@@ -60,6 +71,7 @@ impl Snapshot {
             contact: &self.contact,
             plugin: self.plugin.as_ref().map(|_| ()).map_err(String::as_str),
             legacy_merge: checks::uses_legacy_merge(&self.step.config),
+            sender_mode: self.sender_mode,
         }
     }
 
@@ -243,12 +255,7 @@ impl Engine {
                         return (Err(format!("the grant of plugin `{}` does not parse: {error}", plugin.id)), none);
                     }
                 };
-                let unapproved: Vec<&str> = manifest
-                    .capabilities
-                    .iter()
-                    .map(Capability::name)
-                    .filter(|name| !settings.approved_capabilities.iter().any(|a| a == name))
-                    .collect();
+                let unapproved = unapproved(&manifest.capabilities, settings);
                 if !unapproved.is_empty() && registered.origin == Origin::AddOn {
                     let why = format!(
                         "version {} of plugin `{}` asks for capabilities an admin has not approved: {}",
@@ -296,7 +303,7 @@ impl Engine {
             return Err(EngineError::NotFound { what: "action", id: action_id.to_owned() });
         }
         let account_id = enrollment.account_id.clone();
-        let sequence = tx.sequence(&account_id, &enrollment.sequence_id).await?;
+        let sequence = tx.sequence_for(&account_id, &enrollment.sequence_id).await?;
         let version = self.version(&mut tx, &sequence.id, enrollment.version).await?;
         let step =
             version.steps.iter().find(|s| i64::from(s.position) == action.step).cloned().ok_or_else(|| {
@@ -319,8 +326,22 @@ impl Engine {
         step_config::expand_templates(&mut tx, vec![(account_id.as_str(), &mut step.config)]).await?;
         let (plugin, grant) = self.access(&mut tx, &account_id, &step.plugin).await?;
         let siblings = tx.actions_of_enrollment(&enrollment.id).await?;
+        let sender_mode = tx.account(&account_id).await?.sender_mode;
         tx.rollback().await?;
-        Ok(Snapshot { action, enrollment, sequence, version, step, contact, company, owner, plugin, grant, siblings })
+        Ok(Snapshot {
+            action,
+            enrollment,
+            sequence,
+            version,
+            step,
+            contact,
+            company,
+            owner,
+            plugin,
+            grant,
+            siblings,
+            sender_mode,
+        })
     }
 
     /// Reads the contexts of a batch of claimed actions with a handful of
@@ -347,6 +368,7 @@ impl Engine {
         let mut companies = HashMap::new();
         let mut users = HashMap::new();
         let mut settings: HashMap<(String, String), PluginAccount> = HashMap::new();
+        let mut sender_modes: HashMap<String, SenderMode> = HashMap::new();
         let accounts = unique(enrollments.values().map(|e| e.account_id.clone()));
         for account in &accounts {
             let of_account = || enrollments.values().filter(move |e| &e.account_id == account);
@@ -366,6 +388,7 @@ impl Engine {
             for pa in tx.plugin_accounts(account).await? {
                 settings.insert((pa.account_id.clone(), pa.plugin_id.clone()), pa);
             }
+            sender_modes.insert(account.clone(), tx.account(account).await?.sender_mode);
         }
         // Owners depend on each step's rule, so they are read last.
         let mut steps = HashMap::new();
@@ -432,6 +455,7 @@ impl Engine {
                 let key = (enrollment.account_id.clone(), step.plugin.id.clone());
                 let (plugin, grant) = self.access_with(&enrollment.account_id, settings.get(&key), &step.plugin);
                 let siblings = siblings.get(&enrollment.id).cloned().unwrap_or_default();
+                let sender_mode = sender_modes.get(&enrollment.account_id).copied().unwrap_or_default();
                 Ok(Snapshot {
                     action,
                     enrollment,
@@ -444,6 +468,7 @@ impl Engine {
                     plugin,
                     grant,
                     siblings,
+                    sender_mode,
                 })
             })
             .collect())

@@ -16,8 +16,9 @@ use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::{Company, Contact, ContactKind, Role, User};
 use stepwise_domain::engagement::{
     Account, AuditAction, ContactType, DeferralReason, Editor, Enrollment, EventKind, Level, PlanType, PluginAccount,
-    PluginRecord, Sequence, SequenceSettings, SequenceVersion, Step,
+    PluginRecord, Sequence, SequenceSettings, SequenceVersion, Step, WebhookEventType,
 };
+use stepwise_domain::plugin::Manifest;
 use stepwise_store::{ApiKey, HoldScope, NewAudit, NewEvent, NewSequence, Store, Template, Tx};
 
 /// A template's editable text.
@@ -154,7 +155,13 @@ const PLUGIN_HOLDS: [DeferralReason; 2] = [DeferralReason::PluginDisabled, Defer
 
 impl Engine {
     /// Writes `entry` by `editor`, then commits `tx`.
-    async fn commit_audited(&self, mut tx: Tx, account_id: &str, editor: &Editor, entry: NewAudit<'_>) -> Result<()> {
+    pub(crate) async fn commit_audited(
+        &self,
+        mut tx: Tx,
+        account_id: &str,
+        editor: &Editor,
+        entry: NewAudit<'_>,
+    ) -> Result<()> {
         tx.audit(account_id, editor, entry, self.now()).await?;
         tx.commit().await?;
         Ok(())
@@ -424,11 +431,38 @@ impl Engine {
         let Some(account_id) = record.uploaded_by.as_deref() else {
             return Err(EngineError::Invalid("an add-on is uploaded by an account".into()));
         };
+        let now = self.now();
         let mut tx = self.store().begin().await?;
-        tx.save_plugin(record, self.now()).await?;
+        tx.save_plugin(record, now).await?;
+        self.publish_needs_approval(&mut tx, account_id, record, now).await?;
         let entry = NewAudit::created(AuditAction::PluginUploaded, &record.id, summary);
         self.commit_audited(tx, account_id, editor, entry).await?;
         self.announce(super::wake::News::AddOns);
+        Ok(())
+    }
+
+    /// Tells subscribers when an uploaded version of a plugin the account
+    /// has enabled asks for capabilities an admin has not approved: its
+    /// steps are held until an admin approves them.
+    async fn publish_needs_approval(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        record: &PluginRecord,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(settings) = tx.plugin_account(account_id, &record.id).await? else { return Ok(()) };
+        if !settings.enabled {
+            return Ok(());
+        }
+        let manifest: Manifest = serde_json::from_str(&record.manifest)
+            .map_err(|e| EngineError::Invalid(format!("the manifest of plugin `{}` does not read: {e}", record.id)))?;
+        let unapproved = super::process::unapproved(&manifest.capabilities, &settings);
+        if !unapproved.is_empty() {
+            let data =
+                json!({ "plugin_id": record.id, "version": record.version, "unapproved_capabilities": unapproved });
+            tx.publish_event(account_id, WebhookEventType::PluginNeedsApproval, Some(&record.id), data, now).await?;
+        }
         Ok(())
     }
 

@@ -106,7 +106,7 @@ impl Engine {
                 changed.push(enrollment);
                 continue;
             }
-            let sequence = tx.sequence(account_id, &enrollment.sequence_id).await?;
+            let sequence = tx.sequence_for(account_id, &enrollment.sequence_id).await?;
             match signal.kind {
                 SignalKind::Reply if sequence.settings.on_reply == OnReply::Stop => {
                     self.end_enrollment(

@@ -588,6 +588,7 @@ mod tests {
             plugin: Err("not loaded in unit tests".into()),
             grant: Arc::new(AccountGrant::none()),
             siblings,
+            sender_mode: stepwise_domain::engagement::SenderMode::Relay,
         }
     }
 

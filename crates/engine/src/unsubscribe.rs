@@ -10,7 +10,7 @@ use super::{Engine, EngineError, Result, Signal, SignalKind};
 const SECRET: &str = "unsubscribe-link";
 
 /// HMAC-SHA-256 (RFC 2104).
-fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
     const BLOCK: usize = 64;
     let mut block = [0u8; BLOCK];
     if key.len() > BLOCK {

@@ -15,7 +15,7 @@ use super::records::save_contacts;
 use super::transition::{ActionWrite, Answer, EnrollmentWrite, Rules, Transition, decide};
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::Contact;
-use stepwise_domain::engagement::{EnrollmentStatus, EventKind, OutboxChannel};
+use stepwise_domain::engagement::{EnrollmentStatus, EventKind, OutboxChannel, SenderMode};
 use stepwise_plugin_host::report::{CallReport, ContactChange, QueuedMessage};
 use stepwise_plugin_host::types::Outcome as PluginOutcome;
 use stepwise_store::{BatchCompletion, NewEvent, NewOutboxMessage, Schedule, StoreError, Tx};
@@ -242,7 +242,7 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
             };
             let mut payload = serde_json::to_value(message).unwrap_or_default();
             if channel == OutboxChannel::Email {
-                reply_to_owner(&mut payload, ctx.owner.as_ref());
+                sent_as_owner(&mut payload, ctx.owner.as_ref(), ctx.sender_mode);
             }
             messages.push(NewOutboxMessage {
                 account_id: ctx.enrollment.account_id.clone(),
@@ -292,17 +292,30 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
     Ok(events)
 }
 
-/// Sends replies to an email to the rep who owns its step: `reply_to` (and
-/// its name) in the queued payload, unless the payload names one already
-/// or the owner has no usable address.
-fn reply_to_owner(payload: &mut serde_json::Value, owner: Option<&stepwise_domain::crm::User>) {
-    let Some(owner) = owner.filter(|o| stepwise_domain::crm::is_email(&o.email)) else { return };
+/// An email of a step comes from the rep who owns it, as the account
+/// chooses: through the relay with `reply_to` the rep's sending address
+/// (unless the payload names one already), or `from` the rep's own
+/// address (verified: an unverified owner's automatic email is held
+/// before it gets here). Nothing when the owner has no usable address.
+fn sent_as_owner(payload: &mut serde_json::Value, owner: Option<&stepwise_domain::crm::User>, mode: SenderMode) {
+    let Some(owner) = owner.filter(|o| stepwise_domain::crm::is_email(o.sending_address())) else { return };
     let Some(fields) = payload.as_object_mut() else { return };
-    if fields.get("reply_to").is_some_and(|r| !r.is_null()) {
-        return;
+    let address = serde_json::Value::String(owner.sending_address().to_owned());
+    let name = serde_json::Value::String(owner.sending_name().to_owned());
+    match mode {
+        SenderMode::OwnAddress if owner.sender_connected => {
+            fields.insert("from".into(), address);
+            fields.insert("from_name".into(), name);
+            fields.insert("from_user_id".into(), serde_json::Value::String(owner.id.clone()));
+        }
+        SenderMode::Relay | SenderMode::OwnAddress => {
+            if fields.get("reply_to").is_some_and(|r| !r.is_null()) {
+                return;
+            }
+            fields.insert("reply_to".into(), address);
+            fields.insert("reply_to_name".into(), name);
+        }
     }
-    fields.insert("reply_to".into(), serde_json::Value::String(owner.email.clone()));
-    fields.insert("reply_to_name".into(), serde_json::Value::String(owner.name.clone()));
 }
 
 /// A plugin's change, made to `contact`.

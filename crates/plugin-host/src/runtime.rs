@@ -240,6 +240,11 @@ impl Runtime {
         })
     }
 
+    /// The operator's network policy, which `http-fetch` enforces.
+    pub fn net_policy(&self) -> &NetPolicy {
+        self.inner.http.policy()
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits

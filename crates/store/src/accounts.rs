@@ -13,12 +13,19 @@ struct AccountRow {
     id: String,
     name: String,
     parent_id: Option<String>,
+    sender_mode: String,
     created_at: i64,
 }
 
 impl AccountRow {
     fn into_domain(self) -> Result<Account> {
-        Ok(Account { id: self.id, name: self.name, parent_id: self.parent_id, created_at: time(self.created_at)? })
+        Ok(Account {
+            id: self.id,
+            name: self.name,
+            parent_id: self.parent_id,
+            sender_mode: self.sender_mode.parse()?,
+            created_at: time(self.created_at)?,
+        })
     }
 }
 
@@ -42,9 +49,15 @@ struct UserRow {
     timezone: String,
     signature: String,
     sender_connected: bool,
+    sender_email: Option<String>,
+    sender_name: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
+
+/// The columns of [`UserRow`].
+const USER_COLUMNS: &str = "id, name, email, role, active, delegate, timezone, signature, sender_connected, \
+                            sender_email, sender_name, created_at, updated_at";
 
 impl UserRow {
     fn into_domain(self) -> Result<User> {
@@ -58,6 +71,8 @@ impl UserRow {
             timezone: self.timezone,
             signature: self.signature,
             sender_connected: self.sender_connected,
+            sender_email: self.sender_email,
+            sender_name: self.sender_name,
             created_at: Some(time(self.created_at)?),
             updated_at: Some(time(self.updated_at)?),
         })
@@ -128,11 +143,12 @@ impl ReadTx {
     ///
     /// [`StoreError::NotFound`].
     pub async fn account(&mut self, id: &str) -> Result<Account> {
-        let row: Option<AccountRow> =
-            on_tx!(self, |c| sqlx::query_as("SELECT id, name, parent_id, created_at FROM accounts WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *c)
-                .await?);
+        let row: Option<AccountRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT id, name, parent_id, sender_mode, created_at FROM accounts WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?);
         found(row, "account", id)?.into_domain()
     }
 
@@ -142,12 +158,14 @@ impl ReadTx {
     ///
     /// [`StoreError::Database`].
     pub async fn sub_accounts(&mut self, id: &str) -> Result<Vec<Account>> {
-        let rows: Vec<AccountRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, parent_id, created_at FROM accounts WHERE parent_id = $1 ORDER BY name, id"
+        let rows: Vec<AccountRow> = on_tx!(self, |c| {
+            sqlx::query_as(
+            "SELECT id, name, parent_id, sender_mode, created_at FROM accounts WHERE parent_id = $1 ORDER BY name, id"
         )
         .bind(id)
         .fetch_all(&mut *c)
-        .await?);
+        .await?
+        });
         rows.into_iter().map(AccountRow::into_domain).collect()
     }
 
@@ -182,11 +200,9 @@ impl ReadTx {
     ///
     /// [`StoreError::NotFound`].
     pub async fn user(&mut self, account_id: &str, id: &str) -> Result<User> {
-        let row: Option<UserRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
-                    updated_at
-             FROM users WHERE account_id = $1 AND id = $2"
-        )
+        let row: Option<UserRow> = on_tx!(self, |c| sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND id = $2"
+        ))
         .bind(account_id)
         .bind(id)
         .fetch_optional(&mut *c)
@@ -200,11 +216,9 @@ impl ReadTx {
     ///
     /// [`StoreError::Corrupt`] on an unreadable row.
     pub async fn user_by_email(&mut self, account_id: &str, email: &str) -> Result<Option<User>> {
-        let row: Option<UserRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
-                    updated_at
-             FROM users WHERE account_id = $1 AND LOWER(email) = LOWER($2)"
-        )
+        let row: Option<UserRow> = on_tx!(self, |c| sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND LOWER(email) = LOWER($2)"
+        ))
         .bind(account_id)
         .bind(email)
         .fetch_optional(&mut *c)
@@ -221,10 +235,8 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let select = "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected,
-                             created_at, updated_at
-                      FROM users";
-        let rows: Vec<UserRow> = fetch_of_account!(self, select, "account_id" = account_id, "id" in ids);
+        let select = format!("SELECT {USER_COLUMNS} FROM users");
+        let rows: Vec<UserRow> = fetch_of_account!(self, &select, "account_id" = account_id, "id" in ids);
         rows.into_iter().map(UserRow::into_domain).collect()
     }
 
@@ -234,12 +246,7 @@ impl ReadTx {
     ///
     /// [`StoreError::Corrupt`] on an unreadable row.
     pub async fn users_page(&mut self, account_id: &str, page: &SyncPage<'_>) -> Result<Vec<User>> {
-        let sql = format!(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
-                    updated_at
-             FROM users WHERE account_id = $1 AND {}",
-            page.clause("", 2)
-        );
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND {}", page.clause("", 2));
         let rows: Vec<UserRow> =
             on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(account_id), page).fetch_all(&mut *c).await?);
         rows.into_iter().map(UserRow::into_domain).collect()
@@ -251,11 +258,9 @@ impl ReadTx {
     ///
     /// [`StoreError::Database`].
     pub async fn users(&mut self, account_id: &str) -> Result<Vec<User>> {
-        let rows: Vec<UserRow> = on_tx!(self, |c| sqlx::query_as(
-            "SELECT id, name, email, role, active, delegate, timezone, signature, sender_connected, created_at,
-                    updated_at
-             FROM users WHERE account_id = $1 ORDER BY name, id"
-        )
+        let rows: Vec<UserRow> = on_tx!(self, |c| sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 ORDER BY name, id"
+        ))
         .bind(account_id)
         .fetch_all(&mut *c)
         .await?);
@@ -380,8 +385,8 @@ impl Tx {
         let id = if user.id.is_empty() { new_id("usr") } else { user.id.clone() };
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO users (id, account_id, name, email, role, active, delegate, timezone, signature,
-                                sender_connected, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
+                                sender_connected, sender_email, sender_name, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $11, $11)"
         )
         .bind(&id)
         .bind(account_id)
@@ -394,6 +399,8 @@ impl Tx {
         .bind(&user.signature)
         .bind(user.sender_connected)
         .bind(ms(now))
+        .bind(&user.sender_email)
+        .bind(&user.sender_name)
         .execute(&mut *c)
         .await?
         .rows_affected());
@@ -408,7 +415,8 @@ impl Tx {
     pub async fn update_user(&mut self, account_id: &str, user: &User, now: DateTime<Utc>) -> Result<()> {
         let done = on_tx!(self, |c| sqlx::query(
             "UPDATE users SET name = $3, email = $4, role = $5, active = $6, delegate = $7, timezone = $8,
-                              signature = $9, sender_connected = $10, updated_at = $11
+                              signature = $9, sender_connected = $10, updated_at = $11, sender_email = $12,
+                              sender_name = $13
              WHERE account_id = $1 AND id = $2"
         )
         .bind(account_id)
@@ -422,9 +430,189 @@ impl Tx {
         .bind(&user.signature)
         .bind(user.sender_connected)
         .bind(ms(now))
+        .bind(&user.sender_email)
+        .bind(&user.sender_name)
         .execute(&mut *c)
         .await?
         .rows_affected());
         found((done > 0).then_some(()), "user", &user.id)
+    }
+}
+
+impl Tx {
+    /// Sets where an account's emails come from.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when there is no such account.
+    pub async fn set_sender_mode(
+        &mut self,
+        account_id: &str,
+        mode: stepwise_domain::engagement::SenderMode,
+    ) -> Result<()> {
+        let done = on_tx!(self, |c| sqlx::query("UPDATE accounts SET sender_mode = $2 WHERE id = $1")
+            .bind(account_id)
+            .bind(mode.as_str())
+            .execute(&mut *c)
+            .await?
+            .rows_affected());
+        found((done > 0).then_some(()), "account", account_id)
+    }
+
+    /// Makes a link confirming that `email` is `user_id`'s, good until
+    /// `expires_at`, and returns its token (kept only as its SHA-256); the
+    /// user's earlier links stop working.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn create_sender_confirmation(
+        &mut self,
+        account_id: &str,
+        user_id: &str,
+        email: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        let token = super::keys::random_secret();
+        on_tx!(self, |c| {
+            sqlx::query("DELETE FROM sender_confirmations WHERE account_id = $1 AND user_id = $2")
+                .bind(account_id)
+                .bind(user_id)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(
+                "INSERT INTO sender_confirmations (token_hash, account_id, user_id, email, expires_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(super::keys::hash(&token))
+            .bind(account_id)
+            .bind(user_id)
+            .bind(email)
+            .bind(ms(expires_at))
+            .bind(ms(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(token)
+    }
+
+    /// Takes the confirmation link of `token`, once: the account, the user
+    /// and the address it confirms, unless it is unknown, used or expired.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn take_sender_confirmation(
+        &mut self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String, String)>> {
+        let hash = super::keys::hash(token);
+        let row: Option<(String, String, String, i64)> = on_tx!(self, |c| {
+            let row = sqlx::query_as(
+                "SELECT account_id, user_id, email, expires_at FROM sender_confirmations WHERE token_hash = $1",
+            )
+            .bind(&hash)
+            .fetch_optional(&mut *c)
+            .await?;
+            sqlx::query("DELETE FROM sender_confirmations WHERE token_hash = $1").bind(&hash).execute(&mut *c).await?;
+            row
+        });
+        Ok(row.filter(|(.., expires)| *expires > ms(now)).map(|(a, u, e, _)| (a, u, e)))
+    }
+}
+
+/// A rep's own SMTP server as clients see it: never the password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct SenderSmtp {
+    /// The server's host name.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// How the connection is secured.
+    pub security: stepwise_domain::transport::SmtpSecurity,
+    /// The login.
+    pub username: String,
+}
+
+impl ReadTx {
+    /// A rep's own SMTP server and login, password included, for the
+    /// dispatcher alone.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn sender_smtp(
+        &mut self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<stepwise_domain::transport::SmtpAccount>> {
+        let row: Option<(String, i64, String, String, String)> = on_tx!(self, |c| {
+            sqlx::query_as(
+            "SELECT host, port, security, username, password FROM sender_smtp WHERE account_id = $1 AND user_id = $2"
+        )
+        .bind(account_id)
+        .bind(user_id)
+        .fetch_optional(&mut *c)
+        .await?
+        });
+        row.map(|(host, port, security, username, password)| {
+            Ok(stepwise_domain::transport::SmtpAccount {
+                host,
+                port: u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?,
+                security: security.parse().map_err(StoreError::Corrupt)?,
+                username,
+                password: stepwise_domain::Secret::new(password),
+            })
+        })
+        .transpose()
+    }
+}
+
+impl Tx {
+    /// Sets (or with `None` removes) a rep's own SMTP server and login.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn set_sender_smtp(
+        &mut self,
+        account_id: &str,
+        user_id: &str,
+        account: Option<&stepwise_domain::transport::SmtpAccount>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        on_tx!(self, |c| {
+            sqlx::query("DELETE FROM sender_smtp WHERE account_id = $1 AND user_id = $2")
+                .bind(account_id)
+                .bind(user_id)
+                .execute(&mut *c)
+                .await?;
+            if let Some(a) = account {
+                sqlx::query(
+                    "INSERT INTO sender_smtp (account_id, user_id, host, port, security, username, password, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(account_id)
+                .bind(user_id)
+                .bind(&a.host)
+                .bind(i64::from(a.port))
+                .bind(a.security.as_str())
+                .bind(&a.username)
+                .bind(a.password.expose())
+                .bind(ms(now))
+                .execute(&mut *c)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+}
+
+impl From<&stepwise_domain::transport::SmtpAccount> for SenderSmtp {
+    fn from(a: &stepwise_domain::transport::SmtpAccount) -> Self {
+        SenderSmtp { host: a.host.clone(), port: a.port, security: a.security, username: a.username.clone() }
     }
 }

@@ -235,29 +235,38 @@ impl ReadTx {
     /// # Errors
     ///
     /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn sequence_weeks(&mut self, sequence_id: &str, since: DateTime<Utc>) -> Result<SequenceWeeks> {
+    pub async fn sequence_weeks(
+        &mut self,
+        sequence_id: &str,
+        account_id: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<SequenceWeeks> {
         // 1970-01-01 was a Thursday: weeks counted from Monday 1969-12-29.
         const MONDAY: i64 = 3 * 86_400_000;
         const WEEK: i64 = 7 * 86_400_000;
         let (started, ended) = on_tx!(self, |c| {
             let started: Vec<(i64, i64)> = sqlx::query_as(
                 "SELECT (created_at + $3) / $4 AS week, COUNT(*) FROM enrollments
-                 WHERE sequence_id = $1 AND created_at >= $2 GROUP BY week ORDER BY week",
+                 WHERE sequence_id = $1 AND created_at >= $2 AND ($5 IS NULL OR account_id = $5)
+                 GROUP BY week ORDER BY week",
             )
             .bind(sequence_id)
             .bind(ms(since))
             .bind(MONDAY)
             .bind(WEEK)
+            .bind(account_id)
             .fetch_all(&mut *c)
             .await?;
             let ended: Vec<(i64, String, i64)> = sqlx::query_as(
                 "SELECT (ended_at + $3) / $4 AS week, status, COUNT(*) FROM enrollments
-                 WHERE sequence_id = $1 AND ended_at >= $2 GROUP BY week, status ORDER BY week, status",
+                 WHERE sequence_id = $1 AND ended_at >= $2 AND ($5 IS NULL OR account_id = $5)
+                 GROUP BY week, status ORDER BY week, status",
             )
             .bind(sequence_id)
             .bind(ms(since))
             .bind(MONDAY)
             .bind(WEEK)
+            .bind(account_id)
             .fetch_all(&mut *c)
             .await?;
             (started, ended)
@@ -276,28 +285,34 @@ impl ReadTx {
     /// # Errors
     ///
     /// [`StoreError::Database`](super::StoreError::Database).
-    pub async fn sequence_report(&mut self, sequence_id: &str) -> Result<SequenceReport> {
+    pub async fn sequence_report(&mut self, sequence_id: &str, account_id: Option<&str>) -> Result<SequenceReport> {
         let (by_status, by_outcome, steps) = on_tx!(self, |c| {
             let by_status: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT status, COUNT(*) FROM enrollments WHERE sequence_id = $1 GROUP BY status ORDER BY status",
+                "SELECT status, COUNT(*) FROM enrollments WHERE sequence_id = $1 AND ($2 IS NULL OR account_id = $2)
+                 GROUP BY status ORDER BY status",
             )
             .bind(sequence_id)
+            .bind(account_id)
             .fetch_all(&mut *c)
             .await?;
             let by_outcome: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT outcome, COUNT(*) FROM enrollments WHERE sequence_id = $1 AND outcome IS NOT NULL
+                "SELECT outcome, COUNT(*) FROM enrollments
+                 WHERE sequence_id = $1 AND outcome IS NOT NULL AND ($2 IS NULL OR account_id = $2)
                  GROUP BY outcome ORDER BY outcome",
             )
             .bind(sequence_id)
+            .bind(account_id)
             .fetch_all(&mut *c)
             .await?;
             let steps: Vec<(i64, String, String, i64)> = sqlx::query_as(
                 "SELECT a.step, a.status, COALESCE(a.result, ''), COUNT(*)
                  FROM actions a JOIN enrollments e ON e.id = a.enrollment_id
                  WHERE e.sequence_id = $1 AND a.status IN ('completed', 'skipped', 'failed')
+                   AND ($2 IS NULL OR e.account_id = $2)
                  GROUP BY a.step, a.status, COALESCE(a.result, '') ORDER BY a.step",
             )
             .bind(sequence_id)
+            .bind(account_id)
             .fetch_all(&mut *c)
             .await?;
             (by_status, by_outcome, steps)
@@ -305,14 +320,17 @@ impl ReadTx {
         Ok(SequenceReport { by_status, by_outcome, steps })
     }
 
-    /// A page of the enrollments of a sequence (or, with `by_contact`, of a
-    /// contact), in creation order; with `status`, only those in it.
+    /// A page of `account_id`'s enrollments of a sequence (or, with
+    /// `by_contact`, of a contact), in creation order; with `status`, only
+    /// those in it. A plan shared with sub-accounts holds theirs too: each
+    /// account lists its own.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`](super::StoreError::Corrupt) on an unreadable row.
     pub async fn enrollments_page(
         &mut self,
+        account_id: &str,
         of: &str,
         by_contact: bool,
         status: Option<EnrollmentStatus>,
@@ -321,12 +339,18 @@ impl ReadTx {
         let column = if by_contact { "contact_id" } else { "sequence_id" };
         let rows: Vec<EnrollmentRow> = match status {
             None => {
-                let sql = format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND {}", page.clause("", 2));
-                on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of), page).fetch_all(&mut *c).await?)
+                let sql =
+                    format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND account_id = $2 AND {}", page.clause("", 3));
+                on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of).bind(account_id), page)
+                    .fetch_all(&mut *c)
+                    .await?)
             }
             Some(status) => {
-                let sql = format!("{SELECT_ENROLLMENT} WHERE {column} = $1 AND status = $2 AND {}", page.clause("", 3));
-                on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of).bind(status.as_str()), page)
+                let sql = format!(
+                    "{SELECT_ENROLLMENT} WHERE {column} = $1 AND account_id = $2 AND status = $3 AND {}",
+                    page.clause("", 4)
+                );
+                on_tx!(self, |c| bind_page!(sqlx::query_as(&sql).bind(of).bind(account_id).bind(status.as_str()), page)
                     .fetch_all(&mut *c)
                     .await?)
             }

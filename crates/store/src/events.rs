@@ -208,6 +208,7 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected());
+        self.publish(&[(id.as_str(), event)], at).await?;
         Ok(Event {
             id,
             account_id: event.account_id.clone(),
@@ -236,15 +237,17 @@ impl Tx {
             return Ok(());
         }
         let changes = changes_as_text(events.iter().map(|e| (&e.before, &e.after)))?;
+        let ids: Vec<String> = events.iter().map(|_| new_id("evt")).collect();
         const COLUMNS: usize = 13;
-        for (events, changes) in events.chunks(MAX_BINDS / COLUMNS).zip(changes.chunks(MAX_BINDS / COLUMNS)) {
+        let chunk = MAX_BINDS / COLUMNS;
+        for ((events, changes), ids) in events.chunks(chunk).zip(changes.chunks(chunk)).zip(ids.chunks(chunk)) {
             on_tx!(self, |c| {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO events (id, account_id, contact_id, company_id, enrollment_id, action_id, kind, actor,
                                      reason, before, after, level, at) ",
                 );
-                q.push_values(events.iter().zip(changes), |mut row, (e, (before, after))| {
-                    row.push_bind(new_id("evt"))
+                q.push_values(events.iter().zip(changes).zip(ids), |mut row, ((e, (before, after)), id)| {
+                    row.push_bind(id)
                         .push_bind(&e.account_id)
                         .push_bind(&e.contact_id)
                         .push_bind(&e.company_id)
@@ -261,6 +264,7 @@ impl Tx {
                 q.build().execute(&mut *c).await?.rows_affected()
             });
         }
-        Ok(())
+        let published: Vec<(&str, &NewEvent)> = ids.iter().map(String::as_str).zip(events).collect();
+        self.publish(&published, at).await
     }
 }

@@ -46,6 +46,7 @@ mod sessions;
 mod sync;
 mod templates;
 mod wake;
+mod webhooks;
 mod work;
 
 use std::str::FromStr;
@@ -57,6 +58,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
+pub use accounts::SenderSmtp;
 pub use actions::{ActionCompletion, BatchCompletion, HeldFilter, HoldScope, NewAction, Schedule};
 pub use audit::{AuditFilter, NewAudit};
 pub use enrollments::{NewEnrollment, SequenceReport, SequenceWeeks};
@@ -70,6 +72,9 @@ pub use sessions::{Credentials, PasswordLink, Session};
 pub use sync::{Collection, Deletion, SyncPage};
 pub use templates::Template;
 pub use wake::{WAKE_CHANNEL, WakeListener};
+pub use webhooks::{
+    ClaimedDelivery, DeliveryFilter, NewSubscription, WebhookDelivery, WebhookSubscription, webhook_body,
+};
 pub use work::{EnrollmentFilter, EnrollmentRow, WorkCursor, WorkFilter, WorkRow, WorkSort, WorkState};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -253,6 +258,9 @@ pub struct Store {
     /// The channel hosts on this database and schema announce work on
     /// ([`wake::channel`]).
     wake_channel: std::sync::Arc<str>,
+    /// Told when a transaction that wrote webhook deliveries commits, so
+    /// this host's dispatcher sends them at once.
+    deliveries: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug)]
@@ -283,6 +291,10 @@ pub struct Tx {
     read: ReadTx,
     /// Held for the life of a SQLite write transaction.
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The store's [`Store::deliveries_written`], told at commit when this
+    /// transaction wrote webhook deliveries.
+    deliveries: std::sync::Arc<tokio::sync::Notify>,
+    wrote_deliveries: bool,
 }
 
 impl std::ops::Deref for Tx {
@@ -377,9 +389,23 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .pragma("cache_size", SQLITE_CACHE_KIB)
                 .pragma("mmap_size", SQLITE_MMAP_BYTES);
+            // Migrations run on a connection of their own with foreign keys
+            // off, as SQLite's way of changing a table's constraints (a
+            // rebuild: the old table dropped) requires, and the keys are
+            // checked after.
+            let unchecked = options.clone().foreign_keys(false);
+            let mut migrating = sqlx::ConnectOptions::connect(&unchecked).await.map_err(|e| connect(&e))?;
+            SQLITE_MIGRATIONS.run(&mut migrating).await.map_err(|e| connect(&e))?;
+            let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&mut migrating)
+                .await
+                .map_err(|e| connect(&e))?;
+            if let Some((table,)) = broken.first() {
+                return Err(StoreError::Connect(format!("after the migrations, rows of `{table}` reference nothing")));
+            }
+            sqlx::Connection::close(migrating).await.map_err(|e| connect(&e))?;
             let pool =
                 SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(|e| connect(&e))?;
-            SQLITE_MIGRATIONS.run(&pool).await.map_err(|e| connect(&e))?;
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(|e| connect(&e))?;
@@ -397,7 +423,12 @@ impl Store {
             }
             Pool::Sqlite(_) => WAKE_CHANNEL.to_owned(),
         };
-        Ok(Store { pool, writer: std::sync::Arc::new(tokio::sync::Mutex::new(())), wake_channel: wake_channel.into() })
+        Ok(Store {
+            pool,
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            wake_channel: wake_channel.into(),
+            deliveries: std::sync::Arc::default(),
+        })
     }
 
     /// Which database this is.
@@ -419,16 +450,26 @@ impl Store {
     ///
     /// [`StoreError::Database`] when no connection can be had.
     pub async fn begin(&self) -> Result<Tx> {
+        let deliveries = self.deliveries.clone();
         Ok(match &self.pool {
             Pool::Sqlite(pool) => {
                 let writer = self.writer.clone().lock_owned().await;
                 let inner = TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?);
-                Tx { read: ReadTx { inner }, _writer: Some(writer) }
+                Tx { read: ReadTx { inner }, _writer: Some(writer), deliveries, wrote_deliveries: false }
             }
-            Pool::Postgres(pool) => {
-                Tx { read: ReadTx { inner: TxInner::Postgres(pool.begin().await?) }, _writer: None }
-            }
+            Pool::Postgres(pool) => Tx {
+                read: ReadTx { inner: TxInner::Postgres(pool.begin().await?) },
+                _writer: None,
+                deliveries,
+                wrote_deliveries: false,
+            },
         })
+    }
+
+    /// Told (a permit kept when nobody waits) whenever a transaction that
+    /// wrote webhook deliveries has committed.
+    pub fn deliveries_written(&self) -> &tokio::sync::Notify {
+        &self.deliveries
     }
 
     /// Starts a transaction for reading only ([`ReadTx`]).
@@ -534,7 +575,12 @@ impl Tx {
     pub async fn commit(self) -> Result<()> {
         // The writer lock (if any) is released when `self` is dropped here,
         // after the commit.
-        self.read.end(true).await
+        let (deliveries, wrote) = (self.deliveries.clone(), self.wrote_deliveries);
+        self.read.end(true).await?;
+        if wrote {
+            deliveries.notify_one();
+        }
+        Ok(())
     }
 
     /// Rolls back (dropping the transaction does too).

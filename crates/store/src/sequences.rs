@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::sync::{SyncPage, bind_page};
 
-use super::{ReadTx, Result, Tx, fetch_of_account, found, ms, new_id, on_tx, time};
+use super::{ReadTx, Result, Tx, found, ms, new_id, on_tx, time};
 use stepwise_domain::engagement::{
     PlanType, Sequence, SequenceSettings, SequenceState, SequenceVersion, Step, TimingMode,
 };
@@ -105,6 +105,23 @@ impl ReadTx {
         found(row, "sequence", id)?.into_domain()
     }
 
+    /// The sequence `id` that `account_id` enrolls in: its own, or one of
+    /// its parent's (the caller checks that the parent shares it locked
+    /// before enrolling; an enrollment already made goes on whatever the
+    /// parent does later).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`](super::StoreError::NotFound).
+    pub async fn sequence_for(&mut self, account_id: &str, id: &str) -> Result<Sequence> {
+        let sql = format!(
+            "{SELECT_SEQUENCE} WHERE id = $2 AND account_id IN ($1, (SELECT parent_id FROM accounts WHERE id = $1))"
+        );
+        let row: Option<SequenceRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(account_id).bind(id).fetch_optional(&mut *c).await?);
+        found(row, "sequence", id)?.into_domain()
+    }
+
     /// A page of an account's sequences, in creation order.
     ///
     /// # Errors
@@ -129,7 +146,9 @@ impl ReadTx {
         rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 
-    /// The sequences of `account_id` with these ids, in no particular order.
+    /// The sequences with these ids that `account_id`'s enrollments run
+    /// in (its own and its parent's, as [`ReadTx::sequence_for`]), in no
+    /// particular order.
     ///
     /// # Errors
     ///
@@ -138,7 +157,16 @@ impl ReadTx {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<SequenceRow> = fetch_of_account!(self, SELECT_SEQUENCE, "account_id" = account_id, "id" in ids);
+        let rows: Vec<SequenceRow> = on_tx!(self, |c| {
+            let mut q = sqlx::QueryBuilder::new(SELECT_SEQUENCE);
+            q.push(" WHERE account_id IN (")
+                .push_bind(account_id)
+                .push(", (SELECT parent_id FROM accounts WHERE id = ")
+                .push_bind(account_id)
+                .push(")) AND id IN ");
+            super::in_list(&mut q, ids);
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
         rows.into_iter().map(SequenceRow::into_domain).collect()
     }
 

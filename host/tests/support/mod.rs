@@ -22,28 +22,55 @@ use smtp_sink::SmtpSink;
 /// The lease the hosts claim under.
 pub const LEASE: Duration = Duration::from_secs(4);
 
-/// The webhook receiver: requests by `Idempotency-Key`.
+/// An event a subscription delivered: its `webhook-id`, type and enrollment.
+#[derive(Debug, Clone)]
+struct Delivered {
+    id: String,
+    kind: String,
+    enrollment: String,
+}
+
+/// The webhook receiver: the steps' requests by `Idempotency-Key`, and the
+/// events of the account's webhook subscription in the order they came.
 #[derive(Clone, Default)]
 struct Receiver {
     keys: Arc<Mutex<HashMap<String, u32>>>,
+    events: Arc<Mutex<Vec<Delivered>>>,
     delay: Duration,
 }
 
 impl Receiver {
     async fn start(&self) -> String {
         let (keys, delay) = (self.keys.clone(), self.delay);
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: axum::http::HeaderMap| {
-                let keys = keys.clone();
-                async move {
-                    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                    *keys.lock().unwrap().entry(key).or_default() += 1;
-                    tokio::time::sleep(delay).await;
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            }),
-        );
+        let events = self.events.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(move |headers: axum::http::HeaderMap| {
+                    let keys = keys.clone();
+                    async move {
+                        let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        *keys.lock().unwrap().entry(key).or_default() += 1;
+                        tokio::time::sleep(delay).await;
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }),
+            )
+            .route(
+                "/events",
+                axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let events = events.clone();
+                    async move {
+                        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                        let kind = body["type"].as_str().unwrap_or("").to_owned();
+                        let enrollment = body["data"]["enrollment_id"].as_str().unwrap_or("").to_owned();
+                        events.lock().unwrap().push(Delivered { id, kind, enrollment });
+                        tokio::time::sleep(delay).await;
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -58,6 +85,29 @@ impl Receiver {
 
     fn seen(&self, key: &str) -> bool {
         self.keys.lock().unwrap().contains_key(key)
+    }
+
+    /// Of the events stored for the subscription (`stored` ids): how many
+    /// never arrived, how many distinct ids arrived that were never stored,
+    /// and how many enrollments' first arrivals broke commit order (an
+    /// enrollment's completion before one of its step's completions).
+    fn events(&self, stored: &[String]) -> (usize, usize, usize) {
+        let events = self.events.lock().unwrap();
+        let received: std::collections::HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let stored_set: std::collections::HashSet<&str> = stored.iter().map(String::as_str).collect();
+        let missing = stored_set.difference(&received).count();
+        let unknown = received.difference(&stored_set).count();
+        let mut first = std::collections::HashSet::new();
+        let mut ended = std::collections::HashSet::new();
+        let mut out_of_order = 0;
+        for event in events.iter().filter(|e| first.insert(e.id.clone())) {
+            match event.kind.as_str() {
+                "enrollment.completed" => drop(ended.insert(event.enrollment.clone())),
+                _ if ended.contains(&event.enrollment) => out_of_order += 1,
+                _ => {}
+            }
+        }
+        (missing, unknown, out_of_order)
     }
 }
 
@@ -160,6 +210,9 @@ async fn setup(api: &Api, hook: &str, n: usize) -> (String, Vec<String>) {
     let grant =
         json!({"enabled": true, "grant": {"capabilities": ["render-template", "http-fetch"], "http_allow": [hook]}});
     api.call(reqwest::Method::PUT, "/v1/plugins/webhook/account", Some(grant)).await;
+    let events = hook.replace("/hook", "/events");
+    let subscription = json!({"url": events, "event_types": ["action.completed", "enrollment.completed"]});
+    api.call(reqwest::Method::POST, "/v1/webhook-subscriptions", Some(subscription)).await;
     let step = |position: u32, name: &str, plugin: &str, config: Value| {
         json!({"position": position, "name": name, "plugin": {"id": plugin, "version": "*"}, "config": config,
                "timing": {"kind": "delay", "ms": 0}, "activation": "automatic", "owner": {"rule": "contact_owner"}})
@@ -214,6 +267,14 @@ pub struct Outcome {
     pub emails: usize,
     pub email_duplicates: usize,
     pub emails_interrupted: i64,
+    /// Events the webhook subscription was sent, as stored.
+    pub events: usize,
+    /// Of those, how many never reached the receiver.
+    pub events_missing: usize,
+    /// Event ids the receiver got that were never stored.
+    pub events_unknown: usize,
+    /// Events that arrived (first) after their enrollment's completion.
+    pub events_out_of_order: usize,
     pub longest_expired_lease: Duration,
     pub took: Duration,
 }
@@ -353,7 +414,10 @@ pub async fn run(database_url: String, plan: Plan) -> Outcome {
             // sent, so it is never sent again.
             let queued =
                 count(&db, "SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND handover_started_at IS NULL").await;
-            if done(db.clone()).await >= total && queued == 0 {
+            // Every event delivered too, a killed host's in-flight ones
+            // again once their lease ends.
+            let pending = count(&db, "SELECT COUNT(*) FROM webhook_deliveries WHERE status <> 'succeeded'").await;
+            if done(db.clone()).await >= total && queued == 0 && pending == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -376,7 +440,13 @@ pub async fn run(database_url: String, plan: Plan) -> Outcome {
         "SELECT COUNT(*) FROM outbox WHERE state = 'failed' OR (state = 'queued' AND handover_started_at IS NOT NULL)",
     )
     .await;
+    let stored = db.strings("SELECT event_id FROM webhook_deliveries").await;
+    let (events_missing, events_unknown, events_out_of_order) = receiver.events(&stored);
     let outcome = Outcome {
+        events: stored.len(),
+        events_missing,
+        events_unknown,
+        events_out_of_order,
         actions: total as usize,
         completed,
         parked: parked_ids.len() as i64,

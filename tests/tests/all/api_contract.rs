@@ -113,6 +113,7 @@ fn fill(path: &str, ids: &BTreeMap<&'static str, String>) -> String {
                 "{id}" => ids.get(collection).cloned().unwrap_or_else(|| panic!("an id for {collection}")),
                 "{n}" => "1".to_owned(),
                 "{token}" => "not-a-token".to_owned(),
+                "{delivery_id}" => ids["deliveries"].clone(),
                 other => other.to_owned(),
             };
             *collection = segment;
@@ -153,9 +154,18 @@ async fn records(app: &TestApp, key: &str, tag: &str) -> BTreeMap<&'static str, 
     let sequence = post(app, "/v1/sequences", key, json!({"name": tag, "steps": [step]})).await;
     let sequence = sequence["sequence"]["id"].as_str().unwrap().to_owned();
     post(app, &format!("/v1/sequences/{sequence}/state"), key, json!({"state": "active"})).await;
+    // Nobody listens there: its delivery fails and waits for a retry.
+    let hook = json!({"url": "http://127.0.0.1:9/events", "event_types": ["enrollment.started"]});
+    let subscription = post(app, "/v1/webhook-subscriptions", key, hook).await;
+    let subscription = subscription["subscription"]["id"].as_str().unwrap().to_owned();
     let enrolled = post(app, "/v1/enrollments", key, json!({"contact_id": contact, "sequence_id": sequence})).await;
     let enrollment = enrolled["enrollment"]["id"].as_str().unwrap().to_owned();
     app.world.run().await;
+    let log = format!("/v1/webhook-subscriptions/{subscription}/deliveries");
+    let log = call(app, Method::GET, &log, Some(key), None).await;
+    let delivery = log.json["deliveries"][0]["id"].as_str().unwrap_or_else(|| panic!("a delivery: {}", log.text));
+    ids.insert("deliveries", delivery.to_owned());
+    ids.insert("webhook-subscriptions", subscription);
     let read = call(app, Method::GET, &format!("/v1/enrollments/{enrollment}"), Some(key), None).await;
     let action = read.json["actions"][0]["id"].as_str().unwrap_or_else(|| panic!("an action: {}", read.text));
     let template = post(app, "/v1/templates", key, json!({"name": tag, "subject": "Hi", "body": "Hello"})).await;
@@ -173,6 +183,7 @@ async fn records(app: &TestApp, key: &str, tag: &str) -> BTreeMap<&'static str, 
     ids.insert("sequences", sequence);
     ids.insert("enrollments", enrollment);
     ids.insert("plugins", "task".to_owned());
+    ids.insert("accounts", call(app, Method::GET, "/v1/me", Some(key), None).await.string("/account_id"));
     ids
 }
 
@@ -199,6 +210,9 @@ fn valid_body(op: &Operation) -> Option<Value> {
         ("PUT", "/v1/plugins/{id}/account") => json!({"enabled": true}),
         ("PUT", "/v1/contact-types/{id}") => json!({"name": "Allies"}),
         ("PUT", "/v1/templates/{id}") => json!({"name": "Renamed", "body": "Hello"}),
+        ("POST", "/v1/webhook-subscriptions") => {
+            json!({"url": "http://127.0.0.1:9/new", "event_types": ["action.completed"]})
+        }
         _ => json!({}),
     })
 }

@@ -528,6 +528,77 @@ async fn sub_accounts_read_their_parents_locked_sequences_only() {
 }
 
 #[tokio::test]
+async fn sub_accounts_enroll_their_own_contacts_in_shared_plans_and_see_only_their_own() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let body = json!({"name": "Shared", "settings": {"shared_locked": true}, "steps": [task_step("Call {{contact.first_name}}")]});
+        let shared = post(&app, "/v1/sequences", &app.admin_key, body).await.string("/sequence/id");
+        post(&app, &format!("/v1/sequences/{shared}/state"), &app.admin_key, json!({"state": "active"})).await;
+        let private = sequence(&app).await;
+        let sub = json!({"name": "Branch", "admin_name": "Bea", "admin_email": "bea@branch.example"});
+        let key = post(&app, "/v1/accounts", &app.admin_key, sub).await.string("/secret");
+        let bea = app.get("/v1/me", Some(&key)).await.string("/user/id");
+
+        // Their own contact, their own owner, in the parent's plan.
+        let ada = json!({"first_name": "Ada", "email": "ada@branch.example", "owner_id": bea});
+        let ada = post(&app, "/v1/contacts", &key, ada).await.string("/contact/id");
+        let enrolled = post(&app, "/v1/enrollments", &key, json!({"contact_id": ada, "sequence_id": shared})).await;
+        assert_eq!(enrolled.status, 201, "{}", enrolled.text);
+        let private_try = post(&app, "/v1/enrollments", &key, json!({"contact_id": ada, "sequence_id": private})).await;
+        assert_eq!(private_try.status, 404, "a plan not shared is not theirs: {}", private_try.text);
+        // The parent enrolls one of its own too.
+        let own = app.world.contact(|c| c.owner_id = Some(app.world.agent.clone())).await;
+        let parents = post(&app, "/v1/enrollments", &app.admin_key, json!({"contact_id": own, "sequence_id": shared})).await;
+        assert_eq!(parents.status, 201, "{}", parents.text);
+        app.world.run().await;
+
+        // The step lands on Bea's Engage view, and only there.
+        let engage = app.get("/v1/engage", Some(&key)).await;
+        let rows = engage.json["actions"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{}", engage.text);
+        assert_eq!(rows[0]["sequence_name"], "Shared", "{}", engage.text);
+        let action = rows[0]["id"].as_str().unwrap().to_owned();
+        let agents = app.get("/v1/engage", Some(&app.agent_key)).await;
+        assert!(!agents.text.contains(&action), "{}", agents.text);
+
+        // Each account lists its own enrollments; the sub-account's report
+        // counts its own, the owner's every account's.
+        let path = format!("/v1/sequences/{shared}/enrollments");
+        let theirs = app.get(&path, Some(&key)).await;
+        assert_eq!(theirs.json["enrollments"].as_array().unwrap().len(), 1, "{}", theirs.text);
+        assert_eq!(theirs.json["enrollments"][0]["contact_id"], ada.as_str());
+        let ours = app.get(&path, Some(&app.admin_key)).await;
+        assert_eq!(ours.json["enrollments"].as_array().unwrap().len(), 1, "{}", ours.text);
+        assert_eq!(ours.json["enrollments"][0]["contact_id"], own.as_str());
+        let complete = post(&app, &format!("/v1/actions/{action}/complete"), &key, json!({"result": "none"})).await;
+        assert_eq!(complete.status, 200, "{}", complete.text);
+        let report = app.get(&format!("/v1/sequences/{shared}/report"), Some(&key)).await;
+        assert_eq!(report.status, 200, "{}", report.text);
+        assert_eq!(report.json["enrolled"], 1, "{}", report.text);
+        assert_eq!(report.json["by_status"]["completed"], 1, "{}", report.text);
+        let owners = app.get(&format!("/v1/sequences/{shared}/report"), Some(&app.admin_key)).await;
+        assert_eq!(owners.json["enrolled"], 2, "{}", owners.text);
+        let listed = app.get(&format!("/v1/contacts/{ada}/enrollments"), Some(&key)).await;
+        assert_eq!(listed.json["enrollments"][0]["sequence_name"], "Shared", "{}", listed.text);
+        assert_eq!(app.get(&format!("/v1/sequences/{shared}/versions/1"), Some(&key)).await.status, 200);
+
+        // Still the parent's to edit.
+        let edit = app.call(reqwest::Method::PATCH, &format!("/v1/sequences/{shared}"), Some(&key), Some(&json!({"name": "Mine"}))).await;
+        assert_eq!(edit.status, 403, "{}", edit.text);
+        let publish = post(&app, &format!("/v1/sequences/{shared}/versions"), &key, json!({"steps": [task_step("X")]})).await;
+        assert_eq!(publish.status, 403, "{}", publish.text);
+        // The parent may stop sharing: the running ones go on, no new ones.
+        let unshare = json!({"settings": {"shared_locked": false}});
+        let path = format!("/v1/sequences/{shared}");
+        assert_eq!(app.call(reqwest::Method::PATCH, &path, Some(&app.admin_key), Some(&unshare)).await.status, 200);
+        let bob = post(&app, "/v1/contacts", &key, json!({"first_name": "Bob", "owner_id": bea})).await.string("/contact/id");
+        let refused = post(&app, "/v1/enrollments", &key, json!({"contact_id": bob, "sequence_id": shared})).await;
+        assert_eq!(refused.status, 404, "{}", refused.text);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() {
     for_each_backend(|store| async move {
         let app = TestApp::spawn(store).await;

@@ -79,11 +79,17 @@ async fn records(app: &TestApp, key: &str, owner: &str, tag: &str) -> BTreeMap<&
     let active =
         post(app, &format!("/v1/sequences/{}/state", ids["sequences"]), key, &json!({"state": "active"})).await;
     assert_eq!(active.status, 200, "{}", active.text);
+    // Nobody listens there: its deliveries fail and wait for a retry.
+    let hook = json!({"url": "http://127.0.0.1:9/events", "event_types": ["enrollment.started"]});
+    let subscription = post(app, "/v1/webhook-subscriptions", key, &hook).await;
+    ids.insert("webhook-subscriptions", id(&subscription, "/subscription/id"));
     let enrolled =
         post(app, "/v1/enrollments", key, &json!({"contact_id": ids["contacts"], "sequence_id": ids["sequences"]}))
             .await;
     ids.insert("enrollments", id(&enrolled, "/enrollment/id"));
     app.world.run().await;
+    let log = format!("/v1/webhook-subscriptions/{}/deliveries", ids["webhook-subscriptions"]);
+    ids.insert("deliveries", id(&call(app, Method::GET, &log, Some(key), None).await, "/deliveries/0/id"));
     let read = call(app, Method::GET, &format!("/v1/enrollments/{}", ids["enrollments"]), Some(key), None).await;
     ids.insert("actions", id(&read, "/actions/0/id"));
     let types = call(app, Method::GET, "/v1/contact-types", Some(key), None).await;
@@ -91,6 +97,7 @@ async fn records(app: &TestApp, key: &str, owner: &str, tag: &str) -> BTreeMap<&
     let made = post(app, "/v1/keys", key, &json!({"name": tag})).await;
     ids.insert("keys", id(&made, "/key/id"));
     ids.insert("plugins", "task".to_owned());
+    ids.insert("accounts", call(app, Method::GET, "/v1/me", Some(key), None).await.string("/account_id"));
     ids
 }
 
@@ -109,6 +116,7 @@ async fn snapshot(app: &TestApp, key: &str, ids: &BTreeMap<&'static str, String>
         "/v1/webhook-failures".to_owned(),
         "/v1/outbox".to_owned(),
         "/v1/accounts".to_owned(),
+        "/v1/webhook-subscriptions".to_owned(),
     ];
     for (collection, id) in ids {
         match *collection {
@@ -124,6 +132,11 @@ async fn snapshot(app: &TestApp, key: &str, ids: &BTreeMap<&'static str, String>
                 }
             }
             "enrollments" | "users" | "templates" => paths.push(format!("/v1/{collection}/{id}")),
+            "webhook-subscriptions" => paths.extend([
+                format!("/v1/webhook-subscriptions/{id}"),
+                format!("/v1/webhook-subscriptions/{id}/deliveries"),
+                format!("/v1/webhook-subscriptions/{id}/deliveries/{}", ids["deliveries"]),
+            ]),
             "actions" => paths.extend([format!("/v1/actions/{id}"), format!("/v1/actions/{id}/explain")]),
             _ => {}
         }
@@ -206,6 +219,7 @@ fn fill(path: &str, ids: &BTreeMap<&'static str, String>) -> String {
             let filled = match segment {
                 "{id}" => ids.get(collection).cloned().unwrap_or_else(|| panic!("an id for {collection}")),
                 "{n}" => "1".to_owned(),
+                "{delivery_id}" => ids["deliveries"].clone(),
                 "{token}" => "not-a-token".to_owned(),
                 other => other.to_owned(),
             };
@@ -245,6 +259,11 @@ fn body_for(op: &Operation, ours: &BTreeMap<&'static str, String>) -> Value {
         ("POST", "/v1/templates") | ("PUT", "/v1/templates/{id}") => json!({"name": "T", "body": "Hello"}),
         ("PUT", "/v1/contact-types/{id}") => json!({"name": "Allies"}),
         ("PUT", "/v1/plugins/{id}/account") => json!({"enabled": true}),
+        ("POST", "/v1/webhook-subscriptions") => {
+            json!({"url": "http://127.0.0.1:9/new", "event_types": ["action.completed"]})
+        }
+        ("PATCH", "/v1/webhook-subscriptions/{id}") => json!({"description": "renamed"}),
+        ("PATCH", "/v1/accounts/{id}") => json!({"sender_mode": "own_address"}),
         _ => json!({}),
     }
 }

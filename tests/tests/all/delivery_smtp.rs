@@ -31,6 +31,7 @@ fn smtp(server: &SmtpServer) -> SmtpConfig {
         credentials: None,
         from: "sales@stepwise.test".parse().unwrap(),
         from_name: Some("Acme Sales".into()),
+        envelope_from: None,
         timeout: Duration::from_secs(10),
         connections: 4,
     }
@@ -102,6 +103,88 @@ async fn an_email_goes_out_with_its_headers_message_id_and_unsubscribe_link() {
         assert_eq!(message.handover_started_at, None, "the handover mark is cleared with the outcome");
         assert_eq!(engine.dispatch_outbox().await.unwrap(), 0);
         assert_eq!(server.received().len(), 1, "sent once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_email_comes_from_the_reps_verified_address_when_the_account_sends_so() {
+    for_each_backend(|store| async move {
+        let server = SmtpServer::start().await;
+        let w = World::new(store).await;
+        let config = SmtpConfig { envelope_from: Some("bounces@stepwise.test".parse().unwrap()), ..smtp(&server) };
+        let engine = engine(&w, config).await;
+        let seq = email_sequence(&w, false).await;
+        // Through the relay: its address, Reply-To the rep's identity, the
+        // configured envelope sender.
+        w.update_user(&w.agent, |u| {
+            u.sender_email = Some("grace@acme.example".into());
+            u.sender_name = Some("Grace Hopper".into());
+        })
+        .await;
+        let ada = w.contact(|_| {}).await;
+        engine.enroll(&w.account, &w.request(&ada, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+        // From their own verified address.
+        let mut tx = w.store().begin().await.unwrap();
+        tx.set_sender_mode(&w.account, stepwise::engagement::SenderMode::OwnAddress).await.unwrap();
+        tx.commit().await.unwrap();
+        let bob = w.contact(|c| c.email = Some("bob@example.com".into())).await;
+        engine.enroll(&w.account, &w.request(&bob, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+
+        let received = server.received();
+        assert_eq!(received.len(), 2, "{received:#?}");
+        let (relayed, own) = (&received[0], &received[1]);
+        assert_eq!(relayed.header("From"), Some("Acme Sales <sales@stepwise.test>"));
+        assert_eq!(relayed.header("Reply-To"), Some("Grace Hopper <grace@acme.example>"));
+        assert_eq!(relayed.mail_from, "bounces@stepwise.test", "the configured envelope sender");
+        assert_eq!(own.rcpt_tos, ["bob@example.com"]);
+        assert_eq!(own.header("From"), Some("Grace Hopper <grace@acme.example>"));
+        assert_eq!(own.header("Reply-To"), None, "replies go to From");
+        assert_eq!(own.mail_from, "bounces@stepwise.test", "bounces still reach the host's mailbox");
+        let id = own.header("Message-ID").unwrap();
+        assert!(id.ends_with("@stepwise.test>"), "{id}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_reps_email_from_their_own_address_goes_through_their_own_server_with_their_login() {
+    for_each_backend(|store| async move {
+        let relay = SmtpServer::start().await;
+        let theirs = SmtpServer::with_login("grace", "her-own-password").await;
+        let w = World::new(store).await;
+        let engine = engine(&w, smtp(&relay)).await;
+        let seq = email_sequence(&w, false).await;
+        w.update_user(&w.agent, |u| u.sender_email = Some("grace@acme.example".into())).await;
+        let own = stepwise::delivery::SmtpAccount {
+            host: "127.0.0.1".into(),
+            port: theirs.port,
+            security: Security::None,
+            username: "grace".into(),
+            password: Secret::new("her-own-password"),
+        };
+        let mut tx = w.store().begin().await.unwrap();
+        tx.set_sender_mode(&w.account, stepwise::engagement::SenderMode::OwnAddress).await.unwrap();
+        tx.set_sender_smtp(&w.account, &w.agent, Some(&own), w.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let ada = w.contact(|_| {}).await;
+        engine.enroll(&w.account, &w.request(&ada, &seq)).await.unwrap();
+        engine.run_until_idle().await.unwrap();
+
+        assert!(relay.received().is_empty(), "not through the relay: {:#?}", relay.received());
+        let received = theirs.received();
+        assert_eq!(received.len(), 1, "{received:#?}");
+        let mail = &received[0];
+        assert_eq!(mail.login.as_deref(), Some("grace"), "with their login");
+        assert_eq!(mail.mail_from, "grace@acme.example", "their server sends for them");
+        assert_eq!(mail.header("From"), Some("Grace <grace@acme.example>"));
+        let message = outbox(w.store(), &w.account).await.remove(0);
+        assert_eq!(message.state, OutboxState::Sent);
+        assert!(!message.payload.to_string().contains("her-own-password"), "{}", message.payload);
+        assert_eq!(engine.dispatch_outbox().await.unwrap(), 0);
+        assert_eq!(theirs.received().len(), 1, "sent once");
     })
     .await;
 }
@@ -342,6 +425,7 @@ async fn an_unreachable_server_is_tried_again_later() {
             credentials: None,
             from: "sales@stepwise.test".parse().unwrap(),
             from_name: None,
+            envelope_from: None,
             timeout: Duration::from_secs(5),
             connections: 1,
         };

@@ -84,7 +84,9 @@ async fn each_requirement_defers_with_its_reason_and_is_re_evaluated_later() {
         let (_, action) = one_step(&w, task(0), &contact).await;
         assert_eq!(action.deferral_reason, Some(DeferralReason::DelegatedOwner));
 
-        // Email steps need an address; automatic email needs a connected mailbox.
+        // Email steps need an address; automatic email from the rep's own
+        // address needs it verified.
+        own_addresses(&w).await;
         let contact = w.contact(|c| c.email = None).await;
         let (_, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
         assert_eq!(action.deferral_reason, Some(DeferralReason::MissingEmail));
@@ -722,7 +724,8 @@ async fn each_hold_is_released_by_the_change_that_fixes_it() {
         assert_eq!(w.action(&inactive, 0).await.status, ActionStatus::Active, "on Sam's Engage view now");
         assert_eq!(w.action(&delegated, 0).await.status, ActionStatus::Active, "on Dee's Engage view now");
 
-        // A mailbox connected.
+        // A sending address verified.
+        own_addresses(&w).await;
         let offline = w.user(User { name: "Off".into(), email: "off@example.com".into(), ..User::default() }).await;
         let contact = w.contact(|c| c.owner_id = Some(offline.clone())).await;
         let (e, action) = one_step(&w, scripted(json!({}), 0), &contact).await;
@@ -758,4 +761,11 @@ async fn each_hold_is_released_by_the_change_that_fixes_it() {
         assert_eq!(after.status, ActionStatus::Completed, "run now: {after:?}");
     })
     .await;
+}
+
+/// The world's account sends from its reps' own addresses, each once verified.
+async fn own_addresses(w: &World) {
+    let mut tx = w.store().begin().await.unwrap();
+    tx.set_sender_mode(&w.account, stepwise::engagement::SenderMode::OwnAddress).await.unwrap();
+    tx.commit().await.unwrap();
 }
