@@ -192,6 +192,10 @@ fn table(state: AppState) -> Router<AppState> {
         .at("/sender/{token}", [get(sender::confirm, "The link that confirms a rep's sending address")
             .open()
             .media("text/html")])
+        .at("/v1/me/password", [put(me::change_password, "Change your own console password")
+            .describe("The current password must match (a 422 at `/current_password` when not); the new one is 10 to 256 characters. Your console sessions end.")
+            .body::<me::PasswordChange>()
+            .empty(204)])
         .at("/v1/me/sender", [
             get(sender::get_identity, "Your sending identity: address, name, whether it is verified, your own server")
                 .answers::<sender::SenderView>(200),

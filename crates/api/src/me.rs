@@ -1,11 +1,12 @@
 //! `GET /v1/me`: who the key belongs to; `PATCH /v1/me`: people change
 //! their own name, timezone and signature (never their role or active
-//! flag); `GET /v1/notifications`: what the caller was told (steps with
+//! flag); `PUT /v1/me/password`: their own console password; `GET /v1/notifications`: what the caller was told (steps with
 //! notify on, failures to look at, sends held for a person), addressed to
 //! them or to their role.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -66,6 +67,45 @@ pub async fn update(
         user.signature = signature;
     }
     Ok(Json(state.engine.update_user(&caller.account_id, &user, &caller.editor()).await?))
+}
+
+/// A change of your own console password.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password you sign in with now.
+    pub current_password: String,
+    /// The new one: 10 to 256 characters.
+    pub new_password: String,
+}
+
+/// `PUT /v1/me/password`: the current password must match; your console
+/// sessions end.
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    if let Err(problem) = stepwise_engine::check_password(&body.new_password) {
+        return Err(ApiError::Validation {
+            detail: "the new password is refused".into(),
+            fields: vec![FieldProblem { field: "/new_password".into(), message: problem.to_string() }],
+        });
+    }
+    let user = &caller.user.id;
+    let editor = caller.editor();
+    match state
+        .engine
+        .change_password(&caller.account_id, user, &body.current_password, &body.new_password, &editor)
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(stepwise_engine::EngineError::Invalid(problem)) => Err(ApiError::Validation {
+            detail: "the password is not changed".into(),
+            fields: vec![FieldProblem { field: "/current_password".into(), message: problem }],
+        }),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// The caller, their account and their key.

@@ -199,3 +199,28 @@ async fn a_reps_own_smtp_password_is_never_shown_again() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn people_change_their_own_password_with_the_current_one() {
+    for_each_backend(|store| async move {
+        let app = app(store).await;
+        let w = &app.world;
+        let set = json!({"password": "the first password"});
+        let path = format!("/v1/users/{}/password", w.agent);
+        assert_eq!(call(&app, Method::PUT, &path, &app.admin_key, set).await.status, 204);
+        let wrong = json!({"current_password": "not it at all", "new_password": "a better password"});
+        let refused = call(&app, Method::PUT, "/v1/me/password", &app.agent_key, wrong).await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        assert_eq!(refused.json["errors"][0]["field"], "/current_password");
+        let short = json!({"current_password": "the first password", "new_password": "short"});
+        let refused = call(&app, Method::PUT, "/v1/me/password", &app.agent_key, short).await;
+        assert_eq!(refused.json["errors"][0]["field"], "/new_password", "{}", refused.text);
+        let good = json!({"current_password": "the first password", "new_password": "a better password"});
+        assert_eq!(call(&app, Method::PUT, "/v1/me/password", &app.agent_key, good).await.status, 204);
+        let signed_in = w.engine.sign_in("grace@example.com", "a better password").await.unwrap();
+        assert!(signed_in.is_some(), "the new password signs in");
+        let old = w.engine.sign_in("grace@example.com", "the first password").await.unwrap();
+        assert!(old.is_none(), "the old one no longer does");
+    })
+    .await;
+}

@@ -392,3 +392,30 @@ async fn a_webhook_step_that_fails_for_good_is_told_to_subscribers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_upload_asking_for_more_than_was_approved_is_told_to_subscribers() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let events = Recorder::start(200, "").await;
+        let (_, secret) = subscribe(&app, &format!("{}/in", events.base), &["plugin.needs_approval"]).await;
+        // The account approved what an earlier version asked for.
+        let mut tx = w.store().begin().await.unwrap();
+        let mut settings = tx.plugin_account(&w.account, "scripted").await.unwrap().unwrap();
+        settings.approved_capabilities = vec!["send-email".into()];
+        tx.set_plugin_account(&settings, w.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let request = app.client.post(format!("{}/v1/plugins", app.base)).bearer_auth(&app.admin_key);
+        let uploaded = app
+            .send(request.header("content-type", "application/wasm").body(stepwise_tests::guests::SCRIPTED.to_vec()));
+        let uploaded = uploaded.await;
+        assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+        w.run().await;
+        let got = bodies(&secret, &events);
+        assert_eq!(types_of(&got), ["plugin.needs_approval"], "{got:#?}");
+        assert_eq!(got[0]["data"]["plugin_id"], "scripted");
+        assert_eq!(got[0]["data"]["unapproved_capabilities"], json!(["update-contact"]));
+    })
+    .await;
+}
