@@ -12,7 +12,7 @@ pub mod bindings {
     pub mod action {
         wit_bindgen::generate!({
             world: "action-plugin",
-            path: "../wit/stepwise-plugin@0.1.0",
+            path: "wit/stepwise-plugin@0.1.0",
             pub_export_macro: true,
             export_macro_name: "__export_action_plugin",
             default_bindings_module: "::stepwise_plugin_sdk::__private::bindings::action",
@@ -25,7 +25,7 @@ pub mod bindings {
     pub mod predicate {
         wit_bindgen::generate!({
             world: "predicate-plugin",
-            path: "../wit/stepwise-plugin@0.1.0",
+            path: "wit/stepwise-plugin@0.1.0",
             pub_export_macro: true,
             export_macro_name: "__export_predicate_plugin",
             default_bindings_module: "::stepwise_plugin_sdk::__private::bindings::predicate",

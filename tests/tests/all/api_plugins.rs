@@ -127,6 +127,13 @@ async fn enabling_and_granting_decide_what_an_add_on_may_do_at_once() {
         let allow =
             set_account(&app, "scripted", json!({"enabled": true, "grant": {"http_allow": ["ftp://nope"]}})).await;
         assert_eq!(allow.status, 422, "{}", allow.text);
+        // A trailing `/*` would never match: refused, naming the entry and the rule.
+        let star = json!({"enabled": true, "grant": {"http_allow": ["http://127.0.0.1:8080/*"]}});
+        let star = set_account(&app, "scripted", star).await;
+        assert_eq!(star.status, 422, "{}", star.text);
+        assert_eq!(star.json["errors"][0]["field"], "/grant/http_allow", "{}", star.text);
+        let message = star.json["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("http://127.0.0.1:8080/*") && message.contains("literal prefix"), "{message}");
         assert_eq!(set_account(&app, "nothing", json!({"enabled": true})).await.status, 404);
     })
     .await;

@@ -221,6 +221,15 @@ fn parse_entry(entry: &str) -> Result<Entry, String> {
         HostPattern::Exact(Host::parse(host).map_err(|err| format!("invalid host: {err}"))?)
     };
 
+    // A path is a literal prefix: a `*` in it would match only a `*`, so
+    // an entry such as `http://host:8080/*` could never allow anything.
+    if path.contains('*') {
+        let whole = entry.split('*').next().unwrap_or(entry);
+        return Err(format!(
+            "a path is a literal prefix, never a pattern: `*` in it matches nothing; write {whole:?} (every path \
+             under it) or leave the path out (every path)"
+        ));
+    }
     let path = if path.is_empty() {
         None
     } else {

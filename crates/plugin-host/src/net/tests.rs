@@ -228,6 +228,15 @@ fn empty_allowlist_allows_nothing() {
 }
 
 #[test]
+fn a_star_in_a_path_is_refused_with_the_entry_that_means_what_was_meant() {
+    let entries = vec!["http://127.0.0.1:8080/*".to_owned()];
+    let Err(NetError::BadAllowlistEntry { reason, .. }) = Allowlist::parse(&entries) else {
+        panic!("a trailing /* can never match and is refused")
+    };
+    assert!(reason.contains("literal prefix") && reason.contains("\"http://127.0.0.1:8080/\""), "{reason}");
+}
+
+#[test]
 fn bad_allowlist_entries_are_named() {
     let bad = [
         "api.example.com",
@@ -252,6 +261,8 @@ fn bad_allowlist_entries_are_named() {
         " https://example.com",
         "https://example.com/?q=1",
         "https://example.com/#frag",
+        "http://127.0.0.1:8080/*",
+        "https://api.example.com/v1/*/items",
     ];
     for entry in bad {
         let entries = vec!["https://fine.example.com".to_owned(), entry.to_owned()];
