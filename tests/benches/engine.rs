@@ -14,7 +14,10 @@
 //!
 //! Run with `cargo bench -p stepwise-tests --bench engine` (options after
 //! `--`: `--contacts N`, `--batch N` (the scheduler's batch size),
-//! `--latency-actions N` (0: no latency run), `--backend sqlite|postgres`).
+//! `--latency-actions N` (0: no latency run), `--backend sqlite|postgres`,
+//! `--events`: the account subscribes a local receiver to every
+//! enrollment's start and end and every action's completion, so each
+//! action also writes its event out and the run delivers them all).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +35,8 @@ struct Options {
     /// The scheduler's batch size in the throughput run.
     batch: u32,
     latency_actions: usize,
+    /// Subscribe a receiver to the run's events.
+    events: bool,
     backends: Vec<String>,
 }
 
@@ -40,12 +45,14 @@ fn options() -> Options {
         contacts: 4_000,
         batch: EngineConfig::default().batch_size,
         latency_actions: 400,
+        events: false,
         backends: Vec::new(),
     };
     o.backends = arguments(|flag, args| match flag {
         "--contacts" => o.contacts = value(args, flag),
         "--batch" => o.batch = value(args, flag),
         "--latency-actions" => o.latency_actions = value(args, flag),
+        "--events" => o.events = true,
         _ => {}
     });
     o
@@ -59,7 +66,7 @@ fn main() {
         for backend in &o.backends {
             let dir = tempfile::tempdir().expect("temporary directory");
             let (store, _, cleanup) = open(backend, &dir).await;
-            throughput(&store, &registry, backend, o.contacts, o.batch).await;
+            throughput(&store, &registry, backend, &o).await;
             store.close().await;
             cleanup.await;
             if o.latency_actions == 0 {
@@ -73,8 +80,9 @@ fn main() {
     });
 }
 
-async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: usize, batch: u32) {
+async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, o: &Options) {
     const STEPS: usize = 5;
+    let (n, batch) = (o.contacts, o.batch);
     let start = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(start));
     let engine = Engine::new(
@@ -86,6 +94,7 @@ async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: u
     );
     let (account, user, sequence) = trivial_sequence(store, "Bench", STEPS, 0, clock.now()).await;
     let contacts = contacts(&engine, &account, &user, n).await;
+    let receiver = if o.events { Some(subscribe(&engine, &account, &user).await) } else { None };
     let enrolling = Instant::now();
     for contact in &contacts {
         let request = EnrollRequest {
@@ -113,7 +122,26 @@ async fn throughput(store: &Store, registry: &Arc<Registry>, backend: &str, n: u
         handled,
         ran.as_secs_f64()
     );
+    if let Some(receiver) = receiver {
+        let events = n * (STEPS + 2);
+        let delivered = receiver.received().len();
+        println!("  events out      {delivered} of {events} written with their changes delivered within the run");
+    }
     stages(&engine);
+}
+
+/// A local receiver subscribed to every enrollment's start and end and
+/// every action's completion of `account`.
+async fn subscribe(engine: &Engine, account: &str, user: &str) -> stepwise_tests::Recorder {
+    use stepwise::engagement::{Editor, WebhookEventType as T};
+    let receiver = stepwise_tests::Recorder::start(204, "").await;
+    let request = stepwise::engine::SubscriptionRequest {
+        url: format!("{}/events", receiver.base),
+        description: None,
+        event_types: vec![T::EnrollmentStarted, T::ActionCompleted, T::EnrollmentCompleted],
+    };
+    engine.create_webhook_subscription(account, &request, &Editor::user(user)).await.unwrap();
+    receiver
 }
 
 /// Where the scheduler's time went, per batch (the stages of consecutive
