@@ -226,11 +226,7 @@ fn error_text(body: &[u8]) -> String {
     if text.is_empty() {
         return "no detail".into();
     }
-    let mut end = text.len().min(MAX_ERROR_TEXT);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    stepwise_domain::clip(text, MAX_ERROR_TEXT).to_owned()
 }
 
 #[async_trait::async_trait]

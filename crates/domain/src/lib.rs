@@ -15,3 +15,13 @@ pub mod templates;
 pub mod transport;
 
 pub use secret::Secret;
+
+/// At most `max_bytes` of `text`, cut back to a character boundary: for
+/// the start of a body kept in a log or an error.
+pub fn clip(text: &str, max_bytes: usize) -> &str {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

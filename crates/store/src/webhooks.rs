@@ -689,7 +689,7 @@ impl Tx {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let body = response_body.map(|b| truncated(b, MAX_LOGGED_BODY));
+        let body = response_body.map(|b| stepwise_domain::clip(b, MAX_LOGGED_BODY));
         let changed = on_tx!(self, |c| sqlx::query(
             "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
                     response_status = $5, response_body = $6, error = $7, last_attempt_at = $8,
@@ -710,18 +710,6 @@ impl Tx {
         .rows_affected());
         Ok(changed == 1)
     }
-}
-
-/// At most `limit` bytes of `text`, cut at a character boundary.
-fn truncated(text: &str, limit: usize) -> &str {
-    if text.len() <= limit {
-        return text;
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 impl Store {
