@@ -294,7 +294,8 @@ pub struct Tx {
     /// The store's [`Store::deliveries_written`], told at commit when this
     /// transaction wrote webhook deliveries.
     deliveries: std::sync::Arc<tokio::sync::Notify>,
-    wrote_deliveries: bool,
+    /// The lanes this transaction wrote deliveries to, settled at commit.
+    lanes: webhooks::Lanes,
 }
 
 impl std::ops::Deref for Tx {
@@ -455,13 +456,13 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let writer = self.writer.clone().lock_owned().await;
                 let inner = TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?);
-                Tx { read: ReadTx { inner }, _writer: Some(writer), deliveries, wrote_deliveries: false }
+                Tx { read: ReadTx { inner }, _writer: Some(writer), deliveries, lanes: webhooks::Lanes::default() }
             }
             Pool::Postgres(pool) => Tx {
                 read: ReadTx { inner: TxInner::Postgres(pool.begin().await?) },
                 _writer: None,
                 deliveries,
-                wrote_deliveries: false,
+                lanes: webhooks::Lanes::default(),
             },
         })
     }
@@ -572,10 +573,11 @@ impl Tx {
     /// # Errors
     ///
     /// [`StoreError::Database`] when the commit fails; nothing was written.
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        let wrote = self.settle_lanes().await?;
         // The writer lock (if any) is released when `self` is dropped here,
         // after the commit.
-        let (deliveries, wrote) = (self.deliveries.clone(), self.wrote_deliveries);
+        let deliveries = self.deliveries.clone();
         self.read.end(true).await?;
         if wrote {
             deliveries.notify_one();
@@ -629,12 +631,12 @@ const MAX_BINDS: usize = 30_000;
 /// placeholders for each backend: `$n` on PostgreSQL, anonymous `?` on
 /// SQLite (where sqlx would look every numbered one up by name, which makes
 /// a statement with thousands of them slow).
-fn in_list<'q, 'a: 'q, DB: sqlx::Database>(
+fn in_list<'q, 'a: 'q, DB: sqlx::Database, T>(
     q: &'q mut sqlx::QueryBuilder<'a, DB>,
-    values: &'a [String],
+    values: &'a [T],
 ) -> &'q mut sqlx::QueryBuilder<'a, DB>
 where
-    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a T: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     let mut list = q.separated(", ");
     list.push_unseparated("(");

@@ -8,8 +8,19 @@
 //! transaction. Deliveries keep the order of their ordering key (the
 //! enrollment, else the contact): one goes only when no earlier one of its
 //! subscription and key is pending.
+//!
+//! Each subscription and key is a *lane* (`webhook_lanes`, counting its
+//! pending deliveries), and only a lane's *head* can be claimed: its first
+//! pending delivery while the subscription is active, flagged `head`. A
+//! claim reads heads from their own index, whatever the backlog behind
+//! them. The flag moves under the lane row's lock: a transaction that wrote
+//! deliveries settles their lanes as it commits (the lane's first one
+//! becomes head when the lane had nothing pending), and the attempt that
+//! ends a head hands the flag to the next pending delivery of its lane.
+//! Disabling a subscription lowers its heads; enabling it raises the first
+//! of each lane again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,12 +28,50 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::QueryBuilder;
 
-use super::{Backend, MAX_BINDS, ReadTx, Result, Store, StoreError, Tx, in_list, ms, new_id, on_pool, on_tx, time};
+use super::{Backend, MAX_BINDS, ReadTx, Result, Store, StoreError, Tx, in_list, ms, new_id, on_tx, time};
 use crate::events::NewEvent;
 use stepwise_domain::engagement::{DeliveryStatus, SubscriptionStatus, WebhookEventType};
 
 /// The most bytes of a receiver's answer kept in the delivery log.
 pub const MAX_LOGGED_BODY: usize = 4 * 1024;
+
+/// The deliveries a transaction wrote, by lane (account, subscription,
+/// ordering key): the first one's id and how many.
+#[derive(Debug, Default)]
+pub(crate) struct Lanes(BTreeMap<(String, String, String), (String, i64)>);
+
+impl Lanes {
+    fn add(&mut self, account_id: &str, subscription_id: &str, ordering_key: &str, id: &str) {
+        self.0
+            .entry((account_id.to_owned(), subscription_id.to_owned(), ordering_key.to_owned()))
+            .or_insert_with(|| (id.to_owned(), 0))
+            .1 += 1;
+    }
+}
+
+/// The condition that a delivery `d`'s subscription is active: a scalar
+/// subquery, which PostgreSQL keeps as a lookup per head read instead of
+/// turning it into a join that reads the subscription's whole backlog.
+const ACTIVE: &str = "(SELECT s.status FROM webhook_subscriptions s
+                    WHERE s.account_id = d.account_id AND s.id = d.subscription_id) = 'active'";
+
+impl ReadTx {
+    /// Makes this transaction's reads of lane heads walk the heads' index in
+    /// its order and stop at their limit, whatever the planner's statistics
+    /// say (unanalyzed after a burst, it would read every head and sort
+    /// them). Nothing on SQLite, whose plans already do.
+    async fn read_heads_in_order(&mut self) -> Result<()> {
+        if let super::TxInner::Postgres(c) = &mut self.inner {
+            sqlx::query(
+                "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true),
+                        set_config('enable_sort', 'off', true)",
+            )
+            .execute(&mut **c)
+            .await?;
+        }
+        Ok(())
+    }
+}
 
 /// A webhook subscription as clients see it: never its secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -206,6 +255,8 @@ pub struct ClaimedDelivery {
     pub subscription_id: String,
     /// The event id, sent as `webhook-id`.
     pub event_id: String,
+    /// Its lane's key within the subscription.
+    pub ordering_key: String,
     /// When the event happened: `webhook-timestamp` is the attempt's time.
     pub event_at: DateTime<Utc>,
     /// Where to post.
@@ -226,6 +277,7 @@ struct ClaimedRow {
     account_id: String,
     subscription_id: String,
     event_id: String,
+    ordering_key: String,
     at: i64,
     url: String,
     secret: String,
@@ -412,8 +464,8 @@ impl Tx {
     pub async fn save_webhook_subscription(&mut self, sub: &WebhookSubscription, now: DateTime<Utc>) -> Result<()> {
         let types = serde_json::to_string(&sub.event_types)?;
         let changed = on_tx!(self, |c| sqlx::query(
-            "UPDATE webhook_subscriptions SET url = $3, description = $4, event_types = $5, status = $6,
-                    disabled_reason = $7, consecutive_failures = $8, failing_since = $9, updated_at = $10
+            "UPDATE webhook_subscriptions SET url = $3, description = $4, event_types = $5,
+                    disabled_reason = $6, consecutive_failures = $7, failing_since = $8, updated_at = $9
              WHERE account_id = $1 AND id = $2"
         )
         .bind(&sub.account_id)
@@ -421,7 +473,6 @@ impl Tx {
         .bind(&sub.url)
         .bind(&sub.description)
         .bind(&types)
-        .bind(sub.status.as_str())
         .bind(&sub.disabled_reason)
         .bind(sub.consecutive_failures)
         .bind(sub.failing_since.map(ms))
@@ -432,6 +483,38 @@ impl Tx {
         if changed == 0 {
             return Err(StoreError::NotFound { what: "webhook subscription", id: sub.id.clone() });
         }
+        let turned = on_tx!(self, |c| sqlx::query(
+            "UPDATE webhook_subscriptions SET status = $3 WHERE account_id = $1 AND id = $2 AND status <> $3"
+        )
+        .bind(&sub.account_id)
+        .bind(&sub.id)
+        .bind(sub.status.as_str())
+        .execute(&mut *c)
+        .await?
+        .rows_affected());
+        if turned == 1 {
+            self.turn_heads(&sub.account_id, &sub.id, sub.status).await?;
+        }
+        Ok(())
+    }
+
+    /// Lowers a subscription's lane heads when it is disabled, so claims
+    /// never read them, and raises the first pending delivery of each of
+    /// its lanes when it is active again.
+    async fn turn_heads(&mut self, account_id: &str, id: &str, status: SubscriptionStatus) -> Result<()> {
+        let sql = match status {
+            SubscriptionStatus::Disabled => {
+                "UPDATE webhook_deliveries SET head = FALSE
+                 WHERE account_id = $1 AND subscription_id = $2 AND status = 'pending' AND head"
+            }
+            SubscriptionStatus::Active => {
+                "UPDATE webhook_deliveries SET head = TRUE
+                 WHERE seq IN (SELECT MIN(p.seq) FROM webhook_deliveries p
+                               WHERE p.account_id = $1 AND p.subscription_id = $2 AND p.status = 'pending'
+                               GROUP BY p.ordering_key)"
+            }
+        };
+        on_tx!(self, |c| sqlx::query(sql).bind(account_id).bind(id).execute(&mut *c).await?.rows_affected());
         Ok(())
     }
 
@@ -611,15 +694,16 @@ impl Tx {
                 q.build().execute(&mut *c).await?.rows_affected()
             });
         }
+        let deliveries: Vec<(String, &Outgoing<'_>, &str)> =
+            deliveries.iter().map(|(event, sub)| (new_id("whd"), &events[*event], *sub)).collect();
         for deliveries in deliveries.chunks(MAX_BINDS / 8) {
             on_tx!(self, |c| {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO webhook_deliveries (id, account_id, subscription_id, event_id, ordering_key, status,
                                                      next_attempt_at, created_at, updated_at) ",
                 );
-                q.push_values(deliveries, |mut row, (event, sub)| {
-                    let e = &events[*event];
-                    row.push_bind(new_id("whd"))
+                q.push_values(deliveries, |mut row, (id, e, sub)| {
+                    row.push_bind(id)
                         .push_bind(e.account_id)
                         .push_bind(*sub)
                         .push_bind(e.id)
@@ -632,7 +716,9 @@ impl Tx {
                 q.build().execute(&mut *c).await?.rows_affected()
             });
         }
-        self.wrote_deliveries |= !deliveries.is_empty();
+        for (id, e, sub) in &deliveries {
+            self.lanes.add(e.account_id, sub, e.ordering_key, id);
+        }
         Ok(())
     }
 
@@ -666,7 +752,7 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected());
-        self.wrote_deliveries = true;
+        self.lanes.add(account_id, subscription_id, &original.ordering_key, &replay);
         self.webhook_delivery(account_id, subscription_id, &replay).await
     }
 
@@ -694,6 +780,7 @@ impl Tx {
             "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
                     response_status = $5, response_body = $6, error = $7, last_attempt_at = $8,
                     delivered_at = CASE WHEN $3 = 'succeeded' THEN $8 ELSE NULL END,
+                    head = CASE WHEN $3 = 'pending' THEN head ELSE FALSE END,
                     lease_token = NULL, lease_expires_at = NULL, updated_at = $8
              WHERE id = $1 AND lease_token = $2 AND status = 'pending'"
         )
@@ -708,15 +795,126 @@ impl Tx {
         .execute(&mut *c)
         .await?
         .rows_affected());
+        if changed == 1 && status != DeliveryStatus::Pending {
+            self.leave_lane(delivery).await?;
+        }
         Ok(changed == 1)
+    }
+
+    /// Counts a delivery that is no longer pending out of its lane, and
+    /// hands the lane's head to the next pending one (if its subscription
+    /// is active), or drops the lane when nothing is left in it.
+    async fn leave_lane(&mut self, delivery: &ClaimedDelivery) -> Result<()> {
+        let (account, sub, key) = (&delivery.account_id, &delivery.subscription_id, &delivery.ordering_key);
+        let left: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(
+            "UPDATE webhook_lanes SET pending = pending - 1
+             WHERE account_id = $1 AND subscription_id = $2 AND ordering_key = $3 AND pending > 0
+             RETURNING pending"
+        )
+        .bind(account)
+        .bind(sub)
+        .bind(key)
+        .fetch_optional(&mut *c)
+        .await?);
+        match left {
+            Some(0) => {
+                on_tx!(self, |c| sqlx::query(
+                    "DELETE FROM webhook_lanes
+                     WHERE account_id = $1 AND subscription_id = $2 AND ordering_key = $3 AND pending = 0"
+                )
+                .bind(account)
+                .bind(sub)
+                .bind(key)
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
+            }
+            Some(_) => {
+                on_tx!(self, |c| sqlx::query(
+                    "UPDATE webhook_deliveries SET head = TRUE
+                     WHERE seq = (SELECT MIN(p.seq) FROM webhook_deliveries p
+                                  WHERE p.subscription_id = $2 AND p.ordering_key = $3 AND p.status = 'pending')
+                       AND account_id = $1
+                       AND EXISTS (SELECT 1 FROM webhook_subscriptions s
+                                   WHERE s.account_id = $1 AND s.id = $2 AND s.status = 'active')"
+                )
+                .bind(account)
+                .bind(sub)
+                .bind(key)
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
+            }
+            // A lane is written with its deliveries, so one is always
+            // there; were it not, nothing waits in it.
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Settles the lanes of the deliveries this transaction wrote, in one
+    /// order so that writers never wait on each other in a cycle: each
+    /// lane's count grows, and where it had nothing pending, the first
+    /// delivery written to it becomes its head. Returns whether any were
+    /// written.
+    pub(crate) async fn settle_lanes(&mut self) -> Result<bool> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            account_id: String,
+            subscription_id: String,
+            ordering_key: String,
+            pending: i64,
+        }
+        let lanes = std::mem::take(&mut self.lanes.0);
+        if lanes.is_empty() {
+            return Ok(false);
+        }
+        let lanes: Vec<_> = lanes.into_iter().collect();
+        let mut heads = Vec::new();
+        for chunk in lanes.chunks(MAX_BINDS / 4) {
+            let rows: Vec<Row> = on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO webhook_lanes (account_id, subscription_id, ordering_key, pending) ",
+                );
+                q.push_values(chunk, |mut row, ((account, sub, key), (_, count))| {
+                    row.push_bind(account).push_bind(sub).push_bind(key).push_bind(*count);
+                });
+                q.push(
+                    " ON CONFLICT (account_id, subscription_id, ordering_key)
+                      DO UPDATE SET pending = webhook_lanes.pending + excluded.pending
+                      RETURNING account_id, subscription_id, ordering_key, pending",
+                );
+                q.build_query_as().fetch_all(&mut *c).await?
+            });
+            let written: HashMap<_, _> = chunk.iter().map(|((a, s, k), v)| ((a, s, k), v)).collect();
+            for row in rows {
+                if let Some((first, count)) = written.get(&(&row.account_id, &row.subscription_id, &row.ordering_key))
+                    && row.pending == *count
+                {
+                    heads.push(first.clone());
+                }
+            }
+        }
+        for heads in heads.chunks(MAX_BINDS) {
+            on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(format!(
+                    "UPDATE webhook_deliveries AS d SET head = TRUE WHERE {ACTIVE} AND d.id IN "
+                ));
+                in_list(&mut q, heads);
+                q.build().execute(&mut *c).await?.rows_affected()
+            });
+        }
+        Ok(true)
     }
 }
 
 impl Store {
     /// Claims up to `limit` deliveries due at `now` under a lease of
-    /// `lease_for`: of active subscriptions only, and of each ordering key
-    /// only the first pending one, so a key's deliveries go one at a time
-    /// in order. Hosts sharing PostgreSQL skip each other's claims.
+    /// `lease_for`: lanes' heads only (see the module's documentation), so
+    /// a lane's deliveries go one at a time in order, read from the heads'
+    /// index however long the backlog behind them. A claimed delivery is
+    /// not due again before its lease ends. Hosts sharing PostgreSQL skip
+    /// each other's claims.
     ///
     /// # Errors
     ///
@@ -729,51 +927,47 @@ impl Store {
     ) -> Result<Vec<ClaimedDelivery>> {
         let token = new_id("lse");
         let expires = ms(now).saturating_add(i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2));
-        let due = "d.status = 'pending' AND d.next_attempt_at <= $1
-             AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1)
-             AND EXISTS (SELECT 1 FROM webhook_subscriptions s
-                         WHERE s.account_id = d.account_id AND s.id = d.subscription_id AND s.status = 'active')
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
-                             WHERE p.subscription_id = d.subscription_id AND p.ordering_key = d.ordering_key
-                               AND p.status = 'pending' AND p.seq < d.seq AND p.account_id = d.account_id)";
+        let due = format!("d.status = 'pending' AND d.head AND d.next_attempt_at <= $1 AND {ACTIVE}");
         let sql = match self.backend() {
             Backend::Postgres => format!(
                 "WITH due AS (SELECT d.seq FROM webhook_deliveries d WHERE {due}
-                              ORDER BY d.seq LIMIT $2 FOR UPDATE OF d SKIP LOCKED)
-                 UPDATE webhook_deliveries SET lease_token = $3, lease_expires_at = $4
-                 WHERE seq IN (SELECT seq FROM due)"
+                              ORDER BY d.next_attempt_at, d.seq LIMIT $2 FOR UPDATE OF d SKIP LOCKED)
+                 UPDATE webhook_deliveries SET lease_token = $3, lease_expires_at = $4, next_attempt_at = $4
+                 WHERE seq IN (SELECT seq FROM due) RETURNING seq"
             ),
             Backend::Sqlite => format!(
-                "UPDATE webhook_deliveries SET lease_token = $3, lease_expires_at = $4
-                 WHERE seq IN (SELECT d.seq FROM webhook_deliveries d WHERE {due} ORDER BY d.seq LIMIT $2)"
+                "UPDATE webhook_deliveries SET lease_token = $3, lease_expires_at = $4, next_attempt_at = $4
+                 WHERE seq IN (SELECT d.seq FROM webhook_deliveries d WHERE {due}
+                               ORDER BY d.next_attempt_at, d.seq LIMIT $2)
+                 RETURNING seq"
             ),
         };
         let mut tx = self.begin().await?;
-        let rows: Vec<ClaimedRow> = on_tx!(tx, |c| {
-            let claimed = sqlx::query(&sql)
-                .bind(ms(now))
-                .bind(i64::from(limit))
-                .bind(&token)
-                .bind(expires)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            if claimed == 0 {
-                Vec::new()
-            } else {
-                sqlx::query_as(
-                    "SELECT d.id, d.account_id, d.subscription_id, d.event_id, e.at, s.url, s.secret, e.payload,
-                            d.attempts
+        tx.read_heads_in_order().await?;
+        let claimed: Vec<i64> = on_tx!(tx, |c| sqlx::query_scalar(&sql)
+            .bind(ms(now))
+            .bind(i64::from(limit))
+            .bind(&token)
+            .bind(expires)
+            .fetch_all(&mut *c)
+            .await?);
+        let rows: Vec<ClaimedRow> = if claimed.is_empty() {
+            Vec::new()
+        } else {
+            on_tx!(tx, |c| {
+                let mut q = QueryBuilder::new(
+                    "SELECT d.id, d.account_id, d.subscription_id, d.event_id, d.ordering_key, e.at, s.url, s.secret,
+                            e.payload, d.attempts
                      FROM webhook_deliveries d
                      JOIN webhook_events e ON e.account_id = d.account_id AND e.id = d.event_id
                      JOIN webhook_subscriptions s ON s.account_id = d.account_id AND s.id = d.subscription_id
-                     WHERE d.lease_token = $1 ORDER BY d.seq",
-                )
-                .bind(&token)
-                .fetch_all(&mut *c)
-                .await?
-            }
-        });
+                     WHERE d.seq IN ",
+                );
+                in_list(&mut q, &claimed);
+                q.push(" ORDER BY d.seq");
+                q.build_query_as().fetch_all(&mut *c).await?
+            })
+        };
         tx.commit().await?;
         rows.into_iter()
             .map(|row| {
@@ -782,6 +976,7 @@ impl Store {
                     account_id: row.account_id,
                     subscription_id: row.subscription_id,
                     event_id: row.event_id,
+                    ordering_key: row.ordering_key,
                     event_at: time(row.at)?,
                     url: row.url,
                     secret: row.secret,
@@ -793,25 +988,22 @@ impl Store {
             .collect()
     }
 
-    /// When the next pending delivery of an active subscription that is
-    /// first of its key is due, if any (leased ones at their lease's end).
+    /// When the next lane's head of an active subscription is due, if any
+    /// (a claimed one when its lease ends).
     ///
     /// # Errors
     ///
     /// [`StoreError::Database`].
     pub async fn next_webhook_delivery_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let next: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN d.lease_expires_at > d.next_attempt_at THEN d.lease_expires_at
-                             ELSE d.next_attempt_at END)
-             FROM webhook_deliveries d
-             JOIN webhook_subscriptions s ON s.account_id = d.account_id AND s.id = d.subscription_id
-             WHERE d.status = 'pending' AND s.status = 'active'
-               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
-                               WHERE p.subscription_id = d.subscription_id AND p.ordering_key = d.ordering_key
-                                 AND p.status = 'pending' AND p.seq < d.seq AND p.account_id = d.account_id)"
-        )
-        .fetch_one(p)
-        .await?);
+        let sql = format!(
+            "SELECT d.next_attempt_at FROM webhook_deliveries d
+             WHERE d.status = 'pending' AND d.head AND {ACTIVE}
+             ORDER BY d.next_attempt_at LIMIT 1"
+        );
+        let mut tx = self.begin_read().await?;
+        tx.read_heads_in_order().await?;
+        let next: Option<i64> = on_tx!(tx, |c| sqlx::query_scalar(&sql).fetch_optional(&mut *c).await?);
+        tx.rollback().await?;
         next.map(time).transpose()
     }
 }

@@ -47,5 +47,6 @@ mod ssrf;
 mod store_aggregates;
 mod store_invariants;
 mod store_lease;
+mod store_webhooks;
 mod tidy;
 mod voice_calls;
