@@ -39,6 +39,14 @@ pub enum LoadError {
         /// The exported version.
         exported: String,
     },
+    /// The component imports an interface the host does not provide.
+    #[error("the component imports `{interface}`, which this host does not provide: {advice}")]
+    UnprovidedImport {
+        /// The import's name, such as `wasi:http/types@0.2.10`.
+        interface: String,
+        /// What to use or do instead.
+        advice: String,
+    },
     /// Compilation failed.
     #[error("the component does not compile: {0}")]
     Compile(String),

@@ -39,6 +39,10 @@ async fn admins_upload_add_ons_and_bad_components_are_refused_by_name() {
         assert!(wrong.json["detail"].as_str().unwrap().contains("stepwise:plugin"), "{}", wrong.text);
         let future = upload(&app, &app.admin_key, "application/wasm", guests::FUTURE_WIT).await;
         assert_eq!(future.status, 422, "{}", future.text);
+        let http = upload(&app, &app.admin_key, "application/wasm", guests::WASI_HTTP).await;
+        assert_eq!(http.status, 422, "{}", http.text);
+        let detail = http.json["detail"].as_str().unwrap();
+        assert!(detail.contains("wasi:http/handler@0.3.0") && detail.contains("http-fetch"), "{detail}");
         let (_, task) = stepwise::plugins::builtin::BUILTIN.iter().find(|(name, _)| *name == "task").unwrap();
         let taken = upload(&app, &app.admin_key, "application/wasm", task).await;
         assert_eq!(taken.status, 409, "{}", taken.text);

@@ -210,6 +210,20 @@ async fn future_wit() {
 }
 
 #[tokio::test]
+async fn wasi_http() {
+    let runtime = runtime(false);
+    let error = runtime.load(guests::WASI_HTTP).await.unwrap_err();
+    assert!(
+        matches!(&error, LoadError::UnprovidedImport { interface, .. } if interface == "wasi:http/handler@0.3.0"),
+        "{error:?}"
+    );
+    let said = error.to_string();
+    assert!(said.contains("`wasi:http/handler@0.3.0`, which this host does not provide"), "{said}");
+    assert!(said.contains("http-fetch") && said.contains("fetch-event"), "says what to do instead: {said}");
+    still_serving(&runtime).await;
+}
+
+#[tokio::test]
 async fn core_module_is_not_a_component() {
     let runtime = runtime(false);
     // The smallest core module: magic and version 1.
