@@ -118,8 +118,23 @@ enum PluginCommand {
         max_bytes: usize,
     },
     /// Run a component against fixture JSON and print what it did.
+    #[command(after_help = RUN_EXIT_CODES)]
     Run(Box<RunArgs>),
 }
+
+/// What `stepwise plugin run` exits with, as `--help` says.
+const RUN_EXIT_CODES: &str = "Exit codes:
+  0  the plugin answered, and no host call was denied
+  1  the run could not start: a fixture that does not read, a component refused on load
+  2  a bad command line
+  3  the plugin answered with a failure: a failed outcome, an error from prepare or
+     evaluate, or problems in the configuration (--mode validate)
+  4  a host call was denied: not declared, not granted, or off the http-fetch allowlist
+  5  the call gave no answer: a trap, a limit (time, memory, log, input, output, host
+     calls), or an answer the host could not read
+
+Compiled components are cached on disk as the server caches them (STEPWISE_CACHE_DIR,
+else $XDG_CACHE_HOME/stepwise/plugins; `off` compiles on every run).";
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
@@ -143,7 +158,13 @@ struct RunArgs {
     /// Users the directory knows (JSON file with a list of users).
     #[arg(long)]
     users: Option<PathBuf>,
-    /// Step context overrides (JSON file).
+    /// Step context overrides (JSON file): an object of `account_id`,
+    /// `sequence_id`, `sequence_version`, `enrollment_id`, `action_id`,
+    /// `step_number` (from 1), `attempt` (from 1), `idempotency_key`, `now`
+    /// and `event_date` (RFC 3339), `activation` (`manual` or `automatic`;
+    /// the plugin's default unless set) and `completion` (`{"result",
+    /// "user_id", "draft"}`, as a rep completes a manual step; `--result`
+    /// is shorter). Each is optional; another field is an error.
     #[arg(long)]
     step: Option<PathBuf>,
     /// A capability to grant: `log`, `render-template`, `send-email`,
@@ -152,7 +173,9 @@ struct RunArgs {
     /// unless named.
     #[arg(long = "grant", value_name = "CAPABILITY")]
     grants: Vec<String>,
-    /// What to call.
+    /// What to call. `validate` is granted what the server grants it
+    /// (`render-template` when declared, nothing else), whatever
+    /// `--grant` says.
     #[arg(long, value_enum, default_value = "auto")]
     mode: Mode,
     /// Complete a manual step with this result.
@@ -208,7 +231,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect { component, json, max_bytes }) => {
-            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let cache_dir = load_settings(None)?.plugin_cache();
+            let runtime = Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })?;
             let report = runner::inspect_component(&runtime, &Source::parse(&component), max_bytes).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -432,7 +456,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         users: args.users.as_deref().map(runner::read_json).transpose()?.unwrap_or_default(),
         grants: args.grants,
         result: args.result,
-        step: args.step.as_deref().map(runner::read_json).transpose()?,
+        step: args.step.as_deref().map(runner::read_step).transpose()?,
     };
     let limits = Limits {
         call_timeout: std::time::Duration::from_millis(args.timeout_ms),
@@ -441,12 +465,13 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..Limits::default()
     };
     let net = NetPolicy { allow_private: args.allow_private_network, ..NetPolicy::default() };
-    let runtime = Runtime::new(RuntimeConfig { limits, net, cache_dir: None, threads: Some(1) })?;
+    let cache_dir = load_settings(None)?.plugin_cache();
+    let runtime = Runtime::new(RuntimeConfig { limits, net, cache_dir, threads: Some(1) })?;
     let report = runner::run(&runtime, &Source::parse(&args.component), args.mode, args.max_bytes, options).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
     }
-    Ok(if report.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(ExitCode::from(report.verdict.code()))
 }

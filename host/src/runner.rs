@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use crate::crm::{Company, Contact, Subject, User};
-use crate::plugins::types::{Activation, Completion, Manifest, PluginKind, StepContext};
+use crate::plugins::types::{Activation, Completion, Manifest, Outcome, PluginKind, StepContext};
 use crate::plugins::{
     AccountGrant, CallReport, Grant, Inspection, Invocation, Plugin, Runtime, StaticDirectory, builtin, inspect,
 };
@@ -163,8 +163,64 @@ pub struct RunOptions {
     pub grants: Vec<String>,
     /// A result to complete a manual step with.
     pub result: Option<String>,
-    /// Step context overrides, JSON.
-    pub step: Option<StepContext>,
+    /// Step context overrides ([`read_step`]).
+    pub step: Option<StepOverrides>,
+}
+
+/// A step context read from a `--step` file, and whether it set the
+/// activation (else the plugin's default applies).
+#[derive(Debug, Clone, Default)]
+pub struct StepOverrides {
+    /// The context, defaults filled in.
+    pub context: StepContext,
+    /// Whether the file named `activation`.
+    pub activation_set: bool,
+}
+
+/// The fields a `--step` file may set, as `--help` lists them.
+pub const STEP_FIELDS: &[&str] = &[
+    "account_id",
+    "sequence_id",
+    "sequence_version",
+    "enrollment_id",
+    "action_id",
+    "step_number",
+    "attempt",
+    "idempotency_key",
+    "now",
+    "event_date",
+    "activation",
+    "completion",
+];
+
+/// How a run ended; the process exits with its [`Verdict::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The plugin answered, and no host call was denied: exit 0.
+    Ok,
+    /// The plugin answered with a failure: a failed outcome, an error from
+    /// `prepare` or `evaluate`, or problems in the configuration: exit 3.
+    Failed,
+    /// A host call was denied (not declared, not granted, or off the
+    /// allowlist): exit 4.
+    Denied,
+    /// The call gave no answer: a trap, a limit (time, memory, log, input,
+    /// output, host calls) or an answer the host could not read: exit 5.
+    Broken,
+}
+
+impl Verdict {
+    /// The process exit code. 1 is a run that could not start (a bad
+    /// fixture, a component refused on load), 2 a bad command line.
+    pub fn code(self) -> u8 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::Failed => 3,
+            Verdict::Denied => 4,
+            Verdict::Broken => 5,
+        }
+    }
 }
 
 /// What a run did.
@@ -174,10 +230,15 @@ pub struct RunReport {
     pub plugin: String,
     /// What was called.
     pub mode: Mode,
+    /// The step context the plugin was given (the `--step` overrides and
+    /// the plugin's default activation filled in).
+    pub step: StepContext,
     /// The answer, as JSON; absent when the call failed.
     pub answer: Option<serde_json::Value>,
     /// The error, when the call failed.
     pub error: Option<String>,
+    /// How it ended.
+    pub verdict: Verdict,
     /// Host calls, logs, messages, contact changes, time, memory.
     pub report: CallReport,
 }
@@ -188,6 +249,15 @@ impl RunReport {
         let mut out = String::new();
         let _ = writeln!(out, "plugin     {}", self.plugin);
         let _ = writeln!(out, "mode       {:?}", self.mode);
+        let s = &self.step;
+        let _ = writeln!(
+            out,
+            "step       #{} attempt {}, {}{}",
+            s.step_number,
+            s.attempt,
+            format!("{:?}", s.activation).to_lowercase(),
+            s.completion.as_ref().map(|c| format!(", completed `{}`", c.result)).unwrap_or_default()
+        );
         match (&self.answer, &self.error) {
             (_, Some(error)) => {
                 let _ = writeln!(out, "error      {error}");
@@ -230,6 +300,13 @@ impl RunReport {
         }
         let _ = writeln!(out, "wall time  {:.3} ms", r.wall.as_secs_f64() * 1000.0);
         let _ = writeln!(out, "peak mem   {} KiB", r.peak_memory / 1024);
+        let verdict = match self.verdict {
+            Verdict::Ok => "ok",
+            Verdict::Failed => "failed: the plugin answered with a failure",
+            Verdict::Denied => "denied: a host call was refused",
+            Verdict::Broken => "broken: the call gave no answer",
+        };
+        let _ = writeln!(out, "verdict    {verdict} (exit {})", self.verdict.code());
         out
     }
 }
@@ -256,8 +333,11 @@ pub async fn run(
         (Mode::Auto, PluginKind::Predicate) => Mode::Evaluate,
         (other, _) => other,
     };
-    let mut step = options.step.clone().unwrap_or_default();
-    step.activation = manifest.default_activation;
+    let overrides = options.step.clone().unwrap_or_default();
+    let mut step = overrides.context;
+    if !overrides.activation_set {
+        step.activation = manifest.default_activation;
+    }
     if let Some(result) = &options.result {
         if manifest.result(result).is_none() {
             let codes: Vec<_> = manifest.results.iter().map(|r| r.code.as_str()).collect();
@@ -268,28 +348,73 @@ pub async fn run(
     }
     let invocation = Invocation {
         grant: grant.clone(),
-        step,
+        step: step.clone(),
         subject: options.subject,
         directory: Arc::new(StaticDirectory::new(options.users)),
         effects: None,
     };
     let config = options.config.as_str();
-    let (answer, error, report) = match mode {
-        Mode::Validate => split(runtime.validate_config(&plugin, grant, config).await),
-        Mode::Prepare => split(runtime.prepare(&plugin, invocation, config).await),
-        Mode::Execute | Mode::Auto => split(runtime.execute(&plugin, invocation, config).await),
-        Mode::Evaluate => split(runtime.evaluate(&plugin, invocation, config).await),
+    let (answer, error, failed, report) = match mode {
+        // Checked as the server checks a saved step: granted what
+        // validation is granted there, whatever `--grant` says.
+        Mode::Validate => {
+            let grant = Arc::new(AccountGrant::for_validation(manifest));
+            split(runtime.validate_config(&plugin, grant, config).await, |problems| !problems.is_empty())
+        }
+        Mode::Prepare => split(runtime.prepare(&plugin, invocation, config).await, Result::is_err),
+        Mode::Execute | Mode::Auto => {
+            split(runtime.execute(&plugin, invocation, config).await, |o| matches!(o, Outcome::Failed { .. }))
+        }
+        Mode::Evaluate => split(runtime.evaluate(&plugin, invocation, config).await, Result::is_err),
     };
-    Ok(RunReport { plugin: format!("{} {}", manifest.id, manifest.version), mode, answer, error, report })
+    let verdict = if error.is_some() {
+        Verdict::Broken
+    } else if report.denials().next().is_some() {
+        Verdict::Denied
+    } else if failed {
+        Verdict::Failed
+    } else {
+        Verdict::Ok
+    };
+    let plugin = format!("{} {}", manifest.id, manifest.version);
+    Ok(RunReport { plugin, mode, step, answer, error, verdict, report })
 }
 
+/// The answer as JSON, the error, whether the answer is a failure
+/// (`failed`), and the report.
 fn split<T: Serialize>(
     result: Result<crate::plugins::Call<T>, crate::plugins::CallError>,
-) -> (Option<serde_json::Value>, Option<String>, CallReport) {
+    failed: impl FnOnce(&T) -> bool,
+) -> (Option<serde_json::Value>, Option<String>, bool, CallReport) {
     match result {
-        Ok(call) => (serde_json::to_value(call.value).ok(), None, call.report),
-        Err(failure) => (None, Some(failure.error.to_string()), *failure.report),
+        Ok(call) => {
+            let failed = failed(&call.value);
+            (serde_json::to_value(call.value).ok(), None, failed, call.report)
+        }
+        Err(failure) => (None, Some(failure.error.to_string()), false, *failure.report),
     }
+}
+
+/// Reads a `--step` file: an object of [`STEP_FIELDS`], each optional.
+///
+/// # Errors
+///
+/// When the file cannot be read, is not an object, names a field that is
+/// not one of them, or a field does not fit; the message names the file
+/// and the field.
+pub fn read_step(path: &Path) -> anyhow::Result<StepOverrides> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let Some(fields) = value.as_object() else {
+        bail!("{}: a step is a JSON object of {}", path.display(), STEP_FIELDS.join(", "));
+    };
+    if let Some(unknown) = fields.keys().find(|k| !STEP_FIELDS.contains(&k.as_str())) {
+        bail!("{}: `{unknown}` is not a step field (fields: {})", path.display(), STEP_FIELDS.join(", "));
+    }
+    let activation_set = fields.contains_key("activation");
+    let context = serde_json::from_value(value).with_context(|| format!("{} does not fit a step", path.display()))?;
+    Ok(StepOverrides { context, activation_set })
 }
 
 /// Reads a subject fixture: a bare contact, or contact, owner and company.

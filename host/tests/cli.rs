@@ -3,13 +3,19 @@
 use std::process::Command;
 
 fn stepwise(args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = exits(args);
+    (code == 0, out, err)
+}
+
+/// Runs the binary; its exit code, stdout and stderr.
+fn exits(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_stepwise"))
         .args(args)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("the binary runs");
     (
-        output.status.success(),
+        output.status.code().expect("the binary exits"),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
@@ -71,7 +77,7 @@ fn run_prepares_the_task_from_fixtures() {
 
 #[test]
 fn run_shows_denied_host_calls() {
-    let (ok, out, _) = stepwise(&[
+    let (code, out, _) = exits(&[
         "plugin",
         "run",
         "builtin:task",
@@ -83,9 +89,11 @@ fn run_shows_denied_host_calls() {
         "prepare",
         "--json",
     ]);
-    // The task cannot render without the grant: prepare answers an error.
-    assert!(ok, "{out}");
+    // The task cannot render without the grant: prepare answers an error,
+    // and the run exits 4 for the denial.
+    assert_eq!(code, 4, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["verdict"], "denied");
     let calls = report["report"]["host_calls"].as_array().unwrap();
     assert_eq!(calls[0]["result"]["status"], "denied", "{calls:?}");
     assert!(calls[0]["result"]["reason"].as_str().unwrap().contains("not granted"));
@@ -134,13 +142,18 @@ fn bad_input_gets_a_clear_error() {
 
 /// Runs a built-in against the fixtures with `--json` and returns its report.
 fn run_json(plugin: &str, config: &str, extra: &[&str]) -> serde_json::Value {
+    run_json_exiting(0, plugin, config, extra)
+}
+
+/// [`run_json`] for a run that exits with `code`.
+fn run_json_exiting(code: i32, plugin: &str, config: &str, extra: &[&str]) -> serde_json::Value {
     let config = format!("host/fixtures/{config}");
     let builtin = format!("builtin:{plugin}");
     let mut args = vec!["plugin", "run", &builtin, "--config", &config, "--contact", "host/fixtures/contact.json"];
     args.extend_from_slice(extra);
     args.push("--json");
-    let (ok, out, err) = stepwise(&args);
-    assert!(ok, "{plugin}: {err}\n{out}");
+    let (exit, out, err) = exits(&args);
+    assert_eq!(exit, code, "{plugin}: {err}\n{out}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{plugin}: {e}: {out}"))
 }
 
@@ -166,7 +179,7 @@ fn run_sends_an_sms_from_fixtures() {
     assert_eq!(functions(&report), ["templates.render ok", "messaging.send-sms ok"]);
 
     // Without send-sms the host refuses to queue, and the step fails.
-    let report = run_json("sms", "sms.json", &["--grant", "render-template"]);
+    let report = run_json_exiting(4, "sms", "sms.json", &["--grant", "render-template"]);
     assert_eq!(report["answer"]["status"], "failed", "{report}");
     assert_eq!(report["answer"]["details"]["error"]["code"], "denied");
     assert!(report["report"]["messages"].as_array().unwrap().is_empty());
@@ -207,7 +220,7 @@ fn run_assigns_a_user_found_by_email() {
     assert_eq!(functions(&report), ["users.lookup-user ok", "contacts.update-contact ok"]);
 
     // Granted the lookup but not the owner change: denied, nothing changed.
-    let report = run_json("assign-user", "assign-user.json", &grants[..4]);
+    let report = run_json_exiting(4, "assign-user", "assign-user.json", &grants[..4]);
     assert_eq!(report["answer"]["status"], "failed", "{report}");
     assert_eq!(report["answer"]["details"]["error"]["code"], "denied");
     assert!(report["report"]["contact_changes"].as_array().unwrap().is_empty());
@@ -225,7 +238,8 @@ fn run_changes_the_contact_type() {
     );
     assert_eq!(report["report"]["contact_changes"][0]["contact_type"], "Partners");
     // A grant of another field is no grant of this one.
-    let report = run_json("change-contact-type", "change-contact-type.json", &["--grant", "update-contact=owner"]);
+    let report =
+        run_json_exiting(4, "change-contact-type", "change-contact-type.json", &["--grant", "update-contact=owner"]);
     assert_eq!(report["answer"]["details"]["error"]["code"], "denied", "{report}");
 }
 
@@ -358,7 +372,7 @@ fn run_sends_the_email_from_fixtures_signed_by_the_owner() {
     assert!(out.contains(r#""result": "sent""#), "{out}");
     assert!(out.contains(r#""subject":"Your pro plan, Ada""#), "{out}");
     assert!(out.contains(r"-- \nGrace Hopper, Stepwise"), "signed: {out}");
-    let (ok, out, _) = stepwise(&[
+    let (code, out, _) = exits(&[
         "plugin",
         "run",
         "builtin:email",
@@ -369,7 +383,7 @@ fn run_sends_the_email_from_fixtures_signed_by_the_owner() {
         "--grant",
         "render-template",
     ]);
-    assert!(ok, "{out}");
+    assert_eq!(code, 4, "{out}");
     assert!(out.contains("messaging.send-email") && out.contains("denied"), "without send-email: {out}");
 }
 
@@ -407,13 +421,14 @@ fn run_evaluates_a_time_window_at_the_steps_now_in_the_owners_timezone() {
 
 #[test]
 fn run_validates_a_predicate_config_naming_the_field() {
-    let report = run_json("field-compare", "field-compare-invalid.json", &["--mode", "validate"]);
+    let report = run_json_exiting(3, "field-compare", "field-compare-invalid.json", &["--mode", "validate"]);
+    assert_eq!(report["verdict"], "failed");
     let problems = report["answer"].as_array().unwrap();
     assert_eq!(problems.len(), 1, "{report}");
     assert_eq!(problems[0]["field"], "/value");
     assert!(problems[0]["message"].as_str().unwrap().starts_with("not a valid regular expression"), "{report}");
     // Evaluating it anyway is an error, never a silent false.
-    let report = run_json("field-compare", "field-compare-invalid.json", &["--mode", "evaluate"]);
+    let report = run_json_exiting(3, "field-compare", "field-compare-invalid.json", &["--mode", "evaluate"]);
     let error = report["answer"]["Err"].as_str().unwrap_or_default();
     assert!(error.starts_with("invalid config: /value: not a valid regular expression"), "{report}");
 }
@@ -457,4 +472,68 @@ fn admin_bootstrap_takes_the_first_admins_email_and_refuses_a_bad_one() {
     assert!(out.contains("<ann@example.com>"), "{out}");
     let (ok, _, err) = bootstrap("ann@example.com");
     assert!(!ok && err.contains("already has an account"), "once only: {err}");
+}
+
+#[test]
+fn validation_is_granted_what_the_server_grants_it() {
+    // No `--grant`: tokens are checked all the same, as when a sequence is
+    // saved; and a grant of more changes nothing.
+    for extra in [&[][..], &["--grant", "http-fetch=https://hooks.example.com"][..]] {
+        let mut args = vec!["--mode", "validate"];
+        args.extend_from_slice(extra);
+        let report = run_json_exiting(3, "task", "task-invalid.json", &args);
+        assert_eq!(report["answer"][0]["field"], "/title", "{report}");
+        assert!(report["answer"][0]["message"].as_str().unwrap().contains("unknown token"), "{report}");
+        assert_eq!(functions(&report), ["templates.check error"], "{report}");
+    }
+    let report = run_json("task", "task.json", &["--mode", "validate"]);
+    assert_eq!(report["answer"], serde_json::json!([]));
+    assert_eq!(report["verdict"], "ok");
+}
+
+#[test]
+fn step_overrides_name_their_fields_and_keep_the_activation_they_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.json");
+    std::fs::write(&typo, r#"{"attempts": 2}"#).unwrap();
+    let (code, _, err) = exits(&["plugin", "run", "builtin:task", "--step", typo.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("`attempts` is not a step field (fields: account_id, "), "{err}");
+    let (_, help, _) = exits(&["plugin", "run", "--help"]);
+    for field in stepwise::runner::STEP_FIELDS {
+        assert!(help.contains(&format!("`{field}`")), "--help documents `{field}`: {help}");
+    }
+    assert!(help.contains("Exit codes:") && help.contains("4  a host call was denied"), "{help}");
+
+    // The email step is automatic unless the step says otherwise.
+    let manual = dir.path().join("manual.json");
+    std::fs::write(&manual, r#"{"activation": "manual", "attempt": 2}"#).unwrap();
+    let grants = ["--grant", "render-template", "--grant", "send-email"];
+    let auto = run_json("email", "email.json", &grants);
+    assert_eq!(auto["step"]["activation"], "automatic", "{auto}");
+    let mut args = grants.to_vec();
+    args.extend(["--step", manual.to_str().unwrap()]);
+    let by_hand = run_json("email", "email.json", &args);
+    assert_eq!(by_hand["step"]["activation"], "manual", "{by_hand}");
+    assert_eq!(by_hand["step"]["attempt"], 2, "{by_hand}");
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_stepwise"))
+            .args(["plugin", "inspect", "builtin:webhook"])
+            .env("STEPWISE_CACHE_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    let cached: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok).collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].file_name().to_string_lossy().ends_with(".cwasm"));
+    let written = cached[0].metadata().unwrap().modified().unwrap();
+    assert!(run().status.success());
+    let again = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok).next().unwrap();
+    assert_eq!(again.metadata().unwrap().modified().unwrap(), written, "read, not compiled again");
 }

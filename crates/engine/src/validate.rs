@@ -149,17 +149,8 @@ impl Engine {
             };
             return vec![("/plugin".into(), format!("plugin `{}` is not {wanted}", plugin.id))];
         }
-        // Validation may check tokens, and nothing else: it is granted
-        // render-template when the plugin declares it, never more.
-        let render = stepwise_plugin_host::types::Capability::RenderTemplate;
-        let grant = match found.manifest().capabilities.contains(&render) {
-            true => {
-                AccountGrant::new(stepwise_plugin_host::Grant { capabilities: vec![render], http_allow: Vec::new() })
-                    .unwrap_or_default()
-            }
-            false => AccountGrant::none(),
-        };
-        let grant = Arc::new(grant);
+        // Validation may check tokens, and nothing else.
+        let grant = Arc::new(AccountGrant::for_validation(found.manifest()));
         match self.registry().runtime().validate_config(&found, grant, &config.to_string()).await {
             Ok(call) => call.value.into_iter().map(|p| (format!("/config{}", p.field), p.message)).collect(),
             Err(error) => {

@@ -13,7 +13,7 @@ use super::directory::Directory;
 use super::limits::{CallLimiter, LimitExceeded, Limits};
 use super::net::{Allowlist, HttpClient, NetError};
 use super::report::{CallReport, HostCall, HostCallResult, LogLevel, LogLine, LogSource};
-use super::types::{Capability, StepContext};
+use super::types::{Capability, Manifest, StepContext};
 use stepwise_domain::crm::Subject;
 
 /// What the engine hands a call: the grant in force, who the step concerns
@@ -72,6 +72,22 @@ impl AccountGrant {
     /// A grant of nothing.
     pub fn none() -> Self {
         Self::default()
+    }
+
+    /// What a plugin is granted while it checks a step's configuration,
+    /// wherever that happens (a sequence saved, the runner's `validate`):
+    /// `render-template`, to check tokens, when the plugin declares it, and
+    /// nothing else, whatever its account grants.
+    pub fn for_validation(manifest: &Manifest) -> Self {
+        let render = Capability::RenderTemplate;
+        if manifest.capabilities.contains(&render) {
+            Self {
+                grant: Grant { capabilities: vec![render], http_allow: Vec::new() },
+                allowlist: Allowlist::default(),
+            }
+        } else {
+            Self::none()
+        }
     }
 
     /// The grant.

@@ -42,6 +42,7 @@ mod engine_steps;
 mod engine_timing;
 mod guests;
 mod registry;
+mod runner;
 mod sandbox_timing;
 mod ssrf;
 mod store_aggregates;
