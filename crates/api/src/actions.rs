@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -225,8 +225,22 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Action>, ApiError> {
-    Ok(Json(state.engine.action_of(&caller.account_id, &id).await?))
+) -> Result<Json<ActionDetail>, ApiError> {
+    let action = state.engine.action_of(&caller.account_id, &id).await?;
+    let logs = state.engine.action_logs(&caller.account_id, &id).await?;
+    Ok(Json(ActionDetail { action, logs }))
+}
+
+/// An action, with what its plugin's calls logged.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ActionDetail {
+    /// The action.
+    #[serde(flatten)]
+    pub action: Action,
+    /// The lines its plugin's calls logged, by attempt: at most 100 lines
+    /// of 1 KiB each per attempt (a last `host` line says how many more
+    /// there were). Empty when the plugin logged nothing or may not log.
+    pub logs: Vec<stepwise_domain::engagement::ActionLogLine>,
 }
 
 /// `POST /v1/actions/{id}/complete`.

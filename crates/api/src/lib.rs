@@ -498,7 +498,7 @@ fn table(state: AppState) -> Router<AppState> {
             .query::<actions::HeldQuery>()
             .guarded("Only an admin may list another user's (`?owner=`).")
             .pages::<Action>("actions")])
-        .at("/v1/actions/{id}", [get(actions::get, "An action").answers::<Action>(200)])
+        .at("/v1/actions/{id}", [get(actions::get, "An action, with its plugin's log").answers::<actions::ActionDetail>(200)])
         .at("/v1/actions/{id}/explain", [get(actions::explain, "Why an action is, or is not, on the Engage view")])
         .at("/v1/actions/{id}/item", [get(actions::item, "The to-do item as the step's plugin prepares it now")
             .describe("The title, the instructions (a call script, say) and the message draft the rep may edit and send back with `complete`.")

@@ -600,6 +600,9 @@ pub struct Action {
     pub step: i64,
     /// The step's plugin id.
     pub plugin_id: String,
+    /// The exact version of that plugin whose answer completed or failed
+    /// the action; `None` until one did.
+    pub plugin_version: Option<String>,
     /// Manual or automatic.
     pub activation: Activation,
     /// The owning user.
@@ -640,6 +643,34 @@ pub struct Action {
     pub recheck_at: Option<DateTime<Utc>>,
     /// How urgent it is, from its step's config.
     pub priority: Priority,
+}
+
+/// A line a plugin's call wrote while working on an action (its `log`
+/// interface, stdout or stderr), kept with the attempt, at most
+/// [`ActionLogLine::MAX_PER_ATTEMPT`] lines of [`ActionLogLine::MAX_BYTES`]
+/// each; a last line from the host says how many more there were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ActionLogLine {
+    /// The attempt the plugin saw, from 1.
+    pub attempt: i64,
+    /// The version of the plugin that wrote it.
+    pub plugin_version: String,
+    /// When the call ended.
+    pub at: DateTime<Utc>,
+    /// `plugin` (its `log` interface), `stdout`, `stderr`, or `host` for
+    /// the host's own note.
+    pub source: String,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The text, at most [`ActionLogLine::MAX_BYTES`].
+    pub message: String,
+}
+
+impl ActionLogLine {
+    /// The most lines kept of one attempt.
+    pub const MAX_PER_ATTEMPT: usize = 100;
+    /// The most bytes kept of one line.
+    pub const MAX_BYTES: usize = 1024;
 }
 
 /// One row of a list of work (a rep's Engage view, a company's work items

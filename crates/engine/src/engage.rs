@@ -280,6 +280,21 @@ impl Engine {
         Ok(self.load_snapshot(action_id, Some(account_id)).await?.action)
     }
 
+    /// The log lines kept of an action of `account_id`'s plugin calls, by
+    /// attempt (none for an action of another account).
+    ///
+    /// # Errors
+    ///
+    /// A store error.
+    pub async fn action_logs(
+        &self,
+        account_id: &str,
+        action_id: &str,
+    ) -> Result<Vec<stepwise_domain::engagement::ActionLogLine>> {
+        let mut tx = self.store().begin_read().await?;
+        Ok(tx.action_logs(account_id, action_id).await?)
+    }
+
     /// Loads an action that a user may change: the enrollment's current,
     /// unperformed action of an enrollment that is pending or running.
     async fn user_snapshot(&self, account_id: &str, action_id: &str) -> Result<Snapshot> {

@@ -81,6 +81,7 @@ impl Engine {
                     opt_out: false,
                     deferral_reason: None,
                     counts_attempt: false,
+                    plugin_version: None,
                 };
                 tx.complete_action(&open.id, None, &completion, now).await.map_err(lease_busy)?;
                 if let Some(next) = actions.iter().find(|a| a.step > open.step && a.status == ActionStatus::Future) {

@@ -153,6 +153,16 @@ pub(crate) struct Transition {
     pub actor: String,
     /// The rep whose completion this is, if any.
     pub by: Option<String>,
+    /// The plugin call this answers, if one was made: its version and log.
+    pub ran: Option<Ran>,
+}
+
+/// A plugin call that answered for an action: the version that ran, and
+/// the lines it logged.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Ran {
+    pub version: String,
+    pub logs: Vec<stepwise_plugin_host::report::LogLine>,
 }
 
 impl Transition {
@@ -167,6 +177,7 @@ impl Transition {
             events: Vec::new(),
             actor,
             by: None,
+            ran: None,
         }
     }
 
@@ -309,6 +320,21 @@ fn answered(
     rules: Rules<'_>,
     now: DateTime<Utc>,
 ) -> Transition {
+    let ran = report.plugin_version.clone().map(|version| Ran { version, logs: report.logs.clone() });
+    let mut t = answered_by(ctx, outcome, report, by, rules, now);
+    t.ran = ran;
+    t
+}
+
+/// [`answered`], but for the call's version and log.
+fn answered_by(
+    ctx: &Snapshot,
+    outcome: PluginOutcome,
+    report: CallReport,
+    by: Option<String>,
+    rules: Rules<'_>,
+    now: DateTime<Utc>,
+) -> Transition {
     let actor = by.clone().unwrap_or_else(|| format!("plugin:{}", ctx.step.plugin.id));
     // An automatic run is an attempt; one recorded before its request left
     // was counted then.
@@ -323,6 +349,7 @@ fn answered(
                 opt_out: false,
                 deferral_reason: None,
                 counts_attempt,
+                plugin_version: report.plugin_version.clone(),
             };
             let mut t = Transition::new(ActionWrite::Complete(completion), actor.clone());
             (t.effects, t.by) = (report, by);
@@ -342,8 +369,11 @@ fn answered(
             t
         }
         PluginOutcome::Skipped { reason } => {
-            let completion =
-                ActionCompletion { counts_attempt, ..ActionCompletion::skipped(&reason, by.as_deref(), None) };
+            let completion = ActionCompletion {
+                counts_attempt,
+                plugin_version: report.plugin_version.clone(),
+                ..ActionCompletion::skipped(&reason, by.as_deref(), None)
+            };
             let mut t = Transition::new(ActionWrite::Complete(completion), actor.clone());
             (t.effects, t.by) = (report, by);
             t.events.push(ctx.event(EventKind::ActionSkipped, &actor).reason(reason));
@@ -504,6 +534,7 @@ mod tests {
             id: format!("act_{step}"),
             enrollment_id: "enr_1".into(),
             step,
+            plugin_version: None,
             plugin_id: "email".into(),
             activation: Activation::Automatic,
             owner_id: None,

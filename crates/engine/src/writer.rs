@@ -12,13 +12,13 @@ use serde_json::json;
 
 use super::process::{Snapshot, contact_event, unique};
 use super::records::save_contacts;
-use super::transition::{ActionWrite, Answer, EnrollmentWrite, Rules, Transition, decide};
+use super::transition::{ActionWrite, Answer, EnrollmentWrite, Ran, Rules, Transition, decide};
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::Contact;
-use stepwise_domain::engagement::{EnrollmentStatus, EventKind, OutboxChannel, SenderMode};
-use stepwise_plugin_host::report::{CallReport, ContactChange, QueuedMessage};
+use stepwise_domain::engagement::{ActionLogLine, EnrollmentStatus, EventKind, OutboxChannel, SenderMode};
+use stepwise_plugin_host::report::{CallReport, ContactChange, LogLevel, LogLine, LogSource, QueuedMessage};
 use stepwise_plugin_host::types::Outcome as PluginOutcome;
-use stepwise_store::{BatchCompletion, NewEvent, NewOutboxMessage, Schedule, StoreError, Tx};
+use stepwise_store::{BatchCompletion, NewActionLog, NewEvent, NewOutboxMessage, Schedule, StoreError, Tx};
 
 /// An answer decided, with the snapshot it was decided on and the lease
 /// under which it may be written (`None` for a person's change).
@@ -162,7 +162,8 @@ impl Engine {
                     held
                 }
                 ActionWrite::Fail { output, count_attempt } => {
-                    let held = leased(tx.fail_action(id, lease, output, now).await)?;
+                    let version = d.transition.ran.as_ref().map(|r| r.version.as_str());
+                    let held = leased(tx.fail_action(id, lease, output, version, now).await)?;
                     if held && *count_attempt {
                         tx.count_attempt(id, now).await?;
                     }
@@ -258,6 +259,9 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
     }
     // A key queued by an earlier attempt of the same action stays as it is.
     tx.enqueue_messages(&messages, now).await?;
+    let notes: Vec<String> = done.iter().map(|d| d.transition.ran.as_ref().map_or(String::new(), not_kept)).collect();
+    let logs: Vec<NewActionLog<'_>> = done.iter().zip(&notes).flat_map(|(d, note)| kept_log(d, note)).collect();
+    tx.record_action_logs(&logs, now).await?;
 
     let mut events = Vec::new();
     for (account_id, ids) in touched {
@@ -290,6 +294,72 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
         save_contacts(tx, account_id, &changed, now).await?;
     }
     Ok(events)
+}
+
+/// The host's last line of an attempt whose log was longer than is kept:
+/// how many lines were left out. Empty when all are kept.
+fn not_kept(ran: &Ran) -> String {
+    let len = ran.logs.len();
+    if len > ActionLogLine::MAX_PER_ATTEMPT {
+        format!("{} more line(s) were logged and not kept", len - (ActionLogLine::MAX_PER_ATTEMPT - 1))
+    } else {
+        String::new()
+    }
+}
+
+/// The lines of a call's log to keep, as (source, level, text): at most
+/// [`ActionLogLine::MAX_PER_ATTEMPT`], the last one the host's `note` when
+/// some were left out, each clipped to [`ActionLogLine::MAX_BYTES`].
+fn kept<'a>(logs: &'a [LogLine], note: &'a str) -> Vec<(&'static str, &'static str, &'a str)> {
+    let room = if note.is_empty() { ActionLogLine::MAX_PER_ATTEMPT } else { ActionLogLine::MAX_PER_ATTEMPT - 1 };
+    let mut kept: Vec<_> = logs
+        .iter()
+        .take(room)
+        .map(|l| {
+            (source_name(l.source), level_name(l.level), stepwise_domain::clip(&l.message, ActionLogLine::MAX_BYTES))
+        })
+        .collect();
+    if !note.is_empty() {
+        kept.push(("host", "warn", note));
+    }
+    kept
+}
+
+/// [`kept`] of `d`'s plugin call, to keep with its attempt.
+fn kept_log<'a>(d: &'a Decided, note: &'a str) -> Vec<NewActionLog<'a>> {
+    let Some(ran) = &d.transition.ran else { return Vec::new() };
+    kept(&ran.logs, note)
+        .into_iter()
+        .enumerate()
+        .map(|(line, (source, level, message))| NewActionLog {
+            account_id: &d.ctx.enrollment.account_id,
+            action_id: &d.ctx.action.id,
+            attempt: d.ctx.action.attempts.max(0) + 1,
+            line: i64::try_from(line).unwrap_or(i64::MAX),
+            plugin_version: &ran.version,
+            source,
+            level,
+            message,
+        })
+        .collect()
+}
+
+fn source_name(source: LogSource) -> &'static str {
+    match source {
+        LogSource::Plugin => "plugin",
+        LogSource::Stdout => "stdout",
+        LogSource::Stderr => "stderr",
+    }
+}
+
+fn level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    }
 }
 
 /// An email of a step comes from the rep who owns it, as the account
@@ -341,5 +411,36 @@ fn leased<T>(result: std::result::Result<T, StoreError>) -> Result<bool> {
         Ok(_) => Ok(true),
         Err(StoreError::LeaseLost(_)) => Ok(false),
         Err(other) => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ActionLogLine, LogLevel, LogLine, LogSource, Ran, kept, not_kept};
+
+    fn log(n: usize, message: &str) -> Ran {
+        let line = LogLine { source: LogSource::Plugin, level: LogLevel::Info, message: message.to_owned() };
+        Ran { version: "1.2.3".into(), logs: vec![line; n] }
+    }
+
+    #[test]
+    fn an_attempts_log_is_kept_whole_up_to_its_cap() {
+        let ran = log(ActionLogLine::MAX_PER_ATTEMPT, "hello");
+        let note = not_kept(&ran);
+        assert_eq!(note, "");
+        let lines = kept(&ran.logs, &note);
+        assert_eq!(lines.len(), ActionLogLine::MAX_PER_ATTEMPT);
+        assert!(lines.iter().all(|l| *l == ("plugin", "info", "hello")));
+    }
+
+    #[test]
+    fn a_longer_log_ends_with_how_many_lines_were_left_out_and_long_lines_are_clipped() {
+        let ran = log(250, &"é".repeat(ActionLogLine::MAX_BYTES));
+        let note = not_kept(&ran);
+        assert_eq!(note, "151 more line(s) were logged and not kept");
+        let lines = kept(&ran.logs, &note);
+        assert_eq!(lines.len(), ActionLogLine::MAX_PER_ATTEMPT);
+        assert_eq!(lines.last().unwrap(), &("host", "warn", note.as_str()));
+        assert!(lines[..99].iter().all(|l| l.2.len() == ActionLogLine::MAX_BYTES), "clipped on a character boundary");
     }
 }

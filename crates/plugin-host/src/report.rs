@@ -26,6 +26,10 @@ pub struct CallReport {
     pub wall: Duration,
     /// The largest linear memory the instance reached, in bytes.
     pub peak_memory: usize,
+    /// The version of the plugin that was called (its manifest's); `None`
+    /// when no plugin was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_version: Option<String>,
 }
 
 impl CallReport {

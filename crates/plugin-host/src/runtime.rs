@@ -407,8 +407,10 @@ impl Runtime {
         let inner = &*self.inner;
         let limits = &inner.limits;
         let started = Instant::now();
+        let version = plugin.manifest().version.clone();
         let fail = |error: PluginError, mut report: CallReport| {
             report.wall = started.elapsed();
+            report.plugin_version = Some(version.clone());
             Err(CallError { error, report: Box::new(report) })
         };
         if input_size > limits.input_bytes {
@@ -487,6 +489,7 @@ impl Runtime {
             }
         };
         report.wall = started.elapsed();
+        report.plugin_version = Some(version.clone());
         match outcome {
             Err(_elapsed) => fail(PluginError::Timeout { limit: limits.call_timeout }, report),
             Ok(Err(error)) => fail(classify(&error, limits, &stderr_tail), report),

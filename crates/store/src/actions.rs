@@ -12,7 +12,9 @@ use super::{
     MAX_BINDS, ReadTx, Result, Store, StoreError, Tx, found, in_list, json_opt, ms, ms_opt, new_id, on_pool, on_tx,
     parse_opt, time, time_opt,
 };
-use stepwise_domain::engagement::{Action, ActionStatus, Activation, ClaimedAction, DeferralReason, Priority};
+use stepwise_domain::engagement::{
+    Action, ActionLogLine, ActionStatus, Activation, ClaimedAction, DeferralReason, Priority,
+};
 
 /// Which held actions a change may have fixed ([`Tx::release_holds`]).
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +103,9 @@ pub struct ActionCompletion {
     /// The plugin ran for it and its attempt is not counted yet (it was
     /// not recorded before a request left): count it.
     pub counts_attempt: bool,
+    /// The version of the plugin whose answer this is; `None` when no
+    /// plugin answered (a rule, a person).
+    pub plugin_version: Option<String>,
 }
 
 impl ActionCompletion {
@@ -116,6 +121,7 @@ impl ActionCompletion {
             opt_out: reason == Some(DeferralReason::OptedOut),
             deferral_reason: reason,
             counts_attempt: false,
+            plugin_version: None,
         }
     }
 }
@@ -126,6 +132,7 @@ pub(crate) struct ActionRow {
     enrollment_id: String,
     step: i64,
     plugin_id: String,
+    plugin_version: Option<String>,
     activation: String,
     owner_id: Option<String>,
     status: String,
@@ -154,6 +161,7 @@ impl ActionRow {
             enrollment_id: self.enrollment_id,
             step: self.step,
             plugin_id: self.plugin_id,
+            plugin_version: self.plugin_version,
             activation: self.activation.parse()?,
             owner_id: self.owner_id,
             status: self.status.parse()?,
@@ -209,7 +217,8 @@ impl ClaimedRow {
     }
 }
 
-const ACTION_COLUMNS: &str = "id, enrollment_id, step, plugin_id, activation, owner_id, status, due_at, show_on_engage,
+const ACTION_COLUMNS: &str = "id, enrollment_id, step, plugin_id, plugin_version, activation, owner_id, status, due_at,
+    show_on_engage,
     deferral_reason, opt_out, result, output, attempts, skip_criteria_evaluated, completed_at, completed_by,
     is_current, lease_token, lease_expires_at, send_attempted_at, recheck_at, priority";
 
@@ -755,7 +764,7 @@ impl Tx {
             "UPDATE actions SET status = $4, result = $5, output = $6, completed_by = $7, opt_out = $8,
                                 deferral_reason = $9, completed_at = $3, updated_at = $3, show_on_engage = FALSE,
                                 is_current = FALSE, lease_token = NULL, lease_expires_at = NULL,
-                                attempts = attempts + $10
+                                attempts = attempts + $10, plugin_version = COALESCE($11, plugin_version)
              WHERE id = $1 AND {LEASE_HELD}"
         );
         let done = on_tx!(self, |c| sqlx::query(&sql)
@@ -769,6 +778,7 @@ impl Tx {
             .bind(completion.opt_out)
             .bind(completion.deferral_reason.map(|d| d.as_str()))
             .bind(i64::from(completion.counts_attempt))
+            .bind(&completion.plugin_version)
             .execute(&mut *c)
             .await?
             .rows_affected());
@@ -929,12 +939,14 @@ impl Tx {
         id: &str,
         lease_token: Option<&str>,
         output: &serde_json::Value,
+        plugin_version: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Action> {
         let output = serde_json::to_string(output)?;
         let sql = format!(
             "UPDATE actions SET status = 'failed', output = $4, show_on_engage = FALSE, updated_at = $3,
-                                send_attempted_at = NULL, lease_token = NULL, lease_expires_at = NULL
+                                send_attempted_at = NULL, lease_token = NULL, lease_expires_at = NULL,
+                                plugin_version = COALESCE($5, plugin_version)
              WHERE id = $1 AND {LEASE_HELD}"
         );
         let done = on_tx!(self, |c| sqlx::query(&sql)
@@ -942,6 +954,7 @@ impl Tx {
             .bind(lease_token)
             .bind(ms(now))
             .bind(&output)
+            .bind(plugin_version)
             .execute(&mut *c)
             .await?
             .rows_affected());
@@ -1173,7 +1186,8 @@ impl Tx {
             q.push(
                 ", status = v.column3, result = v.column4, output = v.column5, completed_by = v.column6,
                    opt_out = v.column7, deferral_reason = v.column8, show_on_engage = FALSE, is_current = FALSE,
-                   lease_token = NULL, lease_expires_at = NULL, attempts = actions.attempts + v.column9
+                   lease_token = NULL, lease_expires_at = NULL, attempts = actions.attempts + v.column9,
+                   plugin_version = COALESCE(v.column10, actions.plugin_version)
                  FROM (",
             );
             q.push_values(batch.iter().zip(&outputs), |mut row, (b, output)| {
@@ -1186,7 +1200,8 @@ impl Tx {
                     .push_bind(&done.completed_by)
                     .push_bind(done.opt_out)
                     .push_bind(done.deferral_reason.map(|d| d.as_str()))
-                    .push_bind(i64::from(done.counts_attempt));
+                    .push_bind(i64::from(done.counts_attempt))
+                    .push_bind(&done.plugin_version);
             });
             q.push(
                 ") AS v
@@ -1228,5 +1243,99 @@ impl Tx {
             return Err(StoreError::LeaseLost(id.to_owned()));
         }
         self.action(id).await
+    }
+}
+
+/// A line of a plugin's log to keep with an action's attempt, for
+/// [`Tx::record_action_logs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewActionLog<'a> {
+    /// The owning account.
+    pub account_id: &'a str,
+    /// The action.
+    pub action_id: &'a str,
+    /// The attempt the plugin saw, from 1.
+    pub attempt: i64,
+    /// The line's place in the attempt, from 0.
+    pub line: i64,
+    /// The plugin's version.
+    pub plugin_version: &'a str,
+    /// `plugin`, `stdout`, `stderr` or `host`.
+    pub source: &'a str,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub level: &'a str,
+    /// The text.
+    pub message: &'a str,
+}
+
+impl Tx {
+    /// Keeps log lines with their actions' attempts. An attempt's lines
+    /// already kept stay as they are.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn record_action_logs(&mut self, lines: &[NewActionLog<'_>], now: DateTime<Utc>) -> Result<()> {
+        for chunk in lines.chunks(MAX_BINDS / 9) {
+            on_tx!(self, |c| {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO action_logs (action_id, account_id, attempt, line, plugin_version, at, source, level,
+                                              message) ",
+                );
+                q.push_values(chunk, |mut row, l| {
+                    row.push_bind(l.action_id)
+                        .push_bind(l.account_id)
+                        .push_bind(l.attempt)
+                        .push_bind(l.line)
+                        .push_bind(l.plugin_version)
+                        .push_bind(ms(now))
+                        .push_bind(l.source)
+                        .push_bind(l.level)
+                        .push_bind(l.message);
+                });
+                q.push(" ON CONFLICT (action_id, attempt, line) DO NOTHING");
+                q.build().execute(&mut *c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ReadTx {
+    /// The log lines kept of an action of `account_id`, by attempt.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub async fn action_logs(&mut self, account_id: &str, action_id: &str) -> Result<Vec<ActionLogLine>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            attempt: i64,
+            plugin_version: String,
+            at: i64,
+            source: String,
+            level: String,
+            message: String,
+        }
+        let rows: Vec<Row> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT attempt, plugin_version, at, source, level, message FROM action_logs
+             WHERE action_id = $1 AND account_id = $2 ORDER BY attempt, line"
+        )
+        .bind(action_id)
+        .bind(account_id)
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter()
+            .map(|r| {
+                Ok(ActionLogLine {
+                    attempt: r.attempt,
+                    plugin_version: r.plugin_version,
+                    at: time(r.at)?,
+                    source: r.source,
+                    level: r.level,
+                    message: r.message,
+                })
+            })
+            .collect()
     }
 }

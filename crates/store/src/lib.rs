@@ -59,7 +59,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use accounts::SenderSmtp;
-pub use actions::{ActionCompletion, BatchCompletion, HeldFilter, HoldScope, NewAction, Schedule};
+pub use actions::{ActionCompletion, BatchCompletion, HeldFilter, HoldScope, NewAction, NewActionLog, Schedule};
 pub use audit::{AuditFilter, NewAudit};
 pub use enrollments::{NewEnrollment, SequenceReport, SequenceWeeks};
 pub use events::{NewEvent, Timeline};

@@ -192,3 +192,61 @@ async fn a_next_sequence_must_be_one_of_the_account() {
     })
     .await;
 }
+
+/// A plugin's log lines are kept with the attempt that wrote them, and an
+/// action says which version of its plugin answered: after a step that
+/// logs a line, and after one whose flood of lines ends at the log limit.
+#[tokio::test]
+async fn an_action_shows_its_plugins_version_and_the_lines_each_attempt_logged() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let caller = |config: Value| step("host-caller", config, Activation::Automatic, StepTiming::Delay { ms: 0 });
+        let seq = w
+            .sequence(
+                TimingMode::AfterPrevious,
+                settings(),
+                vec![caller(json!({"call": "log"})), caller(json!({"call": "log-flood", "count": 40}))],
+            )
+            .await;
+        let contact = w.contact(|_| {}).await;
+        let enrollment = w.enroll(&contact, &seq).await;
+        w.run().await;
+
+        let logged = w.action(&enrollment.id, 0).await;
+        let read = app.get(&format!("/v1/actions/{}", logged.id), Some(&app.admin_key)).await;
+        assert_eq!(read.status, 200, "{}", read.text);
+        assert_eq!(read.json["status"], "completed", "{}", read.text);
+        assert_eq!(read.json["plugin_id"], "host-caller");
+        assert_eq!(read.json["plugin_version"], env!("CARGO_PKG_VERSION"), "{}", read.text);
+        let logs = read.json["logs"].as_array().unwrap();
+        assert_eq!(logs.len(), 1, "{}", read.text);
+        assert_eq!(logs[0]["attempt"], 1);
+        assert_eq!(logs[0]["source"], "plugin");
+        assert_eq!(logs[0]["level"], "info");
+        assert_eq!(logs[0]["message"], "hello from host-caller");
+        assert_eq!(logs[0]["plugin_version"], env!("CARGO_PKG_VERSION"));
+
+        // The flood ends at the 16 KiB log limit: the step fails, and the
+        // lines written before the limit are kept, each whole (1 KiB).
+        let flooded = w.action(&enrollment.id, 1).await;
+        let read = app.get(&format!("/v1/actions/{}", flooded.id), Some(&app.agent_key)).await;
+        assert_eq!(read.json["status"], "failed", "{}", read.text);
+        assert_eq!(read.json["plugin_version"], env!("CARGO_PKG_VERSION"));
+        let logs = read.json["logs"].as_array().unwrap();
+        assert!((10..=16).contains(&logs.len()), "{} lines", logs.len());
+        assert!(logs.iter().all(|l| l["message"].as_str().unwrap().len() == 1024 && l["attempt"] == 1));
+
+        // Another account's key finds no such action, nor its log.
+        let mut tx = w.store().begin().await.unwrap();
+        let other = tx.create_account("Globex", None, w.now()).await.unwrap().id;
+        let admin = User { name: "Gus".into(), email: "gus@example.com".into(), role: Role::Admin, ..User::default() };
+        let admin = tx.create_user(&other, &admin, w.now()).await.unwrap();
+        let (_, key) = tx.create_api_key(&other, &admin.id, "t", w.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        let theirs = app.get(&format!("/v1/actions/{}", logged.id), Some(&key)).await;
+        assert_eq!(theirs.status, 404, "{}", theirs.text);
+        assert!(!theirs.text.contains("hello from host-caller"));
+    })
+    .await;
+}

@@ -18,6 +18,7 @@ fn done() -> ActionCompletion {
         opt_out: false,
         deferral_reason: None,
         counts_attempt: false,
+        plugin_version: Some("1.0.0".into()),
     }
 }
 
