@@ -88,9 +88,9 @@ pub use __private::bindings::action::stepwise::plugin::types::{
 pub mod prelude {
     pub use crate::{
         Action, Activation, Attribute, AttributeValue, Capability, Channel, Company, ConfigProblem, Contact,
-        ContactField, Deserialize, Done, Draft, EmailDraft, EngageItem, EnrollmentOutcome, Failure, HostError,
-        JsonSchema, Manifest, Outcome, Predicate, ResultSpec, Serialize, SmsDraft, StepContext, Subject, User,
-        contacts, http, log, messaging, templates, users,
+        ContactField, Deserialize, Done, Draft, EmailDraft, EngageItem, EnrollmentOutcome, ErrorCode, Failure,
+        HostError, JsonSchema, Manifest, Outcome, Predicate, ResultSpec, Serialize, SmsDraft, StepContext, Subject,
+        User, contacts, http, log, messaging, templates, users,
     };
 }
 

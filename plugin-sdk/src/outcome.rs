@@ -175,6 +175,23 @@ impl ErrorCode {
     }
 }
 
+impl HostError {
+    /// Whether trying the same call later may work: a timeout, a network
+    /// failure, or a host that cannot do it now. A denied, blocked or
+    /// invalid call stays so until someone changes something.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use stepwise_plugin_sdk::{ErrorCode, HostError};
+    /// assert!(HostError { code: ErrorCode::Timeout, message: String::new() }.is_transient());
+    /// assert!(!HostError { code: ErrorCode::Denied, message: String::new() }.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self.code, ErrorCode::Timeout | ErrorCode::Transport | ErrorCode::Unavailable)
+    }
+}
+
 /// A host error in an outcome's output or details: `{"code": "denied",
 /// "message": "…"}`.
 ///
