@@ -128,8 +128,8 @@ fn unprovided(name: &str, version: &str) -> Option<LoadError> {
         "a plugin reaches the network only through the contract's `stepwise:plugin/http` import (the \
          `http-fetch` capability, whose grant lists the destinations an admin allows). Build without \
          `wasi:http`: with componentize-js, disable its `http` and `fetch-event` features \
-         (`disableFeatures: [\"http\", \"fetch-event\"]`); Rust and componentize-py import it only when \
-         the code uses it"
+         (`--disable http fetch-event`, or `disableFeatures: [\"http\", \"fetch-event\"]` through its \
+         API); Rust and componentize-py import it only when the code uses it"
             .to_owned()
     } else if package == "stepwise:plugin" {
         format!(
