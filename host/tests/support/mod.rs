@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use smtp_sink::SmtpSink;
+pub use smtp_sink::SmtpSink;
 
 /// The lease the hosts claim under.
 pub const LEASE: Duration = Duration::from_secs(4);
@@ -112,9 +112,11 @@ impl Receiver {
 }
 
 /// What every host of a run shares.
-struct Cluster {
-    database_url: String,
-    smtp_port: u16,
+pub struct Cluster {
+    /// The database every host shares.
+    pub database_url: String,
+    /// The SMTP server's port.
+    pub smtp_port: u16,
 }
 
 impl Cluster {
@@ -138,7 +140,7 @@ impl Cluster {
     }
 
     /// `serve`: its admin key (on a fresh database) and the API's base URL.
-    async fn serve(&self) -> (Child, Option<String>, String) {
+    pub async fn serve(&self) -> (Child, Option<String>, String) {
         let mut child = self.command("serve").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
@@ -174,23 +176,43 @@ impl Cluster {
 }
 
 /// The API as the test's admin.
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    key: String,
+pub struct Api {
+    /// The client.
+    pub client: reqwest::Client,
+    /// The API's base URL.
+    pub base: String,
+    /// The admin's key.
+    pub key: String,
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// Calls `path` with a JSON `body`; its answer, which must be a success.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, answer) = self.send(method, path, body).await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    }
+
+    /// Calls `path` with a JSON `body`; its status and answer.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (reqwest::StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key);
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body.to_string());
         }
+        self.answer(request).await
+    }
+
+    /// Uploads a component as an add-on; its status and answer.
+    pub async fn upload(&self, wasm: Vec<u8>) -> (reqwest::StatusCode, Value) {
+        let request = self.client.post(format!("{}/v1/plugins", self.base)).bearer_auth(&self.key);
+        self.answer(request.header("content-type", "application/wasm").body(wasm)).await
+    }
+
+    async fn answer(&self, request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) {
         let response = request.send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     async fn metric(&self, name: &str) -> Option<f64> {
