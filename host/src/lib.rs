@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod runner;
+pub mod scaffold;
 pub mod supervise;
 
 pub use stepwise_api as api;

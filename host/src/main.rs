@@ -120,6 +120,27 @@ enum PluginCommand {
     /// Run a component against fixture JSON and print what it did.
     #[command(after_help = RUN_EXIT_CODES)]
     Run(Box<RunArgs>),
+    /// Write a new plugin project: a step or a criterion in Rust,
+    /// JavaScript or Python, with a test, fixtures and `./build.sh`.
+    New {
+        /// The plugin's id, also the project's directory: lowercase
+        /// letters, digits and dashes, such as `chat-notify`.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: stepwise::scaffold::Lang,
+        /// A step type or a criteria predicate.
+        #[arg(long, value_enum, default_value = "action")]
+        kind: stepwise::scaffold::Kind,
+        /// Where to make the project's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Where a Rust project takes the plugin SDK from: a path to
+        /// Stepwise's `plugin-sdk/`, or a git URL (Stepwise's repository
+        /// unless set).
+        #[arg(long, default_value = env!("CARGO_PKG_REPOSITORY"))]
+        sdk: String,
+    },
 }
 
 /// What `stepwise plugin run` exits with, as `--help` says.
@@ -242,6 +263,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Run(args)) => run(*args).await,
+        Command::Plugin(PluginCommand::New { name, lang, kind, dir, sdk }) => {
+            let project = stepwise::scaffold::create(&dir, &name, lang, kind, &sdk)?;
+            println!("wrote {}", project.display());
+            println!("build it:  cd {} && ./build.sh", project.display());
+            println!("run it:    see {}", project.join("README.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Scheduler(args) => scheduler(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Admin(AdminCommand::Bootstrap(args)) => bootstrap(args).await,
