@@ -1,7 +1,8 @@
 //! The console in a real headless browser: a rep signs in, works the
 //! Engage view and sees the next step appear; what a viewer, another
 //! account, a bad form value, a forged form and an expired session get;
-//! the company overview; on both backends.
+//! the company overview; an action's plugin version and log (over plain
+//! HTTP); on both backends.
 
 use serde_json::json;
 use stepwise::crm::{Company, Role, User};
@@ -283,6 +284,36 @@ async fn the_company_page_shows_its_overview_and_refreshes_its_health() {
                 assert!(client.body_text().await.contains("This week's snapshot"));
             })
             .await;
+    })
+    .await;
+}
+
+/// An action's page says which version of its plugin answered and shows the
+/// lines its calls logged, as `GET /v1/actions/{id}` does.
+#[tokio::test]
+async fn an_action_page_shows_its_plugins_version_and_log() {
+    for_each_backend(|store| async move {
+        let (app, _) = scene(store).await;
+        let world = &app.world;
+        let logging = step("host-caller", json!({"call": "log"}), Activation::Automatic, StepTiming::Delay { ms: 0 });
+        let sequence = world.sequence(TimingMode::AfterPrevious, settings(), vec![logging]).await;
+        let contact = world.contact(|c| c.first_name = "Bea".into()).await;
+        let enrollment = world.enroll(&contact, &sequence).await;
+        world.run().await;
+        let action = world.action(&enrollment.id, 0).await;
+
+        let mut grace = stepwise_tests::console::Person::new(&app.base);
+        grace.sign_in("grace@example.com", PASSWORD).await;
+        let page = grace.get(&format!("/actions/{}", action.id)).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(page.text.contains(&format!("host-caller {}", env!("CARGO_PKG_VERSION"))), "{}", page.text);
+        assert!(page.text.contains("Plugin log") && page.text.contains("hello from host-caller"), "{}", page.text);
+
+        // A step whose plugin logged nothing has no log section.
+        let quiet = world.engage(&world.agent).await[0].id.clone();
+        let page = grace.get(&format!("/actions/{quiet}")).await;
+        assert_eq!(page.status, 200);
+        assert!(!page.text.contains("Plugin log"), "{}", page.text);
     })
     .await;
 }

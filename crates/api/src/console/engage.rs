@@ -259,6 +259,7 @@ async fn action_page(
     let row = state.engine.work(&mut tx, &filter, None, 1).await?.into_iter().next();
     drop(tx);
     let explanation = state.engine.explain(&caller.account_id, id).await?;
+    let logs = state.engine.action_logs(&caller.account_id, id).await?;
     let works = visitor.may(WORKERS)
         && (visitor.may(&[stepwise_domain::crm::Role::Admin])
             || action.owner_id.as_deref() == Some(caller.user.id.as_str()));
@@ -294,7 +295,11 @@ async fn action_page(
                     }
                     dt { "Sequence" } dd { (row.sequence_name) " · step " (action.step + 1) }
                 }
-                dt { "Type" } dd { (action.plugin_id) " (" (action.activation) ")" }
+                dt { "Type" } dd {
+                    (action.plugin_id)
+                    @if let Some(version) = &action.plugin_version { " " (version) }
+                    " (" (action.activation) ")"
+                }
                 dt { "Status" } dd { (action.status) @if let Some(reason) = action.deferral_reason { " · held: " (reason) } }
                 dt { "Priority" } dd { (priority_badge(action.priority)) }
                 dt { "Due" } dd { (time(visitor, action.due_at)) }
@@ -350,6 +355,24 @@ async fn action_page(
                         form.inline method="post" action=(format!("/actions/{id}/hide")) {
                             (csrf(visitor))
                             button.secondary type="submit" { "Hide from Engage" }
+                        }
+                    }
+                }
+            }
+        }
+        @if !logs.is_empty() {
+            section.card aria-labelledby="log" {
+                h2 #log { "Plugin log" }
+                table {
+                    thead { tr { th { "Attempt" } th { "Version" } th { "Level" } th { "Line" } } }
+                    tbody {
+                        @for line in &logs {
+                            tr {
+                                td { (line.attempt) }
+                                td { (line.plugin_version) }
+                                td { (line.level) @if line.source != "plugin" { " · " (line.source) } }
+                                td style="white-space: pre-wrap; overflow-wrap: anywhere" { (line.message) }
+                            }
                         }
                     }
                 }
