@@ -177,21 +177,14 @@ pub struct StepOverrides {
     pub activation_set: bool,
 }
 
-/// The fields a `--step` file may set, as `--help` lists them.
-pub const STEP_FIELDS: &[&str] = &[
-    "account_id",
-    "sequence_id",
-    "sequence_version",
-    "enrollment_id",
-    "action_id",
-    "step_number",
-    "attempt",
-    "idempotency_key",
-    "now",
-    "event_date",
-    "activation",
-    "completion",
-];
+/// The fields a `--step` file may set: those of a step context, read off
+/// its serialized form so that they follow the type.
+pub fn step_fields() -> Vec<String> {
+    match serde_json::to_value(StepContext::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
 
 /// How a run ended; the process exits with its [`Verdict::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -395,7 +388,7 @@ fn split<T: Serialize>(
     }
 }
 
-/// Reads a `--step` file: an object of [`STEP_FIELDS`], each optional.
+/// Reads a `--step` file: an object of [`step_fields`], each optional.
 ///
 /// # Errors
 ///
@@ -406,11 +399,12 @@ pub fn read_step(path: &Path) -> anyhow::Result<StepOverrides> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let known = step_fields();
     let Some(fields) = value.as_object() else {
-        bail!("{}: a step is a JSON object of {}", path.display(), STEP_FIELDS.join(", "));
+        bail!("{}: a step is a JSON object of {}", path.display(), known.join(", "));
     };
-    if let Some(unknown) = fields.keys().find(|k| !STEP_FIELDS.contains(&k.as_str())) {
-        bail!("{}: `{unknown}` is not a step field (fields: {})", path.display(), STEP_FIELDS.join(", "));
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(k)) {
+        bail!("{}: `{unknown}` is not a step field (fields: {})", path.display(), known.join(", "));
     }
     let activation_set = fields.contains_key("activation");
     let context = serde_json::from_value(value).with_context(|| format!("{} does not fit a step", path.display()))?;

@@ -500,7 +500,7 @@ fn step_overrides_name_their_fields_and_keep_the_activation_they_set() {
     assert_eq!(code, 1);
     assert!(err.contains("`attempts` is not a step field (fields: account_id, "), "{err}");
     let (_, help, _) = exits(&["plugin", "run", "--help"]);
-    for field in stepwise::runner::STEP_FIELDS {
+    for field in stepwise::runner::step_fields() {
         assert!(help.contains(&format!("`{field}`")), "--help documents `{field}`: {help}");
     }
     assert!(help.contains("Exit codes:") && help.contains("4  a host call was denied"), "{help}");

@@ -11,7 +11,6 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,24 +32,7 @@ fn root() -> PathBuf {
 
 /// Runs `command` in the example `dir`, which must succeed.
 fn run(dir: &str, command: &[&str]) {
-    let cwd = root().join("plugins/examples").join(dir);
-    let program = match command[0] {
-        "cargo" => std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        other => other.to_owned(),
-    };
-    let output = Command::new(&program)
-        .args(&command[1..])
-        .current_dir(&cwd)
-        .env("CARGO_TARGET_DIR", root().join("target/examples"))
-        .output()
-        .unwrap_or_else(|e| panic!("{dir}: cannot run `{}` ({e}); is it installed?", command.join(" ")));
-    assert!(
-        output.status.success(),
-        "{dir}: `{}` failed\n{}\n{}",
-        command.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::run_in(&root().join("plugins/examples").join(dir), command);
 }
 
 /// Builds every example with the command its README gives, after its own

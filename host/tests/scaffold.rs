@@ -3,8 +3,12 @@
 //! `stepwise plugin run` as generated. Building needs cargo, Node.js with
 //! npm, and Python 3 with pip, as `host/tests/examples.rs` does.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
+
+use support::run_in as run;
 
 use serde_json::Value;
 
@@ -20,25 +24,6 @@ fn stepwise(args: &[&str], cwd: &Path) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-/// Runs `command` in `dir`, which must succeed.
-fn run(dir: &Path, command: &[&str]) {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let output = Command::new(command[0])
-        .args(&command[1..])
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", workspace.join("target/examples"))
-        .output()
-        .unwrap_or_else(|e| panic!("{}: cannot run `{}` ({e}); is it installed?", dir.display(), command.join(" ")));
-    assert!(
-        output.status.success(),
-        "{}: `{}` failed\n{}\n{}",
-        dir.display(),
-        command.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[test]

@@ -259,8 +259,12 @@ async fn write_effects(tx: &mut Tx, done: &[&Decided], now: DateTime<Utc>) -> Re
     }
     // A key queued by an earlier attempt of the same action stays as it is.
     tx.enqueue_messages(&messages, now).await?;
-    let notes: Vec<String> = done.iter().map(|d| d.transition.ran.as_ref().map_or(String::new(), not_kept)).collect();
-    let logs: Vec<NewActionLog<'_>> = done.iter().zip(&notes).flat_map(|(d, note)| kept_log(d, note)).collect();
+    // Only the few calls that logged anything are looked at further.
+    let logged: Vec<(&Decided, &Ran, String)> = done
+        .iter()
+        .filter_map(|d| d.transition.ran.as_ref().filter(|r| !r.logs.is_empty()).map(|r| (*d, r, not_kept(r))))
+        .collect();
+    let logs: Vec<NewActionLog<'_>> = logged.iter().flat_map(|(d, ran, note)| kept_log(d, ran, note)).collect();
     tx.record_action_logs(&logs, now).await?;
 
     let mut events = Vec::new();
@@ -325,9 +329,8 @@ fn kept<'a>(logs: &'a [LogLine], note: &'a str) -> Vec<(&'static str, &'static s
     kept
 }
 
-/// [`kept`] of `d`'s plugin call, to keep with its attempt.
-fn kept_log<'a>(d: &'a Decided, note: &'a str) -> Vec<NewActionLog<'a>> {
-    let Some(ran) = &d.transition.ran else { return Vec::new() };
+/// [`kept`] of `d`'s plugin call `ran`, to keep with its attempt.
+fn kept_log<'a>(d: &'a Decided, ran: &'a Ran, note: &'a str) -> Vec<NewActionLog<'a>> {
     kept(&ran.logs, note)
         .into_iter()
         .enumerate()

@@ -494,3 +494,28 @@ pub async fn run(database_url: String, plan: Plan) -> Outcome {
     );
     outcome
 }
+
+/// Runs `command` in `dir` as a plugin author would, which must succeed:
+/// `cargo` is the one running the tests, and Rust builds share
+/// `target/examples`.
+pub fn run_in(dir: &std::path::Path, command: &[&str]) {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace");
+    let program = match command[0] {
+        "cargo" => std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        other => other.to_owned(),
+    };
+    let output = std::process::Command::new(&program)
+        .args(&command[1..])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", workspace.join("target/examples"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: cannot run `{}` ({e}); is it installed?", dir.display(), command.join(" ")));
+    assert!(
+        output.status.success(),
+        "{}: `{}` failed\n{}\n{}",
+        dir.display(),
+        command.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
