@@ -179,6 +179,11 @@ struct RunArgs {
     /// Users the directory knows (JSON file with a list of users).
     #[arg(long)]
     users: Option<PathBuf>,
+    /// The account's contact types, in order, the last being the default
+    /// (`account.contact-types`). A new account's unless given: Clients,
+    /// Employees, Partners, Vendors, Other.
+    #[arg(long, value_name = "NAME[,NAME…]", value_delimiter = ',')]
+    contact_types: Option<Vec<String>>,
     /// Step context overrides (JSON file): an object of `account_id`,
     /// `sequence_id`, `sequence_version`, `enrollment_id`, `action_id`,
     /// `step_number` (from 1), `attempt` (from 1), `idempotency_key`, `now`
@@ -189,13 +194,14 @@ struct RunArgs {
     #[arg(long)]
     step: Option<PathBuf>,
     /// A capability to grant: `log`, `render-template`, `send-email`,
-    /// `send-sms`, `lookup-user`, `http-fetch=URL-PATTERN[,…]`,
-    /// `update-contact=FIELD[,…]`. Repeat for more. Nothing is granted
+    /// `send-sms`, `lookup-user`, `read-contact-types`, `list-users`,
+    /// `http-fetch=URL-PATTERN[,…]`, `update-contact=FIELD[,…]`. Repeat for more. Nothing is granted
     /// unless named.
     #[arg(long = "grant", value_name = "CAPABILITY")]
     grants: Vec<String>,
-    /// What to call. `validate` is granted what the server grants it
-    /// (`render-template` when declared, nothing else), whatever
+    /// What to call. `validate` is granted what the server grants it (of
+    /// what the plugin declares, `render-template`, `lookup-user`,
+    /// `read-contact-types` and `list-users`; nothing else), whatever
     /// `--grant` says.
     #[arg(long, value_enum, default_value = "auto")]
     mode: Mode,
@@ -482,6 +488,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config,
         subject: runner::merge_subject(subject, owner, company),
         users: args.users.as_deref().map(runner::read_json).transpose()?.unwrap_or_default(),
+        contact_types: args.contact_types,
         grants: args.grants,
         result: args.result,
         step: args.step.as_deref().map(runner::read_step).transpose()?,

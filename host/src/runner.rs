@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::crm::{Company, Contact, Subject, User};
 use crate::plugins::types::{Activation, Completion, Manifest, Outcome, PluginKind, StepContext};
 use crate::plugins::{
-    AccountGrant, CallReport, Grant, Inspection, Invocation, Plugin, Runtime, StaticDirectory, builtin, inspect,
+    AccountGrant, CallReport, Directory, Grant, Inspection, Invocation, Plugin, Runtime, StaticDirectory, builtin,
+    inspect,
 };
 
 /// Where a component comes from: a file, or `builtin:<name>`.
@@ -159,6 +160,8 @@ pub struct RunOptions {
     pub subject: Subject,
     /// Users the directory knows.
     pub users: Vec<User>,
+    /// The account's contact types; a new account's when `None`.
+    pub contact_types: Option<Vec<String>>,
     /// Grants, in command-line form.
     pub grants: Vec<String>,
     /// A result to complete a manual step with.
@@ -339,11 +342,20 @@ pub async fn run(
         step.activation = Activation::Manual;
         step.completion = Some(Completion { result: result.clone(), draft: None, user_id: "usr_runner".into() });
     }
+    let mut directory = StaticDirectory::new(options.users);
+    if let Some(names) = &options.contact_types {
+        let names: Vec<&str> = names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).collect();
+        if names.is_empty() {
+            bail!("--contact-types names no contact type");
+        }
+        directory = directory.with_contact_types(&names);
+    }
+    let directory: Arc<dyn Directory> = Arc::new(directory);
     let invocation = Invocation {
         grant: grant.clone(),
         step: step.clone(),
         subject: options.subject,
-        directory: Arc::new(StaticDirectory::new(options.users)),
+        directory: directory.clone(),
         effects: None,
     };
     let config = options.config.as_str();
@@ -352,7 +364,8 @@ pub async fn run(
         // validation is granted there, whatever `--grant` says.
         Mode::Validate => {
             let grant = Arc::new(AccountGrant::for_validation(manifest));
-            split(runtime.validate_config(&plugin, grant, config).await, |problems| !problems.is_empty())
+            let invocation = Invocation::validating(grant, &step.account_id, directory);
+            split(runtime.validate_config(&plugin, invocation, config).await, |problems| !problems.is_empty())
         }
         Mode::Prepare => split(runtime.prepare(&plugin, invocation, config).await, Result::is_err),
         Mode::Execute | Mode::Auto => {

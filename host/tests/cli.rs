@@ -27,7 +27,7 @@ fn inspect_prints_manifest_version_capabilities_and_size() {
     assert!(ok, "{err}");
     for expected in [
         "plugin       task 0.1.0 (Action)",
-        "wit          stepwise:plugin@0.1.0",
+        "wit          stepwise:plugin@0.2.0",
         "activation   Manual",
         "none",
         "positive",
@@ -46,7 +46,7 @@ fn inspect_json_of_the_webhook() {
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["manifest"]["id"], "webhook");
-    assert_eq!(report["wit_version"], "0.1.0");
+    assert_eq!(report["wit_version"], "0.2.0");
     assert_eq!(report["manifest"]["default_activation"], "automatic");
     let caps = report["manifest"]["capabilities"].as_array().unwrap();
     assert!(caps.contains(&serde_json::json!("http-fetch")), "{caps:?}");
@@ -489,6 +489,25 @@ fn validation_is_granted_what_the_server_grants_it() {
     let report = run_json("task", "task.json", &["--mode", "validate"]);
     assert_eq!(report["answer"], serde_json::json!([]));
     assert_eq!(report["verdict"], "ok");
+}
+
+#[test]
+fn validation_reads_the_accounts_contact_types() {
+    // A new account's types hold Partners; an account that renamed it does not.
+    let report = run_json("change-contact-type", "change-contact-type.json", &["--mode", "validate"]);
+    assert_eq!(report["answer"], serde_json::json!([]), "{report}");
+    assert_eq!(functions(&report), ["account.contact-types ok"], "{report}");
+    let renamed = ["--mode", "validate", "--contact-types", "Clients,Allies,Other"];
+    let report = run_json_exiting(3, "change-contact-type", "change-contact-type.json", &renamed);
+    assert_eq!(
+        report["answer"],
+        serde_json::json!([{"field": "/contact_type",
+            "message": "no contact type `Partners` in this account (it has Clients, Allies, Other)"}]),
+        "{report}"
+    );
+    let (code, _, err) = exits(&["plugin", "run", "builtin:change-contact-type", "--contact-types", " , "]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--contact-types names no contact type"), "{err}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ pub mod bindings {
     pub mod action {
         wit_bindgen::generate!({
             world: "action-plugin",
-            path: "wit/stepwise-plugin@0.1.0",
+            path: "wit/stepwise-plugin@0.2.0",
             pub_export_macro: true,
             export_macro_name: "__export_action_plugin",
             default_bindings_module: "::stepwise_plugin_sdk::__private::bindings::action",
@@ -25,19 +25,20 @@ pub mod bindings {
     pub mod predicate {
         wit_bindgen::generate!({
             world: "predicate-plugin",
-            path: "wit/stepwise-plugin@0.1.0",
+            path: "wit/stepwise-plugin@0.2.0",
             pub_export_macro: true,
             export_macro_name: "__export_predicate_plugin",
             default_bindings_module: "::stepwise_plugin_sdk::__private::bindings::predicate",
             runtime_path: "::stepwise_plugin_sdk::__private::wit_bindgen::rt",
             with: {
-                "stepwise:plugin/types@0.1.0": crate::__private::bindings::action::stepwise::plugin::types,
-                "stepwise:plugin/log@0.1.0": crate::__private::bindings::action::stepwise::plugin::log,
-                "stepwise:plugin/templates@0.1.0": crate::__private::bindings::action::stepwise::plugin::templates,
-                "stepwise:plugin/http@0.1.0": crate::__private::bindings::action::stepwise::plugin::http,
-                "stepwise:plugin/messaging@0.1.0": crate::__private::bindings::action::stepwise::plugin::messaging,
-                "stepwise:plugin/contacts@0.1.0": crate::__private::bindings::action::stepwise::plugin::contacts,
-                "stepwise:plugin/users@0.1.0": crate::__private::bindings::action::stepwise::plugin::users,
+                "stepwise:plugin/types@0.2.0": crate::__private::bindings::action::stepwise::plugin::types,
+                "stepwise:plugin/log@0.2.0": crate::__private::bindings::action::stepwise::plugin::log,
+                "stepwise:plugin/templates@0.2.0": crate::__private::bindings::action::stepwise::plugin::templates,
+                "stepwise:plugin/http@0.2.0": crate::__private::bindings::action::stepwise::plugin::http,
+                "stepwise:plugin/messaging@0.2.0": crate::__private::bindings::action::stepwise::plugin::messaging,
+                "stepwise:plugin/contacts@0.2.0": crate::__private::bindings::action::stepwise::plugin::contacts,
+                "stepwise:plugin/users@0.2.0": crate::__private::bindings::action::stepwise::plugin::users,
+                "stepwise:plugin/account@0.2.0": crate::__private::bindings::action::stepwise::plugin::account,
             },
         });
     }

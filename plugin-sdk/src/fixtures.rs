@@ -22,8 +22,8 @@
 //! ```
 
 use crate::{
-    Activation, ConfigProblem, Contact, ContactKind, ErrorCode, HostError, OptOuts, Outcome, Role, StepContext,
-    Subject, User,
+    Activation, ConfigProblem, Contact, ContactKind, ContactType, ErrorCode, HostError, OptOuts, Outcome, Role,
+    StepContext, Subject, User,
 };
 
 /// Ada Lovelace (`con_ada`), a contact of type `Clients` owned by
@@ -90,6 +90,22 @@ pub fn context(now: i64) -> StepContext {
         activation: Activation::Automatic,
         completion: None,
     }
+}
+
+/// A new account's contact types, as
+/// [`account::contact_types`](crate::account::contact_types) answers:
+/// Clients, Employees, Partners, Vendors and Other (the default).
+pub fn contact_types() -> Vec<ContactType> {
+    let names = ["Clients", "Employees", "Partners", "Vendors", "Other"];
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ContactType {
+            id: format!("cty_{}", i + 1),
+            name: (*name).to_owned(),
+            is_default: i == names.len() - 1,
+        })
+        .collect()
 }
 
 /// A stand-in for [`templates::problem`](crate::templates::problem): a

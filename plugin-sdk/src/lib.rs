@@ -49,6 +49,7 @@
 
 extern crate self as stepwise_plugin_sdk;
 
+pub mod account;
 mod completion;
 mod config;
 pub mod contacts;
@@ -75,13 +76,14 @@ pub use serde::{Deserialize, Serialize};
 
 /// The WIT package version this SDK was built for. The export macros stamp
 /// it into the component so the host can check it on load.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Types of the WIT contract, re-exported under their Rust names.
 pub use __private::bindings::action::stepwise::plugin::types::{
     Activation, Attribute, AttributeValue, Capability, Channel, Company, Completion, ConfigProblem, Contact,
-    ContactField, ContactKind, Done, Draft, EmailDraft, EngageItem, EnrollmentOutcome, ErrorCode, Failure, HostError,
-    OptOuts, Outcome, PluginKind, ResultSpec, Retry, Role, SmsDraft, StepContext, Subject, User,
+    ContactField, ContactKind, ContactType, Done, Draft, EmailDraft, EngageItem, EnrollmentOutcome, ErrorCode, Failure,
+    HostError, OptOuts, Outcome, PluginKind, ResultSpec, Retry, Role, SmsDraft, StepContext, Subject, User, UserCard,
+    UserPage,
 };
 
 /// Everything a plugin usually needs, in one import.
@@ -90,7 +92,7 @@ pub mod prelude {
         Action, Activation, Attribute, AttributeValue, Capability, Channel, Company, ConfigProblem, Contact,
         ContactField, Deserialize, Done, Draft, EmailDraft, EngageItem, EnrollmentOutcome, ErrorCode, Failure,
         HostError, JsonSchema, Manifest, Outcome, Predicate, ResultSpec, Serialize, SmsDraft, StepContext, Subject,
-        User, contacts, http, log, messaging, templates, users,
+        User, account, contacts, http, log, messaging, templates, users,
     };
 }
 

@@ -41,6 +41,19 @@ pub fn test_limits() -> Limits {
     }
 }
 
+/// Components built for contract 0.1.0 by the SDK of the time (before
+/// 0.2.0 was added) and kept exactly as built: a host serving 0.2.0 must go
+/// on running them unchanged. `tests/fixtures/wit-0.1.0/README.md` says
+/// how they were made.
+pub mod wit_0_1_0 {
+    /// The `host-caller` test guest.
+    pub const HOST_CALLER: &[u8] = include_bytes!("../fixtures/wit-0.1.0/host-caller.wasm");
+    /// The `predicate-even` test guest.
+    pub const PREDICATE_EVEN: &[u8] = include_bytes!("../fixtures/wit-0.1.0/predicate-even.wasm");
+    /// The Rust chat example, `chat-notify` 1.0.0.
+    pub const CHAT_NOTIFY: &[u8] = include_bytes!("../fixtures/wit-0.1.0/chat-notify-1.0.0.wasm");
+}
+
 /// A runtime with test limits; `allow_private` lets `http-fetch` reach
 /// the loopback servers tests start.
 pub fn runtime(allow_private: bool) -> Runtime {

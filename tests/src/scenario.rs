@@ -73,7 +73,7 @@ const ADD_ONS: [(&str, &[&str]); 5] = [
     ("texter", &["send-sms"]),
     ("trivial", &[]),
     ("predicate-even", &[]),
-    ("host-caller", &["http-fetch", "log", "render-template", "lookup-user"]),
+    ("host-caller", &["http-fetch", "log", "render-template", "lookup-user", "read-contact-types", "list-users"]),
 ];
 
 impl World {

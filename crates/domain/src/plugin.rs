@@ -81,9 +81,23 @@ pub enum Capability {
     UpdateContact(BTreeSet<ContactField>),
     /// Look up users.
     LookupUser,
+    /// List the account's contact types (contract 0.2.0 on).
+    ReadContactTypes,
+    /// List the account's users' display fields (contract 0.2.0 on).
+    ListUsers,
 }
 
 impl Capability {
+    /// Whether the capability only reads what the account holds (its
+    /// templates' tokens, its users, its contact types): such capabilities
+    /// are allowed while a step's configuration is checked.
+    pub fn reads_account(&self) -> bool {
+        matches!(
+            self,
+            Capability::RenderTemplate | Capability::LookupUser | Capability::ReadContactTypes | Capability::ListUsers
+        )
+    }
+
     /// The capability's name in manifests, grants and errors.
     pub fn name(&self) -> &'static str {
         match self {
@@ -94,6 +108,8 @@ impl Capability {
             Capability::SendSms => "send-sms",
             Capability::UpdateContact(_) => "update-contact",
             Capability::LookupUser => "lookup-user",
+            Capability::ReadContactTypes => "read-contact-types",
+            Capability::ListUsers => "list-users",
         }
     }
 }

@@ -16,8 +16,8 @@ use super::writer::Decided;
 use super::{Engine, EngineError, Result};
 use stepwise_domain::crm::{Company, Contact, Subject, User};
 use stepwise_domain::engagement::{
-    Action, Activation, ClaimedAction, DeferralReason, Enrollment, EnrollmentStatus, EventKind, Level, OnUnmet,
-    OwnerRule, PluginAccount, PluginRef, SenderMode, Sequence, SequenceState, SequenceVersion, Step,
+    Action, Activation, ClaimedAction, ContactType, DeferralReason, Enrollment, EnrollmentStatus, EventKind, Level,
+    OnUnmet, OwnerRule, PluginAccount, PluginRef, SenderMode, Sequence, SequenceState, SequenceVersion, Step,
 };
 use stepwise_plugin_host::types::{Capability, Completion, Outcome as PluginOutcome, StepContext};
 use stepwise_plugin_host::{AccountGrant, Directory, Grant, Invocation, Origin, Plugin, UserRef};
@@ -208,9 +208,29 @@ impl Directory for StoreDirectory {
         };
         found.map_err(|e| e.to_string())
     }
+
+    async fn contact_types(&self, account_id: &str) -> std::result::Result<Vec<ContactType>, String> {
+        let mut tx = self.store.begin_read().await.map_err(|e| e.to_string())?;
+        tx.contact_types(account_id).await.map_err(|e| e.to_string())
+    }
+
+    async fn users_after(
+        &self,
+        account_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> std::result::Result<Vec<User>, String> {
+        let mut tx = self.store.begin_read().await.map_err(|e| e.to_string())?;
+        tx.users_after(account_id, after, limit).await.map_err(|e| e.to_string())
+    }
 }
 
 impl Engine {
+    /// Where plugins find the account's users and contact types.
+    pub(crate) fn directory(&self) -> Arc<dyn Directory> {
+        Arc::new(StoreDirectory { store: self.store().clone() })
+    }
+
     /// Which plugin a step runs and under which grant, or why it cannot run
     /// for the account. Built-in plugins are enabled with what their
     /// manifest declares unless an admin says otherwise; add-ons run only
@@ -485,7 +505,7 @@ impl Engine {
             grant,
             step: ctx.step_context(self.now(), completion),
             subject: ctx.subject(),
-            directory: Arc::new(StoreDirectory { store: self.store().clone() }),
+            directory: self.directory(),
             effects: None,
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{Engine, Result, step_config, timing};
 use stepwise_domain::engagement::{OwnerRule, PluginRef, Step, StepTiming, TimingMode};
 use stepwise_plugin_host::types::PluginKind;
-use stepwise_plugin_host::{AccountGrant, Origin, Plugin};
+use stepwise_plugin_host::{AccountGrant, Invocation, Origin, Plugin};
 
 /// One problem of a step, with the JSON Pointer of its field.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -149,9 +149,11 @@ impl Engine {
             };
             return vec![("/plugin".into(), format!("plugin `{}` is not {wanted}", plugin.id))];
         }
-        // Validation may check tokens, and nothing else.
+        // Validation may read the account (tokens, users, contact types),
+        // and nothing else.
         let grant = Arc::new(AccountGrant::for_validation(found.manifest()));
-        match self.registry().runtime().validate_config(&found, grant, &config.to_string()).await {
+        let invocation = Invocation::validating(grant, account_id, self.directory());
+        match self.registry().runtime().validate_config(&found, invocation, &config.to_string()).await {
             Ok(call) => call.value.into_iter().map(|p| (format!("/config{}", p.field), p.message)).collect(),
             Err(error) => {
                 vec![("/config".into(), format!("plugin `{}` could not check the config: {}", plugin.id, error.error))]

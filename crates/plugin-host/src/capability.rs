@@ -29,7 +29,7 @@ impl Grant {
     /// Parses command-line grants: `log`, `render-template`,
     /// `http-fetch=https://a.example.com,https://*.b.example.com`,
     /// `update-contact=owner,contact_type`, `send-email`, `send-sms`,
-    /// `lookup-user`.
+    /// `lookup-user`, `read-contact-types`, `list-users`.
     ///
     /// # Errors
     ///
@@ -49,6 +49,8 @@ impl Grant {
                 "send-email" => Capability::SendEmail,
                 "send-sms" => Capability::SendSms,
                 "lookup-user" => Capability::LookupUser,
+                "read-contact-types" => Capability::ReadContactTypes,
+                "list-users" => Capability::ListUsers,
                 "http-fetch" => {
                     grant.http_allow.extend(list().map(str::to_owned));
                     Capability::HttpFetch

@@ -13,6 +13,7 @@ use wasmtime::{
     UpdateDeadline, WasmBacktrace,
 };
 
+use super::directory::Directory;
 use super::error::{CallError, LoadError, PluginError};
 use super::limits::{LimitExceeded, Limits};
 use super::loader::{ArtifactCache, Inspection, inspect};
@@ -20,7 +21,7 @@ use super::net::{HttpClient, NetPolicy};
 use super::report::CallReport;
 use super::state::{AccountGrant, CallState, Invocation};
 use super::types::{Capability, ConfigProblem, EngageItem, Manifest, Outcome, PluginKind, StepContext};
-use super::wit::v0_1_0;
+use super::wit::{self, Request, Response, Versioned};
 use stepwise_domain::crm::Subject;
 
 /// How the runtime is set up.
@@ -164,11 +165,6 @@ impl Plugin {
     }
 }
 
-/// One pre-instantiated component per supported contract version.
-enum Versioned {
-    V0_1_0(v0_1_0::Pre),
-}
-
 /// A successful call: the plugin's answer and what the call did.
 #[derive(Debug, Clone)]
 pub struct Call<T> {
@@ -216,7 +212,7 @@ impl Runtime {
         let engine = Engine::new(&engine_config(&limits)).map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| StartError::Linker(format!("{e:#}")))?;
-        v0_1_0::add_to_linker(&mut linker).map_err(|e| StartError::Linker(format!("{e:#}")))?;
+        wit::add_to_linker(&mut linker).map_err(|e| StartError::Linker(format!("{e:#}")))?;
         let cache = match &config.cache_dir {
             Some(dir) => Some(
                 ArtifactCache::new(dir, &engine).map_err(|source| StartError::CacheDir { dir: dir.clone(), source })?,
@@ -280,12 +276,8 @@ impl Runtime {
         let component = self.compile(&inspection, bytes).await?;
         let instance_pre =
             self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = match inspection.wit_version {
-            v0_1_0::VERSION => Versioned::V0_1_0(
-                v0_1_0::Pre::new(instance_pre, inspection.kind).map_err(|e| LoadError::Link(format!("{e:#}")))?,
-            ),
-            other => unreachable!("inspect accepted unsupported version {other}"),
-        };
+        let pre = Versioned::new(inspection.wit_version, instance_pre, inspection.kind)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let mut plugin = Plugin {
             manifest: placeholder_manifest(inspection.kind),
             inspection,
@@ -293,11 +285,9 @@ impl Runtime {
             pre,
         };
         let invocation = Invocation::detached(AccountGrant::none());
-        let call = self
-            .invoke(&plugin, invocation, v0_1_0::Request::Describe, 0)
-            .await
-            .map_err(|e| LoadError::Describe(e.error))?;
-        let v0_1_0::Response::Manifest(manifest) = call.value else { unreachable!("describe answers with a manifest") };
+        let call =
+            self.invoke(&plugin, invocation, Request::Describe, 0).await.map_err(|e| LoadError::Describe(e.error))?;
+        let Response::Manifest(manifest) = call.value else { unreachable!("describe answers with a manifest") };
         check_manifest(&manifest, plugin.inspection.kind)?;
         plugin.declared = Arc::from(manifest.capabilities.clone());
         plugin.manifest = manifest;
@@ -318,7 +308,8 @@ impl Runtime {
         .map_err(|e| LoadError::Compile(e.to_string()))?
     }
 
-    /// Validates a step's configuration.
+    /// Validates a step's configuration, under `invocation` (see
+    /// [`Invocation::validating`]).
     ///
     /// # Errors
     ///
@@ -326,14 +317,12 @@ impl Runtime {
     pub async fn validate_config(
         &self,
         plugin: &Plugin,
-        grant: Arc<AccountGrant>,
+        invocation: Invocation,
         config: &str,
     ) -> Result<Call<Vec<ConfigProblem>>, CallError> {
-        let call = self
-            .invoke(plugin, Invocation::detached_arc(grant), v0_1_0::Request::Validate(config), config.len())
-            .await?;
+        let call = self.invoke(plugin, invocation, Request::Validate(config), config.len()).await?;
         match call.value {
-            v0_1_0::Response::Problems(problems) => Ok(Call { value: problems, report: call.report }),
+            Response::Problems(problems) => Ok(Call { value: problems, report: call.report }),
             _ => unreachable!("validate answers with problems"),
         }
     }
@@ -350,9 +339,9 @@ impl Runtime {
         config: &str,
     ) -> Result<Call<Result<EngageItem, String>>, CallError> {
         let size = input_size(config, &invocation.subject);
-        let call = self.invoke(plugin, invocation, v0_1_0::Request::Prepare(config), size).await?;
+        let call = self.invoke(plugin, invocation, Request::Prepare(config), size).await?;
         match call.value {
-            v0_1_0::Response::Item(item) => Ok(Call { value: item, report: call.report }),
+            Response::Item(item) => Ok(Call { value: item, report: call.report }),
             _ => unreachable!("prepare answers with an item"),
         }
     }
@@ -370,9 +359,9 @@ impl Runtime {
         config: &str,
     ) -> Result<Call<Outcome>, CallError> {
         let size = input_size(config, &invocation.subject);
-        let call = self.invoke(plugin, invocation, v0_1_0::Request::Execute(config), size).await?;
+        let call = self.invoke(plugin, invocation, Request::Execute(config), size).await?;
         match call.value {
-            v0_1_0::Response::Outcome(outcome) => Ok(Call { value: outcome, report: call.report }),
+            Response::Outcome(outcome) => Ok(Call { value: outcome, report: call.report }),
             _ => unreachable!("execute answers with an outcome"),
         }
     }
@@ -389,9 +378,9 @@ impl Runtime {
         config: &str,
     ) -> Result<Call<Result<bool, String>>, CallError> {
         let size = input_size(config, &invocation.subject);
-        let call = self.invoke(plugin, invocation, v0_1_0::Request::Evaluate(config), size).await?;
+        let call = self.invoke(plugin, invocation, Request::Evaluate(config), size).await?;
         match call.value {
-            v0_1_0::Response::Verdict(verdict) => Ok(Call { value: verdict, report: call.report }),
+            Response::Verdict(verdict) => Ok(Call { value: verdict, report: call.report }),
             _ => unreachable!("evaluate answers with a verdict"),
         }
     }
@@ -401,9 +390,9 @@ impl Runtime {
         &self,
         plugin: &Plugin,
         invocation: Invocation,
-        request: v0_1_0::Request<'_>,
+        request: Request<'_>,
         input_size: usize,
-    ) -> Result<Call<v0_1_0::Response>, CallError> {
+    ) -> Result<Call<Response>, CallError> {
         let inner = &*self.inner;
         let limits = &inner.limits;
         let started = Instant::now();
@@ -418,8 +407,8 @@ impl Runtime {
             return fail(error, CallReport::default());
         }
         let wrong_kind = match (&request, plugin.inspection.kind) {
-            (v0_1_0::Request::Evaluate(_), PluginKind::Action) => Some("a step plugin cannot evaluate criteria"),
-            (v0_1_0::Request::Prepare(_) | v0_1_0::Request::Execute(_), PluginKind::Predicate) => {
+            (Request::Evaluate(_), PluginKind::Action) => Some("a step plugin cannot evaluate criteria"),
+            (Request::Prepare(_) | Request::Execute(_), PluginKind::Predicate) => {
                 Some("a predicate plugin cannot prepare or execute a step")
             }
             _ => None,
@@ -437,8 +426,7 @@ impl Runtime {
             false => self.account_permits(account).acquire_owned().await.ok(),
         };
         let _permit = inner.permits.acquire().await.ok();
-        let Versioned::V0_1_0(pre) = &plugin.pre;
-        let (pre, request) = (pre.clone(), OwnedRequest::from(&request));
+        let (pre, request) = (plugin.pre.clone(), OwnedRequest::from(&request));
         let (engine, limits_of_call) = (inner.engine.clone(), inner.limits.clone());
         let (declared, http) = (plugin.declared.clone(), inner.http.clone());
         let deadline = started + limits.call_timeout;
@@ -473,7 +461,7 @@ impl Runtime {
             });
             // The timer stops a call stuck in a host function, which epochs
             // cannot interrupt.
-            let call = v0_1_0::call(&pre, &mut store, request.as_request());
+            let call = pre.call(&mut store, request.as_request());
             let outcome = tokio::time::timeout_at(deadline.into(), call).await;
             let stderr_tail = store.data().stderr_tail();
             (outcome, stderr_tail, store.into_data().into_report())
@@ -501,7 +489,7 @@ impl Runtime {
     }
 }
 
-/// A [`v0_1_0::Request`] that owns its config, to cross onto the executor.
+/// A [`Request`] that owns its config, to cross onto the executor.
 enum OwnedRequest {
     Describe,
     Validate(String),
@@ -511,23 +499,23 @@ enum OwnedRequest {
 }
 
 impl OwnedRequest {
-    fn from(request: &v0_1_0::Request<'_>) -> OwnedRequest {
+    fn from(request: &Request<'_>) -> OwnedRequest {
         match *request {
-            v0_1_0::Request::Describe => OwnedRequest::Describe,
-            v0_1_0::Request::Validate(c) => OwnedRequest::Validate(c.to_owned()),
-            v0_1_0::Request::Prepare(c) => OwnedRequest::Prepare(c.to_owned()),
-            v0_1_0::Request::Execute(c) => OwnedRequest::Execute(c.to_owned()),
-            v0_1_0::Request::Evaluate(c) => OwnedRequest::Evaluate(c.to_owned()),
+            Request::Describe => OwnedRequest::Describe,
+            Request::Validate(c) => OwnedRequest::Validate(c.to_owned()),
+            Request::Prepare(c) => OwnedRequest::Prepare(c.to_owned()),
+            Request::Execute(c) => OwnedRequest::Execute(c.to_owned()),
+            Request::Evaluate(c) => OwnedRequest::Evaluate(c.to_owned()),
         }
     }
 
-    fn as_request(&self) -> v0_1_0::Request<'_> {
+    fn as_request(&self) -> Request<'_> {
         match self {
-            OwnedRequest::Describe => v0_1_0::Request::Describe,
-            OwnedRequest::Validate(c) => v0_1_0::Request::Validate(c),
-            OwnedRequest::Prepare(c) => v0_1_0::Request::Prepare(c),
-            OwnedRequest::Execute(c) => v0_1_0::Request::Execute(c),
-            OwnedRequest::Evaluate(c) => v0_1_0::Request::Evaluate(c),
+            OwnedRequest::Describe => Request::Describe,
+            OwnedRequest::Validate(c) => Request::Validate(c),
+            OwnedRequest::Prepare(c) => Request::Prepare(c),
+            OwnedRequest::Execute(c) => Request::Execute(c),
+            OwnedRequest::Evaluate(c) => Request::Evaluate(c),
         }
     }
 }
@@ -719,6 +707,15 @@ impl Invocation {
             directory: Arc::new(super::directory::StaticDirectory::default()),
             effects: None,
         }
+    }
+
+    /// An invocation checking a step's configuration as `account_id` saves
+    /// it: no enrollment and no subject, `grant` in force (normally
+    /// [`AccountGrant::for_validation`]), and the account's users and
+    /// contact types found in `directory`.
+    pub fn validating(grant: Arc<AccountGrant>, account_id: &str, directory: Arc<dyn Directory>) -> Self {
+        let step = StepContext { account_id: account_id.to_owned(), ..StepContext::default() };
+        Self { step, directory, ..Self::detached_arc(grant) }
     }
 }
 

@@ -76,18 +76,14 @@ impl AccountGrant {
 
     /// What a plugin is granted while it checks a step's configuration,
     /// wherever that happens (a sequence saved, the runner's `validate`):
-    /// `render-template`, to check tokens, when the plugin declares it, and
-    /// nothing else, whatever its account grants.
+    /// of what it declares, the capabilities that only read the account
+    /// ([`Capability::reads_account`]: checking tokens, finding users,
+    /// listing contact types and users), whatever its account grants, and
+    /// nothing else. A config is checked against the account it is saved
+    /// in; nothing leaves the host while it is.
     pub fn for_validation(manifest: &Manifest) -> Self {
-        let render = Capability::RenderTemplate;
-        if manifest.capabilities.contains(&render) {
-            Self {
-                grant: Grant { capabilities: vec![render], http_allow: Vec::new() },
-                allowlist: Allowlist::default(),
-            }
-        } else {
-            Self::none()
-        }
+        let capabilities = manifest.capabilities.iter().filter(|c| c.reads_account()).cloned().collect();
+        Self { grant: Grant { capabilities, http_allow: Vec::new() }, allowlist: Allowlist::default() }
     }
 
     /// The grant.

@@ -252,6 +252,25 @@ impl ReadTx {
         rows.into_iter().map(UserRow::into_domain).collect()
     }
 
+    /// Up to `limit` users of an account ordered by id, those after
+    /// `after` when given: the pages plugins read.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`]; [`StoreError::Corrupt`] on an unreadable row.
+    pub async fn users_after(&mut self, account_id: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<UserRow> = on_tx!(self, |c| sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(account_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?);
+        rows.into_iter().map(UserRow::into_domain).collect()
+    }
+
     /// The users of an account, by name.
     ///
     /// # Errors

@@ -45,7 +45,11 @@ impl Action for AssignUser {
     }
 
     fn validate(config: &Config) -> Vec<ConfigProblem> {
-        problems(config)
+        let problems = problems(config);
+        if !problems.is_empty() {
+            return problems;
+        }
+        can_own(config, users::lookup)
     }
 
     fn execute(_: &StepContext, config: Config, subject: &Subject) -> Outcome {
@@ -88,6 +92,25 @@ fn problems(config: &Config) -> Vec<ConfigProblem> {
     problems
 }
 
+/// Whether the user `config` names is in the account and may own contacts,
+/// asking the host's `lookup` ([`users::lookup`]) as the step is saved.
+/// Where the host does not let the plugin look, the checks when the step
+/// runs are the only ones.
+fn can_own(config: &Config, lookup: impl Fn(&UserRef) -> Result<Option<User>, HostError>) -> Vec<ConfigProblem> {
+    let (field, who) = match (&config.user_id, &config.email) {
+        (Some(id), _) => ("/user_id", UserRef::Id(id.clone())),
+        (None, Some(email)) => ("/email", UserRef::Email(email.trim().to_owned())),
+        (None, None) => return Vec::new(),
+    };
+    let problem = match lookup(&who) {
+        Ok(Some(user)) => unfit(&user),
+        Ok(None) => Some(format!("no user {} in this account", named(&who))),
+        Err(error) if error.code == ErrorCode::Denied => None,
+        Err(error) => Some(format!("cannot look up the user {} now: {}", named(&who), error.message)),
+    };
+    problem.map(|message| ConfigProblem::new(field, message)).into_iter().collect()
+}
+
 /// Whether `text` looks like one email address: something, `@`, a domain
 /// with a dot, and no spaces.
 fn is_email(text: &str) -> bool {
@@ -109,6 +132,17 @@ fn named(who: &UserRef) -> String {
     match who {
         UserRef::Id(id) => format!("`{id}`"),
         UserRef::Email(email) => format!("with email `{email}`"),
+    }
+}
+
+/// Why `user` may not own contacts, if they may not.
+fn unfit(user: &User) -> Option<String> {
+    if !user.active {
+        Some(format!("user {} is inactive and cannot own contacts", describe(user)))
+    } else if user.delegate {
+        Some(format!("user {} is a delegate, who may not own contacts", describe(user)))
+    } else {
+        None
     }
 }
 
@@ -167,17 +201,8 @@ fn run(
         }
     };
     let user_json = json!({"id": user.id, "name": user.name, "email": user.email});
-    if !user.active {
-        return Outcome::failed_with(
-            format!("user {} is inactive and cannot own contacts", describe(&user)),
-            &json!({"user": user_json}),
-        );
-    }
-    if user.delegate {
-        return Outcome::failed_with(
-            format!("user {} is a delegate, who may not own contacts", describe(&user)),
-            &json!({"user": user_json}),
-        );
+    if let Some(why) = unfit(&user) {
+        return Outcome::failed_with(why, &json!({"user": user_json}));
     }
     if previous.as_deref() == Some(user.id.as_str()) {
         return Outcome::done_with(
@@ -269,6 +294,34 @@ mod tests {
             Outcome::Failed(failure) => (failure.message.clone(), serde_json::from_str(&failure.details).unwrap()),
             other => panic!("not failed: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_user_who_cannot_own_contacts_is_refused_when_saved() {
+        let grace = fixtures::user();
+        let lookup = |who: &UserRef| -> Result<Option<User>, HostError> {
+            Ok(match who {
+                UserRef::Id(id) if id == "usr_grace" => Some(fixtures::user()),
+                UserRef::Id(id) if id == "usr_gone" => Some(User { id: id.clone(), active: false, ..fixtures::user() }),
+                UserRef::Email(email) if email == "grace@example.com" => Some(fixtures::user()),
+                _ => None,
+            })
+        };
+        let check = |json: &str| fixtures::problem_lines(can_own(&config(json), lookup));
+        assert!(check(r#"{"user_id": "usr_grace"}"#).is_empty());
+        assert!(check(r#"{"email": "grace@example.com"}"#).is_empty());
+        assert!(check(r#"{"unassign": true}"#).is_empty());
+        assert_eq!(check(r#"{"user_id": "usr_nobody"}"#), ["/user_id: no user `usr_nobody` in this account"]);
+        assert_eq!(
+            check(r#"{"email": "nobody@example.com"}"#),
+            ["/email: no user with email `nobody@example.com` in this account"]
+        );
+        assert_eq!(
+            check(r#"{"user_id": "usr_gone"}"#),
+            [format!("/user_id: user {} <{}> (usr_gone) is inactive and cannot own contacts", grace.name, grace.email)]
+        );
+        let denied = |_: &UserRef| Err(HostError { code: ErrorCode::Denied, message: "not granted".into() });
+        assert!(fixtures::problem_lines(can_own(&config(r#"{"user_id": "usr_x"}"#), denied)).is_empty());
     }
 
     #[test]

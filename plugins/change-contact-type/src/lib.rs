@@ -1,13 +1,15 @@
 //! The `change-contact-type` step: moves the contact to another of the
 //! account's contact types (Clients, Partners, … as the account names them).
 //!
-//! Plugins cannot list the account's contact types, so the host checks the
-//! name when it writes the change: a name the account does not have fails
-//! the step with the host's message.
+//! The name is checked against the account's contact types when the step
+//! is saved (`read-contact-types`, contract 0.2.0), and again by the host
+//! when it writes the change: a type renamed or removed since fails the
+//! step with the host's message.
 
 use serde_json::json;
 use stepwise_plugin_sdk::contacts::{self, ContactUpdate};
 use stepwise_plugin_sdk::prelude::*;
+use stepwise_plugin_sdk::{ContactType, account};
 
 /// The one result: the contact has the type the step names.
 const DONE: &str = "done";
@@ -35,10 +37,15 @@ impl Action for ChangeContactType {
             .automatic()
             .result(ResultSpec::continues(DONE, "Done"))
             .capability(Capability::UpdateContact(vec![ContactField::ContactType]))
+            .capability(Capability::ReadContactTypes)
     }
 
     fn validate(config: &Config) -> Vec<ConfigProblem> {
-        problems(config)
+        let problems = problems(config);
+        if !problems.is_empty() {
+            return problems;
+        }
+        known(config, account::contact_types)
     }
 
     fn execute(_: &StepContext, config: Config, subject: &Subject) -> Outcome {
@@ -66,6 +73,19 @@ fn problems(config: &Config) -> Vec<ConfigProblem> {
         return Vec::new();
     };
     vec![ConfigProblem::new("/contact_type", problem)]
+}
+
+/// Whether the account has the type `config` names, asking the host's
+/// `types` ([`account::contact_types`]). Where the host does not let the
+/// plugin list them, the host's own check when the step runs is the only
+/// one.
+fn known(config: &Config, types: impl Fn() -> Result<Vec<ContactType>, HostError>) -> Vec<ConfigProblem> {
+    let problem = match types() {
+        Ok(types) => account::contact_type_named(&types, &config.contact_type).err(),
+        Err(error) if error.code == ErrorCode::Denied => None,
+        Err(error) => Some(format!("cannot check the account's contact types now: {}", error.message)),
+    };
+    problem.map(|message| ConfigProblem::new("/contact_type", message)).into_iter().collect()
 }
 
 /// Sets the contact type of `contact` with the host's `update`
@@ -96,7 +116,7 @@ mod tests {
 
     use super::*;
     use stepwise_plugin_sdk::fixtures::{self, config};
-    use stepwise_plugin_sdk::{ErrorCode, parse_config};
+    use stepwise_plugin_sdk::parse_config;
 
     fn check(json: &str) -> Vec<String> {
         fixtures::problem_lines(problems(&config(json)))
@@ -125,6 +145,27 @@ mod tests {
         assert!(problem.message.contains("missing field `contact_type`"), "{}", problem.message);
         let problem = parse_config::<Config>(r#"{"contact_type": "Partners", "type": "x"}"#).unwrap_err();
         assert!(problem.message.contains("unknown field `type`"), "{}", problem.message);
+    }
+
+    #[test]
+    fn a_name_the_account_lacks_is_refused_when_saved() {
+        let check = |json: &str, types: &dyn Fn() -> Result<Vec<ContactType>, HostError>| {
+            fixtures::problem_lines(known(&config(json), types))
+        };
+        let listed = || Ok(fixtures::contact_types());
+        assert!(check(r#"{"contact_type": "Partners"}"#, &listed).is_empty());
+        assert_eq!(
+            check(r#"{"contact_type": "partners"}"#, &listed),
+            ["/contact_type: no contact type `partners` in this account (it has Clients, Employees, Partners, \
+              Vendors, Other)"]
+        );
+        let denied = || Err(HostError { code: ErrorCode::Denied, message: "not granted".into() });
+        assert!(check(r#"{"contact_type": "Anything"}"#, &denied).is_empty());
+        let down = || Err(HostError { code: ErrorCode::Unavailable, message: "the store is down".into() });
+        assert_eq!(
+            check(r#"{"contact_type": "Partners"}"#, &down),
+            ["/contact_type: cannot check the account's contact types now: the store is down"]
+        );
     }
 
     #[test]

@@ -250,3 +250,69 @@ async fn an_action_shows_its_plugins_version_and_the_lines_each_attempt_logged()
     })
     .await;
 }
+
+/// The sequence `steps` would make, as the API is sent it.
+fn saving(steps: Vec<stepwise::engagement::Step>) -> Value {
+    json!({"name": "Routing", "steps": steps})
+}
+
+/// Problems of a refused save, as `field: message` lines.
+fn problem_lines(answer: &Answer) -> Vec<String> {
+    let errors = answer.json["errors"].as_array().unwrap_or_else(|| panic!("no errors: {}", answer.text));
+    errors.iter().map(|e| format!("{}: {}", e["field"].as_str().unwrap(), e["message"].as_str().unwrap())).collect()
+}
+
+#[tokio::test]
+async fn a_step_naming_a_type_or_user_the_account_lacks_is_refused_when_saved() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        let gone =
+            w.user(User { name: "Kurt".into(), email: "kurt@example.com".into(), active: false, ..User::default() });
+        let gone = gone.await;
+        // A user of another account is no user of this one.
+        let mut tx = w.store().begin().await.unwrap();
+        let other = tx.create_account("Globex", None, w.now()).await.unwrap().id;
+        let stranger = User { name: "Hank".into(), email: "hank@example.com".into(), ..User::default() };
+        let stranger = tx.create_user(&other, &stranger, w.now()).await.unwrap().id;
+        tx.commit().await.unwrap();
+
+        let steps = |contact_type: &str, user_id: &str| {
+            let delay = StepTiming::Delay { ms: 0 };
+            let mut assign = step("assign-user", json!({"user_id": user_id}), Activation::Automatic, delay);
+            assign.position = 1;
+            let retype =
+                step("change-contact-type", json!({"contact_type": contact_type}), Activation::Automatic, delay);
+            saving(vec![retype, assign])
+        };
+        let refused = send(&app, Method::POST, "/v1/sequences", &app.admin_key, Some(steps("Allies", &stranger))).await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        assert_eq!(
+            problem_lines(&refused),
+            [
+                "/steps/0/config/contact_type: no contact type `Allies` in this account (it has Clients, Employees, \
+                 Partners, Vendors, Other)"
+                    .to_owned(),
+                format!("/steps/1/config/user_id: no user `{stranger}` in this account"),
+            ]
+        );
+        let refused = send(&app, Method::POST, "/v1/sequences", &app.admin_key, Some(steps("Partners", &gone))).await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        assert_eq!(
+            problem_lines(&refused),
+            [format!(
+                "/steps/1/config/user_id: user Kurt <kurt@example.com> ({gone}) is inactive and cannot own contacts"
+            )]
+        );
+
+        // Once Partners is renamed Allies, a step naming Allies is saved.
+        let types = app.get("/v1/contact-types", Some(&app.admin_key)).await;
+        let partners = types.json["contact_types"][2]["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/contact-types/{partners}");
+        let renamed = send(&app, Method::PUT, &path, &app.admin_key, Some(json!({"name": "Allies"}))).await;
+        assert_eq!(renamed.status, 200, "{}", renamed.text);
+        let saved = send(&app, Method::POST, "/v1/sequences", &app.admin_key, Some(steps("Allies", &w.agent))).await;
+        assert_eq!(saved.status, 201, "{}", saved.text);
+    })
+    .await;
+}

@@ -126,12 +126,16 @@ async fn webhook_config_problems_name_their_fields() {
         "headers": [{"name": "bad name", "value": "{{contact.nope}}"}],
         "payload": {"mode": "fields", "fields": []}
     });
-    let call = runtime.validate_config(&plugin, grant.clone(), &config.to_string()).await.unwrap();
+    let call = runtime
+        .validate_config(&plugin, Invocation::detached(grant.as_ref().clone()), &config.to_string())
+        .await
+        .unwrap();
     let fields: Vec<&str> = call.value.iter().map(|p| p.field.as_str()).collect();
     for field in ["/url", "/headers/0/name", "/headers/0/value", "/payload"] {
         assert!(fields.contains(&field), "{field} missing from {:?}", call.value);
     }
-    let call = runtime.validate_config(&plugin, grant, r#"{"url": 5}"#).await.unwrap();
+    let call =
+        runtime.validate_config(&plugin, Invocation::detached(grant.as_ref().clone()), r#"{"url": 5}"#).await.unwrap();
     assert_eq!(call.value[0].field, "/url");
 }
 

@@ -13,7 +13,7 @@ use stepwise::plugins::report::QueuedMessage;
 use stepwise::plugins::types::{
     Activation, Capability, Channel, Completion, ContactField, Draft, EngageItem, EnrollmentOutcome, Outcome,
 };
-use stepwise::plugins::{AccountGrant, Grant, Invocation, Plugin, Runtime, StaticDirectory};
+use stepwise::plugins::{AccountGrant, Invocation, Plugin, Runtime, StaticDirectory};
 use stepwise_tests::{ada, grace, invocation, runtime};
 
 async fn builtin(runtime: &Runtime, name: &str) -> Arc<Plugin> {
@@ -21,11 +21,14 @@ async fn builtin(runtime: &Runtime, name: &str) -> Arc<Plugin> {
     runtime.load(bytes).await.expect("built-in plugin loads")
 }
 
-/// The problems `config` gets when saved, as `field: message` lines. Saving
-/// grants render-template and nothing else, as the engine does.
+/// The problems `config` gets when saved, as `field: message` lines, in an
+/// account of a new account's contact types whose one user is Grace:
+/// granted what the engine grants validation.
 async fn problems(runtime: &Runtime, plugin: &Plugin, config: Value) -> Vec<String> {
-    let grant = Arc::new(AccountGrant::new(Grant::parse_cli(&["render-template".into()]).unwrap()).unwrap());
-    let call = runtime.validate_config(plugin, grant, &config.to_string()).await.expect("validate-config answers");
+    let grant = Arc::new(AccountGrant::for_validation(plugin.manifest()));
+    let directory = Arc::new(StaticDirectory::new(vec![grace()]));
+    let invocation = Invocation::validating(grant, "acc_1", directory);
+    let call = runtime.validate_config(plugin, invocation, &config.to_string()).await.expect("validate-config answers");
     call.value.iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
 }
 
@@ -319,6 +322,14 @@ async fn assign_user_fails_naming_an_unknown_inactive_or_delegate_user() {
     ] {
         let call = runtime.execute(&plugin, with_directory(&grants), &config.to_string()).await.unwrap();
         assert_eq!(failed(&call.value).0, expected);
+        // Saving such a step is refused the same way, at the field.
+        let field = if config.get("email").is_some() { "/email" } else { "/user_id" };
+        let grant = Arc::new(AccountGrant::for_validation(plugin.manifest()));
+        let saving = with_directory(&[]).directory;
+        let invocation = Invocation::validating(grant, "acc_1", saving);
+        let call = runtime.validate_config(&plugin, invocation, &config.to_string()).await.unwrap();
+        let found: Vec<String> = call.value.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
+        assert_eq!(found, [format!("{field}: {expected}")]);
         assert!(call.report.contact_changes.is_empty());
     }
     assert_eq!(
@@ -359,7 +370,7 @@ async fn change_contact_type_sets_the_type_with_its_one_grant() {
     let plugin = builtin(&runtime, "change-contact-type").await;
     assert_eq!(
         plugin.manifest().capabilities,
-        [Capability::UpdateContact(BTreeSet::from([ContactField::ContactType]))]
+        [Capability::UpdateContact(BTreeSet::from([ContactField::ContactType])), Capability::ReadContactTypes]
     );
     let config = r#"{"contact_type": "Partners"}"#;
     let call = runtime.execute(&plugin, invocation(ada(), &["update-contact=contact_type"]), config).await.unwrap();
@@ -379,6 +390,14 @@ async fn change_contact_type_sets_the_type_with_its_one_grant() {
     );
     let missing = problems(&runtime, &plugin, json!({})).await;
     assert!(missing[0].contains("missing field `contact_type`"), "{missing:?}");
+    // Saved, the name is checked against the account's types.
+    assert!(problems(&runtime, &plugin, json!({"contact_type": "Vendors"})).await.is_empty());
+    assert_eq!(
+        problems(&runtime, &plugin, json!({"contact_type": "Vendor"})).await,
+        [
+            "/contact_type: no contact type `Vendor` in this account (it has Clients, Employees, Partners, Vendors, Other)"
+        ]
+    );
 }
 
 /// A subject with no owner still gets a to-do item from each manual step.

@@ -1,9 +1,12 @@
 //! Every test guest against the runtime: each misbehaviour ends in its own
 //! error, and the next call on the same runtime succeeds.
 
+use std::sync::Arc;
 use stepwise::plugins::report::HostCallResult;
-use stepwise::plugins::{LoadError, PluginError, Runtime};
-use stepwise_tests::{ada, guests, invocation, runtime};
+
+use stepwise::crm::User;
+use stepwise::plugins::{LoadError, PluginError, Runtime, StaticDirectory};
+use stepwise_tests::{ada, grace, guests, invocation, runtime, wit_0_1_0};
 
 macro_rules! assert_test_exists {
     ($name:ident) => {
@@ -24,7 +27,7 @@ async fn still_serving(runtime: &Runtime) {
 async fn trivial() {
     let runtime = runtime(false);
     let plugin = runtime.load(guests::TRIVIAL).await.unwrap();
-    assert_eq!(plugin.wit_version(), "0.1.0");
+    assert_eq!(plugin.wit_version(), "0.2.0");
     for _ in 0..3 {
         still_serving(&runtime).await;
     }
@@ -93,12 +96,25 @@ async fn oversized_input_is_refused_before_the_call() {
 
 /// Runs `host-caller` with `config` under `grants`; returns the outcome as
 /// JSON and the report.
+/// The `host-caller` guest as built today, on contract 0.2.0, and as built
+/// for 0.1.0 before 0.2.0 existed: the calls they share behave alike.
+const HOST_CALLERS: [(&str, &[u8]); 2] = [("0.2.0", guests::HOST_CALLER), ("0.1.0", wit_0_1_0::HOST_CALLER)];
+
 async fn host_call(
     runtime: &Runtime,
     config: serde_json::Value,
     grants: &[&str],
 ) -> Result<(serde_json::Value, stepwise::plugins::CallReport), stepwise::plugins::CallError> {
-    let plugin = runtime.load(guests::HOST_CALLER).await.unwrap();
+    host_call_of(runtime, guests::HOST_CALLER, config, grants).await
+}
+
+async fn host_call_of(
+    runtime: &Runtime,
+    component: &[u8],
+    config: serde_json::Value,
+    grants: &[&str],
+) -> Result<(serde_json::Value, stepwise::plugins::CallReport), stepwise::plugins::CallError> {
+    let plugin = runtime.load(component).await.unwrap();
     let call = runtime.execute(&plugin, invocation(ada(), grants), &config.to_string()).await?;
     Ok((serde_json::to_value(&call.value).unwrap(), call.report))
 }
@@ -106,45 +122,103 @@ async fn host_call(
 #[tokio::test]
 async fn host_caller() {
     let runtime = runtime(false);
-    let config = serde_json::json!({"call": "render", "template": "Hi {{contact.first_name}}"});
-    let (outcome, report) = host_call(&runtime, config, &["render-template"]).await.unwrap();
-    assert_eq!(outcome["status"], "done", "{outcome}");
-    assert_eq!(outcome["output"]["rendered"], "Hi Ada", "{outcome}");
-    assert_eq!(report.host_calls.len(), 1);
-    assert_eq!(report.host_calls[0].result, HostCallResult::Ok);
+    for (version, component) in HOST_CALLERS {
+        assert_eq!(runtime.load(component).await.unwrap().wit_version(), version);
+        let config = serde_json::json!({"call": "render", "template": "Hi {{contact.first_name}}"});
+        let (outcome, report) = host_call_of(&runtime, component, config, &["render-template"]).await.unwrap();
+        assert_eq!(outcome["status"], "done", "{version}: {outcome}");
+        assert_eq!(outcome["output"]["rendered"], "Hi Ada", "{version}: {outcome}");
+        assert_eq!(report.host_calls.len(), 1);
+        assert_eq!(report.host_calls[0].result, HostCallResult::Ok);
+        let config = serde_json::json!({"call": "lookup-user"});
+        let (outcome, _) = host_call_of(&runtime, component, config, &["lookup-user"]).await.unwrap();
+        assert_eq!(outcome["output"]["user"]["name"], grace().name, "{version}: {outcome}");
+        let config = serde_json::json!({"call": "log"});
+        let (_, report) = host_call_of(&runtime, component, config, &["log"]).await.unwrap();
+        assert_eq!(report.logs[0].message, "hello from host-caller", "{version}");
+    }
 }
 
 #[tokio::test]
 async fn undeclared_capability_is_denied_even_when_granted() {
     let runtime = runtime(false);
-    let config = serde_json::json!({"call": "send-email"});
-    let (outcome, report) = host_call(&runtime, config, &["send-email"]).await.unwrap();
-    assert_eq!(outcome["status"], "failed", "{outcome}");
-    assert_eq!(outcome["details"]["code"], "denied", "{outcome}");
-    let denial: Vec<_> = report.denials().collect();
-    assert_eq!(denial.len(), 1);
-    assert_eq!(denial[0].function, "messaging.send-email");
-    let HostCallResult::Denied { reason } = &denial[0].result else { unreachable!() };
-    assert!(reason.contains("not declared"), "{reason}");
-    assert!(report.messages.is_empty());
+    for (version, component) in HOST_CALLERS {
+        let config = serde_json::json!({"call": "send-email"});
+        let (outcome, report) = host_call_of(&runtime, component, config, &["send-email"]).await.unwrap();
+        assert_eq!(outcome["status"], "failed", "{version}: {outcome}");
+        assert_eq!(outcome["details"]["code"], "denied", "{version}: {outcome}");
+        let denial: Vec<_> = report.denials().collect();
+        assert_eq!(denial.len(), 1);
+        assert_eq!(denial[0].function, "messaging.send-email");
+        let HostCallResult::Denied { reason } = &denial[0].result else { unreachable!() };
+        assert!(reason.contains("not declared"), "{reason}");
+        assert!(report.messages.is_empty());
+    }
 }
 
 #[tokio::test]
 async fn declared_but_ungranted_capability_is_denied() {
     let runtime = runtime(false);
-    for (config, function) in [
+    let calls = [
         (serde_json::json!({"call": "fetch", "url": "https://example.com/"}), "http.fetch"),
         (serde_json::json!({"call": "render", "template": "x"}), "templates.render"),
         (serde_json::json!({"call": "lookup-user"}), "users.lookup-user"),
-    ] {
-        let (outcome, report) = host_call(&runtime, config, &[]).await.unwrap();
-        assert_eq!(outcome["details"]["code"], "denied", "{outcome}");
-        let denial: Vec<_> = report.denials().collect();
-        assert_eq!(denial.len(), 1, "{function}");
-        assert_eq!(denial[0].function, function);
-        let HostCallResult::Denied { reason } = &denial[0].result else { unreachable!() };
-        assert!(reason.contains("not granted"), "{reason}");
+        (serde_json::json!({"call": "contact-types"}), "account.contact-types"),
+        (serde_json::json!({"call": "list-users"}), "account.list-users"),
+    ];
+    for (version, component) in HOST_CALLERS {
+        // The 0.1.0 build has no calls of the `account` interface.
+        let shared = if version == "0.1.0" { &calls[..3] } else { &calls[..] };
+        for (config, function) in shared {
+            let (outcome, report) = host_call_of(&runtime, component, config.clone(), &[]).await.unwrap();
+            assert_eq!(outcome["details"]["code"], "denied", "{version}: {outcome}");
+            let denial: Vec<_> = report.denials().collect();
+            assert_eq!(denial.len(), 1, "{function}");
+            assert_eq!(&denial[0].function, function);
+            let HostCallResult::Denied { reason } = &denial[0].result else { unreachable!() };
+            assert!(reason.contains("not granted"), "{reason}");
+        }
     }
+}
+
+#[tokio::test]
+async fn the_account_lists_its_contact_types_and_users_in_pages() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(guests::HOST_CALLER).await.unwrap();
+    let config = serde_json::json!({"call": "contact-types"});
+    let (outcome, report) = host_call(&runtime, config, &["read-contact-types"]).await.unwrap();
+    let names: Vec<&str> =
+        outcome["output"]["contact_types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Clients", "Employees", "Partners", "Vendors", "Other"], "{outcome}");
+    assert_eq!(outcome["output"]["contact_types"][4]["default"], true);
+    assert_eq!(report.host_calls[0].function, "account.contact-types");
+
+    // Five users, read two at a time: three pages, each user once, by id.
+    let mut inv = invocation(ada(), &["list-users"]);
+    let users: Vec<User> =
+        ["usr_e", "usr_a", "usr_d", "usr_c", "usr_b"].iter().map(|id| User { id: (*id).into(), ..grace() }).collect();
+    inv.directory = Arc::new(StaticDirectory::new(users));
+    let config = serde_json::json!({"call": "list-users", "limit": 2}).to_string();
+    let call = runtime.execute(&plugin, inv.clone(), &config).await.unwrap();
+    let outcome = serde_json::to_value(&call.value).unwrap();
+    assert_eq!(outcome["output"]["users"], serde_json::json!(["usr_a", "usr_b", "usr_c", "usr_d", "usr_e"]));
+    assert_eq!(outcome["output"]["pages"], 3);
+    assert_eq!(call.report.host_calls[1].detail, "after usr_b, limit 2");
+
+    // A page holds 100 users at most, whatever the plugin asks for.
+    let many: Vec<User> = (0..150).map(|i| User { id: format!("usr_{i:03}"), ..grace() }).collect();
+    inv.directory = Arc::new(StaticDirectory::new(many));
+    let config = serde_json::json!({"call": "list-users", "limit": 1000}).to_string();
+    let call = runtime.execute(&plugin, inv.clone(), &config).await.unwrap();
+    let outcome = serde_json::to_value(&call.value).unwrap();
+    assert_eq!(outcome["output"]["users"].as_array().unwrap().len(), 150);
+    assert_eq!(outcome["output"]["pages"], 2);
+
+    let config = serde_json::json!({"call": "list-users", "limit": 0}).to_string();
+    let call = runtime.execute(&plugin, inv, &config).await.unwrap();
+    let outcome = serde_json::to_value(&call.value).unwrap();
+    assert_eq!(outcome["details"]["code"], "invalid", "{outcome}");
+    assert_eq!(outcome["details"]["message"], "the limit must be at least 1", "{outcome}");
 }
 
 #[tokio::test]
@@ -179,16 +253,29 @@ async fn update_contact_needs_the_field_declared() {
 async fn predicate_even() {
     let runtime = runtime(false);
     let plugin = runtime.load(guests::PREDICATE_EVEN).await.unwrap();
+    assert_eq!(plugin.wit_version(), "0.2.0");
+    evaluates_evenness(&runtime, &plugin).await;
+}
+
+#[tokio::test]
+async fn a_predicate_built_for_0_1_0_still_evaluates() {
+    let runtime = runtime(false);
+    let plugin = runtime.load(wit_0_1_0::PREDICATE_EVEN).await.unwrap();
+    assert_eq!(plugin.wit_version(), "0.1.0");
+    evaluates_evenness(&runtime, &plugin).await;
+}
+
+async fn evaluates_evenness(runtime: &Runtime, plugin: &stepwise::plugins::Plugin) {
     let mut subject = ada();
     subject.contact.attributes.insert("n".into(), stepwise::crm::AttributeValue::Number(4.0));
-    let call = runtime.evaluate(&plugin, invocation(subject.clone(), &[]), "{}").await.unwrap();
+    let call = runtime.evaluate(plugin, invocation(subject.clone(), &[]), "{}").await.unwrap();
     assert_eq!(call.value, Ok(true));
     subject.contact.attributes.insert("n".into(), stepwise::crm::AttributeValue::Number(3.0));
-    let call = runtime.evaluate(&plugin, invocation(subject, &[]), "{}").await.unwrap();
+    let call = runtime.evaluate(plugin, invocation(subject, &[]), "{}").await.unwrap();
     assert_eq!(call.value, Ok(false));
-    let call = runtime.evaluate(&plugin, invocation(ada(), &[]), "{}").await.unwrap();
+    let call = runtime.evaluate(plugin, invocation(ada(), &[]), "{}").await.unwrap();
     assert!(call.value.is_err(), "a missing attribute is an error, not false");
-    let failure = runtime.execute(&plugin, invocation(ada(), &[]), "{}").await.unwrap_err();
+    let failure = runtime.execute(plugin, invocation(ada(), &[]), "{}").await.unwrap_err();
     assert!(matches!(failure.error, PluginError::WrongKind(_)), "{:?}", failure.error);
 }
 
@@ -205,8 +292,8 @@ async fn wrong_world() {
 async fn future_wit() {
     let runtime = runtime(false);
     let error = runtime.load(guests::FUTURE_WIT).await.unwrap_err();
-    assert!(matches!(&error, LoadError::UnsupportedWitVersion { found, .. } if found == "0.2.0"), "{error:?}");
-    assert!(error.to_string().contains("supported: 0.1.0"), "{error}");
+    assert!(matches!(&error, LoadError::UnsupportedWitVersion { found, .. } if found == "0.3.0"), "{error:?}");
+    assert!(error.to_string().contains("supported: 0.1.0, 0.2.0"), "{error}");
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! A guest built for `stepwise:plugin@0.2.0`, a WIT version the host does not
+//! A guest built for `stepwise:plugin@0.3.0`, a WIT version the host does not
 //! support: the host must refuse it on load, by its version stamp and imports.
 
 use bindings::exports::stepwise::plugin::action::Guest;
@@ -6,7 +6,7 @@ use bindings::stepwise::plugin::types::{
     Activation, ConfigProblem, Done, EngageItem, Manifest, Outcome, PluginKind, ResultSpec, StepContext, Subject,
 };
 
-/// Bindings for the copy of the contract in `wit/`, renamed to version 0.2.0.
+/// Bindings for the copy of the contract in `wit/`, renamed to version 0.3.0.
 #[allow(missing_docs, unsafe_code, unused_qualifications, clippy::all)]
 mod bindings {
     wit_bindgen::generate!({
@@ -20,7 +20,7 @@ mod bindings {
 #[allow(unsafe_code)]
 #[unsafe(link_section = "stepwise:wit-version")]
 #[used]
-static WIT_VERSION: [u8; 5] = *b"0.2.0";
+static WIT_VERSION: [u8; 5] = *b"0.3.0";
 
 /// A trivial automatic step.
 #[derive(Debug)]

@@ -2,11 +2,11 @@
 //! it has not declared: the host must enforce capabilities and budgets.
 
 use serde_json::{Value, json};
-use stepwise_plugin_sdk::ErrorCode;
 use stepwise_plugin_sdk::contacts::ContactUpdate;
 use stepwise_plugin_sdk::messaging::Email;
 use stepwise_plugin_sdk::prelude::*;
 use stepwise_plugin_sdk::users::UserRef;
+use stepwise_plugin_sdk::{ErrorCode, account};
 
 /// Which host call to make, and with what.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -27,6 +27,9 @@ pub struct Config {
     /// Whether `post` sends the action's idempotency key.
     #[serde(default)]
     pub keyed: bool,
+    /// The page size of `list-users` (100 unless set).
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 /// The host calls this guest can make.
@@ -53,10 +56,16 @@ pub enum Call {
     UpdateContact,
     /// Looks up the contact's owner by id.
     LookupUser,
+    /// Lists the account's contact types (contract 0.2.0).
+    ContactTypes,
+    /// Lists every user of the account, page by page of `limit`
+    /// (contract 0.2.0).
+    ListUsers,
 }
 
-/// An automatic step declaring log, render-template, http-fetch and
-/// lookup-user, but not send-email, send-sms or update-contact.
+/// An automatic step declaring log, render-template, http-fetch,
+/// lookup-user, read-contact-types and list-users, but not send-email,
+/// send-sms or update-contact.
 #[derive(Debug)]
 pub struct HostCaller;
 
@@ -71,6 +80,8 @@ impl Action for HostCaller {
             .capability(Capability::RenderTemplate)
             .capability(Capability::HttpFetch)
             .capability(Capability::LookupUser)
+            .capability(Capability::ReadContactTypes)
+            .capability(Capability::ListUsers)
     }
 
     fn execute(ctx: &StepContext, config: Config, subject: &Subject) -> Outcome {
@@ -142,6 +153,23 @@ fn call(ctx: &StepContext, config: &Config, subject: &Subject) -> Result<Value, 
             let id = contact.owner_id.clone().unwrap_or_default();
             let user = users::lookup(&UserRef::Id(id))?;
             json!({"user": user.map(|u| json!({"id": u.id, "name": u.name, "email": u.email}))})
+        }
+        Call::ContactTypes => {
+            let types = account::contact_types()?;
+            json!({"contact_types": types.iter().map(|t| json!({"name": t.name, "default": t.is_default})).collect::<Vec<_>>()})
+        }
+        Call::ListUsers => {
+            let (mut ids, mut pages, mut after) = (Vec::new(), 0, None);
+            loop {
+                let page = account::list_users(after.as_deref(), config.limit.unwrap_or(account::MAX_PAGE))?;
+                pages += 1;
+                ids.extend(page.users.into_iter().map(|u| u.id));
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            json!({"users": ids, "pages": pages})
         }
     })
 }

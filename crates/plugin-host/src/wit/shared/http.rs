@@ -1,11 +1,13 @@
-//! `stepwise:plugin/http@0.1.0`: outbound HTTP through the host's guarded
+//! `stepwise:plugin/http`, as every contract version since 0.1.0 has it: outbound HTTP through the host's guarded
 //! client.
+
+#![allow(clippy::duplicate_mod, reason = "a module of every contract version, each against its own types")]
 
 use std::time::Duration;
 
 use super::action_world::stepwise::plugin::http::{Host, Method, Request, Response};
+use super::convert::{code_name, host_error};
 use super::wit::{ErrorCode, HostError};
-use super::{code_name, host_error};
 use crate::capability::Need;
 use crate::net::{NetErrorKind, OutboundRequest};
 use crate::report::HostCallResult;

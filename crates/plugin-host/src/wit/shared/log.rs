@@ -1,4 +1,6 @@
-//! `stepwise:plugin/log@0.1.0`: the plugin's log.
+//! `stepwise:plugin/log`, as every contract version since 0.1.0 has it: the plugin's log.
+
+#![allow(clippy::duplicate_mod, reason = "a module of every contract version, each against its own types")]
 
 use super::action_world::stepwise::plugin::log::{Host, Level};
 use crate::capability::Need;

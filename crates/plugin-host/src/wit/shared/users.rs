@@ -1,8 +1,10 @@
-//! `stepwise:plugin/users@0.1.0`: looking up users of the account.
+//! `stepwise:plugin/users`, as every contract version since 0.1.0 has it: looking up users of the account.
+
+#![allow(clippy::duplicate_mod, reason = "a module of every contract version, each against its own types")]
 
 use super::action_world::stepwise::plugin::users::{Host, UserRef};
+use super::convert::{code_name, host_error, user};
 use super::wit::{ErrorCode, HostError, User};
-use super::{code_name, host_error, user};
 use crate::capability::Need;
 use crate::directory;
 use crate::report::HostCallResult;

@@ -1,12 +1,14 @@
-//! `stepwise:plugin/contacts@0.1.0`: changes to the current contact. The
+//! `stepwise:plugin/contacts`, as every contract version since 0.1.0 has it: changes to the current contact. The
 //! change is applied to the call's copy of the contact and reported; the
 //! engine commits it with the action.
+
+#![allow(clippy::duplicate_mod, reason = "a module of every contract version, each against its own types")]
 
 use std::collections::BTreeSet;
 
 use super::action_world::stepwise::plugin::contacts::{ContactUpdate, Host, OwnerChange};
+use super::convert::{attribute_value_from, code_name, contact, host_error};
 use super::wit::{Contact, ErrorCode, HostError};
-use super::{attribute_value_from, code_name, contact, host_error};
 use crate::capability::Need;
 use crate::directory::UserRef;
 use crate::report::{ContactChange, HostCallResult};

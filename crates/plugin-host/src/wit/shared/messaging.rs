@@ -1,40 +1,40 @@
-//! `stepwise:plugin/messaging@0.1.0`: queueing email and text messages.
+//! `stepwise:plugin/messaging`, as every contract version since 0.1.0 has it: queueing email and text messages.
 //! Messages land in the call's report; the engine writes them to the outbox
 //! in the transaction that completes the action.
 
+#![allow(clippy::duplicate_mod, reason = "a module of every contract version, each against its own types")]
+
 use super::action_world::stepwise::plugin::messaging::{Email, Host, Sms};
+use super::convert::{code_name, host_error};
 use super::wit::{ErrorCode, HostError};
-use super::{code_name, host_error};
 use crate::capability::Need;
 use crate::report::{HostCallResult, QueuedMessage};
 use crate::state::HostCtx;
 use crate::types::Capability;
 
-impl HostCtx {
-    /// Authorizes and validates a message, then queues what `make` builds
-    /// from the new message id.
-    fn queue(
-        &mut self,
-        function: &str,
-        capability: Capability,
-        to: &str,
-        problem: Option<String>,
-        make: impl FnOnce(String) -> QueuedMessage,
-    ) -> Result<String, HostError> {
-        let detail = format!("to {to}");
-        if let Err(denial) = self.authorize(function, &detail, Need::Plain(capability)) {
-            return Err(host_error(ErrorCode::Denied, denial.to_string()));
-        }
-        if let Some(message) = problem {
-            let code = code_name(ErrorCode::Invalid).to_owned();
-            self.record(function, &detail, HostCallResult::Error { code, message: message.clone() });
-            return Err(host_error(ErrorCode::Invalid, message));
-        }
-        let id = self.next_message_id();
-        self.report.messages.push(make(id.clone()));
-        self.record(function, &detail, HostCallResult::Ok);
-        Ok(id)
+/// Authorizes and validates a message, then queues what `make` builds
+/// from the new message id.
+fn queue(
+    ctx: &mut HostCtx,
+    function: &str,
+    capability: Capability,
+    to: &str,
+    problem: Option<String>,
+    make: impl FnOnce(String) -> QueuedMessage,
+) -> Result<String, HostError> {
+    let detail = format!("to {to}");
+    if let Err(denial) = ctx.authorize(function, &detail, Need::Plain(capability)) {
+        return Err(host_error(ErrorCode::Denied, denial.to_string()));
     }
+    if let Some(message) = problem {
+        let code = code_name(ErrorCode::Invalid).to_owned();
+        ctx.record(function, &detail, HostCallResult::Error { code, message: message.clone() });
+        return Err(host_error(ErrorCode::Invalid, message));
+    }
+    let id = ctx.next_message_id();
+    ctx.report.messages.push(make(id.clone()));
+    ctx.record(function, &detail, HostCallResult::Ok);
+    Ok(id)
 }
 
 impl Host for HostCtx {
@@ -47,7 +47,7 @@ impl Host for HostCtx {
         self.charge(size)?;
         let problem = email_problem(&message);
         let to = message.to.clone();
-        Ok(self.queue("messaging.send-email", Capability::SendEmail, &to, problem, |id| QueuedMessage::Email {
+        Ok(queue(self, "messaging.send-email", Capability::SendEmail, &to, problem, |id| QueuedMessage::Email {
             id,
             to: message.to,
             subject: message.subject,
@@ -61,7 +61,7 @@ impl Host for HostCtx {
         self.charge(message.to.len() + message.body.len())?;
         let problem = sms_problem(&message);
         let to = message.to.clone();
-        Ok(self.queue("messaging.send-sms", Capability::SendSms, &to, problem, |id| QueuedMessage::Sms {
+        Ok(queue(self, "messaging.send-sms", Capability::SendSms, &to, problem, |id| QueuedMessage::Sms {
             id,
             to: message.to,
             body: message.body,
