@@ -30,9 +30,9 @@ pub enum Kind {
 /// The contract the projects build against: the newest WIT this binary
 /// serves.
 const WIT: [(&str, &str); 3] = [
-    ("host.wit", include_str!("../../wit/stepwise-plugin@0.1.0/host.wit")),
-    ("plugin.wit", include_str!("../../wit/stepwise-plugin@0.1.0/plugin.wit")),
-    ("types.wit", include_str!("../../wit/stepwise-plugin@0.1.0/types.wit")),
+    ("host.wit", include_str!("../../wit/stepwise-plugin@0.2.0/host.wit")),
+    ("plugin.wit", include_str!("../../wit/stepwise-plugin@0.2.0/plugin.wit")),
+    ("types.wit", include_str!("../../wit/stepwise-plugin@0.2.0/types.wit")),
 ];
 
 const README: &str = include_str!("../scaffold/README.md");

@@ -1,7 +1,9 @@
 //! The example plugins under `plugins/examples/`: the same chat step in
 //! Rust, JavaScript and Python, each built by its own command with its own
 //! tests run, uploaded to a real `stepwise serve`, and run side by side in
-//! one sequence against a chat that is busy at first.
+//! one sequence against a chat that is busy at first. The Rust example's
+//! 1.0.0, built for contract 0.1.0 before 0.2.0 existed and kept as built,
+//! runs in the same sequence next to its 1.1.0, built for 0.2.0.
 //!
 //! Building needs what an author of each language has: cargo with the
 //! `wasm32-wasip2` target, Node.js with npm, and Python 3 with pip (its
@@ -19,11 +21,50 @@ use serde_json::{Value, json};
 
 use support::{Api, Cluster, SmtpSink};
 
-/// Each example: its plugin id, its directory, its component once built.
-const EXAMPLES: [(&str, &str, &str); 3] = [
-    ("chat-notify", "chat-notify-rust", "target/examples/wasm32-wasip2/release/chat_notify.wasm"),
-    ("chat-notify-js", "chat-notify-js", "plugins/examples/chat-notify-js/chat-notify-js.wasm"),
-    ("chat-notify-py", "chat-notify-python", "plugins/examples/chat-notify-python/chat-notify-py.wasm"),
+/// One component the test uploads.
+struct Example {
+    /// The chat room it posts to.
+    room: &'static str,
+    /// Its plugin id.
+    id: &'static str,
+    /// Its own version.
+    version: &'static str,
+    /// The contract version it was built for.
+    wit: &'static str,
+    /// Its component, once built.
+    file: &'static str,
+}
+
+/// The components, in the sequence's order.
+const EXAMPLES: [Example; 4] = [
+    Example {
+        room: "rust",
+        id: "chat-notify",
+        version: "1.1.0",
+        wit: "0.2.0",
+        file: "target/examples/wasm32-wasip2/release/chat_notify.wasm",
+    },
+    Example {
+        room: "js",
+        id: "chat-notify-js",
+        version: "1.0.0",
+        wit: "0.2.0",
+        file: "plugins/examples/chat-notify-js/chat-notify-js.wasm",
+    },
+    Example {
+        room: "python",
+        id: "chat-notify-py",
+        version: "1.0.0",
+        wit: "0.2.0",
+        file: "plugins/examples/chat-notify-python/chat-notify-py.wasm",
+    },
+    Example {
+        room: "rust-0.1.0",
+        id: "chat-notify",
+        version: "1.0.0",
+        wit: "0.1.0",
+        file: "tests/fixtures/wit-0.1.0/chat-notify-1.0.0.wasm",
+    },
 ];
 
 fn root() -> PathBuf {
@@ -90,10 +131,10 @@ impl Chat {
     }
 }
 
-fn step(position: usize, plugin: &str, config: Value) -> Value {
+fn step(position: usize, plugin: &str, version: &str, config: Value) -> Value {
     json!({
-        "position": position, "name": format!("Tell the team ({plugin})"),
-        "plugin": {"id": plugin, "version": "^1"}, "config": config,
+        "position": position, "name": format!("Tell the team ({plugin} {version})"),
+        "plugin": {"id": plugin, "version": format!("={version}")}, "config": config,
         "timing": {"kind": "delay", "ms": 0}, "activation": "automatic", "owner": {"rule": "contact_owner"}
     })
 }
@@ -109,32 +150,38 @@ async fn the_examples_run_side_by_side_on_a_real_server() {
     let chat = Chat::default();
     let chat_base = chat.start().await;
 
-    for (id, _, file) in EXAMPLES {
+    for Example { id, version, file, .. } in EXAMPLES {
         let (status, added) = api.upload(std::fs::read(root().join(file)).unwrap()).await;
         assert_eq!(status, 201, "{id}: {added}");
         assert_eq!(added["id"], id);
-        assert_eq!(added["version"], "1.0.0");
+        assert_eq!(added["version"], version);
         let grant = json!({"enabled": true, "grant": {
             "capabilities": ["render-template", "http-fetch"], "http_allow": [format!("{chat_base}/chat/")]}});
         api.call(Method::PUT, &format!("/v1/plugins/{id}/account"), Some(grant)).await;
 
         // Each checks its config as the sequence is saved, at the field.
         let bad = json!({"name": format!("Broken {id}"), "steps": [
-            step(0, id, json!({"url": "ftp://chat.example.com", "text": "Hi {{contact.nickname}}"}))]});
+            step(0, id, version, json!({"url": "ftp://chat.example.com", "text": "Hi {{contact.nickname}}"}))]});
         let (status, refused) = api.send(Method::POST, "/v1/sequences", Some(bad)).await;
         assert_eq!(status, 422, "{id}: {refused}");
         let fields: Vec<&str> =
             refused["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
         assert!(fields.contains(&"/steps/0/config/url") && fields.contains(&"/steps/0/config/text"), "{id}: {refused}");
     }
+    // Both versions of the Rust example are served, each on its contract.
+    let listed = api.call(Method::GET, "/v1/plugins", None).await;
+    for Example { id, version, wit, .. } in EXAMPLES {
+        let found = listed["plugins"].as_array().unwrap().iter().find(|p| p["id"] == id && p["version"] == version);
+        assert_eq!(found.map(|p| p["wit_version"].clone()), Some(json!(wit)), "{id} {version}: {listed}");
+    }
 
     let me = api.call(Method::GET, "/v1/me", None).await["user"]["id"].as_str().unwrap().to_owned();
     let steps: Vec<Value> = EXAMPLES
         .iter()
         .enumerate()
-        .map(|(i, (id, _, _))| {
-            let config = json!({"url": format!("{chat_base}/chat/{id}"), "text": "New lead: {{contact.first_name}}"});
-            step(i, id, config)
+        .map(|(i, Example { room, id, version, .. })| {
+            let config = json!({"url": format!("{chat_base}/chat/{room}"), "text": "New lead: {{contact.first_name}}"});
+            step(i, id, version, config)
         })
         .collect();
     let seq = api.call(Method::POST, "/v1/sequences", Some(json!({"name": "Tell the team", "steps": steps}))).await;
@@ -163,22 +210,22 @@ async fn the_examples_run_side_by_side_on_a_real_server() {
     assert_eq!(done.0, "completed", "{}", done.1);
     let taken = chat.taken.lock().unwrap().clone();
     let rooms: Vec<&str> = taken.iter().map(|(room, _)| room.as_str()).collect();
-    assert_eq!(rooms, EXAMPLES.map(|(id, _, _)| id), "in the sequence's order: {taken:?}");
+    assert_eq!(rooms, EXAMPLES.map(|e| e.room), "in the sequence's order: {taken:?}");
     for (room, body) in &taken {
         assert_eq!(body["text"], "New lead: Ada", "{room}: rendered with the contact's tokens");
     }
     let tries = chat.tries.lock().unwrap().clone();
-    assert_eq!(tries.len(), 3, "one idempotency key per action: {tries:?}");
+    assert_eq!(tries.len(), EXAMPLES.len(), "one idempotency key per action: {tries:?}");
     assert!(tries.values().all(|n| *n == 2), "each tried again once: {tries:?}");
 
     let actions = done.1["actions"].as_array().cloned().unwrap_or_default();
-    assert_eq!(actions.len(), 3, "{actions:?}");
-    for (action, (id, _, _)) in actions.iter().zip(EXAMPLES) {
+    assert_eq!(actions.len(), EXAMPLES.len(), "{actions:?}");
+    for (action, Example { id, version, .. }) in actions.iter().zip(EXAMPLES) {
         assert_eq!(action["plugin_id"], id);
         assert_eq!(action["status"], "completed", "{action}");
         assert_eq!(action["result"], "posted");
         assert_eq!(action["attempts"], 2, "{action}");
         let read = api.call(Method::GET, &format!("/v1/actions/{}", action["id"].as_str().unwrap()), None).await;
-        assert_eq!(read["plugin_version"], "1.0.0", "{read}");
+        assert_eq!(read["plugin_version"], version, "{read}");
     }
 }

@@ -1,8 +1,8 @@
 // @TITLE@: a Stepwise step. It renders a message with the contact's tokens
 // and logs it; make `execute` do your step's work.
 
-import { log } from 'stepwise:plugin/log@0.1.0';
-import { check, render } from 'stepwise:plugin/templates@0.1.0';
+import { log } from 'stepwise:plugin/log@0.2.0';
+import { check, render } from 'stepwise:plugin/templates@0.2.0';
 import { problems } from './logic.js';
 
 const SCHEMA = {

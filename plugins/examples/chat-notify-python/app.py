@@ -1,6 +1,6 @@
 """Posts a message about the contact to a chat's incoming webhook (Slack,
 Mattermost, Google Chat, a Teams workflow), written in Python against
-`stepwise:plugin@0.1.0` and built with componentize-py."""
+`stepwise:plugin@0.2.0` and built with componentize-py."""
 
 import json
 

@@ -1,9 +1,9 @@
 // Posts a message about the contact to a chat's incoming webhook (Slack,
 // Mattermost, Google Chat, a Teams workflow), written in JavaScript against
-// `stepwise:plugin@0.1.0` and built with componentize-js.
+// `stepwise:plugin@0.2.0` and built with componentize-js.
 
-import { check, render } from 'stepwise:plugin/templates@0.1.0';
-import { fetch } from 'stepwise:plugin/http@0.1.0';
+import { check, render } from 'stepwise:plugin/templates@0.2.0';
+import { fetch } from 'stepwise:plugin/http@0.2.0';
 import { outcome, problems } from './answer.js';
 
 const SCHEMA = {
