@@ -316,3 +316,55 @@ async fn a_step_naming_a_type_or_user_the_account_lacks_is_refused_when_saved() 
     })
     .await;
 }
+
+/// A step on contract 0.2.0 reads the account it runs in from the store:
+/// its contact types, as renamed, and its users page by page, by id, never
+/// another account's.
+#[tokio::test]
+async fn a_step_reads_its_accounts_contact_types_and_users_from_the_store() {
+    for_each_backend(|store| async move {
+        let app = TestApp::spawn(store).await;
+        let w = &app.world;
+        for name in ["Alan", "Barbara", "Claude"] {
+            let email = format!("{}@example.com", name.to_lowercase());
+            w.user(User { name: name.into(), email, ..User::default() }).await;
+        }
+        let mut tx = w.store().begin().await.unwrap();
+        let other = tx.create_account("Globex", None, w.now()).await.unwrap().id;
+        let stranger = User { name: "Hank".into(), email: "hank@example.com".into(), ..User::default() };
+        let stranger = tx.create_user(&other, &stranger, w.now()).await.unwrap().id;
+        tx.commit().await.unwrap();
+        let types = app.get("/v1/contact-types", Some(&app.admin_key)).await;
+        let partners = types.json["contact_types"][2]["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/contact-types/{partners}");
+        let renamed = send(&app, Method::PUT, &path, &app.admin_key, Some(json!({"name": "Allies"}))).await;
+        assert_eq!(renamed.status, 200, "{}", renamed.text);
+
+        let caller = |config: Value| step("host-caller", config, Activation::Automatic, StepTiming::Delay { ms: 0 });
+        let steps = vec![caller(json!({"call": "contact-types"})), caller(json!({"call": "list-users", "limit": 2}))];
+        let seq = w.sequence(TimingMode::AfterPrevious, settings(), steps).await;
+        let contact = w.contact(|_| {}).await;
+        let enrollment = w.enroll(&contact, &seq).await;
+        w.run().await;
+
+        let typed = w.action(&enrollment.id, 0).await;
+        let names: Vec<&str> = typed.output.as_ref().unwrap()["contact_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Clients", "Employees", "Allies", "Vendors", "Other"]);
+
+        let listed = w.action(&enrollment.id, 1).await;
+        let output = listed.output.as_ref().unwrap_or_else(|| panic!("{listed:?}"));
+        let mut tx = w.store().begin_read().await.unwrap();
+        let mut ids: Vec<String> = tx.users(&w.account).await.unwrap().into_iter().map(|u| u.id).collect();
+        ids.sort();
+        assert_eq!(ids.len(), 5, "the admin, Grace and three more");
+        assert_eq!(output["users"], json!(ids), "every user once, by id");
+        assert_eq!(output["pages"], 3);
+        assert!(!output["users"].as_array().unwrap().contains(&json!(stranger)));
+    })
+    .await;
+}
