@@ -28,6 +28,14 @@ async fn an_admin_uploads_enables_and_grants_an_add_on_and_manages_users_and_key
                 fits_a_phone(&client).await;
                 // Upload from a file input, as a person would.
                 upload_add_on(&client, &base, stepwise_tests::add_ons::PROPOSAL_PAID, "proposal-paid").await;
+                // An add-on built for contract 0.1.0 is served beside the
+                // built-ins on 0.2.0, and each card says which it was built for.
+                let old = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/wit-0.1.0/chat-notify-1.0.0.wasm");
+                upload_add_on(&client, &base, old, "chat-notify").await;
+                let card = client.text_of("section:has(form[action='/admin/plugins/chat-notify'])").await;
+                assert!(card.contains("contract stepwise:plugin@0.1.0"), "{card}");
+                let card = client.text_of("section:has(form[action='/admin/plugins/webhook'])").await;
+                assert!(card.contains("contract stepwise:plugin@0.2.0"), "{card}");
                 // The webhook step may reach one origin: a bad entry is refused
                 // with what is wrong, a good one saved.
                 let webhook = "form[action='/admin/plugins/webhook']";

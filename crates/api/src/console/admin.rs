@@ -84,6 +84,7 @@ pub async fn plugins(
                 }
                 dl.facts {
                     dt { "Enabled" } dd { (if account["enabled"] == Value::Bool(true) { "yes" } else { "no" }) }
+                    dt { "Built for" } dd { "contract " code { "stepwise:plugin@" (text(p, "wit_version")) } }
                     dt { "Asks for" } dd { @if requested.is_empty() { "nothing" } @else { (requested.iter().map(|c| serde_json::to_string(c).unwrap_or_default()).collect::<Vec<_>>().join(", ")) } }
                     dt { "Results" } dd { (manifest["results"].as_array().map(|r| r.iter().map(|r| text(r, "code")).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
                 }
