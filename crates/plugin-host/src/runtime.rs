@@ -715,7 +715,7 @@ impl Invocation {
     /// contact types found in `directory`.
     pub fn validating(grant: Arc<AccountGrant>, account_id: &str, directory: Arc<dyn Directory>) -> Self {
         let step = StepContext { account_id: account_id.to_owned(), ..StepContext::default() };
-        Self { step, directory, ..Self::detached_arc(grant) }
+        Self { grant, step, subject: Subject::default(), directory, effects: None }
     }
 }
 
